@@ -1,0 +1,65 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for the user and the transports (exit codes,
+// HTTP statuses). Adapters translate their own failures into one of these.
+type Code string
+
+const (
+	CodeInvalid      Code = "invalid"
+	CodeNotFound     Code = "not found"
+	CodeConflict     Code = "conflict"
+	CodeForbidden    Code = "forbidden"
+	CodeUnavailable  Code = "not available"
+	CodeInternal     Code = "internal"
+	CodeDamaged      Code = "damaged"
+	CodeIncompatible Code = "incompatible"
+)
+
+// Error is what a user is shown: a code and one clear sentence. The wrapped
+// cause goes to logs only.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error whose message is formatted; a %w verb keeps the cause.
+func Errorf(code Code, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	msg := err.Error()
+	return &Error{Code: code, Message: msg, Err: errors.Unwrap(err)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or
+// CodeInternal for anything else.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns what the user should read: the message of the first
+// *Error in err's chain, or a generic sentence that hides internals.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error (see the bot's log)"
+}
