@@ -1,0 +1,197 @@
+package archive
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Writer writes an archive. Members may be written from several goroutines
+// at once; each compresses and seals its own chunks, and only the append to
+// the file is serialised.
+type Writer struct {
+	mu       sync.Mutex
+	w        io.Writer
+	off      int64
+	err      error
+	members  []Member
+	names    map[string]bool
+	seal     *sealer
+	enc      *zstd.Encoder
+	header   [32]byte
+	finished bool
+}
+
+var encoderOnce = sync.OnceValues(func() (*zstd.Encoder, error) {
+	// EncodeAll is safe for concurrent use; one encoder serves every writer.
+	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true))
+})
+
+// NewWriter writes h to w and returns a Writer for the members. With a
+// non-empty passphrase every chunk and the manifest are encrypted.
+func NewWriter(w io.Writer, h Header, passphrase string) (*Writer, error) {
+	enc, err := encoderOnce()
+	if err != nil {
+		return nil, err
+	}
+	aw := &Writer{w: w, enc: enc, names: map[string]bool{}}
+	h.Format = FormatVersion
+	if passphrase != "" {
+		salt := make([]byte, 16)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		check, err := keyCheck(passphrase, salt)
+		if err != nil {
+			return nil, err
+		}
+		if aw.seal, err = newSealer(passphrase, salt); err != nil {
+			return nil, err
+		}
+		h.Encryption = &Encryption{Alg: "aes-256-gcm/hkdf-sha256", Salt: salt, KeyCheck: check}
+	}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	aw.header = sha256.Sum256(hb)
+	var lenBuf [4]byte
+	binary.BigEndian.PutUint32(lenBuf[:], uint32(len(hb)))
+	if err := aw.append([]byte(magic), lenBuf[:], hb); err != nil {
+		return nil, err
+	}
+	return aw, nil
+}
+
+func (aw *Writer) append(parts ...[]byte) error {
+	if aw.err != nil {
+		return aw.err
+	}
+	for _, p := range parts {
+		n, err := aw.w.Write(p)
+		aw.off += int64(n)
+		if err != nil {
+			aw.err = fmt.Errorf("write archive: %w", err)
+			return aw.err
+		}
+	}
+	return nil
+}
+
+// encode compresses and, with a key, seals one chunk's content.
+func (aw *Writer) encode(raw []byte, aad string) []byte {
+	z := aw.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+	if aw.seal == nil {
+		return z
+	}
+	return aw.seal.seal(make([]byte, 0, len(z)+64), z, aad)
+}
+
+func (aw *Writer) writeChunk(stored []byte, raw int) (ChunkRef, error) {
+	sum := sha256.Sum256(stored)
+	aw.mu.Lock()
+	defer aw.mu.Unlock()
+	ref := ChunkRef{Offset: aw.off, Length: int64(len(stored)), Raw: int64(raw), SHA256: hex.EncodeToString(sum[:])}
+	return ref, aw.append(stored)
+}
+
+// Create starts a member. Names must be unique.
+func (aw *Writer) Create(name string) (*MemberWriter, error) {
+	aw.mu.Lock()
+	defer aw.mu.Unlock()
+	if aw.names[name] {
+		return nil, fmt.Errorf("archive member %q written twice", name)
+	}
+	aw.names[name] = true
+	return &MemberWriter{aw: aw, m: Member{Name: name}, sum: sha256.New(), buf: make([]byte, 0, ChunkSize)}, nil
+}
+
+// MemberWriter streams one member's content into chunks.
+type MemberWriter struct {
+	aw  *Writer
+	m   Member
+	sum hash.Hash
+	buf []byte
+}
+
+func (mw *MemberWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	mw.sum.Write(p)
+	mw.m.Bytes += int64(n)
+	for len(p) > 0 {
+		k := min(cap(mw.buf)-len(mw.buf), len(p))
+		mw.buf = append(mw.buf, p[:k]...)
+		p = p[k:]
+		if len(mw.buf) == cap(mw.buf) {
+			if err := mw.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (mw *MemberWriter) flush() error {
+	if len(mw.buf) == 0 {
+		return nil
+	}
+	stored := mw.aw.encode(mw.buf, chunkAAD(mw.m.Name, len(mw.m.Chunks)))
+	ref, err := mw.aw.writeChunk(stored, len(mw.buf))
+	if err != nil {
+		return err
+	}
+	mw.m.Chunks = append(mw.m.Chunks, ref)
+	mw.buf = mw.buf[:0]
+	return nil
+}
+
+// Close writes what is buffered and records the member.
+func (mw *MemberWriter) Close() (Member, error) {
+	if err := mw.flush(); err != nil {
+		return Member{}, err
+	}
+	mw.m.SHA256 = hex.EncodeToString(mw.sum.Sum(nil))
+	mw.aw.mu.Lock()
+	mw.aw.members = append(mw.aw.members, mw.m)
+	mw.aw.mu.Unlock()
+	mw.buf = nil
+	return mw.m, nil
+}
+
+// Finish writes the manifest with meta and the trailer. Members still open
+// are not in the manifest.
+func (aw *Writer) Finish(meta any) error {
+	aw.mu.Lock()
+	defer aw.mu.Unlock()
+	if aw.finished {
+		return errors.New("archive already finished")
+	}
+	aw.finished = true
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("encode manifest meta: %w", err)
+	}
+	body, err := json.Marshal(Manifest{Members: aw.members, Meta: mb})
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	stored := aw.encode(body, manifestAAD)
+	sum := sha256.Sum256(stored)
+	var t [trailerSize]byte
+	binary.BigEndian.PutUint64(t[0:8], uint64(aw.off))
+	binary.BigEndian.PutUint64(t[8:16], uint64(len(stored)))
+	copy(t[16:48], aw.header[:])
+	copy(t[48:80], sum[:])
+	copy(t[80:88], endMagic)
+	return aw.append(stored, t[:])
+}

@@ -1,0 +1,614 @@
+package pgschema
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier is a connection or transaction to read catalogues through.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// SessionParams are set on every engine connection, as pg_dump does: an
+// empty search_path makes the server qualify every name it prints, and fixed
+// output formats make COPY text identical between a dump and its restore.
+var SessionParams = map[string]string{
+	"search_path":                         "",
+	"DateStyle":                           "ISO",
+	"IntervalStyle":                       "postgres",
+	"extra_float_digits":                  "3",
+	"TimeZone":                            "UTC",
+	"client_encoding":                     "UTF8",
+	"bytea_output":                        "hex",
+	"standard_conforming_strings":         "on",
+	"synchronize_seqscans":                "off", // a scan must start at the table's first page, or checksums differ
+	"check_function_bodies":               "off", // functions may name tables created after them
+	"statement_timeout":                   "0",
+	"idle_in_transaction_session_timeout": "0",
+	"row_security":                        "off",
+	"application_name":                    "relbot",
+}
+
+// Connect opens a connection with SessionParams.
+func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cfg, err := ConnConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// ConnConfig parses dsn and adds SessionParams.
+func ConnConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("malformed database URL: %w", redactDSNError(err))
+	}
+	for k, v := range SessionParams {
+		cfg.RuntimeParams[k] = v
+	}
+	return cfg, nil
+}
+
+// redactDSNError drops pgx's echo of the connection string, which may hold a
+// password.
+func redactDSNError(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 && strings.Contains(msg[:i], "cannot parse") {
+		return fmt.Errorf("cannot parse connection string: %s", msg[i+2:])
+	}
+	return err
+}
+
+const userSchema = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+	AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%'`
+
+func notExtensionMember(class, oid string) string {
+	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend ed
+		WHERE ed.classid = '%s'::regclass AND ed.objid = %s AND ed.deptype = 'e')`, class, oid)
+}
+
+// Inspect reads the whole schema of the database q is connected to. Run it
+// inside the snapshot the data is read in, so that both agree.
+func Inspect(ctx context.Context, q Querier) (*Schema, error) {
+	s := &Schema{}
+	if err := q.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int`).
+		Scan(&s.ServerVersion, &s.ServerVersionNum); err != nil {
+		return nil, fmt.Errorf("server version: %w", err)
+	}
+	steps := []struct {
+		what string
+		fn   func(context.Context, Querier) error
+	}{
+		{"schemas", s.readNamespaces},
+		{"extensions", s.readExtensions},
+		{"enums", s.readEnums},
+		{"domains", s.readDomains},
+		{"composite types", s.readComposites},
+		{"functions", s.readFunctions},
+		{"tables", s.readTables},
+		{"sequences", s.readSequences},
+		{"views", s.readViews},
+		{"unsupported objects", s.readUnsupported},
+	}
+	for _, st := range steps {
+		if err := st.fn(ctx, q); err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", st.what, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Schema) warnf(format string, args ...any) {
+	s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (s *Schema) readNamespaces(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '')
+		FROM pg_catalog.pg_namespace n
+		WHERE `+userSchema+` AND `+notExtensionMember("pg_namespace", "n.oid")+`
+		ORDER BY n.nspname`)
+	if err != nil {
+		return err
+	}
+	s.Schemas, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Namespace, error) {
+		var ns Namespace
+		err := r.Scan(&ns.Name, &ns.Comment)
+		// public's own comment is the server's default, not the user's.
+		if ns.Name == "public" && ns.Comment == "standard public schema" {
+			ns.Comment = ""
+		}
+		return ns, err
+	})
+	return err
+}
+
+func (s *Schema) readExtensions(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT e.extname, n.nspname, e.extversion
+		FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+		WHERE e.extname <> 'plpgsql' ORDER BY e.extname`)
+	if err != nil {
+		return err
+	}
+	s.Extensions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Extension, error) {
+		var e Extension
+		return e, r.Scan(&e.Name, &e.Schema, &e.Version)
+	})
+	return err
+}
+
+func (s *Schema) readEnums(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname,
+			array(SELECT e.enumlabel FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+			coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), '')
+		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+		WHERE t.typtype = 'e' AND `+userSchema+` AND `+notExtensionMember("pg_type", "t.oid")+`
+		ORDER BY n.nspname, t.typname`)
+	if err != nil {
+		return err
+	}
+	s.Enums, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Enum, error) {
+		var e Enum
+		return e, r.Scan(&e.Schema, &e.Name, &e.Labels, &e.Comment)
+	})
+	return err
+}
+
+const collationOf = `(SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+	FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = %s)`
+
+func (s *Schema) readDomains(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname, pg_catalog.format_type(t.typbasetype, t.typtypmod),
+			t.typnotnull, coalesce(t.typdefault, ''),
+			CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN `+fmt.Sprintf(collationOf, "t.typcollation")+` ELSE '' END,
+			coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), ''),
+			array(SELECT c.conname FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname),
+			array(SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname)
+		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+		JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
+		WHERE t.typtype = 'd' AND `+userSchema+` AND `+notExtensionMember("pg_type", "t.oid")+`
+		ORDER BY n.nspname, t.typname`)
+	if err != nil {
+		return err
+	}
+	s.Domains, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Domain, error) {
+		var d Domain
+		var names, defs []string
+		if err := r.Scan(&d.Schema, &d.Name, &d.BaseType, &d.NotNull, &d.Default, &d.Collation, &d.Comment, &names, &defs); err != nil {
+			return d, err
+		}
+		for i := range names {
+			d.Checks = append(d.Checks, Constraint{Name: names[i], Type: "c", Def: defs[i]})
+		}
+		return d, nil
+	})
+	return err
+}
+
+func (s *Schema) readComposites(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname, coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), ''),
+			array(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+			array(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+		JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+		WHERE t.typtype = 'c' AND c.relkind = 'c' AND `+userSchema+` AND `+notExtensionMember("pg_type", "t.oid")+`
+		ORDER BY n.nspname, t.typname`)
+	if err != nil {
+		return err
+	}
+	s.Composites, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Composite, error) {
+		var c Composite
+		var names, types []string
+		if err := r.Scan(&c.Schema, &c.Name, &c.Comment, &names, &types); err != nil {
+			return c, err
+		}
+		for i := range names {
+			c.Attributes = append(c.Attributes, Column{Name: names[i], Type: types[i]})
+		}
+		return c, nil
+	})
+	return err
+}
+
+func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, p.proname, p.oid::regprocedure::text, p.prokind,
+			CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END,
+			coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
+		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		WHERE `+userSchema+` AND `+notExtensionMember("pg_proc", "p.oid")+`
+		ORDER BY n.nspname, p.proname, p.oid::regprocedure::text`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var f Function
+		var kind string
+		if err := rows.Scan(&f.Schema, &f.Name, &f.Signature, &kind, &f.Def, &f.Comment); err != nil {
+			rows.Close()
+			return err
+		}
+		switch kind {
+		case "p":
+			f.Kind = "PROCEDURE"
+		case "a":
+			s.warnf("aggregate %s is not restored", f.Signature)
+			continue
+		default:
+			f.Kind = "FUNCTION"
+		}
+		s.Functions = append(s.Functions, f)
+	}
+	return rows.Err()
+}
+
+func (s *Schema) readTables(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence = 'u',
+			coalesce(c.reloptions, '{}'), coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), ''),
+			pg_catalog.pg_relation_size(c.oid)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'f') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return err
+	}
+	var oids []uint32
+	byOID := map[uint32]int{}
+	for rows.Next() {
+		var oid uint32
+		var kind string
+		var t Table
+		if err := rows.Scan(&oid, &t.Schema, &t.Name, &kind, &t.Unlogged, &t.Options, &t.Comment, &t.Bytes); err != nil {
+			rows.Close()
+			return err
+		}
+		switch kind {
+		case "p":
+			s.warnf("partitioned table %s: its partitions are backed up as plain tables; the partitioning itself is not restored", t.Key())
+			continue
+		case "f":
+			s.warnf("foreign table %s is not backed up", t.Key())
+			continue
+		}
+		byOID[oid] = len(s.Tables)
+		oids = append(oids, oid)
+		s.Tables = append(s.Tables, t)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(oids) == 0 {
+		return nil
+	}
+	if err := s.readColumns(ctx, q, oids, byOID); err != nil {
+		return err
+	}
+	if err := s.readConstraints(ctx, q, oids, byOID); err != nil {
+		return err
+	}
+	if err := readIndexes(ctx, q, oids, func(rel uint32, ix Index) {
+		t := &s.Tables[byOID[rel]]
+		t.Indexes = append(t.Indexes, ix)
+	}); err != nil {
+		return err
+	}
+	return s.readTriggers(ctx, q, oids, byOID)
+}
+
+func (s *Schema) readColumns(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+			coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text,
+			CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN `+fmt.Sprintf(collationOf, "a.attcollation")+` ELSE '' END,
+			coalesce(pg_catalog.col_description(a.attrelid, a.attnum), '')
+		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attrelid, a.attnum`, oids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var rel uint32
+		var c Column
+		var def string
+		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Collation, &c.Comment); err != nil {
+			rows.Close()
+			return err
+		}
+		if c.Generated == "s" {
+			c.Generated = def
+		} else {
+			c.Generated = ""
+			c.Default = def
+		}
+		t := &s.Tables[byOID[rel]]
+		t.Columns = append(t.Columns, c)
+	}
+	return rows.Err()
+}
+
+func (s *Schema) readConstraints(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
+	rows, err := q.Query(ctx, `SELECT co.conrelid, co.conname, co.contype::text, pg_catalog.pg_get_constraintdef(co.oid),
+			array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(num, ord)
+				JOIN pg_catalog.pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.num ORDER BY k.ord),
+			coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
+			coalesce(pg_catalog.obj_description(co.oid, 'pg_constraint'), ''), co.conislocal
+		FROM pg_catalog.pg_constraint co
+		LEFT JOIN pg_catalog.pg_class rc ON rc.oid = co.confrelid
+		LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+		WHERE co.conrelid = ANY($1) AND co.contype IN ('p', 'u', 'c', 'f', 'x')
+		ORDER BY co.conrelid, co.conname`, oids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var rel uint32
+		var c Constraint
+		var refSchema, refTable string
+		var local bool
+		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.Def, &c.Columns, &refSchema, &refTable, &c.Comment, &local); err != nil {
+			rows.Close()
+			return err
+		}
+		t := &s.Tables[byOID[rel]]
+		if !local {
+			s.warnf("inherited constraint %s on %s is not restored", c.Name, t.Key())
+			continue
+		}
+		if refTable != "" {
+			c.References = Ident(refSchema, refTable)
+		}
+		if c.Type == "p" {
+			t.PrimaryKey = c.Columns
+		}
+		t.Constraints = append(t.Constraints, c)
+	}
+	return rows.Err()
+}
+
+func readIndexes(ctx context.Context, q Querier, oids []uint32, add func(uint32, Index)) error {
+	rows, err := q.Query(ctx, `SELECT i.indrelid, ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
+			coalesce(pg_catalog.obj_description(ic.oid, 'pg_class'), ''), i.indisvalid
+		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
+			WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p', 'u', 'x'))
+		ORDER BY i.indrelid, ic.relname`, oids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var rel uint32
+		var ix Index
+		var valid bool
+		if err := rows.Scan(&rel, &ix.Name, &ix.Def, &ix.Comment, &valid); err != nil {
+			rows.Close()
+			return err
+		}
+		if !valid {
+			continue // a failed CREATE INDEX CONCURRENTLY leaves one behind; pg_dump skips it too
+		}
+		add(rel, ix)
+	}
+	return rows.Err()
+}
+
+func (s *Schema) readTriggers(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
+	rows, err := q.Query(ctx, `SELECT tg.tgrelid, tg.tgname, pg_catalog.pg_get_triggerdef(tg.oid), tg.tgenabled::text,
+			coalesce(pg_catalog.obj_description(tg.oid, 'pg_trigger'), '')
+		FROM pg_catalog.pg_trigger tg
+		WHERE tg.tgrelid = ANY($1) AND NOT tg.tgisinternal
+		ORDER BY tg.tgrelid, tg.tgname`, oids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var rel uint32
+		var tg Trigger
+		if err := rows.Scan(&rel, &tg.Name, &tg.Def, &tg.Enabled, &tg.Comment); err != nil {
+			rows.Close()
+			return err
+		}
+		t := &s.Tables[byOID[rel]]
+		t.Triggers = append(t.Triggers, tg)
+	}
+	return rows.Err()
+}
+
+func (s *Schema) readSequences(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_catalog.format_type(sq.seqtypid, NULL),
+			sq.seqstart, sq.seqincrement, sq.seqmin, sq.seqmax, sq.seqcache, sq.seqcycle,
+			coalesce(tn.nspname, ''), coalesce(tc.relname, ''), coalesce(ta.attname, ''), coalesce(d.deptype = 'i', false),
+			coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '')
+		FROM pg_catalog.pg_sequence sq
+		JOIN pg_catalog.pg_class c ON c.oid = sq.seqrelid
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+			AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+		LEFT JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid
+		LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace
+		LEFT JOIN pg_catalog.pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid
+		WHERE `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var sq Sequence
+		var ownerSchema, ownerTable string
+		if err := rows.Scan(&sq.Schema, &sq.Name, &sq.Type, &sq.Start, &sq.Increment, &sq.Min, &sq.Max, &sq.Cache, &sq.Cycle,
+			&ownerSchema, &ownerTable, &sq.OwnerColumn, &sq.Identity, &sq.Comment); err != nil {
+			rows.Close()
+			return err
+		}
+		if ownerTable != "" {
+			sq.OwnerTable = Ident(ownerSchema, ownerTable)
+		}
+		s.Sequences = append(s.Sequences, sq)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range s.Sequences {
+		sq := &s.Sequences[i]
+		if err := q.QueryRow(ctx, `SELECT last_value, is_called FROM `+Ident(sq.Schema, sq.Name)).Scan(&sq.LastValue, &sq.IsCalled); err != nil {
+			return fmt.Errorf("sequence %s: %w", Key(sq.Schema, sq.Name), err)
+		}
+		if sq.Identity {
+			for ti := range s.Tables {
+				t := &s.Tables[ti]
+				if t.QualifiedName() == sq.OwnerTable {
+					if c := t.Column(sq.OwnerColumn); c != nil {
+						c.IdentitySequence = Ident(sq.Schema, sq.Name)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Schema) readViews(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid), c.relkind = 'm',
+			coalesce(c.reloptions, '{}'), coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), ''),
+			array(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+				AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum),
+			array(SELECT pg_catalog.col_description(c.oid, a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid
+				AND a.attnum > 0 AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('v', 'm') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return err
+	}
+	var views []View
+	var oids []uint32
+	for rows.Next() {
+		var oid uint32
+		var v View
+		var names, comments []string
+		if err := rows.Scan(&oid, &v.Schema, &v.Name, &v.Def, &v.Materialized, &v.Options, &v.Comment, &names, &comments); err != nil {
+			rows.Close()
+			return err
+		}
+		for i := range names {
+			if v.ColumnComments == nil {
+				v.ColumnComments = map[string]string{}
+			}
+			v.ColumnComments[names[i]] = comments[i]
+		}
+		views = append(views, v)
+		oids = append(oids, oid)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(views) == 0 {
+		return nil
+	}
+	index := map[uint32]int{}
+	for i, oid := range oids {
+		index[oid] = i
+	}
+	if err := readIndexes(ctx, q, oids, func(rel uint32, ix Index) {
+		v := &views[index[rel]]
+		v.Indexes = append(v.Indexes, ix)
+	}); err != nil {
+		return err
+	}
+	deps := map[int][]int{}
+	drows, err := q.Query(ctx, `SELECT DISTINCT r.ev_class, d.refobjid
+		FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+		WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+			AND d.refobjid <> r.ev_class AND r.ev_class = ANY($1)`, oids)
+	if err != nil {
+		return err
+	}
+	for drows.Next() {
+		var view, ref uint32
+		if err := drows.Scan(&view, &ref); err != nil {
+			drows.Close()
+			return err
+		}
+		if j, ok := index[ref]; ok {
+			deps[index[view]] = append(deps[index[view]], j)
+		}
+	}
+	if err := drows.Err(); err != nil {
+		return err
+	}
+	// Depth-first topological order; names sort the rest so output is stable.
+	state := make([]int, len(views)) // 0 new, 1 visiting, 2 done
+	var visit func(int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return
+		}
+		state[i] = 1
+		sort.Ints(deps[i])
+		for _, j := range deps[i] {
+			visit(j)
+		}
+		state[i] = 2
+		s.Views = append(s.Views, views[i])
+	}
+	for i := range views {
+		visit(i)
+	}
+	return nil
+}
+
+// readUnsupported lists what exists in the database but is not restored, so
+// that the manifest says so instead of dropping it silently.
+func (s *Schema) readUnsupported(ctx context.Context, q Querier) error {
+	checks := []struct{ sql, msg string }{
+		{`SELECT n.nspname || '.' || c.relname || ' (' || p.polname || ')' FROM pg_catalog.pg_policy p
+			JOIN pg_catalog.pg_class c ON c.oid = p.polrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1`,
+			"row-level security policy %s is not restored"},
+		{`SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relrowsecurity AND ` + userSchema + ` ORDER BY 1`,
+			"row-level security on %s is not enabled after a restore"},
+		{`SELECT n.nspname || '.' || c.relname || ' (' || r.rulename || ')' FROM pg_catalog.pg_rewrite r
+			JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE r.rulename <> '_RETURN' AND ` + userSchema + ` ORDER BY 1`,
+			"rule %s is not restored"},
+		{`SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_catalog.pg_inherits i
+			JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE NOT c.relispartition ORDER BY 1`,
+			"table %s inherits from another table; the inheritance is not restored"},
+		{`SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'v', 'm', 'S') AND ` + userSchema + ` ORDER BY 1`,
+			"privileges granted on %s are not restored"},
+		{`SELECT DISTINCT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+				AND c.relkind IN ('r', 'v', 'm', 'S') AND ` + userSchema + ` ORDER BY 1`,
+			"objects owned by role %s will be owned by the restoring role"},
+		{`SELECT count(*)::text || ' large objects' FROM pg_catalog.pg_largeobject_metadata HAVING count(*) > 0`,
+			"%s are not backed up"},
+		{`SELECT evtname FROM pg_catalog.pg_event_trigger ORDER BY 1`,
+			"event trigger %s is not restored"},
+		{`SELECT pubname FROM pg_catalog.pg_publication ORDER BY 1`,
+			"publication %s is not restored"},
+	}
+	for _, c := range checks {
+		rows, err := q.Query(ctx, c.sql)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			s.warnf(c.msg, n)
+		}
+	}
+	return nil
+}
