@@ -1,0 +1,188 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+// BackupView is what --json prints for a backup.
+type BackupView struct {
+	ID         string                `json:"id"`
+	App        string                `json:"app"`
+	Env        string                `json:"env"`
+	Kind       release.BackupKind    `json:"kind"`
+	CreatedBy  string                `json:"created_by"`
+	CreatedAt  time.Time             `json:"created_at"`
+	Size       int64                 `json:"size"`
+	SHA256     string                `json:"sha256"`
+	VerifiedAt *time.Time            `json:"verified_at,omitempty"`
+	Release    string                `json:"release,omitempty"`
+	Manifest   release.BackupSummary `json:"manifest"`
+}
+
+func backupView(b *release.Backup) BackupView {
+	return BackupView{
+		ID: b.ID, App: b.App, Env: b.Env, Kind: b.Kind, CreatedBy: b.CreatedBy, CreatedAt: b.CreatedAt,
+		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, Release: b.ReleaseID, Manifest: b.Manifest,
+	}
+}
+
+// VerifyView is what --json prints for a backup verify.
+type VerifyView struct {
+	Backup   BackupView `json:"backup"`
+	OK       bool       `json:"ok"`
+	Tables   int        `json:"tables"`
+	Rows     int64      `json:"rows"`
+	Files    int        `json:"files"`
+	Problems []string   `json:"problems"`
+	Seconds  float64    `json:"seconds"`
+}
+
+// RestoreView is what --json prints for a backup restore.
+type RestoreView struct {
+	Backup   BackupView `json:"backup"`
+	Into     string     `json:"into"`
+	Done     bool       `json:"done"` // false: accepted, runs later (approval)
+	Mode     string     `json:"mode,omitempty"`
+	Tables   int        `json:"tables"`
+	Rows     int64      `json:"rows"`
+	Files    int        `json:"files"`
+	Seconds  float64    `json:"seconds"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCreate) (Reply, error) {
+	b, err := d.Service.CreateBackup(ctx, req.User, c.App, c.Env, release.BackupManual)
+	if err != nil {
+		return Reply{}, err
+	}
+	if b == nil {
+		return Reply{}, release.Errorf(release.CodeInternal, "backup of %s %s: no record returned", c.App, c.Env)
+	}
+	m := b.Manifest
+	fields := []Field{
+		{"Backup", b.ID},
+		{"Environment", b.App + " " + b.Env},
+		{"Size", humanBytes(b.Size)},
+		{"Database", fmt.Sprintf("%s %s, %s %s", count(m.Tables), plural(m.Tables, "table", "tables"), count(m.Rows), plural(m.Rows, "row", "rows"))},
+		{"Storage", fmt.Sprintf("%s %s, %s", count(m.Files), plural(m.Files, "file", "files"), humanBytes(m.FileBytes))},
+		{"Took", humanDuration(m.Duration)},
+		{"SHA-256", b.SHA256},
+	}
+	r := newReply(fmt.Sprintf("Backup %s of %s %s created", b.ID, b.App, b.Env), fields, nil, backupView(b),
+		append(warningLines(m.Warnings), "", fmt.Sprintf("Check it can be restored: backup verify %s", b.ID))...)
+	r.Public = true
+	return r, nil
+}
+
+func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (Reply, error) {
+	bs, err := d.Service.ListBackups(ctx, c.App, c.Env)
+	if err != nil {
+		return Reply{}, err
+	}
+	views := make([]BackupView, 0, len(bs))
+	table := &Table{Columns: []string{"ID", "Kind", "Created", "By", "Size", "Tables", "Rows", "Files", "Verified"}}
+	now := d.now()
+	for _, b := range bs {
+		if b == nil {
+			continue
+		}
+		views = append(views, backupView(b))
+		verified := "never"
+		if b.VerifiedAt != nil {
+			verified = ago(*b.VerifiedAt, now)
+		}
+		kind := string(b.Kind)
+		if b.ReleaseID != "" {
+			kind += " (" + b.ReleaseID + ")"
+		}
+		table.Rows = append(table.Rows, []string{
+			b.ID, kind, d.when(b.CreatedAt), b.CreatedBy, humanBytes(b.Size),
+			count(b.Manifest.Tables), count(b.Manifest.Rows), count(b.Manifest.Files), verified,
+		})
+	}
+	if len(views) == 0 {
+		return newReply(fmt.Sprintf("No backups of %s %s yet.", c.App, c.Env), nil, nil, views,
+			fmt.Sprintf("Take one with: backup create %s %s", c.App, c.Env)), nil
+	}
+	title := fmt.Sprintf("%d %s of %s %s, newest first", len(views), plural(len(views), "backup", "backups"), c.App, c.Env)
+	return newReply(title, nil, table, views), nil
+}
+
+func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVerify) (Reply, error) {
+	b, rep, err := d.Service.VerifyBackup(ctx, req.User, c.Backup)
+	if err != nil {
+		return Reply{}, err
+	}
+	if b == nil || rep == nil {
+		return Reply{}, release.Errorf(release.CodeInternal, "verify of %s: no report returned", c.Backup)
+	}
+	view := VerifyView{Backup: backupView(b), OK: rep.OK(), Tables: rep.Tables, Rows: rep.Rows, Files: rep.Files,
+		Problems: append([]string{}, rep.Problems...), Seconds: rep.Duration.Seconds()}
+	fields := []Field{
+		{"Backup", fmt.Sprintf("%s (%s %s, %s, %s)", b.ID, b.App, b.Env, b.Kind, d.when(b.CreatedAt))},
+		{"Restored", fmt.Sprintf("%s %s, %s %s, %s %s", count(rep.Tables), plural(rep.Tables, "table", "tables"),
+			count(rep.Rows), plural(rep.Rows, "row", "rows"), count(rep.Files), plural(rep.Files, "file", "files"))},
+		{"Took", humanDuration(rep.Duration)},
+	}
+	if rep.OK() {
+		return newReply(fmt.Sprintf("Backup %s verified: it restores and matches its manifest", b.ID), fields, nil, view), nil
+	}
+	lines := []string{"", fmt.Sprintf("%d %s:", len(rep.Problems), plural(len(rep.Problems), "problem", "problems"))}
+	for _, p := range rep.Problems {
+		lines = append(lines, "  - "+p)
+	}
+	r := newReply(fmt.Sprintf("Backup %s FAILED verification", b.ID), fields, nil, view, lines...)
+	r.Public = true // a damaged backup concerns everyone who may need it
+	return r, release.Errorf(release.CodeDamaged, "backup %s failed verification: %d %s",
+		b.ID, len(rep.Problems), plural(len(rep.Problems), "problem", "problems"))
+}
+
+func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
+	b, rep, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
+	if err != nil {
+		return Reply{}, err
+	}
+	if b == nil {
+		return Reply{}, release.Errorf(release.CodeInternal, "restore of %s: no record returned", c.Backup)
+	}
+	into := c.Into
+	if into == "" {
+		into = b.Env
+	}
+	view := RestoreView{Backup: backupView(b), Into: into}
+	if rep == nil {
+		// Accepted but not run yet, e.g. waiting for approvals.
+		r := newReply(fmt.Sprintf("Restore of backup %s into %s %s requested", b.ID, b.App, into), nil, nil, view,
+			"It runs once approved; progress is posted in the app's channel.")
+		r.Public = true
+		return r, nil
+	}
+	view.Done, view.Mode, view.Tables, view.Rows, view.Files = true, rep.Mode, rep.Tables, rep.Rows, rep.Files
+	view.Seconds, view.Warnings = rep.Duration.Seconds(), rep.Warnings
+	fields := []Field{
+		{"Backup", fmt.Sprintf("%s (%s %s, %s, %s)", b.ID, b.App, b.Env, b.Kind, d.when(b.CreatedAt))},
+		{"Into", b.App + " " + into},
+		{"Mode", rep.Mode},
+		{"Restored", fmt.Sprintf("%s %s, %s %s, %s %s", count(rep.Tables), plural(rep.Tables, "table", "tables"),
+			count(rep.Rows), plural(rep.Rows, "row", "rows"), count(rep.Files), plural(rep.Files, "file", "files"))},
+		{"Took", humanDuration(rep.Duration)},
+	}
+	r := newReply(fmt.Sprintf("Backup %s restored into %s %s", b.ID, b.App, into), fields, nil, view, warningLines(rep.Warnings)...)
+	r.Public = true
+	return r, nil
+}
+
+func warningLines(ws []string) []string {
+	if len(ws) == 0 {
+		return nil
+	}
+	lines := []string{"", fmt.Sprintf("%d %s:", len(ws), plural(len(ws), "warning", "warnings"))}
+	for _, w := range ws {
+		lines = append(lines, "  - "+w)
+	}
+	return lines
+}

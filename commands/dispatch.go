@@ -1,0 +1,179 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+// Service is what the commands need from the domain.
+type Service interface {
+	Apps() []*release.App
+	App(name string) (*release.App, error)
+	CreateBackup(ctx context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error)
+	ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error)
+	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
+	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, error)
+}
+
+// Dispatcher runs commands against a Service. Only help works without one.
+type Dispatcher struct {
+	Service Service
+	// Now and Location are for showing times; nil means time.Now and
+	// time.Local.
+	Now      func() time.Time
+	Location *time.Location
+}
+
+// handler runs one kind of command; cmd's dynamic type matches the key it
+// is registered under in handlers.
+type handler func(d *Dispatcher, ctx context.Context, req Request, cmd Command) (Reply, error)
+
+// on adapts a handler of one concrete command type.
+func on[C Command](f func(*Dispatcher, context.Context, Request, C) (Reply, error)) handler {
+	return func(d *Dispatcher, ctx context.Context, req Request, cmd Command) (Reply, error) {
+		c, ok := cmd.(C)
+		if !ok {
+			return Reply{}, release.Errorf(release.CodeInternal, "%s: handler got a %T", cmd.Name(), cmd)
+		}
+		return f(d, ctx, req, c)
+	}
+}
+
+// handlers maps command names to what runs them. A command without an
+// entry answers "not available yet"; implementing one is adding its entry.
+var handlers = map[string]handler{
+	"help":           on((*Dispatcher).help),
+	"apps":           on((*Dispatcher).apps),
+	"backup create":  on((*Dispatcher).backupCreate),
+	"backup list":    on((*Dispatcher).backupList),
+	"backup verify":  on((*Dispatcher).backupVerify),
+	"backup restore": on((*Dispatcher).backupRestore),
+}
+
+// Handle parses req.Text and runs the command. Errors are *UsageError or
+// release errors; render them with ErrorReply and ExitCode. A reply may
+// come with an error when it holds details of the failure (a backup verify
+// that found problems): show both.
+func (d *Dispatcher) Handle(ctx context.Context, req Request) (Reply, error) {
+	cmd, err := Parse(req.Text)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.Run(ctx, req, cmd)
+}
+
+// Run runs an already parsed command, e.g. one a Slack button stands for.
+func (d *Dispatcher) Run(ctx context.Context, req Request, cmd Command) (Reply, error) {
+	h, ok := handlers[cmd.Name()]
+	if !ok {
+		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available yet", cmd.Name())
+	}
+	if d.Service == nil && cmd.Name() != "help" {
+		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available: relbot was started without its service", cmd.Name())
+	}
+	return h(d, ctx, req, cmd)
+}
+
+func (d *Dispatcher) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Dispatcher) when(t time.Time) string {
+	loc := d.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	return t.In(loc).Format("2006-01-02 15:04 MST")
+}
+
+func (d *Dispatcher) help(_ context.Context, _ Request, c Help) (Reply, error) {
+	return helpReply(c.Topic)
+}
+
+// AppView is what --json prints for one app.
+type AppView struct {
+	Name         string      `json:"name"`
+	Channel      string      `json:"channel,omitempty"`
+	Environments []string    `json:"environments"`
+	Recovery     bool        `json:"recovery"`
+	LastBackup   *BackupView `json:"last_backup,omitempty"`
+}
+
+func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error) {
+	apps := d.Service.Apps()
+	if len(apps) == 0 {
+		return newReply("No apps are configured (see apps.yaml).", nil, nil, []AppView{}), nil
+	}
+	now := d.now()
+	table := &Table{Columns: []string{"App", "Environments", "Recovery", "Last backup"}}
+	views := make([]AppView, 0, len(apps))
+	for _, a := range apps {
+		if a == nil {
+			continue
+		}
+		v := AppView{Name: a.Name, Channel: a.Channel, Environments: []string{}, Recovery: a.Recovery != nil}
+		for _, e := range a.Environments {
+			if e != nil {
+				v.Environments = append(v.Environments, e.Name)
+			}
+		}
+		recovery := "-"
+		if v.Recovery {
+			recovery = release.RecoveryEnv
+		}
+		last, lastErr := d.lastBackup(ctx, a)
+		lastText := "none"
+		switch {
+		case lastErr != nil:
+			lastText = "unknown" // one failing store read should not hide the list
+		case last != nil:
+			bv := backupView(last)
+			v.LastBackup = &bv
+			lastText = fmt.Sprintf("%s (%s, %s)", last.ID, last.Env, ago(last.CreatedAt, now))
+		}
+		views = append(views, v)
+		table.Rows = append(table.Rows, []string{a.Name, joinArrow(v.Environments), recovery, lastText})
+	}
+	return newReply("Apps", nil, table, views), nil
+}
+
+// lastBackup is the newest backup of any environment of the app.
+func (d *Dispatcher) lastBackup(ctx context.Context, a *release.App) (*release.Backup, error) {
+	envs := append([]*release.Environment{}, a.Environments...)
+	if a.Recovery != nil {
+		envs = append(envs, &release.Environment{Name: release.RecoveryEnv})
+	}
+	var last *release.Backup
+	for _, e := range envs {
+		if e == nil {
+			continue
+		}
+		bs, err := d.Service.ListBackups(ctx, a.Name, e.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bs {
+			if b != nil && (last == nil || b.CreatedAt.After(last.CreatedAt)) {
+				last = b
+			}
+		}
+	}
+	return last, nil
+}
+
+func joinArrow(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += " -> "
+		}
+		s += n
+	}
+	return s
+}

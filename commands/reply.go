@@ -1,0 +1,125 @@
+package commands
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/relbot/relbot/release"
+)
+
+// Request is one command as a transport received it.
+type Request struct {
+	User    string // who: Slack user ID, or the terminal's --as / OS user
+	Channel string // where from; empty in a terminal
+	Text    string // the words after "/relbot" or "relbot"
+	JSON    bool   // the caller prints Reply.Data as JSON
+}
+
+// Reply is a transport-neutral result. Text is always complete on its own
+// (a terminal prints only it); Title, Fields and Table repeat it in
+// structured form for richer renderings such as Slack blocks.
+type Reply struct {
+	Text   string
+	Title  string
+	Fields []Field
+	Table  *Table
+	Data   any  // what --json prints
+	Public bool // about shared state: post in the channel, not only to the user
+}
+
+// Field is one key/value line.
+type Field struct{ Name, Value string }
+
+// Table is rows under column headings; every row has len(Columns) cells.
+type Table struct {
+	Columns []string
+	Rows    [][]string
+}
+
+// ErrorData is what --json prints for a failed command.
+type ErrorData struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is the code and message of a failed command; Code is "usage"
+// for a usage error, else a release.Code.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Usage   string `json:"usage,omitempty"`
+}
+
+// ErrorReply renders an error from Parse or Handle for the user: the
+// message of a *UsageError with its usage, or the user-facing message of a
+// release error (internal causes are hidden; they belong in logs).
+func ErrorReply(err error) Reply {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return Reply{Text: ue.Error(), Data: ErrorData{ErrorBody{Code: "usage", Message: ue.Message, Usage: ue.Usage}}}
+	}
+	msg := release.ErrorMessage(err)
+	return Reply{Text: msg, Data: ErrorData{ErrorBody{Code: string(release.ErrorCode(err)), Message: msg}}}
+}
+
+// newReply builds a Reply whose Text renders the title, fields and table,
+// followed by any extra lines.
+func newReply(title string, fields []Field, table *Table, data any, extra ...string) Reply {
+	var b strings.Builder
+	if title != "" {
+		b.WriteString(title + "\n")
+	}
+	width := 0
+	for _, f := range fields {
+		width = max(width, utf8.RuneCountInString(f.Name)+1)
+	}
+	for _, f := range fields {
+		b.WriteString("  " + pad(f.Name+":", width) + " " + f.Value + "\n")
+	}
+	if table != nil {
+		if len(fields) > 0 {
+			b.WriteString("\n")
+		}
+		writeTable(&b, table)
+	}
+	for _, line := range extra {
+		b.WriteString(line + "\n")
+	}
+	return Reply{Text: strings.TrimRight(b.String(), "\n"), Title: title, Fields: fields, Table: table, Data: data}
+}
+
+func writeTable(b *strings.Builder, t *Table) {
+	widths := make([]int, len(t.Columns))
+	for i, c := range t.Columns {
+		widths[i] = utf8.RuneCountInString(c)
+	}
+	for _, row := range t.Rows {
+		for i, cell := range row {
+			if i < len(widths) {
+				widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+			}
+		}
+	}
+	line := func(cells []string) {
+		var parts []string
+		for i := range widths {
+			cell := ""
+			if i < len(cells) {
+				cell = cells[i]
+			}
+			parts = append(parts, pad(cell, widths[i]))
+		}
+		b.WriteString(strings.TrimRight(strings.Join(parts, "  "), " ") + "\n")
+	}
+	line(t.Columns)
+	for _, row := range t.Rows {
+		line(row)
+	}
+}
+
+func pad(s string, width int) string {
+	if n := utf8.RuneCountInString(s); n < width {
+		return s + strings.Repeat(" ", width-n)
+	}
+	return s
+}
