@@ -1,0 +1,354 @@
+package pgsnap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+)
+
+// Create writes a consistent archive of env's database and storage to w.
+func (e *Engine) Create(ctx context.Context, env *release.Environment, h release.ArchiveHeader, w io.Writer) (*release.BackupSummary, error) {
+	start := time.Now()
+	log := e.log().With("app", h.App, "env", h.Env, "backup", h.ID)
+
+	main, err := connect(ctx, env.Database, "")
+	if err != nil {
+		return nil, err
+	}
+	defer main.Close(context.Background())
+	snap, err := openSnapshot(ctx, main)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.tx.Rollback(context.Background())
+
+	schema, err := pgschema.Inspect(ctx, snap.tx)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	if err := lockTables(ctx, snap.tx, schema); err != nil {
+		return nil, err
+	}
+	meta := &Meta{
+		App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
+		ServerVersion: schema.ServerVersion, ServerVersionNum: schema.ServerVersionNum,
+		Schema: schema, Workers: e.workers(), HasStorage: env.Storage != "",
+	}
+	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, schema); err != nil {
+		return nil, fmt.Errorf("backup %s: read app versions: %w", h.ID, err)
+	}
+
+	aw, err := archive.NewWriter(w, archive.Header{
+		ID: h.ID, App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
+		ServerVersion: schema.ServerVersion, ServerVersionNum: schema.ServerVersionNum,
+	}, e.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+
+	tables := make([]*pgschema.Table, len(schema.Tables))
+	for i := range schema.Tables {
+		tables[i] = &schema.Tables[i]
+	}
+	// Largest first, so the last table to finish is a small one.
+	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
+	queue := make(chan *pgschema.Table)
+	results := make(chan TableInfo, len(tables))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(queue)
+		for _, t := range tables {
+			select {
+			case queue <- t:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	for range e.workers() {
+		g.Go(func() error { return e.copyWorker(gctx, env.Database, snap.id, aw, queue, results) })
+	}
+	var files []FileInfo
+	var fileWarnings []string
+	if env.Storage != "" {
+		g.Go(func() (err error) {
+			files, fileWarnings, err = backupFiles(gctx, env.Storage, env.StorageExclude, aw)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	close(results)
+	for ti := range results {
+		meta.Tables = append(meta.Tables, ti)
+	}
+	sort.Slice(meta.Tables, func(i, j int) bool { return meta.Tables[i].Key < meta.Tables[j].Key })
+	meta.Files = files
+	// Ending the snapshot's transaction only now keeps the locks until every
+	// table was read.
+	if err := snap.tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("backup %s: end snapshot: %w", h.ID, err)
+	}
+	meta.Warnings = append(append([]string(nil), schema.Warnings...), fileWarnings...)
+	meta.Duration = Duration(time.Since(start))
+	if err := aw.Finish(meta); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	sum := summarize(meta, e.Passphrase != "")
+	log.Info("backup written", "tables", sum.Tables, "rows", sum.Rows, "files", sum.Files, "duration", sum.Duration)
+	return sum, nil
+}
+
+func summarize(m *Meta, encrypted bool) *release.BackupSummary {
+	s := &release.BackupSummary{
+		ServerVersion: m.ServerVersion, CoreVersion: m.CoreVersion, Plugins: m.Plugins,
+		Tables: len(m.Tables), Duration: time.Duration(m.Duration), Encrypted: encrypted, Warnings: m.Warnings,
+	}
+	for _, t := range m.Tables {
+		s.Rows += t.Rows
+		s.DataBytes += t.Bytes
+	}
+	for _, f := range m.Files {
+		if !f.Dir {
+			s.Files++
+			s.FileBytes += f.Size
+		}
+	}
+	return s
+}
+
+type snapshot struct {
+	tx pgx.Tx
+	id string
+}
+
+// openSnapshot starts the transaction whose snapshot every worker shares.
+func openSnapshot(ctx context.Context, conn *pgx.Conn) (*snapshot, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	var id string
+	if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&id); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("export snapshot: %w", err)
+	}
+	return &snapshot{tx: tx, id: id}, nil
+}
+
+// lockTables takes ACCESS SHARE locks, as pg_dump does, so that no table is
+// dropped or rewritten while workers read it. Writers are not blocked.
+func lockTables(ctx context.Context, tx pgx.Tx, s *pgschema.Schema) error {
+	if len(s.Tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(s.Tables))
+	for i := range s.Tables {
+		names[i] = s.Tables[i].QualifiedName()
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+		return release.Errorf(release.CodeConflict, "could not lock the tables for a consistent backup within 30s (a schema change is running?): %w", err)
+	}
+	return nil
+}
+
+// AppVersions reads NocoBase's core version and plugin versions, when the
+// database has the tables that hold them.
+func AppVersions(ctx context.Context, q pgschema.Querier, s *pgschema.Schema) (string, map[string]string, error) {
+	var core string
+	if t := s.Table("applicationVersion"); t != nil && t.Column("value") != nil {
+		err := q.QueryRow(ctx, `SELECT coalesce(value::text, '') FROM "public"."applicationVersion" LIMIT 1`).Scan(&core)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return "", nil, err
+		}
+	}
+	var plugins map[string]string
+	if t := s.Table("applicationPlugins"); t != nil && t.Column("name") != nil && t.Column("version") != nil {
+		rows, err := q.Query(ctx, `SELECT name::text, coalesce(version::text, '') FROM "public"."applicationPlugins" ORDER BY 1`)
+		if err != nil {
+			return "", nil, err
+		}
+		plugins = map[string]string{}
+		var name, version string
+		_, err = pgx.ForEachRow(rows, []any{&name, &version}, func() error {
+			plugins[name] = version
+			return nil
+		})
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	return core, plugins, nil
+}
+
+// copyWorker joins the exported snapshot and copies tables from queue.
+func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *archive.Writer, queue <-chan *pgschema.Table, results chan<- TableInfo) error {
+	conn, err := connect(ctx, dsn, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+pgschema.QuoteLiteral(snapshotID)); err != nil {
+		return fmt.Errorf("join snapshot: %w", err)
+	}
+	for t := range queue {
+		ti, err := copyTable(ctx, conn, t, aw)
+		if err != nil {
+			return err
+		}
+		results <- ti
+	}
+	return nil
+}
+
+// CopyOutSQL reads a table's non-generated columns, the way restore writes them.
+func CopyOutSQL(t *pgschema.Table) string {
+	return "COPY " + t.QualifiedName() + copyColumns(t) + " TO STDOUT"
+}
+
+// CopyInSQL writes a table's non-generated columns.
+func CopyInSQL(t *pgschema.Table) string {
+	return "COPY " + t.QualifiedName() + copyColumns(t) + " FROM STDIN"
+}
+
+func copyColumns(t *pgschema.Table) string {
+	cols := t.CopyColumns()
+	if len(cols) == 0 {
+		return ""
+	}
+	return " (" + pgschema.ColumnList(cols) + ")"
+}
+
+func copyTable(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, aw *archive.Writer) (TableInfo, error) {
+	mw, err := aw.Create(tablePrefix + t.Key())
+	if err != nil {
+		return TableInfo{}, err
+	}
+	var lines LineCounter
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &lines), CopyOutSQL(t)); err != nil {
+		return TableInfo{}, fmt.Errorf("copy %s: %w", t.Key(), err)
+	}
+	m, err := mw.Close()
+	if err != nil {
+		return TableInfo{}, err
+	}
+	return TableInfo{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: lines.N, Bytes: m.Bytes, SHA256: m.SHA256}, nil
+}
+
+// LineCounter counts rows of COPY text: one line each (newlines inside
+// values are escaped).
+type LineCounter struct{ N int64 }
+
+func (c *LineCounter) Write(p []byte) (int, error) {
+	c.N += int64(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+// backupFiles copies every regular file and directory of the storage
+// directory. Sockets, devices and excluded paths are left out.
+func backupFiles(ctx context.Context, root string, exclude []string, aw *archive.Writer) ([]FileInfo, []string, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, nil, release.Errorf(release.CodeInvalid, "storage directory %s: %w", root, err)
+	}
+	if !st.IsDir() {
+		return nil, nil, release.Errorf(release.CodeInvalid, "storage %s is not a directory", root)
+	}
+	var files []FileInfo
+	var warnings []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if Excluded(rel, exclude) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			files = append(files, FileInfo{Path: rel, Dir: true, Mode: uint32(info.Mode().Perm()), ModTime: info.ModTime().UTC()})
+			return nil
+		case d.Type()&fs.ModeSymlink != 0:
+			warnings = append(warnings, fmt.Sprintf("storage symlink %s is not backed up", rel))
+			return nil
+		case !info.Mode().IsRegular():
+			return nil // a socket such as gateway.sock, a pipe or a device: not content
+		}
+		fi, err := backupFile(p, rel, info, aw)
+		if err != nil {
+			return err
+		}
+		if fi.Size != info.Size() {
+			warnings = append(warnings, fmt.Sprintf("storage file %s changed while it was backed up", rel))
+		}
+		files = append(files, fi)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	return files, warnings, nil
+}
+
+func backupFile(p, rel string, info fs.FileInfo, aw *archive.Writer) (FileInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	defer f.Close()
+	mw, err := aw.Create(filePrefix + rel)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if _, err := io.Copy(mw, f); err != nil {
+		return FileInfo{}, fmt.Errorf("read %s: %w", rel, err)
+	}
+	m, err := mw.Close()
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return FileInfo{Path: rel, Mode: uint32(info.Mode().Perm()), ModTime: info.ModTime().UTC(), Size: m.Bytes, SHA256: m.SHA256, Member: m.Name}, nil
+}

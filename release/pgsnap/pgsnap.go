@@ -1,0 +1,201 @@
+// Package pgsnap is relbot's backup engine: a consistent, parallel snapshot
+// of an environment's PostgreSQL database and storage directory into one
+// archive, and its verification and restore.
+//
+// A backup works like pg_dump -j: one transaction exports its snapshot and
+// holds ACCESS SHARE locks; workers join that snapshot and stream COPY TO
+// through the archive writer (zstd, sha256). A restore works like
+// pg_restore: tables, rows, then keys and indexes, foreign keys last, then
+// sequences, views and triggers.
+package pgsnap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+)
+
+// Engine implements release.BackupEngine.
+type Engine struct {
+	// Workers is how many connections copy tables at once (default 2).
+	Workers int
+	// Passphrase encrypts new archives and opens encrypted ones; empty
+	// writes plain archives.
+	Passphrase string
+	Log        *slog.Logger
+}
+
+var _ release.BackupEngine = (*Engine)(nil)
+
+func (e *Engine) workers() int {
+	if e.Workers > 0 {
+		return e.Workers
+	}
+	return 2
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Meta is what pgsnap stores in the archive's manifest.
+type Meta struct {
+	App              string            `json:"app"`
+	Env              string            `json:"env"`
+	Kind             string            `json:"kind"`
+	CreatedBy        string            `json:"created_by"`
+	CreatedAt        time.Time         `json:"created_at"`
+	ServerVersion    string            `json:"server_version"`
+	ServerVersionNum int               `json:"server_version_num"`
+	CoreVersion      string            `json:"core_version,omitempty"`
+	Plugins          map[string]string `json:"plugins,omitempty"`
+	Schema           *pgschema.Schema  `json:"schema"`
+	Tables           []TableInfo       `json:"tables"`
+	// HasStorage is false when the environment has no storage directory:
+	// a restore then leaves the target's files alone.
+	HasStorage bool       `json:"has_storage"`
+	Files      []FileInfo `json:"files"`
+	Warnings   []string   `json:"warnings,omitempty"`
+	Workers    int        `json:"workers"`
+	Duration   Duration   `json:"duration"`
+}
+
+// TableInfo records one table's rows in the archive.
+type TableInfo struct {
+	Key     string   `json:"key"`
+	Member  string   `json:"member"`
+	Columns []string `json:"columns"`
+	Rows    int64    `json:"rows"`
+	Bytes   int64    `json:"bytes"`
+	SHA256  string   `json:"sha256"` // of the COPY text stream
+}
+
+// FileInfo records one entry of the storage directory.
+type FileInfo struct {
+	Path    string    `json:"path"` // slash-separated, relative to the storage directory
+	Dir     bool      `json:"dir,omitempty"`
+	Mode    uint32    `json:"mode"`
+	ModTime time.Time `json:"mtime"`
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256,omitempty"`
+	Member  string    `json:"member,omitempty"`
+}
+
+// Duration marshals as a readable string.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// connect opens an engine connection to dsn, or to database db on the same
+// server when db is not empty.
+func connect(ctx context.Context, dsn, db string) (*pgx.Conn, error) {
+	cfg, err := pgschema.ConnConfig(dsn)
+	if err != nil {
+		return nil, release.Errorf(release.CodeInvalid, "%v", err)
+	}
+	if db != "" {
+		cfg.Database = db
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to database %s: %w", cfg.Database, err)
+	}
+	return conn, nil
+}
+
+// openArchive opens and identifies an archive, refusing another app's.
+func (e *Engine) openArchive(a release.ArchiveReader, app string) (*archive.Reader, *Meta, error) {
+	ar, err := archive.Open(a, a.Size(), e.Passphrase)
+	if err != nil {
+		return nil, nil, archiveError(err)
+	}
+	h := ar.Header()
+	if app != "" && h.App != app {
+		return nil, nil, release.Errorf(release.CodeInvalid, "backup %s is of app %s, not %s", h.ID, h.App, app)
+	}
+	var m Meta
+	if err := json.Unmarshal(ar.Meta(), &m); err != nil || m.Schema == nil {
+		return nil, nil, release.Errorf(release.CodeDamaged, "backup archive's manifest is unreadable")
+	}
+	return ar, &m, nil
+}
+
+// archiveError turns the archive package's errors into what users read.
+func archiveError(err error) error {
+	var d *archive.DamagedError
+	switch {
+	case errors.As(err, &d):
+		return &release.Error{Code: release.CodeDamaged, Message: fmt.Sprintf("backup archive is damaged in %s: %s", memberLabel(d.Member), d.Detail), Err: err}
+	case errors.Is(err, archive.ErrWrongKey):
+		return &release.Error{Code: release.CodeForbidden, Message: "backup archive was encrypted with a different key: RELBOT_BACKUP_KEY does not match the one it was written with", Err: err}
+	case errors.Is(err, archive.ErrNeedKey):
+		return &release.Error{Code: release.CodeForbidden, Message: "backup archive is encrypted: set RELBOT_BACKUP_KEY to the key it was written with", Err: err}
+	case errors.Is(err, archive.ErrTruncated):
+		return &release.Error{Code: release.CodeDamaged, Message: "backup archive is truncated: its end is missing", Err: err}
+	case errors.Is(err, archive.ErrNotArchive):
+		return &release.Error{Code: release.CodeInvalid, Message: "file is not a relbot backup archive", Err: err}
+	case errors.Is(err, archive.ErrNewer):
+		return &release.Error{Code: release.CodeIncompatible, Message: "backup archive was written by a newer relbot; upgrade relbot to read it", Err: err}
+	}
+	return err
+}
+
+// memberLabel names an archive member the way users think of it.
+func memberLabel(member string) string {
+	switch {
+	case strings.HasPrefix(member, tablePrefix):
+		return "table " + strings.TrimPrefix(member, tablePrefix)
+	case strings.HasPrefix(member, filePrefix):
+		return "storage file " + strings.TrimPrefix(member, filePrefix)
+	}
+	return member
+}
+
+const (
+	tablePrefix = "table/"
+	filePrefix  = "file/"
+)
+
+// Excluded reports whether a storage path (slash-separated, relative) is
+// left out by patterns: "logs/**" excludes a directory and all below it;
+// other patterns follow path.Match.
+func Excluded(rel string, patterns []string) bool {
+	for _, p := range patterns {
+		if dir, ok := strings.CutSuffix(p, "/**"); ok {
+			if rel == dir || strings.HasPrefix(rel, dir+"/") {
+				return true
+			}
+			continue
+		}
+		if ok, _ := path.Match(p, rel); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func majorOf(versionNum int) int { return versionNum / 10000 }

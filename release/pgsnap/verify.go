@@ -1,0 +1,191 @@
+package pgsnap
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+)
+
+// Verify checks every checksum of the archive, restores it into a scratch
+// database on env's server, compares the result with the manifest (schema,
+// and every table's row count and checksum) and drops the scratch database.
+func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string, env *release.Environment) (*release.VerifyReport, error) {
+	start := time.Now()
+	ar, meta, err := e.openArchive(a, app)
+	if err != nil {
+		return nil, err
+	}
+	if err := ar.Check(ctx); err != nil {
+		return nil, archiveError(err)
+	}
+	report := &release.VerifyReport{Tables: len(meta.Tables), Files: countFiles(meta)}
+	for _, t := range meta.Tables {
+		report.Rows += t.Rows
+	}
+	scratch, drop, err := CreateScratch(ctx, env.Database, "relbot_verify")
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	conn, err := connect(ctx, env.Database, scratch)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	if majorOf(meta.ServerVersionNum) > majorOf(serverVersion(ctx, conn)) {
+		return nil, release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, newer than %s's server", majorOf(meta.ServerVersionNum), env.Name)
+	}
+	if err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta); err != nil {
+		return nil, fmt.Errorf("restore into a scratch database: %w", err)
+	}
+	report.Problems, err = e.Compare(ctx, conn, env.Database, scratch, meta)
+	if err != nil {
+		return nil, err
+	}
+	report.Duration = time.Since(start)
+	return report, nil
+}
+
+func serverVersion(ctx context.Context, conn *pgx.Conn) int {
+	var n int
+	_ = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&n)
+	return n
+}
+
+// Compare lists how the database conn is connected to differs from the
+// manifest: its schema, and each table's row count and checksum.
+func (e *Engine) Compare(ctx context.Context, conn *pgx.Conn, dsn, db string, meta *Meta) ([]string, error) {
+	got, err := pgschema.Inspect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	problems := SchemaDifferences(meta.Schema, got)
+	sums := make([]TableInfo, len(meta.Tables))
+	jobs := make([]func(context.Context, *pgx.Conn) error, len(meta.Tables))
+	for i, want := range meta.Tables {
+		jobs[i] = func(ctx context.Context, c *pgx.Conn) error {
+			t := got.Table(want.Key)
+			if t == nil {
+				return nil // reported as a schema difference
+			}
+			ti, err := TableChecksum(ctx, c, t)
+			sums[i] = ti
+			return err
+		}
+	}
+	if err := e.runParallel(ctx, dsn, db, jobs); err != nil {
+		return nil, err
+	}
+	for i, want := range meta.Tables {
+		have := sums[i]
+		switch {
+		case have.Key == "":
+		case have.Rows != want.Rows:
+			problems = append(problems, fmt.Sprintf("table %s: %d rows, the manifest says %d", want.Key, have.Rows, want.Rows))
+		case have.SHA256 != want.SHA256:
+			problems = append(problems, fmt.Sprintf("table %s: rows differ from the manifest's checksum", want.Key))
+		}
+	}
+	return problems, nil
+}
+
+// TableChecksum reads a table the way a backup does and returns its row
+// count and the sha256 of its COPY text.
+func TableChecksum(ctx context.Context, conn *pgx.Conn, t *pgschema.Table) (TableInfo, error) {
+	h := sha256.New()
+	var lines LineCounter
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(h, &lines), CopyOutSQL(t)); err != nil {
+		return TableInfo{}, fmt.Errorf("read %s: %w", t.Key(), err)
+	}
+	return TableInfo{Key: t.Key(), Rows: lines.N, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// SchemaDifferences compares two schemas object by object, ignoring
+// warnings and sizes, and names what differs.
+func SchemaDifferences(want, got *pgschema.Schema) []string {
+	var out []string
+	diff := func(kind string, w, g map[string]string) {
+		for k, wv := range w {
+			gv, ok := g[k]
+			switch {
+			case !ok:
+				out = append(out, fmt.Sprintf("%s %s is missing", kind, k))
+			case gv != wv:
+				out = append(out, fmt.Sprintf("%s %s differs", kind, k))
+			}
+		}
+		for k := range g {
+			if _, ok := w[k]; !ok {
+				out = append(out, fmt.Sprintf("%s %s is unexpected", kind, k))
+			}
+		}
+	}
+	diff("table", keyed(want.Tables, func(t pgschema.Table) string { return t.Key() }), keyed(got.Tables, func(t pgschema.Table) string { return t.Key() }))
+	diff("view", keyed(want.Views, func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }), keyed(got.Views, func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }))
+	diff("sequence", keyed(want.Sequences, func(s pgschema.Sequence) string { return pgschema.Key(s.Schema, s.Name) }), keyed(got.Sequences, func(s pgschema.Sequence) string { return pgschema.Key(s.Schema, s.Name) }))
+	diff("function", keyed(want.Functions, func(f pgschema.Function) string { return f.Signature }), keyed(got.Functions, func(f pgschema.Function) string { return f.Signature }))
+	diff("enum", keyed(want.Enums, func(x pgschema.Enum) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Enums, func(x pgschema.Enum) string { return pgschema.Key(x.Schema, x.Name) }))
+	diff("domain", keyed(want.Domains, func(x pgschema.Domain) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Domains, func(x pgschema.Domain) string { return pgschema.Key(x.Schema, x.Name) }))
+	diff("type", keyed(want.Composites, func(x pgschema.Composite) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Composites, func(x pgschema.Composite) string { return pgschema.Key(x.Schema, x.Name) }))
+	diff("extension", keyed(want.Extensions, func(x pgschema.Extension) string { return x.Name }), keyed(got.Extensions, func(x pgschema.Extension) string { return x.Name }))
+	diff("schema", keyed(want.Schemas, func(x pgschema.Namespace) string { return x.Name }), keyed(got.Schemas, func(x pgschema.Namespace) string { return x.Name }))
+	sortStrings(out)
+	return out
+}
+
+func keyed[T any](items []T, key func(T) string) map[string]string {
+	m := make(map[string]string, len(items))
+	for _, it := range items {
+		b, _ := json.Marshal(it)
+		m[key(it)] = string(b)
+	}
+	return m
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// CreateScratch makes an empty database on dsn's server and returns its
+// name and a function that drops it.
+func CreateScratch(ctx context.Context, dsn, prefix string) (string, func(), error) {
+	conn, err := connect(ctx, dsn, "")
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(context.Background())
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := prefix + "_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgschema.QuoteIdent(name)+" TEMPLATE template0"); err != nil {
+		return "", nil, release.Errorf(release.CodeForbidden, "cannot create a scratch database on the server (relbot's role needs CREATEDB): %w", err)
+	}
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := connect(ctx, dsn, "")
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgschema.QuoteIdent(name)+" WITH (FORCE)")
+	}
+	return name, drop, nil
+}
+
+var _ = archive.FormatVersion
