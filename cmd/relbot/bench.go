@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+// benchWorker is the hidden subcommand bench runs in a child process, so
+// that each measured tool has its own peak RSS.
+const benchWorker = "__bench"
+
+// runBench compares relbot's backup and restore with pg_dump, pg_restore
+// and a plain COPY of every table, side by side on one generated database.
+func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
+	if len(args) == 0 || args[0] != "backup" {
+		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup [--size 1GB] [--workers 2] [--reuse]")
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("bench backup", flag.ContinueOnError)
+	fs.SetOutput(io.Err)
+	sizeText := fs.String("size", "1GB", "size of the generated database (e.g. 200MB, 1GB)")
+	workers := fs.Int("workers", 2, "parallel connections for relbot and pg_dump/pg_restore -j")
+	reuse := fs.Bool("reuse", false, "reuse the generated source database from an earlier run")
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage
+	}
+	size, err := parseSize(*sizeText)
+	if err != nil {
+		fmt.Fprintln(io.Err, "relbot: --size: "+err.Error())
+		return exitUsage
+	}
+	admin := getenv("RELBOT_DEMO_PG")
+	if admin == "" {
+		admin = defaultAdminDSN
+	}
+	dir := getenv("RELBOT_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "relbot-bench")
+	}
+	if err := bench(ctx, io, admin, dir, size, *workers, *reuse); err != nil {
+		fmt.Fprintln(io.Err, "relbot: bench: "+oneLine(err.Error()))
+		return exitFailed
+	}
+	return exitOK
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}}
+	u := strings.ToUpper(strings.TrimSpace(s))
+	for _, x := range units {
+		if n, ok := strings.CutSuffix(u, x.suffix); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err != nil || v <= 0 {
+				return 0, fmt.Errorf("%q is not a size like 1GB or 200MB", s)
+			}
+			return int64(v * float64(x.mult)), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a size like 1GB or 200MB", s)
+}
+
+type measurement struct {
+	name   string
+	wall   time.Duration
+	output int64 // bytes written, -1 when not applicable
+	rssKB  int64
+}
+
+func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers int, reuse bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	srcDSN := dsnWithDatabase(admin, dbName(admin), "relbot_bench_src")
+	var srcBytes int64
+	if reuse {
+		srcBytes, _ = databaseSize(ctx, srcDSN)
+	}
+	if srcBytes == 0 {
+		fmt.Fprintf(io.Out, "generating a NocoBase-like database of about %s ...\n", human(size))
+		if _, err := recreateDatabase(ctx, admin, "relbot_bench_src"); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := fixtures.GenerateLarge(ctx, srcDSN, size, io.Err); err != nil {
+			return err
+		}
+		if srcBytes, err = databaseSize(ctx, srcDSN); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.Out, "generated in %s\n", time.Since(start).Round(time.Second))
+	}
+	rows, tables, err := countRows(ctx, srcDSN)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Out, "source: %s on disk, %d tables, %d rows; %d workers; warm cache (a first COPY pass reads everything once)\n\n",
+		human(srcBytes), tables, rows, workers)
+
+	w := strconv.Itoa(workers)
+	archive := filepath.Join(dir, "relbot.archive")
+	run := func(name string, out string, argv ...string) (measurement, error) {
+		m, err := measure(ctx, name, argv)
+		if err != nil {
+			return m, err
+		}
+		m.output = -1
+		if out != "" {
+			m.output = pathSize(out)
+		}
+		fmt.Fprintf(io.Err, "  %-28s %8.2fs\n", name, m.wall.Seconds())
+		return m, nil
+	}
+	if _, err := run("warm-up", "", self, benchWorker, "copy", srcDSN, w); err != nil {
+		return err
+	}
+	dst1 := "relbot_bench_dst_relbot"
+	dst2 := "relbot_bench_dst_pgrestore"
+	for _, n := range []string{dst1, dst2} {
+		if _, err := recreateDatabase(ctx, admin, n); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		_ = dropDatabase(context.Background(), admin, dst1)
+		_ = dropDatabase(context.Background(), admin, dst2)
+	}()
+	steps := []struct {
+		name string
+		out  string
+		argv []string
+	}{
+		{"plain COPY to /dev/null", "", []string{self, benchWorker, "copy", srcDSN, w}},
+		{"relbot backup", archive, []string{self, benchWorker, "backup", srcDSN, w, archive}},
+		{"pg_dump -Fc", filepath.Join(dir, "dump.fc"), []string{"pg_dump", "-Fc", "-f", filepath.Join(dir, "dump.fc"), "--dbname", srcDSN}},
+		{"pg_dump -Fd -j " + w, filepath.Join(dir, "dump.dir"), []string{"pg_dump", "-Fd", "-j", w, "-f", filepath.Join(dir, "dump.dir"), "--dbname", srcDSN}},
+		{"relbot restore (fresh db)", "", []string{self, benchWorker, "restore", dsnWithDatabase(admin, dbName(admin), dst1), w, archive}},
+		{"pg_restore -j " + w + " (fresh db)", "", []string{"pg_restore", "-j", w, "--dbname", dsnWithDatabase(admin, dbName(admin), dst2), filepath.Join(dir, "dump.dir")}},
+	}
+	var ms []measurement
+	for _, s := range steps {
+		m, err := run(s.name, s.out, s.argv...)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	byName := map[string]measurement{}
+	for _, m := range ms {
+		byName[m.name] = m
+	}
+	copyWall := byName["plain COPY to /dev/null"].wall
+	fmt.Fprintln(io.Out)
+	tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\twall\toutput\tpeak RSS\tvs plain COPY\t")
+	for _, m := range ms {
+		out := "-"
+		if m.output >= 0 {
+			out = human(m.output)
+		}
+		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%.2fx\t\n", m.name, m.wall.Seconds(), out, human(m.rssKB*1024), ratio(m.wall, copyWall))
+	}
+	_ = tw.Flush()
+	rb, fc, fd := byName["relbot backup"], byName["pg_dump -Fc"], byName["pg_dump -Fd -j "+w]
+	rr, pr := byName["relbot restore (fresh db)"], byName["pg_restore -j "+w+" (fresh db)"]
+	fmt.Fprintf(io.Out, "\nrelbot backup / pg_dump -Fd -j %s:   %.2fx time   (target < 1)\n", w, ratio(rb.wall, fd.wall))
+	fmt.Fprintf(io.Out, "relbot backup / plain COPY:          %.2fx time   (target <= 1.5)\n", ratio(rb.wall, copyWall))
+	fmt.Fprintf(io.Out, "relbot archive / pg_dump -Fc file:   %.2fx size   (target <= 1)\n", float64(rb.output)/float64(fc.output))
+	fmt.Fprintf(io.Out, "relbot restore / pg_restore -j %s:    %.2fx time   (target <= 1)\n", w, ratio(rr.wall, pr.wall))
+	fmt.Fprintf(io.Out, "relbot peak RSS: backup %s, restore %s (target < 150 MB)\n", human(rb.rssKB*1024), human(rr.rssKB*1024))
+	return nil
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a.Seconds() / b.Seconds()
+}
+
+// measure runs argv as a child and returns its wall time and peak RSS.
+func measure(ctx context.Context, name string, argv []string) (measurement, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	m := measurement{name: name, wall: time.Since(start)}
+	if err != nil {
+		return m, fmt.Errorf("%s: %v: %s", name, err, oneLine(stderr.String()))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.rssKB = ru.Maxrss
+	}
+	return m, nil
+}
+
+func pathSize(p string) int64 {
+	var n int64
+	_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func dbName(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.Database
+}
+
+func databaseSize(ctx context.Context, dsn string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+	return n, err
+}
+
+func countRows(ctx context.Context, dsn string) (rows int64, tables int, err error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(ctx, `SELECT coalesce(sum(n_live_tup), 0)::bigint, count(*)::int FROM pg_stat_user_tables`).Scan(&rows, &tables)
+	return rows, tables, err
+}
+
+// fileArchive is an archive file opened for the engine.
+type fileArchive struct {
+	*os.File
+	size int64
+}
+
+func (f fileArchive) Size() int64 { return f.size }
+
+// runBenchWorker is one measured tool: copy DSN WORKERS | backup DSN
+// WORKERS FILE | restore DSN WORKERS FILE.
+func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
+	if len(args) < 3 {
+		fmt.Fprintln(io.Err, "usage: relbot __bench copy|backup|restore DSN WORKERS [FILE]")
+		return exitUsage
+	}
+	workers, _ := strconv.Atoi(args[2])
+	engine := &pgsnap.Engine{Workers: workers}
+	env := &release.Environment{Name: "bench", Database: args[1]}
+	var err error
+	switch {
+	case args[0] == "copy":
+		err = plainCopy(ctx, args[1], workers)
+	case args[0] == "backup" && len(args) == 4:
+		var f *os.File
+		if f, err = os.Create(args[3]); err == nil {
+			_, err = engine.Create(ctx, env, release.ArchiveHeader{ID: "bench-b1", App: "bench", Env: "bench", Kind: release.BackupManual, CreatedAt: time.Now().UTC()}, f)
+			err = errors.Join(err, f.Close())
+		}
+	case args[0] == "restore" && len(args) == 4:
+		var f *os.File
+		if f, err = os.Open(args[3]); err == nil {
+			st, _ := f.Stat()
+			_, err = engine.Restore(ctx, fileArchive{f, st.Size()}, "bench", env)
+			f.Close()
+		}
+	default:
+		err = fmt.Errorf("unknown bench step %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(io.Err, err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// plainCopy reads every table with COPY TO into io.Discard, workers at a
+// time in one snapshot: the read limit a backup cannot beat.
+func plainCopy(ctx context.Context, dsn string, workers int) error {
+	conn, err := pgschema.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	s, err := pgschema.Inspect(ctx, conn)
+	if err != nil {
+		return err
+	}
+	queue := make(chan *pgschema.Table, len(s.Tables))
+	for i := range s.Tables {
+		queue <- &s.Tables[i]
+	}
+	close(queue)
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			c, err := pgschema.Connect(gctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer c.Close(context.Background())
+			for t := range queue {
+				if _, err := c.PgConn().CopyTo(gctx, io.Discard, pgsnap.CopyOutSQL(t)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/config"
+	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+// defaultAdminDSN is the local PostgreSQL of a developer machine: trust
+// authentication as postgres. RELBOT_DEMO_PG overrides it.
+const defaultAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// demoBackupKey encrypts the demo's archives, to show encryption at rest.
+const demoBackupKey = "relbot demo backup passphrase"
+
+// runDemo plays the sample app's story on the local PostgreSQL and prints it
+// as a conversation. It exits 0 only if every step did what it should.
+func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Err)
+	keep := fs.Bool("keep", true, "keep the demo databases and files afterwards, to look at them")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	admin := getenv("RELBOT_DEMO_PG")
+	if admin == "" {
+		admin = defaultAdminDSN
+	}
+	dir := getenv("RELBOT_DEMO_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "relbot-demo")
+	}
+	d := &demo{io: io, start: time.Now()}
+	if err := d.run(ctx, admin, dir, *keep); err != nil {
+		d.say("FAILED: %s", oneLine(err.Error()))
+		return exitFailed
+	}
+	d.say("Demo finished in %s: every step did what it should.", time.Since(d.start).Round(100*time.Millisecond))
+	return exitOK
+}
+
+type demo struct {
+	io    Stdio
+	start time.Time
+	disp  *commands.Dispatcher
+}
+
+// say prints a narration line.
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.io.Out, "\n== "+format+"\n", args...)
+}
+
+// command shows a user typing a command and relbot's answer, and fails the
+// demo if the command fails.
+func (d *demo) command(ctx context.Context, user, text string) (commands.Reply, error) {
+	fmt.Fprintf(d.io.Out, "\n%s> /relbot %s\n", user, text)
+	reply, err := d.disp.Handle(ctx, commands.Request{User: user, Channel: "C0CRMRELEASE", Text: text})
+	body := reply.Text
+	if err != nil {
+		body = strings.TrimSpace(body + "\n" + commands.ErrorReply(err).Text)
+	}
+	for _, l := range strings.Split(body, "\n") {
+		fmt.Fprintln(d.io.Out, "  relbot | "+l)
+	}
+	if err != nil {
+		return reply, fmt.Errorf("/relbot %s: %s", text, commands.ErrorReply(err).Text)
+	}
+	return reply, nil
+}
+
+func (d *demo) run(ctx context.Context, admin, dir string, keep bool) error {
+	d.say("Creating the sample app crm on %s: development, staging, production and an empty recovery environment", redactDSN(admin))
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	sample, err := fixtures.Create(ctx, admin, "relbot_demo", dir)
+	if err != nil {
+		return fmt.Errorf("create the sample app (is PostgreSQL running? set RELBOT_DEMO_PG to its admin URL): %w", err)
+	}
+	botDSN, err := recreateDatabase(ctx, admin, "relbot_demo_bot")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer func() {
+			_ = fixtures.Drop(context.Background(), admin, "relbot_demo")
+			_ = dropDatabase(context.Background(), admin, "relbot_demo_bot")
+			_ = os.RemoveAll(dir)
+		}()
+	}
+	for _, env := range fixtures.Chain {
+		d.say("  %-11s database %s, storage %s", env, sample.DatabaseNames[env], sample.Storage[env])
+	}
+
+	vars := map[string]string{}
+	for _, kv := range fixtures.Env(sample) {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	apps, err := config.ParseApps([]byte(fixtures.AppsYAML(sample)), func(k string) string { return vars[k] })
+	if err != nil {
+		return fmt.Errorf("sample apps.yaml: %w", err)
+	}
+	settings := &config.Settings{DatabaseURL: botDSN, ArtifactDir: filepath.Join(dir, "artifacts"), BackupKey: demoBackupKey, TimeZone: "UTC"}
+	sys, err := build(ctx, settings, apps, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	d.disp = sys.dispatcher
+
+	d.say("Backups: production is backed up, the backup verified in a scratch database, and restored into the recovery environment")
+	if _, err := d.command(ctx, "alice", "apps"); err != nil {
+		return err
+	}
+	reply, err := d.command(ctx, "alice", "backup create crm production")
+	if err != nil {
+		return err
+	}
+	id := reply.Data.(commands.BackupView).ID
+	if _, err := d.command(ctx, "alice", "backup list crm production"); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "alice", "backup verify "+id); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "alice", "backup restore "+id+" --into recovery"); err != nil {
+		return err
+	}
+
+	d.say("Checking the recovery environment against production, table by table and file by file")
+	tables, rows, err := sameData(ctx, sample.Databases[fixtures.Production], sample.Databases[fixtures.Recovery])
+	if err != nil {
+		return err
+	}
+	files, err := sameFiles(sample.Storage[fixtures.Production], sample.Storage[fixtures.Recovery])
+	if err != nil {
+		return err
+	}
+	d.say("recovery is identical to production: %d tables, %d rows, %d storage files (logs excluded by the NocoBase preset)", tables, rows, files)
+	return nil
+}
+
+// sameData compares every table of two databases by row count and checksum.
+func sameData(ctx context.Context, a, b string) (tables int, rows int64, err error) {
+	sa, err := tableChecksums(ctx, a)
+	if err != nil {
+		return 0, 0, err
+	}
+	sb, err := tableChecksums(ctx, b)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(sa) != len(sb) {
+		return 0, 0, fmt.Errorf("production has %d tables, recovery %d", len(sa), len(sb))
+	}
+	for k, v := range sa {
+		if w := sb[k]; w.Rows != v.Rows || w.SHA256 != v.SHA256 {
+			return 0, 0, fmt.Errorf("table %s differs between production and recovery", k)
+		}
+		rows += v.Rows
+	}
+	return len(sa), rows, nil
+}
+
+func tableChecksums(ctx context.Context, dsn string) (map[string]pgsnap.TableInfo, error) {
+	conn, err := pgschema.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	s, err := pgschema.Inspect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]pgsnap.TableInfo{}
+	for i := range s.Tables {
+		ti, err := pgsnap.TableChecksum(ctx, conn, &s.Tables[i])
+		if err != nil {
+			return nil, err
+		}
+		out[ti.Key] = ti
+	}
+	return out, nil
+}
+
+// sameFiles compares the files two storage directories hold, leaving out
+// what the NocoBase preset excludes.
+func sameFiles(a, b string) (int, error) {
+	exclude := []string{"logs/**", "gateway.sock"}
+	la, err := listFiles(a, exclude)
+	if err != nil {
+		return 0, err
+	}
+	lb, err := listFiles(b, exclude)
+	if err != nil {
+		return 0, err
+	}
+	if strings.Join(la, "\n") != strings.Join(lb, "\n") {
+		return 0, fmt.Errorf("storage files differ between %s and %s", a, b)
+	}
+	return len(la), nil
+}
+
+func listFiles(root string, exclude []string) ([]string, error) {
+	var out []string
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if pgsnap.Excluded(filepath.ToSlash(rel), exclude) {
+			return nil
+		}
+		content, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d %x", rel, len(content), content[:min(16, len(content))]))
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+// recreateDatabase drops and creates a database on admin's server and
+// returns its DSN.
+func recreateDatabase(ctx context.Context, admin, name string) (string, error) {
+	if err := dropDatabase(ctx, admin, name); err != nil {
+		return "", err
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		return "", err
+	}
+	return dsnWithDatabase(admin, cfg.Database, name), nil
+}
+
+func dropDatabase(ctx context.Context, admin, name string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL (set RELBOT_DEMO_PG to its admin URL): %w", err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	return err
+}
+
+// dsnWithDatabase points a URL or key=value DSN at another database.
+func dsnWithDatabase(dsn, from, to string) string {
+	if strings.Contains(dsn, "://") {
+		base, query, _ := strings.Cut(dsn, "?")
+		if i := strings.LastIndex(base, "/"); i > strings.Index(base, "://")+2 {
+			base = base[:i]
+		}
+		out := base + "/" + to
+		if query != "" {
+			out += "?" + query
+		}
+		return out
+	}
+	if strings.Contains(dsn, "dbname=") {
+		return strings.Replace(dsn, "dbname="+from, "dbname="+to, 1)
+	}
+	return dsn + " dbname=" + to
+}
+
+// redactDSN shows where a DSN points without its password.
+func redactDSN(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "the configured server"
+	}
+	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+}

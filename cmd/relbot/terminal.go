@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os/user"
+	"strings"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/config"
+)
+
+// runTerminal is the terminal transport: the words after "relbot" are one
+// command, --as names the user (default: the OS user) and --json prints the
+// reply as JSON.
+func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
+	words, as, asJSON, err := terminalFlags(args)
+	if err != nil {
+		fmt.Fprintln(io.Err, "relbot: "+err.Error())
+		return exitUsage
+	}
+	if as == "" {
+		as = osUser(getenv)
+	}
+	text := joinWords(words)
+	cmd, err := commands.Parse(text)
+	if err != nil {
+		return report(io, commands.Reply{}, err, asJSON)
+	}
+	req := commands.Request{User: as, Text: text, JSON: asJSON}
+	d := &commands.Dispatcher{}
+	if cmd.Name() != "help" {
+		settings, err := loadSettings(getenv)
+		if err == nil {
+			err = settings.Require(config.EnvDatabaseURL)
+		}
+		if err != nil {
+			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+			return exitFailed
+		}
+		apps, err := config.LoadApps(settings.AppsFile, getenv)
+		if err != nil {
+			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+			return exitFailed
+		}
+		sys, err := build(ctx, settings, apps, newLogger(io.Err, getenv, slog.LevelWarn))
+		if err != nil {
+			return report(io, commands.Reply{}, err, asJSON)
+		}
+		defer sys.close()
+		d = sys.dispatcher
+	}
+	reply, err := d.Run(ctx, req, cmd)
+	return report(io, reply, err, asJSON)
+}
+
+// report prints a reply and/or an error and returns the exit code.
+func report(io Stdio, reply commands.Reply, err error, asJSON bool) int {
+	if asJSON {
+		data := reply.Data
+		if err != nil && data == nil {
+			data = commands.ErrorReply(err).Data
+		}
+		if data != nil {
+			enc := json.NewEncoder(io.Out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(data)
+		}
+	} else if reply.Text != "" {
+		fmt.Fprintln(io.Out, reply.Text)
+	}
+	if err != nil {
+		msg := commands.ErrorReply(err).Text
+		lines := strings.Split(strings.TrimSpace(msg), "\n")
+		fmt.Fprintln(io.Err, "relbot: "+lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintln(io.Err, "  "+l)
+		}
+	}
+	return commands.ExitCode(err)
+}
+
+// terminalFlags takes --as USER, --as=USER and --json out of the words.
+func terminalFlags(args []string) (words []string, as string, asJSON bool, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--json":
+			asJSON = true
+		case a == "--as":
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {
+				return nil, "", false, fmt.Errorf("--as needs a user name")
+			}
+			as = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--as="):
+			as = strings.TrimPrefix(a, "--as=")
+			if as == "" {
+				return nil, "", false, fmt.Errorf("--as needs a user name")
+			}
+		default:
+			words = append(words, a)
+		}
+	}
+	return words, as, asJSON, nil
+}
+
+// joinWords rebuilds one command line from words the shell already split,
+// quoting those that hold spaces so the grammar sees them as one.
+func joinWords(words []string) string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		if flag, value, ok := strings.Cut(w, "="); ok && strings.HasPrefix(flag, "--") {
+			out[i] = flag + "=" + quoteWord(value)
+			continue
+		}
+		out[i] = quoteWord(w)
+	}
+	return strings.Join(out, " ")
+}
+
+func quoteWord(w string) string {
+	switch {
+	case w != "" && !strings.ContainsAny(w, " \t\n") && strings.IndexAny(w, "\"'“”‘„") != 0:
+		return w
+	case !strings.Contains(w, `"`):
+		return `"` + w + `"`
+	default:
+		return `'` + w + `'`
+	}
+}
+
+func osUser(getenv func(string) string) string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if v := getenv("USER"); v != "" {
+		return v
+	}
+	return "unknown"
+}
