@@ -169,7 +169,7 @@ func sameData(ctx context.Context, a, b string) (tables int, rows int64, err err
 		return 0, 0, fmt.Errorf("production has %d tables, recovery %d", len(sa), len(sb))
 	}
 	for k, v := range sa {
-		if w := sb[k]; w.Rows != v.Rows || w.SHA256 != v.SHA256 {
+		if w := sb[k]; w.Rows != v.Rows || w.Checksum != v.Checksum {
 			return 0, 0, fmt.Errorf("table %s differs between production and recovery", k)
 		}
 		rows += v.Rows

@@ -1,7 +1,6 @@
 package pgsnap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -250,24 +249,15 @@ func copyTable(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, aw *archi
 	if err != nil {
 		return TableInfo{}, err
 	}
-	var lines LineCounter
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &lines), CopyOutSQL(t)); err != nil {
+	var rows RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &rows), CopyOutSQL(t)); err != nil {
 		return TableInfo{}, fmt.Errorf("copy %s: %w", t.Key(), err)
 	}
 	m, err := mw.Close()
 	if err != nil {
 		return TableInfo{}, err
 	}
-	return TableInfo{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: lines.N, Bytes: m.Bytes, SHA256: m.SHA256}, nil
-}
-
-// LineCounter counts rows of COPY text: one line each (newlines inside
-// values are escaped).
-type LineCounter struct{ N int64 }
-
-func (c *LineCounter) Write(p []byte) (int, error) {
-	c.N += int64(bytes.Count(p, []byte{'\n'}))
-	return len(p), nil
+	return TableInfo{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: rows.Rows, Bytes: m.Bytes, Checksum: rows.Sum()}, nil
 }
 
 // backupFiles copies every regular file and directory of the storage

@@ -81,7 +81,9 @@ type TableInfo struct {
 	Columns []string `json:"columns"`
 	Rows    int64    `json:"rows"`
 	Bytes   int64    `json:"bytes"`
-	SHA256  string   `json:"sha256"` // of the COPY text stream
+	// Checksum is the RowChecksum of the rows; the archive member's own
+	// sha256 guards the bytes.
+	Checksum string `json:"checksum"`
 }
 
 // FileInfo records one entry of the storage directory.

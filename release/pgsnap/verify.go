@@ -3,11 +3,9 @@ package pgsnap
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,7 +91,7 @@ func (e *Engine) Compare(ctx context.Context, conn *pgx.Conn, dsn, db string, me
 		case have.Key == "":
 		case have.Rows != want.Rows:
 			problems = append(problems, fmt.Sprintf("table %s: %d rows, the manifest says %d", want.Key, have.Rows, want.Rows))
-		case have.SHA256 != want.SHA256:
+		case have.Checksum != want.Checksum:
 			problems = append(problems, fmt.Sprintf("table %s: rows differ from the manifest's checksum", want.Key))
 		}
 	}
@@ -101,14 +99,13 @@ func (e *Engine) Compare(ctx context.Context, conn *pgx.Conn, dsn, db string, me
 }
 
 // TableChecksum reads a table the way a backup does and returns its row
-// count and the sha256 of its COPY text.
+// count and RowChecksum.
 func TableChecksum(ctx context.Context, conn *pgx.Conn, t *pgschema.Table) (TableInfo, error) {
-	h := sha256.New()
-	var lines LineCounter
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(h, &lines), CopyOutSQL(t)); err != nil {
+	var rows RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, &rows, CopyOutSQL(t)); err != nil {
 		return TableInfo{}, fmt.Errorf("read %s: %w", t.Key(), err)
 	}
-	return TableInfo{Key: t.Key(), Rows: lines.N, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return TableInfo{Key: t.Key(), Rows: rows.Rows, Checksum: rows.Sum()}, nil
 }
 
 // SchemaDifferences compares two schemas object by object, ignoring
