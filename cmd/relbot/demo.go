@@ -44,8 +44,12 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "relbot-demo")
 	}
+	prefix := getenv("RELBOT_DEMO_PREFIX")
+	if prefix == "" {
+		prefix = "relbot_demo"
+	}
 	d := &demo{io: io, start: time.Now()}
-	if err := d.run(ctx, admin, dir, *keep); err != nil {
+	if err := d.run(ctx, admin, dir, prefix, *keep); err != nil {
 		d.say("FAILED: %s", oneLine(err.Error()))
 		return exitFailed
 	}
@@ -82,23 +86,23 @@ func (d *demo) command(ctx context.Context, user, text string) (commands.Reply, 
 	return reply, nil
 }
 
-func (d *demo) run(ctx context.Context, admin, dir string, keep bool) error {
+func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) error {
 	d.say("Creating the sample app crm on %s: development, staging, production and an empty recovery environment", redactDSN(admin))
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	sample, err := fixtures.Create(ctx, admin, "relbot_demo", dir)
+	sample, err := fixtures.Create(ctx, admin, prefix, dir)
 	if err != nil {
 		return fmt.Errorf("create the sample app (is PostgreSQL running? set RELBOT_DEMO_PG to its admin URL): %w", err)
 	}
-	botDSN, err := recreateDatabase(ctx, admin, "relbot_demo_bot")
+	botDSN, err := recreateDatabase(ctx, admin, prefix+"_bot")
 	if err != nil {
 		return err
 	}
 	if !keep {
 		defer func() {
-			_ = fixtures.Drop(context.Background(), admin, "relbot_demo")
-			_ = dropDatabase(context.Background(), admin, "relbot_demo_bot")
+			_ = fixtures.Drop(context.Background(), admin, prefix)
+			_ = dropDatabase(context.Background(), admin, prefix+"_bot")
 			_ = os.RemoveAll(dir)
 		}()
 	}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/internal/testenv"
+)
+
+type result struct {
+	code     int
+	out, err string
+}
+
+func run(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	code := Run(ctx, args, Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+func TestHelpNeedsNoSettings(t *testing.T) {
+	r := run(t, nil, "help")
+	if r.code != 0 || !strings.Contains(r.out, "backup create") || !strings.Contains(r.out, "deploy") {
+		t.Fatalf("help: %+v", r)
+	}
+}
+
+func TestUsageErrorExitsTwo(t *testing.T) {
+	r := run(t, nil, "backup", "create", "crm")
+	if r.code != 2 || !strings.Contains(r.err, "backup create APP ENV") {
+		t.Fatalf("got %+v", r)
+	}
+	if r := run(t, nil, "--as"); r.code != 2 {
+		t.Fatalf("--as without a user: %+v", r)
+	}
+}
+
+func TestMissingSettingIsNamed(t *testing.T) {
+	r := run(t, map[string]string{}, "apps")
+	if r.code != 1 || !strings.Contains(r.err, "RELBOT_DATABASE_URL") || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestMalformedAppsFileIsNamed(t *testing.T) {
+	_, dsn := testenv.NewDatabase(t, "bot")
+	apps := filepath.Join(t.TempDir(), "apps.yaml")
+	os.WriteFile(apps, []byte("apps:\n  crm:\n    environmnts: []\n"), 0o600)
+	r := run(t, map[string]string{"RELBOT_DATABASE_URL": dsn, "RELBOT_APPS_FILE": apps, "RELBOT_ARTIFACT_DIR": t.TempDir()}, "apps")
+	if r.code != 1 || !strings.Contains(r.err, "environmnts") {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+// sampleEnv creates the sample app and the settings a terminal user would
+// have, and returns them as an environment.
+func sampleEnv(t *testing.T) map[string]string {
+	t.Helper()
+	prefix := testenv.UniqueName("cmd")
+	dir := t.TempDir()
+	sample, err := fixtures.Create(context.Background(), testenv.AdminDSN(), prefix, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fixtures.Drop(context.Background(), testenv.AdminDSN(), prefix) })
+	_, botDSN := testenv.NewDatabase(t, "bot")
+	appsFile := filepath.Join(dir, "apps.yaml")
+	if err := os.WriteFile(appsFile, []byte(fixtures.AppsYAML(sample)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"RELBOT_DATABASE_URL": botDSN,
+		"RELBOT_APPS_FILE":    appsFile,
+		"RELBOT_ARTIFACT_DIR": filepath.Join(dir, "artifacts"),
+		"RELBOT_BACKUP_KEY":   "a test passphrase for backups",
+	}
+	for _, kv := range fixtures.Env(sample) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+func TestBackupCommandsFromTheTerminal(t *testing.T) {
+	env := sampleEnv(t)
+
+	r := run(t, env, "backup", "create", "crm", "production", "--as", "alice", "--json")
+	if r.code != 0 {
+		t.Fatalf("backup create: %+v", r)
+	}
+	var created struct {
+		ID        string `json:"id"`
+		CreatedBy string `json:"created_by"`
+		Manifest  struct {
+			Tables    int  `json:"tables"`
+			Encrypted bool `json:"encrypted"`
+		} `json:"manifest"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &created); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, r.out)
+	}
+	if created.ID != "crm-b1" || created.CreatedBy != "alice" || created.Manifest.Tables < 50 || !created.Manifest.Encrypted {
+		t.Fatalf("created %+v", created)
+	}
+
+	if r := run(t, env, "backup", "list", "crm", "production"); r.code != 0 || !strings.Contains(r.out, "crm-b1") {
+		t.Fatalf("backup list: %+v", r)
+	}
+	if r := run(t, env, "backup", "verify", "crm-b1"); r.code != 0 || !strings.Contains(r.out, "verified") {
+		t.Fatalf("backup verify: %+v", r)
+	}
+	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery"); r.code != 0 || !strings.Contains(r.out, "restored") {
+		t.Fatalf("backup restore: %+v", r)
+	}
+	// Production needs approvals, which do not exist yet: refused, exit 1.
+	if r := run(t, env, "backup", "restore", "crm-b1"); r.code != 1 || !strings.Contains(r.err, "approval") {
+		t.Fatalf("restore into production: %+v", r)
+	}
+	if r := run(t, env, "backup", "verify", "crm-b99"); r.code != 1 || !strings.Contains(r.err, "crm-b99") {
+		t.Fatalf("unknown backup: %+v", r)
+	}
+	if r := run(t, env, "backup", "create", "crm", "nowhere"); r.code != 1 || !strings.Contains(r.err, "nowhere") {
+		t.Fatalf("unknown environment: %+v", r)
+	}
+	// A wrong backup key is refused with one clear line.
+	env["RELBOT_BACKUP_KEY"] = "some other passphrase here"
+	if r := run(t, env, "backup", "verify", "crm-b1"); r.code != 1 || !strings.Contains(r.err, "different key") {
+		t.Fatalf("wrong key: %+v", r)
+	}
+}
+
+// The README's first command works on this machine with no settings.
+func TestDemo(t *testing.T) {
+	prefix := testenv.UniqueName("demo")
+	env := map[string]string{"RELBOT_DEMO_PREFIX": prefix, "RELBOT_DEMO_DIR": t.TempDir(), "RELBOT_DEMO_PG": testenv.AdminDSN()}
+	t.Cleanup(func() {
+		_ = fixtures.Drop(context.Background(), testenv.AdminDSN(), prefix)
+		testenv.DropDatabase(t, prefix+"_bot")
+	})
+	r := run(t, env, "demo")
+	if r.code != 0 {
+		t.Fatalf("demo failed:\n%s\n%s", r.out, r.err)
+	}
+	for _, want := range []string{"backup create crm production", "verified", "restored into crm recovery", "recovery is identical to production"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
