@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -294,6 +295,12 @@ func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
 		return exitUsage
 	}
 	workers, _ := strconv.Atoi(args[2])
+	if p := os.Getenv("RELBOT_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	engine := &pgsnap.Engine{Workers: workers}
 	env := &release.Environment{Name: "bench", Database: args[1]}
 	var err error

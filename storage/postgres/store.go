@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/relbot/relbot/release"
 )
@@ -24,7 +25,7 @@ const maxConns = 10
 
 // Store implements release.Store on PostgreSQL.
 type Store struct {
-	pool *pool
+	pool *pgxpool.Pool
 }
 
 // Open connects to dsn, brings the schema up to date and returns a Store.
@@ -33,7 +34,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The cause may quote the DSN and its password: keep it for the log.
 		return nil, &release.Error{Code: release.CodeInvalid, Message: "the bot's database URL is not a valid PostgreSQL DSN", Err: err}
@@ -42,29 +43,32 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load schema migrations: %w", err)
 	}
-	p := newPool(maxConns, func(ctx context.Context) (*pgx.Conn, error) {
-		return pgx.ConnectConfig(ctx, cfg.Copy())
-	})
-	s := &Store{pool: p}
-	err = p.withConn(ctx, func(conn *pgx.Conn) error { return migrate(ctx, conn, ms, log) })
+	cfg.MaxConns = maxConns
+	// Connections are opened on demand, so this does not touch the server:
+	// the first Acquire below does.
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		p.close()
+		return nil, fmt.Errorf("open the bot's database: %w", err)
+	}
+	err = p.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return migrate(ctx, c.Conn(), ms, log) })
+	if err != nil {
+		p.Close()
 		var relErr *release.Error
 		if errors.As(err, &relErr) {
 			return nil, err
 		}
 		if isConnectError(err) {
 			return nil, &release.Error{Code: release.CodeUnavailable,
-				Message: fmt.Sprintf("cannot connect to the bot's database at %s:%d", cfg.Host, cfg.Port), Err: err}
+				Message: fmt.Sprintf("cannot connect to the bot's database at %s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), Err: err}
 		}
 		return nil, fmt.Errorf("open the bot's database: %w", err)
 	}
-	return s, nil
+	return &Store{pool: p}, nil
 }
 
-// Close closes idle connections; calls in flight finish and their
-// connections are closed as they return.
-func (s *Store) Close() { s.pool.close() }
+// Close rejects new calls, closes idle connections and waits until the calls
+// in flight have returned theirs. It may be called more than once.
+func (s *Store) Close() { s.pool.Close() }
 
 // NextID allocates the next ID of kind for app. One upsert both creates the
 // counter and increments it, so concurrent callers never get the same number.
@@ -73,11 +77,9 @@ func (s *Store) NextID(ctx context.Context, app, kind string) (string, error) {
 		return "", release.Errorf(release.CodeInvalid, "an ID needs an app and a kind")
 	}
 	var n int64
-	err := s.pool.withConn(ctx, func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, `INSERT INTO relbot_ids (app, kind, last) VALUES ($1, $2, 1)
-			ON CONFLICT (app, kind) DO UPDATE SET last = relbot_ids.last + 1
-			RETURNING last`, app, kind).Scan(&n)
-	})
+	err := s.pool.QueryRow(ctx, `INSERT INTO relbot_ids (app, kind, last) VALUES ($1, $2, 1)
+		ON CONFLICT (app, kind) DO UPDATE SET last = relbot_ids.last + 1
+		RETURNING last`, app, kind).Scan(&n)
 	if err != nil {
 		return "", s.internal(err, "allocate %s ID for %s", kind, app)
 	}
@@ -102,20 +104,17 @@ func (s *Store) SaveBackup(ctx context.Context, b *release.Backup) error {
 		v := b.VerifiedAt.Truncate(time.Microsecond)
 		verified = &v
 	}
-	err = s.pool.withConn(ctx, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, `INSERT INTO relbot_backups
-			(id, app, env, kind, created_by, created_at, artifact, size, sha256, manifest, verified_at, release_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''))
-			ON CONFLICT (id) DO UPDATE SET
-				app = excluded.app, env = excluded.env, kind = excluded.kind,
-				created_by = excluded.created_by, created_at = excluded.created_at,
-				artifact = excluded.artifact, size = excluded.size, sha256 = excluded.sha256,
-				manifest = excluded.manifest, verified_at = excluded.verified_at,
-				release_id = excluded.release_id`,
-			b.ID, b.App, b.Env, string(b.Kind), b.CreatedBy, b.CreatedAt.Truncate(time.Microsecond),
-			b.Artifact, b.Size, b.SHA256, manifest, verified, b.ReleaseID)
-		return err
-	})
+	_, err = s.pool.Exec(ctx, `INSERT INTO relbot_backups
+		(id, app, env, kind, created_by, created_at, artifact, size, sha256, manifest, verified_at, release_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''))
+		ON CONFLICT (id) DO UPDATE SET
+			app = excluded.app, env = excluded.env, kind = excluded.kind,
+			created_by = excluded.created_by, created_at = excluded.created_at,
+			artifact = excluded.artifact, size = excluded.size, sha256 = excluded.sha256,
+			manifest = excluded.manifest, verified_at = excluded.verified_at,
+			release_id = excluded.release_id`,
+		b.ID, b.App, b.Env, string(b.Kind), b.CreatedBy, b.CreatedAt.Truncate(time.Microsecond),
+		b.Artifact, b.Size, b.SHA256, manifest, verified, b.ReleaseID)
 	if err != nil {
 		return s.internal(err, "save backup %s", b.ID)
 	}
@@ -151,12 +150,7 @@ func scanBackup(row pgx.Row) (*release.Backup, error) {
 
 // GetBackup returns one backup, or CodeNotFound.
 func (s *Store) GetBackup(ctx context.Context, id string) (*release.Backup, error) {
-	var b *release.Backup
-	err := s.pool.withConn(ctx, func(conn *pgx.Conn) error {
-		var err error
-		b, err = scanBackup(conn.QueryRow(ctx, "SELECT "+backupColumns+" FROM relbot_backups WHERE id = $1", id))
-		return err
-	})
+	b, err := scanBackup(s.pool.QueryRow(ctx, "SELECT "+backupColumns+" FROM relbot_backups WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, release.Errorf(release.CodeNotFound, "no backup %s", id)
 	}
@@ -169,7 +163,7 @@ func (s *Store) GetBackup(ctx context.Context, id string) (*release.Backup, erro
 // ListBackups returns an environment's backups, newest first.
 func (s *Store) ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error) {
 	var out []*release.Backup
-	err := s.pool.withConn(ctx, func(conn *pgx.Conn) error {
+	err := s.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
 		rows, err := conn.Query(ctx, "SELECT "+backupColumns+` FROM relbot_backups
 			WHERE app = $1 AND env = $2 ORDER BY created_at DESC, id DESC`, app, env)
 		if err != nil {
@@ -204,16 +198,11 @@ func (s *Store) MarkBackupVerified(ctx context.Context, id string, at time.Time)
 
 // updateBackup runs a statement that must touch exactly the row id.
 func (s *Store) updateBackup(ctx context.Context, id, what, sql string, args ...any) error {
-	var n int64
-	err := s.pool.withConn(ctx, func(conn *pgx.Conn) error {
-		tag, err := conn.Exec(ctx, sql, args...)
-		n = tag.RowsAffected()
-		return err
-	})
+	tag, err := s.pool.Exec(ctx, sql, args...)
 	if err != nil {
 		return s.internal(err, "%s backup %s", what, id)
 	}
-	if n == 0 {
+	if tag.RowsAffected() == 0 {
 		return release.Errorf(release.CodeNotFound, "no backup %s", id)
 	}
 	return nil
