@@ -157,3 +157,45 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// keep: 2 keeps the two newest backups and the newest verified one.
+func TestBackupRetention(t *testing.T) {
+	env := sampleEnv(t)
+	apps, err := os.ReadFile(env["RELBOT_APPS_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(apps), "keep: 14") {
+		t.Fatal("sample apps.yaml changed: no keep: 14 to lower")
+	}
+	if err := os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "keep: 14", "keep: 2", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if r := run(t, env, "backup", "create", "crm", "production"); r.code != 0 {
+			t.Fatalf("backup %d: %+v", i+1, r)
+		}
+		if i == 0 {
+			if r := run(t, env, "backup", "verify", "crm-b1"); r.code != 0 {
+				t.Fatalf("verify: %+v", r)
+			}
+		}
+	}
+	r := run(t, env, "backup", "list", "crm", "production", "--json")
+	var list []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &list); err != nil {
+		t.Fatalf("%v: %s", err, r.out)
+	}
+	var ids []string
+	for _, b := range list {
+		ids = append(ids, b.ID)
+	}
+	if strings.Join(ids, " ") != "crm-b4 crm-b3 crm-b1" {
+		t.Fatalf("kept %v, want crm-b4 crm-b3 crm-b1 (two newest and the verified one)", ids)
+	}
+	if _, err := os.Stat(filepath.Join(env["RELBOT_ARTIFACT_DIR"], "crm", "backups", "crm-b2.relbot")); !os.IsNotExist(err) {
+		t.Fatalf("crm-b2's archive is still there: %v", err)
+	}
+}
