@@ -1,0 +1,421 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+const markerTable = `"relbot"."applied_migrations"`
+
+// markerDDL makes the table that records, in the target itself and in the
+// same transaction as the changes, which files were applied.
+var markerDDL = []string{
+	`CREATE SCHEMA IF NOT EXISTS "relbot"`,
+	`CREATE TABLE IF NOT EXISTS ` + markerTable + ` (
+    hash text PRIMARY KEY,
+    migration text NOT NULL,
+    app text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL
+)`,
+}
+
+// Apply applies a migration file to target in one transaction: DDL, rows,
+// sequences and the marker row commit together or not at all. Applying a
+// file the marker already records changes nothing and says so.
+func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment, opts release.ApplyOptions) (*release.ApplyResult, error) {
+	start := time.Now()
+	f, err := e.Open(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.check(app, target, opts.KnownVariables); err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	res := &release.ApplyResult{}
+	if done, err := f.applied(ctx, tx, true); err != nil || done != nil {
+		res.AlreadyApplied = done
+		return res, err
+	}
+	tgt, err := pgschema.Inspect(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	prog := compile(f.Meta, tgt, opts.AllowDestructive)
+	logStep := func(what string, rows int64, t0 time.Time) {
+		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
+	}
+	for _, st := range prog.steps {
+		t0 := time.Now()
+		if st.kind == stepLoad {
+			n, err := f.load(ctx, tx, st.load)
+			if err != nil {
+				return nil, err
+			}
+			logStep(st.load.describe(), n, t0)
+			continue
+		}
+		tag, err := tx.Exec(ctx, st.sql)
+		if err != nil {
+			return nil, applyError(st.sql, err)
+		}
+		logStep(firstLine(st.sql), tag.RowsAffected(), t0)
+	}
+	t0 := time.Now()
+	for _, s := range markerDDL {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return nil, applyError(s, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+markerTable+` (hash, migration, app, applied_by) VALUES ($1, $2, $3, $4)`,
+		f.SHA256, f.Meta.ID, f.Meta.App, opts.By); err != nil {
+		return nil, applyError("record the migration", err)
+	}
+	logStep("record "+f.Meta.ID+" as applied", 1, t0)
+	if err := tx.Commit(ctx); err != nil {
+		return nil, applyError("COMMIT", err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func connect(ctx context.Context, env *release.Environment) (*pgx.Conn, error) {
+	cfg, err := pgschema.ConnConfig(env.Database)
+	if err != nil {
+		return nil, release.Errorf(release.CodeInvalid, "%s: %v", env.Name, err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to %s's database: %w", env.Name, err)
+	}
+	return conn, nil
+}
+
+// check refuses a file of another app, a target older than the source,
+// and missing variables (when the caller knows the target's).
+func (f *File) check(app *release.App, target *release.Environment, known map[string]bool) error {
+	if f.Meta.App != app.Name {
+		return release.Errorf(release.CodeInvalid, "migration %s is of app %s, not %s", f.Meta.ID, f.Meta.App, app.Name)
+	}
+	if target.Name == f.Meta.SourceEnv {
+		return release.Errorf(release.CodeInvalid, "migration %s was made from %s; it cannot be applied to it", f.Meta.ID, target.Name)
+	}
+	if known != nil {
+		if missing := f.missing(known); len(missing) > 0 {
+			return release.Errorf(release.CodeConflict, "%s lacks variables that migration %s references: %s; set them with var set or secret set", target.Name, f.Meta.ID, strings.Join(missing, ", "))
+		}
+	}
+	return nil
+}
+
+func (f *File) missing(known map[string]bool) []string {
+	var out []string
+	for _, v := range f.Meta.Variables {
+		if !known[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// applied reads the marker; lock serialises applies on one target.
+func (f *File) applied(ctx context.Context, tx pgx.Tx, lock bool) (*release.AppliedBy, error) {
+	if lock {
+		if _, err := tx.Exec(ctx, "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('relbot migration apply'))"); err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
+			return nil, err
+		}
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT pg_catalog.to_regclass('`+markerTable+`') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return nil, err
+	}
+	var done release.AppliedBy
+	err := tx.QueryRow(ctx, `SELECT migration, applied_at, applied_by FROM `+markerTable+` WHERE hash = $1`, f.SHA256).
+		Scan(&done.Migration, &done.At, &done.By)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	done.At = done.At.UTC()
+	return &done, nil
+}
+
+// load brings one table's rows from the file.
+func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
+	rows, err := f.Rows(l.data)
+	if err != nil {
+		return 0, err
+	}
+	name := l.table.QualifiedName()
+	cols := pgschema.ColumnList(l.data.Columns)
+	if l.fresh {
+		tag, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+name+" ("+cols+") FROM STDIN")
+		if err != nil {
+			return 0, applyError("load "+l.table.Key(), err)
+		}
+		if tag.RowsAffected() != l.data.Rows {
+			return 0, release.Errorf(release.CodeDamaged, "%s: %d rows loaded, the file says %d", l.table.Key(), tag.RowsAffected(), l.data.Rows)
+		}
+		return tag.RowsAffected(), nil
+	}
+	for _, tg := range l.trigOff {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+			return 0, applyError("disable triggers of "+l.table.Key(), err)
+		}
+	}
+	tmp := pgschema.QuoteIdent("relbot_load_" + strings.ReplaceAll(l.table.Key(), ".", "_"))
+	stmts := []string{
+		"CREATE TEMP TABLE " + tmp + " ON COMMIT DROP AS SELECT " + cols + " FROM " + name + " WITH NO DATA",
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return 0, applyError(s, err)
+		}
+	}
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+tmp+" ("+cols+") FROM STDIN"); err != nil {
+		return 0, applyError("load "+l.table.Key(), err)
+	}
+	overriding := ""
+	for _, c := range l.table.Columns {
+		if c.Identity == "a" {
+			overriding = " OVERRIDING SYSTEM VALUE"
+		}
+	}
+	conflict := " ON CONFLICT (" + pgschema.ColumnList(l.table.PrimaryKey) + ") DO NOTHING"
+	if l.rule == release.RuleUpsert {
+		var set []string
+		for _, c := range l.data.Columns {
+			if !contains(l.table.PrimaryKey, c) {
+				set = append(set, pgschema.QuoteIdent(c)+" = EXCLUDED."+pgschema.QuoteIdent(c))
+			}
+		}
+		if len(set) > 0 {
+			conflict = " ON CONFLICT (" + pgschema.ColumnList(l.table.PrimaryKey) + ") DO UPDATE SET " + strings.Join(set, ", ")
+		}
+	}
+	insert := "INSERT INTO " + name + " (" + cols + ")" + overriding + " SELECT " + cols + " FROM " + tmp + conflict
+	tag, err := tx.Exec(ctx, insert)
+	if err != nil {
+		return 0, applyError(insert, err)
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
+		return 0, err
+	}
+	for _, tg := range l.trigOff {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" ENABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+			return 0, applyError("enable triggers of "+l.table.Key(), err)
+		}
+	}
+	return tag.RowsAffected(), nil
+}
+
+// applyError says which statement failed and why; the transaction rolls
+// back, so the target is as it was.
+func applyError(stmt string, err error) error {
+	return &release.Error{Code: release.CodeConflict,
+		Message: fmt.Sprintf("apply failed at %q: %v; nothing was changed", firstLine(stmt), pgErrorText(err)), Err: err}
+}
+
+func pgErrorText(err error) string {
+	var d *release.Error
+	if errors.As(err, &d) {
+		return d.Message
+	}
+	return err.Error()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " ..."
+	}
+	if len(s) > 160 {
+		s = s[:160] + " ..."
+	}
+	return s
+}
+
+// Plan says what applying the file to target would do, without changing
+// it: the DDL in order, rows per table, destructive changes, variables the
+// target lacks (known: names the target has) and version differences.
+// Row counts come from loading the file's rows into temporary tables in a
+// transaction that is rolled back; the target's tables are only read.
+func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment, known map[string]bool) (*release.MigrationPlan, error) {
+	f, err := e.Open(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.check(app, target, nil); err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	plan := &release.MigrationPlan{Migration: f.Meta.ID, Env: target.Name, Destructive: []string{}, MissingVariables: []string{}, VersionChanges: []string{}}
+	if plan.AlreadyApplied, err = f.applied(ctx, tx, false); err != nil {
+		return nil, err
+	}
+	tgt, err := pgschema.Inspect(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	prog := compile(f.Meta, tgt, false)
+	plan.Destructive = append(plan.Destructive, prog.destructive...)
+	plan.Statements = prog.statements()
+	plan.Warnings = prog.warnings
+	if known != nil {
+		plan.MissingVariables = append(plan.MissingVariables, f.missing(known)...)
+	}
+	core, plugins, err := pgsnap.AppVersions(ctx, tx, tgt)
+	if err != nil {
+		return nil, err
+	}
+	plan.VersionChanges = versionChanges(f.Meta.CoreVersion, core, f.Meta.Plugins, plugins)
+	for i := range prog.loads {
+		tp, err := f.countRows(ctx, tx, &prog.loads[i], i)
+		if err != nil {
+			return nil, err
+		}
+		plan.Tables = append(plan.Tables, tp)
+	}
+	return plan, nil
+}
+
+// countRows compares the file's rows of one table with the target's, by
+// primary key, comparing values as text.
+func (f *File) countRows(ctx context.Context, tx pgx.Tx, l *load, n int) (release.TablePlan, error) {
+	tp := release.TablePlan{Table: l.table.Key(), Rule: l.rule}
+	t := l.target
+	if t == nil {
+		tp.Insert, tp.Note = l.data.Rows, "new table"
+		return tp, nil
+	}
+	var targetRows int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.QualifiedName()).Scan(&targetRows); err != nil {
+		return tp, err
+	}
+	pk := l.table.PrimaryKey
+	for _, c := range pk {
+		if t.Column(c) == nil {
+			pk = nil
+		}
+	}
+	if len(pk) == 0 {
+		tp.Insert, tp.Delete, tp.Note = l.data.Rows, targetRows, "no primary key: every row is replaced"
+		return tp, nil
+	}
+	tmp := pgschema.QuoteIdent(fmt.Sprintf("relbot_plan_%d", n))
+	defs := make([]string, len(l.data.Columns))
+	for i, c := range l.data.Columns {
+		defs[i] = pgschema.QuoteIdent(c) + " text"
+	}
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+tmp+" ("+strings.Join(defs, ", ")+")"); err != nil {
+		return tp, err
+	}
+	rows, err := f.Rows(l.data)
+	if err != nil {
+		return tp, err
+	}
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+tmp+" FROM STDIN"); err != nil {
+		return tp, fmt.Errorf("plan %s: %w", l.table.Key(), err)
+	}
+	var join []string
+	for _, c := range pk {
+		join = append(join, "t."+pgschema.QuoteIdent(c)+"::text = s."+pgschema.QuoteIdent(c))
+	}
+	on := strings.Join(join, " AND ")
+	var tcols, scols []string
+	for _, c := range l.data.Columns {
+		if t.Column(c) != nil {
+			tcols = append(tcols, "t."+pgschema.QuoteIdent(c)+"::text")
+			scols = append(scols, "s."+pgschema.QuoteIdent(c))
+		}
+	}
+	q := fmt.Sprintf(`SELECT
+		(SELECT count(*) FROM %[1]s s WHERE NOT EXISTS (SELECT 1 FROM %[2]s t WHERE %[3]s)),
+		(SELECT count(*) FROM %[1]s s JOIN %[2]s t ON %[3]s WHERE ROW(%[4]s) IS DISTINCT FROM ROW(%[5]s)),
+		(SELECT count(*) FROM %[2]s t WHERE NOT EXISTS (SELECT 1 FROM %[1]s s WHERE %[3]s))`,
+		tmp, t.QualifiedName(), on, strings.Join(tcols, ", "), strings.Join(scols, ", "))
+	var ins, upd, del int64
+	if err := tx.QueryRow(ctx, q).Scan(&ins, &upd, &del); err != nil {
+		return tp, fmt.Errorf("plan %s: %w", l.table.Key(), err)
+	}
+	tp.Insert = ins
+	switch l.rule {
+	case release.RuleOverwrite:
+		tp.Update, tp.Delete = upd, del
+	case release.RuleUpsert:
+		tp.Update = upd
+		if del > 0 {
+			tp.Note = fmt.Sprintf("%d rows only %s has are kept", del, "the target")
+		}
+	case release.RuleInsertIgnore:
+		if upd > 0 {
+			tp.Note = fmt.Sprintf("%d rows differ and are kept as they are", upd)
+		}
+	}
+	return tp, nil
+}
+
+func versionChanges(srcCore, tgtCore string, src, tgt map[string]string) []string {
+	out := []string{}
+	if srcCore != tgtCore {
+		out = append(out, fmt.Sprintf("core: %s -> %s", orNone(tgtCore), orNone(srcCore)))
+	}
+	names := map[string]bool{}
+	for n := range src {
+		names[n] = true
+	}
+	for n := range tgt {
+		names[n] = true
+	}
+	var sorted []string
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		if src[n] != tgt[n] {
+			out = append(out, fmt.Sprintf("plugin %s: %s -> %s", n, orNone(tgt[n]), orNone(src[n])))
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

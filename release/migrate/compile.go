@@ -1,0 +1,720 @@
+package migrate
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/pgschema"
+)
+
+// A program is what applying a file to one target does, in order. Plan
+// prints it; Apply runs it in one transaction.
+type program struct {
+	steps       []step
+	destructive []string
+	warnings    []string
+	// loads are the tables whose rows the file brings, in step order.
+	loads []load
+}
+
+type stepKind int
+
+const (
+	stepSQL stepKind = iota
+	stepLoad
+)
+
+type step struct {
+	kind stepKind
+	sql  string
+	load *load
+}
+
+// load brings one table's rows: into a new or recreated table (plain COPY)
+// or merged by primary key into kept rows.
+type load struct {
+	table   *pgschema.Table // the source definition
+	data    TableData
+	rule    release.Rule
+	fresh   bool // the table is new or recreated in this apply
+	target  *pgschema.Table
+	trigOff []string // triggers to disable during the load
+}
+
+type compiler struct {
+	meta     *Meta
+	src      *pgschema.Schema
+	tgt      *pgschema.Schema
+	allow    bool
+	p        program
+	tgtTable map[string]*pgschema.Table
+	tgtSeqs  map[string]bool
+	scope    map[string]bool // quoted names of source tables not skipped
+	data     map[string]TableData
+}
+
+// compile compares the file's source schema with the target's and lists
+// what to run. Destructive changes to tables whose rows the target keeps
+// run only with allow; those of overwritten tables are what overwrite means,
+// and are listed all the same.
+func compile(meta *Meta, target *pgschema.Schema, allow bool) *program {
+	c := &compiler{meta: meta, src: meta.Schema, tgt: withoutMarker(target), allow: allow,
+		tgtTable: map[string]*pgschema.Table{}, data: map[string]TableData{}}
+	for i := range c.tgt.Tables {
+		c.tgtTable[c.tgt.Tables[i].Key()] = &c.tgt.Tables[i]
+	}
+	for _, td := range meta.Tables {
+		c.data[td.Key] = td
+	}
+	c.build()
+	return &c.p
+}
+
+func (c *compiler) sql(format string, args ...any) {
+	c.p.steps = append(c.p.steps, step{kind: stepSQL, sql: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) sqls(stmts []string) {
+	for _, s := range stmts {
+		c.p.steps = append(c.p.steps, step{kind: stepSQL, sql: s})
+	}
+}
+
+func (c *compiler) destroy(format string, args ...any) {
+	c.p.destructive = append(c.p.destructive, fmt.Sprintf(format, args...))
+}
+
+func (c *compiler) warn(format string, args ...any) {
+	c.p.warnings = append(c.p.warnings, fmt.Sprintf(format, args...))
+}
+
+// tablePlan is the decision for one source table.
+type tablePlan struct {
+	src      *pgschema.Table
+	tgt      *pgschema.Table
+	rule     release.Rule
+	recreate bool // new, or overwritten by drop and create
+	altered  bool // column types changed: foreign keys are re-made
+}
+
+func (c *compiler) build() {
+	var plans []*tablePlan
+	touched := map[string]bool{} // quoted names of tables whose FKs are re-made
+	for i := range c.src.Tables {
+		s := &c.src.Tables[i]
+		rule := RuleOf(c.meta.Rules, s.Key())
+		if rule == release.RuleSkip {
+			continue
+		}
+		tp := &tablePlan{src: s, tgt: c.tgtTable[s.Key()], rule: rule}
+		tp.recreate = tp.tgt == nil || rule == release.RuleOverwrite
+		if tp.tgt != nil && !tp.recreate {
+			for _, col := range s.Columns {
+				if tc := tp.tgt.Column(col.Name); tc != nil && tc.Type != col.Type {
+					tp.altered = true
+				}
+			}
+		}
+		if tp.recreate || tp.altered || rule.CarriesRows() {
+			touched[s.QualifiedName()] = true
+		}
+		plans = append(plans, tp)
+	}
+	inSource := map[string]bool{}
+	for i := range c.src.Tables {
+		inSource[c.src.Tables[i].Key()] = true
+	}
+	var dropTables []*pgschema.Table
+	for i := range c.tgt.Tables {
+		t := &c.tgt.Tables[i]
+		if !inSource[t.Key()] {
+			if c.allow {
+				c.destroy("table %s is not in %s: dropped", t.Key(), c.meta.SourceEnv)
+				dropTables = append(dropTables, t)
+				touched[t.QualifiedName()] = true
+			} else {
+				c.destroy("table %s is not in %s: kept (dropping it needs approval of destructive changes)", t.Key(), c.meta.SourceEnv)
+			}
+		}
+	}
+
+	recreatedSet := map[string]bool{}
+	c.scope = map[string]bool{}
+	for _, tp := range plans {
+		c.scope[tp.src.QualifiedName()] = true
+		if tp.recreate {
+			recreatedSet[tp.src.QualifiedName()] = true
+		}
+	}
+	c.preObjects(recreatedSet)
+	// Views read tables whose columns may change: drop them all, make them
+	// again at the end.
+	for i := len(c.tgt.Views) - 1; i >= 0; i-- {
+		v := c.tgt.Views[i]
+		kind := "VIEW"
+		if v.Materialized {
+			kind = "MATERIALIZED VIEW"
+		}
+		c.sql("DROP %s IF EXISTS %s CASCADE", kind, pgschema.Ident(v.Schema, v.Name))
+	}
+	// Foreign keys that touch a table being made again, receiving rows or
+	// changing column types are dropped and added back after the rows:
+	// adding them validates every row, so the target is left consistent.
+	readd := c.dropForeignKeys(touched, plans)
+	for _, tp := range plans {
+		if tp.tgt != nil && tp.recreate {
+			for _, col := range tp.tgt.Columns {
+				if tp.src.Column(col.Name) == nil {
+					c.destroy("column %s.%s is not in %s: dropped (overwrite)", tp.src.Key(), col.Name, c.meta.SourceEnv)
+				}
+			}
+			c.sql("DROP TABLE %s", tp.tgt.QualifiedName())
+		}
+	}
+	for _, t := range dropTables {
+		c.sql("DROP TABLE %s CASCADE", t.QualifiedName())
+	}
+	var post []func()
+	for _, tp := range plans {
+		if tp.recreate {
+			c.createSequences(tp.src)
+			c.sqls(tp.src.CreateStatements(c.src.Sequence))
+		} else {
+			post = append(post, c.alterTable(tp))
+		}
+	}
+	c.ownSequences(recreatedSet)
+	for _, tp := range plans {
+		if td, ok := c.data[tp.src.Key()]; ok && tp.rule.CarriesRows() {
+			l := load{table: tp.src, data: td, rule: tp.rule, fresh: tp.recreate, target: tp.tgt}
+			if !tp.recreate {
+				for _, tg := range tp.tgt.Triggers {
+					if tg.Enabled != "D" {
+						l.trigOff = append(l.trigOff, tg.Name)
+					}
+				}
+			}
+			c.p.loads = append(c.p.loads, l)
+			c.p.steps = append(c.p.steps, step{kind: stepLoad, load: &c.p.loads[len(c.p.loads)-1]})
+		}
+	}
+	for _, tp := range plans {
+		if tp.recreate {
+			c.sqls(tp.src.KeyStatements())
+		}
+	}
+	for _, f := range post {
+		f()
+	}
+	c.sqls(readd)
+	c.sequences(plans)
+	for i := range c.src.Views {
+		c.sqls(c.src.Views[i].CreateStatements())
+	}
+	c.keepTargetViews()
+	for _, tp := range plans {
+		if tp.recreate {
+			c.triggersAndComments(tp.src, nil)
+		} else {
+			c.triggersAndComments(tp.src, tp.tgt)
+		}
+	}
+}
+
+// preObjects creates schemas, extensions, types, functions and sequences
+// the target lacks, before any table needs them.
+func (c *compiler) preObjects(recreated map[string]bool) {
+	has := func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	}
+	var tgtSchemas []string
+	for _, ns := range c.tgt.Schemas {
+		tgtSchemas = append(tgtSchemas, ns.Name)
+	}
+	for _, ns := range c.src.Schemas {
+		if !has(tgtSchemas, ns.Name) {
+			c.sql("CREATE SCHEMA IF NOT EXISTS %s", pgschema.QuoteIdent(ns.Name))
+		}
+	}
+	var tgtExt []string
+	for _, x := range c.tgt.Extensions {
+		tgtExt = append(tgtExt, x.Name)
+	}
+	for _, x := range c.src.Extensions {
+		if !has(tgtExt, x.Name) {
+			c.sql("CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s", pgschema.QuoteIdent(x.Name), pgschema.QuoteIdent(x.Schema))
+		}
+	}
+	tgtEnums := map[string][]string{}
+	for _, e := range c.tgt.Enums {
+		tgtEnums[pgschema.Ident(e.Schema, e.Name)] = e.Labels
+	}
+	for _, e := range c.src.Enums {
+		name := pgschema.Ident(e.Schema, e.Name)
+		have, ok := tgtEnums[name]
+		if !ok {
+			labels := make([]string, len(e.Labels))
+			for i, l := range e.Labels {
+				labels[i] = pgschema.QuoteLiteral(l)
+			}
+			c.sql("CREATE TYPE %s AS ENUM (%s)", name, strings.Join(labels, ", "))
+			continue
+		}
+		for i, l := range e.Labels {
+			if has(have, l) {
+				continue
+			}
+			where := ""
+			if i > 0 {
+				where = " AFTER " + pgschema.QuoteLiteral(e.Labels[i-1])
+			} else if len(have) > 0 {
+				where = " BEFORE " + pgschema.QuoteLiteral(have[0])
+			}
+			c.sql("ALTER TYPE %s ADD VALUE IF NOT EXISTS %s%s", name, pgschema.QuoteLiteral(l), where)
+			c.warn("enum %s gains label %q: rows using it in this same migration fail (PostgreSQL makes a new label usable only after commit)", e.Name, l)
+		}
+	}
+	tgtDomains := map[string]string{}
+	for i := range c.tgt.Domains {
+		d := &c.tgt.Domains[i]
+		tgtDomains[pgschema.Ident(d.Schema, d.Name)] = d.DDL()
+	}
+	for i := range c.src.Domains {
+		d := &c.src.Domains[i]
+		name := pgschema.Ident(d.Schema, d.Name)
+		switch have, ok := tgtDomains[name]; {
+		case !ok:
+			c.sql("%s", d.DDL())
+		case have != d.DDL():
+			c.warn("domain %s differs from %s's and is not changed", d.Name, c.meta.SourceEnv)
+		}
+	}
+	tgtTypes := map[string]bool{}
+	for _, t := range c.tgt.Composites {
+		tgtTypes[pgschema.Ident(t.Schema, t.Name)] = true
+	}
+	for _, t := range c.src.Composites {
+		if !tgtTypes[pgschema.Ident(t.Schema, t.Name)] {
+			attrs := make([]string, len(t.Attributes))
+			for i, a := range t.Attributes {
+				attrs[i] = pgschema.QuoteIdent(a.Name) + " " + a.Type
+			}
+			c.sql("CREATE TYPE %s AS (%s)", pgschema.Ident(t.Schema, t.Name), strings.Join(attrs, ", "))
+		}
+	}
+	tgtFuncs := map[string]string{}
+	for _, f := range c.tgt.Functions {
+		tgtFuncs[f.Signature] = f.Def
+	}
+	for _, f := range c.src.Functions {
+		if tgtFuncs[f.Signature] != f.Def {
+			c.sql("%s", f.Def)
+		}
+	}
+	tgtSeqs := map[string]bool{}
+	for _, s := range c.tgt.Sequences {
+		tgtSeqs[pgschema.Ident(s.Schema, s.Name)] = true
+	}
+	for _, s := range c.src.Sequences {
+		// Identity sequences come with their column; those of a table made
+		// again come with it (dropping the old table drops its own).
+		if s.Identity || recreated[s.OwnerTable] || tgtSeqs[pgschema.Ident(s.Schema, s.Name)] || (s.OwnerTable != "" && !c.scope[s.OwnerTable]) {
+			continue
+		}
+		c.sql("%s", createSequence(s, false))
+	}
+	c.tgtSeqs = tgtSeqs
+}
+
+func createSequence(s pgschema.Sequence, ifNotExists bool) string {
+	ine := ""
+	if ifNotExists {
+		ine = "IF NOT EXISTS "
+	}
+	return fmt.Sprintf("CREATE SEQUENCE %s%s AS %s START WITH %d INCREMENT BY %d MINVALUE %d MAXVALUE %d CACHE %d",
+		ine, pgschema.Ident(s.Schema, s.Name), s.Type, s.Start, s.Increment, s.Min, s.Max, s.Cache)
+}
+
+// createSequences makes the serial sequences a table being made needs for
+// its column defaults. One that survived the drop (owned by nothing) is
+// reused.
+func (c *compiler) createSequences(t *pgschema.Table) {
+	for _, s := range c.src.Sequences {
+		if !s.Identity && s.OwnerTable == t.QualifiedName() {
+			c.sql("%s", createSequence(s, true))
+		}
+	}
+}
+
+// ownSequences gives serial sequences made in this apply to their columns.
+func (c *compiler) ownSequences(recreated map[string]bool) {
+	for _, s := range c.src.Sequences {
+		if s.Identity || s.OwnerTable == "" || !c.scope[s.OwnerTable] {
+			continue
+		}
+		if recreated[s.OwnerTable] || !c.tgtSeqs[pgschema.Ident(s.Schema, s.Name)] {
+			c.sql("ALTER SEQUENCE %s OWNED BY %s.%s", pgschema.Ident(s.Schema, s.Name), s.OwnerTable, pgschema.QuoteIdent(s.OwnerColumn))
+		}
+	}
+}
+
+// dropForeignKeys drops every target foreign key that involves a touched
+// table and returns the statements that add the right ones back: the
+// source's definition for tables in scope, the target's own otherwise.
+func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) []string {
+	inScope := map[string]*pgschema.Table{}
+	for _, tp := range plans {
+		inScope[tp.src.QualifiedName()] = tp.src
+	}
+	var readd []string
+	added := map[string]bool{}
+	add := func(table string, con pgschema.Constraint) {
+		k := table + "/" + con.Name
+		if !added[k] {
+			added[k] = true
+			readd = append(readd, con.AddStatement(table))
+		}
+	}
+	for i := range c.tgt.Tables {
+		t := &c.tgt.Tables[i]
+		name := t.QualifiedName()
+		for _, con := range t.Constraints {
+			if con.Type != "f" {
+				continue
+			}
+			srcT := inScope[name]
+			var srcCon *pgschema.Constraint
+			if srcT != nil {
+				for j := range srcT.Constraints {
+					if srcT.Constraints[j].Name == con.Name && srcT.Constraints[j].Type == "f" {
+						srcCon = &srcT.Constraints[j]
+					}
+				}
+			}
+			changed := srcCon != nil && srcCon.Def != con.Def
+			if !touched[name] && !touched[con.References] && !changed {
+				continue
+			}
+			if !recreated(plans, name) {
+				c.sql("ALTER TABLE %s DROP CONSTRAINT %s", name, pgschema.QuoteIdent(con.Name))
+			}
+			switch {
+			case srcCon != nil:
+				add(name, *srcCon)
+			case srcT != nil && !c.allow && !recreated(plans, name):
+				add(name, con) // the target's own: kept
+			case srcT == nil && !droppedTable(c, name):
+				add(name, con)
+			}
+		}
+	}
+	// Foreign keys of the source the target lacks, or of tables made again.
+	for _, tp := range plans {
+		name := tp.src.QualifiedName()
+		for _, con := range tp.src.Constraints {
+			if con.Type != "f" {
+				continue
+			}
+			if tp.recreate || tp.tgt == nil || !hasConstraint(tp.tgt, con.Name) {
+				add(name, con)
+			}
+		}
+	}
+	return readd
+}
+
+func droppedTable(c *compiler, qualified string) bool {
+	if !c.allow {
+		return false
+	}
+	for i := range c.src.Tables {
+		if c.src.Tables[i].QualifiedName() == qualified {
+			return false
+		}
+	}
+	return true
+}
+
+func recreated(plans []*tablePlan, qualified string) bool {
+	for _, tp := range plans {
+		if tp.recreate && tp.src.QualifiedName() == qualified {
+			return tp.tgt != nil
+		}
+	}
+	return false
+}
+
+func hasConstraint(t *pgschema.Table, name string) bool {
+	for _, c := range t.Constraints {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// alterTable brings a kept table's structure to the source's: columns now,
+// and returns what adds its constraints and indexes after the rows.
+func (c *compiler) alterTable(tp *tablePlan) func() {
+	s, t := tp.src, tp.tgt
+	name := s.QualifiedName()
+	for i := range s.Columns {
+		col := &s.Columns[i]
+		have := t.Column(col.Name)
+		if have == nil {
+			def := col.ColumnDef()
+			c.sql("ALTER TABLE %s ADD COLUMN %s", name, def)
+			if st := col.IdentityStatement(name, c.src.Sequence(col.IdentitySequence)); st != "" {
+				c.sql("%s", st)
+			}
+			if col.NotNull && col.Default == "" && col.Identity == "" && col.Generated == "" {
+				c.warn("new column %s.%s is NOT NULL without a default: the apply fails if the table has rows", s.Key(), col.Name)
+			}
+			continue
+		}
+		if have.Type != col.Type {
+			if lossless(have.Type, col.Type) {
+				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s", name, pgschema.QuoteIdent(col.Name), col.Type, pgschema.QuoteIdent(col.Name), col.Type)
+			} else if c.allow {
+				c.destroy("column %s.%s changes type from %s to %s, which can lose data", s.Key(), col.Name, have.Type, col.Type)
+				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s", name, pgschema.QuoteIdent(col.Name), col.Type, pgschema.QuoteIdent(col.Name), col.Type)
+			} else {
+				c.destroy("column %s.%s would change type from %s to %s, which can lose data: kept as it is (needs approval of destructive changes)", s.Key(), col.Name, have.Type, col.Type)
+			}
+		}
+		if have.Default != col.Default && col.Identity == "" && col.Generated == "" {
+			if col.Default == "" {
+				c.sql("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", name, pgschema.QuoteIdent(col.Name))
+			} else {
+				c.sql("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", name, pgschema.QuoteIdent(col.Name), col.Default)
+			}
+		}
+		if have.NotNull != col.NotNull && have.Identity == "" {
+			if col.NotNull {
+				c.sql("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", name, pgschema.QuoteIdent(col.Name))
+			} else {
+				c.sql("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", name, pgschema.QuoteIdent(col.Name))
+			}
+		}
+		if have.Identity != col.Identity || have.Generated != col.Generated {
+			c.warn("column %s.%s: identity or generation differs from %s's and is not changed", s.Key(), col.Name, c.meta.SourceEnv)
+		}
+	}
+	for _, col := range t.Columns {
+		if s.Column(col.Name) != nil {
+			continue
+		}
+		if c.allow {
+			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
+			c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
+		} else {
+			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
+		}
+	}
+	// Constraints and indexes that differ are dropped now, made again after
+	// the rows; missing ones are added then.
+	var later []string
+	for _, con := range s.Constraints {
+		if con.Type == "f" {
+			continue
+		}
+		have := findConstraint(t, con.Name)
+		if have != nil && have.Def == con.Def {
+			continue
+		}
+		if have != nil {
+			c.sql("ALTER TABLE %s DROP CONSTRAINT %s", name, pgschema.QuoteIdent(con.Name))
+		}
+		later = append(later, con.AddStatement(name))
+	}
+	for _, ix := range s.Indexes {
+		have := findIndex(t.Indexes, ix.Name)
+		if have != nil && have.Def == ix.Def {
+			continue
+		}
+		if have != nil {
+			c.sql("DROP INDEX %s", pgschema.Ident(t.Schema, ix.Name))
+		}
+		later = append(later, ix.Def)
+	}
+	return func() { c.sqls(later) }
+}
+
+func findConstraint(t *pgschema.Table, name string) *pgschema.Constraint {
+	for i := range t.Constraints {
+		if t.Constraints[i].Name == name {
+			return &t.Constraints[i]
+		}
+	}
+	return nil
+}
+
+func findIndex(list []pgschema.Index, name string) *pgschema.Index {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+var varcharRE = regexp.MustCompile(`^character varying\((\d+)\)$`)
+
+// lossless reports whether every value of type from fits type to unchanged.
+func lossless(from, to string) bool {
+	if to == "text" && (from == "character varying" || varcharRE.MatchString(from) || strings.HasPrefix(from, "character(")) {
+		return true
+	}
+	if to == "character varying" && varcharRE.MatchString(from) {
+		return true
+	}
+	if a, b := varcharRE.FindStringSubmatch(from), varcharRE.FindStringSubmatch(to); a != nil && b != nil {
+		return len(a[1]) < len(b[1]) || (len(a[1]) == len(b[1]) && a[1] <= b[1])
+	}
+	widen := map[string][]string{
+		"smallint": {"integer", "bigint", "numeric"},
+		"integer":  {"bigint", "numeric"},
+		"bigint":   {"numeric"},
+		"real":     {"double precision"},
+		"json":     {"jsonb", "text"},
+	}
+	for _, t := range widen[from] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// sequences sets the position of every sequence of a table that receives
+// rows: the source's for a table made again, never backwards for one whose
+// rows are merged.
+func (c *compiler) sequences(plans []*tablePlan) {
+	for _, tp := range plans {
+		name := tp.src.QualifiedName()
+		for _, s := range c.src.Sequences {
+			if s.OwnerTable != name {
+				continue
+			}
+			seq := pgschema.QuoteLiteral(pgschema.Ident(s.Schema, s.Name))
+			switch {
+			case tp.recreate && tp.rule.CarriesRows():
+				c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, s.LastValue, s.IsCalled)
+			case tp.rule.CarriesRows():
+				c.sql("SELECT pg_catalog.setval(%s, GREATEST(%d, (SELECT last_value FROM %s)), true)", seq, s.LastValue, pgschema.Ident(s.Schema, s.Name))
+			}
+		}
+	}
+}
+
+// keepTargetViews makes the target's own views (not in the source) again,
+// unless destructive changes are allowed, in which case they go.
+func (c *compiler) keepTargetViews() {
+	src := map[string]bool{}
+	for _, v := range c.src.Views {
+		src[pgschema.Ident(v.Schema, v.Name)] = true
+	}
+	for i := range c.tgt.Views {
+		v := &c.tgt.Views[i]
+		if src[pgschema.Ident(v.Schema, v.Name)] {
+			continue
+		}
+		if c.allow {
+			c.destroy("view %s is not in %s: dropped", pgschema.Key(v.Schema, v.Name), c.meta.SourceEnv)
+			continue
+		}
+		c.sqls(v.CreateStatements())
+	}
+}
+
+// triggersAndComments adds the source's triggers a table lacks (all of
+// them when tgt is nil) and the comments of its constraints and indexes.
+func (c *compiler) triggersAndComments(s, t *pgschema.Table) {
+	name := s.QualifiedName()
+	for _, tg := range s.Triggers {
+		if t != nil {
+			have := findTrigger(t, tg.Name)
+			if have != nil && have.Def == tg.Def && have.Enabled == tg.Enabled {
+				continue
+			}
+			if have != nil {
+				c.sql("DROP TRIGGER %s ON %s", pgschema.QuoteIdent(tg.Name), name)
+			}
+		}
+		c.sql("%s", tg.Def)
+		switch tg.Enabled {
+		case "D":
+			c.sql("ALTER TABLE %s DISABLE TRIGGER %s", name, pgschema.QuoteIdent(tg.Name))
+		case "R":
+			c.sql("ALTER TABLE %s ENABLE REPLICA TRIGGER %s", name, pgschema.QuoteIdent(tg.Name))
+		case "A":
+			c.sql("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name, pgschema.QuoteIdent(tg.Name))
+		}
+		if tg.Comment != "" {
+			c.sql("COMMENT ON TRIGGER %s ON %s IS %s", pgschema.QuoteIdent(tg.Name), name, pgschema.QuoteLiteral(tg.Comment))
+		}
+	}
+	if t != nil {
+		return
+	}
+	for _, con := range s.Constraints {
+		if con.Comment != "" {
+			c.sql("COMMENT ON CONSTRAINT %s ON %s IS %s", pgschema.QuoteIdent(con.Name), name, pgschema.QuoteLiteral(con.Comment))
+		}
+	}
+	for _, ix := range s.Indexes {
+		if ix.Comment != "" {
+			c.sql("COMMENT ON INDEX %s IS %s", pgschema.Ident(s.Schema, ix.Name), pgschema.QuoteLiteral(ix.Comment))
+		}
+	}
+}
+
+func findTrigger(t *pgschema.Table, name string) *pgschema.Trigger {
+	for i := range t.Triggers {
+		if t.Triggers[i].Name == name {
+			return &t.Triggers[i]
+		}
+	}
+	return nil
+}
+
+// statements renders the program for people: data steps as a sentence.
+func (p *program) statements() []string {
+	out := make([]string, 0, len(p.steps))
+	for _, s := range p.steps {
+		if s.kind == stepLoad {
+			out = append(out, s.load.describe())
+			continue
+		}
+		out = append(out, s.sql)
+	}
+	return out
+}
+
+func (l *load) describe() string {
+	switch {
+	case l.fresh:
+		return fmt.Sprintf("-- load %d rows into %s (%s)", l.data.Rows, l.table.Key(), l.rule)
+	case l.rule == release.RuleUpsert:
+		return fmt.Sprintf("-- upsert %d rows into %s by primary key", l.data.Rows, l.table.Key())
+	default:
+		return fmt.Sprintf("-- insert the %d rows whose primary key %s lacks", l.data.Rows, l.table.Key())
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

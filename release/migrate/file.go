@@ -1,0 +1,390 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+// A migration file is a relbot archive (no encryption: it holds
+// configuration, never secrets) followed by a signature block: "RELBOTS1"
+// and HMAC-SHA256(key, sha256 of the archive bytes). The signature makes a
+// modified or foreign file fail before anything reads it; the sha256 of
+// the whole file is its identity.
+const (
+	sigMagic = "RELBOTS1"
+	sigSize  = len(sigMagic) + sha256.Size
+	kind     = "migration"
+)
+
+// Engine implements release.MigrationEngine.
+type Engine struct {
+	// SigningKey signs new files and checks files before use.
+	SigningKey []byte
+}
+
+var _ release.MigrationEngine = (*Engine)(nil)
+
+// Meta is the manifest of a migration file.
+type Meta struct {
+	ID               string            `json:"id"`
+	App              string            `json:"app"`
+	SourceEnv        string            `json:"source_env"`
+	Version          string            `json:"version,omitempty"`
+	Note             string            `json:"note,omitempty"`
+	CreatedBy        string            `json:"created_by"`
+	CreatedAt        time.Time         `json:"created_at"`
+	ServerVersionNum int               `json:"server_version_num"`
+	CoreVersion      string            `json:"core_version,omitempty"`
+	Plugins          map[string]string `json:"plugins,omitempty"`
+	Rules            []TableRule       `json:"rules"`
+	Schema           *pgschema.Schema  `json:"schema"`
+	RowCounts        map[string]int64  `json:"row_counts"`
+	Tables           []TableData       `json:"tables"` // carried rows
+	Variables        []string          `json:"variables"`
+}
+
+// TableData is one table whose rows the file carries.
+type TableData struct {
+	Key      string   `json:"key"`
+	Member   string   `json:"member"`
+	Columns  []string `json:"columns"`
+	Rows     int64    `json:"rows"`
+	Checksum string   `json:"checksum"`
+}
+
+// Create reads the source environment in one snapshot and writes a
+// migration file to w.
+func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Writer) (*release.MigrationSummary, error) {
+	if len(e.SigningKey) == 0 {
+		return nil, release.Errorf(release.CodeUnavailable, "migration files are signed with RELBOT_SECRET_KEY, which is not set")
+	}
+	cfg, err := pgschema.ConnConfig(in.Source.Database)
+	if err != nil {
+		return nil, release.Errorf(release.CodeInvalid, "%v", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to %s's database: %w", in.Source.Name, err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	full, err := pgschema.Inspect(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", in.Source.Name, err)
+	}
+	schema := withoutMarker(full)
+	rules, err := Rules(in.App, schema)
+	if err != nil {
+		return nil, err
+	}
+	core, plugins, err := pgsnap.AppVersions(ctx, tx, schema)
+	if err != nil {
+		return nil, err
+	}
+	meta := &Meta{
+		ID: in.ID, App: in.App.Name, SourceEnv: in.Source.Name, Version: in.Version, Note: in.Note,
+		CreatedBy: in.By, CreatedAt: in.CreatedAt, ServerVersionNum: schema.ServerVersionNum,
+		CoreVersion: core, Plugins: plugins, Rules: rules, Schema: schema, RowCounts: map[string]int64{},
+	}
+	for i := range schema.Tables {
+		t := &schema.Tables[i]
+		var n int64
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.QualifiedName()).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t.Key(), err)
+		}
+		meta.RowCounts[t.Key()] = n
+	}
+
+	hw := &hashWriter{w: w, h: sha256.New()}
+	aw, err := archive.NewWriter(hw, archive.Header{
+		ID: in.ID, App: in.App.Name, Env: in.Source.Name, Kind: kind, CreatedBy: in.By, CreatedAt: in.CreatedAt,
+		ServerVersion: schema.ServerVersion, ServerVersionNum: schema.ServerVersionNum,
+	}, "")
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]bool{}
+	secrets := secretPatterns(in.Secrets)
+	for _, r := range rules {
+		if !r.Rule.CarriesRows() {
+			continue
+		}
+		t := schema.Table(r.Table)
+		td, err := copyTable(ctx, conn, aw, t, refs, secrets)
+		if err != nil {
+			return nil, err
+		}
+		meta.Tables = append(meta.Tables, td)
+	}
+	for name := range refs {
+		meta.Variables = append(meta.Variables, name)
+	}
+	sort.Strings(meta.Variables)
+	if err := aw.Finish(meta); err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, e.SigningKey)
+	mac.Write(hw.h.Sum(nil))
+	if _, err := w.Write(append([]byte(sigMagic), mac.Sum(nil)...)); err != nil {
+		return nil, fmt.Errorf("write migration file: %w", err)
+	}
+	return summarize(meta, schema.Warnings), nil
+}
+
+func summarize(m *Meta, warnings []string) *release.MigrationSummary {
+	s := &release.MigrationSummary{CoreVersion: m.CoreVersion, Plugins: m.Plugins, Variables: m.Variables, Warnings: warnings}
+	if s.Variables == nil {
+		s.Variables = []string{}
+	}
+	for _, r := range m.Rules {
+		s.Tables = append(s.Tables, release.TableSummary{Table: r.Table, Rule: r.Rule, Reason: r.Reason, Rows: m.RowCounts[r.Table], Carried: r.Rule.CarriesRows()})
+	}
+	return s
+}
+
+// withoutMarker drops relbot's own bookkeeping schema from a schema.
+func withoutMarker(s *pgschema.Schema) *pgschema.Schema {
+	out := *s
+	out.Tables = nil
+	for _, t := range s.Tables {
+		if t.Schema != MarkerSchema {
+			out.Tables = append(out.Tables, t)
+		}
+	}
+	out.Schemas = nil
+	for _, ns := range s.Schemas {
+		if ns.Name != MarkerSchema {
+			out.Schemas = append(out.Schemas, ns)
+		}
+	}
+	out.Sequences = nil
+	for _, sq := range s.Sequences {
+		if sq.Schema != MarkerSchema {
+			out.Sequences = append(out.Sequences, sq)
+		}
+	}
+	return &out
+}
+
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	return n, err
+}
+
+var envRef = regexp.MustCompile(`\{\{\s*\$env\.([A-Za-z][A-Za-z0-9_]*)\s*\}\}`)
+
+// secretPattern is a secret as it would appear in COPY text: plain, and as
+// a JSON string value would carry it.
+type secretPattern struct{ forms [][]byte }
+
+// minSecretScan is the shortest secret scanned for: shorter values would
+// match ordinary text everywhere.
+const minSecretScan = 6
+
+func secretPatterns(values []string) []secretPattern {
+	var out []secretPattern
+	for _, v := range values {
+		if len(v) < minSecretScan {
+			continue
+		}
+		js, _ := json.Marshal(v)
+		forms := [][]byte{[]byte(copyEscape(v)), []byte(copyEscape(string(js[1 : len(js)-1])))}
+		out = append(out, secretPattern{forms: forms})
+	}
+	return out
+}
+
+var copyEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
+
+func copyEscape(s string) string { return copyEscaper.Replace(s) }
+
+// copyTable streams one table into the file, collecting variable
+// references and refusing rows that hold a known secret in clear.
+func copyTable(ctx context.Context, conn *pgx.Conn, aw *archive.Writer, t *pgschema.Table, refs map[string]bool, secrets []secretPattern) (TableData, error) {
+	mw, err := aw.Create("table/" + t.Key())
+	if err != nil {
+		return TableData{}, err
+	}
+	sc := &rowScanner{table: t, refs: refs, secrets: secrets}
+	var sum pgsnap.RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &sum, sc), pgsnap.CopyOutSQL(t)); err != nil {
+		if sc.leak != nil {
+			return TableData{}, sc.leak
+		}
+		return TableData{}, fmt.Errorf("copy %s: %w", t.Key(), err)
+	}
+	if sc.leak != nil {
+		return TableData{}, sc.leak
+	}
+	m, err := mw.Close()
+	if err != nil {
+		return TableData{}, err
+	}
+	return TableData{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: sum.Rows, Checksum: sum.Sum()}, nil
+}
+
+// rowScanner looks at each COPY row as it streams past.
+type rowScanner struct {
+	table   *pgschema.Table
+	refs    map[string]bool
+	secrets []secretPattern
+	partial []byte
+	leak    error
+}
+
+func (s *rowScanner) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.partial = append(s.partial, p...)
+			break
+		}
+		line := p[:i]
+		if len(s.partial) > 0 {
+			s.partial = append(s.partial, line...)
+			line = s.partial
+		}
+		if err := s.row(line); err != nil {
+			s.leak = err
+			return 0, err
+		}
+		s.partial = s.partial[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (s *rowScanner) row(line []byte) error {
+	if bytes.Contains(line, []byte("$env.")) {
+		for _, m := range envRef.FindAllSubmatch(line, -1) {
+			s.refs[string(m[1])] = true
+		}
+	}
+	for _, sp := range s.secrets {
+		for _, form := range sp.forms {
+			if bytes.Contains(line, form) {
+				return s.leakError(line, form)
+			}
+		}
+	}
+	return nil
+}
+
+// leakError names the table, column and row key of a secret in clear —
+// never the value.
+func (s *rowScanner) leakError(line, form []byte) error {
+	cols := s.table.CopyColumns()
+	fields := bytes.Split(line, []byte{'\t'})
+	column := "?"
+	for i, f := range fields {
+		if bytes.Contains(f, form) && i < len(cols) {
+			column = cols[i]
+			break
+		}
+	}
+	var key []string
+	for _, pk := range s.table.PrimaryKey {
+		for i, c := range cols {
+			if c == pk && i < len(fields) {
+				key = append(key, pk+"="+string(fields[i]))
+			}
+		}
+	}
+	where := "a row without primary key"
+	if len(key) > 0 {
+		where = "row " + strings.Join(key, ", ")
+	}
+	return release.Errorf(release.CodeForbidden, "migration refused: table %s, column %s, %s holds the value of a secret in clear; store it as a secret and reference it as {{$env.NAME}}", s.table.Key(), column, where)
+}
+
+// File is an opened, signature-checked migration file.
+type File struct {
+	Meta   *Meta
+	SHA256 string
+	r      *archive.Reader
+}
+
+// ErrSignature is why a modified or foreign file is refused.
+var ErrSignature = errors.New("signature mismatch")
+
+// Open checks a file's signature, then reads its manifest.
+func (e *Engine) Open(a release.ArchiveReader) (*File, error) {
+	size := a.Size()
+	if size < int64(sigSize) {
+		return nil, release.Errorf(release.CodeInvalid, "not a relbot migration file")
+	}
+	sig := make([]byte, sigSize)
+	if _, err := a.ReadAt(sig, size-int64(sigSize)); err != nil {
+		return nil, fmt.Errorf("read migration file: %w", err)
+	}
+	if string(sig[:len(sigMagic)]) != sigMagic {
+		return nil, release.Errorf(release.CodeInvalid, "not a relbot migration file (it is truncated or something else)")
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(a, 0, size-int64(sigSize))); err != nil {
+		return nil, fmt.Errorf("read migration file: %w", err)
+	}
+	if len(e.SigningKey) == 0 {
+		return nil, release.Errorf(release.CodeUnavailable, "migration files are checked with RELBOT_SECRET_KEY, which is not set")
+	}
+	mac := hmac.New(sha256.New, e.SigningKey)
+	mac.Write(h.Sum(nil))
+	if !hmac.Equal(mac.Sum(nil), sig[len(sigMagic):]) {
+		return nil, &release.Error{Code: release.CodeForbidden, Message: "migration file was modified or made by another relbot: its signature does not match", Err: ErrSignature}
+	}
+	h.Write(sig)
+	r, err := archive.Open(io.NewSectionReader(a, 0, size-int64(sigSize)), size-int64(sigSize), "")
+	if err != nil {
+		return nil, release.Errorf(release.CodeDamaged, "migration file is unreadable: %w", err)
+	}
+	if r.Header().Kind != kind {
+		return nil, release.Errorf(release.CodeInvalid, "file is a relbot %s archive, not a migration file", r.Header().Kind)
+	}
+	var m Meta
+	if err := json.Unmarshal(r.Meta(), &m); err != nil || m.Schema == nil {
+		return nil, release.Errorf(release.CodeDamaged, "migration file's manifest is unreadable")
+	}
+	return &File{Meta: &m, SHA256: hex.EncodeToString(h.Sum(nil)), r: r}, nil
+}
+
+// Rows streams the carried rows of one table.
+func (f *File) Rows(td TableData) (io.Reader, error) {
+	m, ok := f.r.Member(td.Member)
+	if !ok {
+		return nil, release.Errorf(release.CodeDamaged, "migration file lacks the rows of %s", td.Key)
+	}
+	return f.r.Open(m), nil
+}
+
+// Summary describes the file for listings.
+func (f *File) Summary() *release.MigrationSummary { return summarize(f.Meta, f.Meta.Schema.Warnings) }

@@ -1,0 +1,400 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/config"
+	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sampleApp loads the sample app's environments into databases of this
+// test and returns the app as apps.yaml describes it.
+func sampleApp(t *testing.T, envs ...string) *release.App {
+	t.Helper()
+	vars := map[string]string{}
+	keys := map[string]string{fixtures.Development: "DEV", fixtures.Staging: "STAGING", fixtures.Production: "PROD", fixtures.Recovery: "RECOVERY"}
+	for _, env := range fixtures.Envs {
+		vars["CRM_"+keys[env]+"_DATABASE_URL"] = "postgres://unused/" + env
+		vars["CRM_"+keys[env]+"_STORAGE"] = "/nonexistent/" + env
+	}
+	for _, env := range envs {
+		_, dsn := testenv.NewDatabase(t, env)
+		if err := fixtures.LoadEnv(ctxT(t), dsn, env); err != nil {
+			t.Fatal(err)
+		}
+		vars["CRM_"+keys[env]+"_DATABASE_URL"] = dsn
+	}
+	apps, err := config.ParseApps([]byte(fixtures.AppsYAML(nil)), func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apps[0]
+}
+
+type fileReader struct {
+	*bytes.Reader
+}
+
+func (f fileReader) Size() int64 { return f.Reader.Size() }
+
+func makeFile(t *testing.T, e *Engine, app *release.App, secrets ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	dev, _ := app.Env(fixtures.Development)
+	_, err := e.Create(ctxT(t), release.MigrationInput{App: app, Source: dev, ID: "crm-m1", By: "alice", CreatedAt: time.Now().UTC(), Secrets: secrets}, &buf)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func reader(b []byte) fileReader { return fileReader{bytes.NewReader(b)} }
+
+// snapshot is what a test compares before and after: the schema dump and
+// every table's rows.
+type snapshot struct {
+	schema string
+	rows   map[string]string
+	tables map[string]pgschema.Table
+}
+
+func take(t *testing.T, dsn string) snapshot {
+	t.Helper()
+	out, err := exec.Command("pg_dump", "--schema-only", "--dbname", dsn).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, `\restrict`) && !strings.HasPrefix(l, `\unrestrict`) {
+			keep = append(keep, l)
+		}
+	}
+	conn, err := pgschema.Connect(ctxT(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s, err := pgschema.Inspect(ctxT(t), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot{schema: strings.Join(keep, "\n"), rows: map[string]string{}, tables: map[string]pgschema.Table{}}
+	for i := range s.Tables {
+		ti, err := pgsnap.TableChecksum(ctxT(t), conn, &s.Tables[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.rows[ti.Key] = fmt.Sprintf("%d %s", ti.Rows, ti.Checksum)
+		snap.tables[ti.Key] = s.Tables[i]
+	}
+	return snap
+}
+
+// structure is a table's columns, keys and indexes as comparable text.
+func structure(t pgschema.Table) string {
+	t.Bytes = 0
+	t.Comment = ""
+	for i := range t.Columns {
+		t.Columns[i].Comment = ""
+	}
+	b, _ := json.Marshal(struct {
+		C []pgschema.Column
+		K []pgschema.Constraint
+		I []pgschema.Index
+	}{t.Columns, t.Constraints, t.Indexes})
+	return string(b)
+}
+
+func rowsOf(t *testing.T, dsn, sql string) map[string]string {
+	t.Helper()
+	conn := testenv.Connect(t, dsn)
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var k, v string
+	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	return out
+}
+
+func TestChainDevelopmentStagingProduction(t *testing.T) {
+	app := sampleApp(t, fixtures.Development, fixtures.Staging, fixtures.Production)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	dev, _ := app.Env(fixtures.Development)
+	source := take(t, dev.Database)
+	f, err := e.Open(reader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(f.Meta.Variables, "CONTRACTS_SIGN_URL") {
+		t.Fatalf("variables referenced: %v", f.Meta.Variables)
+	}
+
+	for _, envName := range []string{fixtures.Staging, fixtures.Production} {
+		t.Run(envName, func(t *testing.T) {
+			env, _ := app.Env(envName)
+			before := take(t, env.Database)
+			productsBefore := rowsOf(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			plan, err := e.Plan(ctxT(t), reader(file), app, env, map[string]bool{})
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			if len(plan.MissingVariables) == 0 || len(plan.VersionChanges) == 0 || len(plan.Statements) == 0 {
+				t.Fatalf("plan misses things: %+v", plan)
+			}
+			if after := take(t, env.Database); after.schema != before.schema {
+				t.Fatal("plan changed the target's schema")
+			}
+			res, err := e.Apply(ctxT(t), reader(file), app, env, release.ApplyOptions{By: "bob"})
+			if err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			if res.AlreadyApplied != nil || len(res.Steps) == 0 {
+				t.Fatalf("apply result %+v", res)
+			}
+			after := take(t, env.Database)
+			for _, r := range f.Meta.Rules {
+				switch r.Rule {
+				case release.RuleOverwrite:
+					if after.rows[r.Table] != source.rows[r.Table] {
+						t.Errorf("overwrite %s: %s, development has %s", r.Table, after.rows[r.Table], source.rows[r.Table])
+					}
+					if structure(after.tables[r.Table]) != structure(source.tables[r.Table]) {
+						t.Errorf("overwrite %s: structure differs from development's", r.Table)
+					}
+				case release.RuleSchemaOnly:
+					if structure(after.tables[r.Table]) != structure(source.tables[r.Table]) {
+						t.Errorf("schema-only %s: structure differs from development's:\n%s\n%s", r.Table, structure(after.tables[r.Table]), structure(source.tables[r.Table]))
+					}
+					if _, existed := before.rows[r.Table]; existed && strings.Fields(after.rows[r.Table])[0] != strings.Fields(before.rows[r.Table])[0] {
+						t.Errorf("schema-only %s: %s rows, had %s", r.Table, after.rows[r.Table], before.rows[r.Table])
+					}
+				case release.RuleSkip:
+					if after.rows[r.Table] != before.rows[r.Table] {
+						t.Errorf("skip %s changed", r.Table)
+					}
+				}
+			}
+			// upsert: development's products as they are there, the
+			// target's own kept.
+			devProducts := rowsOf(t, dev.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			got := rowsOf(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			for id, v := range devProducts {
+				if got[id] != v {
+					t.Errorf("upsert products %s: %q, development has %q", id, got[id], v)
+				}
+			}
+			for id, v := range productsBefore {
+				if _, fromDev := devProducts[id]; !fromDev && got[id] != v {
+					t.Errorf("upsert products: the target's own row %s was lost or changed", id)
+				}
+			}
+			again, err := e.Apply(ctxT(t), reader(file), app, env, release.ApplyOptions{By: "carol"})
+			if err != nil || again.AlreadyApplied == nil || again.AlreadyApplied.By != "bob" {
+				t.Fatalf("second apply: %+v %v", again, err)
+			}
+			if take(t, env.Database).schema != after.schema {
+				t.Fatal("second apply changed something")
+			}
+		})
+	}
+}
+
+// A failure at the very end (the marker row violates a constraint planted
+// in the target) leaves the target exactly as it was.
+func TestFailureLeavesTargetAsItWas(t *testing.T) {
+	app := sampleApp(t, fixtures.Development, fixtures.Production)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	prod, _ := app.Env(fixtures.Production)
+	conn := testenv.Connect(t, prod.Database)
+	for _, s := range append(append([]string{}, markerDDL...), `ALTER TABLE `+markerTable+` ADD CONSTRAINT no_bob CHECK (applied_by <> 'bob')`) {
+		if _, err := conn.Exec(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(context.Background())
+	before := take(t, prod.Database)
+	_, err := e.Apply(ctxT(t), reader(file), app, prod, release.ApplyOptions{By: "bob"})
+	if err == nil || !strings.Contains(err.Error(), "no_bob") || !strings.Contains(release.ErrorMessage(err), "nothing was changed") {
+		t.Fatalf("got %v", err)
+	}
+	after := take(t, prod.Database)
+	if after.schema != before.schema {
+		t.Fatal("schema changed after a failed apply")
+	}
+	for k, v := range before.rows {
+		if after.rows[k] != v {
+			t.Errorf("table %s changed after a failed apply", k)
+		}
+	}
+}
+
+func TestBadFilesAreRefusedBeforeTouchingTheTarget(t *testing.T) {
+	app := sampleApp(t, fixtures.Development, fixtures.Staging)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	staging, _ := app.Env(fixtures.Staging)
+	before := take(t, staging.Database)
+	flipped := bytes.Clone(file)
+	flipped[len(flipped)/2] ^= 1
+	foreign := makeFile(t, &Engine{SigningKey: []byte("another relbot's key, not ours..")}, app)
+	cases := map[string]struct {
+		data []byte
+		says string
+	}{
+		"tampered":  {flipped, "signature does not match"},
+		"truncated": {file[:len(file)-100], "not a relbot migration file"},
+		"foreign":   {foreign, "signature does not match"},
+		"garbage":   {[]byte("hello, not a migration file at all, just some text........"), "not a relbot migration file"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.Plan(ctxT(t), reader(c.data), app, staging, nil); err == nil || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("plan: %v", err)
+			}
+			if _, err := e.Apply(ctxT(t), reader(c.data), app, staging, release.ApplyOptions{By: "x"}); err == nil || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("apply: %v", err)
+			}
+		})
+	}
+	if take(t, staging.Database).schema != before.schema {
+		t.Fatal("a refused file changed the target")
+	}
+}
+
+// Canary secrets of every environment never end up in a file; a file
+// whose rows would carry one is refused, naming where, never the value.
+func TestSecretsNeverInAFile(t *testing.T) {
+	app := sampleApp(t, fixtures.Development)
+	e := &Engine{SigningKey: testKey}
+	var canaries []string
+	for _, env := range fixtures.Envs {
+		for _, v := range fixtures.Secrets(env) {
+			canaries = append(canaries, v)
+		}
+	}
+	canaries = append(canaries, "canary-secret-7f3a9e")
+	file := makeFile(t, e, app, canaries...)
+	content := decoded(t, e, file)
+	for _, c := range canaries {
+		if bytes.Contains(content, []byte(c)) {
+			t.Fatalf("file holds a secret value")
+		}
+	}
+
+	dev, _ := app.Env(fixtures.Development)
+	conn := testenv.Connect(t, dev.Database)
+	if _, err := conn.Exec(context.Background(), `UPDATE "uiSchemas" SET schema = jsonb_set(schema, '{x-token}', '"canary-secret-7f3a9e"') WHERE "x-uid" = (SELECT min("x-uid") FROM "uiSchemas")`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	var buf bytes.Buffer
+	_, err := e.Create(ctxT(t), release.MigrationInput{App: app, Source: dev, ID: "crm-m2", By: "alice", CreatedAt: time.Now(), Secrets: canaries}, &buf)
+	msg := release.ErrorMessage(err)
+	if err == nil || !strings.Contains(msg, "uiSchemas") || !strings.Contains(msg, "column schema") || !strings.Contains(msg, "x-uid=") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "canary-secret") {
+		t.Fatal("the refusal shows the secret")
+	}
+}
+
+// decoded is every byte a file carries, decompressed.
+func decoded(t *testing.T, e *Engine, file []byte) []byte {
+	t.Helper()
+	r, err := archive.Open(bytes.NewReader(file[:len(file)-sigSize]), int64(len(file)-sigSize), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bytes.Clone(r.Meta())
+	for _, m := range r.Members() {
+		b, err := io.ReadAll(r.Open(&m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+func TestRulesRefuseBadOverrides(t *testing.T) {
+	app := sampleApp(t, fixtures.Development)
+	dev, _ := app.Env(fixtures.Development)
+	conn, err := pgschema.Connect(ctxT(t), dev.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s, err := pgschema.Inspect(ctxT(t), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := Rules(app, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]release.Rule{
+		"uiSchemas": release.RuleOverwrite, "main_desktopRoutes_path": release.RuleOverwrite, "rolesDesktopRoutes": release.RuleOverwrite,
+		"users": release.RuleSchemaOnly, "executions": release.RuleSchemaOnly, "environmentVariables": release.RuleSchemaOnly,
+		"customers": release.RuleSchemaOnly, "auditTrails": release.RuleSkip, "products": release.RuleUpsert, "themeConfig": release.RuleInsertIgnore,
+		"applicationPlugins": release.RuleOverwrite, "applicationVersion": release.RuleSchemaOnly, "workflows": release.RuleOverwrite,
+	}
+	for table, rule := range want {
+		if got := RuleOf(rules, table); got != rule {
+			t.Errorf("%s: %s, want %s", table, got, rule)
+		}
+	}
+	for name, override := range map[string]map[string]release.Rule{
+		"no such table":  {"nope": release.RuleOverwrite},
+		"upsert, no PK":  {"main_desktopRoutes_path": release.RuleUpsert},
+		"values of vars": {"environmentVariables": release.RuleOverwrite},
+	} {
+		bad := *app
+		bad.Rules = override
+		if _, err := Rules(&bad, s); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else {
+			for table := range override {
+				if !strings.Contains(err.Error(), table) {
+					t.Errorf("%s: %v does not name %s", name, err, table)
+				}
+			}
+		}
+	}
+}
+
+var _ = os.Stat
+var _ = filepath.Join

@@ -1,0 +1,125 @@
+package release
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Migration is the bot's record of one migration file.
+type Migration struct {
+	ID        string // crm-m7
+	App       string
+	SourceEnv string
+	Version   string // the saved version it was made from, if any
+	Note      string
+	CreatedBy string
+	CreatedAt time.Time
+	Artifact  string
+	Size      int64
+	SHA256    string // identity of the file: sha256 of its bytes
+	Summary   MigrationSummary
+}
+
+// MigrationSummary is what the engine reports about a file it wrote.
+type MigrationSummary struct {
+	CoreVersion string            `json:"core_version,omitempty"`
+	Plugins     map[string]string `json:"plugins,omitempty"`
+	Tables      []TableSummary    `json:"tables"`
+	Variables   []string          `json:"variables"` // names referenced as {{$env.NAME}}
+	Warnings    []string          `json:"warnings,omitempty"`
+}
+
+// TableSummary is one table of a migration file.
+type TableSummary struct {
+	Table   string `json:"table"`
+	Rule    Rule   `json:"rule"`
+	Reason  string `json:"reason"`
+	Rows    int64  `json:"rows"`    // in the source
+	Carried bool   `json:"carried"` // the file holds its rows
+}
+
+// MigrationInput is what the engine needs to write a migration file.
+type MigrationInput struct {
+	App       *App
+	Source    *Environment
+	ID        string
+	By        string
+	Note      string
+	Version   string
+	CreatedAt time.Time
+	// Secrets are the clear values of every secret relbot knows; a file
+	// whose rows contain one is refused.
+	Secrets []string
+}
+
+// MigrationPlan is what applying a file would do to an environment.
+type MigrationPlan struct {
+	Migration      string      `json:"migration"`
+	Env            string      `json:"env"`
+	AlreadyApplied *AppliedBy  `json:"already_applied,omitempty"`
+	Destructive    []string    `json:"destructive"`
+	Statements     []string    `json:"statements"`
+	Tables         []TablePlan `json:"tables"`
+	// MissingVariables are referenced by the file but unknown in the target.
+	MissingVariables []string `json:"missing_variables"`
+	VersionChanges   []string `json:"version_changes"`
+	Warnings         []string `json:"warnings,omitempty"`
+}
+
+// TablePlan is what happens to one table's rows.
+type TablePlan struct {
+	Table  string `json:"table"`
+	Rule   Rule   `json:"rule"`
+	Insert int64  `json:"insert"`
+	Update int64  `json:"update"`
+	Delete int64  `json:"delete"`
+	Note   string `json:"note,omitempty"`
+}
+
+// AppliedBy tells when and by whom a file was applied to a database.
+type AppliedBy struct {
+	Migration string    `json:"migration"`
+	At        time.Time `json:"at"`
+	By        string    `json:"by"`
+}
+
+// ApplyOptions are the caller's choices for an apply.
+type ApplyOptions struct {
+	By string
+	// AllowDestructive lets the apply drop what the plan lists as
+	// destructive on tables whose rows the target keeps.
+	AllowDestructive bool
+	// KnownVariables are the variable names the target has; with it set,
+	// a file referencing others is refused.
+	KnownVariables map[string]bool
+}
+
+// ApplyResult is the execution log of an apply.
+type ApplyResult struct {
+	AlreadyApplied *AppliedBy     `json:"already_applied,omitempty"`
+	Steps          []ExecutedStep `json:"steps"`
+	Duration       time.Duration  `json:"duration"`
+}
+
+// ExecutedStep is one line of the execution log.
+type ExecutedStep struct {
+	What     string        `json:"what"`
+	Rows     int64         `json:"rows,omitempty"`
+	Duration time.Duration `json:"duration"`
+}
+
+// MigrationEngine makes, plans and applies migration files.
+type MigrationEngine interface {
+	Create(ctx context.Context, in MigrationInput, w io.Writer) (*MigrationSummary, error)
+	Plan(ctx context.Context, file ArchiveReader, app *App, target *Environment, known map[string]bool) (*MigrationPlan, error)
+	Apply(ctx context.Context, file ArchiveReader, app *App, target *Environment, opts ApplyOptions) (*ApplyResult, error)
+}
+
+// MigrationStore keeps migration records.
+type MigrationStore interface {
+	SaveMigration(ctx context.Context, m *Migration) error
+	GetMigration(ctx context.Context, id string) (*Migration, error)
+	// ListMigrations returns an app's migrations, newest first.
+	ListMigrations(ctx context.Context, app string) ([]*Migration, error)
+}
