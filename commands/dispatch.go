@@ -16,6 +16,17 @@ type Service interface {
 	ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error)
 	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
 	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, error)
+	// Variables and secrets (vars.go).
+	ListVariables(ctx context.Context, app, env string) ([]release.VariableView, error)
+	SetVariable(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)
+	UnsetVariable(ctx context.Context, actor, app, env, name string) error
+	SetSecret(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)
+	UnsetSecret(ctx context.Context, actor, app, env, name string) error
+	// Migration files (migration.go).
+	CreateMigration(ctx context.Context, actor, app, version, note string) (*release.Migration, error)
+	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)
+	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
+	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
 }
 
 // Dispatcher runs commands against a Service. Only help works without one.
@@ -45,12 +56,21 @@ func on[C Command](f func(*Dispatcher, context.Context, Request, C) (Reply, erro
 // handlers maps command names to what runs them. A command without an
 // entry answers "not available yet"; implementing one is adding its entry.
 var handlers = map[string]handler{
-	"help":           on((*Dispatcher).help),
-	"apps":           on((*Dispatcher).apps),
-	"backup create":  on((*Dispatcher).backupCreate),
-	"backup list":    on((*Dispatcher).backupList),
-	"backup verify":  on((*Dispatcher).backupVerify),
-	"backup restore": on((*Dispatcher).backupRestore),
+	"help":             on((*Dispatcher).help),
+	"apps":             on((*Dispatcher).apps),
+	"backup create":    on((*Dispatcher).backupCreate),
+	"backup list":      on((*Dispatcher).backupList),
+	"backup verify":    on((*Dispatcher).backupVerify),
+	"backup restore":   on((*Dispatcher).backupRestore),
+	"var list":         on((*Dispatcher).varList),
+	"var set":          on((*Dispatcher).varSet),
+	"var unset":        on((*Dispatcher).varUnset),
+	"secret set":       on((*Dispatcher).secretSet),
+	"secret unset":     on((*Dispatcher).secretUnset),
+	"migration create": on((*Dispatcher).migrationCreate),
+	"migration list":   on((*Dispatcher).migrationList),
+	"migration show":   on((*Dispatcher).migrationShow),
+	"migration plan":   on((*Dispatcher).migrationPlan),
 }
 
 // Handle parses req.Text and runs the command. Errors are *UsageError or

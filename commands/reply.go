@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +15,10 @@ type Request struct {
 	Channel string // where from; empty in a terminal
 	Text    string // the words after "/relbot" or "relbot"
 	JSON    bool   // the caller prints Reply.Data as JSON
+	// Secret reads a secret's value out of band (the terminal: stdin
+	// without echo). Nil when the transport must ask in a form of its own:
+	// secret set then answers with Reply.Prompt.
+	Secret func(ctx context.Context, prompt string) (string, error)
 }
 
 // Reply is a transport-neutral result. Text is always complete on its own
@@ -26,7 +31,13 @@ type Reply struct {
 	Table  *Table
 	Data   any  // what --json prints
 	Public bool // about shared state: post in the channel, not only to the user
+	// Prompt asks the transport to collect a secret's value privately (a
+	// Slack modal) and run secret set with it; nothing was changed yet.
+	Prompt *SecretPrompt
 }
+
+// SecretPrompt names the secret a transport should ask the user for.
+type SecretPrompt struct{ App, Env, Var string }
 
 // Field is one key/value line.
 type Field struct{ Name, Value string }

@@ -22,6 +22,7 @@ const (
 	EnvAppsFile           = "RELBOT_APPS_FILE"
 	EnvArtifactDir        = "RELBOT_ARTIFACT_DIR"
 	EnvSecretKey          = "RELBOT_SECRET_KEY"
+	EnvSecretKeyPrevious  = "RELBOT_SECRET_KEY_PREVIOUS"
 	EnvBackupKey          = "RELBOT_BACKUP_KEY"
 	EnvHTTPAddr           = "RELBOT_HTTP_ADDR"
 	EnvSlackAPIURL        = "RELBOT_SLACK_API_URL"
@@ -43,10 +44,13 @@ type Settings struct {
 	AppsFile    string `envconfig:"RELBOT_APPS_FILE" default:"apps.yaml"`
 	ArtifactDir string `envconfig:"RELBOT_ARTIFACT_DIR" default:"/var/lib/relbot/artifacts"`
 	SecretKey   string `envconfig:"RELBOT_SECRET_KEY"` // 32 bytes as 64 hex characters or base64; see SecretKeyBytes
-	BackupKey   string `envconfig:"RELBOT_BACKUP_KEY"` // optional passphrase (>= 16 characters) encrypting backup archives
-	HTTPAddr    string `envconfig:"RELBOT_HTTP_ADDR" default:":8080"`
-	SlackAPIURL string `envconfig:"RELBOT_SLACK_API_URL" default:"https://slack.com/api/"`
-	TimeZone    string `envconfig:"RELBOT_TIME_ZONE" default:"UTC"` // freeze windows and --at, unless apps.yaml names a zone
+	// SecretKeyPrevious only decrypts, while relbot rekey-secrets moves
+	// every secret to SecretKey.
+	SecretKeyPrevious string `envconfig:"RELBOT_SECRET_KEY_PREVIOUS"`
+	BackupKey         string `envconfig:"RELBOT_BACKUP_KEY"` // optional passphrase (>= 16 characters) encrypting backup archives
+	HTTPAddr          string `envconfig:"RELBOT_HTTP_ADDR" default:":8080"`
+	SlackAPIURL       string `envconfig:"RELBOT_SLACK_API_URL" default:"https://slack.com/api/"`
+	TimeZone          string `envconfig:"RELBOT_TIME_ZONE" default:"UTC"` // freeze windows and --at, unless apps.yaml names a zone
 
 	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`
 	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
@@ -69,6 +73,7 @@ var settings = []setting{
 	{EnvAppsFile, "the path of apps.yaml", func(s *Settings) string { return s.AppsFile }, nil, false},
 	{EnvArtifactDir, "the directory for backups and migration files", func(s *Settings) string { return s.ArtifactDir }, nil, false},
 	{EnvSecretKey, "the key encrypting secrets at rest: 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)", func(s *Settings) string { return s.SecretKey }, checkSecretKey, true},
+	{EnvSecretKeyPrevious, "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", func(s *Settings) string { return s.SecretKeyPrevious }, checkSecretKey, true},
 	{EnvBackupKey, "a passphrase encrypting backup archives", func(s *Settings) string { return s.BackupKey }, checkBackupKey, true},
 	{EnvHTTPAddr, "the HTTP listen address, e.g. :8080", func(s *Settings) string { return s.HTTPAddr }, checkHTTPAddr, false},
 	{EnvSlackAPIURL, "the Slack Web API base URL", func(s *Settings) string { return s.SlackAPIURL }, checkSlackAPIURL, false},
@@ -152,6 +157,19 @@ func (s *Settings) SecretKeyBytes() ([]byte, error) {
 	key, problem := decodeKey(s.SecretKey)
 	if problem != "" {
 		return nil, &Error{Field: EnvSecretKey, Problem: problem}
+	}
+	return key, nil
+}
+
+// PreviousSecretKeyBytes decodes RELBOT_SECRET_KEY_PREVIOUS, or returns nil
+// when it is not set.
+func (s *Settings) PreviousSecretKeyBytes() ([]byte, error) {
+	if s.SecretKeyPrevious == "" {
+		return nil, nil
+	}
+	key, problem := decodeKey(s.SecretKeyPrevious)
+	if problem != "" {
+		return nil, &Error{Field: EnvSecretKeyPrevious, Problem: problem}
 	}
 	return key, nil
 }

@@ -116,10 +116,25 @@ type MigrationEngine interface {
 	Apply(ctx context.Context, file ArchiveReader, app *App, target *Environment, opts ApplyOptions) (*ApplyResult, error)
 }
 
+// MigrationRun is the record of one apply of a migration to an
+// environment: who, when, how it ended, and its execution log.
+type MigrationRun struct {
+	Migration string
+	Env       string
+	By        string
+	StartedAt time.Time
+	OK        bool
+	Error     string
+	Result    *ApplyResult
+}
+
 // MigrationStore keeps migration records.
 type MigrationStore interface {
 	SaveMigration(ctx context.Context, m *Migration) error
 	GetMigration(ctx context.Context, id string) (*Migration, error)
 	// ListMigrations returns an app's migrations, newest first.
 	ListMigrations(ctx context.Context, app string) ([]*Migration, error)
+	SaveMigrationRun(ctx context.Context, r *MigrationRun) error
+	// ListMigrationRuns returns a migration's applies, oldest first.
+	ListMigrationRuns(ctx context.Context, id string) ([]*MigrationRun, error)
 }

@@ -25,6 +25,17 @@ type Service struct {
 	Now       func() time.Time
 	// Owner names this process in locks, so a conflict can say who holds one.
 	Owner string
+
+	// Migration files (migration_service.go).
+	Migrations MigrationStore
+	Migrator   MigrationEngine
+
+	// Variables and secrets (variables_service.go). SecretKey seals
+	// secrets; PreviousSecretKey only opens them, during a key rotation.
+	Variables         VariableStore
+	AppVariables      AppVariables
+	SecretKey         []byte
+	PreviousSecretKey []byte
 }
 
 // NewService builds a Service over the configured apps.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
 )
@@ -23,6 +26,9 @@ import (
 // defaultAdminDSN is the local PostgreSQL of a developer machine: trust
 // authentication as postgres. RELBOT_DEMO_PG overrides it.
 const defaultAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// demoMaxLines keeps long replies (a plan's statements) readable.
+const demoMaxLines = 60
 
 // demoBackupKey encrypts the demo's archives, to show encryption at rest.
 const demoBackupKey = "relbot demo backup passphrase"
@@ -77,7 +83,12 @@ func (d *demo) command(ctx context.Context, user, text string) (commands.Reply, 
 	if err != nil {
 		body = strings.TrimSpace(body + "\n" + commands.ErrorReply(err).Text)
 	}
-	for _, l := range strings.Split(body, "\n") {
+	lines := strings.Split(body, "\n")
+	for i, l := range lines {
+		if i == demoMaxLines && len(lines) > demoMaxLines+5 {
+			fmt.Fprintf(d.io.Out, "  relbot | ... (%d more lines)\n", len(lines)-i)
+			break
+		}
 		fmt.Fprintln(d.io.Out, "  relbot | "+l)
 	}
 	if err != nil {
@@ -119,7 +130,12 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 	if err != nil {
 		return fmt.Errorf("sample apps.yaml: %w", err)
 	}
-	settings := &config.Settings{DatabaseURL: botDSN, ArtifactDir: filepath.Join(dir, "artifacts"), BackupKey: demoBackupKey, TimeZone: "UTC"}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	settings := &config.Settings{DatabaseURL: botDSN, ArtifactDir: filepath.Join(dir, "artifacts"), BackupKey: demoBackupKey,
+		SecretKey: hex.EncodeToString(key), TimeZone: "UTC"}
 	sys, err := build(ctx, settings, apps, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
@@ -156,6 +172,68 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 		return err
 	}
 	d.say("recovery is identical to production: %d tables, %d rows, %d storage files (logs excluded by the NocoBase preset)", tables, rows, files)
+	return d.migrations(ctx, sys, sample)
+}
+
+// migrations packages development's configuration into a signed file,
+// plans it against staging, supplies the variable staging lacks, and
+// applies it.
+func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sample) error {
+	d.say("Migrations: development's new configuration (a Contracts page, customers.segment) becomes one signed file")
+	reply, err := d.command(ctx, "alice", `migration create crm --note "Contracts page and customer segment"`)
+	if err != nil {
+		return err
+	}
+	id := reply.Data.(commands.MigrationView).ID
+	if _, err := d.command(ctx, "alice", "var list crm staging"); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "alice", "var set crm staging CONTRACTS_SIGN_URL=https://sign.staging.crm.example.com"); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "alice", "migration plan "+id+" staging"); err != nil {
+		return err
+	}
+	d.say("Applying %s to staging in one transaction (the deploy command, with approvals and checks, comes with releases)", id)
+	res, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	d.say("applied: %d steps in %s", len(res.Steps), res.Duration.Round(time.Millisecond))
+	again, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	if again.AlreadyApplied == nil {
+		return fmt.Errorf("applying %s twice changed staging twice", id)
+	}
+	d.say("applying the same file again is a no-op: already applied by %s", again.AlreadyApplied.By)
+	if _, err := d.command(ctx, "alice", "migration show "+id); err != nil {
+		return err
+	}
+	dev, err := tableChecksums(ctx, sample.Databases[fixtures.Development])
+	if err != nil {
+		return err
+	}
+	stg, err := tableChecksums(ctx, sample.Databases[fixtures.Staging])
+	if err != nil {
+		return err
+	}
+	m, _, err := sys.service.ShowMigration(ctx, id)
+	if err != nil {
+		return err
+	}
+	same := 0
+	for _, t := range m.Summary.Tables {
+		if t.Rule != release.RuleOverwrite {
+			continue
+		}
+		if a, b := dev[t.Table], stg[t.Table]; a.Rows != b.Rows || a.Checksum != b.Checksum {
+			return fmt.Errorf("overwrite table %s differs between development and staging after the apply", t.Table)
+		}
+		same++
+	}
+	d.say("staging's %d overwrite tables now equal development's row for row; its business rows are its own", same)
 	return nil
 }
 

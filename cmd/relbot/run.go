@@ -11,6 +11,7 @@ import (
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/migrate"
 	"github.com/relbot/relbot/release/pgsnap"
 	"github.com/relbot/relbot/storage/artifacts"
 	"github.com/relbot/relbot/storage/memory"
@@ -45,6 +46,8 @@ func Run(ctx context.Context, args []string, io Stdio, getenv func(string) strin
 			return runBench(ctx, args[1:], io, getenv)
 		case benchWorker:
 			return runBenchWorker(ctx, args[1:], io)
+		case "rekey-secrets":
+			return runRekey(ctx, args[1:], io, getenv)
 		}
 	}
 	return runTerminal(ctx, args, io, getenv)
@@ -86,6 +89,12 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, Log: log}
 	svc := release.NewService(apps, store, arts, engine, locker, log)
+	if err := wireVariables(svc, store, s); err != nil {
+		closeAll()
+		return nil, err
+	}
+	svc.Migrations = store
+	svc.Migrator = &migrate.Engine{SigningKey: migrate.SigningKey(svc.SecretKey)}
 	loc, err := s.Location()
 	if err != nil {
 		closeAll()
@@ -111,7 +120,7 @@ func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Lo
 // process environment, so a test's getenv is applied to it first).
 func loadSettings(getenv func(string) string) (*config.Settings, error) {
 	for _, name := range []string{config.EnvDatabaseURL, config.EnvRedisURL, config.EnvAppsFile, config.EnvArtifactDir,
-		config.EnvSecretKey, config.EnvBackupKey, config.EnvHTTPAddr, config.EnvSlackAPIURL, config.EnvTimeZone,
+		config.EnvSecretKey, config.EnvSecretKeyPrevious, config.EnvBackupKey, config.EnvHTTPAddr, config.EnvSlackAPIURL, config.EnvTimeZone,
 		config.EnvSlackBotToken, config.EnvSlackSigningSecret, config.EnvSlackAppToken} {
 		if v := getenv(name); v != os.Getenv(name) {
 			if v == "" {

@@ -29,7 +29,7 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 	if err != nil {
 		return report(io, commands.Reply{}, err, asJSON)
 	}
-	req := commands.Request{User: as, Text: text, JSON: asJSON}
+	req := commands.Request{User: as, Text: text, JSON: asJSON, Secret: secretReader(io)}
 	d := &commands.Dispatcher{}
 	if cmd.Name() != "help" {
 		settings, err := loadSettings(getenv)

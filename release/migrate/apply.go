@@ -131,7 +131,7 @@ func (f *File) check(app *release.App, target *release.Environment, known map[st
 func (f *File) missing(known map[string]bool) []string {
 	var out []string
 	for _, v := range f.Meta.Variables {
-		if !known[v] {
+		if _, ok := known[v]; !ok {
 			out = append(out, v)
 		}
 	}
@@ -400,15 +400,23 @@ func versionChanges(srcCore, tgtCore string, src, tgt map[string]string) []strin
 	for n := range tgt {
 		names[n] = true
 	}
-	var sorted []string
+	// Plugins moving between the same two versions are told in one line:
+	// a core upgrade moves most of them together.
+	byChange := map[string][]string{}
 	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-	for _, n := range sorted {
 		if src[n] != tgt[n] {
-			out = append(out, fmt.Sprintf("plugin %s: %s -> %s", n, orNone(tgt[n]), orNone(src[n])))
+			change := orNone(tgt[n]) + " -> " + orNone(src[n])
+			byChange[change] = append(byChange[change], n)
 		}
+	}
+	for _, change := range sortedKeys(byChange) {
+		ps := byChange[change]
+		sort.Strings(ps)
+		if len(ps) == 1 {
+			out = append(out, fmt.Sprintf("plugin %s: %s", ps[0], change))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d plugins %s: %s", len(ps), change, strings.Join(ps, ", ")))
 	}
 	return out
 }

@@ -4,6 +4,8 @@
 package migrate
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	_ "embed"
 	"fmt"
 	"sort"
@@ -50,7 +52,6 @@ func parsePreset(tsv string) map[string]presetTable {
 var nocobaseLinkTables = map[string]bool{
 	"rolesDesktopRoutes": true, "rolesMobileRoutes": true, "desktopRoutesUiLayouts": true,
 	"rolesUischemas": true, "rolesAiEmployees": true, "collectionCategory": true,
-	"applicationPlugins": true,
 }
 
 // nocobaseVariables never carries values between environments.
@@ -120,6 +121,9 @@ func defaultRule(app *release.App, key string, t *pgschema.Table, builtin map[st
 	if app.Builtin != "nocobase" {
 		return TableRule{key, release.RuleSchemaOnly, "user table"}
 	}
+	if key == "applicationPlugins" {
+		return TableRule{key, release.RuleOverwrite, "NocoBase plugin registry: configuration"}
+	}
 	if key == nocobaseVariables {
 		return TableRule{key, release.RuleSchemaOnly, "NocoBase variables: values never travel"}
 	}
@@ -147,7 +151,11 @@ func defaultRule(app *release.App, key string, t *pgschema.Table, builtin map[st
 	if rule.NeedsPrimaryKey() && len(t.PrimaryKey) == 0 {
 		rule = release.RuleOverwrite
 	}
-	return TableRule{key, rule, fmt.Sprintf("NocoBase %s table (%s)", pt.category, strings.Join(pt.rules, ", "))}
+	category := pt.category + " "
+	if category == "- " {
+		category = ""
+	}
+	return TableRule{key, rule, fmt.Sprintf("NocoBase %stable (%s)", category, strings.Join(pt.rules, ", "))}
 }
 
 func contains(list []string, s string) bool {
@@ -167,4 +175,17 @@ func RuleOf(rules []TableRule, table string) release.Rule {
 		}
 	}
 	return release.RuleSkip
+}
+
+// SigningKey derives the key that signs migration files from relbot's
+// secret key, so the two uses never share key material directly.
+func SigningKey(secretKey []byte) []byte {
+	if len(secretKey) == 0 {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, secretKey, nil, "relbot migration file signature", 32)
+	if err != nil {
+		return nil
+	}
+	return k
 }

@@ -1,0 +1,202 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+// MigrationView is what --json prints for a migration.
+type MigrationView struct {
+	ID        string                   `json:"id"`
+	App       string                   `json:"app"`
+	SourceEnv string                   `json:"source_env"`
+	Version   string                   `json:"version,omitempty"`
+	Note      string                   `json:"note,omitempty"`
+	CreatedBy string                   `json:"created_by"`
+	CreatedAt time.Time                `json:"created_at"`
+	Size      int64                    `json:"size"`
+	SHA256    string                   `json:"sha256"`
+	Summary   release.MigrationSummary `json:"summary"`
+	Applies   []MigrationRunView       `json:"applies,omitempty"`
+}
+
+// MigrationRunView is one apply of a migration.
+type MigrationRunView struct {
+	Env       string    `json:"env"`
+	By        string    `json:"by"`
+	StartedAt time.Time `json:"started_at"`
+	OK        bool      `json:"ok"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func migrationView(m *release.Migration, runs []*release.MigrationRun) MigrationView {
+	v := MigrationView{ID: m.ID, App: m.App, SourceEnv: m.SourceEnv, Version: m.Version, Note: m.Note, CreatedBy: m.CreatedBy,
+		CreatedAt: m.CreatedAt, Size: m.Size, SHA256: m.SHA256, Summary: m.Summary}
+	for _, r := range runs {
+		v.Applies = append(v.Applies, MigrationRunView{Env: r.Env, By: r.By, StartedAt: r.StartedAt, OK: r.OK, Error: r.Error})
+	}
+	return v
+}
+
+// rulesTable lists every table's effective rule, carried rows first.
+func rulesTable(s release.MigrationSummary) *Table {
+	t := &Table{Columns: []string{"Table", "Rule", "Rows", "Why"}}
+	for _, carried := range []bool{true, false} {
+		for _, ts := range s.Tables {
+			if ts.Carried != carried {
+				continue
+			}
+			rows := count(ts.Rows)
+			if !ts.Carried {
+				rows = "-"
+			}
+			t.Rows = append(t.Rows, []string{ts.Table, string(ts.Rule), rows, ts.Reason})
+		}
+	}
+	return t
+}
+
+func migrationFields(m *release.Migration) []Field {
+	carried, rows := 0, int64(0)
+	for _, t := range m.Summary.Tables {
+		if t.Carried {
+			carried++
+			rows += t.Rows
+		}
+	}
+	vars := "none"
+	if len(m.Summary.Variables) > 0 {
+		vars = strings.Join(m.Summary.Variables, ", ")
+	}
+	fields := []Field{
+		{"Migration", m.ID},
+		{"From", m.App + " " + m.SourceEnv},
+		{"Made by", m.CreatedBy},
+		{"Tables", fmt.Sprintf("%d, rows of %d carried (%s rows)", len(m.Summary.Tables), carried, count(rows))},
+		{"Variables", vars},
+		{"Size", humanBytes(m.Size)},
+		{"SHA-256", m.SHA256},
+	}
+	if m.Summary.CoreVersion != "" {
+		fields = append(fields, Field{"Core version", m.Summary.CoreVersion})
+	}
+	if m.Note != "" {
+		fields = append(fields, Field{"Note", m.Note})
+	}
+	return fields
+}
+
+func (d *Dispatcher) migrationCreate(ctx context.Context, req Request, c MigrationCreate) (Reply, error) {
+	m, err := d.Service.CreateMigration(ctx, req.User, c.App, c.Version, c.Note)
+	if err != nil {
+		return Reply{}, err
+	}
+	extra := append(warningLines(m.Summary.Warnings), "", fmt.Sprintf("See what it would do: migration plan %s %s", m.ID, nextEnv(d, m)))
+	r := newReply(fmt.Sprintf("Migration %s created from %s %s", m.ID, m.App, m.SourceEnv), migrationFields(m), rulesTable(m.Summary), migrationView(m, nil), extra...)
+	r.Public = true
+	return r, nil
+}
+
+// nextEnv names the environment after the source, for the hint.
+func nextEnv(d *Dispatcher, m *release.Migration) string {
+	if a, err := d.Service.App(m.App); err == nil && len(a.Environments) > 1 {
+		return a.Environments[1].Name
+	}
+	return "ENV"
+}
+
+func (d *Dispatcher) migrationList(ctx context.Context, _ Request, c MigrationList) (Reply, error) {
+	ms, err := d.Service.ListMigrations(ctx, c.App)
+	if err != nil {
+		return Reply{}, err
+	}
+	views := make([]MigrationView, 0, len(ms))
+	table := &Table{Columns: []string{"ID", "Created", "By", "From", "Carried rows", "Variables", "Note"}}
+	for _, m := range ms {
+		views = append(views, migrationView(m, nil))
+		var rows int64
+		for _, t := range m.Summary.Tables {
+			if t.Carried {
+				rows += t.Rows
+			}
+		}
+		table.Rows = append(table.Rows, []string{m.ID, d.when(m.CreatedAt), m.CreatedBy, m.SourceEnv, count(rows), fmt.Sprint(len(m.Summary.Variables)), m.Note})
+	}
+	if len(views) == 0 {
+		return newReply(fmt.Sprintf("No migrations of %s yet.", c.App), nil, nil, views, fmt.Sprintf("Make one with: migration create %s --note \"what changed\"", c.App)), nil
+	}
+	return newReply(fmt.Sprintf("%d %s of %s, newest first", len(views), plural(len(views), "migration", "migrations"), c.App), nil, table, views), nil
+}
+
+func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationShow) (Reply, error) {
+	m, runs, err := d.Service.ShowMigration(ctx, c.Migration)
+	if err != nil {
+		return Reply{}, err
+	}
+	fields := migrationFields(m)
+	fields = append(fields, Field{"Created", d.when(m.CreatedAt)})
+	var extra []string
+	if len(runs) > 0 {
+		extra = append(extra, "", "Applied:")
+		for _, r := range runs {
+			state := "ok"
+			if !r.OK {
+				state = "FAILED: " + r.Error
+			}
+			extra = append(extra, fmt.Sprintf("  %s  %s by %s  %s", d.when(r.StartedAt), r.Env, r.By, state))
+		}
+	}
+	return newReply(fmt.Sprintf("Migration %s", m.ID), fields, rulesTable(m.Summary), migrationView(m, runs), extra...), nil
+}
+
+func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPlan) (Reply, error) {
+	m, plan, err := d.Service.PlanMigration(ctx, c.Migration, c.Env)
+	if err != nil {
+		return Reply{}, err
+	}
+	var lines []string
+	if plan.AlreadyApplied != nil {
+		lines = append(lines, fmt.Sprintf("Already applied to %s on %s by %s: applying it again changes nothing.", c.Env, d.when(plan.AlreadyApplied.At), plan.AlreadyApplied.By), "")
+	}
+	section := func(title string, items []string, none string) {
+		lines = append(lines, title)
+		if len(items) == 0 {
+			lines = append(lines, "  "+none)
+		}
+		for _, it := range items {
+			lines = append(lines, "  - "+it)
+		}
+		lines = append(lines, "")
+	}
+	section("DESTRUCTIVE changes:", plan.Destructive, "none")
+	section("Variables missing in "+c.Env+":", plan.MissingVariables, "none")
+	section("Version changes:", plan.VersionChanges, "none")
+	if len(plan.Warnings) > 0 {
+		section("Warnings:", plan.Warnings, "")
+	}
+	rows := &Table{Columns: []string{"Table", "Rule", "Insert", "Update", "Delete", "Note"}}
+	unchanged := 0
+	for _, t := range plan.Tables {
+		if t.Insert == 0 && t.Update == 0 && t.Delete == 0 && t.Note == "" {
+			unchanged++
+			continue
+		}
+		rows.Rows = append(rows.Rows, []string{t.Table, string(t.Rule), count(t.Insert), count(t.Update), count(t.Delete), t.Note})
+	}
+	var b strings.Builder
+	writeTable(&b, rows)
+	lines = append(lines, "Rows:", strings.TrimRight(b.String(), "\n"))
+	if unchanged > 0 {
+		lines = append(lines, fmt.Sprintf("(%d more %s whose rows stay as they are)", unchanged, plural(unchanged, "table", "tables")))
+	}
+	lines = append(lines, "", fmt.Sprintf("Statements, in order (%d):", len(plan.Statements)))
+	for _, s := range plan.Statements {
+		lines = append(lines, "  "+strings.ReplaceAll(s, "\n", "\n  ")+";")
+	}
+	fields := []Field{{"Migration", m.ID + " (" + m.App + " " + m.SourceEnv + " -> " + c.Env + ")"}, {"SHA-256", m.SHA256}}
+	return newReply(fmt.Sprintf("Plan of %s for %s %s", m.ID, m.App, c.Env), fields, nil, plan, lines...), nil
+}

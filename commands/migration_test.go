@@ -1,0 +1,66 @@
+package commands
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/relbot/relbot/release"
+)
+
+var fakeMigration = &release.Migration{ID: "crm-m1", App: "crm", SourceEnv: "development", CreatedBy: "alice", CreatedAt: t0, SHA256: "abc",
+	Summary: release.MigrationSummary{Variables: []string{"API_BASE_URL"}, Tables: []release.TableSummary{
+		{Table: "uiSchemas", Rule: release.RuleOverwrite, Reason: "NocoBase system table", Rows: 93, Carried: true},
+		{Table: "customers", Rule: release.RuleSchemaOnly, Reason: "user table", Rows: 5},
+	}}}
+
+func (f *fakeService) CreateMigration(_ context.Context, actor, app, version, note string) (*release.Migration, error) {
+	f.record("create migration %s by %s note %q", app, actor, note)
+	if _, err := f.App(app); err != nil {
+		return nil, err
+	}
+	return fakeMigration, nil
+}
+
+func (f *fakeService) ListMigrations(_ context.Context, app string) ([]*release.Migration, error) {
+	return []*release.Migration{fakeMigration}, nil
+}
+
+func (f *fakeService) ShowMigration(_ context.Context, id string) (*release.Migration, []*release.MigrationRun, error) {
+	if id != fakeMigration.ID {
+		return nil, nil, release.Errorf(release.CodeNotFound, "no migration %s", id)
+	}
+	return fakeMigration, []*release.MigrationRun{{Migration: id, Env: "staging", By: "bob", StartedAt: t0, OK: true}}, nil
+}
+
+func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error) {
+	return fakeMigration, &release.MigrationPlan{Migration: id, Env: env,
+		Destructive:      []string{"column customers.fax is not in development: kept"},
+		Statements:       []string{"DROP TABLE \"public\".\"uiSchemas\"", "-- load 93 rows into uiSchemas (overwrite)"},
+		Tables:           []release.TablePlan{{Table: "uiSchemas", Rule: release.RuleOverwrite, Insert: 20, Update: 3, Delete: 1}},
+		MissingVariables: []string{"API_BASE_URL"}, VersionChanges: []string{"core: 2.2.12 -> 2.2.15"}}, nil
+}
+
+func TestMigrationReplies(t *testing.T) {
+	d := &Dispatcher{Service: newFake()}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: `migration create crm --note "new contracts page"`})
+	if err != nil || !strings.Contains(r.Text, "crm-m1") || !strings.Contains(r.Text, "overwrite") || !strings.Contains(r.Text, "API_BASE_URL") {
+		t.Fatalf("create: %v\n%s", err, r.Text)
+	}
+	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m1"})
+	if err != nil || !strings.Contains(r.Text, "staging by bob") || !strings.Contains(r.Text, "schema-only") {
+		t.Fatalf("show: %v\n%s", err, r.Text)
+	}
+	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration plan crm-m1 production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	destructive := strings.Index(r.Text, "DESTRUCTIVE")
+	statements := strings.Index(r.Text, "Statements")
+	if destructive < 0 || statements < 0 || destructive > statements || !strings.Contains(r.Text, "customers.fax") || !strings.Contains(r.Text, "API_BASE_URL") {
+		t.Fatalf("plan must list destructive changes first:\n%s", r.Text)
+	}
+	if _, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m9"}); release.ErrorCode(err) != release.CodeNotFound {
+		t.Fatalf("unknown migration: %v", err)
+	}
+}
