@@ -27,6 +27,24 @@ type Service interface {
 	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)
 	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
 	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
+	// Versions (version.go) and drift (drift.go).
+	CreateVersion(ctx context.Context, actor, app, description string) (*release.Version, error)
+	ListVersions(ctx context.Context, app string) ([]*release.Version, error)
+	DiffVersion(ctx context.Context, app, from, to string) (*release.VersionDiff, error)
+	RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *release.Version, rep *release.VersionRestoreReport, err error)
+	Drift(ctx context.Context, app, from, to string) (*release.Drift, error)
+	// Releases (release.go).
+	RequestDeploy(ctx context.Context, actor, migration, env string, at *time.Time) (*release.Release, error)
+	Approve(ctx context.Context, actor, id string) (*release.Release, bool, error)
+	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
+	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
+	Resume(ctx context.Context, actor, id string) (*release.Release, error)
+	RequestRollback(ctx context.Context, actor, id, into string) (*release.Release, error)
+	Run(ctx context.Context, id string) (*release.Release, error)
+	GetRelease(ctx context.Context, id string) (*release.Release, error)
+	ListReleases(ctx context.Context, app, env string) ([]*release.Release, error)
+	Lock(ctx context.Context, actor, app, env, reason string) (*release.Hold, error)
+	Unlock(ctx context.Context, actor, app, env string) error
 }
 
 // Dispatcher runs commands against a Service. Only help works without one.
@@ -36,6 +54,10 @@ type Dispatcher struct {
 	// time.Local.
 	Now      func() time.Time
 	Location *time.Location
+	// Foreground is set by a transport with no server behind it (the
+	// terminal without relbot serve): the command that makes a release
+	// runnable runs it to the end before it returns.
+	Foreground bool
 }
 
 // handler runs one kind of command; cmd's dynamic type matches the key it
@@ -71,6 +93,21 @@ var handlers = map[string]handler{
 	"migration list":   on((*Dispatcher).migrationList),
 	"migration show":   on((*Dispatcher).migrationShow),
 	"migration plan":   on((*Dispatcher).migrationPlan),
+	"version create":   on((*Dispatcher).versionCreate),
+	"version list":     on((*Dispatcher).versionList),
+	"version diff":     on((*Dispatcher).versionDiff),
+	"version restore":  on((*Dispatcher).versionRestore),
+	"drift":            on((*Dispatcher).drift),
+	"deploy":           on((*Dispatcher).deploy),
+	"approve":          on((*Dispatcher).approve),
+	"reject":           on((*Dispatcher).reject),
+	"cancel":           on((*Dispatcher).cancel),
+	"resume":           on((*Dispatcher).resume),
+	"rollback":         on((*Dispatcher).rollback),
+	"release list":     on((*Dispatcher).releaseList),
+	"release show":     on((*Dispatcher).releaseShow),
+	"lock":             on((*Dispatcher).lock),
+	"unlock":           on((*Dispatcher).unlock),
 }
 
 // Handle parses req.Text and runs the command. Errors are *UsageError or

@@ -49,12 +49,13 @@ const nameRule = "must match ^[a-z][a-z0-9_-]*$ (lowercase letter first, then lo
 
 var (
 	topKeys      = []string{"apps", "time_zone"}
-	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "environments", "recovery", "time_zone"}
+	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone"}
 	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks"}
 	recoveryKeys = envKeys[1:] // its name is always "recovery"
 	approvalKeys = []string{"required", "approvers", "allow_self", "expire"}
 	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
 	backupKeys   = []string{"schedule", "keep", "verify"}
+	versionKeys  = []string{"keep"}
 	hookKeys     = []string{"http", "exec", "timeout"}
 )
 
@@ -196,6 +197,14 @@ func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
 	}
 	if vt, ok := f.get(d, "version_tables"); ok {
 		app.VersionTables = d.tableList(vt)
+	}
+	if vv, ok := f.get(d, "versions"); ok {
+		if kv, ok := d.mapping(vv, versionKeys).get(d, "keep"); ok {
+			app.VersionKeep = d.integer(kv)
+			if app.VersionKeep < 1 && !d.failed() {
+				d.failf(kv, "must be 1 or more")
+			}
+		}
 	}
 	envsVal, ok := f.get(d, "environments")
 	if !ok {

@@ -101,6 +101,8 @@ func TestParseAppsErrors(t *testing.T) {
 		{"builtin wrong type", app("builtin: {a: b}"), nil, "apps.crm.builtin", "must be a string, not a mapping"},
 		{"builtin list duplicate", app("builtin: [roles, roles]"), nil, "apps.crm.builtin[1]", `table "roles" is listed twice`},
 		{"version_tables empty name", app(`version_tables: [roles, ""]`), nil, "apps.crm.version_tables[1]", "must not be empty"},
+		{"versions keep zero", app("versions: {keep: 0}"), nil, "apps.crm.versions.keep", "must be 1 or more"},
+		{"versions unknown key", app("versions: {kept: 3}"), nil, "apps.crm.versions.kept", ""},
 		{"approvals negative", prod("approvals: {required: -1}"), nil, "apps.crm.environments[1].approvals.required", "must be 0 or more"},
 		{"approvals more than approvers", prod("approvals: {required: 3, approvers: [U1, U2]}"), nil,
 			"apps.crm.environments[1].approvals.required", "3 approvals required but only 2 approvers listed"},
@@ -288,6 +290,7 @@ func TestDefaults(t *testing.T) {
   tickets:
     builtin: [roles, uiSchemas]
     version_tables: [roles]
+    versions: {keep: 7}
     environments:
       - {name: dev, database: 'dbname=dev'}
       - {name: prod, database: 'dbname=prod', approvals: {required: 0}}
@@ -322,7 +325,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("storage_exclude = %v", got)
 	}
 	if tickets.Builtin != "" || !reflect.DeepEqual(tickets.BuiltinTables, []string{"roles", "uiSchemas"}) ||
-		!reflect.DeepEqual(tickets.VersionTables, []string{"roles"}) {
+		!reflect.DeepEqual(tickets.VersionTables, []string{"roles"}) || tickets.VersionKeep != 7 || crm.VersionKeep != 0 {
 		t.Errorf("tickets = %+v", tickets)
 	}
 	if crm.Environments[1].Notice != 0 || crm.Environments[1].Backup != (release.BackupPolicy{}) {

@@ -52,6 +52,9 @@ type App struct {
 	// Rules are per-table overrides of the preset's defaults.
 	Rules         map[string]Rule
 	VersionTables []string
+	// VersionKeep is how many versions to keep (apps.yaml versions.keep);
+	// 0 means DefaultVersionKeep.
+	VersionKeep int
 	// Environments is the chain in order; the first is the source.
 	Environments []*Environment
 	Recovery     *Environment

@@ -93,6 +93,9 @@ type ApplyOptions struct {
 	// KnownVariables are the variable names the target has; with it set,
 	// a file referencing others is refused.
 	KnownVariables map[string]bool
+	// BeforeCommit, when set, is called after every statement ran and
+	// before the transaction commits (a fault-injection point for tests).
+	BeforeCommit func()
 }
 
 // ApplyResult is the execution log of an apply.
@@ -114,6 +117,8 @@ type MigrationEngine interface {
 	Create(ctx context.Context, in MigrationInput, w io.Writer) (*MigrationSummary, error)
 	Plan(ctx context.Context, file ArchiveReader, app *App, target *Environment, known map[string]bool) (*MigrationPlan, error)
 	Apply(ctx context.Context, file ArchiveReader, app *App, target *Environment, opts ApplyOptions) (*ApplyResult, error)
+	// Applied reads the target's marker: whether this file committed there.
+	Applied(ctx context.Context, file ArchiveReader, app *App, target *Environment) (*AppliedBy, error)
 }
 
 // MigrationRun is the record of one apply of a migration to an

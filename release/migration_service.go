@@ -25,8 +25,16 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	if err != nil {
 		return nil, err
 	}
+	// From a saved version, the engine reads a scratch database holding
+	// the source's schema and the version's rows, dropped afterwards.
+	source := a.Source()
 	if version != "" {
-		return nil, Errorf(CodeUnavailable, "migration create --version is not available yet: versions arrive with version control; make it from the live %s database", a.Source().Name)
+		env, drop, err := s.versionSource(ctx, a, version)
+		if err != nil {
+			return nil, err
+		}
+		defer drop()
+		source = env
 	}
 	var secrets []string
 	if s.Variables != nil {
@@ -45,7 +53,7 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	}
 	hw := &hashingWriter{w: w, h: sha256.New()}
 	now := s.Now().UTC()
-	sum, err := s.Migrator.Create(ctx, MigrationInput{App: a, Source: a.Source(), ID: id, By: actor, Note: note, Version: version, CreatedAt: now, Secrets: secrets}, hw)
+	sum, err := s.Migrator.Create(ctx, MigrationInput{App: a, Source: source, ID: id, By: actor, Note: note, Version: version, CreatedAt: now, Secrets: secrets}, hw)
 	if err != nil {
 		_ = w.Abort()
 		return nil, wrapUser(err, "migration create for %s failed", a.Name)

@@ -30,6 +30,14 @@ type Service struct {
 	Migrations MigrationStore
 	Migrator   MigrationEngine
 
+	// Versions of the source's configuration (version_service.go) and
+	// drift between environments (drift_service.go).
+	Versions  VersionStore
+	Versioner VersionEngine
+
+	// Releases (release_service.go, release_run.go).
+	ReleaseParts
+
 	// Variables and secrets (variables_service.go). SecretKey seals
 	// secrets; PreviousSecretKey only opens them, during a key rotation.
 	Variables         VariableStore

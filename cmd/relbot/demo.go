@@ -179,6 +179,13 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 // plans it against staging, supplies the variable staging lacks, and
 // applies it.
 func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sample) error {
+	d.say("Versions: development's configuration is saved as a checkpoint that can be diffed and restored")
+	if _, err := d.command(ctx, "alice", `version create crm "Contracts page and customer segment"`); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "alice", "version list crm"); err != nil {
+		return err
+	}
 	d.say("Migrations: development's new configuration (a Contracts page, customers.segment) becomes one signed file")
 	reply, err := d.command(ctx, "alice", `migration create crm --note "Contracts page and customer segment"`)
 	if err != nil {

@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/checks"
+	"github.com/relbot/relbot/release/hooks"
 	"github.com/relbot/relbot/release/migrate"
 	"github.com/relbot/relbot/release/pgsnap"
+	"github.com/relbot/relbot/release/versions"
 	"github.com/relbot/relbot/storage/artifacts"
-	"github.com/relbot/relbot/storage/memory"
 	"github.com/relbot/relbot/storage/postgres"
 	"github.com/relbot/relbot/storage/redis"
 )
@@ -61,7 +64,22 @@ type system struct {
 }
 
 // build wires the parts from settings and apps. Only cmd knows them all.
-func build(ctx context.Context, s *config.Settings, apps []*release.App, log *slog.Logger) (*system, error) {
+// buildOptions are the choices of the transport that builds the system.
+type buildOptions struct {
+	// progress receives a release's events while it runs in the foreground.
+	progress io.Writer
+	// leaseTTL and pause come from RELBOT_LEASE_TTL and RELBOT_FAULT_PAUSE:
+	// the crash tests use them to notice a killed runner quickly and to
+	// stop one at a chosen step.
+	leaseTTL time.Duration
+	pause    func(step string)
+}
+
+func build(ctx context.Context, s *config.Settings, apps []*release.App, log *slog.Logger, opts ...buildOptions) (*system, error) {
+	var o buildOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	store, err := postgres.Open(ctx, s.DatabaseURL, log)
 	if err != nil {
 		return nil, err
@@ -72,7 +90,9 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 			closers[i]()
 		}
 	}
-	var locker release.Locker = memory.NewLocker()
+	// Without Redis, locks live in the bot's own database, so every process
+	// using it (a server and terminals) shares them.
+	var locker release.Locker = store.Locker()
 	if s.RedisURL != "" {
 		client, err := redis.Connect(ctx, s.RedisURL)
 		if err != nil {
@@ -95,6 +115,18 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	svc.Migrations = store
 	svc.Migrator = &migrate.Engine{SigningKey: migrate.SigningKey(svc.SecretKey)}
+	svc.Versions = store
+	svc.Versioner = &versions.Engine{}
+	svc.ReleaseParts = release.ReleaseParts{
+		Releases: store,
+		Hooks:    &hooks.Runner{Log: log},
+		Checker:  &checks.Runner{},
+		LeaseTTL: o.leaseTTL,
+		Pause:    o.pause,
+	}
+	if o.progress != nil {
+		svc.Notifier = &termNotifier{w: o.progress, now: time.Now}
+	}
 	loc, err := s.Location()
 	if err != nil {
 		closeAll()
@@ -102,7 +134,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	return &system{
 		service:    svc,
-		dispatcher: &commands.Dispatcher{Service: svc, Location: loc},
+		dispatcher: &commands.Dispatcher{Service: svc, Location: loc, Foreground: o.progress != nil},
 		close:      closeAll,
 	}, nil
 }
@@ -131,6 +163,25 @@ func loadSettings(getenv func(string) string) (*config.Settings, error) {
 		}
 	}
 	return config.LoadSettings()
+}
+
+// faultOptions reads the crash tests' settings from the environment.
+func faultOptions(getenv func(string) string, progress io.Writer) buildOptions {
+	o := buildOptions{progress: progress}
+	if v := getenv("RELBOT_LEASE_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			o.leaseTTL = d
+		}
+	}
+	if step := getenv("RELBOT_FAULT_PAUSE"); step != "" {
+		o.pause = func(at string) {
+			if at == step {
+				fmt.Fprintf(progress, "FAULT PAUSE at %q\n", at)
+				select {} // wait to be killed
+			}
+		}
+	}
+	return o
 }
 
 func oneLine(s string) string {

@@ -45,7 +45,11 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
 			return exitFailed
 		}
-		sys, err := build(ctx, settings, apps, newLogger(io.Err, getenv, slog.LevelWarn))
+		progress := io.Out
+		if asJSON {
+			progress = io.Err // keep stdout parseable
+		}
+		sys, err := build(ctx, settings, apps, newLogger(io.Err, getenv, slog.LevelWarn), faultOptions(getenv, progress))
 		if err != nil {
 			return report(io, commands.Reply{}, err, asJSON)
 		}

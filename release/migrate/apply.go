@@ -92,11 +92,33 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		return nil, applyError("record the migration", err)
 	}
 	logStep("record "+f.Meta.ID+" as applied", 1, t0)
+	if opts.BeforeCommit != nil {
+		opts.BeforeCommit()
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, applyError("COMMIT", err)
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// Applied reads target's marker for this file.
+func (e *Engine) Applied(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment) (*release.AppliedBy, error) {
+	f, err := e.Open(a)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	return f.applied(ctx, tx, false)
 }
 
 func connect(ctx context.Context, env *release.Environment) (*pgx.Conn, error) {

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/release/pgschema"
+	"github.com/relbot/relbot/release/pgsnap"
+)
+
+// releaseEnv is the sample app with a secret key (migration files are
+// signed with it) and the variable the new configuration references set in
+// staging and production.
+func releaseEnv(t *testing.T) map[string]string {
+	t.Helper()
+	env := sampleEnv(t)
+	env["RELBOT_SECRET_KEY"] = strings.Repeat("ab", 32)
+	for _, e := range []string{"staging", "production"} {
+		if r := run(t, env, "var", "set", "crm", e, "CONTRACTS_SIGN_URL=https://sign."+e+".example.com", "--as", "alice"); r.code != 0 {
+			t.Fatalf("var set: %+v", r)
+		}
+	}
+	return env
+}
+
+func must(t *testing.T, r result, want ...string) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.out, w) {
+			t.Fatalf("output lacks %q:\n%s", w, r.out)
+		}
+	}
+	return r
+}
+
+func refused(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != 1 || !strings.Contains(r.err, want) {
+		t.Fatalf("want exit 1 saying %q, got %d\nstdout:\n%s\nstderr:\n%s", want, r.code, r.out, r.err)
+	}
+}
+
+func createMigration(t *testing.T, env map[string]string) string {
+	t.Helper()
+	r := must(t, run(t, env, "migration", "create", "crm", "--note", "contracts", "--as", "alice", "--json"))
+	var m struct{ ID string }
+	if err := json.Unmarshal([]byte(r.out), &m); err != nil {
+		t.Fatalf("%v: %s", err, r.out)
+	}
+	return m.ID
+}
+
+// dbState is a database's schema dump and every table's rows.
+func dbState(t *testing.T, dsn string) string {
+	t.Helper()
+	out, err := exec.Command("pg_dump", "--schema-only", "--dbname", dsn).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, `\restrict`) && !strings.HasPrefix(l, `\unrestrict`) {
+			b.WriteString(l + "\n")
+		}
+	}
+	conn, err := pgschema.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s, err := pgschema.Inspect(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.Tables {
+		ti, err := pgsnap.TableChecksum(context.Background(), conn, &s.Tables[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %s\n", ti.Key, ti.Rows, ti.Checksum)
+	}
+	return b.String()
+}
+
+// The whole chain from the terminal: staging first, then the same file to
+// production with two approvals; refusals along the way.
+func TestReleaseChain(t *testing.T) {
+	env := releaseEnv(t)
+	m := createMigration(t, env)
+
+	refused(t, run(t, env, "deploy", m, "production", "--as", "alice"), "has not passed staging")
+
+	r := must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded", "apply migration", "validation checks", "pages exist")
+	if !strings.Contains(r.out, "pre-release backup") {
+		t.Fatalf("no pre-release backup step:\n%s", r.out)
+	}
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval", "approve crm-r2")
+	refused(t, run(t, env, "deploy", m, "production", "--as", "bob"), "already has an open release crm-r2")
+	refused(t, run(t, env, "approve", "crm-r2", "--as", "alice"), "may not approve it too")
+	refused(t, run(t, env, "approve", "crm-r2", "--as", "mallory"), "may not approve")
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
+	refused(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "already approved")
+	r = must(t, run(t, env, "approve", "crm-r2", "--as", "U02BBB"), "succeeded")
+	refused(t, run(t, env, "approve", "crm-r2", "--as", "U03CCC"), "not awaiting approval")
+
+	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA, U02BBB", "crm-b", "admin can sign in")
+	for _, step := range []string{"preflight", "maintenance on", "scale down", "pre-release backup", "apply migration", "validation checks", "scale up", "maintenance off"} {
+		if !strings.Contains(show.out, step) {
+			t.Fatalf("release show lacks step %q:\n%s", step, show.out)
+		}
+	}
+	must(t, run(t, env, "release", "list", "crm"), "crm-r1", "crm-r2")
+
+	// A different file never passed staging.
+	m2 := createMigration(t, env)
+	refused(t, run(t, env, "deploy", m2, "production", "--as", "alice"), "has not passed staging")
+
+	// Holds.
+	must(t, run(t, env, "lock", "crm", "staging", "incident", "42", "--as", "alice"), "locked")
+	refused(t, run(t, env, "deploy", m2, "staging", "--as", "alice"), "incident 42")
+	must(t, run(t, env, "unlock", "crm", "staging", "--as", "alice"), "unlocked")
+}
+
+// A validation check that fails after the apply fails the release; the
+// rollback restores production exactly as it was before.
+func TestFailedCheckAndRollback(t *testing.T) {
+	env := releaseEnv(t)
+	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
+	anchor := "          - {name: customers kept, sql: 'SELECT count(*) > 0 FROM customers'}\n"
+	if !strings.Contains(string(apps), anchor) {
+		t.Fatal("sample apps.yaml changed: no production check to add after")
+	}
+	// Production-only check that the new column breaks.
+	broken := strings.Replace(string(apps), anchor, anchor+
+		"          - {name: no segment column yet, sql: \"SELECT count(*) = 0 FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'segment'\"}\n", 1)
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(broken), 0o600)
+
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	before := dbState(t, env["CRM_PROD_DATABASE_URL"])
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"))
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
+	r := run(t, env, "approve", "crm-r2", "--as", "U02BBB")
+	if r.code != 1 || !strings.Contains(r.out, "failed") || !strings.Contains(r.err, "no segment column yet") {
+		t.Fatalf("want the release to fail its check:\n%s\n%s", r.out, r.err)
+	}
+	show := must(t, run(t, env, "release", "show", "crm-r2"), "failed", "FAIL  no segment column yet", "maintenance stays on", "rollback crm-r2")
+	_ = show
+	if after := dbState(t, env["CRM_PROD_DATABASE_URL"]); after == before {
+		t.Fatal("the failed release did not change production: the test proves nothing")
+	}
+	must(t, run(t, env, "rollback", "crm-r2", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "approve", "crm-r3", "--as", "U02BBB"))
+	r = run(t, env, "approve", "crm-r3", "--as", "U03CCC")
+	// The rollback's own checks run on the restored production: the
+	// broken check passes again.
+	if r.code != 0 || !strings.Contains(r.out, "succeeded") {
+		t.Fatalf("rollback: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	if after := dbState(t, env["CRM_PROD_DATABASE_URL"]); after != before {
+		t.Fatalf("production after rollback differs from before the release:\n%s", firstDifference(before, after))
+	}
+	must(t, run(t, env, "release", "show", "crm-r2"), "rolled back")
+}
+
+func firstDifference(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) && i < len(bl); i++ {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(al), len(bl))
+}
+
+// 20 concurrent deploys and approvals of one environment: one release,
+// each approval counted once, one run.
+func TestConcurrentDeploysAndApprovals(t *testing.T) {
+	env := releaseEnv(t)
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	var wg sync.WaitGroup
+	results := make([]result, 20)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = run(t, env, "deploy", m, "production", "--as", fmt.Sprintf("dev%d", i))
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, r := range results {
+		switch {
+		case r.code == 0:
+			created++
+		case !strings.Contains(r.err, "already has an open release"):
+			t.Fatalf("unexpected refusal: %+v", r)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d releases created, want 1", created)
+	}
+	approvers := []string{"U01AAA", "U02BBB", "U03CCC"}
+	ran := 0
+	var mu sync.Mutex
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := run(t, env, "approve", "crm-r2", "--as", approvers[i%3])
+			mu.Lock()
+			defer mu.Unlock()
+			if r.code == 0 && strings.Contains(r.out, "succeeded") {
+				ran++
+			}
+		}()
+	}
+	wg.Wait()
+	if ran != 1 {
+		t.Fatalf("%d approvals ran the release, want exactly 1", ran)
+	}
+	var rel struct {
+		State     string
+		Approvals []struct{ By string }
+	}
+	r := must(t, run(t, env, "release", "show", "crm-r2", "--json"))
+	if err := json.Unmarshal([]byte(r.out), &rel); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range rel.Approvals {
+		if seen[a.By] {
+			t.Fatalf("%s's approval counted twice", a.By)
+		}
+		seen[a.By] = true
+	}
+	// Two approvals make it runnable; a third may land in the same instant.
+	if rel.State != "succeeded" || len(rel.Approvals) < 2 || len(rel.Approvals) > 3 {
+		t.Fatalf("state %s with %d approvals, want succeeded with 2 or 3 distinct", rel.State, len(rel.Approvals))
+	}
+	var list []struct{ ID string }
+	json.Unmarshal([]byte(must(t, run(t, env, "release", "list", "crm", "production", "--json")).out), &list)
+	if len(list) != 1 {
+		t.Fatalf("%d production releases, want 1", len(list))
+	}
+}
+
+// markers counts the migration marker rows of a target (0 when it has
+// never had a migration applied).
+func markers(t *testing.T, dsn string) int {
+	t.Helper()
+	conn := testenv.Connect(t, dsn)
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(context.Background(), `SELECT to_regclass('relbot.applied_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		return 0
+	}
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM relbot.applied_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+var relbotBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binary builds relbot once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	relbotBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "relbot-bin")
+		if err != nil {
+			relbotBinary.err = err
+			return
+		}
+		relbotBinary.path = filepath.Join(dir, "relbot")
+		out, err := exec.Command("go", "build", "-o", relbotBinary.path, ".").CombinedOutput()
+		if err != nil {
+			relbotBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if relbotBinary.err != nil {
+		t.Fatal(relbotBinary.err)
+	}
+	return relbotBinary.path
+}
+
+// For each step, the process running a release is killed (SIGKILL) while
+// it is at that step. The target is then either fully before or fully
+// after the migration, the release is interrupted at that step, and
+// resume finishes it.
+func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
+	bin := binary(t)
+	for _, step := range []string{"preflight", "maintenance on", "scale down", "pre-release backup", "apply migration",
+		"apply migration (before commit)", "validation checks", "scale up", "maintenance off"} {
+		t.Run(step, func(t *testing.T) {
+			env := releaseEnv(t)
+			env["RELBOT_LEASE_TTL"] = "1s"
+			m := createMigration(t, env)
+			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+
+			cmd := exec.Command(bin, "deploy", m, "staging", "--as", "alice")
+			for k, v := range env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			cmd.Env = append(cmd.Env, "RELBOT_FAULT_PAUSE="+step, "PATH="+os.Getenv("PATH"))
+			stdout, _ := cmd.StdoutPipe()
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			paused := make(chan bool, 1)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "FAULT PAUSE") {
+						paused <- true
+						break
+					}
+				}
+				for sc.Scan() {
+				}
+				paused <- false
+			}()
+			select {
+			case ok := <-paused:
+				if !ok {
+					t.Fatal("the runner ended without reaching the step")
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatal("the runner never reached the step")
+			}
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			time.Sleep(1500 * time.Millisecond) // the lease runs out
+
+			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+			committed := markers(t, env["CRM_STAGING_DATABASE_URL"])
+			wantStep := strings.TrimSuffix(step, " (before commit)")
+			show := must(t, run(t, env, "release", "show", "crm-r1"), "interrupted", fmt.Sprintf("during %q", wantStep), "resume crm-r1")
+			if wantStep == "apply migration" && (committed != 0 || !strings.Contains(show.out, "had not committed")) {
+				t.Fatalf("killed inside the apply: the migration must not have committed and the release must say so:\n%s", show.out)
+			}
+			if committed == 0 && after != before {
+				t.Fatalf("staging changed although the migration did not commit:\n%s", firstDifference(before, after))
+			}
+			must(t, run(t, env, "resume", "crm-r1", "--as", "alice"), "succeeded")
+			final := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+			if final == before {
+				t.Fatal("resume did not apply the migration")
+			}
+			if committed == 1 && after != final {
+				t.Fatalf("staging was half-way after the kill: it differs from the state the release ends in:\n%s", firstDifference(after, final))
+			}
+			if n := markers(t, env["CRM_STAGING_DATABASE_URL"]); n != 1 {
+				t.Fatalf("marker rows %d, want 1: the file applied exactly once", n)
+			}
+		})
+	}
+}

@@ -1,0 +1,284 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+// ReleaseView is what --json prints for a release.
+type ReleaseView struct {
+	ID          string                `json:"id"`
+	App         string                `json:"app"`
+	Env         string                `json:"env"`
+	Kind        release.ReleaseKind   `json:"kind"`
+	Migration   string                `json:"migration,omitempty"`
+	FileHash    string                `json:"file_hash,omitempty"`
+	Backup      string                `json:"backup,omitempty"`
+	RollbackOf  string                `json:"rollback_of,omitempty"`
+	RequestedBy string                `json:"requested_by"`
+	RequestedAt time.Time             `json:"requested_at"`
+	At          *time.Time            `json:"at,omitempty"`
+	State       release.State         `json:"state"`
+	Reason      string                `json:"reason,omitempty"`
+	Approvals   []ApprovalView        `json:"approvals"`
+	Steps       []StepView            `json:"steps"`
+	Checks      []release.CheckResult `json:"checks,omitempty"`
+}
+
+// ApprovalView is one approval.
+type ApprovalView struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// StepView is one step of a release.
+type StepView struct {
+	Name     string            `json:"name"`
+	State    release.StepState `json:"state"`
+	Started  *time.Time        `json:"started,omitempty"`
+	Ended    *time.Time        `json:"ended,omitempty"`
+	Log      string            `json:"log,omitempty"`
+	Duration string            `json:"duration,omitempty"`
+}
+
+func releaseView(r *release.Release) ReleaseView {
+	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
+		RollbackOf: r.RollbackOf, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
+		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
+	for _, a := range r.Approvals {
+		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
+	}
+	for _, s := range r.Steps {
+		sv := StepView{Name: s.Name, State: s.State, Started: s.Started, Ended: s.Ended, Log: s.Log}
+		if s.Started != nil && s.Ended != nil {
+			sv.Duration = humanDuration(s.Ended.Sub(*s.Started))
+		}
+		v.Steps = append(v.Steps, sv)
+	}
+	return v
+}
+
+// what says in a few words what a release does.
+func what(r *release.Release) string {
+	switch r.Kind {
+	case release.KindDeploy:
+		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
+	case release.KindRollback:
+		return fmt.Sprintf("rollback of %s: restore %s into %s %s", r.RollbackOf, r.Backup, r.App, r.Env)
+	}
+	return fmt.Sprintf("restore %s into %s %s", r.Backup, r.App, r.Env)
+}
+
+// releaseReply renders a release's whole story: the same view everywhere.
+func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...string) Reply {
+	fields := []Field{
+		{"Release", r.ID + " — " + what(r)},
+		{"State", string(r.State)},
+		{"Requested", fmt.Sprintf("by %s, %s", r.RequestedBy, d.when(r.RequestedAt))},
+	}
+	if r.At != nil {
+		fields = append(fields, Field{"Starts", d.when(*r.At)})
+	}
+	if r.FileHash != "" {
+		fields = append(fields, Field{"File", r.FileHash})
+	}
+	if len(r.Approvals) > 0 {
+		var names []string
+		for _, a := range r.Approvals {
+			names = append(names, a.By)
+		}
+		fields = append(fields, Field{"Approved by", strings.Join(names, ", ")})
+	}
+	if r.Backup != "" && r.Kind == release.KindDeploy {
+		fields = append(fields, Field{"Pre-release backup", r.Backup})
+	}
+	if r.Reason != "" {
+		fields = append(fields, Field{"Outcome", r.Reason})
+	}
+	var table *Table
+	if len(r.Steps) > 0 {
+		table = &Table{Columns: []string{"Step", "State", "Took", "Log"}}
+		for _, s := range releaseView(r).Steps {
+			log := strings.ReplaceAll(s.Log, "\n", " | ")
+			if len(log) > 100 {
+				log = log[:100] + " ..."
+			}
+			table.Rows = append(table.Rows, []string{s.Name, string(s.State), s.Duration, log})
+		}
+	}
+	if len(r.Checks) > 0 {
+		extra = append(extra, "", "Validation:")
+		for _, c := range r.Checks {
+			mark := "pass"
+			if !c.OK {
+				mark = "FAIL"
+			}
+			extra = append(extra, fmt.Sprintf("  %s  %s (%s) %s", mark, c.Name, humanDuration(c.Duration), c.Detail))
+		}
+	}
+	reply := newReply(title, fields, table, releaseView(r), extra...)
+	reply.Public = true
+	return reply
+}
+
+// runIfRunnable runs a scheduled release in the foreground when this
+// transport has no server behind it.
+func (d *Dispatcher) runIfRunnable(ctx context.Context, r *release.Release, title string) (Reply, error) {
+	if r.State != release.StateScheduled || !d.Foreground {
+		hint := ""
+		switch r.State {
+		case release.StateAwaitingApproval:
+			hint = fmt.Sprintf("Waiting for approval: approve %s", r.ID)
+		case release.StateScheduled:
+			hint = "The server runs it."
+		}
+		return d.releaseReply(r, title, "", hint), nil
+	}
+	done, err := d.Service.Run(ctx, r.ID)
+	if done == nil {
+		done = r
+	}
+	if err != nil {
+		if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
+			done = cur
+		}
+		return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State), "", fmt.Sprintf("Roll back with: rollback %s", r.ID)), err
+	}
+	if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
+		done = cur
+	}
+	return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State)), nil
+}
+
+func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, error) {
+	var at *time.Time
+	if c.At != "" {
+		loc := d.Location
+		if loc == nil {
+			loc = time.Local
+		}
+		t, err := ParseAt(c.At, d.now(), loc)
+		if err != nil {
+			return Reply{}, &UsageError{Command: "deploy", Message: err.Error(), Usage: Usage("deploy")}
+		}
+		at = &t
+	}
+	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Release %s requested: %s", r.ID, what(r)))
+}
+
+func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply, error) {
+	r, runnable, err := d.Service.Approve(ctx, req.User, c.Release)
+	if err != nil {
+		return Reply{}, err
+	}
+	title := fmt.Sprintf("%s approved %s", req.User, r.ID)
+	if !runnable {
+		return d.releaseReply(r, title), nil
+	}
+	return d.runIfRunnable(ctx, r, title)
+}
+
+func (d *Dispatcher) reject(ctx context.Context, req Request, c Reject) (Reply, error) {
+	r, err := d.Service.Reject(ctx, req.User, c.Release, c.Reason)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.releaseReply(r, fmt.Sprintf("Release %s rejected", r.ID)), nil
+}
+
+func (d *Dispatcher) cancel(ctx context.Context, req Request, c Cancel) (Reply, error) {
+	r, err := d.Service.Cancel(ctx, req.User, c.Release)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.releaseReply(r, fmt.Sprintf("Release %s cancelled", r.ID)), nil
+}
+
+func (d *Dispatcher) resume(ctx context.Context, req Request, c Resume) (Reply, error) {
+	r, err := d.Service.Resume(ctx, req.User, c.Release)
+	if r == nil {
+		if err != nil {
+			return Reply{}, err
+		}
+	}
+	if cur, gerr := d.Service.GetRelease(ctx, c.Release); gerr == nil {
+		r = cur
+	}
+	return d.releaseReply(r, fmt.Sprintf("Release %s %s", r.ID, r.State)), err
+}
+
+func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Reply, error) {
+	r, err := d.Service.RequestRollback(ctx, req.User, c.Release, c.Into)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Rollback %s requested: %s", r.ID, what(r)))
+}
+
+func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) (Reply, error) {
+	rs, err := d.Service.ListReleases(ctx, c.App, c.Env)
+	if err != nil {
+		return Reply{}, err
+	}
+	views := make([]ReleaseView, 0, len(rs))
+	table := &Table{Columns: []string{"ID", "Kind", "Env", "What", "State", "Requested", "By"}}
+	for _, r := range rs {
+		views = append(views, releaseView(r))
+		subject := r.Migration
+		if r.Kind != release.KindDeploy {
+			subject = r.Backup
+		}
+		table.Rows = append(table.Rows, []string{r.ID, string(r.Kind), r.Env, subject, string(r.State), d.when(r.RequestedAt), r.RequestedBy})
+	}
+	if len(views) == 0 {
+		return newReply(fmt.Sprintf("No releases of %s yet.", c.App), nil, nil, views), nil
+	}
+	return newReply(fmt.Sprintf("%d %s of %s, newest first", len(views), plural(len(views), "release", "releases"), c.App), nil, table, views), nil
+}
+
+func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) (Reply, error) {
+	r, err := d.Service.GetRelease(ctx, c.Release)
+	if err != nil {
+		return Reply{}, err
+	}
+	var extra []string
+	switch r.State {
+	case release.StateInterrupted:
+		extra = []string{"", fmt.Sprintf("Ways out: resume %s (continues from its first unfinished step) or rollback %s", r.ID, r.ID)}
+	case release.StateFailed:
+		if r.Backup != "" && r.Kind == release.KindDeploy {
+			extra = []string{"", fmt.Sprintf("Roll back with: rollback %s (restores %s)", r.ID, r.Backup)}
+		}
+	}
+	reply := d.releaseReply(r, fmt.Sprintf("Release %s", r.ID), extra...)
+	reply.Public = false
+	return reply, nil
+}
+
+func (d *Dispatcher) lock(ctx context.Context, req Request, c Lock) (Reply, error) {
+	h, err := d.Service.Lock(ctx, req.User, c.App, c.Env, c.Reason)
+	if err != nil {
+		return Reply{}, err
+	}
+	r := newReply(fmt.Sprintf("%s %s is locked: no release or restore runs until unlock %s %s", h.App, h.Env, h.App, h.Env),
+		[]Field{{"By", h.By}, {"Reason", h.Reason}}, nil, h)
+	r.Public = true
+	return r, nil
+}
+
+func (d *Dispatcher) unlock(ctx context.Context, req Request, c Unlock) (Reply, error) {
+	if err := d.Service.Unlock(ctx, req.User, c.App, c.Env); err != nil {
+		return Reply{}, err
+	}
+	r := newReply(fmt.Sprintf("%s %s is unlocked", c.App, c.Env), nil, nil, map[string]string{"app": c.App, "env": c.Env})
+	r.Public = true
+	return r, nil
+}

@@ -1,0 +1,100 @@
+package commands
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+// The fake's releases: deploy needs one approval; Run finishes a release.
+
+func (f *fakeService) RequestDeploy(_ context.Context, actor, migration, env string, at *time.Time) (*release.Release, error) {
+	f.record("deploy %s %s by %s", migration, env, actor)
+	return &release.Release{ID: "crm-r1", App: "crm", Env: env, Kind: release.KindDeploy, Migration: migration, RequestedBy: actor,
+		RequestedAt: t0, At: at, State: release.StateAwaitingApproval, Steps: []release.Step{{Name: release.StepApply, State: release.StepPending}}}, nil
+}
+
+func (f *fakeService) Approve(_ context.Context, actor, id string) (*release.Release, bool, error) {
+	f.record("approve %s by %s", id, actor)
+	return &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, RequestedBy: "alice", State: release.StateScheduled,
+		Approvals: []release.Approval{{By: actor, At: t0}}}, true, nil
+}
+
+func (f *fakeService) Reject(_ context.Context, actor, id, reason string) (*release.Release, error) {
+	return &release.Release{ID: id, State: release.StateRejected, Reason: "rejected by " + actor + ": " + reason}, nil
+}
+
+func (f *fakeService) Cancel(_ context.Context, actor, id string) (*release.Release, error) {
+	return &release.Release{ID: id, State: release.StateCancelled}, nil
+}
+
+func (f *fakeService) Resume(_ context.Context, actor, id string) (*release.Release, error) {
+	return &release.Release{ID: id, State: release.StateSucceeded}, nil
+}
+
+func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string) (*release.Release, error) {
+	return &release.Release{ID: "crm-r2", Kind: release.KindRollback, RollbackOf: id, Env: into, State: release.StateAwaitingApproval}, nil
+}
+
+func (f *fakeService) Run(_ context.Context, id string) (*release.Release, error) {
+	f.record("run %s", id)
+	return &release.Release{ID: id, State: release.StateSucceeded}, nil
+}
+
+func (f *fakeService) GetRelease(_ context.Context, id string) (*release.Release, error) {
+	f.mu.Lock()
+	ran := false
+	for _, c := range f.calls {
+		ran = ran || c == "run "+id
+	}
+	f.mu.Unlock()
+	state := release.StateScheduled
+	if ran {
+		state = release.StateSucceeded
+	}
+	return &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, State: state,
+		Steps: []release.Step{{Name: release.StepApply, State: release.StepDone, Log: "applied"}}}, nil
+}
+
+func (f *fakeService) ListReleases(_ context.Context, app, env string) ([]*release.Release, error) {
+	return []*release.Release{{ID: "crm-r1", App: app, Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0}}, nil
+}
+
+func (f *fakeService) Lock(_ context.Context, actor, app, env, reason string) (*release.Hold, error) {
+	return &release.Hold{App: app, Env: env, Reason: reason, By: actor, At: t0}, nil
+}
+
+func (f *fakeService) Unlock(_ context.Context, actor, app, env string) error { return nil }
+
+func TestReleaseCommands(t *testing.T) {
+	fake := newFake()
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "deploy crm-m1 production"})
+	if err != nil || !strings.Contains(r.Text, "approve crm-r1") {
+		t.Fatalf("deploy: %v\n%s", err, r.Text)
+	}
+	// Without a server behind it, the approval that makes the release
+	// runnable runs it before answering.
+	d.Foreground = true
+	r, err = d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r1"})
+	if err != nil || !strings.Contains(r.Text, "succeeded") {
+		t.Fatalf("approve: %v\n%s", err, r.Text)
+	}
+	found := false
+	for _, c := range fake.calls {
+		found = found || c == "run crm-r1"
+	}
+	if !found {
+		t.Fatalf("the runnable release was not run: %v", fake.calls)
+	}
+	if _, err := d.Handle(context.Background(), Request{User: "bob", Text: "deploy crm-m1 production --at yesterday"}); ExitCode(err) != 2 {
+		t.Fatalf("bad --at: %v", err)
+	}
+	r, err = d.Handle(context.Background(), Request{User: "bob", Text: "lock crm production incident 42"})
+	if err != nil || !strings.Contains(r.Text, "incident 42") {
+		t.Fatalf("lock: %v\n%s", err, r.Text)
+	}
+}

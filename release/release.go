@@ -1,0 +1,233 @@
+package release
+
+import (
+	"context"
+	"time"
+)
+
+// ReleaseKind is what a release does to its environment.
+type ReleaseKind string
+
+const (
+	// KindDeploy applies a migration file.
+	KindDeploy ReleaseKind = "deploy"
+	// KindRollback restores a release's pre-release backup.
+	KindRollback ReleaseKind = "rollback"
+	// KindRestore restores a backup (backup restore, approved like a release).
+	KindRestore ReleaseKind = "restore"
+)
+
+// State is where a release stands. Transitions lists the allowed moves.
+type State string
+
+const (
+	StateAwaitingApproval State = "awaiting approval"
+	StateScheduled        State = "scheduled" // approved, waiting for its time or its runner
+	StateRunning          State = "running"
+	StateSucceeded        State = "succeeded"
+	StateFailed           State = "failed"
+	StateRolledBack       State = "rolled back"
+	StateRejected         State = "rejected"
+	StateCancelled        State = "cancelled"
+	StateExpired          State = "expired"
+	StateInterrupted      State = "interrupted" // its runner died; resume or roll back
+)
+
+// Transitions is the state machine: every move a release may make. Each
+// move is persisted before its side effects start.
+var Transitions = map[State][]State{
+	StateAwaitingApproval: {StateScheduled, StateRejected, StateCancelled, StateExpired},
+	StateScheduled:        {StateRunning, StateCancelled},
+	StateRunning:          {StateSucceeded, StateFailed, StateInterrupted},
+	StateInterrupted:      {StateRunning, StateRolledBack, StateFailed},
+	StateFailed:           {StateRolledBack},
+	StateSucceeded:        {StateRolledBack},
+}
+
+// CanMove reports whether from -> to is allowed.
+func CanMove(from, to State) bool {
+	for _, s := range Transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Open reports whether a release in state s still holds its environment:
+// no other release of it may be requested meanwhile.
+func (s State) Open() bool {
+	switch s {
+	case StateAwaitingApproval, StateScheduled, StateRunning, StateInterrupted:
+		return true
+	}
+	return false
+}
+
+// Step names, in the order a deploy runs them.
+const (
+	StepPreflight      = "preflight"
+	StepNotice         = "notice"
+	StepMaintenanceOn  = "maintenance on"
+	StepScaleDown      = "scale down"
+	StepBackup         = "pre-release backup"
+	StepApply          = "apply migration"
+	StepRestore        = "restore backup"
+	StepChecks         = "validation checks"
+	StepScaleUp        = "scale up"
+	StepMaintenanceOff = "maintenance off"
+)
+
+// StepState is where one step stands.
+type StepState string
+
+const (
+	StepPending StepState = "pending"
+	StepRunning StepState = "running"
+	StepDone    StepState = "done"
+	StepFailed  StepState = "failed"
+	StepSkipped StepState = "skipped"
+)
+
+// Release is one deploy, rollback or restore of one environment, with its
+// whole story.
+type Release struct {
+	ID          string // crm-r5
+	App         string
+	Env         string
+	Kind        ReleaseKind
+	Migration   string // deploy: the migration ID
+	FileHash    string // deploy: the migration file's sha256
+	Backup      string // rollback/restore: the backup restored; deploy: the pre-release backup
+	RollbackOf  string // rollback: the release rolled back
+	RequestedBy string
+	RequestedAt time.Time
+	At          *time.Time // scheduled start, if any
+	State       State
+	Reason      string // why it was rejected, cancelled, failed or interrupted
+	Approvals   []Approval
+	Steps       []Step
+	Checks      []CheckResult
+	// Lease says which process runs it and until when; a lease that ran out
+	// means the process died.
+	LeaseOwner string
+	LeaseUntil *time.Time
+	// Channel and message of the release's Slack message, for updates.
+	Channel   string
+	MessageTS string
+	UpdatedAt time.Time
+}
+
+// Approval is one person's yes.
+type Approval struct {
+	By string
+	At time.Time
+}
+
+// Step is one step of a run.
+type Step struct {
+	Name    string
+	State   StepState
+	Started *time.Time
+	Ended   *time.Time
+	Log     string
+}
+
+// CheckResult is the outcome of one validation check.
+type CheckResult struct {
+	Name     string
+	OK       bool
+	Duration time.Duration
+	Detail   string
+}
+
+// ReleaseStore keeps releases. Every method that changes a release's state
+// is a compare-and-set on the state it expects, so two processes cannot
+// both make the same move.
+type ReleaseStore interface {
+	// CreateRelease inserts r. It fails with CodeConflict naming the open
+	// release when r's environment already has one (State.Open).
+	CreateRelease(ctx context.Context, r *Release) error
+	GetRelease(ctx context.Context, id string) (*Release, error)
+	// ListReleases returns an app's releases (of env, if not empty), newest first.
+	ListReleases(ctx context.Context, app, env string) ([]*Release, error)
+	// MoveRelease changes the state from `from` to `to` and records reason;
+	// it fails with CodeConflict when the release is no longer in `from`.
+	MoveRelease(ctx context.Context, id string, from, to State, reason string) error
+	// AddApproval records an approval; false when this person already approved.
+	AddApproval(ctx context.Context, id string, a Approval) (bool, error)
+	// SaveSteps replaces the release's step list (names and states).
+	SaveSteps(ctx context.Context, id string, steps []Step) error
+	SaveChecks(ctx context.Context, id string, checks []CheckResult) error
+	// SetBackup records the pre-release backup of a deploy.
+	SetBackup(ctx context.Context, id, backup string) error
+	// TakeLease makes owner the runner of a release in state `from`, moving
+	// it to running, until `until`. Fails with CodeConflict otherwise.
+	TakeLease(ctx context.Context, id string, from State, owner string, until time.Time) error
+	// RenewLease extends the owner's lease; fails when owner lost it.
+	RenewLease(ctx context.Context, id, owner string, until time.Time) error
+	// ExpiredLeases lists running releases whose lease ran out.
+	ExpiredLeases(ctx context.Context, now time.Time) ([]*Release, error)
+	// SetMessage records where the release's Slack message is.
+	SetMessage(ctx context.Context, id, channel, ts string) error
+
+	// Holds are manual locks of an environment (lock/unlock).
+	PutHold(ctx context.Context, h Hold) error
+	DeleteHold(ctx context.Context, app, env string) error
+	GetHold(ctx context.Context, app, env string) (*Hold, error) // nil when none
+	ListHolds(ctx context.Context) ([]Hold, error)
+}
+
+// Hold is a manual lock: no release or restore of the environment runs.
+type Hold struct {
+	App    string
+	Env    string
+	Reason string
+	By     string
+	At     time.Time
+}
+
+// Notifier hears every event of a release. Slack renders them; the
+// terminal prints them.
+type Notifier interface {
+	ReleaseChanged(ctx context.Context, r *Release, event Event)
+}
+
+// Event says what just happened to a release.
+type Event struct {
+	Kind   EventKind
+	Step   string // for step events
+	Detail string
+	Actor  string
+}
+
+// EventKind names an event.
+type EventKind string
+
+const (
+	EventRequested     EventKind = "requested"
+	EventNeedsApproval EventKind = "needs approval"
+	EventApproved      EventKind = "approved"
+	EventRejected      EventKind = "rejected"
+	EventCancelled     EventKind = "cancelled"
+	EventExpired       EventKind = "expired"
+	EventNotice        EventKind = "notice"
+	EventStepStarted   EventKind = "step started"
+	EventStepFinished  EventKind = "step finished"
+	EventCheck         EventKind = "check"
+	EventSucceeded     EventKind = "succeeded"
+	EventFailed        EventKind = "failed"
+	EventInterrupted   EventKind = "interrupted"
+)
+
+// Hooks runs an environment's hooks (maintenance, scaling, traffic).
+type Hooks interface {
+	// Run runs hook name of env and returns its output; a hook env does
+	// not define is not an error (ran=false).
+	Run(ctx context.Context, env *Environment, name string) (output string, ran bool, err error)
+}
+
+// Checker runs an environment's validation checks.
+type Checker interface {
+	Run(ctx context.Context, env *Environment) []CheckResult
+}

@@ -1,0 +1,366 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Run runs a scheduled release (or resumes an interrupted one) to its end
+// in this process: it waits for the release's time, takes the
+// environment's lock and the release's lease, then runs the steps, each
+// persisted before and after. Another process already running the release
+// or the environment makes it fail at once, naming the holder.
+func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
+	r, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateScheduled && r.State != StateInterrupted {
+		return nil, Errorf(CodeConflict, "%s is %s: there is nothing to run", id, r.State)
+	}
+	a, e, err := s.releaseEnv(r)
+	if err != nil {
+		return nil, err
+	}
+	if r.State == StateScheduled {
+		if r, err = s.waitForStart(ctx, r, e); err != nil {
+			return r, err
+		}
+	}
+	ttl := s.leaseTTL()
+	lock, err := s.Locker.TryLock(ctx, envLockKey(a.Name, e.Name), s.Owner+" running "+id, ttl)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := lock.Unlock(context.Background()); err != nil {
+			s.Log.Warn("unlock environment", "release", id, "err", err)
+		}
+	}()
+	from := r.State
+	if err := s.Releases.TakeLease(ctx, id, from, s.Owner, s.Now().UTC().Add(ttl)); err != nil {
+		return nil, err
+	}
+	r.State = StateRunning
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.keepLease(runCtx, cancel, r, lock, ttl)
+	log := s.Log.With("app", a.Name, "env", e.Name, "release", id)
+	log.Info("release running", "resumed", from == StateInterrupted)
+	if err := s.runSteps(runCtx, r, a, e); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// keepLease renews the lease and the lock until ctx ends; losing either
+// stops the run at its next step boundary.
+func (s *Service) keepLease(ctx context.Context, cancel func(), r *Release, lock Lock, ttl time.Duration) {
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := s.Releases.RenewLease(ctx, r.ID, s.Owner, s.Now().UTC().Add(ttl))
+			if err == nil {
+				err = lock.Refresh(ctx, ttl)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.Log.Error("release lease lost: stopping", "release", r.ID, "err", err)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// waitForStart waits for a scheduled release's time, telling users notice
+// before it. The release stays cancellable meanwhile.
+func (s *Service) waitForStart(ctx context.Context, r *Release, e *Environment) (*Release, error) {
+	if r.At == nil || !r.At.After(s.Now()) {
+		return r, nil
+	}
+	noticed := e.Notice <= 0
+	for s.Now().Before(*r.At) {
+		if !noticed && !s.Now().Before(r.At.Add(-e.Notice)) {
+			noticed = true
+			s.notify(ctx, r, Event{Kind: EventNotice, Detail: fmt.Sprintf("%s %s starts at %s: the app goes into maintenance then", r.App, r.Env, r.At.UTC().Format("15:04 MST"))})
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(min(time.Second, time.Until(*r.At))):
+		}
+		cur, err := s.Releases.GetRelease(ctx, r.ID)
+		if err != nil {
+			return r, err
+		}
+		if cur.State != StateScheduled {
+			return cur, Errorf(CodeConflict, "%s is %s: it will not run", r.ID, cur.State)
+		}
+	}
+	return r, nil
+}
+
+func (s *Service) saveSteps(ctx context.Context, r *Release) error {
+	return s.Releases.SaveSteps(ctx, r.ID, r.Steps)
+}
+
+// runSteps runs every unfinished step in order.
+func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environment) error {
+	for i := range r.Steps {
+		st := &r.Steps[i]
+		if st.State == StepDone || st.State == StepSkipped {
+			continue
+		}
+		if st.Name == StepApply && st.State != StepPending {
+			// Resumed at the apply: the target's marker says whether it
+			// committed before the runner died.
+			if applied, err := s.migrationApplied(ctx, r); err == nil && applied {
+				now := s.Now().UTC()
+				st.State, st.Ended, st.Log = StepDone, &now, "committed before the interruption (the target's marker records it)"
+				if err := s.saveSteps(ctx, r); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		now := s.Now().UTC()
+		st.State, st.Started, st.Ended, st.Log = StepRunning, &now, nil, ""
+		if err := s.saveSteps(ctx, r); err != nil {
+			return err
+		}
+		s.notify(ctx, r, Event{Kind: EventStepStarted, Step: st.Name})
+		if s.Pause != nil {
+			s.Pause(st.Name)
+		}
+		out, ran, err := s.doStep(ctx, r, a, e, st.Name)
+		end := s.Now().UTC()
+		st.Ended, st.Log = &end, out
+		switch {
+		case err != nil:
+			st.State = StepFailed
+			st.Log = strings.TrimSpace(out + "\n" + ErrorMessage(err))
+		case !ran:
+			st.State = StepSkipped
+		default:
+			st.State = StepDone
+		}
+		if serr := s.saveSteps(context.WithoutCancel(ctx), r); serr != nil {
+			return serr
+		}
+		s.notify(ctx, r, Event{Kind: EventStepFinished, Step: st.Name, Detail: st.Log})
+		if err != nil {
+			return s.fail(context.WithoutCancel(ctx), r, a, e, i, err)
+		}
+	}
+	if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateSucceeded, ""); err != nil {
+		return err
+	}
+	r.State = StateSucceeded
+	if r.Kind == KindRollback && r.Env == s.mustRelease(ctx, r.RollbackOf).Env {
+		orig := s.mustRelease(ctx, r.RollbackOf)
+		if err := s.Releases.MoveRelease(ctx, orig.ID, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
+			s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
+		}
+	}
+	s.Log.Info("release succeeded", "release", r.ID)
+	s.notify(ctx, r, Event{Kind: EventSucceeded})
+	return nil
+}
+
+func (s *Service) mustRelease(ctx context.Context, id string) *Release {
+	r, err := s.Releases.GetRelease(ctx, id)
+	if err != nil {
+		return &Release{}
+	}
+	return r
+}
+
+// fail ends a run at step i. When the migration did not commit, the app is
+// brought back (scale up, maintenance off) and the target is as before;
+// when it committed and validation failed, maintenance stays on, so users
+// do not meet a release that failed its checks.
+func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, failed int, cause error) error {
+	committed := false
+	for _, st := range r.Steps[:failed] {
+		if (st.Name == StepApply || st.Name == StepRestore) && st.State == StepDone {
+			committed = true
+		}
+	}
+	for i := failed + 1; i < len(r.Steps); i++ {
+		st := &r.Steps[i]
+		if !committed && (st.Name == StepScaleUp || st.Name == StepMaintenanceOff) {
+			out, ran, err := s.doStep(ctx, r, a, e, st.Name)
+			now := s.Now().UTC()
+			st.Started, st.Ended, st.Log = &now, &now, out
+			switch {
+			case err != nil:
+				st.State, st.Log = StepFailed, ErrorMessage(err)
+			case ran:
+				st.State = StepDone
+			default:
+				st.State = StepSkipped
+			}
+			continue
+		}
+		st.State = StepSkipped
+	}
+	_ = s.saveSteps(ctx, r)
+	why := fmt.Sprintf("%s failed: %s", r.Steps[failed].Name, ErrorMessage(cause))
+	switch {
+	case r.Kind == KindDeploy && committed:
+		why += fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s`, or fix and turn maintenance off", r.ID)
+	case r.Kind == KindDeploy:
+		why += "; the migration was not applied: the target is as it was"
+		if r.Backup != "" {
+			why += fmt.Sprintf(" (rollback %s restores %s if needed)", r.ID, r.Backup)
+		}
+	}
+	if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateFailed, why); err != nil {
+		return err
+	}
+	r.State, r.Reason = StateFailed, why
+	s.Log.Error("release failed", "release", r.ID, "step", r.Steps[failed].Name, "err", cause)
+	s.notify(ctx, r, Event{Kind: EventFailed, Step: r.Steps[failed].Name, Detail: why})
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, r.Steps[failed].Name, ErrorMessage(cause)), Err: cause}
+}
+
+// doStep does one step and returns its log; ran is false for a step the
+// environment does not configure (a hook it lacks).
+func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment, name string) (string, bool, error) {
+	switch name {
+	case StepPreflight:
+		if r.Kind == KindDeploy {
+			m, err := s.Migrations.GetMigration(ctx, r.Migration)
+			if err != nil {
+				return "", true, err
+			}
+			if m.SHA256 != r.FileHash {
+				return "", true, Errorf(CodeDamaged, "migration %s's file changed since the release was requested", m.ID)
+			}
+			return "chain, variables, freeze and locks checked", true, s.preflightDeploy(ctx, a, e, m, nil)
+		}
+		return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
+	case StepNotice:
+		return "users were told before the start", true, nil
+	case StepMaintenanceOn:
+		return s.hook(ctx, e, HookMaintenanceOn)
+	case StepMaintenanceOff:
+		return s.hook(ctx, e, HookMaintenanceOff)
+	case StepScaleDown:
+		return s.hook(ctx, e, HookScaleDown)
+	case StepScaleUp:
+		return s.hook(ctx, e, HookScaleUp)
+	case StepBackup:
+		return s.preReleaseBackup(ctx, r, a, e)
+	case StepApply:
+		opts := ApplyOptions{}
+		if s.Pause != nil {
+			opts.BeforeCommit = func() { s.Pause(StepApply + " (before commit)") }
+		}
+		res, err := s.ApplyMigration(ctx, r.RequestedBy, r.Migration, e.Name, opts)
+		if err != nil {
+			return "", true, err
+		}
+		if res.AlreadyApplied != nil {
+			return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
+		}
+		return fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), true, nil
+	case StepRestore:
+		b, err := s.Store.GetBackup(ctx, r.Backup)
+		if err != nil {
+			return "", true, err
+		}
+		art, err := s.Artifacts.Open(ctx, b.Artifact)
+		if err != nil {
+			return "", true, err
+		}
+		defer art.Close()
+		rep, err := s.Backups.Restore(ctx, art, a.Name, e)
+		if err != nil {
+			return "", true, err
+		}
+		return fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), true, nil
+	case StepChecks:
+		return s.validate(ctx, r, e)
+	}
+	return "", false, Errorf(CodeInternal, "unknown step %q", name)
+}
+
+func (s *Service) hook(ctx context.Context, e *Environment, name string) (string, bool, error) {
+	if s.Hooks == nil {
+		return "", false, nil
+	}
+	out, ran, err := s.Hooks.Run(ctx, e, name)
+	if err != nil {
+		return out, true, Errorf(CodeConflict, "hook %s: %w", name, err)
+	}
+	return out, ran, nil
+}
+
+// preReleaseBackup takes the backup a rollback restores, and checks every
+// checksum of it before the migration may run.
+func (s *Service) preReleaseBackup(ctx context.Context, r *Release, a *App, e *Environment) (string, bool, error) {
+	b, err := s.backup(ctx, r.RequestedBy, a, e, BackupPreRelease, r.ID)
+	if err != nil {
+		return "", true, err
+	}
+	if err := s.Releases.SetBackup(ctx, r.ID, b.ID); err != nil {
+		return "", true, err
+	}
+	r.Backup = b.ID
+	art, err := s.Artifacts.Open(ctx, b.Artifact)
+	if err != nil {
+		return "", true, err
+	}
+	defer art.Close()
+	if _, err := s.Backups.Check(ctx, art, a.Name); err != nil {
+		return "", true, err
+	}
+	return fmt.Sprintf("%s: %d tables, %d rows, %d files; every checksum verified", b.ID, b.Manifest.Tables, b.Manifest.Rows, b.Manifest.Files), true, nil
+}
+
+// validate runs the environment's checks; any failure fails the step.
+func (s *Service) validate(ctx context.Context, r *Release, e *Environment) (string, bool, error) {
+	if s.Checker == nil || len(e.Checks) == 0 {
+		return "", false, nil
+	}
+	results := s.Checker.Run(ctx, e)
+	r.Checks = results
+	if err := s.Releases.SaveChecks(ctx, r.ID, results); err != nil {
+		return "", true, err
+	}
+	var lines, failed []string
+	for _, c := range results {
+		mark := "pass"
+		if !c.OK {
+			mark = "FAIL"
+			failed = append(failed, c.Name)
+		}
+		lines = append(lines, fmt.Sprintf("%s  %s (%s) %s", mark, c.Name, c.Duration.Round(time.Millisecond), c.Detail))
+		s.notify(ctx, r, Event{Kind: EventCheck, Step: StepChecks, Detail: lines[len(lines)-1]})
+	}
+	out := strings.Join(lines, "\n")
+	if len(failed) > 0 {
+		return out, true, Errorf(CodeConflict, "%d of %d checks failed: %s", len(failed), len(results), strings.Join(failed, ", "))
+	}
+	return out, true, nil
+}
+
+// Resume continues an interrupted release from its first unfinished step.
+func (s *Service) Resume(ctx context.Context, actor, id string) (*Release, error) {
+	r, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateInterrupted {
+		return nil, Errorf(CodeConflict, "%s is %s; only an interrupted release can be resumed", id, r.State)
+	}
+	s.Log.Info("release resumed", "release", id, "by", actor)
+	return s.Run(ctx, id)
+}

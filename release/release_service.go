@@ -1,0 +1,494 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ReleaseParts are what releases need beyond backups and migrations.
+type ReleaseParts struct {
+	Releases ReleaseStore
+	Hooks    Hooks
+	Checker  Checker
+	Notifier Notifier
+	// LeaseTTL is how long a runner's claim lasts without renewal: how soon
+	// a dead runner is noticed (default 30s).
+	LeaseTTL time.Duration
+	// Pause, when set, is called as a step starts (and inside the apply
+	// before it commits, with step "apply migration (before commit)"): a
+	// fault-injection point for the crash tests. Production leaves it nil.
+	Pause func(step string)
+}
+
+func (s *Service) releasesReady() error {
+	if s.Releases == nil {
+		return Errorf(CodeUnavailable, "releases are not available: relbot was started without them")
+	}
+	return nil
+}
+
+func (s *Service) leaseTTL() time.Duration {
+	if s.LeaseTTL > 0 {
+		return s.LeaseTTL
+	}
+	return 30 * time.Second
+}
+
+func (s *Service) notify(ctx context.Context, r *Release, e Event) {
+	if s.Notifier != nil {
+		s.Notifier.ReleaseChanged(ctx, r, e)
+	}
+}
+
+// RequestDeploy asks for migration id to be deployed to env, at a time or
+// as soon as approved. Preflight runs now and again at the start.
+func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env string, at *time.Time) (*Release, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	m, a, e, err := s.migrationTarget(ctx, migrationID, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.preflightDeploy(ctx, a, e, m, at); err != nil {
+		return nil, err
+	}
+	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindDeploy, Migration: m.ID, FileHash: m.SHA256, RequestedBy: actor, At: at}, a, e)
+}
+
+// request records a new release and, when its environment needs no
+// approval, makes it scheduled at once.
+func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environment) (*Release, error) {
+	id, err := s.Store.NextID(ctx, a.Name, "r")
+	if err != nil {
+		return nil, err
+	}
+	r.ID = id
+	r.RequestedAt = s.Now().UTC()
+	r.State = StateAwaitingApproval
+	r.Channel = a.Channel
+	r.Steps = stepsFor(r, e)
+	if err := s.Releases.CreateRelease(ctx, r); err != nil {
+		return nil, err
+	}
+	s.Log.Info("release requested", "app", a.Name, "env", e.Name, "release", id, "kind", r.Kind, "by", r.RequestedBy)
+	s.notify(ctx, r, Event{Kind: EventRequested, Actor: r.RequestedBy})
+	if e.Approvals.Required == 0 {
+		if err := s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateScheduled, "no approval required"); err != nil {
+			return nil, err
+		}
+		r.State = StateScheduled
+		return r, nil
+	}
+	s.notify(ctx, r, Event{Kind: EventNeedsApproval, Detail: fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)})
+	return r, nil
+}
+
+// stepsFor lists the steps a release will run, in order.
+func stepsFor(r *Release, e *Environment) []Step {
+	var names []string
+	independent := r.Kind != KindDeploy && e.Name == RecoveryEnv
+	switch {
+	case r.Kind == KindDeploy:
+		names = []string{StepPreflight}
+		if r.At != nil && e.Notice > 0 {
+			names = append(names, StepNotice)
+		}
+		names = append(names, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepChecks, StepScaleUp, StepMaintenanceOff)
+	case independent:
+		names = []string{StepPreflight, StepRestore, StepChecks}
+	default:
+		names = []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRestore, StepChecks, StepScaleUp, StepMaintenanceOff}
+	}
+	steps := make([]Step, len(names))
+	for i, n := range names {
+		steps[i] = Step{Name: n, State: StepPending}
+	}
+	return steps
+}
+
+// preflightDeploy refuses what must not run: a file that has not passed
+// the previous environment, missing variables, a freeze, a hold.
+func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time) error {
+	if prev := a.Previous(e.Name); prev != nil && prev != a.Source() {
+		rs, err := s.Releases.ListReleases(ctx, a.Name, prev.Name)
+		if err != nil {
+			return err
+		}
+		passed := false
+		for _, r := range rs {
+			if r.Kind == KindDeploy && r.FileHash == m.SHA256 && r.State == StateSucceeded {
+				passed = true
+				break
+			}
+		}
+		if !passed {
+			return Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
+		}
+	}
+	known, err := s.knownVariables(ctx, a, e)
+	if err != nil {
+		return err
+	}
+	if known != nil {
+		var missing []string
+		for _, v := range m.Summary.Variables {
+			if _, ok := known[v]; !ok {
+				missing = append(missing, v)
+			}
+		}
+		if len(missing) > 0 {
+			return Errorf(CodeConflict, "%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
+				e.Name, m.ID, strings.Join(missing, ", "), a.Name, e.Name, a.Name, e.Name)
+		}
+	}
+	return s.preflightWindow(ctx, a, e, at)
+}
+
+// preflightWindow refuses a frozen or held environment.
+func (s *Service) preflightWindow(ctx context.Context, a *App, e *Environment, at *time.Time) error {
+	when := s.Now()
+	if at != nil && at.After(when) {
+		when = *at
+	}
+	for _, f := range e.Freeze {
+		if f.Contains(when) {
+			return Errorf(CodeForbidden, "%s %s is frozen (%s): releases wait until the window ends, or deploy --at a time outside it", a.Name, e.Name, f.Text)
+		}
+	}
+	h, err := s.Releases.GetHold(ctx, a.Name, e.Name)
+	if err != nil {
+		return err
+	}
+	if h != nil {
+		return Errorf(CodeForbidden, "%s %s is locked by %s since %s: %s; unlock %s %s when it is over", a.Name, e.Name, h.By, h.At.UTC().Format("2006-01-02 15:04 MST"), h.Reason, a.Name, e.Name)
+	}
+	return nil
+}
+
+// GetRelease returns a release, expiring it first if its approval window
+// has passed.
+func (s *Service) GetRelease(ctx context.Context, id string) (*Release, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	if err := s.RecoverInterrupted(ctx); err != nil {
+		s.Log.Warn("recover interrupted releases", "err", err)
+	}
+	r, err := s.Releases.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.expire(ctx, r)
+}
+
+func (s *Service) expire(ctx context.Context, r *Release) (*Release, error) {
+	if r.State != StateAwaitingApproval {
+		return r, nil
+	}
+	a, err := s.App(r.App)
+	if err != nil {
+		return r, nil
+	}
+	e, err := a.Env(r.Env)
+	if err != nil || e.Approvals.Expire <= 0 || s.Now().Before(r.RequestedAt.Add(e.Approvals.Expire)) {
+		return r, nil
+	}
+	reason := fmt.Sprintf("not approved within %s", e.Approvals.Expire)
+	if err := s.Releases.MoveRelease(ctx, r.ID, StateAwaitingApproval, StateExpired, reason); err != nil && ErrorCode(err) != CodeConflict {
+		return nil, err
+	}
+	r.State, r.Reason = StateExpired, reason
+	s.notify(ctx, r, Event{Kind: EventExpired, Detail: reason})
+	return r, nil
+}
+
+// ListReleases lists an app's releases (of env when given), newest first.
+func (s *Service) ListReleases(ctx context.Context, app, env string) ([]*Release, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	a, err := s.App(app)
+	if err != nil {
+		return nil, err
+	}
+	if env != "" {
+		e, err := a.Env(env)
+		if err != nil {
+			return nil, err
+		}
+		env = e.Name
+	}
+	if err := s.RecoverInterrupted(ctx); err != nil {
+		s.Log.Warn("recover interrupted releases", "err", err)
+	}
+	rs, err := s.Releases.ListReleases(ctx, app, env)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rs {
+		if rs[i], err = s.expire(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+func (s *Service) releaseEnv(r *Release) (*App, *Environment, error) {
+	a, err := s.App(r.App)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := a.Env(r.Env)
+	return a, e, err
+}
+
+// Approve records actor's approval. When the policy is met the release
+// becomes scheduled; the caller that made it so gets runnable=true.
+func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, runnable bool, err error) {
+	if r, err = s.GetRelease(ctx, id); err != nil {
+		return nil, false, err
+	}
+	if r.State != StateAwaitingApproval {
+		return nil, false, Errorf(CodeConflict, "%s is %s, not awaiting approval", id, r.State)
+	}
+	_, e, err := s.releaseEnv(r)
+	if err != nil {
+		return nil, false, err
+	}
+	p := e.Approvals
+	if actor == r.RequestedBy && !p.AllowSelf {
+		return nil, false, Errorf(CodeForbidden, "%s requested %s and may not approve it too: someone else must", actor, id)
+	}
+	if len(p.Approvers) > 0 && !contains(p.Approvers, actor) {
+		return nil, false, Errorf(CodeForbidden, "%s may not approve releases to %s %s (approvers: %s)", actor, r.App, r.Env, strings.Join(p.Approvers, ", "))
+	}
+	added, err := s.Releases.AddApproval(ctx, id, Approval{By: actor, At: s.Now().UTC()})
+	if err != nil {
+		return nil, false, err
+	}
+	if !added {
+		return nil, false, Errorf(CodeConflict, "%s already approved %s", actor, id)
+	}
+	if r, err = s.Releases.GetRelease(ctx, id); err != nil {
+		return nil, false, err
+	}
+	s.notify(ctx, r, Event{Kind: EventApproved, Actor: actor, Detail: fmt.Sprintf("%d of %d", len(r.Approvals), p.Required)})
+	if len(r.Approvals) < p.Required {
+		return r, false, nil
+	}
+	err = s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateScheduled, fmt.Sprintf("approved by %s", approverNames(r.Approvals)))
+	if ErrorCode(err) == CodeConflict {
+		return r, false, nil // another approval made it runnable first
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	r.State = StateScheduled
+	return r, true, nil
+}
+
+func approverNames(as []Approval) string {
+	names := make([]string, len(as))
+	for i, a := range as {
+		names[i] = a.By
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Reject ends a release awaiting approval.
+func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Release, error) {
+	r, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateAwaitingApproval {
+		return nil, Errorf(CodeConflict, "%s is %s, not awaiting approval", id, r.State)
+	}
+	_, e, err := s.releaseEnv(r)
+	if err != nil {
+		return nil, err
+	}
+	if p := e.Approvals; len(p.Approvers) > 0 && !contains(p.Approvers, actor) && actor != r.RequestedBy {
+		return nil, Errorf(CodeForbidden, "%s may not reject releases to %s %s", actor, r.App, r.Env)
+	}
+	why := "rejected by " + actor
+	if reason != "" {
+		why += ": " + reason
+	}
+	if err := s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateRejected, why); err != nil {
+		return nil, err
+	}
+	r.State, r.Reason = StateRejected, why
+	s.notify(ctx, r, Event{Kind: EventRejected, Actor: actor, Detail: why})
+	return r, nil
+}
+
+// Cancel ends a release that has not started running.
+func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error) {
+	r, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StateAwaitingApproval && r.State != StateScheduled {
+		return nil, Errorf(CodeConflict, "%s is %s: only a release that has not started can be cancelled", id, r.State)
+	}
+	why := "cancelled by " + actor
+	if err := s.Releases.MoveRelease(ctx, id, r.State, StateCancelled, why); err != nil {
+		return nil, err
+	}
+	r.State, r.Reason = StateCancelled, why
+	s.notify(ctx, r, Event{Kind: EventCancelled, Actor: actor})
+	return r, nil
+}
+
+// RequestRollback asks for a deploy's pre-release backup to be restored:
+// in place, or into another environment (the app's recovery). It needs the
+// approvals a release to that environment needs.
+func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (*Release, error) {
+	orig, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if orig.Kind != KindDeploy {
+		return nil, Errorf(CodeInvalid, "%s is a %s; only a deploy can be rolled back", id, orig.Kind)
+	}
+	if orig.Backup == "" {
+		return nil, Errorf(CodeConflict, "%s has no pre-release backup (it stopped before taking one): nothing to roll back to", id)
+	}
+	switch orig.State {
+	case StateFailed, StateSucceeded, StateInterrupted:
+	default:
+		return nil, Errorf(CodeConflict, "%s is %s; a rollback needs a release that ran", id, orig.State)
+	}
+	a, err := s.App(orig.App)
+	if err != nil {
+		return nil, err
+	}
+	if into == "" {
+		into = orig.Env
+	}
+	e, err := a.Env(into)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.preflightWindow(ctx, a, e, nil); err != nil {
+		return nil, err
+	}
+	if orig.State == StateInterrupted && e.Name == orig.Env {
+		// The interrupted release holds its environment; the rollback
+		// takes over from it.
+		if err := s.Releases.MoveRelease(ctx, id, StateInterrupted, StateFailed, "interrupted; rolled back by a rollback release"); err != nil {
+			return nil, err
+		}
+	}
+	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindRollback, Backup: orig.Backup, RollbackOf: id, RequestedBy: actor}, a, e)
+}
+
+// Lock holds every release and restore of an environment.
+func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Hold, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	_, e, err := s.appEnv(app, env)
+	if err != nil {
+		return nil, err
+	}
+	h := Hold{App: app, Env: e.Name, Reason: reason, By: actor, At: s.Now().UTC()}
+	if err := s.Releases.PutHold(ctx, h); err != nil {
+		return nil, err
+	}
+	s.Log.Info("environment locked", "app", app, "env", e.Name, "by", actor)
+	return &h, nil
+}
+
+// Unlock lifts a hold.
+func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {
+	if err := s.releasesReady(); err != nil {
+		return err
+	}
+	_, e, err := s.appEnv(app, env)
+	if err != nil {
+		return err
+	}
+	if err := s.Releases.DeleteHold(ctx, app, e.Name); err != nil {
+		if ErrorCode(err) == CodeNotFound {
+			return Errorf(CodeNotFound, "%s %s is not locked", app, e.Name)
+		}
+		return err
+	}
+	s.Log.Info("environment unlocked", "app", app, "env", e.Name, "by", actor)
+	return nil
+}
+
+// Holds lists the manual locks in force.
+func (s *Service) Holds(ctx context.Context) ([]Hold, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	return s.Releases.ListHolds(ctx)
+}
+
+// RecoverInterrupted marks running releases whose runner stopped renewing
+// its lease as interrupted, naming the step they were at and, for the
+// apply, whether the migration committed (its marker row says so).
+func (s *Service) RecoverInterrupted(ctx context.Context) error {
+	rs, err := s.Releases.ExpiredLeases(ctx, s.Now().UTC())
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		step := ""
+		for _, st := range r.Steps {
+			if st.State == StepRunning {
+				step = st.Name
+			}
+		}
+		why := fmt.Sprintf("its runner (%s) stopped during %q", r.LeaseOwner, step)
+		if step == StepApply {
+			if applied, err := s.migrationApplied(ctx, r); err == nil {
+				if applied {
+					why += "; the migration had committed (its marker is in the target)"
+				} else {
+					why += "; the migration had not committed: the target is as before it"
+				}
+			}
+		}
+		if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateInterrupted, why); err != nil {
+			if ErrorCode(err) == CodeConflict {
+				continue
+			}
+			return err
+		}
+		r.State, r.Reason = StateInterrupted, why
+		s.Log.Warn("release interrupted", "release", r.ID, "app", r.App, "env", r.Env, "step", step)
+		s.notify(ctx, r, Event{Kind: EventInterrupted, Step: step, Detail: why})
+	}
+	return nil
+}
+
+// migrationApplied asks the target whether the release's file committed.
+func (s *Service) migrationApplied(ctx context.Context, r *Release) (bool, error) {
+	m, a, e, err := s.migrationTarget(ctx, r.Migration, r.Env)
+	if err != nil {
+		return false, err
+	}
+	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	if err != nil {
+		return false, err
+	}
+	defer art.Close()
+	done, err := s.Migrator.Applied(ctx, art, a, e)
+	return done != nil, err
+}

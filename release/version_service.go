@@ -1,0 +1,276 @@
+package release
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+func (s *Service) versionsReady() error {
+	if s.Versions == nil || s.Versioner == nil {
+		return Errorf(CodeUnavailable, "versions are not available: relbot was started without them")
+	}
+	return nil
+}
+
+// versionLockKey serialises an app's version writes: a retention pass
+// never removes a blob that a version being created counts on.
+func versionLockKey(app string) string { return "versions:" + app }
+
+// versionBlobs keeps an app's blobs in the artifact store under
+// <app>/versions/blobs/<sha256>.zst.
+type versionBlobs struct {
+	arts Artifacts
+	app  string
+}
+
+var blobHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (b versionBlobs) name(hash string) (string, error) {
+	if !blobHash.MatchString(hash) {
+		return "", Errorf(CodeDamaged, "version blob name %q is not a sha256", hash)
+	}
+	return b.app + "/versions/blobs/" + hash + ".zst", nil
+}
+
+func (b versionBlobs) Has(ctx context.Context, hash string) (bool, error) {
+	name, err := b.name(hash)
+	if err != nil {
+		return false, err
+	}
+	a, err := b.arts.Open(ctx, name)
+	if ErrorCode(err) == CodeNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, a.Close()
+}
+
+func (b versionBlobs) Create(ctx context.Context, hash string) (ArtifactWriter, error) {
+	name, err := b.name(hash)
+	if err != nil {
+		return nil, err
+	}
+	return b.arts.Create(ctx, name)
+}
+
+func (b versionBlobs) Open(ctx context.Context, hash string) (Artifact, error) {
+	name, err := b.name(hash)
+	if err != nil {
+		return nil, err
+	}
+	return b.arts.Open(ctx, name)
+}
+
+func (b versionBlobs) remove(ctx context.Context, hash string) error {
+	name, err := b.name(hash)
+	if err != nil {
+		return err
+	}
+	if err := b.arts.Remove(ctx, name); err != nil && ErrorCode(err) != CodeNotFound {
+		return err
+	}
+	return nil
+}
+
+// CreateVersion saves a checkpoint of the app's source environment.
+func (s *Service) CreateVersion(ctx context.Context, actor, app, description string) (*Version, error) {
+	if err := s.versionsReady(); err != nil {
+		return nil, err
+	}
+	a, err := s.App(app)
+	if err != nil {
+		return nil, err
+	}
+	description = strings.TrimSpace(description)
+	if description == "" {
+		return nil, Errorf(CodeInvalid, "a version needs a description of what it holds")
+	}
+	if n := utf8.RuneCountInString(description); n > MaxVersionDescription {
+		return nil, Errorf(CodeInvalid, "the description is %d characters long; a version takes at most %d", n, MaxVersionDescription)
+	}
+	var v *Version
+	err = s.withLock(ctx, versionLockKey(a.Name), func(ctx context.Context) error {
+		if v, err = s.createVersion(ctx, actor, a, description, false); err != nil {
+			return err
+		}
+		s.versionRetention(ctx, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// createVersion snapshots and records a version; callers hold the app's
+// version lock.
+func (s *Service) createVersion(ctx context.Context, actor string, a *App, description string, auto bool) (*Version, error) {
+	id, err := s.Store.NextID(ctx, a.Name, "v")
+	if err != nil {
+		return nil, err
+	}
+	src := a.Source()
+	log := s.Log.With("app", a.Name, "env", src.Name, "version", id)
+	now := s.Now().UTC()
+	snap, err := s.Versioner.Snapshot(ctx, a, src, versionBlobs{s.Artifacts, a.Name})
+	if err != nil {
+		log.Error("version failed", "err", err)
+		return nil, wrapUser(err, "version of %s %s failed", a.Name, src.Name)
+	}
+	v := &Version{ID: id, App: a.Name, Env: src.Name, Description: description, CreatedBy: actor, CreatedAt: now, Auto: auto,
+		CoreVersion: snap.CoreVersion, Plugins: snap.Plugins, Tables: snap.Tables}
+	if err := s.Versions.SaveVersion(ctx, v); err != nil {
+		return nil, err
+	}
+	log.Info("version created", "by", actor, "tables", len(v.Tables), "rows", v.Rows(), "new_blobs", snap.NewBlobs, "new_bytes", snap.NewBytes)
+	return v, nil
+}
+
+// versionRetention deletes the oldest versions beyond the app's keep, then
+// the blobs no remaining version refers to. Records go first, so a failure
+// half way leaves unreferenced blobs, never a version without its rows.
+// A blob orphaned by a failed create is not found this way (the artifact
+// store cannot list); it costs space only.
+func (s *Service) versionRetention(ctx context.Context, a *App) {
+	keep := a.VersionKeep
+	if keep <= 0 {
+		keep = DefaultVersionKeep
+	}
+	all, err := s.Versions.ListVersions(ctx, a.Name) // newest first
+	if err != nil || len(all) <= keep {
+		if err != nil {
+			s.Log.Error("version retention", "app", a.Name, "err", err)
+		}
+		return
+	}
+	used := map[string]bool{}
+	for _, v := range all[:keep] {
+		for _, t := range v.Tables {
+			used[t.Blob] = true
+		}
+	}
+	blobs := versionBlobs{s.Artifacts, a.Name}
+	for _, v := range all[keep:] {
+		if err := s.Versions.DeleteVersion(ctx, v.ID); err != nil {
+			s.Log.Error("version retention", "app", a.Name, "version", v.ID, "err", err)
+			return
+		}
+		for _, t := range v.Tables {
+			if used[t.Blob] {
+				continue
+			}
+			used[t.Blob] = true // removed once
+			if err := blobs.remove(ctx, t.Blob); err != nil {
+				s.Log.Error("version retention", "app", a.Name, "blob", t.Blob, "err", err)
+			}
+		}
+		s.Log.Info("version deleted by retention", "app", a.Name, "version", v.ID, "keep", keep)
+	}
+}
+
+// ListVersions lists an app's versions, newest first.
+func (s *Service) ListVersions(ctx context.Context, app string) ([]*Version, error) {
+	if err := s.versionsReady(); err != nil {
+		return nil, err
+	}
+	if _, err := s.App(app); err != nil {
+		return nil, err
+	}
+	return s.Versions.ListVersions(ctx, app)
+}
+
+// versionOf finds a version of app a; one of another app is refused.
+func (s *Service) versionOf(ctx context.Context, a *App, id string) (*Version, error) {
+	v, err := s.Versions.GetVersion(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if v.App != a.Name {
+		return nil, Errorf(CodeInvalid, "version %s is of app %s, not %s", id, v.App, a.Name)
+	}
+	return v, nil
+}
+
+// DiffVersion compares version from with version to, or with the live
+// source database when to is empty.
+func (s *Service) DiffVersion(ctx context.Context, app, from, to string) (*VersionDiff, error) {
+	if err := s.versionsReady(); err != nil {
+		return nil, err
+	}
+	a, err := s.App(app)
+	if err != nil {
+		return nil, err
+	}
+	fv, err := s.versionOf(ctx, a, from)
+	if err != nil {
+		return nil, err
+	}
+	var tv *Version
+	if to != "" {
+		if tv, err = s.versionOf(ctx, a, to); err != nil {
+			return nil, err
+		}
+	}
+	d, err := s.Versioner.Diff(ctx, a, a.Source(), fv, tv, versionBlobs{s.Artifacts, a.Name})
+	if err != nil {
+		return nil, wrapUser(err, "diff of %s failed", from)
+	}
+	return d, nil
+}
+
+// RestoreVersion makes the source's versioned tables exactly the version,
+// in one transaction. A version of the current state is saved first, so
+// the restore can itself be undone; it is returned with the report.
+func (s *Service) RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *Version, rep *VersionRestoreReport, err error) {
+	if err := s.versionsReady(); err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := s.App(app)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := s.versionOf(ctx, a, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src := a.Source()
+	err = s.withLock(ctx, versionLockKey(a.Name), func(ctx context.Context) error {
+		return s.withLock(ctx, envLockKey(a.Name, src.Name), func(ctx context.Context) error {
+			if before, err = s.createVersion(ctx, actor, a, "before restore of "+id, true); err != nil {
+				return err
+			}
+			s.Log.Info("version restore started", "app", a.Name, "env", src.Name, "version", id, "by", actor, "before", before.ID)
+			if rep, err = s.Versioner.Restore(ctx, a, src, v, versionBlobs{s.Artifacts, a.Name}); err != nil {
+				return wrapUser(err, "restore of %s failed", id)
+			}
+			s.versionRetention(ctx, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, before, nil, err
+	}
+	s.Log.Info("version restore done", "app", a.Name, "version", id, "tables", rep.Tables, "rows", rep.Rows, "duration", rep.Duration)
+	return v, before, rep, nil
+}
+
+// versionSource stands a saved version up as a scratch database shaped
+// like the source, for the migration engine to read; drop removes it.
+func (s *Service) versionSource(ctx context.Context, a *App, id string) (*Environment, func(), error) {
+	if err := s.versionsReady(); err != nil {
+		return nil, nil, err
+	}
+	v, err := s.versionOf(ctx, a, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, drop, err := s.Versioner.Materialize(ctx, a, a.Source(), v, versionBlobs{s.Artifacts, a.Name})
+	if err != nil {
+		return nil, nil, wrapUser(err, "cannot rebuild %s for a migration", id)
+	}
+	return env, drop, nil
+}
