@@ -142,11 +142,15 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 }
 
 func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
-	b, rep, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
+	b, rep, rel, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
 	if err != nil {
 		return Reply{}, err
 	}
-	if b == nil {
+	if rel != nil {
+		// The target needs approvals: a restore release, run once approved.
+		return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, what(rel)))
+	}
+	if b == nil || rep == nil {
 		return Reply{}, release.Errorf(release.CodeInternal, "restore of %s: no record returned", c.Backup)
 	}
 	into := c.Into
@@ -154,13 +158,6 @@ func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRes
 		into = b.Env
 	}
 	view := RestoreView{Backup: backupView(b), Into: into}
-	if rep == nil {
-		// Accepted but not run yet, e.g. waiting for approvals.
-		r := newReply(fmt.Sprintf("Restore of backup %s into %s %s requested", b.ID, b.App, into), nil, nil, view,
-			"It runs once approved; progress is posted in the app's channel.")
-		r.Public = true
-		return r, nil
-	}
 	view.Done, view.Mode, view.Tables, view.Rows, view.Files = true, rep.Mode, rep.Tables, rep.Rows, rep.Files
 	view.Seconds, view.Warnings = rep.Duration.Seconds(), rep.Warnings
 	fields := []Field{

@@ -116,13 +116,17 @@ func (f *fakeService) VerifyBackup(_ context.Context, actor, id string) (*releas
 	return b, f.verify, nil
 }
 
-func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, error) {
+func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, *release.Release, error) {
 	f.record("restore %s %s %q", actor, id, into)
 	b, err := f.get(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return b, f.restore, nil
+	if f.restore == nil {
+		return b, nil, &release.Release{ID: "crm-r9", App: b.App, Env: b.Env, Kind: release.KindRestore, Backup: id, RequestedBy: actor,
+			State: release.StateAwaitingApproval}, nil
+	}
+	return b, f.restore, nil, nil
 }
 
 func newDispatcher(f *fakeService) *Dispatcher {
@@ -195,7 +199,7 @@ func TestHandle(t *testing.T) {
 		{"backup restore crm-b1 --into recovery", func(f *fakeService) {
 			f.restore = &release.RestoreReport{Tables: 40, Rows: 1000, Files: 3, Mode: "fresh (parallel)", Duration: 1500 * time.Millisecond, Warnings: []string{"extension pg_trgm missing"}}
 		}, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Backup crm-b1 restored into crm recovery", "fresh (parallel)", "1.5s", "pg_trgm")}},
-		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore of backup crm-b1 into crm production requested", "once approved")}},
+		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
 		{"status crm", nil, []check{fails(release.CodeUnavailable, "status is not available yet")}},
 	}
 	for _, tc := range cases {

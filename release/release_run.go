@@ -162,23 +162,18 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 		return err
 	}
 	r.State = StateSucceeded
-	if r.Kind == KindRollback && r.Env == s.mustRelease(ctx, r.RollbackOf).Env {
-		orig := s.mustRelease(ctx, r.RollbackOf)
-		if err := s.Releases.MoveRelease(ctx, orig.ID, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
-			s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
+	if r.Kind == KindRollback {
+		// In place, the rolled-back release's story ends here; a restore
+		// into another environment leaves it as it was.
+		if orig, err := s.Releases.GetRelease(ctx, r.RollbackOf); err == nil && orig.Env == r.Env {
+			if err := s.Releases.MoveRelease(ctx, orig.ID, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
+				s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
+			}
 		}
 	}
 	s.Log.Info("release succeeded", "release", r.ID)
 	s.notify(ctx, r, Event{Kind: EventSucceeded})
 	return nil
-}
-
-func (s *Service) mustRelease(ctx context.Context, id string) *Release {
-	r, err := s.Releases.GetRelease(ctx, id)
-	if err != nil {
-		return &Release{}
-	}
-	return r
 }
 
 // fail ends a run at step i. When the migration did not commit, the app is

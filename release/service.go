@@ -310,22 +310,31 @@ func (s *Service) backupOf(ctx context.Context, id string) (*Backup, *App, error
 
 // RestoreBackup replaces an environment's database and storage with a
 // backup: the backup's own environment, or into (any environment of the
-// app, or "recovery"). An environment whose releases need approval needs
-// the same for a restore; until approvals exist such restores are refused.
-func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*Backup, *RestoreReport, error) {
+// app, or "recovery"). A target whose releases need approval gets the same
+// for a restore: a restore release is requested and returned, and runs
+// once approved. Otherwise the restore runs now under the environment's
+// lock and its report is returned.
+func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*Backup, *RestoreReport, *Release, error) {
 	b, a, err := s.backupOf(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if into == "" {
 		into = b.Env
 	}
 	target, err := a.Env(into)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if n := target.Approvals.Required; n > 0 {
-		return nil, nil, Errorf(CodeUnavailable, "a restore into %s %s needs %d approval(s), and approvals are not available yet: restore --into %s to check it", a.Name, target.Name, n, RecoveryEnv)
+	if target.Approvals.Required > 0 {
+		if err := s.releasesReady(); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := s.preflightWindow(ctx, a, target, nil); err != nil {
+			return nil, nil, nil, err
+		}
+		r, err := s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor}, a, target)
+		return b, nil, r, err
 	}
 	var rep *RestoreReport
 	err = s.withLock(ctx, envLockKey(a.Name, target.Name), func(ctx context.Context) error {
@@ -339,8 +348,8 @@ func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*B
 		return err
 	})
 	if err != nil {
-		return nil, nil, wrapUser(err, "restore of %s into %s failed", id, into)
+		return nil, nil, nil, wrapUser(err, "restore of %s into %s failed", id, into)
 	}
 	s.Log.Info("restore done", "app", a.Name, "env", target.Name, "backup", id, "duration", rep.Duration)
-	return b, rep, nil
+	return b, rep, nil, nil
 }

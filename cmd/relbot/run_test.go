@@ -122,9 +122,16 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery"); r.code != 0 || !strings.Contains(r.out, "restored") {
 		t.Fatalf("backup restore: %+v", r)
 	}
-	// Production needs approvals, which do not exist yet: refused, exit 1.
-	if r := run(t, env, "backup", "restore", "crm-b1"); r.code != 1 || !strings.Contains(r.err, "approval") {
+	// Production needs approvals, as a release there does: the restore
+	// waits for two, then runs with the release's steps and checks.
+	if r := run(t, env, "backup", "restore", "crm-b1", "--as", "alice"); r.code != 0 || !strings.Contains(r.out, "awaiting approval") {
 		t.Fatalf("restore into production: %+v", r)
+	}
+	if r := run(t, env, "approve", "crm-r1", "--as", "U01AAA"); r.code != 0 {
+		t.Fatalf("approve: %+v", r)
+	}
+	if r := run(t, env, "approve", "crm-r1", "--as", "U02BBB"); r.code != 0 || !strings.Contains(r.out, "succeeded") || !strings.Contains(r.out, "restore backup") {
+		t.Fatalf("approved restore: %+v", r)
 	}
 	if r := run(t, env, "backup", "verify", "crm-b99"); r.code != 1 || !strings.Contains(r.err, "crm-b99") {
 		t.Fatalf("unknown backup: %+v", r)
