@@ -33,8 +33,8 @@ const benchWorker = "__bench"
 // runBench compares relbot's backup and restore with pg_dump, pg_restore
 // and a plain COPY of every table, side by side on one generated database.
 func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	if len(args) == 0 || args[0] != "backup" {
-		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup [--size 1GB] [--workers 2] [--reuse]")
+	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate") {
+		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup|migrate [--size 1GB] [--workers 2] [--reuse]")
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("bench backup", flag.ContinueOnError)
@@ -58,7 +58,11 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "relbot-bench")
 	}
-	if err := bench(ctx, io, admin, dir, size, *workers, *reuse); err != nil {
+	run := bench
+	if args[0] == "migrate" {
+		run = benchMigrate
+	}
+	if err := run(ctx, io, admin, dir, size, *workers, *reuse); err != nil {
 		fmt.Fprintln(io.Err, "relbot: bench: "+oneLine(err.Error()))
 		return exitFailed
 	}
@@ -95,30 +99,9 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	srcDSN, srcBytes, err := benchSource(ctx, io, admin, dir, size, reuse)
+	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	srcDSN := dsnWithDatabase(admin, dbName(admin), "relbot_bench_src")
-	var srcBytes int64
-	if reuse {
-		srcBytes, _ = databaseSize(ctx, srcDSN)
-	}
-	if srcBytes == 0 {
-		fmt.Fprintf(io.Out, "generating a NocoBase-like database of about %s ...\n", human(size))
-		if _, err := recreateDatabase(ctx, admin, "relbot_bench_src"); err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := fixtures.GenerateLarge(ctx, srcDSN, size, io.Err); err != nil {
-			return err
-		}
-		if srcBytes, err = databaseSize(ctx, srcDSN); err != nil {
-			return err
-		}
-		fmt.Fprintf(io.Out, "generated in %s\n", time.Since(start).Round(time.Second))
 	}
 	rows, tables, err := countRows(ctx, srcDSN)
 	if err != nil {
@@ -199,6 +182,38 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	fmt.Fprintf(io.Out, "relbot restore / pg_restore -j %s:    %.2fx time   (target <= 1)\n", w, ratio(rr.wall, pr.wall))
 	fmt.Fprintf(io.Out, "relbot peak RSS: backup %s, restore %s (target < 150 MB)\n", human(rb.rssKB*1024), human(rr.rssKB*1024))
 	return nil
+}
+
+// benchSource makes (or, with reuse, keeps) the generated source database.
+func benchSource(ctx context.Context, io Stdio, admin, dir string, size int64, reuse bool) (string, int64, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, err
+	}
+	srcDSN := dsnWithDatabase(admin, dbName(admin), "relbot_bench_src")
+	var srcBytes int64
+	if reuse {
+		srcBytes, _ = databaseSize(ctx, srcDSN)
+	}
+	if srcBytes > 0 {
+		return srcDSN, srcBytes, nil
+	}
+	fmt.Fprintf(io.Out, "generating a NocoBase-like database of about %s ...\n", human(size))
+	if _, err := recreateDatabase(ctx, admin, "relbot_bench_src"); err != nil {
+		return "", 0, err
+	}
+	start := time.Now()
+	if err := fixtures.GenerateLarge(ctx, srcDSN, size, io.Err); err != nil {
+		return "", 0, err
+	}
+	srcBytes, err := databaseSize(ctx, srcDSN)
+	if err != nil {
+		return "", 0, err
+	}
+	fmt.Fprintf(io.Out, "generated in %s\n", time.Since(start).Round(time.Second))
+	return srcDSN, srcBytes, nil
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -313,6 +328,10 @@ func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
 			_, err = engine.Create(ctx, env, release.ArchiveHeader{ID: "bench-b1", App: "bench", Env: "bench", Kind: release.BackupManual, CreatedAt: time.Now().UTC()}, f)
 			err = errors.Join(err, f.Close())
 		}
+	case args[0] == "apply" && len(args) == 5:
+		err = benchApply(ctx, args[1], args[3], args[4])
+	case args[0] == "copyin" && len(args) == 4:
+		err = benchCopyIn(ctx, args[1], args[3])
 	case args[0] == "restore" && len(args) == 4:
 		var f *os.File
 		if f, err = os.Open(args[3]); err == nil {

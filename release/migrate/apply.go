@@ -61,6 +61,11 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	if err != nil {
 		return nil, err
 	}
+	// Keys of re-created tables are built in this transaction: give the
+	// index builds room so they sort in memory.
+	if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+		return nil, err
+	}
 	prog := compile(f.Meta, tgt, opts.AllowDestructive)
 	logStep := func(what string, rows int64, t0 time.Time) {
 		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
@@ -196,7 +201,9 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	name := l.table.QualifiedName()
 	cols := pgschema.ColumnList(l.data.Columns)
 	if l.fresh {
-		tag, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+name+" ("+cols+") FROM STDIN")
+		// The table was made in this transaction: FREEZE writes its rows
+		// already frozen, sparing the target a rewrite by the next vacuum.
+		tag, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+name+" ("+cols+") FROM STDIN (FREEZE)")
 		if err != nil {
 			return 0, applyError("load "+l.table.Key(), err)
 		}
@@ -358,9 +365,18 @@ func (f *File) countRows(ctx context.Context, tx pgx.Tx, l *load, n int) (releas
 		return tp, nil
 	}
 	tmp := pgschema.QuoteIdent(fmt.Sprintf("relbot_plan_%d", n))
+	// The file's rows load into a temporary table typed like the target's
+	// columns where the types agree, so values compare as values (COPY
+	// writes a boolean as t, its text cast says true); other columns, and
+	// json (which has no equality), compare as text.
+	typed := map[string]bool{}
 	defs := make([]string, len(l.data.Columns))
 	for i, c := range l.data.Columns {
-		defs[i] = pgschema.QuoteIdent(c) + " text"
+		typ := "text"
+		if sc, tc := l.table.Column(c), t.Column(c); sc != nil && tc != nil && sc.Type == tc.Type && tc.Type != "json" {
+			typ, typed[c] = tc.Type, true
+		}
+		defs[i] = pgschema.QuoteIdent(c) + " " + typ
 	}
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+tmp+" ("+strings.Join(defs, ", ")+")"); err != nil {
 		return tp, err
@@ -372,16 +388,23 @@ func (f *File) countRows(ctx context.Context, tx pgx.Tx, l *load, n int) (releas
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+tmp+" FROM STDIN"); err != nil {
 		return tp, fmt.Errorf("plan %s: %w", l.table.Key(), err)
 	}
+	side := func(alias, c string) string {
+		ref := alias + "." + pgschema.QuoteIdent(c)
+		if alias == "t" && !typed[c] {
+			return ref + "::text"
+		}
+		return ref
+	}
 	var join []string
 	for _, c := range pk {
-		join = append(join, "t."+pgschema.QuoteIdent(c)+"::text = s."+pgschema.QuoteIdent(c))
+		join = append(join, side("t", c)+" = "+side("s", c))
 	}
 	on := strings.Join(join, " AND ")
 	var tcols, scols []string
 	for _, c := range l.data.Columns {
 		if t.Column(c) != nil {
-			tcols = append(tcols, "t."+pgschema.QuoteIdent(c)+"::text")
-			scols = append(scols, "s."+pgschema.QuoteIdent(c))
+			tcols = append(tcols, side("t", c))
+			scols = append(scols, side("s", c))
 		}
 	}
 	q := fmt.Sprintf(`SELECT

@@ -398,3 +398,27 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 
 var _ = os.Stat
 var _ = filepath.Join
+
+// A plan against a copy of the source itself finds nothing to change:
+// values compare as values (booleans, json, numbers), not as text forms.
+func TestPlanAgainstIdenticalTargetCountsNothing(t *testing.T) {
+	app := sampleApp(t, fixtures.Development, fixtures.Staging)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	staging, _ := app.Env(fixtures.Staging)
+	if _, err := e.Apply(ctxT(t), reader(file), app, staging, release.ApplyOptions{By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := e.Plan(ctxT(t), reader(file), app, staging, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range plan.Tables {
+		if tp.Rule == release.RuleOverwrite && tp.Note == "" && (tp.Insert != 0 || tp.Update != 0 || tp.Delete != 0) {
+			t.Errorf("%s: +%d ~%d -%d against identical rows", tp.Table, tp.Insert, tp.Update, tp.Delete)
+		}
+	}
+	if plan.AlreadyApplied == nil {
+		t.Error("plan does not say the file was applied")
+	}
+}

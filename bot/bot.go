@@ -1,0 +1,229 @@
+// Package bot is relbot's Slack transport: signature check, fast ack,
+// slash commands, buttons, modals, Socket Mode, Block Kit rendering and
+// the Notifier that posts and updates a release's message. Everything it
+// does goes through commands and release; it is the only package that
+// imports slack-go.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// Dispatcher runs commands (commands.Dispatcher satisfies it).
+type Dispatcher interface {
+	Run(ctx context.Context, req commands.Request, cmd commands.Command) (commands.Reply, error)
+}
+
+// Runner runs a release that became runnable (release.Service satisfies it).
+type Runner interface {
+	Run(ctx context.Context, id string) (*release.Release, error)
+}
+
+// Dedupe remembers keys for a while: First is true only the first time a
+// key is seen within ttl. storage/redis, storage/memory and
+// storage/postgres each have one.
+type Dedupe interface {
+	First(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// Config is what a Bot needs.
+type Config struct {
+	// SigningSecret checks every HTTP request (not used in Socket Mode).
+	SigningSecret string
+	API           *slack.Client
+	Dispatcher    Dispatcher
+	Runner        Runner
+	Dedupe        Dedupe
+	// Ready reports whether the bot's own database answers (/readyz).
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+	// Workers bounds the commands and clicks handled at once (default 8);
+	// Queue bounds those waiting (default 256).
+	Workers, Queue int
+	// HTTPClient posts to response_url (default a client with a timeout).
+	HTTPClient *http.Client
+	// DedupeTTL is how long a delivery is remembered (default one hour).
+	DedupeTTL time.Duration
+	// JobTimeout bounds one command's work (default 30 minutes).
+	JobTimeout time.Duration
+}
+
+// Bot answers Slack. Create it with New; Shutdown stops it.
+type Bot struct {
+	cfg  Config
+	log  *slog.Logger
+	jobs chan job
+
+	mu       sync.RWMutex // guards draining and sends on jobs
+	draining bool
+	workers  sync.WaitGroup
+
+	runsMu  sync.Mutex
+	running map[string]bool
+	runs    sync.WaitGroup
+	base    context.Context
+}
+
+type job struct {
+	name string
+	fn   func(ctx context.Context)
+}
+
+// New starts the worker pool and returns a Bot.
+func New(cfg Config) *Bot {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 256
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.DedupeTTL <= 0 {
+		cfg.DedupeTTL = time.Hour
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 30 * time.Minute
+	}
+	b := &Bot{cfg: cfg, log: cfg.Log, jobs: make(chan job, cfg.Queue), running: map[string]bool{}, base: context.Background()}
+	for range cfg.Workers {
+		b.workers.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+func (b *Bot) work() {
+	defer b.workers.Done()
+	for j := range b.jobs {
+		func() {
+			ctx, cancel := context.WithTimeout(b.base, b.cfg.JobTimeout)
+			defer cancel()
+			defer func() {
+				if p := recover(); p != nil {
+					b.log.Error("slack job panicked", "job", j.name, "panic", fmt.Sprint(p))
+				}
+			}()
+			j.fn(ctx)
+		}()
+	}
+}
+
+// submit queues work to run after the ack; false when the bot is shutting
+// down or too busy.
+func (b *Bot) submit(name string, fn func(ctx context.Context)) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.draining {
+		return false
+	}
+	select {
+	case b.jobs <- job{name, fn}:
+		return true
+	default:
+		b.log.Warn("slack work queue full: request refused", "job", name)
+		return false
+	}
+}
+
+// RunRelease runs a runnable release in the background, once per process
+// at a time. Its context outlives a shutdown: the process waits for it
+// (with a bound) and a run cut short is found interrupted by its lease and
+// resumed.
+func (b *Bot) RunRelease(id string) {
+	b.runsMu.Lock()
+	b.mu.RLock()
+	draining := b.draining
+	b.mu.RUnlock()
+	if b.running[id] || draining || b.cfg.Runner == nil {
+		b.runsMu.Unlock()
+		return
+	}
+	b.running[id] = true
+	b.runs.Add(1)
+	b.runsMu.Unlock()
+	go func() {
+		defer b.runs.Done()
+		defer func() {
+			b.runsMu.Lock()
+			delete(b.running, id)
+			b.runsMu.Unlock()
+		}()
+		b.log.Info("release run starting", "release", id)
+		if _, err := b.cfg.Runner.Run(b.base, id); err != nil {
+			// The notifier has told the channel; this is for the operator.
+			b.log.Warn("release run ended with an error", "release", id, "err", err)
+		}
+	}()
+}
+
+// Running reports whether this process is running the release.
+func (b *Bot) Running(id string) bool {
+	b.runsMu.Lock()
+	defer b.runsMu.Unlock()
+	return b.running[id]
+}
+
+// Shutdown stops taking new work and waits, until ctx ends, for the
+// commands in flight and the releases this process runs.
+func (b *Bot) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if !b.draining {
+		b.draining = true
+		close(b.jobs)
+	}
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		b.workers.Wait()
+		b.runs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		b.log.Warn("shutdown: work still running was left (a release cut short is resumed from its lease)")
+		return ctx.Err()
+	}
+}
+
+// Serve answers HTTP on ln until ctx ends, then stops taking requests and
+// waits up to grace for the work in flight.
+func (b *Bot) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = b.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := b.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown after %s: %w", grace, err)
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package bot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// maxBody bounds what relbot reads of one Slack request; Slack's own
+// payloads are far smaller.
+const maxBody = 1 << 20
+
+// errBadPayload is what a malformed payload gets; the payload itself is
+// never echoed (a view submission may hold a secret).
+var errBadPayload = errors.New("malformed Slack payload")
+
+// DecodeCommand decodes a slash command's form body.
+func DecodeCommand(body []byte) (slack.SlashCommand, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return slack.SlashCommand{}, fmt.Errorf("%w: the form does not parse", errBadPayload)
+	}
+	sc := slack.SlashCommand{
+		Token:       form.Get("token"),
+		TeamID:      form.Get("team_id"),
+		TeamDomain:  form.Get("team_domain"),
+		ChannelID:   form.Get("channel_id"),
+		ChannelName: form.Get("channel_name"),
+		UserID:      form.Get("user_id"),
+		UserName:    form.Get("user_name"),
+		Command:     form.Get("command"),
+		Text:        form.Get("text"),
+		ResponseURL: form.Get("response_url"),
+		TriggerID:   form.Get("trigger_id"),
+		APIAppID:    form.Get("api_app_id"),
+	}
+	if sc.UserID == "" || sc.Command == "" {
+		return slack.SlashCommand{}, fmt.Errorf("%w: a slash command needs user_id and command", errBadPayload)
+	}
+	return sc, nil
+}
+
+// DecodeInteraction decodes an interaction's form body (payload=JSON).
+func DecodeInteraction(body []byte) (*slack.InteractionCallback, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the form does not parse", errBadPayload)
+	}
+	return DecodeInteractionJSON([]byte(form.Get("payload")))
+}
+
+// DecodeInteractionJSON decodes an interaction payload (Socket Mode sends
+// it without the form around it).
+func DecodeInteractionJSON(payload []byte) (*slack.InteractionCallback, error) {
+	if len(payload) == 0 {
+		return nil, fmt.Errorf("%w: no payload", errBadPayload)
+	}
+	var ic slack.InteractionCallback
+	if err := json.Unmarshal(payload, &ic); err != nil {
+		return nil, fmt.Errorf("%w: the payload is not an interaction", errBadPayload)
+	}
+	if ic.Type == "" || ic.User.ID == "" {
+		return nil, fmt.Errorf("%w: an interaction needs a type and a user", errBadPayload)
+	}
+	return &ic, nil
+}
+
+// Event is the part of an Events API request relbot reads.
+type Event struct {
+	Type      string `json:"type"` // url_verification or event_callback
+	Challenge string `json:"challenge"`
+	EventID   string `json:"event_id"`
+	TeamID    string `json:"team_id"`
+	Event     struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"event"`
+}
+
+// DecodeEvent decodes an Events API body.
+func DecodeEvent(body []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: the event is not JSON", errBadPayload)
+	}
+	if e.Type == "" {
+		return Event{}, fmt.Errorf("%w: an event needs a type", errBadPayload)
+	}
+	return e, nil
+}
+
+// releaseID checks a button's value: a release ID as relbot renders it.
+func releaseID(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || len(v) > 64 || strings.ContainsAny(v, " \t\r\n") {
+		return "", fmt.Errorf("%w: the button carries no release", errBadPayload)
+	}
+	return v, nil
+}
+
+// viewValue is the value a modal's input holds.
+func viewValue(ic *slack.InteractionCallback, block, action string) string {
+	if ic.View.State == nil {
+		return ""
+	}
+	return ic.View.State.Values[block][action].Value
+}
+
+// Dedupe keys: the same delivery (a retry) maps to the same key.
+
+func commandKey(sc slack.SlashCommand, timestamp string) string {
+	if sc.TriggerID != "" {
+		return "cmd:" + sc.TriggerID
+	}
+	h := sha256.Sum256([]byte(sc.TeamID + "\x00" + sc.UserID + "\x00" + sc.Text + "\x00" + timestamp))
+	return "cmd:" + hex.EncodeToString(h[:16])
+}
+
+func interactionKey(ic *slack.InteractionCallback) string {
+	switch ic.Type {
+	case slack.InteractionTypeBlockActions:
+		actionID, ts := "", ic.ActionTs
+		if len(ic.ActionCallback.BlockActions) > 0 {
+			a := ic.ActionCallback.BlockActions[0]
+			actionID = a.ActionID
+			if a.ActionTs != "" {
+				ts = a.ActionTs
+			}
+		}
+		return "act:" + ts + ":" + ic.User.ID + ":" + actionID
+	case slack.InteractionTypeViewSubmission:
+		return "view:" + ic.View.ID + ":" + ic.View.Hash + ":" + ic.User.ID
+	}
+	return "int:" + string(ic.Type) + ":" + ic.TriggerID + ":" + ic.User.ID
+}

@@ -1,0 +1,214 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// target is where an answer goes: the response_url of the request when
+// there is one, else the channel (ephemeral to the user unless public),
+// else a direct message.
+type target struct {
+	responseURL, channel, user string
+}
+
+// acceptCommand queues a slash command's work; false when it cannot be taken.
+func (b *Bot) acceptCommand(sc slack.SlashCommand) bool {
+	return b.submit("command", func(ctx context.Context) { b.doCommand(ctx, sc) })
+}
+
+func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
+	t := target{sc.ResponseURL, sc.ChannelID, sc.UserID}
+	cmd, err := commands.Parse(sc.Text)
+	if err != nil {
+		b.respond(ctx, t, RenderError(err), false)
+		return
+	}
+	b.log.Info("slack command", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Name())
+	req := commands.Request{User: sc.UserID, Channel: sc.ChannelID, Text: sc.Text}
+	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+	if err == nil && rep.Prompt != nil {
+		if err := b.openView(ctx, sc.TriggerID, SecretModal(*rep.Prompt, sc.ChannelID)); err != nil {
+			b.log.Warn("slack: open the secret form", "err", err)
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
+				"could not open the private form for secret %s (nothing was stored): try again", rep.Prompt.Var)), false)
+		}
+		return
+	}
+	b.respond(ctx, t, RenderResult(rep, err), err == nil && rep.Public)
+	b.after(cmd, rep, err)
+}
+
+// after starts a release a command made runnable: in a server, the server
+// runs it (the command returned at once).
+func (b *Bot) after(cmd commands.Command, rep commands.Reply, err error) {
+	if err != nil {
+		return
+	}
+	switch cmd.(type) {
+	case commands.Deploy, commands.Approve, commands.Rollback, commands.BackupRestore:
+	default:
+		return
+	}
+	if v, ok := rep.Data.(commands.ReleaseView); ok && v.State == release.StateScheduled {
+		b.RunRelease(v.ID)
+	}
+}
+
+// acceptInteraction queues a click's or a form's work.
+func (b *Bot) acceptInteraction(ic *slack.InteractionCallback) bool {
+	switch ic.Type {
+	case slack.InteractionTypeBlockActions:
+		return b.submit("click", func(ctx context.Context) { b.doActions(ctx, ic) })
+	case slack.InteractionTypeViewSubmission:
+		return b.submit("form", func(ctx context.Context) { b.doSubmission(ctx, ic) })
+	}
+	return true // nothing relbot acts on (a closed modal, a shortcut)
+}
+
+func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
+	if len(ic.ActionCallback.BlockActions) == 0 {
+		return
+	}
+	a := ic.ActionCallback.BlockActions[0]
+	t := target{ic.ResponseURL, ic.Channel.ID, ic.User.ID}
+	id, err := releaseID(a.Value)
+	if err != nil {
+		b.respond(ctx, t, RenderError(release.Errorf(release.CodeInvalid, "this button carries no release")), false)
+		return
+	}
+	req := commands.Request{User: ic.User.ID, Channel: ic.Channel.ID}
+	b.log.Info("slack click", "user", ic.User.ID, "action", a.ActionID, "release", id)
+	switch a.ActionID {
+	case ActionApprove:
+		cmd := commands.Approve{Release: id}
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+		if err != nil {
+			b.respond(ctx, t, refusal("Not approved", err), false)
+			return
+		}
+		b.respond(ctx, t, note(fmt.Sprintf(":white_check_mark: You approved *%s*.%s", escape(id), stateNote(rep))), false)
+		b.after(cmd, rep, nil)
+	case ActionReject:
+		if err := b.openView(ctx, ic.TriggerID, RejectModal(id, ic.Channel.ID)); err != nil {
+			b.log.Warn("slack: open the reject form", "release", id, "err", err)
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
+				"could not open the reject form: use /relbot reject %s REASON", id)), false)
+		}
+	case ActionRollback:
+		cmd := commands.Rollback{Release: id}
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+		if err != nil {
+			b.respond(ctx, t, refusal("No rollback", err), false)
+			return
+		}
+		b.respond(ctx, t, note(fmt.Sprintf(":rewind: %s%s", escape(rep.Title), stateNote(rep))), false)
+		b.after(cmd, rep, nil)
+	default:
+		b.log.Info("slack click on an unknown action ignored", "action", a.ActionID)
+	}
+}
+
+func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {
+	switch ic.View.CallbackID {
+	case CallbackReject:
+		var m rejectMeta
+		if err := json.Unmarshal([]byte(ic.View.PrivateMetadata), &m); err != nil || m.Release == "" {
+			b.log.Warn("slack: reject form without its release")
+			return
+		}
+		t := target{"", m.Channel, ic.User.ID}
+		reason := viewValue(ic, "reason", "reason")
+		rep, err := b.cfg.Dispatcher.Run(ctx, commands.Request{User: ic.User.ID, Channel: m.Channel}, commands.Reject{Release: m.Release, Reason: reason})
+		if err != nil {
+			b.respond(ctx, t, refusal("Not rejected", err), false)
+			return
+		}
+		b.respond(ctx, t, note(fmt.Sprintf(":no_entry: You rejected *%s*.%s", escape(m.Release), stateNote(rep))), false)
+	case CallbackSecret:
+		var m secretMeta
+		if err := json.Unmarshal([]byte(ic.View.PrivateMetadata), &m); err != nil || m.App == "" || m.Env == "" || m.Var == "" {
+			b.log.Warn("slack: secret form without its secret's name")
+			return
+		}
+		value := viewValue(ic, "value", "value")
+		req := commands.Request{User: ic.User.ID, Channel: m.Channel,
+			Secret: func(context.Context, string) (string, error) { return value, nil }}
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, commands.SecretSet{App: m.App, Env: m.Env, Var: m.Var})
+		b.respond(ctx, target{"", m.Channel, ic.User.ID}, RenderResult(rep, err), err == nil && rep.Public)
+	}
+}
+
+func refusal(what string, err error) Message {
+	text := what + ": " + commands.ErrorReply(err).Text
+	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(":no_entry_sign: " + escape(text))}}
+}
+
+func note(text string) Message {
+	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(text)}}
+}
+
+func stateNote(rep commands.Reply) string {
+	if v, ok := rep.Data.(commands.ReleaseView); ok {
+		return fmt.Sprintf(" It is now %s.", v.State)
+	}
+	return ""
+}
+
+func (b *Bot) openView(ctx context.Context, trigger string, view slack.ModalViewRequest) error {
+	if trigger == "" {
+		return errors.New("no trigger_id to open a form with")
+	}
+	_, err := b.cfg.API.OpenViewContext(ctx, trigger, view)
+	return err
+}
+
+// respond delivers an answer, honouring Slack's Retry-After once.
+func (b *Bot) respond(ctx context.Context, t target, m Message, public bool) {
+	err := b.deliver(ctx, t, m, public)
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		select {
+		case <-time.After(rl.RetryAfter):
+			err = b.deliver(ctx, t, m, public)
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
+		b.log.Warn("slack: answer not delivered", "user", t.user, "channel", t.channel, "err", err)
+	}
+}
+
+func (b *Bot) deliver(ctx context.Context, t target, m Message, public bool) error {
+	switch {
+	case t.responseURL != "":
+		kind := slack.ResponseTypeEphemeral
+		if public {
+			kind = slack.ResponseTypeInChannel
+		}
+		return slack.PostWebhookCustomHTTPContext(ctx, t.responseURL, b.cfg.HTTPClient, &slack.WebhookMessage{
+			Text: m.Text, Blocks: &slack.Blocks{BlockSet: m.Blocks}, ResponseType: kind, ReplaceOriginal: false})
+	case t.channel != "" && public:
+		_, _, err := b.cfg.API.PostMessageContext(ctx, t.channel, m.options()...)
+		return err
+	case t.channel != "":
+		_, err := b.cfg.API.PostEphemeralContext(ctx, t.channel, t.user, m.options()...)
+		return err
+	case t.user != "":
+		ch, _, _, err := b.cfg.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{t.user}, ReturnIM: true})
+		if err != nil {
+			return err
+		}
+		_, _, err = b.cfg.API.PostMessageContext(ctx, ch.ID, m.options()...)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Handler routes relbot's HTTP endpoints.
+func (b *Bot) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/slack/commands", b.signed(b.serveCommand))
+	mux.Handle("/slack/interactions", b.signed(b.serveInteraction))
+	mux.Handle("/slack/events", b.signed(b.serveEvent))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		b.mu.RLock()
+		draining := b.draining
+		b.mu.RUnlock()
+		if draining {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "shutting down\n")
+			return
+		}
+		if b.cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			if err := b.cfg.Ready(ctx); err != nil {
+				b.log.Warn("readiness: the bot's database does not answer", "err", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "the bot's database does not answer\n")
+				return
+			}
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// signed reads the raw body and checks Slack's signature over it (v0
+// HMAC-SHA256, five-minute window, constant-time compare) before anything
+// else happens; a missing, wrong or stale signature gets 401.
+func (b *Bot) signed(next func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "cannot read the request", http.StatusBadRequest)
+			return
+		}
+		if !b.verify(r.Header, body) {
+			http.Error(w, "invalid signature", http.StatusUnauthorized)
+			return
+		}
+		next(w, r, body)
+	})
+}
+
+func (b *Bot) verify(h http.Header, body []byte) bool {
+	if b.cfg.SigningSecret == "" {
+		return false
+	}
+	sv, err := slack.NewSecretsVerifier(h, b.cfg.SigningSecret)
+	if err != nil {
+		return false
+	}
+	if _, err := sv.Write(body); err != nil {
+		return false
+	}
+	return sv.Ensure() == nil
+}
+
+// first reports whether a delivery is new. A dedupe store that fails lets
+// the delivery through (logged): the domain's own checks (one approval per
+// person, one open release per environment) still hold.
+func (b *Bot) first(ctx context.Context, key string) bool {
+	if b.cfg.Dedupe == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ok, err := b.cfg.Dedupe.First(ctx, key, b.cfg.DedupeTTL)
+	if err != nil {
+		b.log.Warn("dedupe unavailable: handling the delivery", "err", err)
+		return true
+	}
+	if !ok {
+		b.log.Info("duplicate slack delivery ignored", "key", key)
+	}
+	return ok
+}
+
+func (b *Bot) serveCommand(w http.ResponseWriter, r *http.Request, body []byte) {
+	sc, err := DecodeCommand(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !b.first(r.Context(), commandKey(sc, r.Header.Get("X-Slack-Request-Timestamp"))) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if !b.acceptCommand(sc) {
+		writeJSON(w, map[string]string{"response_type": "ephemeral", "text": "relbot is busy or restarting: try again in a minute."})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *Bot) serveInteraction(w http.ResponseWriter, r *http.Request, body []byte) {
+	ic, err := DecodeInteraction(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !b.first(r.Context(), interactionKey(ic)) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if !b.acceptInteraction(ic) {
+		http.Error(w, "relbot is busy or restarting", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *Bot) serveEvent(w http.ResponseWriter, r *http.Request, body []byte) {
+	e, err := DecodeEvent(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if e.Type == "url_verification" {
+		writeJSON(w, map[string]string{"challenge": e.Challenge})
+		return
+	}
+	if e.EventID != "" && !b.first(r.Context(), "evt:"+e.EventID) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// relbot subscribes to no event it acts on yet (app_home_opened is
+	// acknowledged and ignored).
+	w.WriteHeader(http.StatusOK)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

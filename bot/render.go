@@ -1,0 +1,622 @@
+package bot
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
+const (
+	maxBlocks      = 50   // blocks in one message
+	maxText        = 3000 // characters in one section's text
+	maxFieldText   = 2000 // characters in one section field
+	maxFields      = 10   // fields in one section
+	maxHeaderText  = 150  // characters in a header block
+	maxFallback    = 3000 // the notification text we send beside blocks
+	maxLogInList   = 150  // a step's log in the checklist; the rest goes to the thread
+	maxReasonShown = 1000 // an outcome's reason in the message; the rest goes to the thread
+	maxModalTitle  = 24
+)
+
+// Action IDs of the buttons relbot renders; the value is the release ID.
+const (
+	ActionApprove  = "relbot_approve"
+	ActionReject   = "relbot_reject"
+	ActionRollback = "relbot_rollback"
+)
+
+// Callback IDs of relbot's modals.
+const (
+	CallbackReject = "relbot_reject"
+	CallbackSecret = "relbot_secret"
+)
+
+// Message is one Slack message: the notification text and the blocks.
+type Message struct {
+	Text   string
+	Blocks []slack.Block
+}
+
+// MarshalJSON renders the message as the Web API receives it.
+func (m Message) MarshalJSON() ([]byte, error) {
+	blocks := m.Blocks
+	if blocks == nil {
+		blocks = []slack.Block{}
+	}
+	return json.Marshal(struct {
+		Text   string        `json:"text"`
+		Blocks []slack.Block `json:"blocks"`
+	}{m.Text, blocks})
+}
+
+func (m Message) options() []slack.MsgOption {
+	return []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...)}
+}
+
+// escape makes user text safe in mrkdwn (Slack's three control characters).
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// truncate cuts s to at most n characters (runes), marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	const mark = " …"
+	r := []rune(s)
+	return string(r[:n-utf8.RuneCountInString(mark)]) + mark
+}
+
+// chunks splits s into pieces of at most n runes, preferring line breaks.
+func chunks(s string, n int) []string {
+	var out []string
+	for utf8.RuneCountInString(s) > n {
+		r := []rune(s)
+		cut := n
+		if i := strings.LastIndex(string(r[:n]), "\n"); i > 0 {
+			cut = utf8.RuneCountInString(string(r[:n])[:i]) + 1
+		}
+		out = append(out, string(r[:cut]))
+		s = string(r[cut:])
+	}
+	if s != "" || len(out) == 0 {
+		out = append(out, s)
+	}
+	return out
+}
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, truncate(s, maxText), false, false)
+}
+
+func plain(s string, n int) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, truncate(s, n), true, false)
+}
+
+func section(s string) *slack.SectionBlock { return slack.NewSectionBlock(mrkdwn(s), nil, nil) }
+
+// codeSections renders text as preformatted sections, each within the
+// text limit, using at most max blocks; what does not fit is summarised.
+func codeSections(text string, max int) []slack.Block {
+	const fence = "```"
+	parts := chunks(escape(text), maxText-2*len(fence)-2)
+	var out []slack.Block
+	for i, p := range parts {
+		if i == max-1 && len(parts) > max {
+			rest := 0
+			for _, q := range parts[i:] {
+				rest += strings.Count(q, "\n") + 1
+			}
+			out = append(out, section(fmt.Sprintf("_… %d more lines not shown (run the command in a terminal, or with --json, for everything)_", rest)))
+			break
+		}
+		out = append(out, section(fence+"\n"+strings.TrimRight(p, "\n")+"\n"+fence))
+	}
+	return out
+}
+
+// user shows a person: a Slack mention for a Slack user ID, else the name
+// (a terminal user).
+func user(id string) string {
+	if isSlackUser(id) {
+		return "<@" + id + ">"
+	}
+	return escape(id)
+}
+
+func isSlackUser(id string) bool {
+	if len(id) < 3 || len(id) > 32 || (id[0] != 'U' && id[0] != 'W') {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func users(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = user(id)
+	}
+	return strings.Join(out, ", ")
+}
+
+// date renders a time in each reader's own zone, with a UTC fallback.
+func date(t time.Time) string {
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+func duration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+var stateIcon = map[release.State]string{
+	release.StateAwaitingApproval: ":hourglass_flowing_sand:",
+	release.StateScheduled:        ":calendar:",
+	release.StateRunning:          ":arrows_counterclockwise:",
+	release.StateSucceeded:        ":white_check_mark:",
+	release.StateFailed:           ":x:",
+	release.StateRolledBack:       ":rewind:",
+	release.StateRejected:         ":no_entry:",
+	release.StateCancelled:        ":heavy_multiplication_x:",
+	release.StateExpired:          ":hourglass:",
+	release.StateInterrupted:      ":warning:",
+}
+
+var stepIcon = map[release.StepState]string{
+	release.StepPending: ":white_large_square:",
+	release.StepRunning: ":arrows_counterclockwise:",
+	release.StepDone:    ":white_check_mark:",
+	release.StepFailed:  ":x:",
+	release.StepSkipped: ":heavy_minus_sign:",
+}
+
+// subject says in a few words what a release does.
+func subject(r *release.Release) string {
+	switch r.Kind {
+	case release.KindDeploy:
+		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
+	case release.KindRollback:
+		return fmt.Sprintf("rollback of %s into %s %s", r.RollbackOf, r.App, r.Env)
+	}
+	return fmt.Sprintf("restore %s into %s %s", r.Backup, r.App, r.Env)
+}
+
+// final reports whether a release has reached an end (nothing will move it
+// again by itself).
+func final(s release.State) bool {
+	switch s {
+	case release.StateSucceeded, release.StateFailed, release.StateRolledBack, release.StateRejected, release.StateCancelled, release.StateExpired:
+		return true
+	}
+	return false
+}
+
+// rollbackable reports whether a Rollback button makes sense.
+func rollbackable(r *release.Release) bool {
+	return r.Kind == release.KindDeploy && r.Backup != "" &&
+		(r.State == release.StateFailed || r.State == release.StateInterrupted || r.State == release.StateSucceeded)
+}
+
+// RenderRelease renders a release's one channel message: header,
+// approvals with buttons while awaiting, the checklist of steps and the
+// outcome. p is the approval policy of its environment.
+func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
+	var blocks []slack.Block
+	blocks = append(blocks, slack.NewHeaderBlock(plain(fmt.Sprintf("%s · %s", r.ID, subject(r)), maxHeaderText)))
+
+	var fields []*slack.TextBlockObject
+	field := func(name, value string) {
+		fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, truncate("*"+name+"*\n"+value, maxFieldText), false, false))
+	}
+	field("App", escape(r.App))
+	field("Environment", escape(r.Env))
+	switch r.Kind {
+	case release.KindDeploy:
+		m := escape(r.Migration)
+		if r.FileHash != "" {
+			m += fmt.Sprintf(" (`%s`)", escape(truncate(r.FileHash, 12+1)))
+		}
+		field("Migration", m)
+		if r.Backup != "" {
+			field("Pre-release backup", escape(r.Backup))
+		} else {
+			field("Pre-release backup", "taken before the migration")
+		}
+	case release.KindRollback:
+		field("Restores", escape(r.Backup))
+		field("Rolls back", escape(r.RollbackOf))
+	default:
+		field("Restores", escape(r.Backup))
+	}
+	field("Requested by", fmt.Sprintf("%s, %s", user(r.RequestedBy), date(r.RequestedAt)))
+	if r.At != nil {
+		field("Starts", date(*r.At))
+	}
+	if len(fields) > maxFields {
+		fields = fields[:maxFields]
+	}
+	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	blocks = append(blocks, section(fmt.Sprintf("%s *%s*", stateIcon[r.State], capital(string(r.State)))))
+
+	if p.Required > 0 || len(r.Approvals) > 0 {
+		blocks = append(blocks, section(approvalsText(r, p)))
+	}
+	if r.State == release.StateAwaitingApproval {
+		approve := slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve", 75))
+		approve.Style = slack.StylePrimary
+		reject := slack.NewButtonBlockElement(ActionReject, r.ID, plain("Reject", 75))
+		reject.Style = slack.StyleDanger
+		blocks = append(blocks, slack.NewActionBlock("release_actions", approve, reject))
+	}
+	if showSteps(r.State) && len(r.Steps) > 0 {
+		blocks = append(blocks, slack.NewDividerBlock(), section(stepsText(r)))
+	}
+	if out := outcome(r); out != "" {
+		blocks = append(blocks, section(out))
+	}
+	text := fmt.Sprintf("%s %s: %s", r.ID, r.State, subject(r))
+	return Message{Text: truncate(text, maxFallback), Blocks: blocks}
+}
+
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func showSteps(s release.State) bool {
+	switch s {
+	case release.StateAwaitingApproval, release.StateRejected, release.StateCancelled, release.StateExpired:
+		return false
+	}
+	return true
+}
+
+func approvalsText(r *release.Release, p release.ApprovalPolicy) string {
+	var names []string
+	for _, a := range r.Approvals {
+		names = append(names, a.By)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "*Approvals:* %d of %d", len(r.Approvals), p.Required)
+	if len(names) > 0 {
+		b.WriteString(" — " + users(names))
+	}
+	if r.State == release.StateAwaitingApproval {
+		if left := p.Required - len(r.Approvals); left > 0 {
+			fmt.Fprintf(&b, "\n%d more needed", left)
+			var eligible []string
+			for _, a := range p.Approvers {
+				if !containsString(names, a) && (p.AllowSelf || a != r.RequestedBy) {
+					eligible = append(eligible, a)
+				}
+			}
+			if len(eligible) > 0 {
+				b.WriteString(" from " + users(eligible))
+			}
+			if !p.AllowSelf {
+				b.WriteString(" (the requester may not approve)")
+			}
+		}
+	}
+	return b.String()
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stepsText(r *release.Release) string {
+	var b strings.Builder
+	b.WriteString("*Steps*")
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "\n%s %s", stepIcon[s.State], escape(s.Name))
+		switch {
+		case s.State == release.StepRunning && s.Started != nil:
+			b.WriteString(" — running since " + date(*s.Started))
+		case s.State == release.StepSkipped:
+			b.WriteString(" — skipped")
+		case s.Started != nil && s.Ended != nil:
+			b.WriteString(" — " + duration(s.Ended.Sub(*s.Started)))
+		}
+		if log := firstLine(s.Log); log != "" && s.State != release.StepPending {
+			b.WriteString(" — _" + escape(truncate(log, maxLogInList)) + "_")
+		}
+	}
+	return b.String()
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// runTime is how long a release ran: from its first step's start to its
+// last step's end.
+func runTime(r *release.Release) (time.Duration, bool) {
+	var first, last *time.Time
+	for _, s := range r.Steps {
+		if s.Started != nil && (first == nil || s.Started.Before(*first)) {
+			first = s.Started
+		}
+		if s.Ended != nil && (last == nil || s.Ended.After(*last)) {
+			last = s.Ended
+		}
+	}
+	if first == nil || last == nil {
+		return 0, false
+	}
+	return last.Sub(*first), true
+}
+
+func outcome(r *release.Release) string {
+	reason := escape(truncate(r.Reason, maxReasonShown))
+	switch r.State {
+	case release.StateSucceeded:
+		s := ":white_check_mark: *Succeeded*"
+		if d, ok := runTime(r); ok {
+			s += " in " + duration(d)
+		}
+		return s
+	case release.StateFailed:
+		s := ":x: *Failed*"
+		if reason != "" {
+			s += ": " + reason
+		}
+		if rollbackable(r) {
+			s += "\nDetails and a Rollback button are in the thread."
+		}
+		return s
+	case release.StateInterrupted:
+		return ":warning: *Interrupted*: " + reason + fmt.Sprintf("\nWays out: `resume %s` (continues from its first unfinished step) or `rollback %s`.", r.ID, r.ID)
+	case release.StateRejected, release.StateCancelled, release.StateExpired, release.StateRolledBack:
+		s := stateIcon[r.State] + " *" + capital(string(r.State)) + "*"
+		if reason != "" {
+			s += ": " + reason
+		}
+		return s
+	case release.StateScheduled:
+		if r.At != nil {
+			return ":calendar: Starts at " + date(*r.At)
+		}
+		return ":calendar: Approved: starting"
+	}
+	return ""
+}
+
+// RenderChecks renders validation results as a table for the thread.
+func RenderChecks(r *release.Release) Message {
+	rows := [][]string{{"", "Check", "Took", "Detail"}}
+	failed := 0
+	for _, c := range r.Checks {
+		mark := "pass"
+		if !c.OK {
+			mark = "FAIL"
+			failed++
+		}
+		rows = append(rows, []string{mark, c.Name, duration(c.Duration), strings.ReplaceAll(c.Detail, "\n", " ")})
+	}
+	title := fmt.Sprintf("*Validation of %s %s* (%s): %d of %d passed", escape(r.App), escape(r.Env), r.ID, len(r.Checks)-failed, len(r.Checks))
+	blocks := []slack.Block{section(title)}
+	blocks = append(blocks, codeSections(table(rows), maxBlocks-1)...)
+	return Message{Text: truncate(fmt.Sprintf("Validation of %s: %d of %d checks passed", r.ID, len(r.Checks)-failed, len(r.Checks)), maxFallback), Blocks: blocks}
+}
+
+// table aligns rows in columns.
+func table(rows [][]string) string {
+	var widths []int
+	for _, row := range rows {
+		for i, c := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		var line strings.Builder
+		for i, c := range row {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			line.WriteString(c + strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)))
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// RenderFailure renders the thread message of a failed or interrupted
+// release: the failed step's log and the ways out, with a Rollback button
+// when there is a backup to go back to.
+func RenderFailure(r *release.Release, step string) Message {
+	var log string
+	for _, s := range r.Steps {
+		if s.Name == step || (step == "" && s.State == release.StepFailed) {
+			log = strings.TrimSpace(s.Log)
+			step = s.Name
+		}
+	}
+	head := fmt.Sprintf(":x: *%s failed at %s*", r.ID, escape(step))
+	if r.State == release.StateInterrupted {
+		head = fmt.Sprintf(":warning: *%s was interrupted during %s*", r.ID, escape(step))
+	}
+	blocks := []slack.Block{section(head + "\n" + escape(truncate(r.Reason, maxText-len(head)-10)))}
+	if log != "" {
+		blocks = append(blocks, codeSections(log, maxBlocks-4)...)
+	}
+	if rollbackable(r) {
+		btn := slack.NewButtonBlockElement(ActionRollback, r.ID, plain("Rollback", 75))
+		btn.Style = slack.StyleDanger
+		btn.Confirm = slack.NewConfirmationBlockObject(plain("Roll back?", 100),
+			plain(fmt.Sprintf("Restore %s into %s %s. The environment's approvals apply.", r.Backup, r.App, r.Env), 300),
+			plain("Roll back", 30), plain("Cancel", 30))
+		blocks = append(blocks, section(fmt.Sprintf("Roll back restores the pre-release backup %s (`rollback %s` in a terminal).", escape(r.Backup), r.ID)),
+			slack.NewActionBlock("failure_actions", btn))
+	}
+	return Message{Text: truncate(fmt.Sprintf("%s failed at %s: %s", r.ID, step, r.Reason), maxFallback), Blocks: blocks}
+}
+
+// RenderLog renders a step's whole output for the thread.
+func RenderLog(r *release.Release, step, log string) Message {
+	blocks := []slack.Block{section(fmt.Sprintf("Output of *%s* (%s):", escape(step), r.ID))}
+	blocks = append(blocks, codeSections(log, maxBlocks-1)...)
+	return Message{Text: truncate(fmt.Sprintf("Output of %s (%s)", step, r.ID), maxFallback), Blocks: blocks}
+}
+
+// RenderDM renders the direct message to a release's requester.
+func RenderDM(r *release.Release, e release.Event) Message {
+	var what string
+	switch e.Kind {
+	case release.EventSucceeded:
+		what = "succeeded"
+	case release.EventFailed:
+		what = "failed and needs you: roll it back or fix forward"
+	case release.EventInterrupted:
+		what = fmt.Sprintf("was interrupted and needs you: `resume %s` or `rollback %s`", r.ID, r.ID)
+	case release.EventRejected:
+		what = "was rejected"
+	case release.EventExpired:
+		what = "expired without enough approvals"
+	case release.EventCancelled:
+		what = "was cancelled by " + user(e.Actor)
+	default:
+		what = string(r.State)
+	}
+	text := fmt.Sprintf("Your release %s (%s) %s.", r.ID, escape(subject(r)), what)
+	if r.Reason != "" && e.Kind != release.EventSucceeded {
+		text += "\n> " + escape(truncate(r.Reason, maxReasonShown))
+	}
+	if r.Channel != "" {
+		text += fmt.Sprintf("\nProgress is in <#%s>.", r.Channel)
+	}
+	return Message{Text: truncate(fmt.Sprintf("Your release %s %s", r.ID, r.State), maxFallback), Blocks: []slack.Block{section(text)}}
+}
+
+// RenderReply renders a command's reply: its title, then the terminal
+// text preformatted (it is complete on its own), within Block Kit limits.
+func RenderReply(rep commands.Reply) Message {
+	body := rep.Text
+	var blocks []slack.Block
+	if rep.Title != "" {
+		body = strings.TrimPrefix(strings.TrimPrefix(body, rep.Title), "\n")
+		blocks = append(blocks, section("*"+escape(rep.Title)+"*"))
+	}
+	if strings.TrimSpace(body) != "" {
+		if rep.Title == "" && !strings.Contains(body, "\n") {
+			blocks = append(blocks, section(escape(body)))
+		} else {
+			blocks = append(blocks, codeSections(body, maxBlocks-len(blocks))...)
+		}
+	}
+	return Message{Text: truncate(firstLine(rep.Text), maxFallback), Blocks: blocks}
+}
+
+// RenderError renders a refused or failed command for the user.
+func RenderError(err error) Message {
+	text := commands.ErrorReply(err).Text
+	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(":warning: " + escape(text))}}
+}
+
+// RenderResult renders a command's outcome: the reply, the error, or both
+// (a reply may hold the details of a failure).
+func RenderResult(rep commands.Reply, err error) Message {
+	if err == nil {
+		return RenderReply(rep)
+	}
+	m := RenderError(err)
+	if rep.Text != "" {
+		r := RenderReply(rep)
+		m.Blocks = append(m.Blocks, r.Blocks...)
+		if len(m.Blocks) > maxBlocks {
+			m.Blocks = m.Blocks[:maxBlocks]
+		}
+	}
+	return m
+}
+
+// modal metadata travels through Slack in private_metadata.
+type rejectMeta struct {
+	Release string `json:"release"`
+	Channel string `json:"channel,omitempty"`
+}
+
+type secretMeta struct {
+	App     string `json:"app"`
+	Env     string `json:"env"`
+	Var     string `json:"var"`
+	Channel string `json:"channel,omitempty"`
+}
+
+func metadata(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// RejectModal asks for the reason of a rejection.
+func RejectModal(id, channel string) slack.ModalViewRequest {
+	input := slack.NewPlainTextInputBlockElement(plain("Why is it rejected?", 150), "reason")
+	input.Multiline = true
+	input.MaxLength = 1000
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackReject,
+		Title:           plain("Reject "+id, maxModalTitle),
+		Submit:          plain("Reject", 24),
+		Close:           plain("Cancel", 24),
+		PrivateMetadata: metadata(rejectMeta{Release: id, Channel: channel}),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section(fmt.Sprintf("Reject release *%s*: it will not run, and its requester is told why.", escape(id))),
+			slack.NewInputBlock("reason", plain("Reason", 2000), nil, input),
+		}},
+	}
+}
+
+// SecretModal asks for a secret's value. The value goes only to the
+// submission; it is never shown or logged.
+func SecretModal(p commands.SecretPrompt, channel string) slack.ModalViewRequest {
+	input := slack.NewPlainTextInputBlockElement(plain("value", 150), "value")
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackSecret,
+		Title:           plain("Set a secret", maxModalTitle),
+		Submit:          plain("Save", 24),
+		Close:           plain("Cancel", 24),
+		PrivateMetadata: metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, Channel: channel}),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section(fmt.Sprintf("Value of secret *%s* for %s %s. It is stored encrypted and never shown again.", escape(p.Var), escape(p.App), escape(p.Env))),
+			slack.NewInputBlock("value", plain(p.Var, 2000), nil, input),
+		}},
+	}
+}

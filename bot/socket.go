@@ -1,0 +1,102 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"log"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+)
+
+// RunSocketMode answers Slack over Socket Mode (no public URL needed)
+// until ctx ends, with the same handlers as HTTP. api must carry the
+// app-level token (slack.OptionAppLevelToken). Socket Mode requests come
+// over a connection that token opened, so there is no signature to check;
+// retries (retry_attempt) are deduplicated like HTTP ones.
+func (b *Bot) RunSocketMode(ctx context.Context, api *slack.Client) error {
+	sm := socketmode.New(api, socketmode.OptionLog(log.New(slogWriter{b.log}, "", 0)))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go b.socketEvents(ctx, sm)
+	err := sm.RunContext(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (b *Bot) socketEvents(ctx context.Context, sm *socketmode.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case evt := <-sm.Events:
+			b.socketEvent(ctx, sm, evt)
+		}
+	}
+}
+
+func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+	ack := func(payload ...any) {
+		if evt.Request == nil {
+			return
+		}
+		if err := sm.Ack(*evt.Request, payload...); err != nil {
+			b.log.Warn("socket mode: ack failed", "err", err)
+		}
+	}
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		b.log.Info("socket mode: connecting")
+	case socketmode.EventTypeConnected:
+		b.log.Info("socket mode: connected")
+	case socketmode.EventTypeConnectionError, socketmode.EventTypeInvalidAuth:
+		b.log.Warn("socket mode: connection problem", "event", evt.Type)
+	case socketmode.EventTypeSlashCommand:
+		sc, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			ack()
+			return
+		}
+		if !b.first(ctx, commandKey(sc, retryStamp(evt))) {
+			ack()
+			return
+		}
+		if !b.acceptCommand(sc) {
+			ack(map[string]string{"response_type": "ephemeral", "text": "relbot is busy or restarting: try again in a minute."})
+			return
+		}
+		ack()
+	case socketmode.EventTypeInteractive:
+		ic, ok := evt.Data.(slack.InteractionCallback)
+		if !ok {
+			ack()
+			return
+		}
+		ack() // a view submission's empty ack closes the form
+		if b.first(ctx, interactionKey(&ic)) {
+			b.acceptInteraction(&ic)
+		}
+	case socketmode.EventTypeEventsAPI:
+		ack()
+	}
+}
+
+// retryStamp stands in for the request timestamp of an HTTP slash command
+// in the dedupe key of a command without trigger_id: the envelope, which a
+// retry repeats.
+func retryStamp(evt socketmode.Event) string {
+	if evt.Request == nil {
+		return ""
+	}
+	return evt.Request.EnvelopeID
+}
+
+// slogWriter sends slack-go's own log lines to slog at debug level.
+type slogWriter struct{ log interface{ Debug(string, ...any) } }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("socketmode", "msg", string(p))
+	return len(p), nil
+}
