@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -79,6 +80,15 @@ func (d *demo) say(format string, args ...any) {
 func (d *demo) command(ctx context.Context, user, text string) (commands.Reply, error) {
 	fmt.Fprintf(d.io.Out, "\n%s> /relbot %s\n", user, text)
 	reply, err := d.disp.Handle(ctx, commands.Request{User: user, Channel: "C0CRMRELEASE", Text: text})
+	d.print(reply, err)
+	if err != nil {
+		return reply, fmt.Errorf("/relbot %s: %s", text, commands.ErrorReply(err).Text)
+	}
+	return reply, nil
+}
+
+// print shows relbot's answer (and its error) as the channel would.
+func (d *demo) print(reply commands.Reply, err error) {
 	body := reply.Text
 	if err != nil {
 		body = strings.TrimSpace(body + "\n" + commands.ErrorReply(err).Text)
@@ -91,10 +101,6 @@ func (d *demo) command(ctx context.Context, user, text string) (commands.Reply, 
 		}
 		fmt.Fprintln(d.io.Out, "  relbot | "+l)
 	}
-	if err != nil {
-		return reply, fmt.Errorf("/relbot %s: %s", text, commands.ErrorReply(err).Text)
-	}
-	return reply, nil
 }
 
 func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) error {
@@ -136,7 +142,8 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 	}
 	settings := &config.Settings{DatabaseURL: botDSN, ArtifactDir: filepath.Join(dir, "artifacts"), BackupKey: demoBackupKey,
 		SecretKey: hex.EncodeToString(key), TimeZone: "UTC"}
-	sys, err := build(ctx, settings, apps, slog.New(slog.DiscardHandler))
+	// Progress of releases the demo runs prints as the channel would see it.
+	sys, err := build(ctx, settings, apps, slog.New(slog.DiscardHandler), buildOptions{progress: &indent{w: d.io.Out}})
 	if err != nil {
 		return err
 	}
@@ -201,20 +208,12 @@ func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sam
 	if _, err := d.command(ctx, "alice", "migration plan "+id+" staging"); err != nil {
 		return err
 	}
-	d.say("Applying %s to staging in one transaction (the deploy command, with approvals and checks, comes with releases)", id)
-	res, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
-	if err != nil {
+	if _, err := d.command(ctx, "alice", "var set crm production CONTRACTS_SIGN_URL=https://sign.crm.example.com"); err != nil {
 		return err
 	}
-	d.say("applied: %d steps in %s", len(res.Steps), res.Duration.Round(time.Millisecond))
-	again, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
-	if err != nil {
+	if err := d.releases(ctx, sys, sample, id); err != nil {
 		return err
 	}
-	if again.AlreadyApplied == nil {
-		return fmt.Errorf("applying %s twice changed staging twice", id)
-	}
-	d.say("applying the same file again is a no-op: already applied by %s", again.AlreadyApplied.By)
 	if _, err := d.command(ctx, "alice", "migration show "+id); err != nil {
 		return err
 	}
@@ -241,7 +240,123 @@ func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sam
 		same++
 	}
 	d.say("staging's %d overwrite tables now equal development's row for row; its business rows are its own", same)
+	return d.badChange(ctx, sample)
+}
+
+// releases takes the file through staging, then production with two
+// approvals (one refused self-approval on the way).
+func (d *demo) releases(ctx context.Context, sys *system, sample *fixtures.Sample, id string) error {
+	d.say("Releases: the file goes to staging (no approval needed there), then the same file to production")
+	reply, err := d.command(ctx, "alice", "deploy "+id+" staging")
+	if err != nil {
+		return err
+	}
+	staging := reply.Data.(commands.ReleaseView)
+	if staging.State != release.StateSucceeded {
+		return fmt.Errorf("staging release %s ended %s", staging.ID, staging.State)
+	}
+	reply, err = d.command(ctx, "alice", "deploy "+id+" production")
+	if err != nil {
+		return err
+	}
+	prod := reply.Data.(commands.ReleaseView).ID
+	if err := d.refusal(ctx, "alice", "approve "+prod, "may not approve it too"); err != nil {
+		return err
+	}
+	if _, err := d.command(ctx, "U01AAA", "approve "+prod); err != nil {
+		return err
+	}
+	reply, err = d.command(ctx, "U02BBB", "approve "+prod)
+	if err != nil {
+		return err
+	}
+	if v := reply.Data.(commands.ReleaseView); v.State != release.StateSucceeded {
+		return fmt.Errorf("production release %s ended %s", v.ID, v.State)
+	}
+	again, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	if again.AlreadyApplied == nil {
+		return fmt.Errorf("applying %s twice changed staging twice", id)
+	}
+	d.say("applying the same file to staging again is a no-op: already applied by %s", again.AlreadyApplied.By)
 	return nil
+}
+
+// badChange shows a release that fails its validation on staging and the
+// rollback that restores staging from the pre-release backup.
+func (d *demo) badChange(ctx context.Context, sample *fixtures.Sample) error {
+	d.say("A bad change: someone empties the menu in development by mistake; staging's check catches it, and a rollback restores staging")
+	before, err := tableChecksums(ctx, sample.Databases[fixtures.Staging])
+	if err != nil {
+		return err
+	}
+	if err := execOn(ctx, sample.Databases[fixtures.Development], `DELETE FROM "uiSchemas"`); err != nil {
+		return err
+	}
+	reply, err := d.command(ctx, "alice", `migration create crm --note "menu cleanup"`)
+	if err != nil {
+		return err
+	}
+	id := reply.Data.(commands.MigrationView).ID
+	fmt.Fprintf(d.io.Out, "\n%s> /relbot deploy %s staging\n", "alice", id)
+	reply, err = d.disp.Handle(ctx, commands.Request{User: "alice", Channel: "C0CRMRELEASE", Text: "deploy " + id + " staging"})
+	d.print(reply, err)
+	if err == nil {
+		return fmt.Errorf("the bad release passed staging's checks")
+	}
+	failed := reply.Data.(commands.ReleaseView).ID
+	reply, err = d.command(ctx, "alice", "rollback "+failed)
+	if err != nil {
+		return err
+	}
+	if v := reply.Data.(commands.ReleaseView); v.State != release.StateSucceeded {
+		return fmt.Errorf("rollback %s ended %s", v.ID, v.State)
+	}
+	after, err := tableChecksums(ctx, sample.Databases[fixtures.Staging])
+	if err != nil {
+		return err
+	}
+	for k, v := range before {
+		if a := after[k]; a.Rows != v.Rows || a.Checksum != v.Checksum {
+			return fmt.Errorf("table %s of staging differs from before the bad release", k)
+		}
+	}
+	d.say("staging is back exactly as before the bad release: %d tables identical", len(before))
+	return nil
+}
+
+// refusal shows a command relbot must refuse, and fails the demo if it
+// does not.
+func (d *demo) refusal(ctx context.Context, user, text, want string) error {
+	fmt.Fprintf(d.io.Out, "\n%s> /relbot %s\n", user, text)
+	reply, err := d.disp.Handle(ctx, commands.Request{User: user, Channel: "C0CRMRELEASE", Text: text})
+	d.print(reply, err)
+	if err == nil || !strings.Contains(commands.ErrorReply(err).Text, want) {
+		return fmt.Errorf("/relbot %s: expected a refusal saying %q", text, want)
+	}
+	return nil
+}
+
+func execOn(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// indent prints release progress inside the conversation.
+type indent struct{ w io.Writer }
+
+func (i *indent) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		fmt.Fprintln(i.w, "  relbot ~ "+l)
+	}
+	return len(p), nil
 }
 
 // sameData compares every table of two databases by row count and checksum.

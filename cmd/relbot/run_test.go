@@ -158,7 +158,8 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo failed:\n%s\n%s", r.out, r.err)
 	}
-	for _, want := range []string{"backup create crm production", "verified", "restored into crm recovery", "recovery is identical to production"} {
+	for _, want := range []string{"backup create crm production", "verified", "restored into crm recovery", "recovery is identical to production",
+		"migration create crm", "may not approve it too", "Release crm-r2 succeeded", "FAIL  pages exist", "staging is back exactly as before"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
