@@ -382,3 +382,50 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 		})
 	}
 }
+
+// A release waiting for its --at time can be cancelled; one not approved
+// within expire ends as expired.
+func TestScheduledCancelAndExpiry(t *testing.T) {
+	env := releaseEnv(t)
+	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
+	if !strings.Contains(string(apps), "expire: 24h") {
+		t.Fatal("sample apps.yaml changed: no expire to shorten")
+	}
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "expire: 24h", "expire: 2s", 1)), 0o600)
+	m := createMigration(t, env)
+
+	at := time.Now().Add(20 * time.Second).UTC().Format(time.RFC3339)
+	done := make(chan result, 1)
+	go func() { done <- run(t, env, "deploy", m, "staging", "--at", at, "--as", "alice") }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := run(t, env, "release", "show", "crm-r1", "--json")
+		if r.code == 0 && strings.Contains(r.out, `"scheduled"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the release never became scheduled: %+v", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	must(t, run(t, env, "cancel", "crm-r1", "--as", "bob"), "cancelled")
+	select {
+	case r := <-done:
+		if r.code != 1 || !strings.Contains(r.err, "cancelled") {
+			t.Fatalf("the waiting deploy: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting deploy did not notice the cancel")
+	}
+	if markers(t, env["CRM_STAGING_DATABASE_URL"]) != 0 {
+		t.Fatal("a cancelled release changed staging")
+	}
+
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	time.Sleep(2500 * time.Millisecond)
+	refused(t, run(t, env, "approve", "crm-r3", "--as", "U01AAA"), "not awaiting approval")
+	must(t, run(t, env, "release", "show", "crm-r3"), "expired", "not approved within 2s")
+	// An expired release frees its environment.
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+}

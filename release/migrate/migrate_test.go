@@ -422,3 +422,46 @@ func TestPlanAgainstIdenticalTargetCountsNothing(t *testing.T) {
 		t.Error("plan does not say the file was applied")
 	}
 }
+
+// What the target has and development does not is listed as destructive;
+// it is kept unless destructive changes are allowed.
+func TestDestructiveChangesNeedPermission(t *testing.T) {
+	app := sampleApp(t, fixtures.Development, fixtures.Production)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	prod, _ := app.Env(fixtures.Production)
+	conn := testenv.Connect(t, prod.Database)
+	for _, s := range []string{`ALTER TABLE customers ADD COLUMN fax text`, `CREATE TABLE legacy_notes (id int PRIMARY KEY, note text)`,
+		`INSERT INTO legacy_notes VALUES (1, 'kept until someone says otherwise')`} {
+		if _, err := conn.Exec(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(context.Background())
+	plan, err := e.Plan(ctxT(t), reader(file), app, prod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(plan.Destructive, "\n")
+	if !strings.Contains(joined, "customers.fax") || !strings.Contains(joined, "legacy_notes") {
+		t.Fatalf("destructive changes not listed:\n%s", joined)
+	}
+	if _, err := e.Apply(ctxT(t), reader(file), app, prod, release.ApplyOptions{By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	after := take(t, prod.Database)
+	customers := after.tables["customers"]
+	if _, ok := after.tables["legacy_notes"]; !ok || customers.Column("fax") == nil {
+		t.Fatal("destructive changes ran without permission")
+	}
+	// A second file (another hash) applied with permission drops them.
+	file2 := makeFile(t, e, app)
+	if _, err := e.Apply(ctxT(t), reader(file2), app, prod, release.ApplyOptions{By: "bob", AllowDestructive: true}); err != nil {
+		t.Fatal(err)
+	}
+	after = take(t, prod.Database)
+	customers = after.tables["customers"]
+	if _, ok := after.tables["legacy_notes"]; ok || customers.Column("fax") != nil {
+		t.Fatal("allowed destructive changes did not run")
+	}
+}

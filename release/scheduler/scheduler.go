@@ -208,7 +208,11 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) []BackupNotice {
 	out := make([][]BackupNotice, len(s.envs))
 	var wg sync.WaitGroup
 	for i, j := range s.envs {
-		backupTick, verifyTick, ok := j.due(now)
+		backupTick, verifyTick, ok, busy := j.due(now)
+		if busy {
+			s.Log.Warn("scheduled run skipped: the previous run of this environment is still going",
+				"app", j.app.Name, "env", j.name, "at", now.UTC().Format(time.RFC3339))
+		}
 		if !ok {
 			continue
 		}
@@ -242,8 +246,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) []BackupNotice {
 }
 
 // due picks the ticks to run at now and marks the environment running; ok
-// is false when nothing is due or a run of it is still going.
-func (j *envJobs) due(now time.Time) (backupTick, verifyTick time.Time, ok bool) {
+// is false when nothing is due, or (busy) a run of it is still going.
+func (j *envJobs) due(now time.Time) (backupTick, verifyTick time.Time, ok, busy bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.backup != nil {
@@ -257,11 +261,11 @@ func (j *envJobs) due(now time.Time) (backupTick, verifyTick time.Time, ok bool)
 		}
 	}
 	if backupTick.IsZero() && verifyTick.IsZero() {
-		return backupTick, verifyTick, false
+		return backupTick, verifyTick, false, false
 	}
 	if j.running {
 		// Left unmarked: the next Tick finds the latest tick then.
-		return time.Time{}, time.Time{}, false
+		return time.Time{}, time.Time{}, false, true
 	}
 	if !backupTick.IsZero() {
 		j.lastBackup = backupTick
@@ -270,7 +274,7 @@ func (j *envJobs) due(now time.Time) (backupTick, verifyTick time.Time, ok bool)
 		j.lastVerify = verifyTick
 	}
 	j.running = true
-	return backupTick, verifyTick, true
+	return backupTick, verifyTick, true, false
 }
 
 func (j *envJobs) done() {

@@ -283,8 +283,6 @@ func onePerTick(t *testing.T, r *rig, svcA, svcB *release.Service, la, lb releas
 			t.Fatalf("tick %d: claim %s not held: %v", i, keys[i], err)
 		}
 	}
-	// Notices went to the app's channel and say what a backup holds.
-	t.Log(sa.Tick(ctx, base.Add(2*time.Hour)))
 }
 
 // TestMissedBackupTakenAtStart: at start (a fresh Scheduler's first Tick)
