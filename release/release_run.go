@@ -238,7 +238,10 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			if m.SHA256 != r.FileHash {
 				return "", true, Errorf(CodeDamaged, "migration %s's file changed since the release was requested", m.ID)
 			}
-			return "chain, variables, freeze and locks checked", true, s.preflightDeploy(ctx, a, e, m, nil)
+			if err := s.preflightDeploy(ctx, a, e, m, nil); err != nil {
+				return "", true, err
+			}
+			return "chain, variables, freeze and locks checked" + s.driftSummary(ctx, a, e), true, nil
 		}
 		return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
 	case StepNotice:
@@ -285,6 +288,24 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		return s.validate(ctx, r, e)
 	}
 	return "", false, Errorf(CodeInternal, "unknown step %q", name)
+}
+
+// driftSummary says in one line how the previous environment and this one
+// differ (informational: the migration brings the structure along).
+func (s *Service) driftSummary(ctx context.Context, a *App, e *Environment) string {
+	prev := a.Previous(e.Name)
+	if prev == nil || s.Versioner == nil {
+		return ""
+	}
+	d, err := s.Drift(ctx, a.Name, prev.Name, e.Name)
+	if err != nil {
+		return "; drift not computed: " + ErrorMessage(err)
+	}
+	vars := 0
+	for _, names := range d.VariablesOnlyIn {
+		vars += len(names)
+	}
+	return fmt.Sprintf("; drift %s -> %s: %d schema, %d version, %d variable-name differences", prev.Name, e.Name, len(d.Schema), len(d.Versions), vars)
 }
 
 func (s *Service) hook(ctx context.Context, e *Environment, name string) (string, bool, error) {
