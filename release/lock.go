@@ -20,3 +20,15 @@ type Lock interface {
 	// Unlock releases the lock if this owner still holds it.
 	Unlock(ctx context.Context) error
 }
+
+// LockHeld is the conflict every Locker reports when another owner holds
+// key, so users read the same sentence whichever backend is configured.
+func LockHeld(key, owner string, since time.Time) error {
+	return Errorf(CodeConflict, "%s is held by %s since %s", key, owner, since.UTC().Format("2006-01-02 15:04:05 UTC"))
+}
+
+// LockLost is what Refresh and Unlock report once the lock expired or
+// another owner took it.
+func LockLost(key, owner string) error {
+	return Errorf(CodeConflict, "%s is no longer held by %s (the lock expired or was taken)", key, owner)
+}

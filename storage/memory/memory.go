@@ -48,7 +48,7 @@ func (l *Locker) TryLock(ctx context.Context, key, owner string, ttl time.Durati
 	defer l.mu.Unlock()
 	now := l.now()
 	if e, ok := l.locks[key]; ok && now.Before(e.expires) {
-		return nil, release.Errorf(release.CodeConflict, "%s is held by %s since %s", key, e.owner, formatSince(e.since))
+		return nil, release.LockHeld(key, e.owner, e.since)
 	}
 	l.sweep(now)
 	e := &lockEntry{owner: owner, token: newToken(), since: now, expires: now.Add(ttl)}
@@ -94,7 +94,7 @@ func (k *lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	now := k.l.now()
 	e := k.held(now)
 	if e == nil {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	e.expires = now.Add(ttl)
 	return nil
@@ -107,7 +107,7 @@ func (k *lock) Unlock(ctx context.Context) error {
 	k.l.mu.Lock()
 	defer k.l.mu.Unlock()
 	if k.held(k.l.now()) == nil {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	delete(k.l.locks, k.key)
 	return nil
@@ -166,16 +166,6 @@ func checkLockArgs(key, owner string, ttl time.Duration) error {
 		return release.Errorf(release.CodeInvalid, "lock %s: ttl %v is too short", key, ttl)
 	}
 	return nil
-}
-
-func lostError(key, owner string) error {
-	return release.Errorf(release.CodeConflict, "%s is no longer held by %s (the lock expired or was taken)", key, owner)
-}
-
-// formatSince renders a lock's start for the conflict message, in the same
-// layout as storage/redis.
-func formatSince(t time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 func newToken() string {

@@ -75,7 +75,7 @@ func (l *Locker) TryLock(ctx context.Context, key, owner string, ttl time.Durati
 		if err != nil {
 			return nil, l.s.dbErr(err, "lock %s: read holder", key)
 		}
-		return nil, release.Errorf(release.CodeConflict, "%s is held by %s since %s", key, holder, formatSince(since))
+		return nil, release.LockHeld(key, holder, since)
 	}
 	return nil, release.Errorf(release.CodeConflict, "%s is changing hands; try again", key)
 }
@@ -100,7 +100,7 @@ func (k *lock) Refresh(ctx context.Context, ttl time.Duration) error {
 		return k.s.dbErr(err, "refresh lock %s", k.key)
 	}
 	if tag.RowsAffected() == 0 {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func (k *lock) Unlock(ctx context.Context) error {
 	err := k.s.pool.QueryRow(ctx, "DELETE FROM relbot_locks WHERE key = $1 AND token = $2 RETURNING until > now()",
 		k.key, k.token).Scan(&live)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !live) {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	if err != nil {
 		return k.s.dbErr(err, "unlock %s", k.key)
@@ -167,12 +167,8 @@ func (s *Store) dbErr(err error, format string, args ...any) error {
 	return s.internal(err, format, args...)
 }
 
-func lostError(key, owner string) error {
-	return release.Errorf(release.CodeConflict, "%s is no longer held by %s (the lock expired or was taken)", key, owner)
-}
-
-// formatSince renders a lock's start for the conflict message, in the same
-// layout as storage/redis and storage/memory.
+// formatSince renders a moment in lease messages, in the layout of
+// release.LockHeld.
 func formatSince(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }

@@ -97,7 +97,7 @@ func (l *Locker) TryLock(ctx context.Context, key, owner string, ttl time.Durati
 			// Not a value we wrote, but the key is still taken.
 			return nil, release.Errorf(release.CodeConflict, "%s is held by an unknown owner", key)
 		}
-		return nil, release.Errorf(release.CodeConflict, "%s is held by %s since %s", key, h.Owner, formatSince(h.Since))
+		return nil, release.LockHeld(key, h.Owner, h.Since)
 	}
 	return nil, release.Errorf(release.CodeConflict, "%s is changing hands; try again", key)
 }
@@ -134,7 +134,7 @@ func (k *lock) Refresh(ctx context.Context, ttl time.Duration) error {
 		return unavailable(fmt.Errorf("refresh lock %s: %w", k.key, err))
 	}
 	if n == 0 {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func (k *lock) Unlock(ctx context.Context) error {
 		return unavailable(fmt.Errorf("unlock %s: %w", k.key, err))
 	}
 	if n == 0 {
-		return lostError(k.key, k.owner)
+		return release.LockLost(k.key, k.owner)
 	}
 	return nil
 }
@@ -174,10 +174,6 @@ func (d *Dedupe) First(ctx context.Context, key string, ttl time.Duration) (bool
 	return ok, nil
 }
 
-func lostError(key, owner string) error {
-	return release.Errorf(release.CodeConflict, "%s is no longer held by %s (the lock expired or was taken)", key, owner)
-}
-
 // unavailable tells the user Redis is down; the cause goes to the log.
 // Cancellation passes through: it is the caller's doing, not an outage.
 func unavailable(err error) error {
@@ -185,12 +181,6 @@ func unavailable(err error) error {
 		return err
 	}
 	return &release.Error{Code: release.CodeUnavailable, Message: "Redis is not available", Err: err}
-}
-
-// formatSince renders a lock's start for the conflict message, in the same
-// layout as storage/memory.
-func formatSince(t time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 func newToken() string {
