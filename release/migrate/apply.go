@@ -42,16 +42,11 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	if err := f.check(app, target, opts.KnownVariables); err != nil {
 		return nil, err
 	}
-	conn, err := connect(ctx, target)
+	tx, end, err := begin(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.Background())
+	defer end()
 	res := &release.ApplyResult{}
 	if done, err := f.applied(ctx, tx, true); err != nil || done != nil {
 		res.AlreadyApplied = done
@@ -113,17 +108,30 @@ func (e *Engine) Applied(ctx context.Context, a release.ArchiveReader, app *rele
 	if err != nil {
 		return nil, err
 	}
+	tx, end, err := begin(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	return f.applied(ctx, tx, false)
+}
+
+// begin opens a transaction on target; end rolls it back (a no-op after a
+// commit) and closes the connection.
+func begin(ctx context.Context, target *release.Environment) (pgx.Tx, func(), error) {
 	conn, err := connect(ctx, target)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer conn.Close(context.Background())
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return nil, err
+		conn.Close(context.Background())
+		return nil, nil, err
 	}
-	defer tx.Rollback(context.Background())
-	return f.applied(ctx, tx, false)
+	return tx, func() {
+		_ = tx.Rollback(context.Background())
+		conn.Close(context.Background())
+	}, nil
 }
 
 func connect(ctx context.Context, env *release.Environment) (*pgx.Conn, error) {
@@ -301,16 +309,11 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	if err := f.check(app, target, nil); err != nil {
 		return nil, err
 	}
-	conn, err := connect(ctx, target)
+	tx, end, err := begin(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.Background())
+	defer end()
 	plan := &release.MigrationPlan{Migration: f.Meta.ID, Env: target.Name, Destructive: []string{}, MissingVariables: []string{}, VersionChanges: []string{}}
 	if plan.AlreadyApplied, err = f.applied(ctx, tx, false); err != nil {
 		return nil, err
