@@ -154,6 +154,9 @@ func TestFlippedByteIsFound(t *testing.T) {
 			if err == nil {
 				t.Fatalf("flip at %d of %d (encrypted=%v) not detected", pos, len(file), pass != "")
 			}
+			if strings.Contains(err.Error(), "CheckStored passed") {
+				t.Fatalf("flip at %d: %v", pos, err)
+			}
 			var d *DamagedError
 			if !errors.As(err, &d) && !errors.Is(err, ErrNotArchive) && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrWrongKey) {
 				t.Fatalf("flip at %d: unexpected error kind %T: %v", pos, err, err)
@@ -162,12 +165,21 @@ func TestFlippedByteIsFound(t *testing.T) {
 	}
 }
 
+// openAndCheck opens and checks a file; the stored-bytes check alone must
+// already find any damage, since restore relies on it before touching a
+// database.
 func openAndCheck(file []byte, pass string) error {
 	r, err := Open(bytes.NewReader(file), int64(len(file)), pass)
 	if err != nil {
 		return err
 	}
-	return r.Check(context.Background())
+	if err := r.CheckStored(context.Background()); err != nil {
+		return err
+	}
+	if err := r.Check(context.Background()); err != nil {
+		return fmt.Errorf("CheckStored passed a file Check refuses: %w", err)
+	}
+	return nil
 }
 
 func TestDamageNamesMember(t *testing.T) {

@@ -45,7 +45,9 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 	if err != nil {
 		return nil, err
 	}
-	if err := ar.Check(ctx); err != nil {
+	// Every stored byte is checked before anything is touched; content
+	// checksums are checked again as members are decoded during the load.
+	if err := ar.CheckStored(ctx); err != nil {
 		return nil, archiveError(err)
 	}
 	conn, err := connect(ctx, target.Database, "")
@@ -215,21 +217,25 @@ func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db st
 	// Largest first; then keys per table; then foreign keys.
 	infos := append([]TableInfo(nil), meta.Tables...)
 	sortByBytes(infos)
-	load := make([]func(context.Context, *pgx.Conn) error, 0, len(infos))
-	for _, ti := range infos {
-		load = append(load, func(ctx context.Context, c *pgx.Conn) error { return loadTable(ctx, c, ar, meta, ti) })
-	}
-	var keys, fks []func(context.Context, *pgx.Conn) error
+	// A table's keys and indexes are built by the worker that loaded it,
+	// right after its rows: the other worker keeps loading meanwhile (as
+	// pg_restore -j overlaps them). Foreign keys wait for every key.
+	tablesJobs := make([]func(context.Context, *pgx.Conn) error, 0, len(infos))
+	var fks []func(context.Context, *pgx.Conn) error
 	for _, ti := range infos {
 		t := tables[ti.Key]
-		if stmts := t.KeyStatements(); len(stmts) > 0 {
-			keys = append(keys, func(ctx context.Context, c *pgx.Conn) error { return execAll(ctx, c, stmts) })
-		}
+		keys := t.KeyStatements()
+		tablesJobs = append(tablesJobs, func(ctx context.Context, c *pgx.Conn) error {
+			if err := loadTable(ctx, c, ar, meta, ti); err != nil {
+				return err
+			}
+			return execAll(ctx, c, keys)
+		})
 		for _, s := range t.ForeignKeyStatements() {
 			fks = append(fks, func(ctx context.Context, c *pgx.Conn) error { return execAll(ctx, c, []string{s}) })
 		}
 	}
-	if err := e.runParallel(ctx, dsn, db, load, keys, fks); err != nil {
+	if err := e.runParallel(ctx, dsn, db, tablesJobs, fks); err != nil {
 		return err
 	}
 	return inTx(ctx, conn, meta.Schema.PostData())
