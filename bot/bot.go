@@ -70,10 +70,11 @@ type Bot struct {
 	draining bool
 	workers  sync.WaitGroup
 
-	runsMu  sync.Mutex
-	running map[string]bool
-	runs    sync.WaitGroup
-	base    context.Context
+	runsMu     sync.Mutex
+	runsClosed bool // shutting down: no new runs (guarded by runsMu)
+	running    map[string]bool
+	runs       sync.WaitGroup
+	base       context.Context
 }
 
 type job struct {
@@ -148,10 +149,7 @@ func (b *Bot) submit(name string, fn func(ctx context.Context)) bool {
 // resumed.
 func (b *Bot) RunRelease(id string) {
 	b.runsMu.Lock()
-	b.mu.RLock()
-	draining := b.draining
-	b.mu.RUnlock()
-	if b.running[id] || draining || b.cfg.Runner == nil {
+	if b.running[id] || b.runsClosed || b.cfg.Runner == nil {
 		b.runsMu.Unlock()
 		return
 	}
@@ -189,6 +187,9 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 		close(b.jobs)
 	}
 	b.mu.Unlock()
+	b.runsMu.Lock()
+	b.runsClosed = true
+	b.runsMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		b.workers.Wait()

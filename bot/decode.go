@@ -106,7 +106,7 @@ func releaseID(v string) (string, error) {
 
 // viewValue is the value a modal's input holds.
 func viewValue(ic *slack.InteractionCallback, block, action string) string {
-	if ic.View.State == nil {
+	if ic.View.State == nil || ic.View.State.Values == nil {
 		return ""
 	}
 	return ic.View.State.Values[block][action].Value
@@ -126,8 +126,7 @@ func interactionKey(ic *slack.InteractionCallback) string {
 	switch ic.Type {
 	case slack.InteractionTypeBlockActions:
 		actionID, ts := "", ic.ActionTs
-		if len(ic.ActionCallback.BlockActions) > 0 {
-			a := ic.ActionCallback.BlockActions[0]
+		if a := firstAction(ic); a != nil {
 			actionID = a.ActionID
 			if a.ActionTs != "" {
 				ts = a.ActionTs
@@ -138,4 +137,14 @@ func interactionKey(ic *slack.InteractionCallback) string {
 		return "view:" + ic.View.ID + ":" + ic.View.Hash + ":" + ic.User.ID
 	}
 	return "int:" + string(ic.Type) + ":" + ic.TriggerID + ":" + ic.User.ID
+}
+
+// firstAction is the button a block_actions payload is about, or nil.
+func firstAction(ic *slack.InteractionCallback) *slack.BlockAction {
+	for _, a := range ic.ActionCallback.BlockActions {
+		if a != nil {
+			return a
+		}
+	}
+	return nil
 }

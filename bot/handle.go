@@ -75,10 +75,10 @@ func (b *Bot) acceptInteraction(ic *slack.InteractionCallback) bool {
 }
 
 func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
-	if len(ic.ActionCallback.BlockActions) == 0 {
+	a := firstAction(ic)
+	if a == nil {
 		return
 	}
-	a := ic.ActionCallback.BlockActions[0]
 	t := target{ic.ResponseURL, ic.Channel.ID, ic.User.ID}
 	id, err := releaseID(a.Value)
 	if err != nil {

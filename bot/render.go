@@ -235,7 +235,11 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	case release.KindDeploy:
 		m := escape(r.Migration)
 		if r.FileHash != "" {
-			m += fmt.Sprintf(" (`%s`)", escape(truncate(r.FileHash, 12+1)))
+			h := r.FileHash
+			if len(h) > 12 {
+				h = h[:12]
+			}
+			m += fmt.Sprintf(" (`%s`)", escape(h))
 		}
 		field("Migration", m)
 		if r.Backup != "" {
@@ -262,7 +266,7 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	if p.Required > 0 || len(r.Approvals) > 0 {
 		blocks = append(blocks, section(approvalsText(r, p)))
 	}
-	if r.State == release.StateAwaitingApproval {
+	if r.State == release.StateAwaitingApproval && p.Required > 0 {
 		approve := slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve", 75))
 		approve.Style = slack.StylePrimary
 		reject := slack.NewButtonBlockElement(ActionReject, r.ID, plain("Reject", 75))
@@ -346,7 +350,11 @@ func stepsText(r *release.Release) string {
 		case s.Started != nil && s.Ended != nil:
 			b.WriteString(" — " + duration(s.Ended.Sub(*s.Started)))
 		}
-		if log := firstLine(s.Log); log != "" && s.State != release.StepPending {
+		log := firstLine(s.Log)
+		if s.State == release.StepFailed {
+			log = lastLine(s.Log) // the error is appended to the step's output
+		}
+		if log != "" && s.State != release.StepPending {
 			b.WriteString(" — _" + escape(truncate(log, maxLogInList)) + "_")
 		}
 	}
@@ -357,6 +365,14 @@ func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return "… " + strings.TrimSpace(s[i+1:])
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
 
 	"github.com/slack-go/slack"
@@ -52,7 +53,7 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 	case socketmode.EventTypeConnected:
 		b.log.Info("socket mode: connected")
 	case socketmode.EventTypeConnectionError, socketmode.EventTypeInvalidAuth:
-		b.log.Warn("socket mode: connection problem", "event", evt.Type)
+		b.log.Warn("socket mode: connection problem", "event", evt.Type, "detail", fmt.Sprint(evt.Data))
 	case socketmode.EventTypeSlashCommand:
 		sc, ok := evt.Data.(slack.SlashCommand)
 		if !ok {
@@ -94,7 +95,9 @@ func retryStamp(evt socketmode.Event) string {
 }
 
 // slogWriter sends slack-go's own log lines to slog at debug level.
-type slogWriter struct{ log interface{ Debug(string, ...any) } }
+type slogWriter struct {
+	log interface{ Debug(string, ...any) }
+}
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.log.Debug("socketmode", "msg", string(p))

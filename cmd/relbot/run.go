@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relbot/relbot/bot"
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/release"
@@ -41,8 +42,7 @@ func Run(ctx context.Context, args []string, io Stdio, getenv func(string) strin
 	if len(args) > 0 {
 		switch args[0] {
 		case "serve":
-			fmt.Fprintln(io.Err, "relbot: serve is not available yet (the Slack bot comes with its own issue); use the terminal commands")
-			return exitFailed
+			return runServe(ctx, args[1:], io, getenv)
 		case "demo":
 			return runDemo(ctx, args[1:], io, getenv)
 		case "bench":
@@ -60,7 +60,10 @@ func Run(ctx context.Context, args []string, io Stdio, getenv func(string) strin
 type system struct {
 	service    *release.Service
 	dispatcher *commands.Dispatcher
-	close      func()
+	// dedupe remembers Slack deliveries: in Redis when configured, else
+	// in the bot's database.
+	dedupe bot.Dedupe
+	close  func()
 }
 
 // build wires the parts from settings and apps. Only cmd knows them all.
@@ -93,6 +96,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	// Without Redis, locks live in the bot's own database, so every process
 	// using it (a server and terminals) shares them.
 	var locker release.Locker = store.Locker()
+	var dedupe bot.Dedupe = store.Dedupe()
 	if s.RedisURL != "" {
 		client, err := redis.Connect(ctx, s.RedisURL)
 		if err != nil {
@@ -101,6 +105,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		}
 		closers = append(closers, func() { client.Close() })
 		locker = redis.NewLocker(client)
+		dedupe = redis.NewDedupe(client)
 	}
 	arts, err := artifacts.New(s.ArtifactDir)
 	if err != nil {
@@ -135,6 +140,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	return &system{
 		service:    svc,
 		dispatcher: &commands.Dispatcher{Service: svc, Location: loc, Foreground: o.progress != nil},
+		dedupe:     dedupe,
 		close:      closeAll,
 	}, nil
 }

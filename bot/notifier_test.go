@@ -1,0 +1,153 @@
+package bot
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+func newTestNotifier(t *testing.T, f *fakeSlack, svc *fakeService, interval time.Duration) *Notifier {
+	t.Helper()
+	n := NewNotifier(NotifierConfig{API: f.api(), Messages: svc, Policies: PolicyFunc(svc.App), Interval: interval})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
+	return n
+}
+
+// A burst of events becomes one post and few updates, at most one per
+// interval, and the last update shows the latest state.
+func TestNotifierCoalescesUpdates(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	interval := 300 * time.Millisecond
+	n := newTestNotifier(t, f, svc, interval)
+	ctx := context.Background()
+	r := releaseIn("running")
+	r.MessageTS = ""
+	start := time.Now()
+	n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventRequested})
+	waitFor(t, "the post", func() bool { return len(f.Calls("chat.postMessage")) == 1 })
+	for i := 0; i < 20; i++ {
+		r.Steps[4].Log = strings.Repeat("x", i)
+		n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventStepStarted, Step: r.Steps[4].Name})
+	}
+	final := releaseIn("succeeded")
+	n.ReleaseChanged(ctx, final, release.Event{Kind: release.EventSucceeded})
+	waitFor(t, "the final state", func() bool {
+		ups := f.Calls("chat.update")
+		return len(ups) > 0 && strings.Contains(ups[len(ups)-1].Form.Get("blocks"), "*Succeeded*")
+	})
+	elapsed := time.Since(start)
+	posts := 0
+	for _, c := range f.Calls("chat.postMessage") {
+		if c.Form.Get("channel") == "C0123456789" && c.Form.Get("thread_ts") == "" {
+			posts++
+		}
+	}
+	ups := f.Calls("chat.update")
+	if posts != 1 {
+		t.Fatalf("%d messages posted for one release", posts)
+	}
+	if max := int(elapsed/interval) + 1; len(ups) > max || len(ups) != 1 {
+		t.Fatalf("%d updates in %s (interval %s): not coalesced", len(ups), elapsed, interval)
+	}
+	for _, u := range ups {
+		if u.Form.Get("ts") != "1700000000.000001" || u.Form.Get("channel") != "C0123456789" {
+			t.Fatalf("update of another message: %v", u.Form)
+		}
+	}
+	// The message's place is recorded for other processes.
+	waitFor(t, "SetMessage", func() bool {
+		calls := svc.Calls()
+		return len(calls) > 0 && calls[0] == "SetMessage crm-r5 C0123456789 1700000000.000001"
+	})
+	// The succeeded release's requester is told directly.
+	waitFor(t, "the direct message", func() bool {
+		for _, c := range f.Calls("chat.postMessage") {
+			if c.Form.Get("channel") == "D0DIRECT" && strings.Contains(c.Form.Get("blocks"), "Your release crm-r5") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// A 429 from chat.update is waited out (Retry-After) and the latest state
+// is sent then.
+func TestNotifierHonoursRetryAfter(t *testing.T) {
+	f := newFakeSlack(t)
+	f.limitUpdates = 1
+	svc := newFakeService()
+	n := newTestNotifier(t, f, svc, 10*time.Millisecond)
+	ctx := context.Background()
+	r := releaseIn("running")
+	r.MessageTS = "1699999999.000001" // posted by another process earlier
+	n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventStepStarted})
+	waitFor(t, "the rate-limited update", func() bool { return len(f.Calls("chat.update")) == 1 })
+	limitedAt := time.Now()
+	n.ReleaseChanged(ctx, releaseIn("succeeded"), release.Event{Kind: release.EventSucceeded})
+	waitFor(t, "the retried update", func() bool { return len(f.Calls("chat.update")) == 2 })
+	if waited := time.Since(limitedAt); waited < 800*time.Millisecond {
+		t.Fatalf("retried after %s, Slack asked for 1s", waited)
+	}
+	last := f.Calls("chat.update")[1].Form
+	if last.Get("ts") != "1699999999.000001" || !strings.Contains(last.Get("blocks"), "*Succeeded*") {
+		t.Fatalf("retried update: %v", last)
+	}
+	if posts := f.Calls("chat.postMessage"); len(posts) > 0 && posts[0].Form.Get("channel") == "C0123456789" && posts[0].Form.Get("thread_ts") == "" {
+		t.Fatal("a second message was posted for a release that has one")
+	}
+}
+
+// A failure goes to the thread with the failed step's error and a Rollback
+// button, and the requester is told directly.
+func TestNotifierFailureThread(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	n := newTestNotifier(t, f, svc, 10*time.Millisecond)
+	ctx := context.Background()
+	r := releaseIn("failed")
+	n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventStepFinished, Step: release.StepChecks})
+	n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventFailed, Step: release.StepChecks, Detail: r.Reason})
+	waitFor(t, "thread and DM", func() bool { return len(f.Calls("chat.postMessage")) == 4 })
+	posts := f.Calls("chat.postMessage")
+	parent := "1700000000.000001"
+	if posts[0].Form.Get("thread_ts") != "" || !strings.Contains(posts[0].Form.Get("blocks"), "*Failed*") {
+		t.Fatalf("main message: %v", posts[0].Form)
+	}
+	if posts[1].Form.Get("thread_ts") != parent || !strings.Contains(posts[1].Form.Get("blocks"), "FAIL  health") {
+		t.Fatalf("validation table: %v", posts[1].Form)
+	}
+	if posts[2].Form.Get("thread_ts") != parent || !strings.Contains(posts[2].Form.Get("blocks"), ActionRollback) {
+		t.Fatalf("failure with rollback: %v", posts[2].Form)
+	}
+	if posts[3].Form.Get("channel") != "D0DIRECT" || len(f.Calls("conversations.open")) != 1 ||
+		!strings.Contains(f.Calls("conversations.open")[0].Form.Get("users"), "U04ALICE") {
+		t.Fatalf("direct message: %v", posts[3].Form)
+	}
+}
+
+// Close flushes the latest state without waiting out the interval.
+func TestNotifierCloseFlushes(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	n := NewNotifier(NotifierConfig{API: f.api(), Messages: svc, Interval: time.Hour})
+	ctx := context.Background()
+	n.ReleaseChanged(ctx, releaseIn("running"), release.Event{Kind: release.EventStepStarted})
+	waitFor(t, "the post", func() bool { return len(f.Calls("chat.postMessage")) == 1 })
+	n.ReleaseChanged(ctx, releaseIn("succeeded"), release.Event{Kind: release.EventStepFinished})
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := n.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	if ups := f.Calls("chat.update"); len(ups) != 1 || !strings.Contains(ups[0].Form.Get("blocks"), "*Succeeded*") {
+		t.Fatalf("not flushed: %d updates", len(ups))
+	}
+}

@@ -1,0 +1,214 @@
+package bot
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var policy = release.ApprovalPolicy{Required: 2, Approvers: []string{"U01AAA", "U02BBB", "U03CCC"}}
+
+func at(min, sec int) *time.Time {
+	t := time.Date(2026, 3, 2, 10, min, sec, 0, time.UTC)
+	return &t
+}
+
+// releaseIn returns crm-r5 as it stands at each point the golden files show.
+func releaseIn(state string) *release.Release {
+	r := awaitingRelease()
+	switch state {
+	case "awaiting":
+		r.Approvals = []release.Approval{{By: "U01AAA", At: *at(0, 0)}}
+		return r
+	}
+	r.Approvals = []release.Approval{{By: "U01AAA", At: *at(0, 0)}, {By: "U02BBB", At: *at(1, 0)}}
+	done := func(i int, from, to *time.Time, log string) {
+		r.Steps[i].State, r.Steps[i].Started, r.Steps[i].Ended, r.Steps[i].Log = release.StepDone, from, to, log
+	}
+	done(0, at(2, 0), at(2, 1), "chain, variables, freeze and locks checked")
+	done(1, at(2, 1), at(2, 2), "maintenance on")
+	r.Steps[2].State, r.Steps[2].Started, r.Steps[2].Ended = release.StepSkipped, at(2, 2), at(2, 2)
+	done(3, at(2, 2), at(3, 40), "crm-b12: 212 tables, 48113 rows, 310 files; every checksum verified")
+	r.Backup = "crm-b12"
+	switch state {
+	case "running":
+		r.State = release.StateRunning
+		r.Steps[4].State, r.Steps[4].Started = release.StepRunning, at(3, 40)
+	case "succeeded":
+		r.State = release.StateSucceeded
+		done(4, at(3, 40), at(3, 52), "37 statements and loads in one transaction, 11.9s")
+		done(5, at(3, 52), at(3, 53), "pass  pages exist (12ms) \npass  health (80ms) 200")
+		r.Checks = []release.CheckResult{{Name: "pages exist", OK: true, Duration: 12 * time.Millisecond}, {Name: "health", OK: true, Duration: 80 * time.Millisecond, Detail: "200"}}
+		done(6, at(3, 53), at(3, 55), "deployment.apps/crm scaled")
+		done(7, at(3, 55), at(3, 56), "maintenance off")
+	case "failed":
+		r.State = release.StateFailed
+		done(4, at(3, 40), at(3, 52), "37 statements and loads in one transaction, 11.9s")
+		r.Steps[5].State, r.Steps[5].Started, r.Steps[5].Ended = release.StepFailed, at(3, 52), at(3, 53)
+		r.Steps[5].Log = "pass  pages exist (12ms) \nFAIL  health (80ms) status 502, want 200\n1 of 2 checks failed: health"
+		r.Checks = []release.CheckResult{{Name: "pages exist", OK: true, Duration: 12 * time.Millisecond}, {Name: "health", OK: false, Duration: 80 * time.Millisecond, Detail: "status 502, want 200"}}
+		r.Steps[6].State, r.Steps[7].State = release.StepSkipped, release.StepSkipped
+		r.Reason = "validation checks failed: 1 of 2 checks failed: health; the migration was applied and maintenance stays on: roll back with `rollback crm-r5`, or fix and turn maintenance off"
+	}
+	return r
+}
+
+func golden(t *testing.T, name string, v any) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep <@U…> readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	path := filepath.Join("testdata", name+".golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bot -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the golden file (go test ./bot -update rewrites it after review):\n%s", path, got)
+	}
+}
+
+// The exact Block Kit of a release's message at each stage, and of the
+// thread replies of a failure.
+func TestReleaseMessageGolden(t *testing.T) {
+	for _, state := range []string{"awaiting", "running", "succeeded", "failed"} {
+		t.Run(state, func(t *testing.T) {
+			r := releaseIn(state)
+			m := RenderRelease(r, policy)
+			checkLimits(t, m)
+			golden(t, "release_"+state, m)
+		})
+	}
+	failed := releaseIn("failed")
+	golden(t, "thread_failed", []Message{RenderChecks(failed), RenderFailure(failed, release.StepChecks)})
+}
+
+func TestReleaseMessageShowsWhatMatters(t *testing.T) {
+	awaiting := blocksText(t, RenderRelease(releaseIn("awaiting"), policy))
+	for _, want := range []string{"crm-r5 · deploy crm-m7 to crm production", "*Approvals:* 1 of 2 — <@U01AAA>", "1 more needed from <@U02BBB>, <@U03CCC>",
+		ActionApprove, ActionReject, "<@U04ALICE>"} {
+		if !strings.Contains(awaiting, want) {
+			t.Errorf("awaiting message lacks %q", want)
+		}
+	}
+	running := blocksText(t, RenderRelease(releaseIn("running"), policy))
+	if strings.Contains(running, ActionApprove) || !strings.Contains(running, ":arrows_counterclockwise: apply migration — running since") ||
+		!strings.Contains(running, ":white_check_mark: pre-release backup — 1m 38s") {
+		t.Errorf("running message:\n%s", running)
+	}
+	failed := blocksText(t, RenderFailure(releaseIn("failed"), release.StepChecks))
+	if !strings.Contains(failed, ActionRollback) || !strings.Contains(failed, "status 502") {
+		t.Errorf("failure thread:\n%s", failed)
+	}
+}
+
+func blocksText(t *testing.T, m Message) string {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	// Unescape the JSON strings for readable matching.
+	var v any
+	_ = json.Unmarshal(b, &v)
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		case string:
+			s += x + "\n"
+		}
+	}
+	walk(v)
+	return s
+}
+
+// checkLimits holds Block Kit's limits: at most 50 blocks, at most 3000
+// characters in a section's text, 10 fields of at most 2000.
+func checkLimits(t *testing.T, m Message) {
+	t.Helper()
+	if len(m.Blocks) > maxBlocks {
+		t.Fatalf("%d blocks", len(m.Blocks))
+	}
+	for _, b := range m.Blocks {
+		switch b := b.(type) {
+		case *slack.SectionBlock:
+			if b.Text != nil && utf8.RuneCountInString(b.Text.Text) > maxText {
+				t.Fatalf("section text of %d characters", utf8.RuneCountInString(b.Text.Text))
+			}
+			if len(b.Fields) > maxFields {
+				t.Fatalf("%d fields", len(b.Fields))
+			}
+			for _, f := range b.Fields {
+				if utf8.RuneCountInString(f.Text) > maxFieldText {
+					t.Fatalf("field of %d characters", utf8.RuneCountInString(f.Text))
+				}
+			}
+		case *slack.HeaderBlock:
+			if utf8.RuneCountInString(b.Text.Text) > maxHeaderText {
+				t.Fatalf("header of %d characters", utf8.RuneCountInString(b.Text.Text))
+			}
+		}
+	}
+	if utf8.RuneCountInString(m.Text) > maxFallback {
+		t.Fatalf("text of %d characters", utf8.RuneCountInString(m.Text))
+	}
+}
+
+// Long content is summarised within the limits.
+func TestBlockKitLimits(t *testing.T) {
+	r := releaseIn("failed")
+	huge := strings.Repeat("ERROR: relation \"contracts\" does not exist & <more>\n", 5000)
+	r.Reason = huge
+	r.Steps[5].Log = huge
+	r.Migration = strings.Repeat("m", 400)
+	for _, m := range []Message{RenderRelease(r, policy), RenderFailure(r, release.StepChecks), RenderLog(r, "apply migration", huge), RenderChecks(r), RenderDM(r, release.Event{Kind: release.EventFailed})} {
+		checkLimits(t, m)
+	}
+	rows := make([][]string, 3000)
+	for i := range rows {
+		rows[i] = []string{"crm-b" + strings.Repeat("9", 5), "production", "scheduled", "2026-03-02 10:00 UTC"}
+	}
+	rep := commands.Reply{Title: "3000 backups of crm production", Text: "3000 backups of crm production\n" + table(rows)}
+	m := RenderReply(rep)
+	checkLimits(t, m)
+	if !strings.Contains(blocksText(t, m), "more lines not shown") {
+		t.Fatal("a long reply is cut without saying so")
+	}
+	checkLimits(t, RenderResult(rep, release.Errorf(release.CodeConflict, "%s", huge)))
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relbot/relbot/bot"
+	"github.com/relbot/relbot/config"
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/storage/memory"
+	"github.com/relbot/relbot/storage/postgres"
+	"github.com/relbot/relbot/storage/redis"
+)
+
+// Every dedupe store works for the bot.
+var (
+	_ bot.Dedupe = (*redis.Dedupe)(nil)
+	_ bot.Dedupe = (*memory.Dedupe)(nil)
+	_ bot.Dedupe = (*postgres.Dedupe)(nil)
+)
+
+// The bot records where a release's message is through the release store.
+var _ bot.MessageStore = (release.ReleaseStore)(nil)
+
+const (
+	// recoverEvery is how often serve looks for releases whose runner died
+	// and for scheduled releases nobody runs.
+	recoverEvery = 30 * time.Second
+	// shutdownGrace bounds how long a stopping server waits for the work
+	// in flight; a release still running then is resumed from its lease.
+	shutdownGrace = 25 * time.Second
+)
+
+// runServe is `relbot serve`: Slack over HTTP (or Socket Mode when
+// SLACK_APP_TOKEN is set), the runner of approved releases, and the
+// health endpoints, until SIGTERM, SIGINT or ctx ends.
+func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
+	if len(args) > 0 {
+		fmt.Fprintln(io.Err, "relbot: serve takes no arguments (settings come from the environment)")
+		return exitUsage
+	}
+	settings, err := loadSettings(getenv)
+	if err == nil {
+		need := []string{config.EnvDatabaseURL, config.EnvSlackBotToken}
+		if settings.SlackAppToken == "" {
+			need = append(need, config.EnvSlackSigningSecret)
+		}
+		err = settings.Require(need...)
+	}
+	if err != nil {
+		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+		return exitFailed
+	}
+	apps, err := config.LoadApps(settings.AppsFile, getenv)
+	if err != nil {
+		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+		return exitFailed
+	}
+	log := newLogger(io.Err, getenv, slog.LevelInfo)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	sys, err := build(ctx, settings, apps, log, buildOptions{})
+	if err != nil {
+		fmt.Fprintln(io.Err, "relbot: "+oneLine(release.ErrorMessage(err)))
+		log.Error("start", "err", err)
+		return exitFailed
+	}
+	defer sys.close()
+	svc := sys.service
+
+	opts := []slack.Option{slack.OptionAPIURL(settings.SlackAPIURL)}
+	if settings.SlackAppToken != "" {
+		opts = append(opts, slack.OptionAppLevelToken(settings.SlackAppToken))
+	}
+	api := slack.New(settings.SlackBotToken, opts...)
+	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Releases, Policies: bot.PolicyFunc(svc.App), Log: log})
+	svc.Notifier = notifier
+	// The server runs what becomes runnable; commands return at once.
+	sys.dispatcher.Foreground = false
+	b := bot.New(bot.Config{
+		SigningSecret: settings.SlackSigningSecret,
+		API:           api,
+		Dispatcher:    sys.dispatcher,
+		Runner:        svc,
+		Dedupe:        sys.dedupe,
+		Ready: func(ctx context.Context) error {
+			_, err := svc.Holds(ctx) // one query of the bot's database
+			return err
+		},
+		Log: log,
+	})
+
+	ln, err := net.Listen("tcp", settings.HTTPAddr)
+	if err != nil {
+		fmt.Fprintf(io.Err, "relbot: cannot listen on %s (%s): %v\n", settings.HTTPAddr, config.EnvHTTPAddr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(io.Err, "relbot: listening on %s\n", ln.Addr())
+	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(apps))
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		keepRecovering(ctx, svc, b, log)
+	}()
+	socketErr := make(chan error, 1)
+	if settings.SlackAppToken != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			socketErr <- b.RunSocketMode(ctx, api)
+		}()
+	}
+
+	serveErr := b.Serve(ctx, ln, shutdownGrace)
+	stop()
+	wg.Wait()
+	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := notifier.Close(flushCtx); err != nil {
+		log.Warn("slack messages not all sent before exit", "err", err)
+	}
+	code := exitOK
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
+		fmt.Fprintln(io.Err, "relbot: "+oneLine(serveErr.Error()))
+		code = exitFailed
+	}
+	select {
+	case err := <-socketErr:
+		if err != nil {
+			fmt.Fprintln(io.Err, "relbot: socket mode: "+oneLine(err.Error()))
+			code = exitFailed
+		}
+	default:
+	}
+	log.Info("relbot serve stopped")
+	return code
+}
+
+// keepRecovering marks releases whose runner died as interrupted, at start
+// and every recoverEvery, and starts scheduled releases nobody runs (one
+// approved while no server was up, or whose server restarted).
+func keepRecovering(ctx context.Context, svc *release.Service, b *bot.Bot, log *slog.Logger) {
+	t := time.NewTicker(recoverEvery)
+	defer t.Stop()
+	for {
+		if err := svc.RecoverInterrupted(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("recover interrupted releases", "err", err)
+		}
+		for _, a := range svc.Apps() {
+			rs, err := svc.ListReleases(ctx, a.Name, "")
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("list releases", "app", a.Name, "err", err)
+				}
+				continue
+			}
+			for _, r := range rs {
+				if r.State == release.StateScheduled {
+					b.RunRelease(r.ID)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

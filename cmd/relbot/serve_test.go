@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+)
+
+// slackStandIn is slacktest with the endpoints relbot uses recorded.
+type slackStandIn struct {
+	*slacktest.Server
+	mu    sync.Mutex
+	calls []slackCall
+	ts    int
+}
+
+type slackCall struct {
+	method string
+	form   url.Values
+	body   string
+}
+
+func newSlackStandIn(t *testing.T) *slackStandIn {
+	t.Helper()
+	s := &slackStandIn{}
+	bind := func(method string, answer func(url.Values) any) slacktest.Binder {
+		return func(c slacktest.Customize) {
+			c.Handle("/"+method, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				form, _ := url.ParseQuery(string(body))
+				s.mu.Lock()
+				s.calls = append(s.calls, slackCall{method, form, string(body)})
+				s.mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				json.NewEncoder(w).Encode(answer(form))
+			})
+		}
+	}
+	s.Server = slacktest.NewTestServer(
+		bind("chat.postMessage", func(f url.Values) any {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.ts++
+			return map[string]any{"ok": true, "channel": f.Get("channel"), "ts": fmt.Sprintf("1700000000.%06d", s.ts)}
+		}),
+		bind("chat.update", func(f url.Values) any {
+			return map[string]any{"ok": true, "channel": f.Get("channel"), "ts": f.Get("ts")}
+		}),
+		bind("chat.postEphemeral", func(url.Values) any { return map[string]any{"ok": true} }),
+		bind("views.open", func(url.Values) any { return map[string]any{"ok": true} }),
+		bind("conversations.open", func(url.Values) any { return map[string]any{"ok": true, "channel": map[string]any{"id": "D0DIRECT"}} }),
+		bind("response/", func(url.Values) any { return map[string]any{"ok": true} }),
+	)
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *slackStandIn) find(method, contains string) []slackCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []slackCall
+	for _, c := range s.calls {
+		text := c.body
+		for _, vs := range c.form {
+			text += "\n" + strings.Join(vs, "\n")
+		}
+		if c.method == method && strings.Contains(text, contains) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// lastMessage is the latest version (posted, then updated) of a
+// release's message in channel.
+func (s *slackStandIn) lastMessage(channel, release string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := ""
+	for _, c := range s.calls {
+		switch {
+		case c.method == "chat.postMessage" && c.form.Get("channel") == channel && c.form.Get("thread_ts") == "" &&
+			strings.HasPrefix(c.form.Get("text"), release+" "):
+			last = c.form.Get("blocks")
+		case c.method == "chat.update" && c.form.Get("channel") == channel && strings.HasPrefix(c.form.Get("text"), release+" "):
+			last = c.form.Get("blocks")
+		}
+	}
+	return last
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const serveSecret = "e2e-signing-secret-0123456789"
+
+func signedPost(t *testing.T, addr, path string, body []byte, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if secret != "" {
+		ts := fmt.Sprint(time.Now().Unix())
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte("v0:" + ts + ":"))
+		mac.Write(body)
+		req.Header.Set("X-Slack-Request-Timestamp", ts)
+		req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServeNeedsSlackSettings(t *testing.T) {
+	env := map[string]string{"RELBOT_DATABASE_URL": "postgres://localhost/x"}
+	r := run(t, env, "serve")
+	if r.code != 1 || !strings.Contains(r.err, "SLACK_BOT_TOKEN") {
+		t.Fatalf("got %+v", r)
+	}
+	env["SLACK_BOT_TOKEN"] = "xoxb-1"
+	r = run(t, env, "serve")
+	if r.code != 1 || !strings.Contains(r.err, "SLACK_SIGNING_SECRET") {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+// relbot serve end to end, as Slack drives it: a deploy to staging that
+// the server runs, a production request approved by button (a refused
+// self-approval on the way), the release message updated to its outcome,
+// and a clean stop.
+func TestServeEndToEnd(t *testing.T) {
+	env := releaseEnv(t)
+	m := createMigration(t, env)
+	slack := newSlackStandIn(t)
+	env["RELBOT_SLACK_API_URL"] = slack.GetAPIURL()
+	env["SLACK_BOT_TOKEN"] = "xoxb-e2e"
+	env["SLACK_SIGNING_SECRET"] = serveSecret
+	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, func(k string) string { return env[k] })
+	}()
+	var addr string
+	eventually(t, "listening on", 30*time.Second, func() bool {
+		s := stderr.String()
+		if i := strings.Index(s, "listening on "); i >= 0 {
+			addr = strings.Fields(s[i+len("listening on "):])[0]
+			return true
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d:\n%s", code, s)
+		default:
+		}
+		return false
+	})
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	form, _ := url.ParseQuery(string(mustRead(t, filepath.Join("..", "..", "fixtures", "slack", "slash_command.form"))))
+	form.Set("response_url", slack.GetAPIURL()+"response/1")
+	slash := func(user, text string) []byte {
+		form.Set("user_id", user)
+		form.Set("text", text)
+		form.Set("trigger_id", fmt.Sprintf("trigger-%d", time.Now().UnixNano()))
+		return []byte(form.Encode())
+	}
+	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), ""); code != 401 {
+		t.Fatalf("unsigned command: %d", code)
+	}
+	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), "wrong"); code != 401 {
+		t.Fatalf("badly signed command: %d", code)
+	}
+	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), serveSecret); code != 200 {
+		t.Fatalf("signed command: %d", code)
+	}
+	eventually(t, "the staging release to succeed in the channel", 2*time.Minute, func() bool {
+		return strings.Contains(slack.lastMessage("C0CRMRELEASE", "crm-r1"), "*Succeeded*")
+	})
+	if len(slack.find("response/", "Release crm-r1 requested")) != 1 {
+		t.Fatalf("no answer to the deploy command")
+	}
+
+	signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production"), serveSecret)
+	eventually(t, "the production request with its buttons", time.Minute, func() bool {
+		msg := slack.lastMessage("C0CRMRELEASE", "crm-r2")
+		return strings.Contains(msg, "relbot_approve") && strings.Contains(msg, "0 of 2")
+	})
+	click := func(user, ts string) {
+		p := string(mustRead(t, filepath.Join("..", "..", "fixtures", "slack", "block_actions_approve.json")))
+		p = strings.NewReplacer("U09MALLORY", user, "crm-r5", "crm-r2", "1700000012.345678", ts,
+			"https://hooks.slack.com/actions/T0001/1234567890/AbCdEfGhIjKlMnOp", slack.GetAPIURL()+"response/click").Replace(p)
+		if code := signedPost(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(p)), serveSecret); code != 200 {
+			t.Fatalf("click: %d", code)
+		}
+	}
+	click("U04ALICE", "1.1")
+	eventually(t, "the self-approval refusal", 30*time.Second, func() bool {
+		return len(slack.find("response/", "may not approve it too")) == 1
+	})
+	click("U01AAA", "1.2")
+	eventually(t, "the first approval in the message", 30*time.Second, func() bool {
+		return strings.Contains(slack.lastMessage("C0CRMRELEASE", "crm-r2"), "1 of 2")
+	})
+	click("U02BBB", "1.3")
+	eventually(t, "the production release to succeed", 2*time.Minute, func() bool {
+		return strings.Contains(slack.lastMessage("C0CRMRELEASE", "crm-r2"), "*Succeeded*")
+	})
+	eventually(t, "the requester's direct message", 30*time.Second, func() bool {
+		return len(slack.find("chat.postMessage", "Your release crm-r2")) == 1
+	})
+	if os.Getenv("RELBOT_TEST_SHOW_LOG") != "" {
+		defer func() { t.Log(stderr.String()) }()
+	}
+	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA, U02BBB")
+	_ = show
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
