@@ -17,6 +17,7 @@ import (
 	"github.com/relbot/relbot/bot"
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/scheduler"
 	"github.com/relbot/relbot/storage/memory"
 	"github.com/relbot/relbot/storage/postgres"
 	"github.com/relbot/relbot/storage/redis"
@@ -110,10 +111,19 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(apps))
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		keepRecovering(ctx, svc, b, log)
+	}()
+	// Nightly backups and verifies: every replica runs the scheduler; the
+	// shared locker lets exactly one take each tick.
+	sched := &scheduler.Scheduler{Service: svc, Log: log, Notify: backupNotifier(api, log)}
+	go func() {
+		defer wg.Done()
+		if err := sched.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("scheduler stopped", "err", err)
+		}
 	}()
 	socketErr := make(chan error, 1)
 	if settings.SlackAppToken != "" {
@@ -147,6 +157,24 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}
 	log.Info("relbot serve stopped")
 	return code
+}
+
+// backupNotifier posts the scheduler's reports in the app's channel; a
+// failure is an alert that says what failed and what to do.
+func backupNotifier(api *slack.Client, log *slog.Logger) func(context.Context, string, string, scheduler.BackupNotice) {
+	return func(ctx context.Context, app, channel string, n scheduler.BackupNotice) {
+		if channel == "" {
+			log.Warn("backup notice without a channel", "app", app, "env", n.Env, "ok", n.OK)
+			return
+		}
+		text := n.Title() + "\n" + n.Text()
+		if !n.OK {
+			text = ":rotating_light: " + text
+		}
+		if _, _, err := api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false)); err != nil {
+			log.Error("post backup notice", "app", app, "env", n.Env, "err", err)
+		}
+	}
 }
 
 // keepRecovering marks releases whose runner died as interrupted, at start
