@@ -218,6 +218,7 @@ func TestConcurrentDeploysAndApprovals(t *testing.T) {
 	approvers := []string{"U01AAA", "U02BBB", "U03CCC"}
 	ran := 0
 	var mu sync.Mutex
+	var outcomes []string
 	for i := range 20 {
 		wg.Add(1)
 		go func() {
@@ -228,11 +229,12 @@ func TestConcurrentDeploysAndApprovals(t *testing.T) {
 			if r.code == 0 && strings.Contains(r.out, "succeeded") {
 				ran++
 			}
+			outcomes = append(outcomes, fmt.Sprintf("exit %d: %s %s", r.code, firstDetailLine(r.out), firstDetailLine(r.err)))
 		}()
 	}
 	wg.Wait()
 	if ran != 1 {
-		t.Fatalf("%d approvals ran the release, want exactly 1", ran)
+		t.Fatalf("%d approvals ran the release, want exactly 1:\n%s", ran, strings.Join(outcomes, "\n"))
 	}
 	var rel struct {
 		State     string
@@ -278,6 +280,15 @@ func markers(t *testing.T, dsn string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func firstDetailLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "Outcome") || strings.Contains(l, "relbot:") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
 
 var relbotBinary struct {

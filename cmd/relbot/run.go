@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/relbot/relbot/bot"
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
@@ -130,7 +132,22 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		Pause:    o.pause,
 	}
 	if o.progress != nil {
-		svc.Notifier = &termNotifier{w: o.progress, now: time.Now}
+		var n release.Notifier = &termNotifier{w: o.progress, now: time.Now}
+		// With Slack configured, what a terminal does (an approval, a run)
+		// updates the release's message in the channel too.
+		if s.SlackBotToken != "" {
+			api := slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL))
+			sn := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(svc.App), Log: log})
+			n = bothNotifiers{n, sn}
+			closers = append(closers, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := sn.Close(ctx); err != nil {
+					log.Warn("slack messages not all sent before exit", "err", err)
+				}
+			})
+		}
+		svc.Notifier = n
 	}
 	loc, err := s.Location()
 	if err != nil {
@@ -169,6 +186,15 @@ func loadSettings(getenv func(string) string) (*config.Settings, error) {
 		}
 	}
 	return config.LoadSettings()
+}
+
+// bothNotifiers tells every notifier of an event.
+type bothNotifiers []release.Notifier
+
+func (ns bothNotifiers) ReleaseChanged(ctx context.Context, r *release.Release, e release.Event) {
+	for _, n := range ns {
+		n.ReleaseChanged(ctx, r, e)
+	}
 }
 
 // faultOptions reads the crash tests' settings from the environment.

@@ -287,3 +287,24 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// An approval typed in a terminal updates the release's message in the
+// channel, as a click would: every view of a release shows the same state.
+func TestTerminalApprovalUpdatesSlack(t *testing.T) {
+	slackAPI := newSlackStandIn(t)
+	env := releaseEnv(t)
+	env["SLACK_BOT_TOKEN"] = "xoxb-test-token"
+	env["RELBOT_SLACK_API_URL"] = slackAPI.GetAPIURL()
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
+	msg := slackAPI.lastMessage("C0CRMRELEASE", "crm-r2")
+	if !strings.Contains(msg, "U01AAA") {
+		t.Fatalf("the channel's message does not show the terminal's approval:\n%s", msg)
+	}
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U02BBB"), "succeeded")
+	if msg := slackAPI.lastMessage("C0CRMRELEASE", "crm-r2"); !strings.Contains(strings.ToLower(msg), "succeeded") {
+		t.Fatalf("the channel's message does not show the outcome:\n%s", msg)
+	}
+}
