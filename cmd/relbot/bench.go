@@ -33,8 +33,8 @@ const benchWorker = "__bench"
 // runBench compares relbot's backup and restore with pg_dump, pg_restore
 // and a plain COPY of every table, side by side on one generated database.
 func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate") {
-		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup|migrate [--size 1GB] [--workers 2] [--reuse]")
+	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate" && args[0] != "slack") {
+		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup|migrate [--size 1GB] [--workers 2] [--reuse] | relbot bench slack [--rate 200] [--seconds 30]")
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("bench backup", flag.ContinueOnError)
@@ -42,6 +42,8 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	sizeText := fs.String("size", "1GB", "size of the generated database (e.g. 200MB, 1GB)")
 	workers := fs.Int("workers", 2, "parallel connections for relbot and pg_dump/pg_restore -j")
 	reuse := fs.Bool("reuse", false, "reuse the generated source database from an earlier run")
+	rate := fs.Int("rate", 200, "bench slack: requests per second")
+	seconds := fs.Int("seconds", 30, "bench slack: how long")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
@@ -57,6 +59,17 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	dir := getenv("RELBOT_BENCH_DIR")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "relbot-bench")
+	}
+	if args[0] == "slack" {
+		if *rate <= 0 || *seconds <= 0 || *rate > 2000 || *seconds > 300 {
+			fmt.Fprintln(io.Err, "relbot: --rate must be 1..2000 and --seconds 1..300")
+			return exitUsage
+		}
+		if err := benchSlack(ctx, io, admin, dir+"-slack", *rate, *seconds); err != nil {
+			fmt.Fprintln(io.Err, "relbot: bench: "+oneLine(err.Error()))
+			return exitFailed
+		}
+		return exitOK
 	}
 	run := bench
 	if args[0] == "migrate" {
@@ -305,6 +318,15 @@ func (f fileArchive) Size() int64 { return f.size }
 // runBenchWorker is one measured tool: copy DSN WORKERS | backup DSN
 // WORKERS FILE | restore DSN WORKERS FILE.
 func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
+	if len(args) == 5 && args[0] == "slackload" {
+		rate, _ := strconv.Atoi(args[2])
+		secs, _ := strconv.Atoi(args[3])
+		if err := slackLoad(ctx, args[1], rate, secs, args[4]); err != nil {
+			fmt.Fprintln(io.Err, err)
+			return exitFailed
+		}
+		return exitOK
+	}
 	if len(args) < 3 {
 		fmt.Fprintln(io.Err, "usage: relbot __bench copy|backup|restore DSN WORKERS [FILE]")
 		return exitUsage
