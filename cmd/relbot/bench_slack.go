@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/slack-go/slack/slacktest"
 
 	"github.com/relbot/relbot/fixtures"
 )
@@ -56,16 +51,7 @@ func benchSlack(ctx context.Context, io Stdio, admin, dir string, rate, seconds 
 	}
 	// The stand-in answers every Web API call the work after an ack makes,
 	// and the response_url posts: nothing leaves the machine.
-	ok := func(c slacktest.Customize) {
-		for _, m := range []string{"/chat.postMessage", "/chat.update", "/chat.postEphemeral", "/views.open", "/conversations.open", "/response"} {
-			c.Handle(m, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprint(w, `{"ok":true,"channel":"C0CRMRELEASE","ts":"1700000000.000001"}`)
-			})
-		}
-	}
-	stand := slacktest.NewTestServer(ok)
-	stand.Start()
+	stand := newStandIn()
 	defer stand.Stop()
 
 	env := map[string]string{
@@ -93,7 +79,7 @@ func benchSlack(ctx context.Context, io Stdio, admin, dir string, rate, seconds 
 		return fmt.Errorf("relbot serve did not start")
 	}
 	fmt.Fprintf(io.Out, "relbot serve on %s (sample app, stand-in Slack); load: %d requests/s for %ds from another process, half slash commands, half Approve clicks\n\n", addr, rate, seconds)
-	out, err := exec.CommandContext(ctx, self, benchWorker, "slackload", "http://"+addr, strconv.Itoa(rate), strconv.Itoa(seconds), stand.GetAPIURL()+"response").Output()
+	out, err := exec.CommandContext(ctx, self, benchWorker, "slackload", "http://"+addr, strconv.Itoa(rate), strconv.Itoa(seconds), stand.responseURL()).Output()
 	stop()
 	<-done
 	if err != nil {
@@ -183,15 +169,8 @@ func slackLoad(ctx context.Context, base string, rate, seconds int, responseURL 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			ts := strconv.FormatInt(time.Now().Unix(), 10)
-			mac := hmac.New(sha256.New, []byte(benchSigningSecret))
-			mac.Write([]byte("v0:" + ts + ":" + body))
-			req.Header.Set("X-Slack-Request-Timestamp", ts)
-			req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
 			start := time.Now()
-			resp, err := client.Do(req)
+			resp, err := signedPost(ctx, client, base+path, benchSigningSecret, body)
 			d := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()

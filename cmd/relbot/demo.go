@@ -65,9 +65,11 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 }
 
 type demo struct {
-	io    Stdio
-	start time.Time
-	disp  *commands.Dispatcher
+	io       Stdio
+	start    time.Time
+	disp     *commands.Dispatcher
+	settings *config.Settings
+	dir      string
 }
 
 // say prints a narration line.
@@ -143,6 +145,7 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 	settings := &config.Settings{DatabaseURL: botDSN, ArtifactDir: filepath.Join(dir, "artifacts"), BackupKey: demoBackupKey,
 		SecretKey: hex.EncodeToString(key), TimeZone: "UTC"}
 	// Progress of releases the demo runs prints as the channel would see it.
+	d.settings, d.dir = settings, dir
 	sys, err := build(ctx, settings, apps, slog.New(slog.DiscardHandler), buildOptions{progress: &indent{w: d.io.Out}})
 	if err != nil {
 		return err
@@ -255,23 +258,8 @@ func (d *demo) releases(ctx context.Context, sys *system, sample *fixtures.Sampl
 	if staging.State != release.StateSucceeded {
 		return fmt.Errorf("staging release %s ended %s", staging.ID, staging.State)
 	}
-	reply, err = d.command(ctx, "alice", "deploy "+id+" production")
-	if err != nil {
+	if err := d.slackRelease(ctx, sys, d.settings, sample, d.dir, id); err != nil {
 		return err
-	}
-	prod := reply.Data.(commands.ReleaseView).ID
-	if err := d.refusal(ctx, "alice", "approve "+prod, "may not approve it too"); err != nil {
-		return err
-	}
-	if _, err := d.command(ctx, "U01AAA", "approve "+prod); err != nil {
-		return err
-	}
-	reply, err = d.command(ctx, "U02BBB", "approve "+prod)
-	if err != nil {
-		return err
-	}
-	if v := reply.Data.(commands.ReleaseView); v.State != release.StateSucceeded {
-		return fmt.Errorf("production release %s ended %s", v.ID, v.State)
 	}
 	again, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
 	if err != nil {

@@ -159,7 +159,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo failed:\n%s\n%s", r.out, r.err)
 	}
 	for _, want := range []string{"backup create crm production", "verified", "restored into crm recovery", "recovery is identical to production",
-		"migration create crm", "may not approve it too", "Release crm-r2 succeeded", "FAIL  pages exist", "staging is back exactly as before"} {
+		"migration create crm", "may not approve it too", "acknowledged at once", "production release crm-r2 succeeded", "Validation of crm production", "FAIL  pages exist", "staging is back exactly as before"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

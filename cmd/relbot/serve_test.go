@@ -124,7 +124,7 @@ func (l *lockedBuffer) String() string {
 
 const serveSecret = "e2e-signing-secret-0123456789"
 
-func signedPost(t *testing.T, addr, path string, body []byte, secret string) int {
+func postSlack(t *testing.T, addr, path string, body []byte, secret string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -218,13 +218,13 @@ func TestServeEndToEnd(t *testing.T) {
 		form.Set("trigger_id", fmt.Sprintf("trigger-%d", time.Now().UnixNano()))
 		return []byte(form.Encode())
 	}
-	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), ""); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), ""); code != 401 {
 		t.Fatalf("unsigned command: %d", code)
 	}
-	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), "wrong"); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), "wrong"); code != 401 {
 		t.Fatalf("badly signed command: %d", code)
 	}
-	if code := signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), serveSecret); code != 200 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
 	eventually(t, "the staging release to succeed in the channel", 2*time.Minute, func() bool {
@@ -234,7 +234,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("no answer to the deploy command")
 	}
 
-	signedPost(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production"), serveSecret)
+	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production"), serveSecret)
 	eventually(t, "the production request with its buttons", time.Minute, func() bool {
 		msg := slack.lastMessage("C0CRMRELEASE", "crm-r2")
 		return strings.Contains(msg, "relbot_approve") && strings.Contains(msg, "0 of 2")
@@ -243,7 +243,7 @@ func TestServeEndToEnd(t *testing.T) {
 		p := string(mustRead(t, filepath.Join("..", "..", "fixtures", "slack", "block_actions_approve.json")))
 		p = strings.NewReplacer("U09MALLORY", user, "crm-r5", "crm-r2", "1700000012.345678", ts,
 			"https://hooks.slack.com/actions/T0001/1234567890/AbCdEfGhIjKlMnOp", slack.GetAPIURL()+"response/click").Replace(p)
-		if code := signedPost(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(p)), serveSecret); code != 200 {
+		if code := postSlack(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(p)), serveSecret); code != 200 {
 			t.Fatalf("click: %d", code)
 		}
 	}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/slack-go/slack/slacktest"
+)
+
+// standIn is the built-in stand-in for Slack's Web API (slack-go's
+// slacktest) that the demo and `bench slack` point relbot at: it answers
+// every call relbot makes and remembers what was posted, so nothing leaves
+// the machine.
+type standIn struct {
+	*slacktest.Server
+	mu    sync.Mutex
+	posts []slackPost
+	ts    int
+}
+
+// slackPost is one message relbot sent: to a channel, a thread, a user,
+// or a response_url.
+type slackPost struct {
+	Method  string // chat.postMessage, chat.update, chat.postEphemeral, response
+	Channel string
+	Thread  string
+	TS      string
+	Text    string
+	Blocks  string
+}
+
+func newStandIn() *standIn {
+	s := &standIn{}
+	record := func(method string) slacktest.Binder {
+		return func(c slacktest.Customize) {
+			c.Handle("/"+method, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				p := slackPost{Method: strings.TrimSuffix(method, "/")}
+				if form, err := url.ParseQuery(string(body)); err == nil && form.Get("channel") != "" {
+					p.Channel, p.Thread, p.TS, p.Text, p.Blocks = form.Get("channel"), form.Get("thread_ts"), form.Get("ts"), form.Get("text"), form.Get("blocks")
+				} else {
+					var m struct {
+						Text   string          `json:"text"`
+						Blocks json.RawMessage `json:"blocks"`
+					}
+					_ = json.Unmarshal(body, &m)
+					p.Text, p.Blocks = m.Text, string(m.Blocks)
+				}
+				s.mu.Lock()
+				if p.Method == "chat.postMessage" {
+					s.ts++
+					p.TS = fmt.Sprintf("1700000000.%06d", s.ts)
+				}
+				s.posts = append(s.posts, p)
+				s.mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": orDefault(p.Channel, "D0DIRECT"), "ts": orDefault(p.TS, "1700000000.000001"),
+					"user": map[string]any{"id": "U0RELBOT"}})
+			})
+		}
+	}
+	var binders []slacktest.Binder
+	for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "conversations.open", "response/"} {
+		binders = append(binders, record(m))
+	}
+	s.Server = slacktest.NewTestServer(binders...)
+	s.Start()
+	return s
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// since returns the posts after the first n.
+func (s *standIn) since(n int) []slackPost {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]slackPost(nil), s.posts[min(n, len(s.posts)):]...)
+}
+
+func (s *standIn) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.posts)
+}
+
+// responseURL is where relbot's answers to commands and clicks go.
+func (s *standIn) responseURL() string { return s.GetAPIURL() + "response/" }
+
+// blocksText renders Block Kit as the plain lines a reader sees.
+func blocksText(blocks string) []string {
+	var bs []map[string]any
+	if json.Unmarshal([]byte(blocks), &bs) != nil {
+		return nil
+	}
+	var out []string
+	text := func(v any) string {
+		if m, ok := v.(map[string]any); ok {
+			if t, ok := m["text"].(string); ok {
+				return t
+			}
+		}
+		return ""
+	}
+	for _, b := range bs {
+		if t := text(b["text"]); t != "" {
+			out = append(out, strings.Split(t, "\n")...)
+		}
+		if fs, ok := b["fields"].([]any); ok {
+			for _, f := range fs {
+				out = append(out, strings.ReplaceAll(text(f), "\n", " "))
+			}
+		}
+		if es, ok := b["elements"].([]any); ok {
+			var parts []string
+			for _, e := range es {
+				if em, ok := e.(map[string]any); ok {
+					if t := text(em["text"]); t != "" && em["type"] == "button" {
+						parts = append(parts, "["+t+"]")
+					} else if t, ok := em["text"].(string); ok {
+						parts = append(parts, t)
+					}
+				}
+			}
+			if len(parts) > 0 {
+				out = append(out, strings.Join(parts, "  "))
+			}
+		}
+	}
+	return out
+}
