@@ -47,6 +47,7 @@ type Service interface {
 	ListReleases(ctx context.Context, app, env string) ([]*release.Release, error)
 	Lock(ctx context.Context, actor, app, env, reason string) (*release.Hold, error)
 	Unlock(ctx context.Context, actor, app, env string) error
+	Holds(ctx context.Context) ([]release.Hold, error)
 }
 
 // Dispatcher runs commands against a Service. Only help works without one.
@@ -110,6 +111,7 @@ var handlers = map[string]handler{
 	"release show":     on((*Dispatcher).releaseShow),
 	"lock":             on((*Dispatcher).lock),
 	"unlock":           on((*Dispatcher).unlock),
+	"status":           on((*Dispatcher).status),
 }
 
 // Handle parses req.Text and runs the command. Errors are *UsageError or

@@ -200,7 +200,6 @@ func TestHandle(t *testing.T) {
 			f.restore = &release.RestoreReport{Tables: 40, Rows: 1000, Files: 3, Mode: "fresh (parallel)", Duration: 1500 * time.Millisecond, Warnings: []string{"extension pg_trgm missing"}}
 		}, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Backup crm-b1 restored into crm recovery", "fresh (parallel)", "1.5s", "pg_trgm")}},
 		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
-		{"status crm", nil, []check{fails(release.CodeUnavailable, "status is not available yet")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.text, func(t *testing.T) {

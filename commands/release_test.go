@@ -69,6 +69,23 @@ func (f *fakeService) Lock(_ context.Context, actor, app, env, reason string) (*
 
 func (f *fakeService) Unlock(_ context.Context, actor, app, env string) error { return nil }
 
+func (f *fakeService) Holds(context.Context) ([]release.Hold, error) {
+	return []release.Hold{{App: "crm", Env: "staging", Reason: "incident 7", By: "bob", At: t0}}, nil
+}
+
+func TestStatus(t *testing.T) {
+	d := &Dispatcher{Service: newFake()}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"production", "crm-r1 succeeded", "crm-b1", "locked by bob: incident 7", "recovery"} {
+		if !strings.Contains(r.Text, want) {
+			t.Fatalf("status lacks %q:\n%s", want, r.Text)
+		}
+	}
+}
+
 func TestReleaseCommands(t *testing.T) {
 	fake := newFake()
 	d := &Dispatcher{Service: fake}
