@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -457,8 +459,15 @@ func versionChanges(srcCore, tgtCore string, src, tgt map[string]string) []strin
 			byChange[change] = append(byChange[change], n)
 		}
 	}
-	for _, change := range sortedKeys(byChange) {
-		ps := byChange[change]
+	return append(out, PluginChanges(byChange)...)
+}
+
+// PluginChanges renders plugins grouped by their change ("2.2.14 ->
+// 2.2.15": names), one line a change, in a stable order.
+func PluginChanges(byChange map[string][]string) []string {
+	var out []string
+	for _, change := range slices.Sorted(maps.Keys(byChange)) {
+		ps := append([]string(nil), byChange[change]...)
 		sort.Strings(ps)
 		if len(ps) == 1 {
 			out = append(out, fmt.Sprintf("plugin %s: %s", ps[0], change))

@@ -3,7 +3,6 @@ package migrate
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/relbot/relbot/release"
@@ -708,13 +707,4 @@ func (l *load) describe() string {
 	default:
 		return fmt.Sprintf("-- insert the %d rows whose primary key %s lacks", l.data.Rows, l.table.Key())
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

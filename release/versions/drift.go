@@ -3,8 +3,8 @@ package versions
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -89,7 +89,7 @@ func (e *Engine) Drift(ctx context.Context, app *release.App, a, b *release.Envi
 	for n := range sb.scope {
 		names[n] = true
 	}
-	for _, name := range sortedKeys(names) {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		ta, tb := sa.schema.Table(name), sb.schema.Table(name)
 		var diffs []string
 		switch {
@@ -135,7 +135,7 @@ func tableDrift(ta, tb *pgschema.Table, an, bn string) []string {
 		}
 	}
 	named := func(kind string, wa, wb map[string]string) {
-		for _, n := range sortedKeys(wa) {
+		for _, n := range slices.Sorted(maps.Keys(wa)) {
 			db, ok := wb[n]
 			switch {
 			case !ok:
@@ -144,7 +144,7 @@ func tableDrift(ta, tb *pgschema.Table, an, bn string) []string {
 				out = append(out, fmt.Sprintf("%s %s differs: %s in %s, %s in %s", kind, n, wa[n], an, db, bn))
 			}
 		}
-		for _, n := range sortedKeys(wb) {
+		for _, n := range slices.Sorted(maps.Keys(wb)) {
 			if _, ok := wa[n]; !ok {
 				out = append(out, fmt.Sprintf("%s %s only in %s", kind, n, bn))
 			}
@@ -220,23 +220,5 @@ func versionDrift(a, b *envState) []string {
 			byChange[change] = append(byChange[change], n)
 		}
 	}
-	for _, change := range sortedKeys(byChange) {
-		ps := byChange[change]
-		sort.Strings(ps)
-		if len(ps) == 1 {
-			out = append(out, fmt.Sprintf("plugin %s: %s", ps[0], change))
-			continue
-		}
-		out = append(out, fmt.Sprintf("%d plugins %s: %s", len(ps), change, strings.Join(ps, ", ")))
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return append(out, migrate.PluginChanges(byChange)...)
 }
