@@ -85,7 +85,13 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	store, err := postgres.Open(ctx, s.DatabaseURL, log)
+	// A terminal runs one command: a small pool keeps many concurrent
+	// terminals (and their releases) well inside the server's connections.
+	var poolSize int32
+	if o.progress != nil {
+		poolSize = 4
+	}
+	store, err := postgres.Open(ctx, s.DatabaseURL, log, poolSize)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,10 @@ type Store struct {
 
 // Open connects to dsn, brings the schema up to date and returns a Store.
 // Replicas may Open at the same time; schema changes are serialised.
-func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+//
+// maxConns, when given and positive, bounds the pool instead of the default
+// (a terminal command needs a few connections, a server more).
+func Open(ctx context.Context, dsn string, log *slog.Logger, maxConnsOpt ...int32) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -44,6 +47,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("load schema migrations: %w", err)
 	}
 	cfg.MaxConns = maxConns
+	if len(maxConnsOpt) > 0 && maxConnsOpt[0] > 0 {
+		cfg.MaxConns = maxConnsOpt[0]
+	}
 	// Connections are opened on demand, so this does not touch the server:
 	// the first Acquire below does.
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
