@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -42,6 +43,12 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 				"could not open the private form for secret %s (nothing was stored): try again", rep.Prompt.Var)), false)
 		}
 		return
+	}
+	if err != nil && rep.Missing != nil {
+		// Offer the requester a form for what the target lacks.
+		if verr := b.openView(ctx, sc.TriggerID, VariablesModal(*rep.Missing, sc.ChannelID)); verr != nil {
+			b.log.Warn("slack: open the variables form", "err", verr)
+		}
 	}
 	b.respond(ctx, t, RenderResult(rep, err), err == nil && rep.Public)
 	b.after(cmd, rep, err)
@@ -144,7 +151,48 @@ func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {
 			Secret: func(context.Context, string) (string, error) { return value, nil }}
 		rep, err := b.cfg.Dispatcher.Run(ctx, req, commands.SecretSet{App: m.App, Env: m.Env, Var: m.Var})
 		b.respond(ctx, target{"", m.Channel, ic.User.ID}, RenderResult(rep, err), err == nil && rep.Public)
+	case CallbackVariables:
+		b.submitVariables(ctx, ic)
 	}
+}
+
+// submitVariables stores what the missing-variables form gave: each as a
+// secret (through the same path as secret set: never echoed) or a plain
+// variable, then tells the requester how to deploy again.
+func (b *Bot) submitVariables(ctx context.Context, ic *slack.InteractionCallback) {
+	var m variablesMeta
+	if err := json.Unmarshal([]byte(ic.View.PrivateMetadata), &m); err != nil || m.App == "" || m.Env == "" || len(m.Names) == 0 {
+		b.log.Warn("slack: variables form without its variables")
+		return
+	}
+	t := target{"", m.Channel, ic.User.ID}
+	secret := map[string]bool{}
+	if ic.View.State != nil {
+		for _, o := range ic.View.State.Values["secrets"]["secrets"].SelectedOptions {
+			secret[o.Value] = true
+		}
+	}
+	var set []string
+	for _, name := range m.Names {
+		value := viewValue(ic, "var:"+name, "value")
+		if value == "" {
+			continue
+		}
+		var cmd commands.Command = commands.VarSet{App: m.App, Env: m.Env, Var: name, Value: value}
+		req := commands.Request{User: ic.User.ID, Channel: m.Channel}
+		if secret[name] {
+			cmd = commands.SecretSet{App: m.App, Env: m.Env, Var: name}
+			req.Secret = func(context.Context, string) (string, error) { return value, nil }
+		}
+		if _, err := b.cfg.Dispatcher.Run(ctx, req, cmd); err != nil {
+			b.respond(ctx, t, refusal("Not stored: "+name, err), false)
+			return
+		}
+		set = append(set, name)
+	}
+	b.log.Info("slack: variables supplied", "app", m.App, "env", m.Env, "count", len(set))
+	b.respond(ctx, t, note(fmt.Sprintf(":white_check_mark: %d variable(s) of %s %s set: %s. Deploy again with `/relbot deploy %s %s`.",
+		len(set), escape(m.App), escape(m.Env), escape(strings.Join(set, ", ")), escape(m.Migration), escape(m.Env))), false)
 }
 
 func refusal(what string, err error) Message {

@@ -37,6 +37,9 @@ const (
 const (
 	CallbackReject = "relbot_reject"
 	CallbackSecret = "relbot_secret"
+	// CallbackVariables is the form that supplies the variables a refused
+	// deploy found missing.
+	CallbackVariables = "relbot_variables"
 )
 
 // Message is one Slack message: the notification text and the blocks.
@@ -634,5 +637,48 @@ func SecretModal(p commands.SecretPrompt, channel string) slack.ModalViewRequest
 			section(fmt.Sprintf("Value of secret *%s* for %s %s. It is stored encrypted and never shown again.", escape(p.Var), escape(p.App), escape(p.Env))),
 			slack.NewInputBlock("value", plain(p.Var, 2000), nil, input),
 		}},
+	}
+}
+
+// variablesMeta travels with the missing-variables form.
+type variablesMeta struct {
+	App       string   `json:"app"`
+	Env       string   `json:"env"`
+	Migration string   `json:"migration"`
+	Names     []string `json:"names"`
+	Channel   string   `json:"channel,omitempty"`
+}
+
+// maxFormVariables bounds the inputs of one form (Slack allows 100
+// blocks; beyond this the terminal's var set is the way).
+const maxFormVariables = 20
+
+// VariablesModal asks the requester of a refused deploy for the variables
+// the target lacks: a value each, and which of them are secrets.
+func VariablesModal(m release.MissingVariables, channel string) slack.ModalViewRequest {
+	names := m.Names
+	if len(names) > maxFormVariables {
+		names = names[:maxFormVariables]
+	}
+	blocks := []slack.Block{section(fmt.Sprintf("%s %s lacks %d variable(s) that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
+		escape(m.App), escape(m.Env), len(m.Names), escape(m.Migration), escape(m.Env)))}
+	var options []*slack.OptionBlockObject
+	for _, n := range names {
+		input := slack.NewPlainTextInputBlockElement(plain("value", 150), "value")
+		blocks = append(blocks, slack.NewInputBlock("var:"+n, plain(n, 2000), nil, input))
+		options = append(options, slack.NewOptionBlockObject(n, plain(n, 75), nil))
+	}
+	secrets := slack.NewCheckboxGroupsBlockElement("secrets", options...)
+	secretsBlock := slack.NewInputBlock("secrets", plain("Which are secrets?", 2000), nil, secrets)
+	secretsBlock.Optional = true
+	blocks = append(blocks, secretsBlock)
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackVariables,
+		Title:           plain("Missing variables", maxModalTitle),
+		Submit:          plain("Save", 24),
+		Close:           plain("Cancel", 24),
+		PrivateMetadata: metadata(variablesMeta{App: m.App, Env: m.Env, Migration: m.Migration, Names: names, Channel: channel}),
+		Blocks:          slack.Blocks{BlockSet: blocks},
 	}
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -168,6 +169,10 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		at = &t
 	}
 	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at)
+	var missing *release.MissingVariables
+	if errors.As(err, &missing) {
+		return Reply{Missing: missing}, err
+	}
 	if err != nil {
 		return Reply{}, err
 	}

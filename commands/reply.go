@@ -34,6 +34,9 @@ type Reply struct {
 	// Prompt asks the transport to collect a secret's value privately (a
 	// Slack modal) and run secret set with it; nothing was changed yet.
 	Prompt *SecretPrompt
+	// Missing, with a refused deploy, names the variables the target
+	// lacks, so a transport can ask the requester for them.
+	Missing *release.MissingVariables
 }
 
 // SecretPrompt names the secret a transport should ask the user for.

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -230,4 +231,16 @@ type Hooks interface {
 // Checker runs an environment's validation checks.
 type Checker interface {
 	Run(ctx context.Context, env *Environment) []CheckResult
+}
+
+// MissingVariables is why a deploy was refused when the target lacks
+// variables the migration references: transports can ask the requester
+// for them (Slack offers a form).
+type MissingVariables struct {
+	App, Env, Migration string
+	Names               []string
+}
+
+func (m *MissingVariables) Error() string {
+	return m.Env + " lacks variables: " + strings.Join(m.Names, ", ")
 }

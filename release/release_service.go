@@ -140,8 +140,10 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			}
 		}
 		if len(missing) > 0 {
-			return Errorf(CodeConflict, "%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
-				e.Name, m.ID, strings.Join(missing, ", "), a.Name, e.Name, a.Name, e.Name)
+			return &Error{Code: CodeConflict,
+				Message: fmt.Sprintf("%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
+					e.Name, m.ID, strings.Join(missing, ", "), a.Name, e.Name, a.Name, e.Name),
+				Err: &MissingVariables{App: a.Name, Env: e.Name, Migration: m.ID, Names: missing}}
 		}
 	}
 	return s.preflightWindow(ctx, a, e, at)

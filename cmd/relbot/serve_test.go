@@ -308,3 +308,82 @@ func TestTerminalApprovalUpdatesSlack(t *testing.T) {
 		t.Fatalf("the channel's message does not show the outcome:\n%s", msg)
 	}
 }
+
+// A deploy refused for missing variables offers the requester a form; its
+// submission stores them (the one marked secret as a secret) and the
+// deploy then goes through.
+func TestSlackAsksForMissingVariables(t *testing.T) {
+	env := sampleEnv(t)
+	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
+	m := createMigration(t, env)
+	slack := newSlackStandIn(t)
+	env["RELBOT_SLACK_API_URL"] = slack.GetAPIURL()
+	env["SLACK_BOT_TOKEN"] = "xoxb-e2e"
+	env["SLACK_SIGNING_SECRET"] = serveSecret
+	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, func(k string) string { return env[k] })
+	}()
+	var addr string
+	eventually(t, "listening on", 30*time.Second, func() bool {
+		s := stderr.String()
+		if i := strings.Index(s, "listening on "); i >= 0 {
+			addr = strings.Fields(s[i+len("listening on "):])[0]
+			return true
+		}
+		return false
+	})
+	form := url.Values{"team_id": {"T0001"}, "channel_id": {"C0CRMRELEASE"}, "user_id": {"U04ALICE"}, "command": {"/relbot"},
+		"text": {"deploy " + m + " staging"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
+	if code := postSlack(t, addr, "/slack/commands", []byte(form.Encode()), serveSecret); code != 200 {
+		t.Fatalf("signed command: %d", code)
+	}
+	var view slackCall
+	eventually(t, "the variables form", 30*time.Second, func() bool {
+		calls := slack.find("views.open", "relbot_variables")
+		if len(calls) > 0 {
+			view = calls[0]
+		}
+		return len(calls) > 0
+	})
+	if !strings.Contains(view.body, "CONTRACTS_SIGN_URL") {
+		t.Fatalf("the form does not ask for CONTRACTS_SIGN_URL:\n%s", view.body)
+	}
+	var opened struct {
+		View struct {
+			PrivateMetadata string `json:"private_metadata"`
+		} `json:"view"`
+	}
+	if err := json.Unmarshal([]byte(view.body), &opened); err != nil {
+		t.Fatalf("%v: %s", err, view.body)
+	}
+	modal := opened.View
+	submission, _ := json.Marshal(map[string]any{
+		"type": "view_submission", "user": map[string]any{"id": "U04ALICE"}, "team": map[string]any{"id": "T0001"},
+		"view": map[string]any{"id": "V0VARS", "hash": "h1", "callback_id": "relbot_variables", "private_metadata": modal.PrivateMetadata,
+			"state": map[string]any{"values": map[string]any{
+				"var:CONTRACTS_SIGN_URL": map[string]any{"value": map[string]any{"type": "plain_text_input", "value": "https://sign.canary-7c1e.example"}},
+				"secrets": map[string]any{"secrets": map[string]any{"type": "checkboxes", "selected_options": []map[string]any{{"value": "CONTRACTS_SIGN_URL"}}}},
+			}}},
+	})
+	if code := postSlack(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(string(submission))), serveSecret); code != 200 {
+		t.Fatalf("form submission: %d", code)
+	}
+	eventually(t, "the confirmation", 30*time.Second, func() bool { return len(slack.find("chat.postEphemeral", "set: CONTRACTS_SIGN_URL")) > 0 })
+	cancel()
+	<-done
+	r := must(t, run(t, env, "var", "list", "crm", "staging"), "CONTRACTS_SIGN_URL", "secret")
+	if strings.Contains(r.out, "canary-7c1e") {
+		t.Fatal("the secret from the form is shown")
+	}
+	for _, c := range slack.find("chat.postEphemeral", "") {
+		if strings.Contains(c.body, "canary-7c1e") {
+			t.Fatal("the secret from the form was posted")
+		}
+	}
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+}
