@@ -367,7 +367,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 		"view": map[string]any{"id": "V0VARS", "hash": "h1", "callback_id": "relbot_variables", "private_metadata": modal.PrivateMetadata,
 			"state": map[string]any{"values": map[string]any{
 				"var:CONTRACTS_SIGN_URL": map[string]any{"value": map[string]any{"type": "plain_text_input", "value": "https://sign.canary-7c1e.example"}},
-				"secrets": map[string]any{"secrets": map[string]any{"type": "checkboxes", "selected_options": []map[string]any{{"value": "CONTRACTS_SIGN_URL"}}}},
+				"secrets":                map[string]any{"secrets": map[string]any{"type": "checkboxes", "selected_options": []map[string]any{{"value": "CONTRACTS_SIGN_URL"}}}},
 			}}},
 	})
 	if code := postSlack(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(string(submission))), serveSecret); code != 200 {
