@@ -144,6 +144,32 @@ func postSlack(t *testing.T, addr, path string, body []byte, secret string) int 
 	return resp.StatusCode
 }
 
+// startServe runs relbot serve with env until ctx ends and returns the
+// address it listens on, its exit code channel and its stderr.
+func startServe(t *testing.T, ctx context.Context, env map[string]string) (string, chan int, *lockedBuffer) {
+	t.Helper()
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: stderr}, func(k string) string { return env[k] })
+	}()
+	var addr string
+	eventually(t, "listening on", 30*time.Second, func() bool {
+		s := stderr.String()
+		if i := strings.Index(s, "listening on "); i >= 0 {
+			addr = strings.Fields(s[i+len("listening on "):])[0]
+			return true
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d:\n%s", code, s)
+		default:
+		}
+		return false
+	})
+	return addr, done, stderr
+}
+
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -183,25 +209,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, func(k string) string { return env[k] })
-	}()
-	var addr string
-	eventually(t, "listening on", 30*time.Second, func() bool {
-		s := stderr.String()
-		if i := strings.Index(s, "listening on "); i >= 0 {
-			addr = strings.Fields(s[i+len("listening on "):])[0]
-			return true
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d:\n%s", code, s)
-		default:
-		}
-		return false
-	})
+	addr, done, stderr := startServe(t, ctx, env)
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil || resp.StatusCode != want {
@@ -323,20 +331,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, func(k string) string { return env[k] })
-	}()
-	var addr string
-	eventually(t, "listening on", 30*time.Second, func() bool {
-		s := stderr.String()
-		if i := strings.Index(s, "listening on "); i >= 0 {
-			addr = strings.Fields(s[i+len("listening on "):])[0]
-			return true
-		}
-		return false
-	})
+	addr, done, _ := startServe(t, ctx, env)
 	form := url.Values{"team_id": {"T0001"}, "channel_id": {"C0CRMRELEASE"}, "user_id": {"U04ALICE"}, "command": {"/relbot"},
 		"text": {"deploy " + m + " staging"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
 	if code := postSlack(t, addr, "/slack/commands", []byte(form.Encode()), serveSecret); code != 200 {

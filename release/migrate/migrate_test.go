@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
@@ -34,27 +34,7 @@ func ctxT(t *testing.T) context.Context {
 
 // sampleApp loads the sample app's environments into databases of this
 // test and returns the app as apps.yaml describes it.
-func sampleApp(t *testing.T, envs ...string) *release.App {
-	t.Helper()
-	vars := map[string]string{}
-	keys := map[string]string{fixtures.Development: "DEV", fixtures.Staging: "STAGING", fixtures.Production: "PROD", fixtures.Recovery: "RECOVERY"}
-	for _, env := range fixtures.Envs {
-		vars["CRM_"+keys[env]+"_DATABASE_URL"] = "postgres://unused/" + env
-		vars["CRM_"+keys[env]+"_STORAGE"] = "/nonexistent/" + env
-	}
-	for _, env := range envs {
-		_, dsn := testenv.NewDatabase(t, env)
-		if err := fixtures.LoadEnv(ctxT(t), dsn, env); err != nil {
-			t.Fatal(err)
-		}
-		vars["CRM_"+keys[env]+"_DATABASE_URL"] = dsn
-	}
-	apps, err := config.ParseApps([]byte(fixtures.AppsYAML(nil)), func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return apps[0]
-}
+func sampleApp(t *testing.T, envs ...string) *release.App { return sampleapp.Load(t, envs...) }
 
 type fileReader struct {
 	*bytes.Reader
