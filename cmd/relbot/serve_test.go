@@ -17,93 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/slack-go/slack/slacktest"
 )
-
-// slackStandIn is slacktest with the endpoints relbot uses recorded.
-type slackStandIn struct {
-	*slacktest.Server
-	mu    sync.Mutex
-	calls []slackCall
-	ts    int
-}
-
-type slackCall struct {
-	method string
-	form   url.Values
-	body   string
-}
-
-func newSlackStandIn(t *testing.T) *slackStandIn {
-	t.Helper()
-	s := &slackStandIn{}
-	bind := func(method string, answer func(url.Values) any) slacktest.Binder {
-		return func(c slacktest.Customize) {
-			c.Handle("/"+method, func(w http.ResponseWriter, r *http.Request) {
-				body, _ := io.ReadAll(r.Body)
-				form, _ := url.ParseQuery(string(body))
-				s.mu.Lock()
-				s.calls = append(s.calls, slackCall{method, form, string(body)})
-				s.mu.Unlock()
-				w.Header().Set("Content-Type", "application/json")
-				json.NewEncoder(w).Encode(answer(form))
-			})
-		}
-	}
-	s.Server = slacktest.NewTestServer(
-		bind("chat.postMessage", func(f url.Values) any {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.ts++
-			return map[string]any{"ok": true, "channel": f.Get("channel"), "ts": fmt.Sprintf("1700000000.%06d", s.ts)}
-		}),
-		bind("chat.update", func(f url.Values) any {
-			return map[string]any{"ok": true, "channel": f.Get("channel"), "ts": f.Get("ts")}
-		}),
-		bind("chat.postEphemeral", func(url.Values) any { return map[string]any{"ok": true} }),
-		bind("views.open", func(url.Values) any { return map[string]any{"ok": true} }),
-		bind("conversations.open", func(url.Values) any { return map[string]any{"ok": true, "channel": map[string]any{"id": "D0DIRECT"}} }),
-		bind("response/", func(url.Values) any { return map[string]any{"ok": true} }),
-	)
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-func (s *slackStandIn) find(method, contains string) []slackCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []slackCall
-	for _, c := range s.calls {
-		text := c.body
-		for _, vs := range c.form {
-			text += "\n" + strings.Join(vs, "\n")
-		}
-		if c.method == method && strings.Contains(text, contains) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// lastMessage is the latest version (posted, then updated) of a
-// release's message in channel.
-func (s *slackStandIn) lastMessage(channel, release string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last := ""
-	for _, c := range s.calls {
-		switch {
-		case c.method == "chat.postMessage" && c.form.Get("channel") == channel && c.form.Get("thread_ts") == "" &&
-			strings.HasPrefix(c.form.Get("text"), release+" "):
-			last = c.form.Get("blocks")
-		case c.method == "chat.update" && c.form.Get("channel") == channel && strings.HasPrefix(c.form.Get("text"), release+" "):
-			last = c.form.Get("blocks")
-		}
-	}
-	return last
-}
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -142,6 +56,23 @@ func postSlack(t *testing.T, addr, path string, body []byte, secret string) int 
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// newTestStandIn is the built-in Slack stand-in, stopped with the test.
+func newTestStandIn(t *testing.T) *standIn {
+	t.Helper()
+	s := newStandIn()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// slackEnv points env's relbot at the stand-in with the test's signing
+// secret and an address of its own.
+func slackEnv(env map[string]string, s *standIn) {
+	env["RELBOT_SLACK_API_URL"] = s.GetAPIURL()
+	env["SLACK_BOT_TOKEN"] = "xoxb-e2e"
+	env["SLACK_SIGNING_SECRET"] = serveSecret
+	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
 }
 
 // startServe runs relbot serve with env until ctx ends and returns the
@@ -201,11 +132,8 @@ func TestServeNeedsSlackSettings(t *testing.T) {
 func TestServeEndToEnd(t *testing.T) {
 	env := releaseEnv(t)
 	m := createMigration(t, env)
-	slack := newSlackStandIn(t)
-	env["RELBOT_SLACK_API_URL"] = slack.GetAPIURL()
-	env["SLACK_BOT_TOKEN"] = "xoxb-e2e"
-	env["SLACK_SIGNING_SECRET"] = serveSecret
-	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
+	slack := newTestStandIn(t)
+	slackEnv(env, slack)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -238,7 +166,7 @@ func TestServeEndToEnd(t *testing.T) {
 	eventually(t, "the staging release to succeed in the channel", 2*time.Minute, func() bool {
 		return strings.Contains(slack.lastMessage("C0CRMRELEASE", "crm-r1"), "*Succeeded*")
 	})
-	if len(slack.find("response/", "Release crm-r1 requested")) != 1 {
+	if len(slack.find("response", "Release crm-r1 requested")) != 1 {
 		t.Fatalf("no answer to the deploy command")
 	}
 
@@ -257,7 +185,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	click("U04ALICE", "1.1")
 	eventually(t, "the self-approval refusal", 30*time.Second, func() bool {
-		return len(slack.find("response/", "may not approve it too")) == 1
+		return len(slack.find("response", "may not approve it too")) == 1
 	})
 	click("U01AAA", "1.2")
 	eventually(t, "the first approval in the message", 30*time.Second, func() bool {
@@ -299,7 +227,7 @@ func mustRead(t *testing.T, path string) []byte {
 // An approval typed in a terminal updates the release's message in the
 // channel, as a click would: every view of a release shows the same state.
 func TestTerminalApprovalUpdatesSlack(t *testing.T) {
-	slackAPI := newSlackStandIn(t)
+	slackAPI := newTestStandIn(t)
 	env := releaseEnv(t)
 	env["SLACK_BOT_TOKEN"] = "xoxb-test-token"
 	env["RELBOT_SLACK_API_URL"] = slackAPI.GetAPIURL()
@@ -324,11 +252,8 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
 	m := createMigration(t, env)
-	slack := newSlackStandIn(t)
-	env["RELBOT_SLACK_API_URL"] = slack.GetAPIURL()
-	env["SLACK_BOT_TOKEN"] = "xoxb-e2e"
-	env["SLACK_SIGNING_SECRET"] = serveSecret
-	env["RELBOT_HTTP_ADDR"] = "127.0.0.1:0"
+	slack := newTestStandIn(t)
+	slackEnv(env, slack)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, done, _ := startServe(t, ctx, env)
@@ -337,7 +262,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	if code := postSlack(t, addr, "/slack/commands", []byte(form.Encode()), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
-	var view slackCall
+	var view slackPost
 	eventually(t, "the variables form", 30*time.Second, func() bool {
 		calls := slack.find("views.open", "relbot_variables")
 		if len(calls) > 0 {
@@ -345,16 +270,16 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 		}
 		return len(calls) > 0
 	})
-	if !strings.Contains(view.body, "CONTRACTS_SIGN_URL") {
-		t.Fatalf("the form does not ask for CONTRACTS_SIGN_URL:\n%s", view.body)
+	if !strings.Contains(view.Body, "CONTRACTS_SIGN_URL") {
+		t.Fatalf("the form does not ask for CONTRACTS_SIGN_URL:\n%s", view.Body)
 	}
 	var opened struct {
 		View struct {
 			PrivateMetadata string `json:"private_metadata"`
 		} `json:"view"`
 	}
-	if err := json.Unmarshal([]byte(view.body), &opened); err != nil {
-		t.Fatalf("%v: %s", err, view.body)
+	if err := json.Unmarshal([]byte(view.Body), &opened); err != nil {
+		t.Fatalf("%v: %s", err, view.Body)
 	}
 	modal := opened.View
 	submission, _ := json.Marshal(map[string]any{
@@ -376,7 +301,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 		t.Fatal("the secret from the form is shown")
 	}
 	for _, c := range slack.find("chat.postEphemeral", "") {
-		if strings.Contains(c.body, "canary-7c1e") {
+		if strings.Contains(c.Body, "canary-7c1e") {
 			t.Fatal("the secret from the form was posted")
 		}
 	}

@@ -26,12 +26,14 @@ type standIn struct {
 // slackPost is one message relbot sent: to a channel, a thread, a user,
 // or a response_url.
 type slackPost struct {
-	Method  string // chat.postMessage, chat.update, chat.postEphemeral, response
+	Method  string // chat.postMessage, chat.update, chat.postEphemeral, views.open, conversations.open, response
 	Channel string
 	Thread  string
 	TS      string
 	Text    string
 	Blocks  string
+	Form    url.Values // the request's form, for form-encoded calls
+	Body    string     // the raw request
 }
 
 func newStandIn() *standIn {
@@ -40,8 +42,9 @@ func newStandIn() *standIn {
 		return func(c slacktest.Customize) {
 			c.Handle("/"+method, func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
-				p := slackPost{Method: strings.TrimSuffix(method, "/")}
+				p := slackPost{Method: strings.TrimSuffix(method, "/"), Body: string(body)}
 				if form, err := url.ParseQuery(string(body)); err == nil && form.Get("channel") != "" {
+					p.Form = form
 					p.Channel, p.Thread, p.TS, p.Text, p.Blocks = form.Get("channel"), form.Get("thread_ts"), form.Get("ts"), form.Get("text"), form.Get("blocks")
 				} else {
 					var m struct {
@@ -59,8 +62,11 @@ func newStandIn() *standIn {
 				s.posts = append(s.posts, p)
 				s.mu.Unlock()
 				w.Header().Set("Content-Type", "application/json")
-				json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": orDefault(p.Channel, "D0DIRECT"), "ts": orDefault(p.TS, "1700000000.000001"),
-					"user": map[string]any{"id": "U0RELBOT"}})
+				answer := map[string]any{"ok": true, "channel": orDefault(p.Channel, "D0DIRECT"), "ts": orDefault(p.TS, "1700000000.000001")}
+				if p.Method == "conversations.open" {
+					answer["channel"] = map[string]any{"id": "D0DIRECT"} // a direct message channel is an object here
+				}
+				json.NewEncoder(w).Encode(answer)
 			})
 		}
 	}
@@ -91,6 +97,34 @@ func (s *standIn) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.posts)
+}
+
+// find returns the posts of method whose request mentions contains.
+func (s *standIn) find(method, contains string) []slackPost {
+	var out []slackPost
+	for _, p := range s.since(0) {
+		text := p.Body
+		for _, vs := range p.Form {
+			text += "\n" + strings.Join(vs, "\n")
+		}
+		if p.Method == method && strings.Contains(text, contains) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// lastMessage is the latest version (posted, then updated) of a release's
+// message in channel, as Block Kit.
+func (s *standIn) lastMessage(channel, release string) string {
+	last := ""
+	for _, p := range s.since(0) {
+		if p.Channel == channel && strings.HasPrefix(p.Text, release+" ") &&
+			((p.Method == "chat.postMessage" && p.Thread == "") || p.Method == "chat.update") {
+			last = p.Blocks
+		}
+	}
+	return last
 }
 
 // responseURL is where relbot's answers to commands and clicks go.
