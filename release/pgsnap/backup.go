@@ -66,21 +66,10 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	}
 	// Largest first, so the last table to finish is a small one.
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
-	queue := make(chan *pgschema.Table)
 	results := make(chan TableInfo, len(tables))
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(queue)
-		for _, t := range tables {
-			select {
-			case queue <- t:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
+	queue := feed(gctx, g, tables)
 	for range e.workers() {
 		g.Go(func() error { return e.copyWorker(gctx, env.Database, snap.id, aw, queue, results) })
 	}
@@ -199,6 +188,24 @@ func AppVersions(ctx context.Context, q pgschema.Querier, s *pgschema.Schema) (s
 		}
 	}
 	return core, plugins, nil
+}
+
+// feed hands items one at a time to the workers of g, in order, and
+// closes the channel after the last or when g's context ends.
+func feed[T any](ctx context.Context, g *errgroup.Group, items []T) <-chan T {
+	queue := make(chan T)
+	g.Go(func() error {
+		defer close(queue)
+		for _, it := range items {
+			select {
+			case queue <- it:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	return queue
 }
 
 // copyWorker joins the exported snapshot and copies tables from queue.

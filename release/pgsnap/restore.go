@@ -274,19 +274,8 @@ func (e *Engine) runParallel(ctx context.Context, dsn, db string, phases ...[]fu
 		conns[i] = c
 	}
 	for _, jobs := range phases {
-		queue := make(chan func(context.Context, *pgx.Conn) error)
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			defer close(queue)
-			for _, j := range jobs {
-				select {
-				case queue <- j:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
+		queue := feed(gctx, g, jobs)
 		for _, c := range conns {
 			g.Go(func() error {
 				for j := range queue {
