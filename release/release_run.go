@@ -30,52 +30,22 @@ func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
 		}
 	}
 	ttl := s.leaseTTL()
-	lock, err := s.Locker.TryLock(ctx, envLockKey(a.Name, e.Name), s.Owner+" running "+id, ttl)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := lock.Unlock(context.Background()); err != nil {
-			s.Log.Warn("unlock environment", "release", id, "err", err)
-		}
-	}()
 	from := r.State
-	if err := s.Releases.TakeLease(ctx, id, from, s.Owner, s.Now().UTC().Add(ttl)); err != nil {
-		return nil, err
+	renew := func(ctx context.Context) error {
+		return s.Releases.RenewLease(ctx, id, s.Owner, s.Now().UTC().Add(ttl))
 	}
-	r.State = StateRunning
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.keepLease(runCtx, cancel, r, lock, ttl)
-	log := s.Log.With("app", a.Name, "env", e.Name, "release", id)
-	log.Info("release running", "resumed", from == StateInterrupted)
-	if err := s.runSteps(runCtx, r, a, e); err != nil {
-		return r, err
-	}
-	return r, nil
-}
-
-// keepLease renews the lease and the lock until ctx ends; losing either
-// stops the run at its next step boundary.
-func (s *Service) keepLease(ctx context.Context, cancel func(), r *Release, lock Lock, ttl time.Duration) {
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := s.Releases.RenewLease(ctx, r.ID, s.Owner, s.Now().UTC().Add(ttl))
-			if err == nil {
-				err = lock.Refresh(ctx, ttl)
-			}
-			if err != nil && ctx.Err() == nil {
-				s.Log.Error("release lease lost: stopping", "release", r.ID, "err", err)
-				cancel()
-				return
-			}
+	err = s.holding(ctx, envLockKey(a.Name, e.Name), s.Owner+" running "+id, ttl, renew, func(ctx context.Context) error {
+		if err := s.Releases.TakeLease(ctx, id, from, s.Owner, s.Now().UTC().Add(ttl)); err != nil {
+			return err
 		}
+		r.State = StateRunning
+		s.Log.Info("release running", "app", a.Name, "env", e.Name, "release", id, "resumed", from == StateInterrupted)
+		return s.runSteps(ctx, r, a, e)
+	})
+	if err != nil && r.State != StateRunning && r.State != StateSucceeded && r.State != StateFailed {
+		return nil, err // refused before it started: the lock or the lease was someone else's
 	}
+	return r, err
 }
 
 // waitForStart waits for a scheduled release's time, telling users notice

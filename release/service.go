@@ -98,7 +98,15 @@ const lockTTL = 2 * time.Minute
 
 // withLock runs fn while holding key, refreshing it as fn runs.
 func (s *Service) withLock(ctx context.Context, key string, fn func(context.Context) error) error {
-	lock, err := s.Locker.TryLock(ctx, key, s.Owner, lockTTL)
+	return s.holding(ctx, key, s.Owner, lockTTL, nil, fn)
+}
+
+// holding runs fn while owner holds key. Every ttl/4 the lock is refreshed
+// and renew, when set, is called too (a release renews its lease there);
+// if either fails, fn's context is cancelled so it stops at its next
+// boundary.
+func (s *Service) holding(ctx context.Context, key, owner string, ttl time.Duration, renew func(context.Context) error, fn func(context.Context) error) error {
+	lock, err := s.Locker.TryLock(ctx, key, owner, ttl)
 	if err != nil {
 		return err
 	}
@@ -106,15 +114,19 @@ func (s *Service) withLock(ctx context.Context, key string, fn func(context.Cont
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(lockTTL / 4)
+		t := time.NewTicker(ttl / 4)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := lock.Refresh(ctx, lockTTL); err != nil {
-					s.Log.Error("lock lost", "key", key, "err", err)
+				err := lock.Refresh(ctx, ttl)
+				if err == nil && renew != nil {
+					err = renew(ctx)
+				}
+				if err != nil && ctx.Err() == nil {
+					s.Log.Error("lock or lease lost: stopping", "key", key, "err", err)
 					cancel()
 					return
 				}
