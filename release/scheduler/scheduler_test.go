@@ -300,7 +300,15 @@ func TestMissedBackupTakenAtStart(t *testing.T) {
 		if len(out) != len(n.take()) {
 			t.Fatalf("Tick returned %d notices, notified a different number", len(out))
 		}
-		return out
+		// The base day is random, so a start may fall on the weekly
+		// verify's tick; this test is about backups only.
+		var backups []scheduler.BackupNotice
+		for _, b := range out {
+			if b.Kind == scheduler.KindBackup {
+				backups = append(backups, b)
+			}
+		}
+		return backups
 	}
 
 	// No scheduled backup at all: taken at start, late, recorded at start.
