@@ -440,3 +440,49 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 	// An expired release frees its environment.
 	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
 }
+
+// TestFreezeWindow: a release into a frozen environment is refused now and
+// at a time inside the window, and can be scheduled for after it.
+func TestFreezeWindow(t *testing.T) {
+	env := releaseEnv(t)
+	now := time.Now().UTC()
+	window := fmt.Sprintf(`freeze: ["%s - %s"]`, now.Add(-time.Hour).Format("Mon 15:04"), now.Add(time.Hour).Format("Mon 15:04"))
+	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
+	staging := "        approvals: {required: 0}\n"
+	if !strings.Contains(string(apps), staging) {
+		t.Fatal("sample apps.yaml changed: no staging approvals line to put the window after")
+	}
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), staging, staging+"        "+window+"\n", 1)), 0o600)
+	m := createMigration(t, env)
+
+	refused(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "crm staging is frozen")
+	inside := now.Add(30 * time.Minute).Format(time.RFC3339)
+	refused(t, run(t, env, "deploy", m, "staging", "--at", inside, "--as", "alice"), "crm staging is frozen")
+	if markers(t, env["CRM_STAGING_DATABASE_URL"]) != 0 {
+		t.Fatal("a refused release changed staging")
+	}
+
+	after := now.Add(2 * time.Hour).Format(time.RFC3339)
+	done := make(chan result, 1)
+	go func() { done <- run(t, env, "deploy", m, "staging", "--at", after, "--as", "alice") }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := run(t, env, "release", "list", "crm", "--json")
+		if r.code == 0 && strings.Contains(r.out, `"scheduled"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the release after the window never became scheduled: %+v", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	must(t, run(t, env, "cancel", "crm-r1", "--as", "alice"), "cancelled")
+	select {
+	case r := <-done:
+		if r.code != 1 || !strings.Contains(r.err, "cancelled") {
+			t.Fatalf("the waiting deploy: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting deploy did not notice the cancel")
+	}
+}
