@@ -210,7 +210,7 @@ func TestOneBackupPerTickAcrossReplicas(t *testing.T) {
 		connect := func() *goredis.Client {
 			c, err := redis.Connect(ctx, testenv.RedisURL())
 			if err != nil {
-				t.Skipf("no Redis at %s: %v", testenv.RedisURL(), err)
+				t.Fatalf("no Redis at %s (start it; .ci/run does): %v", testenv.RedisURL(), err)
 			}
 			t.Cleanup(func() { c.Close() })
 			return c

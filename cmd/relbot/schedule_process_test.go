@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/internal/testenv"
+)
+
+// TestScheduledBackupsAcrossTwoProcesses: two `relbot serve` processes
+// share the bot's database and Redis; an @every schedule ticks several
+// times while both run, and each tick gives exactly one scheduled backup.
+func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
+	bin := binary(t)
+	env := sampleEnv(t)
+	slackEnv(env, newTestStandIn(t))
+	// A Redis database of this test's own: claim and lock keys name the app
+	// and the tick, and other tests back up an app called crm too.
+	u, err := url.Parse(testenv.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/11"
+	env["RELBOT_REDIS_URL"] = u.String()
+	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
+	if !strings.Contains(string(apps), `schedule: "0 2 * * *"`) {
+		t.Fatal("sample apps.yaml changed: no production backup schedule to shorten")
+	}
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), `schedule: "0 2 * * *"`, `schedule: "@every 4s"`, 1)), 0o600)
+
+	type replica struct {
+		cmd    *exec.Cmd
+		stderr *lockedBuffer
+	}
+	start := func() replica {
+		cmd := exec.Command(bin, "serve")
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"))
+		r := replica{cmd: cmd, stderr: &lockedBuffer{}}
+		cmd.Stderr = r.stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return r
+	}
+	replicas := []replica{start(), start()}
+	for _, r := range replicas {
+		eventually(t, "a replica listening", 30*time.Second, func() bool { return strings.Contains(r.stderr.String(), "listening on") })
+	}
+	// Both run until three ticks are backed up and one was contested (the
+	// loser of a claim says so), however slow the machine.
+	done := regexp.MustCompile(`msg="scheduled backup done" app=crm env=production tick=(\S+) backup=(\S+)`)
+	count := func(what func(log string) int) (n int) {
+		for _, r := range replicas {
+			n += what(r.stderr.String())
+		}
+		return n
+	}
+	contested := func() int {
+		return count(func(log string) int { return strings.Count(log, "scheduled run taken by another replica") })
+	}
+	eventually(t, "three scheduled backups, one tick contested", 90*time.Second, func() bool {
+		return count(func(log string) int { return len(done.FindAllString(log, -1)) }) >= 3 && contested() > 0
+	})
+	for _, r := range replicas {
+		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range replicas {
+		if err := r.cmd.Wait(); err != nil {
+			t.Fatalf("replica %d: %v\n%s", i, err, r.stderr.String())
+		}
+	}
+
+	// Every tick a replica backed up, and by which replica.
+	byTick := map[string][]string{}
+	taken := 0
+	for i, r := range replicas {
+		for _, m := range done.FindAllStringSubmatch(r.stderr.String(), -1) {
+			byTick[m[1]] = append(byTick[m[1]], m[2])
+			taken++
+		}
+		if strings.Contains(r.stderr.String(), "scheduled backup failed") {
+			t.Errorf("replica %d: a scheduled backup failed:\n%s", i, r.stderr.String())
+		}
+	}
+	for tick, ids := range byTick {
+		if len(ids) != 1 {
+			t.Errorf("tick %s backed up %d times: %v", tick, len(ids), ids)
+		}
+	}
+	if len(byTick) < 3 || contested() == 0 {
+		t.Fatalf("%d ticks backed up, %d contested", len(byTick), contested())
+	}
+
+	// The store agrees: one scheduled backup per tick, nothing else.
+	var list []struct {
+		ID   string `json:"id"`
+		Kind string `json:"kind"`
+	}
+	r := must(t, run(t, env, "backup", "list", "crm", "production", "--json"))
+	if err := json.Unmarshal([]byte(r.out), &list); err != nil {
+		t.Fatalf("%v: %s", err, r.out)
+	}
+	scheduled := 0
+	for _, b := range list {
+		if b.Kind == "scheduled" {
+			scheduled++
+		}
+	}
+	if scheduled != taken || taken != len(byTick) {
+		t.Fatalf("%d scheduled backups stored, %d logged, %d ticks: %s", scheduled, taken, len(byTick), r.out)
+	}
+}
