@@ -47,6 +47,18 @@ func TestSignatureIsChecked(t *testing.T) {
 			}
 		}
 	}
+	// Slack's certificate probe of the command URL is unsigned: 200, and
+	// nothing happens (checked below with the rest). A probe that also
+	// names a command is not one.
+	probe := []byte("ssl_check=1&token=xyz")
+	if resp := post(t, srv, "/slack/commands", probe, "", now); resp.StatusCode != http.StatusOK {
+		t.Errorf("ssl_check probe: status %d, want 200", resp.StatusCode)
+	}
+	for path, body := range map[string][]byte{"/slack/commands": []byte("ssl_check=1&command=%2Frelbot&text=deploy"), "/slack/interactions": probe} {
+		if resp := post(t, srv, path, body, "", now); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s unsigned: status %d, want 401", path, body, resp.StatusCode)
+		}
+	}
 	time.Sleep(100 * time.Millisecond) // any work wrongly queued would have run by now
 	if calls := svc.Calls(); len(calls) != 0 {
 		t.Fatalf("a badly signed request reached the service: %v", calls)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -67,11 +68,24 @@ func (b *Bot) signed(next func(w http.ResponseWriter, r *http.Request, body []by
 			return
 		}
 		if !b.verify(r.Header, body) {
+			if r.URL.Path == "/slack/commands" && isSSLCheck(body) {
+				// Slack's certificate probe of a slash command URL: it
+				// needs a 200 and nothing happens.
+				w.WriteHeader(http.StatusOK)
+				return
+			}
 			http.Error(w, "invalid signature", http.StatusUnauthorized)
 			return
 		}
 		next(w, r, body)
 	})
+}
+
+// isSSLCheck reports whether body is the form Slack posts to check a slash
+// command URL's certificate: ssl_check=1 and no command.
+func isSSLCheck(body []byte) bool {
+	form, err := url.ParseQuery(string(body))
+	return err == nil && form.Get("ssl_check") == "1" && form.Get("command") == ""
 }
 
 func (b *Bot) verify(h http.Header, body []byte) bool {
