@@ -239,6 +239,49 @@ func TestApproveClicksRunTheRelease(t *testing.T) {
 	}
 }
 
+// Switch traffic by button: a click on the offer of a recovered release
+// requests the switch, as the clicking user; a click naming a release that
+// is not one gets an ephemeral reason and requests nothing.
+func TestSwitchClickRequestsTheSwitch(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	svc.rels["crm-r6"] = recoveredRelease()
+	_, srv := newTestBot(t, f, svc, nil)
+	click := func(id, ts string) {
+		body := fixture(t, f, "block_actions_approve.json")
+		body = bytes.ReplaceAll(body, []byte(`"relbot_approve"`), []byte(`"`+ActionSwitch+`"`))
+		body = bytes.ReplaceAll(body, []byte(`"value": "crm-r5"`), []byte(`"value": "`+id+`"`))
+		body = bytes.ReplaceAll(body, []byte("U09MALLORY"), []byte("U03CCC"))
+		body = bytes.ReplaceAll(body, []byte("1700000012.345678"), []byte(ts))
+		if resp := post(t, srv, "/slack/interactions", interaction(body), testSecret, time.Now()); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	click("crm-r5", "1700000020.000001")
+	waitFor(t, "the refusal", func() bool { return len(f.Calls("response/")) == 1 })
+	if ans := f.Calls("response/")[0].Body; !strings.Contains(ans, "No switch") || !strings.Contains(ans, `"response_type":"ephemeral"`) {
+		t.Fatalf("refusal: %s", ans)
+	}
+	click("crm-r6", "1700000021.000001")
+	waitFor(t, "the answer", func() bool { return len(f.Calls("response/")) == 2 })
+	if ans := f.Calls("response/")[1].Body; !strings.Contains(ans, "Switch crm-r7 requested") || !strings.Contains(ans, "awaiting approval") {
+		t.Fatalf("answer: %s", ans)
+	}
+	want := []string{"RequestSwitch U03CCC crm-r5", "RequestSwitch U03CCC crm-r6"}
+	var got []string
+	for _, c := range svc.Calls() {
+		if strings.HasPrefix(c, "RequestSwitch") {
+			got = append(got, c)
+		}
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	if r, _ := svc.GetRelease(context.Background(), "crm-r7"); r.Kind != release.KindSwitch || r.SwitchTo != "crm-r6" || r.RequestedBy != "U03CCC" {
+		t.Fatalf("switch release: %+v", r)
+	}
+}
+
 // Reject opens a modal asking for the reason; its submission rejects.
 func TestRejectAsksForAReason(t *testing.T) {
 	f := newFakeSlack(t)

@@ -61,7 +61,7 @@ func (b *Bot) after(cmd commands.Command, rep commands.Reply, err error) {
 		return
 	}
 	switch cmd.(type) {
-	case commands.Deploy, commands.Approve, commands.Rollback, commands.BackupRestore:
+	case commands.Deploy, commands.Approve, commands.Rollback, commands.Switch, commands.BackupRestore:
 	default:
 		return
 	}
@@ -118,6 +118,15 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 			return
 		}
 		b.respond(ctx, t, note(fmt.Sprintf(":rewind: %s%s", escape(rep.Title), stateNote(rep))), false)
+		b.after(cmd, rep, nil)
+	case ActionSwitch:
+		cmd := commands.Switch{Release: id}
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+		if err != nil {
+			b.respond(ctx, t, refusal("No switch", err), false)
+			return
+		}
+		b.respond(ctx, t, note(fmt.Sprintf(":arrows_counterclockwise: %s%s", escape(rep.Title), stateNote(rep))), false)
 		b.after(cmd, rep, nil)
 	default:
 		b.log.Info("slack click on an unknown action ignored", "action", a.ActionID)

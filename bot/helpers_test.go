@@ -240,6 +240,24 @@ func (s *fakeService) Approve(ctx context.Context, actor, id string) (*release.R
 	return snap, runnable, nil
 }
 
+// RequestSwitch refuses what is not a restore into recovery that passed,
+// as release.Service does, and otherwise records a switch awaiting the
+// approvals of production.
+func (s *fakeService) RequestSwitch(_ context.Context, actor, id string) (*release.Release, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.called("RequestSwitch " + actor + " " + id)
+	src, ok := s.rels[id]
+	if !ok || !src.Switchable() {
+		return nil, release.Errorf(release.CodeConflict, "%s: users can be moved only to the recovery environment, after a rollback or restore into it succeeded", id)
+	}
+	r := &release.Release{ID: "crm-r7", App: "crm", Env: "production", Kind: release.KindSwitch, Backup: src.Backup, SwitchTo: id,
+		RequestedBy: actor, RequestedAt: src.RequestedAt.Add(time.Hour), State: release.StateAwaitingApproval, Channel: src.Channel,
+		Steps: []release.Step{{Name: release.StepPreflight, State: release.StepPending}, {Name: release.StepSwitch, State: release.StepPending}}}
+	s.rels[r.ID] = r
+	return copyRelease(r), nil
+}
+
 func (s *fakeService) Reject(ctx context.Context, actor, id, reason string) (*release.Release, error) {
 	s.mu.Lock()
 	s.called("Reject " + actor + " " + id + " " + reason)
@@ -385,6 +403,21 @@ func command(t *testing.T, f *fakeSlack, text string) []byte {
 }
 
 // awaitingRelease is crm-r5 awaiting its approvals, at fixed times.
+// recoveredRelease is a restore into recovery that passed its checks: one
+// users may be switched to.
+func recoveredRelease() *release.Release {
+	at := time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)
+	end := at.Add(40 * time.Second)
+	return &release.Release{ID: "crm-r6", App: "crm", Env: release.RecoveryEnv, Kind: release.KindRestore, Backup: "crm-b12",
+		RequestedBy: "U04ALICE", RequestedAt: at, State: release.StateSucceeded, Channel: "C0123456789",
+		Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepDone, Started: &at, Ended: &at, Log: "freeze and locks checked"},
+			{Name: release.StepRestore, State: release.StepDone, Started: &at, Ended: &end, Log: "crm-b12 restored into an empty database"},
+			{Name: release.StepChecks, State: release.StepDone, Started: &end, Ended: &end, Log: "pass  pages exist"},
+		},
+		Checks: []release.CheckResult{{Name: "pages exist", OK: true, Duration: 5 * time.Millisecond, Detail: "returned true"}}}
+}
+
 func awaitingRelease() *release.Release {
 	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
 	steps := []release.Step{}

@@ -169,7 +169,12 @@ func (n *Notifier) extras(r *release.Release, e release.Event) []outgoing {
 	case release.EventInterrupted:
 		out = append(out, outgoing{msg: RenderFailure(r, e.Step)})
 		dm()
-	case release.EventSucceeded, release.EventRejected, release.EventExpired:
+	case release.EventSucceeded:
+		if r.Switchable() {
+			out = append(out, outgoing{msg: RenderSwitchOffer(r)})
+		}
+		dm()
+	case release.EventRejected, release.EventExpired:
 		dm()
 	case release.EventCancelled:
 		if e.Actor != r.RequestedBy {

@@ -133,6 +133,32 @@ func TestNotifierFailureThread(t *testing.T) {
 	}
 }
 
+// A restore into recovery that passed its checks offers, in its thread, a
+// button that requests switching users to it; a succeeded deploy does not.
+func TestNotifierOffersSwitchAfterRecovery(t *testing.T) {
+	f := newFakeSlack(t)
+	n := newTestNotifier(t, f, newFakeService(), 10*time.Millisecond)
+	ctx := context.Background()
+	n.ReleaseChanged(ctx, recoveredRelease(), release.Event{Kind: release.EventSucceeded})
+	deploy := releaseIn("succeeded")
+	n.ReleaseChanged(ctx, deploy, release.Event{Kind: release.EventSucceeded})
+	waitFor(t, "both messages, the offer and two DMs", func() bool { return len(f.Calls("chat.postMessage")) == 5 })
+	offers := 0
+	for _, c := range f.Calls("chat.postMessage") {
+		blocks := c.Form.Get("blocks")
+		if !strings.Contains(blocks, ActionSwitch) {
+			continue
+		}
+		offers++
+		if c.Form.Get("thread_ts") == "" || !strings.Contains(blocks, `"value":"crm-r6"`) || !strings.Contains(blocks, "switch crm-r6") {
+			t.Fatalf("switch offer: %v", c.Form)
+		}
+	}
+	if offers != 1 {
+		t.Fatalf("%d switch offers, want 1 (for crm-r6 only)", offers)
+	}
+}
+
 // Close flushes the latest state without waiting out the interval.
 func TestNotifierCloseFlushes(t *testing.T) {
 	f := newFakeSlack(t)

@@ -31,6 +31,7 @@ const (
 	ActionApprove  = "relbot_approve"
 	ActionReject   = "relbot_reject"
 	ActionRollback = "relbot_rollback"
+	ActionSwitch   = "relbot_switch"
 )
 
 // Callback IDs of relbot's modals.
@@ -201,6 +202,8 @@ func subject(r *release.Release) string {
 		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
 	case release.KindRollback:
 		return fmt.Sprintf("rollback of %s into %s %s", r.RollbackOf, r.App, r.Env)
+	case release.KindSwitch:
+		return fmt.Sprintf("move users of %s %s to %s", r.App, r.Env, release.RecoveryEnv)
 	}
 	return fmt.Sprintf("restore %s into %s %s", r.Backup, r.App, r.Env)
 }
@@ -253,6 +256,8 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	case release.KindRollback:
 		field("Restores", escape(r.Backup))
 		field("Rolls back", escape(r.RollbackOf))
+	case release.KindSwitch:
+		field("Moves users to", fmt.Sprintf("%s (restored by %s from %s)", release.RecoveryEnv, escape(r.SwitchTo), escape(r.Backup)))
 	default:
 		field("Restores", escape(r.Backup))
 	}
@@ -505,6 +510,21 @@ func RenderFailure(r *release.Release, step string) Message {
 			slack.NewActionBlock("failure_actions", btn))
 	}
 	return Message{Text: truncate(fmt.Sprintf("%s failed at %s: %s", r.ID, step, r.Reason), maxFallback), Blocks: blocks}
+}
+
+// RenderSwitchOffer renders the thread message of a rollback or restore
+// into recovery that passed its checks: moving users there is offered, as
+// a separate release approved where they leave.
+func RenderSwitchOffer(r *release.Release) Message {
+	text := fmt.Sprintf(":arrows_counterclockwise: *%s %s* passed its checks after %s. Users can be moved to it: that runs its switch_traffic hook, "+
+		"as a release of the environment they leave, approved there (`switch %s` in a terminal).", escape(r.App), escape(r.Env), r.ID, r.ID)
+	btn := slack.NewButtonBlockElement(ActionSwitch, r.ID, plain("Switch traffic", 75))
+	btn.Style = slack.StylePrimary
+	btn.Confirm = slack.NewConfirmationBlockObject(plain("Switch traffic?", 100),
+		plain(fmt.Sprintf("Request moving users to %s %s. The environment they leave must approve it.", r.App, r.Env), 300),
+		plain("Request", 30), plain("Cancel", 30))
+	return Message{Text: truncate(fmt.Sprintf("%s %s passed its checks after %s: users can be moved to it (switch %s)", r.App, r.Env, r.ID, r.ID), maxFallback),
+		Blocks: []slack.Block{section(text), slack.NewActionBlock("switch_actions", btn)}}
 }
 
 // RenderLog renders a step's whole output for the thread.

@@ -108,6 +108,14 @@ func TestReleaseMessageGolden(t *testing.T) {
 	}
 	failed := releaseIn("failed")
 	golden(t, "thread_failed", []Message{RenderChecks(failed), RenderFailure(failed, release.StepChecks)})
+	recovered := recoveredRelease()
+	golden(t, "thread_switch_offer", []Message{RenderChecks(recovered), RenderSwitchOffer(recovered)})
+	sw := &release.Release{ID: "crm-r7", App: "crm", Env: "production", Kind: release.KindSwitch, Backup: "crm-b12", SwitchTo: "crm-r6",
+		RequestedBy: "U04ALICE", RequestedAt: *at(0, 0), State: release.StateAwaitingApproval, Channel: "C0123456789",
+		Steps: []release.Step{{Name: release.StepPreflight, State: release.StepPending}, {Name: release.StepSwitch, State: release.StepPending}}}
+	m := RenderRelease(sw, policy)
+	checkLimits(t, m)
+	golden(t, "release_switch_awaiting", m)
 }
 
 func TestReleaseMessageShowsWhatMatters(t *testing.T) {

@@ -93,6 +93,10 @@ type Resume struct{ Release string }
 // place.
 type Rollback struct{ Release, Into string }
 
+// Switch moves users to the recovery environment a rollback or restore
+// brought back.
+type Switch struct{ Release string }
+
 // ReleaseList lists an app's releases; Env may be empty (all).
 type ReleaseList struct{ App, Env string }
 
@@ -134,6 +138,7 @@ func (Reject) Name() string          { return "reject" }
 func (Cancel) Name() string          { return "cancel" }
 func (Resume) Name() string          { return "resume" }
 func (Rollback) Name() string        { return "rollback" }
+func (Switch) Name() string          { return "switch" }
 func (ReleaseList) Name() string     { return "release list" }
 func (ReleaseShow) Name() string     { return "release show" }
 func (Drift) Name() string           { return "drift" }

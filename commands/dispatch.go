@@ -42,6 +42,7 @@ type Service interface {
 	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
 	Resume(ctx context.Context, actor, id string) (*release.Release, error)
 	RequestRollback(ctx context.Context, actor, id, into string) (*release.Release, error)
+	RequestSwitch(ctx context.Context, actor, id string) (*release.Release, error)
 	Run(ctx context.Context, id string) (*release.Release, error)
 	GetRelease(ctx context.Context, id string) (*release.Release, error)
 	ListReleases(ctx context.Context, app, env string) ([]*release.Release, error)
@@ -107,6 +108,7 @@ var handlers = map[string]handler{
 	"cancel":           on((*Dispatcher).cancel),
 	"resume":           on((*Dispatcher).resume),
 	"rollback":         on((*Dispatcher).rollback),
+	"switch":           on((*Dispatcher).switchTraffic),
 	"release list":     on((*Dispatcher).releaseList),
 	"release show":     on((*Dispatcher).releaseShow),
 	"lock":             on((*Dispatcher).lock),

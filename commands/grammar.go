@@ -269,6 +269,13 @@ var grammar = []*spec{
 		build:   func(a []string, f map[string]string) Command { return Rollback{Release: a[0], Into: f["into"]} },
 	},
 	{
+		name: "switch", args: []arg{aRelease},
+		summary: "move users to the recovery environment a rollback or restore brought back",
+		help: "Runs the recovery environment's switch_traffic hook after RELEASE — a rollback or restore into recovery — succeeded with its checks passed. " +
+			"It is a release of the environment users leave (the restored backup's), approved as a release there; it is refused if recovery changed since RELEASE.",
+		build: func(a []string, _ map[string]string) Command { return Switch{Release: a[0]} },
+	},
+	{
 		name: "release list", args: []arg{aApp, {meta: "ENV", kind: kindEnv, optional: true}},
 		summary: "an app's releases, newest first, optionally of one environment",
 		help:    "Lists APP's releases newest first, with migration, environment, requester and state; ENV narrows the list to one environment.",

@@ -155,6 +155,9 @@ var parseCases = []parseCase{
 	{in: "resume crm-r5", want: Resume{Release: "crm-r5"}},
 	{in: "rollback crm-r5", want: Rollback{Release: "crm-r5"}},
 	{in: "rollback crm-r5 --into recovery", want: Rollback{Release: "crm-r5", Into: "recovery"}},
+	{in: "switch crm-r6", want: Switch{Release: "crm-r6"}},
+	{in: "switch", errHas: []string{"RELEASE"}},
+	{in: "switch crm-r6 crm-r7", errHas: []string{"crm-r7"}},
 	{in: "rollback crm-r5 --at 22:00", errHas: []string{"unknown flag --at; rollback takes --into"}},
 	{in: "release list crm", want: ReleaseList{App: "crm"}},
 	{in: "release list crm production", want: ReleaseList{App: "crm", Env: "production"}},
@@ -259,6 +262,9 @@ func TestUsageMatchesSpec(t *testing.T) {
 		"cancel RELEASE",
 		"resume RELEASE",
 		"rollback RELEASE [--into ENV]",
+		// Not in SPEC.md's list: SPEC's "separate, approved action" that
+		// runs switch_traffic after a restore into recovery.
+		"switch RELEASE",
 		"release list APP [ENV]",
 		"release show RELEASE",
 		"drift APP ENV ENV",

@@ -20,6 +20,7 @@ type ReleaseView struct {
 	FileHash    string                `json:"file_hash,omitempty"`
 	Backup      string                `json:"backup,omitempty"`
 	RollbackOf  string                `json:"rollback_of,omitempty"`
+	SwitchTo    string                `json:"switch_to,omitempty"`
 	RequestedBy string                `json:"requested_by"`
 	RequestedAt time.Time             `json:"requested_at"`
 	At          *time.Time            `json:"at,omitempty"`
@@ -48,7 +49,7 @@ type StepView struct {
 
 func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
-		RollbackOf: r.RollbackOf, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
+		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
@@ -70,6 +71,8 @@ func what(r *release.Release) string {
 		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
 	case release.KindRollback:
 		return fmt.Sprintf("rollback of %s: restore %s into %s %s", r.RollbackOf, r.Backup, r.App, r.Env)
+	case release.KindSwitch:
+		return fmt.Sprintf("move users of %s %s to %s, restored by %s", r.App, r.Env, release.RecoveryEnv, r.SwitchTo)
 	}
 	return fmt.Sprintf("restore %s into %s %s", r.Backup, r.App, r.Env)
 }
@@ -120,6 +123,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 			}
 			extra = append(extra, fmt.Sprintf("  %s  %s (%s) %s", mark, c.Name, humanDuration(c.Duration), c.Detail))
 		}
+	}
+	if r.Switchable() {
+		extra = append(extra, "", fmt.Sprintf("Users can be moved to %s with: switch %s (a release of the environment they leave, approved there)", r.Env, r.ID))
 	}
 	reply := newReply(title, fields, table, releaseView(r), extra...)
 	reply.Public = true
@@ -226,6 +232,14 @@ func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Rep
 		return Reply{}, err
 	}
 	return d.runIfRunnable(ctx, r, fmt.Sprintf("Rollback %s requested: %s", r.ID, what(r)))
+}
+
+func (d *Dispatcher) switchTraffic(ctx context.Context, req Request, c Switch) (Reply, error) {
+	r, err := d.Service.RequestSwitch(ctx, req.User, c.Release)
+	if err != nil {
+		return Reply{}, err
+	}
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Switch %s requested: %s", r.ID, what(r)))
 }
 
 func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) (Reply, error) {

@@ -39,6 +39,11 @@ func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string)
 	return &release.Release{ID: "crm-r2", Kind: release.KindRollback, RollbackOf: id, Env: into, State: release.StateAwaitingApproval}, nil
 }
 
+func (f *fakeService) RequestSwitch(_ context.Context, actor, id string) (*release.Release, error) {
+	f.record("switch %s %s", actor, id)
+	return &release.Release{ID: "crm-r3", App: "crm", Env: "production", Kind: release.KindSwitch, SwitchTo: id, State: release.StateAwaitingApproval}, nil
+}
+
 func (f *fakeService) Run(_ context.Context, id string) (*release.Release, error) {
 	f.record("run %s", id)
 	return &release.Release{ID: id, State: release.StateSucceeded}, nil

@@ -16,6 +16,10 @@ const (
 	KindRollback ReleaseKind = "rollback"
 	// KindRestore restores a backup (backup restore, approved like a release).
 	KindRestore ReleaseKind = "restore"
+	// KindSwitch moves users to the recovery environment after a rollback
+	// or restore into it passed its checks (its switch_traffic hook). It is
+	// a release of the environment users leave, approved as one.
+	KindSwitch ReleaseKind = "switch traffic"
 )
 
 // State is where a release stands. Transitions lists the allowed moves.
@@ -75,6 +79,7 @@ const (
 	StepApply          = "apply migration"
 	StepRestore        = "restore backup"
 	StepChecks         = "validation checks"
+	StepSwitch         = "switch traffic"
 	StepScaleUp        = "scale up"
 	StepMaintenanceOff = "maintenance off"
 )
@@ -101,6 +106,7 @@ type Release struct {
 	FileHash    string // deploy: the migration file's sha256
 	Backup      string // rollback/restore: the backup restored; deploy: the pre-release backup
 	RollbackOf  string // rollback: the release rolled back
+	SwitchTo    string // switch: the rollback or restore into recovery users move to
 	RequestedBy string
 	RequestedAt time.Time
 	At          *time.Time // scheduled start, if any
@@ -117,6 +123,13 @@ type Release struct {
 	Channel   string
 	MessageTS string
 	UpdatedAt time.Time
+}
+
+// Switchable reports whether users could be moved to what r restored: a
+// rollback or restore into the recovery environment that succeeded, its
+// checks passed. (Service.RequestSwitch checks the rest.)
+func (r *Release) Switchable() bool {
+	return (r.Kind == KindRollback || r.Kind == KindRestore) && r.Env == RecoveryEnv && r.State == StateSucceeded
 }
 
 // Approval is one person's yes.

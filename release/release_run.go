@@ -213,6 +213,16 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			}
 			return "chain, variables, freeze and locks checked" + s.driftSummary(ctx, a, e), true, nil
 		}
+		if r.Kind == KindSwitch {
+			src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
+			if err != nil {
+				return "", true, err
+			}
+			if _, err := s.switchSource(ctx, a, src); err != nil {
+				return "", true, err
+			}
+			return fmt.Sprintf("%s still what %s holds, its checks passed; freeze and locks checked", src.ID, RecoveryEnv), true, s.preflightWindow(ctx, a, e, nil)
+		}
 		return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
 	case StepNotice:
 		return "users were told before the start", true, nil
@@ -256,6 +266,8 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		return fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), true, nil
 	case StepChecks:
 		return s.validate(ctx, r, e)
+	case StepSwitch:
+		return s.switchTraffic(ctx, r, a)
 	}
 	return "", false, Errorf(CodeInternal, "unknown step %q", name)
 }

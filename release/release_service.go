@@ -97,6 +97,8 @@ func stepsFor(r *Release, e *Environment) []Step {
 			names = append(names, StepNotice)
 		}
 		names = append(names, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepChecks, StepScaleUp, StepMaintenanceOff)
+	case r.Kind == KindSwitch:
+		names = []string{StepPreflight, StepSwitch}
 	case independent:
 		names = []string{StepPreflight, StepRestore, StepChecks}
 	default:

@@ -324,8 +324,10 @@ func (s *Service) backupOf(ctx context.Context, id string) (*Backup, *App, error
 // backup: the backup's own environment, or into (any environment of the
 // app, or "recovery"). A target whose releases need approval gets the same
 // for a restore: a restore release is requested and returned, and runs
-// once approved. Otherwise the restore runs now under the environment's
-// lock and its report is returned.
+// once approved. So does the recovery environment, whatever its approvals:
+// its restore runs its checks, and users may be switched to it only after
+// they passed. Otherwise the restore runs now under the environment's lock
+// and its report is returned.
 func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*Backup, *RestoreReport, *Release, error) {
 	b, a, err := s.backupOf(ctx, id)
 	if err != nil {
@@ -338,7 +340,7 @@ func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*B
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if target.Approvals.Required > 0 {
+	if target.Approvals.Required > 0 || target.Name == RecoveryEnv {
 		if err := s.releasesReady(); err != nil {
 			return nil, nil, nil, err
 		}

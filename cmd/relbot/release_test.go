@@ -486,3 +486,40 @@ func TestFreezeWindow(t *testing.T) {
 		t.Fatal("the waiting deploy did not notice the cancel")
 	}
 }
+
+// TestSwitchTrafficAfterRestoreIntoRecovery: a restore into recovery runs
+// its checks; only then may users be switched to it, as a release of the
+// environment they leave, approved there; a stale restore is refused.
+func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
+	env := releaseEnv(t)
+	switched := filepath.Join(t.TempDir(), "switched")
+	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
+	hook := `switch_traffic: {exec: ["true"]}`
+	if !strings.Contains(string(apps), hook) {
+		t.Fatal("sample apps.yaml changed: no switch_traffic hook to replace")
+	}
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), hook, `switch_traffic: {exec: ["touch", "`+switched+`"]}`, 1)), 0o600)
+
+	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"), "crm-b1")
+	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"),
+		"crm-r1 succeeded", "restore backup", "pages exist", "switch crm-r1")
+	refused(t, run(t, env, "switch", "crm-r9", "--as", "alice"), "crm-r9")
+
+	must(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "crm-r2", "awaiting approval", "move users of crm production to recovery")
+	refused(t, run(t, env, "approve", "crm-r2", "--as", "alice"), "may not approve it too")
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
+	if _, err := os.Stat(switched); !os.IsNotExist(err) {
+		t.Fatal("traffic switched before the approvals were in")
+	}
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U02BBB"), "crm-r2 succeeded", "switch traffic")
+	if _, err := os.Stat(switched); err != nil {
+		t.Fatalf("the switch_traffic hook did not run: %v", err)
+	}
+	must(t, run(t, env, "release", "show", "crm-r2", "--json"), `"kind": "switch traffic"`, `"switch_to": "crm-r1"`, `"env": "production"`)
+
+	// Recovery restored again: the older restore is no longer what it holds.
+	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded")
+	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "has changed since crm-r1 (crm-r3 is newer)")
+	// Only a restore or rollback into recovery can be switched to.
+	refused(t, run(t, env, "switch", "crm-r2", "--as", "alice"), "users can be moved only to the recovery environment")
+}

@@ -119,7 +119,9 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 	if r := run(t, env, "backup", "verify", "crm-b1"); r.code != 0 || !strings.Contains(r.out, "verified") {
 		t.Fatalf("backup verify: %+v", r)
 	}
-	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery"); r.code != 0 || !strings.Contains(r.out, "restored") {
+	// Into recovery, a restore is a release that runs recovery's checks.
+	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery"); r.code != 0 || !strings.Contains(r.out, "crm-r1 succeeded") ||
+		!strings.Contains(r.out, "crm-b1 restored into an empty database") || !strings.Contains(r.out, "pass  pages exist") {
 		t.Fatalf("backup restore: %+v", r)
 	}
 	// Production needs approvals, as a release there does: the restore
@@ -127,10 +129,10 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 	if r := run(t, env, "backup", "restore", "crm-b1", "--as", "alice"); r.code != 0 || !strings.Contains(r.out, "awaiting approval") {
 		t.Fatalf("restore into production: %+v", r)
 	}
-	if r := run(t, env, "approve", "crm-r1", "--as", "U01AAA"); r.code != 0 {
+	if r := run(t, env, "approve", "crm-r2", "--as", "U01AAA"); r.code != 0 {
 		t.Fatalf("approve: %+v", r)
 	}
-	if r := run(t, env, "approve", "crm-r1", "--as", "U02BBB"); r.code != 0 || !strings.Contains(r.out, "succeeded") || !strings.Contains(r.out, "restore backup") {
+	if r := run(t, env, "approve", "crm-r2", "--as", "U02BBB"); r.code != 0 || !strings.Contains(r.out, "succeeded") || !strings.Contains(r.out, "restore backup") {
 		t.Fatalf("approved restore: %+v", r)
 	}
 	if r := run(t, env, "backup", "verify", "crm-b99"); r.code != 1 || !strings.Contains(r.err, "crm-b99") {
@@ -158,8 +160,8 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo failed:\n%s\n%s", r.out, r.err)
 	}
-	for _, want := range []string{"backup create crm production", "verified", "restored into crm recovery", "recovery is identical to production",
-		"migration create crm", "may not approve it too", "acknowledged at once", "production release crm-r2 succeeded", "Validation of crm production", "FAIL  pages exist", "staging is back exactly as before"} {
+	for _, want := range []string{"backup create crm production", "verified", "restore crm-b1 into crm recovery", "pass  pages exist", "switch crm-r1", "recovery is identical to production",
+		"migration create crm", "may not approve it too", "acknowledged at once", "production release crm-r3 succeeded", "Validation of crm production", "FAIL  pages exist", "staging is back exactly as before"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -1,0 +1,94 @@
+package release
+
+import (
+	"context"
+	"fmt"
+)
+
+// RequestSwitch asks for users to be moved to the recovery environment
+// after release id — a rollback or restore into it — passed its checks:
+// the recovery environment's switch_traffic hook runs once the environment
+// users leave (the restored backup's) has approved it, as a release there.
+func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
+	src, err := s.GetRelease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.App(src.App)
+	if err != nil {
+		return nil, err
+	}
+	from, err := s.switchSource(ctx, a, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.preflightWindow(ctx, a, from, nil); err != nil {
+		return nil, err
+	}
+	return s.request(ctx, &Release{App: a.Name, Env: from.Name, Kind: KindSwitch, Backup: src.Backup, SwitchTo: src.ID, RequestedBy: actor}, a, from)
+}
+
+// switchSource checks that users may be moved to what src restored into
+// the recovery environment, and returns the environment they would leave.
+// It holds at request time and again when the switch starts.
+func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Environment, error) {
+	if !src.Switchable() {
+		return nil, Errorf(CodeConflict, "%s is a %s of %s %s that is %s: users can be moved only to the %s environment, after a rollback or restore into it succeeded with its checks passed",
+			src.ID, src.Kind, src.App, src.Env, src.State, RecoveryEnv)
+	}
+	if a.Recovery == nil {
+		return nil, Errorf(CodeConflict, "%s has no %s environment in apps.yaml", a.Name, RecoveryEnv)
+	}
+	if _, ok := a.Recovery.Hooks[HookSwitchTraffic]; !ok {
+		return nil, Errorf(CodeConflict, "%s %s has no %s hook in apps.yaml: move users by hand, or add the hook", a.Name, RecoveryEnv, HookSwitchTraffic)
+	}
+	rs, err := s.Releases.ListReleases(ctx, a.Name, RecoveryEnv)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) > 0 && rs[0].ID != src.ID {
+		return nil, Errorf(CodeConflict, "%s %s has changed since %s (%s is newer): switch to what the newest restore brought, once its checks pass",
+			a.Name, RecoveryEnv, src.ID, rs[0].ID)
+	}
+	b, err := s.Store.GetBackup(ctx, src.Backup)
+	if err != nil {
+		return nil, err
+	}
+	from, err := a.Env(b.Env)
+	if err != nil {
+		return nil, err
+	}
+	if from.Name == RecoveryEnv {
+		return nil, Errorf(CodeConflict, "%s restored a backup of %s itself: there is no environment to move users from", src.ID, RecoveryEnv)
+	}
+	return from, nil
+}
+
+// switchTraffic runs the recovery environment's switch_traffic hook for
+// switch release r, holding the recovery environment so that nothing
+// restores into it meanwhile.
+func (s *Service) switchTraffic(ctx context.Context, r *Release, a *App) (string, bool, error) {
+	if a.Recovery == nil {
+		return "", true, Errorf(CodeConflict, "%s has no %s environment in apps.yaml", a.Name, RecoveryEnv)
+	}
+	var out string
+	err := s.withLock(ctx, envLockKey(a.Name, RecoveryEnv), func(ctx context.Context) error {
+		var ran bool
+		var err error
+		out, ran, err = s.hook(ctx, a.Recovery, HookSwitchTraffic)
+		if err == nil && !ran {
+			err = Errorf(CodeConflict, "%s %s has no %s hook in apps.yaml", a.Name, RecoveryEnv, HookSwitchTraffic)
+		}
+		return err
+	})
+	if err != nil {
+		return out, true, err
+	}
+	if out == "" {
+		out = fmt.Sprintf("users of %s %s now reach %s (restored by %s)", a.Name, r.Env, RecoveryEnv, r.SwitchTo)
+	}
+	return out, true, nil
+}
