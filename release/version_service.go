@@ -2,8 +2,10 @@ package release
 
 import (
 	"context"
+	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -76,6 +78,55 @@ func (b versionBlobs) remove(ctx context.Context, hash string) error {
 	return nil
 }
 
+// newBlobs records the blobs a snapshot stored that were not there before,
+// so that a version that fails to be made takes them away again.
+type newBlobs struct {
+	versionBlobs
+	mu      sync.Mutex
+	created []string
+}
+
+func (b *newBlobs) Create(ctx context.Context, hash string) (ArtifactWriter, error) {
+	w, err := b.versionBlobs.Create(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return &recordedWriter{ArtifactWriter: w, commit: func() {
+		b.mu.Lock()
+		b.created = append(b.created, hash)
+		b.mu.Unlock()
+	}}, nil
+}
+
+// drop removes the recorded blobs. Callers hold the app's version lock, so
+// no other version can have come to count on them meanwhile.
+func (b *newBlobs) drop(ctx context.Context, log *slog.Logger) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, h := range b.created {
+		if err := b.remove(ctx, h); err != nil {
+			log.Error("remove a blob of a failed version", "blob", h, "err", err)
+		}
+	}
+	if len(b.created) > 0 {
+		log.Info("removed the blobs of a failed version", "blobs", len(b.created))
+	}
+	b.created = nil
+}
+
+type recordedWriter struct {
+	ArtifactWriter
+	commit func()
+}
+
+func (w *recordedWriter) Commit() error {
+	if err := w.ArtifactWriter.Commit(); err != nil {
+		return err
+	}
+	w.commit()
+	return nil
+}
+
 // CreateVersion saves a checkpoint of the app's source environment.
 func (s *Service) CreateVersion(ctx context.Context, actor, app, description string) (*Version, error) {
 	if err := s.versionsReady(); err != nil {
@@ -116,14 +167,17 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 	src := a.Source()
 	log := s.Log.With("app", a.Name, "env", src.Name, "version", id)
 	now := s.Now().UTC()
-	snap, err := s.Versioner.Snapshot(ctx, a, src, versionBlobs{s.Artifacts, a.Name})
+	blobs := &newBlobs{versionBlobs: versionBlobs{s.Artifacts, a.Name}}
+	snap, err := s.Versioner.Snapshot(ctx, a, src, blobs)
 	if err != nil {
 		log.Error("version failed", "err", err)
+		blobs.drop(context.WithoutCancel(ctx), log)
 		return nil, wrapUser(err, "version of %s %s failed", a.Name, src.Name)
 	}
 	v := &Version{ID: id, App: a.Name, Env: src.Name, Description: description, CreatedBy: actor, CreatedAt: now, Auto: auto,
 		CoreVersion: snap.CoreVersion, Plugins: snap.Plugins, Tables: snap.Tables}
 	if err := s.Versions.SaveVersion(ctx, v); err != nil {
+		blobs.drop(context.WithoutCancel(ctx), log)
 		return nil, err
 	}
 	log.Info("version created", "by", actor, "tables", len(v.Tables), "rows", v.Rows(), "new_blobs", snap.NewBlobs, "new_bytes", snap.NewBytes)
@@ -133,8 +187,7 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 // versionRetention deletes the oldest versions beyond the app's keep, then
 // the blobs no remaining version refers to. Records go first, so a failure
 // half way leaves unreferenced blobs, never a version without its rows.
-// A blob orphaned by a failed create is not found this way (the artifact
-// store cannot list); it costs space only.
+// (A failed create removes the blobs it added itself: newBlobs.)
 func (s *Service) versionRetention(ctx context.Context, a *App) {
 	keep := a.VersionKeep
 	if keep <= 0 {

@@ -162,3 +162,55 @@ func TestVersionServiceRefusals(t *testing.T) {
 		t.Fatalf("a refused restore saved a version: %+v", list)
 	}
 }
+
+// failAfterSnapshot stores a snapshot's blobs, then fails, as a version
+// whose last table could not be read would.
+type failAfterSnapshot struct{ release.VersionEngine }
+
+func (f failAfterSnapshot) Snapshot(ctx context.Context, app *release.App, env *release.Environment, blobs release.VersionBlobs) (*release.VersionSnapshot, error) {
+	if _, err := f.VersionEngine.Snapshot(ctx, app, env, blobs); err != nil {
+		return nil, err
+	}
+	return nil, release.Errorf(release.CodeUnavailable, "the connection to development was lost")
+}
+
+// A version that fails takes away the blobs it stored, and only those: the
+// blobs earlier versions count on stay.
+func TestFailedVersionLeavesNoBlobs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	svc, dir := versionService(t, 10)
+	engine := svc.Versioner
+	svc.Versioner = failAfterSnapshot{engine}
+	if _, err := svc.CreateVersion(ctx, "alice", "crm", "fails"); err == nil || !strings.Contains(err.Error(), "connection to development was lost") {
+		t.Fatalf("create: %v", err)
+	}
+	if n := blobFiles(t, dir); n != 0 {
+		t.Fatalf("a failed first version left %d blobs", n)
+	}
+	if list, err := svc.ListVersions(ctx, "crm"); err != nil || len(list) != 0 {
+		t.Fatalf("versions after a failed create: %v %+v", err, list)
+	}
+
+	svc.Versioner = engine
+	v1, err := svc.CreateVersion(ctx, "alice", "crm", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := blobFiles(t, dir)
+	conn := testenv.Connect(t, svc.Apps()[0].Source().Database)
+	if _, err := conn.Exec(ctx, `UPDATE "uiSchemas" SET "name" = 'changed' WHERE "x-uid" = (SELECT min("x-uid") FROM "uiSchemas")`); err != nil {
+		t.Fatal(err)
+	}
+	svc.Versioner = failAfterSnapshot{engine}
+	if _, err := svc.CreateVersion(ctx, "alice", "crm", "fails too"); err == nil {
+		t.Fatal("create did not fail")
+	}
+	if n := blobFiles(t, dir); n != blobs {
+		t.Fatalf("after a failed second version: %d blobs, want crm-v1's %d", n, blobs)
+	}
+	svc.Versioner = engine
+	if d, err := svc.DiffVersion(ctx, "crm", v1.ID, ""); err != nil || len(d.Tables) != 1 {
+		t.Fatalf("crm-v1 must still read all its blobs and see the one change: %v %+v", err, d)
+	}
+}
