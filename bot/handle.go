@@ -111,26 +111,24 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 				"could not open the reject form: use /relbot reject %s REASON", id)), false)
 		}
 	case ActionRollback:
-		cmd := commands.Rollback{Release: id}
-		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
-		if err != nil {
-			b.respond(ctx, t, refusal("No rollback", err), false)
-			return
-		}
-		b.respond(ctx, t, note(fmt.Sprintf(":rewind: %s%s", escape(rep.Title), stateNote(rep))), false)
-		b.after(cmd, rep, nil)
+		b.requestByClick(ctx, t, req, commands.Rollback{Release: id}, "No rollback", ":rewind:")
 	case ActionSwitch:
-		cmd := commands.Switch{Release: id}
-		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
-		if err != nil {
-			b.respond(ctx, t, refusal("No switch", err), false)
-			return
-		}
-		b.respond(ctx, t, note(fmt.Sprintf(":arrows_counterclockwise: %s%s", escape(rep.Title), stateNote(rep))), false)
-		b.after(cmd, rep, nil)
+		b.requestByClick(ctx, t, req, commands.Switch{Release: id}, "No switch", ":arrows_counterclockwise:")
 	default:
 		b.log.Info("slack click on an unknown action ignored", "action", a.ActionID)
 	}
+}
+
+// requestByClick runs a button's request (a rollback, a switch) as the
+// clicking user and answers them privately: the new release, or why not.
+func (b *Bot) requestByClick(ctx context.Context, t target, req commands.Request, cmd commands.Command, refused, icon string) {
+	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+	if err != nil {
+		b.respond(ctx, t, refusal(refused, err), false)
+		return
+	}
+	b.respond(ctx, t, note(fmt.Sprintf("%s %s%s", icon, escape(rep.Title), stateNote(rep))), false)
+	b.after(cmd, rep, nil)
 }
 
 func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {

@@ -405,29 +405,7 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "expire: 24h", "expire: 2s", 1)), 0o600)
 	m := createMigration(t, env)
 
-	at := time.Now().Add(20 * time.Second).UTC().Format(time.RFC3339)
-	done := make(chan result, 1)
-	go func() { done <- run(t, env, "deploy", m, "staging", "--at", at, "--as", "alice") }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := run(t, env, "release", "show", "crm-r1", "--json")
-		if r.code == 0 && strings.Contains(r.out, `"scheduled"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the release never became scheduled: %+v", r)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	must(t, run(t, env, "cancel", "crm-r1", "--as", "bob"), "cancelled")
-	select {
-	case r := <-done:
-		if r.code != 1 || !strings.Contains(r.err, "cancelled") {
-			t.Fatalf("the waiting deploy: %+v", r)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting deploy did not notice the cancel")
-	}
+	deployAtThenCancel(t, env, m, time.Now().Add(20*time.Second), "crm-r1")
 	if markers(t, env["CRM_STAGING_DATABASE_URL"]) != 0 {
 		t.Fatal("a cancelled release changed staging")
 	}
@@ -462,21 +440,23 @@ func TestFreezeWindow(t *testing.T) {
 		t.Fatal("a refused release changed staging")
 	}
 
-	after := now.Add(2 * time.Hour).Format(time.RFC3339)
+	deployAtThenCancel(t, env, m, now.Add(2*time.Hour), "crm-r1")
+}
+
+// deployAtThenCancel deploys m to staging --at at from a terminal that
+// waits for it, sees release id scheduled, cancels it from another
+// terminal and checks that the waiting one says so and ends.
+func deployAtThenCancel(t *testing.T, env map[string]string, m string, at time.Time, id string) {
+	t.Helper()
 	done := make(chan result, 1)
-	go func() { done <- run(t, env, "deploy", m, "staging", "--at", after, "--as", "alice") }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := run(t, env, "release", "list", "crm", "--json")
-		if r.code == 0 && strings.Contains(r.out, `"scheduled"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the release after the window never became scheduled: %+v", r)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	must(t, run(t, env, "cancel", "crm-r1", "--as", "alice"), "cancelled")
+	go func() {
+		done <- run(t, env, "deploy", m, "staging", "--at", at.UTC().Format(time.RFC3339), "--as", "alice")
+	}()
+	eventually(t, id+" scheduled", 15*time.Second, func() bool {
+		r := run(t, env, "release", "show", id, "--json")
+		return r.code == 0 && strings.Contains(r.out, `"scheduled"`)
+	})
+	must(t, run(t, env, "cancel", id, "--as", "bob"), "cancelled")
 	select {
 	case r := <-done:
 		if r.code != 1 || !strings.Contains(r.err, "cancelled") {
