@@ -218,12 +218,6 @@ func final(s release.State) bool {
 	return false
 }
 
-// rollbackable reports whether a Rollback button makes sense.
-func rollbackable(r *release.Release) bool {
-	return r.Kind == release.KindDeploy && r.Backup != "" &&
-		(r.State == release.StateFailed || r.State == release.StateInterrupted || r.State == release.StateSucceeded)
-}
-
 // RenderRelease renders a release's one channel message: header,
 // approvals with buttons while awaiting, the checklist of steps and the
 // outcome. p is the approval policy of its environment.
@@ -417,12 +411,12 @@ func outcome(r *release.Release) string {
 		if reason != "" {
 			s += ": " + reason
 		}
-		if rollbackable(r) {
+		if r.Rollbackable() {
 			s += "\nDetails and a Rollback button are in the thread."
 		}
 		return s
 	case release.StateInterrupted:
-		return ":warning: *Interrupted*: " + reason + fmt.Sprintf("\nWays out: `resume %s` (continues from its first unfinished step) or `rollback %s`.", r.ID, r.ID)
+		return ":warning: *Interrupted*: " + reason + "\nWays out: " + escape(r.WaysOut()) + "."
 	case release.StateRejected, release.StateCancelled, release.StateExpired, release.StateRolledBack:
 		s := stateIcon[r.State] + " *" + capital(string(r.State)) + "*"
 		if reason != "" {
@@ -500,7 +494,7 @@ func RenderFailure(r *release.Release, step string) Message {
 	if log != "" {
 		blocks = append(blocks, codeSections(log, maxBlocks-4)...)
 	}
-	if rollbackable(r) {
+	if r.Rollbackable() {
 		btn := slack.NewButtonBlockElement(ActionRollback, r.ID, plain("Rollback", 75))
 		btn.Style = slack.StyleDanger
 		btn.Confirm = slack.NewConfirmationBlockObject(plain("Roll back?", 100),
@@ -543,7 +537,7 @@ func RenderDM(r *release.Release, e release.Event) Message {
 	case release.EventFailed:
 		what = "failed and needs you: roll it back or fix forward"
 	case release.EventInterrupted:
-		what = fmt.Sprintf("was interrupted and needs you: `resume %s` or `rollback %s`", r.ID, r.ID)
+		what = "was interrupted and needs you: " + escape(r.WaysOut())
 	case release.EventRejected:
 		what = "was rejected"
 	case release.EventExpired:

@@ -153,7 +153,14 @@ func (d *Dispatcher) runIfRunnable(ctx context.Context, r *release.Release, titl
 		if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
 			done = cur
 		}
-		return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State), "", fmt.Sprintf("Roll back with: rollback %s", r.ID)), err
+		var hint []string
+		switch {
+		case done.State == release.StateInterrupted:
+			hint = []string{"", "Ways out: " + done.WaysOut()}
+		case done.Rollbackable():
+			hint = []string{"", fmt.Sprintf("Roll back with: rollback %s (restores %s)", r.ID, done.Backup)}
+		}
+		return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State), hint...), err
 	}
 	if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
 		done = cur
@@ -271,9 +278,9 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 	var extra []string
 	switch r.State {
 	case release.StateInterrupted:
-		extra = []string{"", fmt.Sprintf("Ways out: resume %s (continues from its first unfinished step) or rollback %s", r.ID, r.ID)}
+		extra = []string{"", "Ways out: " + r.WaysOut()}
 	case release.StateFailed:
-		if r.Backup != "" && r.Kind == release.KindDeploy {
+		if r.Rollbackable() {
 			extra = []string{"", fmt.Sprintf("Roll back with: rollback %s (restores %s)", r.ID, r.Backup)}
 		}
 	}

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -123,6 +124,22 @@ type Release struct {
 	Channel   string
 	MessageTS string
 	UpdatedAt time.Time
+}
+
+// Rollbackable reports whether `rollback` can take r back: a deploy that
+// took its pre-release backup and then ran, or was interrupted.
+func (r *Release) Rollbackable() bool {
+	return r.Kind == KindDeploy && r.Backup != "" &&
+		(r.State == StateFailed || r.State == StateInterrupted || r.State == StateSucceeded)
+}
+
+// WaysOut names the commands that lead on from an interrupted release.
+func (r *Release) WaysOut() string {
+	s := fmt.Sprintf("resume %s (continues from its first unfinished step)", r.ID)
+	if r.Rollbackable() {
+		s += fmt.Sprintf(" or rollback %s (restores %s)", r.ID, r.Backup)
+	}
+	return s
 }
 
 // Switchable reports whether users could be moved to what r restored: a

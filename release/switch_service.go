@@ -45,6 +45,10 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 	if _, ok := a.Recovery.Hooks[HookSwitchTraffic]; !ok {
 		return nil, Errorf(CodeConflict, "%s %s has no %s hook in apps.yaml: move users by hand, or add the hook", a.Name, RecoveryEnv, HookSwitchTraffic)
 	}
+	// Users arrive in recovery: a hold or freeze of it stops the switch too.
+	if err := s.preflightWindow(ctx, a, a.Recovery, nil); err != nil {
+		return nil, err
+	}
 	rs, err := s.Releases.ListReleases(ctx, a.Name, RecoveryEnv)
 	if err != nil {
 		return nil, err

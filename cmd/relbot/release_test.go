@@ -485,6 +485,9 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 		"crm-r1 succeeded", "restore backup", "pages exist", "switch crm-r1")
 	refused(t, run(t, env, "switch", "crm-r9", "--as", "alice"), "crm-r9")
 
+	must(t, run(t, env, "lock", "crm", "recovery", "checking", "it", "--as", "bob"))
+	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "crm recovery is locked by bob")
+	must(t, run(t, env, "unlock", "crm", "recovery", "--as", "bob"))
 	must(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "crm-r2", "awaiting approval", "move users of crm production to recovery")
 	refused(t, run(t, env, "approve", "crm-r2", "--as", "alice"), "may not approve it too")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
