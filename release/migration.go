@@ -103,6 +103,9 @@ type ApplyResult struct {
 	AlreadyApplied *AppliedBy     `json:"already_applied,omitempty"`
 	Steps          []ExecutedStep `json:"steps"`
 	Duration       time.Duration  `json:"duration"`
+	// Warnings say what the apply could not keep as the target had it
+	// (an owner relbot's role may not give objects to).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ExecutedStep is one line of the execution log.

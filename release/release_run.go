@@ -248,7 +248,11 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if res.AlreadyApplied != nil {
 			return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
 		}
-		return fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), true, nil
+		out := fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond))
+		for _, w := range res.Warnings {
+			out += "\nwarning: " + w
+		}
+		return out, true, nil
 	case StepRestore:
 		b, err := s.Store.GetBackup(ctx, r.Backup)
 		if err != nil {

@@ -84,6 +84,20 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		logStep(firstLine(st.sql), tag.RowsAffected(), t0)
 	}
 	t0 := time.Now()
+	stmts, warnings, err := keepPrivileges(ctx, tx, tgt)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return nil, applyError(s, err)
+		}
+	}
+	if len(stmts) > 0 {
+		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", target.Name, len(stmts)), 0, t0)
+	}
+	res.Warnings = warnings
+	t0 = time.Now()
 	for _, s := range markerDDL {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return nil, applyError(s, err)
@@ -483,4 +497,77 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// keepPrivileges gives what the apply made again (overwritten tables,
+// views) the owner and grants it had in the target, and what it made anew
+// the owner of the target's tables when one role owns most of them (the
+// app's role, typically): the app keeps reading its tables whatever role
+// relbot connects as.
+func keepPrivileges(ctx context.Context, tx pgx.Tx, before *pgschema.Schema) (stmts, warnings []string, err error) {
+	after, err := pgschema.ReadPrivileges(ctx, tx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read owners and grants: %w", err)
+	}
+	key := func(p pgschema.Privileges) string { return p.Kind + " " + pgschema.Key(p.Schema, p.Name) }
+	old := map[string]pgschema.Privileges{}
+	for _, p := range before.Privileges {
+		old[key(p)] = p
+	}
+	appOwner := mainOwner(before.Privileges)
+	var want []pgschema.Privileges
+	for _, p := range after {
+		o, existed := old[key(p)]
+		switch {
+		case existed && !samePrivileges(o, p):
+			want = append(want, o)
+		case !existed && appOwner != "" && p.Owner != appOwner:
+			want = append(want, pgschema.Privileges{Kind: p.Kind, Schema: p.Schema, Name: p.Name, Owner: appOwner, Linked: p.Linked})
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil, nil
+	}
+	access, err := pgschema.ReadRoleAccess(ctx, tx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read roles: %w", err)
+	}
+	stmts, warnings = pgschema.PrivilegeStatements(want, access)
+	return stmts, warnings, nil
+}
+
+// mainOwner is the role that owns more of the tables than any other, or ""
+// when there are none or two roles tie.
+func mainOwner(privs []pgschema.Privileges) string {
+	count := map[string]int{}
+	for _, p := range privs {
+		if p.Kind == "TABLE" {
+			count[p.Owner]++
+		}
+	}
+	best, n, tie := "", 0, false
+	for owner, c := range count {
+		switch {
+		case c > n:
+			best, n, tie = owner, c, false
+		case c == n:
+			tie = true
+		}
+	}
+	if tie {
+		return ""
+	}
+	return best
+}
+
+func samePrivileges(a, b pgschema.Privileges) bool {
+	if a.Owner != b.Owner || len(a.Grants) != len(b.Grants) {
+		return false
+	}
+	for i := range a.Grants {
+		if a.Grants[i] != b.Grants[i] {
+			return false
+		}
+	}
+	return true
 }

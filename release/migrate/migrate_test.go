@@ -445,3 +445,63 @@ func TestDestructiveChangesNeedPermission(t *testing.T) {
 		t.Fatal("allowed destructive changes did not run")
 	}
 }
+
+// The apply makes tables and views again as relbot's role; they go back
+// to their owner with their grants, and a table the migration adds goes to
+// the role that owns the target's tables.
+func TestApplyKeepsOwnersAndGrants(t *testing.T) {
+	owner, reader2 := testenv.UniqueName("relbot_app"), testenv.UniqueName("relbot_report")
+	t.Cleanup(func() { // after the databases are dropped
+		testenv.Exec(t, "DROP ROLE IF EXISTS "+owner)
+		testenv.Exec(t, "DROP ROLE IF EXISTS "+reader2)
+	})
+	testenv.Exec(t, "CREATE ROLE "+owner)
+	testenv.Exec(t, "CREATE ROLE "+reader2)
+	app := sampleApp(t, fixtures.Development, fixtures.Production)
+	e := &Engine{SigningKey: testKey}
+	file := makeFile(t, e, app)
+	prod, _ := app.Env(fixtures.Production)
+	conn := testenv.Connect(t, prod.Database)
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctxT(t), `DO $$ DECLARE r record; BEGIN
+		FOR r IN SELECT c.relkind, c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') LOOP
+			EXECUTE format('ALTER %s %s OWNER TO `+owner+`', CASE r.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, r.name);
+		END LOOP; END $$;
+		GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+reader2); err != nil {
+		t.Fatal(err)
+	}
+	state := func() map[string]string {
+		rows := rowsOf(t, prod.Database, `SELECT c.relkind::text || ' ' || c.relname, pg_get_userbyid(c.relowner) || ' ' ||
+			has_table_privilege('`+reader2+`', c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v')`)
+		return rows
+	}
+	before := state()
+	if before[`r uiSchemas`] != owner+" true" {
+		t.Fatalf("setup: uiSchemas is %q", before[`r uiSchemas`])
+	}
+	res, err := e.Apply(ctxT(t), reader(file), app, prod, release.ApplyOptions{By: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 0 {
+		t.Fatalf("warnings: %q", res.Warnings)
+	}
+	after := state()
+	added := 0
+	for name, got := range after {
+		want, existed := before[name]
+		switch {
+		case existed && got != want:
+			t.Errorf("%s: %s after the apply, %s before", name, got, want)
+		case !existed && got != owner+" false":
+			t.Errorf("%s, added by the migration: %s, want owned by %s with no grants", name, got, owner)
+		case !existed:
+			added++
+		}
+	}
+	if added == 0 {
+		t.Fatal("the migration added no table or view: the test does not test new objects")
+	}
+}

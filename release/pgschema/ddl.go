@@ -291,3 +291,82 @@ func appendComment(out []string, target, comment string) []string {
 	}
 	return append(out, "COMMENT ON "+target+" IS "+QuoteLiteral(comment))
 }
+
+// RoleAccess is what the server a schema is restored on allows: which
+// roles exist, and whether the restoring role may make one the owner of an
+// object in a schema.
+type RoleAccess struct {
+	Current string
+	Exists  func(role string) bool
+	CanOwn  func(role, schema string) bool
+}
+
+// PrivilegeStatements gives back owners and grants where access allows
+// (grants first, so that the restoring role grants as the owner it still
+// is; ALTER ... OWNER then hands them over) and says, a line a role, what
+// it could not.
+func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings []string) {
+	noGrantee := map[string]int{} // grants to roles that do not exist here
+	noOwner := map[string]int{}   // objects of owners that do not exist here
+	notOwned := map[string]int{}  // objects of owners the restoring role may not give to
+	var owners []string
+	for _, p := range privs {
+		object := Ident(p.Schema, p.Name)
+		on := "TABLE " + object
+		if p.Kind == "SEQUENCE" {
+			on = "SEQUENCE " + object
+		}
+		type key struct {
+			grantee   string
+			grantable bool
+		}
+		var order []key
+		byGrantee := map[key][]string{}
+		for _, g := range p.Grants {
+			if g.Grantee == p.Owner {
+				continue // the owner holds every privilege by default
+			}
+			if g.Grantee != "" && !access.Exists(g.Grantee) {
+				noGrantee[g.Grantee]++
+				continue
+			}
+			k := key{g.Grantee, g.Grantable}
+			if _, ok := byGrantee[k]; !ok {
+				order = append(order, k)
+			}
+			byGrantee[k] = append(byGrantee[k], g.Privilege)
+		}
+		for _, k := range order {
+			to := "PUBLIC"
+			if k.grantee != "" {
+				to = QuoteIdent(k.grantee)
+			}
+			st := fmt.Sprintf("GRANT %s ON %s TO %s", strings.Join(byGrantee[k], ", "), on, to)
+			if k.grantable {
+				st += " WITH GRANT OPTION"
+			}
+			stmts = append(stmts, st)
+		}
+		switch {
+		case p.Linked || p.Owner == access.Current:
+		case !access.Exists(p.Owner):
+			noOwner[p.Owner]++
+		case !access.CanOwn(p.Owner, p.Schema):
+			notOwned[p.Owner]++
+		default:
+			owners = append(owners, fmt.Sprintf("ALTER %s %s OWNER TO %s", p.Kind, object, QuoteIdent(p.Owner)))
+		}
+	}
+	stmts = append(stmts, owners...)
+	for _, role := range slices.Sorted(maps.Keys(noOwner)) {
+		warnings = append(warnings, fmt.Sprintf("role %s does not exist on this server: its %d objects are owned by %s", role, noOwner[role], access.Current))
+	}
+	for _, role := range slices.Sorted(maps.Keys(notOwned)) {
+		warnings = append(warnings, fmt.Sprintf("%d objects of role %s are owned by %s, which may not give objects to %s (not a member of it, or %s may not create in their schema)",
+			notOwned[role], role, access.Current, role, role))
+	}
+	for _, role := range slices.Sorted(maps.Keys(noGrantee)) {
+		warnings = append(warnings, fmt.Sprintf("role %s does not exist on this server: its privileges on %d objects were not granted", role, noGrantee[role]))
+	}
+	return stmts, warnings
+}

@@ -2,6 +2,7 @@ package pgschema
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -97,6 +98,7 @@ func Inspect(ctx context.Context, q Querier) (*Schema, error) {
 		{"tables", s.readTables},
 		{"sequences", s.readSequences},
 		{"views", s.readViews},
+		{"privileges", s.readPrivileges},
 		{"unsupported objects", s.readUnsupported},
 	}
 	for _, st := range steps {
@@ -564,6 +566,97 @@ func (s *Schema) readViews(ctx context.Context, q Querier) error {
 	return nil
 }
 
+// ReadPrivileges reads the owner and explicit grants of every relation.
+func ReadPrivileges(ctx context.Context, q Querier) ([]Privileges, error) {
+	var s Schema
+	if err := s.readPrivileges(ctx, q); err != nil {
+		return nil, err
+	}
+	return s.Privileges, nil
+}
+
+// ReadRoleAccess reads the roles of the server q is on, and which of them the
+// current role may give objects to.
+func ReadRoleAccess(ctx context.Context, q Querier) (RoleAccess, error) {
+	var current string
+	var super bool
+	if err := q.QueryRow(ctx, `SELECT rolname, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&current, &super); err != nil {
+		return RoleAccess{}, err
+	}
+	rows, err := q.Query(ctx, `SELECT rolname, pg_catalog.pg_has_role(current_user, oid, 'MEMBER') FROM pg_catalog.pg_roles`)
+	if err != nil {
+		return RoleAccess{}, err
+	}
+	member := map[string]bool{}
+	var name string
+	var isMember bool
+	if _, err := pgx.ForEachRow(rows, []any{&name, &isMember}, func() error {
+		member[name] = isMember
+		return nil
+	}); err != nil {
+		return RoleAccess{}, err
+	}
+	type roleSchema struct{ role, schema string }
+	mayCreate := map[roleSchema]bool{}
+	return RoleAccess{
+		Current: current,
+		Exists:  func(role string) bool { _, ok := member[role]; return ok },
+		CanOwn: func(role, schema string) bool {
+			if super {
+				return true
+			}
+			if !member[role] {
+				return false
+			}
+			k := roleSchema{role, schema}
+			ok, seen := mayCreate[k]
+			if !seen {
+				if err := q.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege($1, $2, 'CREATE')`, role, schema).Scan(&ok); err != nil {
+					ok = false
+				}
+				mayCreate[k] = ok
+			}
+			return ok
+		},
+	}, nil
+}
+
+// readPrivileges reads the owner and explicit grants of every relation.
+func (s *Schema) readPrivileges(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `SELECT c.relkind::text, n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner),
+			EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+				AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')),
+			CASE WHEN c.relacl IS NULL THEN NULL ELSE coalesce((SELECT json_agg(json_build_object(
+				'grantee', CASE WHEN a.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+				'privilege', a.privilege_type, 'grantable', a.is_grantable) ORDER BY a.grantee, a.privilege_type)
+				FROM pg_catalog.aclexplode(c.relacl) a), '[]') END
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'v', 'm', 'S') AND NOT c.relispartition AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		ORDER BY n.nspname, c.relname`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	kinds := map[string]string{"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
+	for rows.Next() {
+		var kind string
+		var grants []byte
+		p := Privileges{}
+		if err := rows.Scan(&kind, &p.Schema, &p.Name, &p.Owner, &p.Linked, &grants); err != nil {
+			return err
+		}
+		p.Kind = kinds[kind]
+		if grants != nil {
+			p.Grants = []Grant{}
+			if err := json.Unmarshal(grants, &p.Grants); err != nil {
+				return fmt.Errorf("grants on %s: %w", Key(p.Schema, p.Name), err)
+			}
+		}
+		s.Privileges = append(s.Privileges, p)
+	}
+	return rows.Err()
+}
+
 // readUnsupported lists what exists in the database but is not restored, so
 // that the manifest says so instead of dropping it silently.
 func (s *Schema) readUnsupported(ctx context.Context, q Querier) error {
@@ -582,14 +675,12 @@ func (s *Schema) readUnsupported(ctx context.Context, q Querier) error {
 			JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE NOT c.relispartition ORDER BY 1`,
 			"table %s inherits from another table; the inheritance is not restored"},
-		{`SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'v', 'm', 'S') AND ` + userSchema + ` ORDER BY 1`,
-			"privileges granted on %s are not restored"},
-		{`SELECT DISTINCT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c
-			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
-				AND c.relkind IN ('r', 'v', 'm', 'S') AND ` + userSchema + ` ORDER BY 1`,
-			"objects owned by role %s will be owned by the restoring role"},
+		{`SELECT DISTINCT pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace n
+			WHERE n.nspowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+				AND n.nspname <> 'public' AND ` + userSchema + ` ORDER BY 1`,
+			"schemas owned by role %s will be owned by the restoring role"},
+		{`SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspacl IS NOT NULL AND n.nspname <> 'public' AND ` + userSchema + ` ORDER BY 1`,
+			"privileges granted on schema %s are not restored"},
 		{`SELECT count(*)::text || ' large objects' FROM pg_catalog.pg_largeobject_metadata HAVING count(*) > 0`,
 			"%s are not backed up"},
 		{`SELECT evtname FROM pg_catalog.pg_event_trigger ORDER BY 1`,

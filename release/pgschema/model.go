@@ -23,8 +23,31 @@ type Schema struct {
 	Sequences        []Sequence  `json:"sequences,omitempty"`
 	Tables           []Table     `json:"tables"`
 	// Views are in dependency order: a view comes after the views it reads.
-	Views    []View   `json:"views,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Views []View `json:"views,omitempty"`
+	// Privileges are the owner and grants of every table, view and
+	// sequence, restored where the roles exist.
+	Privileges []Privileges `json:"privileges,omitempty"`
+	Warnings   []string     `json:"warnings,omitempty"`
+}
+
+// Privileges are one relation's owner and grants.
+type Privileges struct {
+	Kind   string `json:"kind"` // TABLE, VIEW, MATERIALIZED VIEW or SEQUENCE
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	Owner  string `json:"owner"`
+	// Linked sequences (identity, serial) follow their table's owner.
+	Linked bool `json:"linked,omitempty"`
+	// Grants are the explicit privileges; nil means the defaults (the
+	// owner's alone), as with a NULL relacl.
+	Grants []Grant `json:"grants,omitempty"`
+}
+
+// Grant is one privilege given to one role ("" is PUBLIC).
+type Grant struct {
+	Grantee   string `json:"grantee"`
+	Privilege string `json:"privilege"` // SELECT, INSERT, USAGE, ...
+	Grantable bool   `json:"grantable,omitempty"`
 }
 
 // Namespace is a user schema ("public" included).

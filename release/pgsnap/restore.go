@@ -78,12 +78,13 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 	if err != nil {
 		return nil, err
 	}
+	var privWarnings []string
 	if fresh {
 		report.Mode = "into an empty database, in parallel"
-		err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta)
+		privWarnings, err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta)
 	} else {
 		report.Mode = "in place, in one transaction"
-		err = restoreInPlace(ctx, conn, ar, meta)
+		privWarnings, err = restoreInPlace(ctx, conn, ar, meta)
 	}
 	if err != nil {
 		return nil, err
@@ -94,6 +95,7 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 		}
 	}
 	report.Warnings = append(report.Warnings, meta.Warnings...)
+	report.Warnings = append(report.Warnings, privWarnings...)
 	report.Duration = time.Since(start)
 	return report, nil
 }
@@ -147,53 +149,57 @@ func isEmpty(ctx context.Context, q pgschema.Querier) (bool, error) {
 
 // restoreInPlace drops what the database holds and rebuilds it from the
 // archive, all in one transaction.
-func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta) error {
+func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta) ([]string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback(context.Background())
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
-		return err
+		return nil, err
 	}
 	current, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := execAll(ctx, tx, DropStatements(current, meta.Schema)); err != nil {
-		return fmt.Errorf("clear the target: %w", err)
+		return nil, fmt.Errorf("clear the target: %w", err)
 	}
 	if err := execAll(ctx, tx, meta.Schema.PreData()); err != nil {
-		return err
+		return nil, err
 	}
 	for _, ti := range meta.Tables {
 		if err := loadTable(ctx, tx.Conn(), ar, meta, ti); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for i := range meta.Schema.Tables {
 		if err := execAll(ctx, tx, meta.Schema.Tables[i].KeyStatements()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for i := range meta.Schema.Tables {
 		if err := execAll(ctx, tx, meta.Schema.Tables[i].ForeignKeyStatements()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := execAll(ctx, tx, meta.Schema.PostData()); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Commit(ctx)
+	warnings, err := restorePrivileges(ctx, tx, meta.Schema)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, tx.Commit(ctx)
 }
 
 // restoreParallel fills an empty database: DDL on conn, then rows, keys
 // and foreign keys by several workers, then the rest on conn. On failure it
 // drops what it made, leaving the database empty as it found it.
-func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta) (err error) {
+func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta) (warnings []string, err error) {
 	before, err := pgschema.Inspect(ctx, conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err == nil {
@@ -208,7 +214,7 @@ func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db st
 		}
 	}()
 	if err := inTx(ctx, conn, meta.Schema.PreData()); err != nil {
-		return err
+		return nil, err
 	}
 	tables := map[string]*pgschema.Table{}
 	for i := range meta.Schema.Tables {
@@ -236,9 +242,33 @@ func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db st
 		}
 	}
 	if err := e.runParallel(ctx, dsn, db, tablesJobs, fks); err != nil {
-		return err
+		return nil, err
 	}
-	return inTx(ctx, conn, meta.Schema.PostData())
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := execAll(ctx, tx, meta.Schema.PostData()); err != nil {
+			return err
+		}
+		warnings, err = restorePrivileges(ctx, tx, meta.Schema)
+		return err
+	})
+	return warnings, err
+}
+
+// restorePrivileges gives objects back to their owners and grants what
+// was granted, as far as the roles exist here and the restoring role may.
+func restorePrivileges(ctx context.Context, q pgschema.Querier, s *pgschema.Schema) ([]string, error) {
+	if len(s.Privileges) == 0 {
+		return nil, nil
+	}
+	access, err := pgschema.ReadRoleAccess(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read roles: %w", err)
+	}
+	stmts, warnings := pgschema.PrivilegeStatements(s.Privileges, access)
+	if err := execAll(ctx, q, stmts); err != nil {
+		return nil, fmt.Errorf("restore owners and grants: %w", err)
+	}
+	return warnings, nil
 }
 
 func sortByBytes(infos []TableInfo) {

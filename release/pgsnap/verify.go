@@ -44,7 +44,7 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 	if majorOf(meta.ServerVersionNum) > majorOf(serverVersion(ctx, conn)) {
 		return nil, release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, newer than %s's server", majorOf(meta.ServerVersionNum), env.Name)
 	}
-	if err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta); err != nil {
+	if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta); err != nil {
 		return nil, fmt.Errorf("restore into a scratch database: %w", err)
 	}
 	report.Problems, err = e.Compare(ctx, conn, env.Database, scratch, meta)

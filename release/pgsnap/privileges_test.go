@@ -1,0 +1,74 @@
+package pgsnap
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/relbot/relbot/internal/testenv"
+)
+
+// Owners and grants come back with a restore, into an empty database and
+// in place; a role the server does not have is named in a warning.
+func TestOwnersAndGrantsAreRestored(t *testing.T) {
+	app, report, gone := testenv.UniqueName("relbot_app"), testenv.UniqueName("relbot_report"), testenv.UniqueName("relbot_gone")
+	// Registered before the databases, so that it runs after they are
+	// dropped: a role cannot go while it owns anything.
+	t.Cleanup(func() {
+		for _, r := range []string{app, report, gone} {
+			testenv.Exec(t, "DROP ROLE IF EXISTS "+r)
+		}
+	})
+	for _, r := range []string{app, report, gone} {
+		testenv.Exec(t, "CREATE ROLE "+r)
+	}
+	e := &Engine{Workers: 2}
+	src := newEnv(t, "privsrc", `
+		CREATE TABLE customers (id serial PRIMARY KEY, name text);
+		CREATE VIEW customer_names AS SELECT name FROM customers;
+		CREATE TABLE plain (x int);
+		CREATE SEQUENCE tickets_seq;
+		INSERT INTO customers (name) VALUES ('a'), ('b');
+		ALTER TABLE customers OWNER TO `+app+`;
+		ALTER VIEW customer_names OWNER TO `+app+`;
+		ALTER SEQUENCE tickets_seq OWNER TO `+app+`;
+		GRANT SELECT, INSERT ON customers TO `+report+`;
+		GRANT SELECT ON customer_names TO `+report+` WITH GRANT OPTION;
+		GRANT USAGE ON SEQUENCE customers_id_seq TO `+report+`;
+		GRANT SELECT ON plain TO PUBLIC;
+		GRANT SELECT ON customers TO `+gone+`;`, nil)
+	path, _ := backup(t, e, src)
+	// The role is gone from the server the backup is restored on.
+	execSQL(t, src.Database, "REVOKE ALL ON customers FROM "+gone)
+	testenv.Exec(t, "DROP ROLE "+gone)
+	want := schemaDump(t, src.Database)
+	for _, line := range []string{"OWNER TO " + app, "GRANT SELECT,INSERT ON TABLE public.customers TO " + report, "GRANT SELECT ON TABLE public.plain TO PUBLIC"} {
+		if !strings.Contains(want, line) {
+			t.Fatalf("the source's dump lacks %q: the test does not test what it says", line)
+		}
+	}
+	a := openArchiveFile(t, path)
+	for _, c := range []struct{ name, sql string }{{"into an empty database", ""}, {"in place", "CREATE TABLE customers (id int)"}} {
+		t.Run(c.name, func(t *testing.T) {
+			dst := newEnv(t, "privdst", c.sql, nil)
+			rep, err := e.Restore(ctxT(t), a, "crm", dst)
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			if got := schemaDump(t, dst.Database); got != want {
+				t.Fatalf("owners or grants differ:\n%s", lineDiff(want, got))
+			}
+			warned := false
+			for _, w := range rep.Warnings {
+				if strings.Contains(w, "role "+gone+" does not exist on this server: its privileges on 1 objects were not granted") {
+					warned = true
+				}
+				if strings.Contains(w, "not restored") && strings.Contains(w, "privileges") {
+					t.Errorf("stale warning: %s", w)
+				}
+			}
+			if !warned {
+				t.Fatalf("no warning about the missing role: %q", rep.Warnings)
+			}
+		})
+	}
+}
