@@ -146,7 +146,18 @@ func (r *Release) WaysOut() string {
 // rollback or restore into the recovery environment that succeeded, its
 // checks passed. (Service.RequestSwitch checks the rest.)
 func (r *Release) Switchable() bool {
-	return (r.Kind == KindRollback || r.Kind == KindRestore) && r.Env == RecoveryEnv && r.State == StateSucceeded
+	return (r.Kind == KindRollback || r.Kind == KindRestore) && r.Env == RecoveryEnv && r.State == StateSucceeded && r.checksRan()
+}
+
+// checksRan reports whether r's validation step ran (it is skipped where
+// the environment defines no checks) and so passed, r having succeeded.
+func (r *Release) checksRan() bool {
+	for _, st := range r.Steps {
+		if st.Name == StepChecks {
+			return st.State == StepDone
+		}
+	}
+	return false
 }
 
 // Approval is one person's yes.

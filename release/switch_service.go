@@ -28,6 +28,20 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 	if err := s.preflightWindow(ctx, a, from, nil); err != nil {
 		return nil, err
 	}
+	// A deploy interrupted in the environment users leave holds it; moving
+	// them away abandons it (it can still be rolled back later).
+	open, err := s.Releases.ListReleases(ctx, a.Name, from.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range open {
+		if r.State == StateInterrupted && r.Kind == KindDeploy {
+			if err := s.Releases.MoveRelease(ctx, r.ID, StateInterrupted, StateFailed,
+				fmt.Sprintf("interrupted; abandoned by %s, who asked to move users to %s", actor, RecoveryEnv)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return s.request(ctx, &Release{App: a.Name, Env: from.Name, Kind: KindSwitch, Backup: src.Backup, SwitchTo: src.ID, RequestedBy: actor}, a, from)
 }
 
@@ -35,6 +49,10 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 // the recovery environment, and returns the environment they would leave.
 // It holds at request time and again when the switch starts.
 func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Environment, error) {
+	if !src.Switchable() && src.Env == RecoveryEnv && src.State == StateSucceeded && (src.Kind == KindRollback || src.Kind == KindRestore) {
+		return nil, Errorf(CodeConflict, "%s ran no validation checks (%s %s defines none in apps.yaml): add checks, restore again, and switch once they pass",
+			src.ID, a.Name, RecoveryEnv)
+	}
 	if !src.Switchable() {
 		return nil, Errorf(CodeConflict, "%s is a %s of %s %s that is %s: users can be moved only to the %s environment, after a rollback or restore into it succeeded with its checks passed",
 			src.ID, src.Kind, src.App, src.Env, src.State, RecoveryEnv)
@@ -80,8 +98,16 @@ func (s *Service) switchTraffic(ctx context.Context, r *Release, a *App) (string
 	}
 	var out string
 	err := s.withLock(ctx, envLockKey(a.Name, RecoveryEnv), func(ctx context.Context) error {
+		// Checked again here, under recovery's lock: a resumed switch skips
+		// its preflight, and recovery may have been restored since.
+		src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
+		if err != nil {
+			return err
+		}
+		if _, err := s.switchSource(ctx, a, src); err != nil {
+			return err
+		}
 		var ran bool
-		var err error
 		out, ran, err = s.hook(ctx, a.Recovery, HookSwitchTraffic)
 		if err == nil && !ran {
 			err = Errorf(CodeConflict, "%s %s has no %s hook in apps.yaml", a.Name, RecoveryEnv, HookSwitchTraffic)

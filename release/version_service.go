@@ -168,16 +168,25 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 	log := s.Log.With("app", a.Name, "env", src.Name, "version", id)
 	now := s.Now().UTC()
 	blobs := &newBlobs{versionBlobs: versionBlobs{s.Artifacts, a.Name}}
+	// The blobs of a failed version go, unless the context ended: the
+	// version lock may be lost then, and another replica may already count
+	// on them (orphans cost only space).
 	snap, err := s.Versioner.Snapshot(ctx, a, src, blobs)
 	if err != nil {
 		log.Error("version failed", "err", err)
-		blobs.drop(context.WithoutCancel(ctx), log)
+		if ctx.Err() == nil {
+			blobs.drop(ctx, log)
+		}
 		return nil, wrapUser(err, "version of %s %s failed", a.Name, src.Name)
 	}
 	v := &Version{ID: id, App: a.Name, Env: src.Name, Description: description, CreatedBy: actor, CreatedAt: now, Auto: auto,
 		CoreVersion: snap.CoreVersion, Plugins: snap.Plugins, Tables: snap.Tables}
 	if err := s.Versions.SaveVersion(ctx, v); err != nil {
-		blobs.drop(context.WithoutCancel(ctx), log)
+		// A save that failed may still have committed: keep the blobs of
+		// a version that exists.
+		if _, gerr := s.Versions.GetVersion(ctx, id); ctx.Err() == nil && ErrorCode(gerr) == CodeNotFound {
+			blobs.drop(ctx, log)
+		}
 		return nil, err
 	}
 	log.Info("version created", "by", actor, "tables", len(v.Tables), "rows", v.Rows(), "new_blobs", snap.NewBlobs, "new_bytes", snap.NewBytes)

@@ -332,42 +332,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			m := createMigration(t, env)
 			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 
-			cmd := exec.Command(bin, "deploy", m, "staging", "--as", "alice")
-			for k, v := range env {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			cmd.Env = append(cmd.Env, "RELBOT_FAULT_PAUSE="+step, "PATH="+os.Getenv("PATH"))
-			stdout, _ := cmd.StdoutPipe()
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			paused := make(chan bool, 1)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					if strings.Contains(sc.Text(), "FAULT PAUSE") {
-						paused <- true
-						break
-					}
-				}
-				for sc.Scan() {
-				}
-				paused <- false
-			}()
-			select {
-			case ok := <-paused:
-				if !ok {
-					t.Fatal("the runner ended without reaching the step")
-				}
-			case <-time.After(90 * time.Second):
-				t.Fatal("the runner never reached the step")
-			}
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
-			time.Sleep(1500 * time.Millisecond) // the lease runs out
+			killAt(t, bin, env, step, "deploy", m, "staging", "--as", "alice")
 
 			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 			committed := markers(t, env["CRM_STAGING_DATABASE_URL"])
@@ -392,6 +357,71 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// killAt runs relbot with args in a process of its own, kills it (SIGKILL)
+// when the release it runs reaches step, and waits for its lease
+// (RELBOT_LEASE_TTL, 1s in these tests) to run out.
+func killAt(t *testing.T, bin string, env map[string]string, step string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "RELBOT_FAULT_PAUSE="+step, "PATH="+os.Getenv("PATH"))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	paused := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "FAULT PAUSE") {
+				paused <- true
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+		paused <- false
+	}()
+	select {
+	case ok := <-paused:
+		if !ok {
+			t.Fatal("the runner ended without reaching the step")
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("the runner never reached the step")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	time.Sleep(1500 * time.Millisecond) // the lease runs out
+}
+
+// The incident path: a production deploy whose runner died after the
+// migration committed; its pre-release backup is rolled back into
+// recovery, checked there, and users are switched to recovery, which
+// abandons the interrupted deploy that held production.
+func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
+	bin := binary(t)
+	env := releaseEnv(t)
+	env["RELBOT_LEASE_TTL"] = "1s"
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r2", "awaiting approval")
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
+	killAt(t, bin, env, "validation checks", "approve", "crm-r2", "--as", "U02BBB")
+	must(t, run(t, env, "release", "show", "crm-r2"), "interrupted")
+
+	must(t, run(t, env, "rollback", "crm-r2", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded", "switch crm-r3")
+	must(t, run(t, env, "switch", "crm-r3", "--as", "alice"), "crm-r4", "awaiting approval")
+	must(t, run(t, env, "release", "show", "crm-r2"), "failed", "abandoned by alice, who asked to move users to recovery")
+	must(t, run(t, env, "approve", "crm-r4", "--as", "U01AAA"))
+	must(t, run(t, env, "approve", "crm-r4", "--as", "U02BBB"), "crm-r4 succeeded")
 }
 
 // A release waiting for its --at time can be cancelled; one not approved
@@ -505,4 +535,14 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "has changed since crm-r1 (crm-r3 is newer)")
 	// Only a restore or rollback into recovery can be switched to.
 	refused(t, run(t, env, "switch", "crm-r2", "--as", "alice"), "users can be moved only to the recovery environment")
+
+	// A recovery without checks proves nothing: no switch to it.
+	apps, _ = os.ReadFile(env["RELBOT_APPS_FILE"])
+	checks := "      checks:\n        - {name: pages exist, sql: 'SELECT count(*) > 0 FROM \"uiSchemas\"'}\n      hooks:"
+	if !strings.Contains(string(apps), checks) {
+		t.Fatal("sample apps.yaml changed: no recovery checks to take away")
+	}
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), checks, "      hooks:", 1)), 0o600)
+	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r4 succeeded")
+	refused(t, run(t, env, "switch", "crm-r4", "--as", "alice"), "crm-r4 ran no validation checks")
 }

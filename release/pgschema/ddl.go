@@ -352,7 +352,10 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 		case !access.Exists(p.Owner):
 			noOwner[p.Owner]++
 		case !access.CanOwn(p.Owner, p.Schema):
+			// The owner stays relbot's role; the role that owned it keeps
+			// its access through a grant.
 			notOwned[p.Owner]++
+			stmts = append(stmts, fmt.Sprintf("GRANT ALL ON %s TO %s", on, QuoteIdent(p.Owner)))
 		default:
 			owners = append(owners, fmt.Sprintf("ALTER %s %s OWNER TO %s", p.Kind, object, QuoteIdent(p.Owner)))
 		}
@@ -362,8 +365,8 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 		warnings = append(warnings, fmt.Sprintf("role %s does not exist on this server: its %d objects are owned by %s", role, noOwner[role], access.Current))
 	}
 	for _, role := range slices.Sorted(maps.Keys(notOwned)) {
-		warnings = append(warnings, fmt.Sprintf("%d objects of role %s are owned by %s, which may not give objects to %s (not a member of it, or %s may not create in their schema)",
-			notOwned[role], role, access.Current, role, role))
+		warnings = append(warnings, fmt.Sprintf("%d objects of role %s are owned by %s, which may not give objects to %s (it lacks %s's privileges, or %s may not create in their schema); %s was granted all privileges on them instead",
+			notOwned[role], role, access.Current, role, role, role, role))
 	}
 	for _, role := range slices.Sorted(maps.Keys(noGrantee)) {
 		warnings = append(warnings, fmt.Sprintf("role %s does not exist on this server: its privileges on %d objects were not granted", role, noGrantee[role]))

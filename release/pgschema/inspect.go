@@ -576,48 +576,49 @@ func ReadPrivileges(ctx context.Context, q Querier) ([]Privileges, error) {
 }
 
 // ReadRoleAccess reads the roles of the server q is on, and which of them the
-// current role may give objects to.
+// current role may give objects to: all for a superuser; otherwise roles
+// whose privileges it has (USAGE: so that it can still read and alter what
+// it gave away) and that may create in the object's schema. Everything is
+// read at once: a failing query inside a restore's transaction would abort it.
 func ReadRoleAccess(ctx context.Context, q Querier) (RoleAccess, error) {
 	var current string
 	var super bool
 	if err := q.QueryRow(ctx, `SELECT rolname, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&current, &super); err != nil {
 		return RoleAccess{}, err
 	}
-	rows, err := q.Query(ctx, `SELECT rolname, pg_catalog.pg_has_role(current_user, oid, 'MEMBER') FROM pg_catalog.pg_roles`)
+	exists := map[string]bool{}
+	rows, err := q.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles`)
 	if err != nil {
 		return RoleAccess{}, err
 	}
-	member := map[string]bool{}
-	var name string
-	var isMember bool
-	if _, err := pgx.ForEachRow(rows, []any{&name, &isMember}, func() error {
-		member[name] = isMember
-		return nil
-	}); err != nil {
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		return RoleAccess{}, err
 	}
+	for _, n := range names {
+		exists[n] = true
+	}
 	type roleSchema struct{ role, schema string }
-	mayCreate := map[roleSchema]bool{}
+	mayOwn := map[roleSchema]bool{}
+	if !super {
+		rows, err := q.Query(ctx, `SELECT r.rolname, n.nspname FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.pg_namespace n
+			WHERE pg_catalog.pg_has_role(current_user, r.oid, 'USAGE') AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE')
+				AND `+userSchema)
+		if err != nil {
+			return RoleAccess{}, err
+		}
+		var role, schema string
+		if _, err := pgx.ForEachRow(rows, []any{&role, &schema}, func() error {
+			mayOwn[roleSchema{role, schema}] = true
+			return nil
+		}); err != nil {
+			return RoleAccess{}, err
+		}
+	}
 	return RoleAccess{
 		Current: current,
-		Exists:  func(role string) bool { _, ok := member[role]; return ok },
-		CanOwn: func(role, schema string) bool {
-			if super {
-				return true
-			}
-			if !member[role] {
-				return false
-			}
-			k := roleSchema{role, schema}
-			ok, seen := mayCreate[k]
-			if !seen {
-				if err := q.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege($1, $2, 'CREATE')`, role, schema).Scan(&ok); err != nil {
-					ok = false
-				}
-				mayCreate[k] = ok
-			}
-			return ok
-		},
+		Exists:  func(role string) bool { return exists[role] },
+		CanOwn:  func(role, schema string) bool { return super || mayOwn[roleSchema{role, schema}] },
 	}, nil
 }
 
@@ -631,13 +632,13 @@ func (s *Schema) readPrivileges(ctx context.Context, q Querier) error {
 				'privilege', a.privilege_type, 'grantable', a.is_grantable) ORDER BY a.grantee, a.privilege_type)
 				FROM pg_catalog.aclexplode(c.relacl) a), '[]') END
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'v', 'm', 'S') AND NOT c.relispartition AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	kinds := map[string]string{"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
+	kinds := map[string]string{"r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
 	for rows.Next() {
 		var kind string
 		var grants []byte

@@ -1,6 +1,8 @@
 package pgsnap
 
 import (
+	"context"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -11,16 +13,18 @@ import (
 // in place; a role the server does not have is named in a warning.
 func TestOwnersAndGrantsAreRestored(t *testing.T) {
 	app, report, gone := testenv.UniqueName("relbot_app"), testenv.UniqueName("relbot_report"), testenv.UniqueName("relbot_gone")
+	restorer := testenv.UniqueName("relbot_restorer")
 	// Registered before the databases, so that it runs after they are
 	// dropped: a role cannot go while it owns anything.
 	t.Cleanup(func() {
-		for _, r := range []string{app, report, gone} {
+		for _, r := range []string{app, report, gone, restorer} {
 			testenv.Exec(t, "DROP ROLE IF EXISTS "+r)
 		}
 	})
 	for _, r := range []string{app, report, gone} {
 		testenv.Exec(t, "CREATE ROLE "+r)
 	}
+	testenv.Exec(t, "CREATE ROLE "+restorer+" LOGIN")
 	e := &Engine{Workers: 2}
 	src := newEnv(t, "privsrc", `
 		CREATE TABLE customers (id serial PRIMARY KEY, name text);
@@ -71,4 +75,61 @@ func TestOwnersAndGrantsAreRestored(t *testing.T) {
 			}
 		})
 	}
+
+	// A restoring role that is not a superuser and has none of app's
+	// privileges keeps the objects, grants app everything on them, says so,
+	// and still grants what was granted.
+	t.Run("by a role that may not give objects away", func(t *testing.T) {
+		dst := newEnv(t, "privnosu", "", nil)
+		u, err := url.Parse(dst.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Exec(t, "ALTER DATABASE "+strings.TrimPrefix(u.Path, "/")+" OWNER TO "+restorer)
+		u.User = url.User(restorer)
+		dst.Database = u.String()
+		rep, err := e.Restore(ctxT(t), a, "crm", dst)
+		if err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		warned := false
+		for _, w := range rep.Warnings {
+			if strings.Contains(w, "objects of role "+app+" are owned by "+restorer) && strings.Contains(w, app+" was granted all privileges on them instead") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Fatalf("no warning about the owner kept: %q", rep.Warnings)
+		}
+		got := rowsOf(t, dst.Database, `SELECT c.relname, pg_get_userbyid(c.relowner) || ' ' || has_table_privilege('`+app+`', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+			|| ' ' || has_table_privilege('`+report+`', c.oid, 'SELECT') FROM pg_class c WHERE c.relname IN ('customers', 'customer_names')`)
+		for _, name := range []string{"customers", "customer_names"} {
+			if got[name] != restorer+" true true" {
+				t.Errorf("%s: %q, want owned by %s, all privileges for %s, SELECT for %s", name, got[name], restorer, app, report)
+			}
+		}
+	})
+}
+
+// rowsOf maps the first column of sql's rows to the second.
+func rowsOf(t *testing.T, dsn, sql string) map[string]string {
+	t.Helper()
+	conn := testenv.Connect(t, dsn)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var k, v string
+	for rows.Next() {
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
