@@ -682,6 +682,10 @@ func (s *Schema) readUnsupported(ctx context.Context, q Querier) error {
 			"schemas owned by role %s will be owned by the restoring role"},
 		{`SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspacl IS NOT NULL AND n.nspname <> 'public' AND ` + userSchema + ` ORDER BY 1`,
 			"privileges granted on schema %s are not restored"},
+		{`SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_catalog.pg_attribute a
+			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE a.attacl IS NOT NULL AND NOT a.attisdropped AND ` + userSchema + ` ORDER BY 1`,
+			"column privileges granted on %s are not restored"},
 		{`SELECT count(*)::text || ' large objects' FROM pg_catalog.pg_largeobject_metadata HAVING count(*) > 0`,
 			"%s are not backed up"},
 		{`SELECT evtname FROM pg_catalog.pg_event_trigger ORDER BY 1`,
