@@ -169,10 +169,9 @@ func (n *Notifier) extras(r *release.Release, e release.Event) []outgoing {
 	case release.EventInterrupted:
 		out = append(out, outgoing{msg: RenderFailure(r, e.Step)})
 		dm()
+	case release.EventSwitchOffered:
+		out = append(out, outgoing{msg: RenderSwitchOffer(r)})
 	case release.EventSucceeded:
-		if r.Switchable() {
-			out = append(out, outgoing{msg: RenderSwitchOffer(r)})
-		}
 		dm()
 	case release.EventRejected, release.EventExpired:
 		dm()

@@ -133,13 +133,15 @@ func TestNotifierFailureThread(t *testing.T) {
 	}
 }
 
-// A restore into recovery that passed its checks offers, in its thread, a
-// button that requests switching users to it; a succeeded deploy does not.
+// The service's switch offer after a restore into recovery becomes a
+// button in the release's thread that requests switching users to it; a
+// succeeded deploy gets none.
 func TestNotifierOffersSwitchAfterRecovery(t *testing.T) {
 	f := newFakeSlack(t)
 	n := newTestNotifier(t, f, newFakeService(), 10*time.Millisecond)
 	ctx := context.Background()
 	n.ReleaseChanged(ctx, recoveredRelease(), release.Event{Kind: release.EventSucceeded})
+	n.ReleaseChanged(ctx, recoveredRelease(), release.Event{Kind: release.EventSwitchOffered})
 	deploy := releaseIn("succeeded")
 	n.ReleaseChanged(ctx, deploy, release.Event{Kind: release.EventSucceeded})
 	waitFor(t, "both messages, the offer and two DMs", func() bool { return len(f.Calls("chat.postMessage")) == 5 })

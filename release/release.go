@@ -260,6 +260,9 @@ const (
 	EventSucceeded     EventKind = "succeeded"
 	EventFailed        EventKind = "failed"
 	EventInterrupted   EventKind = "interrupted"
+	// EventSwitchOffered follows the success of a rollback or restore into
+	// recovery whose checks ran, when recovery has a switch_traffic hook.
+	EventSwitchOffered EventKind = "switch offered"
 )
 
 // Hooks runs an environment's hooks (maintenance, scaling, traffic).

@@ -143,6 +143,11 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 	}
 	s.Log.Info("release succeeded", "release", r.ID)
 	s.notify(ctx, r, Event{Kind: EventSucceeded})
+	if r.Switchable() && a.Recovery != nil {
+		if _, ok := a.Recovery.Hooks[HookSwitchTraffic]; ok {
+			s.notify(ctx, r, Event{Kind: EventSwitchOffered, Detail: fmt.Sprintf("users can be moved to %s: switch %s", RecoveryEnv, r.ID)})
+		}
+	}
 	return nil
 }
 

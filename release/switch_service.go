@@ -86,6 +86,15 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 	if from.Name == RecoveryEnv {
 		return nil, Errorf(CodeConflict, "%s restored a backup of %s itself: there is no environment to move users from", src.ID, RecoveryEnv)
 	}
+	done, err := s.Releases.ListReleases(ctx, a.Name, from.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range done {
+		if r.Kind == KindSwitch && r.SwitchTo == src.ID && r.State == StateSucceeded {
+			return nil, Errorf(CodeConflict, "users of %s %s were moved to what %s restored already, by %s", a.Name, from.Name, src.ID, r.ID)
+		}
+	}
 	return from, nil
 }
 

@@ -512,7 +512,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 
 	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"), "crm-b1")
 	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"),
-		"crm-r1 succeeded", "restore backup", "pages exist", "switch crm-r1")
+		"crm-r1 succeeded", "restore backup", "pages exist", "crm-r1 switch offered: users can be moved to recovery: switch crm-r1")
 	refused(t, run(t, env, "switch", "crm-r9", "--as", "alice"), "crm-r9")
 
 	must(t, run(t, env, "lock", "crm", "recovery", "checking", "it", "--as", "bob"))
@@ -529,6 +529,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 		t.Fatalf("the switch_traffic hook did not run: %v", err)
 	}
 	must(t, run(t, env, "release", "show", "crm-r2", "--json"), `"kind": "switch traffic"`, `"switch_to": "crm-r1"`, `"env": "production"`)
+	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "were moved to what crm-r1 restored already, by crm-r2")
 
 	// Recovery restored again: the older restore is no longer what it holds.
 	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded")
@@ -543,6 +544,8 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 		t.Fatal("sample apps.yaml changed: no recovery checks to take away")
 	}
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), checks, "      hooks:", 1)), 0o600)
-	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r4 succeeded")
+	if r := must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r4 succeeded"); strings.Contains(r.out, "switch") {
+		t.Fatalf("a switch was offered after a restore that ran no checks:\n%s", r.out)
+	}
 	refused(t, run(t, env, "switch", "crm-r4", "--as", "alice"), "crm-r4 ran no validation checks")
 }
