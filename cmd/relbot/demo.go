@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -61,7 +63,43 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 		return exitFailed
 	}
 	d.say("Demo finished in %s: every step did what it should.", time.Since(d.start).Round(100*time.Millisecond))
+	if *keep {
+		d.say("The databases and files stay. To look around from a terminal: set -a; . %s; set +a; then e.g. relbot release list crm",
+			filepath.Join(dir, "relbot.env"))
+	}
 	return exitOK
+}
+
+// terminalEnv writes the demo's apps.yaml and relbot.env (the settings a
+// terminal needs to work on the demo's installation) into dir and returns
+// those settings.
+func terminalEnv(settings *config.Settings, sample *fixtures.Sample, dir string) (map[string]string, error) {
+	appsFile := filepath.Join(dir, "apps.yaml")
+	if err := os.WriteFile(appsFile, []byte(fixtures.AppsYAML(sample)), 0o600); err != nil {
+		return nil, err
+	}
+	env := map[string]string{
+		"RELBOT_DATABASE_URL": settings.DatabaseURL, "RELBOT_APPS_FILE": appsFile, "RELBOT_ARTIFACT_DIR": settings.ArtifactDir,
+		"RELBOT_SECRET_KEY": settings.SecretKey, "RELBOT_BACKUP_KEY": settings.BackupKey,
+	}
+	for _, kv := range fixtures.Env(sample) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var b strings.Builder
+	b.WriteString("# Settings of the demo's relbot, for a terminal: set -a; . relbot.env; set +a\n")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, shellQuote(env[k]))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "relbot.env"), []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 type demo struct {

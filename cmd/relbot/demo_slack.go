@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -55,19 +53,13 @@ const demoSigningSecret = "relbot-demo-signing-secret"
 // bot database, artifacts and keys.
 func (d *demo) startSlack(ctx context.Context, settings *config.Settings, sample *fixtures.Sample, dir string) (*slackDemo, error) {
 	stand := newStandIn()
-	appsFile := filepath.Join(dir, "apps.yaml")
-	if err := os.WriteFile(appsFile, []byte(fixtures.AppsYAML(sample)), 0o600); err != nil {
+	env, err := terminalEnv(settings, sample, dir)
+	if err != nil {
 		stand.Stop()
 		return nil, err
 	}
-	env := map[string]string{
-		"RELBOT_DATABASE_URL": settings.DatabaseURL, "RELBOT_APPS_FILE": appsFile, "RELBOT_ARTIFACT_DIR": settings.ArtifactDir,
-		"RELBOT_SECRET_KEY": settings.SecretKey, "RELBOT_BACKUP_KEY": settings.BackupKey, "RELBOT_HTTP_ADDR": "127.0.0.1:0",
-		"RELBOT_SLACK_API_URL": stand.GetAPIURL(), "SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_SIGNING_SECRET": demoSigningSecret,
-		"RELBOT_LOG_LEVEL": "error",
-	}
-	for _, kv := range fixtures.Env(sample) {
-		k, v, _ := strings.Cut(kv, "=")
+	for k, v := range map[string]string{"RELBOT_HTTP_ADDR": "127.0.0.1:0", "RELBOT_SLACK_API_URL": stand.GetAPIURL(),
+		"SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_SIGNING_SECRET": demoSigningSecret, "RELBOT_LOG_LEVEL": "error"} {
 		env[k] = v
 	}
 	serveCtx, stop := context.WithCancel(ctx)
