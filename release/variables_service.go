@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -385,6 +386,25 @@ func (s *Service) SecretValues(ctx context.Context) ([]string, error) {
 		return nil, nil
 	}
 	return s.openAll(all)
+}
+
+// minSecretMatch is the shortest secret looked for in free text: shorter
+// values would match ordinary words.
+const minSecretMatch = 6
+
+// refuseSecretIn refuses text (a description someone typed) that holds the
+// clear value of a secret relbot knows; what names the text.
+func (s *Service) refuseSecretIn(ctx context.Context, what, text string) error {
+	secrets, err := s.SecretValues(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range secrets {
+		if len(v) >= minSecretMatch && strings.Contains(text, v) {
+			return Errorf(CodeForbidden, "%s holds the value of a secret; write it without", what)
+		}
+	}
+	return nil
 }
 
 // AppAESKey returns the app key held as relbot secret APP_AES_SECRET_KEY of

@@ -174,6 +174,14 @@ func TestCanarySecretNeverLeaks(t *testing.T) {
 	check(run(t, env, "rekey-secrets"), "rekey-secrets")
 	// Refusals too.
 	outputs = append(outputs, run(t, env, "var", "set", "crm", "staging", "CANARY_TOKEN=x"), runIn(t, env, canary+"\n", "secret", "set", "crm", "nowhere", "X"))
+	// Typed into a description or a note, a secret is refused.
+	for _, args := range [][]string{{"version", "create", "crm", "rotate", canary, "--as", "alice"}, {"migration", "create", "crm", "--note", "uses " + canary, "--as", "alice"}} {
+		r := run(t, env, args...)
+		outputs = append(outputs, r)
+		if r.code != 1 || !strings.Contains(r.err, "holds the value of a secret") {
+			t.Fatalf("%s %s with a secret: %+v", args[0], args[1], r)
+		}
+	}
 
 	hexCanary := hex.EncodeToString([]byte(canary))
 	for _, r := range outputs {

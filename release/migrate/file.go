@@ -77,6 +77,11 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 	if len(e.SigningKey) == 0 {
 		return nil, release.Errorf(release.CodeUnavailable, "migration files are signed with RELBOT_SECRET_KEY, which is not set")
 	}
+	for _, v := range in.Secrets {
+		if len(v) >= minSecretScan && strings.Contains(in.Note, v) {
+			return nil, release.Errorf(release.CodeForbidden, "migration refused: its note holds the value of a secret; describe the change without it")
+		}
+	}
 	cfg, err := pgschema.ConnConfig(in.Source.Database)
 	if err != nil {
 		return nil, release.Errorf(release.CodeInvalid, "%v", err)

@@ -310,6 +310,12 @@ func TestSecretsNeverInAFile(t *testing.T) {
 	if strings.Contains(err.Error(), "canary-secret") {
 		t.Fatal("the refusal shows the secret")
 	}
+	// A secret typed into the note is refused too.
+	buf.Reset()
+	_, err = e.Create(ctxT(t), release.MigrationInput{App: app, Source: dev, ID: "crm-m3", By: "alice", CreatedAt: time.Now(), Note: "rotate canary-secret-7f3a9e soon", Secrets: canaries}, &buf)
+	if msg := release.ErrorMessage(err); err == nil || !strings.Contains(msg, "its note holds the value of a secret") || strings.Contains(msg, "canary-secret") || buf.Len() != 0 {
+		t.Fatalf("a note with a secret: %v (%d bytes written)", err, buf.Len())
+	}
 }
 
 // decoded is every byte a file carries, decompressed.
