@@ -348,6 +348,11 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error
 	if r.State != StateAwaitingApproval && r.State != StateScheduled {
 		return nil, Errorf(CodeConflict, "%s is %s: only a release that has not started can be cancelled", id, r.State)
 	}
+	// Who may say yes to a release may also withdraw it; so may its requester.
+	if _, e, err := s.releaseEnv(r); err == nil && actor != r.RequestedBy && len(e.Approvals.Approvers) > 0 && !contains(e.Approvals.Approvers, actor) {
+		return nil, Errorf(CodeForbidden, "%s may not cancel %s: only its requester (%s) or an approver of %s %s (%s) may",
+			actor, id, r.RequestedBy, r.App, r.Env, strings.Join(e.Approvals.Approvers, ", "))
+	}
 	why := "cancelled by " + actor
 	if err := s.Releases.MoveRelease(ctx, id, r.State, StateCancelled, why); err != nil {
 		return nil, err
@@ -382,6 +387,10 @@ func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (
 	}
 	if into == "" {
 		into = orig.Env
+	}
+	if into != orig.Env && into != RecoveryEnv {
+		return nil, Errorf(CodeInvalid, "rollback --into takes the independent %s environment (or none, for %s itself): %s would get %s's data without %s's approval; backup restore %s --into %s asks for %s's",
+			RecoveryEnv, orig.Env, into, orig.Env, orig.Env, orig.Backup, into, into)
 	}
 	e, err := a.Env(into)
 	if err != nil {

@@ -417,6 +417,7 @@ func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 	killAt(t, bin, env, "validation checks", "approve", "crm-r2", "--as", "U02BBB")
 	must(t, run(t, env, "release", "show", "crm-r2"), "interrupted")
 
+	refused(t, run(t, env, "rollback", "crm-r2", "--into", "staging", "--as", "alice"), "rollback --into takes the independent recovery environment")
 	must(t, run(t, env, "rollback", "crm-r2", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded", "switch crm-r3")
 	must(t, run(t, env, "switch", "crm-r3", "--as", "alice"), "crm-r4", "awaiting approval")
 	must(t, run(t, env, "release", "show", "crm-r2"), "failed", "abandoned by alice, who asked to move users to recovery")
@@ -446,7 +447,10 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 	refused(t, run(t, env, "approve", "crm-r3", "--as", "U01AAA"), "not awaiting approval")
 	must(t, run(t, env, "release", "show", "crm-r3"), "expired", "not approved within 2s")
 	// An expired release frees its environment.
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r4", "awaiting approval")
+	// Only its requester or an approver may withdraw it.
+	refused(t, run(t, env, "cancel", "crm-r4", "--as", "mallory"), "mallory may not cancel crm-r4")
+	must(t, run(t, env, "cancel", "crm-r4", "--as", "U03CCC"), "cancelled")
 }
 
 // TestFreezeWindow: a release into a frozen environment is refused now and
