@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ReleaseParts are what releases need beyond backups and migrations.
@@ -418,6 +419,19 @@ func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Ho
 	if err != nil {
 		return nil, err
 	}
+	reason = strings.Join(strings.Fields(reason), " ") // one line, whatever was typed
+	if reason == "" {
+		return nil, Errorf(CodeInvalid, "a lock needs a reason: lock %s %s REASON...", app, e.Name)
+	}
+	if n := utf8.RuneCountInString(reason); n > MaxHoldReason {
+		return nil, Errorf(CodeInvalid, "the reason is %d characters long; a lock takes at most %d", n, MaxHoldReason)
+	}
+	if old, err := s.Releases.GetHold(ctx, app, e.Name); err != nil {
+		return nil, err
+	} else if old != nil {
+		return nil, Errorf(CodeConflict, "%s %s is locked already, by %s since %s: %s; unlock %s %s first to lock it again",
+			app, e.Name, old.By, old.At.UTC().Format("2006-01-02 15:04 MST"), old.Reason, app, e.Name)
+	}
 	h := Hold{App: app, Env: e.Name, Reason: reason, By: actor, At: s.Now().UTC()}
 	if err := s.Releases.PutHold(ctx, h); err != nil {
 		return nil, err
@@ -425,6 +439,9 @@ func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Ho
 	s.Log.Info("environment locked", "app", app, "env", e.Name, "by", actor)
 	return &h, nil
 }
+
+// MaxHoldReason is the longest reason a lock takes.
+const MaxHoldReason = 500
 
 // Unlock lifts a hold.
 func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {

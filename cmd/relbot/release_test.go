@@ -131,6 +131,7 @@ func TestReleaseChain(t *testing.T) {
 
 	// Holds.
 	must(t, run(t, env, "lock", "crm", "staging", "incident", "42", "--as", "alice"), "locked")
+	refused(t, run(t, env, "lock", "crm", "staging", "mine\nnow", "--as", "bob"), "locked already, by alice")
 	refused(t, run(t, env, "deploy", m2, "staging", "--as", "alice"), "incident 42")
 	must(t, run(t, env, "unlock", "crm", "staging", "--as", "alice"), "unlocked")
 }
