@@ -43,6 +43,22 @@ func TestUsageErrorExitsTwo(t *testing.T) {
 	if r := run(t, nil, "--as"); r.code != 2 {
 		t.Fatalf("--as without a user: %+v", r)
 	}
+	for args, want := range map[string][]string{
+		"empty":        {"help", "--as", ""},
+		"spaces":       {"help", "--as", "  "},
+		"newline":      {"help", "--as", "U01AAA\nU02BBB"},
+		"twice":        {"help", "--as", "alice", "--as", "bob"},
+		"twice, mixed": {"help", "--as=alice", "--as", "bob"},
+	} {
+		if r := run(t, nil, want...); r.code != 2 || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+			t.Errorf("--as %s: %+v", args, r)
+		}
+	}
+	for _, flag := range []string{"--help", "-h"} {
+		if r := run(t, nil, flag); r.code != 0 || !strings.Contains(r.out, "backup create") {
+			t.Errorf("%s: %+v", flag, r)
+		}
+	}
 }
 
 func TestMissingSettingIsNamed(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os/user"
 	"strings"
+	"unicode"
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
@@ -86,8 +87,19 @@ func report(io Stdio, reply commands.Reply, err error, asJSON bool) int {
 	return commands.ExitCode(err)
 }
 
-// terminalFlags takes --as USER, --as=USER and --json out of the words.
+// terminalFlags takes --as USER, --as=USER and --json out of the words;
+// --help or -h alone is help.
 func terminalFlags(args []string) (words []string, as string, asJSON bool, err error) {
+	setAs := func(v string) error {
+		if as != "" {
+			return fmt.Errorf("--as is given twice")
+		}
+		if err := checkUserName(v); err != nil {
+			return err
+		}
+		as = v
+		return nil
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -97,18 +109,37 @@ func terminalFlags(args []string) (words []string, as string, asJSON bool, err e
 			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {
 				return nil, "", false, fmt.Errorf("--as needs a user name")
 			}
-			as = args[i+1]
+			if err := setAs(args[i+1]); err != nil {
+				return nil, "", false, err
+			}
 			i++
 		case strings.HasPrefix(a, "--as="):
-			as = strings.TrimPrefix(a, "--as=")
-			if as == "" {
-				return nil, "", false, fmt.Errorf("--as needs a user name")
+			if err := setAs(strings.TrimPrefix(a, "--as=")); err != nil {
+				return nil, "", false, err
 			}
 		default:
 			words = append(words, a)
 		}
 	}
+	if len(words) == 1 && (words[0] == "--help" || words[0] == "-h") {
+		words = []string{"help"}
+	}
 	return words, as, asJSON, nil
+}
+
+// checkUserName refuses a --as value that could not name anyone: empty,
+// spaces or control characters in it, or too long. Approvals and records
+// compare names exactly, so look-alikes must not get in.
+func checkUserName(v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("--as needs a user name")
+	case len(v) > 64:
+		return fmt.Errorf("--as takes a user name of at most 64 bytes")
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("--as %q: a user name has no spaces or control characters", v)
+	}
+	return nil
 }
 
 // joinWords rebuilds one command line from words the shell already split,
