@@ -177,7 +177,7 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		}
 		t, err := ParseAt(c.At, d.now(), loc)
 		if err != nil {
-			return Reply{}, &UsageError{Command: "deploy", Message: err.Error(), Usage: Usage("deploy")}
+			return Reply{}, err // a *UsageError already
 		}
 		at = &t
 	}

@@ -260,6 +260,8 @@ const (
 	EventSucceeded     EventKind = "succeeded"
 	EventFailed        EventKind = "failed"
 	EventInterrupted   EventKind = "interrupted"
+	// EventWaiting says that a runner waits for a scheduled release's time.
+	EventWaiting EventKind = "waiting"
 	// EventSwitchOffered follows the success of a rollback or restore into
 	// recovery whose checks ran, when recovery has a switch_traffic hook.
 	EventSwitchOffered EventKind = "switch offered"

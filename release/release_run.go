@@ -55,6 +55,8 @@ func (s *Service) waitForStart(ctx context.Context, r *Release, e *Environment) 
 		return r, nil
 	}
 	noticed := e.Notice <= 0
+	s.notify(ctx, r, Event{Kind: EventWaiting, Detail: fmt.Sprintf("starts at %s; %s waits to run it (cancel %s withdraws it)",
+		r.At.UTC().Format("2006-01-02 15:04 MST"), s.Owner, r.ID)})
 	for s.Now().Before(*r.At) {
 		if !noticed && !s.Now().Before(r.At.Add(-e.Notice)) {
 			noticed = true

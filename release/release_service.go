@@ -49,6 +49,10 @@ func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env str
 	if err := s.releasesReady(); err != nil {
 		return nil, err
 	}
+	if at != nil && at.After(s.Now().Add(MaxScheduleAhead)) {
+		return nil, Errorf(CodeInvalid, "--at %s is more than %d days ahead: a release holds its environment until it runs, so schedule it closer to the time",
+			at.UTC().Format("2006-01-02 15:04 MST"), int(MaxScheduleAhead.Hours()/24))
+	}
 	m, a, e, err := s.migrationTarget(ctx, migrationID, env)
 	if err != nil {
 		return nil, err
@@ -439,6 +443,9 @@ func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Ho
 	s.Log.Info("environment locked", "app", app, "env", e.Name, "by", actor)
 	return &h, nil
 }
+
+// MaxScheduleAhead is how far ahead deploy --at may schedule a release.
+const MaxScheduleAhead = 30 * 24 * time.Hour
 
 // MaxHoldReason is the longest reason a lock takes.
 const MaxHoldReason = 500

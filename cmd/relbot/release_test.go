@@ -469,6 +469,10 @@ func TestFreezeWindow(t *testing.T) {
 	m := createMigration(t, env)
 
 	refused(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "crm staging is frozen")
+	refused(t, run(t, env, "deploy", m, "staging", "--at", now.AddDate(0, 2, 0).Format(time.RFC3339), "--as", "alice"), "more than 30 days ahead")
+	if r := run(t, env, "deploy", m, "staging", "--at", "2020-01-01T00:00:00Z", "--as", "alice"); r.code != 2 || strings.Count(r.err, "usage:") != 1 {
+		t.Fatalf("--at in the past: %+v", r)
+	}
 	inside := now.Add(30 * time.Minute).Format(time.RFC3339)
 	refused(t, run(t, env, "deploy", m, "staging", "--at", inside, "--as", "alice"), "crm staging is frozen")
 	if markers(t, env["CRM_STAGING_DATABASE_URL"]) != 0 {
@@ -494,7 +498,7 @@ func deployAtThenCancel(t *testing.T, env map[string]string, m string, at time.T
 	must(t, run(t, env, "cancel", id, "--as", "bob"), "cancelled")
 	select {
 	case r := <-done:
-		if r.code != 1 || !strings.Contains(r.err, "cancelled") {
+		if r.code != 1 || !strings.Contains(r.err, "cancelled") || !strings.Contains(r.out, id+" waiting: starts at") {
 			t.Fatalf("the waiting deploy: %+v", r)
 		}
 	case <-time.After(10 * time.Second):
