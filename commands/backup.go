@@ -41,19 +41,6 @@ type VerifyView struct {
 	Seconds  float64    `json:"seconds"`
 }
 
-// RestoreView is what --json prints for a backup restore.
-type RestoreView struct {
-	Backup   BackupView `json:"backup"`
-	Into     string     `json:"into"`
-	Done     bool       `json:"done"` // false: accepted, runs later (approval)
-	Mode     string     `json:"mode,omitempty"`
-	Tables   int        `json:"tables"`
-	Rows     int64      `json:"rows"`
-	Files    int        `json:"files"`
-	Seconds  float64    `json:"seconds"`
-	Warnings []string   `json:"warnings,omitempty"`
-}
-
 func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCreate) (Reply, error) {
 	b, err := d.Service.CreateBackup(ctx, req.User, c.App, c.Env, release.BackupManual)
 	if err != nil {
@@ -142,35 +129,11 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 }
 
 func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
-	b, rep, rel, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
+	rel, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
 	if err != nil {
 		return Reply{}, err
 	}
-	if rel != nil {
-		// The target needs approvals: a restore release, run once approved.
-		return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, what(rel)))
-	}
-	if b == nil || rep == nil {
-		return Reply{}, release.Errorf(release.CodeInternal, "restore of %s: no record returned", c.Backup)
-	}
-	into := c.Into
-	if into == "" {
-		into = b.Env
-	}
-	view := RestoreView{Backup: backupView(b), Into: into}
-	view.Done, view.Mode, view.Tables, view.Rows, view.Files = true, rep.Mode, rep.Tables, rep.Rows, rep.Files
-	view.Seconds, view.Warnings = rep.Duration.Seconds(), rep.Warnings
-	fields := []Field{
-		{"Backup", fmt.Sprintf("%s (%s %s, %s, %s)", b.ID, b.App, b.Env, b.Kind, d.when(b.CreatedAt))},
-		{"Into", b.App + " " + into},
-		{"Mode", rep.Mode},
-		{"Restored", fmt.Sprintf("%s %s, %s %s, %s %s", count(rep.Tables), plural(rep.Tables, "table", "tables"),
-			count(rep.Rows), plural(rep.Rows, "row", "rows"), count(rep.Files), plural(rep.Files, "file", "files"))},
-		{"Took", humanDuration(rep.Duration)},
-	}
-	r := newReply(fmt.Sprintf("Backup %s restored into %s %s", b.ID, b.App, into), fields, nil, view, warningLines(rep.Warnings)...)
-	r.Public = true
-	return r, nil
+	return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, what(rel)))
 }
 
 func warningLines(ws []string) []string {

@@ -15,9 +15,8 @@ type Service interface {
 	CreateBackup(ctx context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error)
 	ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error)
 	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
-	// RestoreBackup restores now (report) or requests a restore release
-	// that runs once approved (release).
-	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, *release.Release, error)
+	// RestoreBackup requests a restore release.
+	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Release, error)
 	// Variables and secrets (vars.go).
 	ListVariables(ctx context.Context, app, env string) ([]release.VariableView, error)
 	SetVariable(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)

@@ -22,7 +22,6 @@ type fakeService struct {
 	apps    []*release.App
 	backups []*release.Backup
 	verify  *release.VerifyReport
-	restore *release.RestoreReport
 	listErr error
 	calls   []string
 }
@@ -116,17 +115,18 @@ func (f *fakeService) VerifyBackup(_ context.Context, actor, id string) (*releas
 	return b, f.verify, nil
 }
 
-func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Backup, *release.RestoreReport, *release.Release, error) {
+func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Release, error) {
 	f.record("restore %s %s %q", actor, id, into)
 	b, err := f.get(id)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	if f.restore == nil {
-		return b, nil, &release.Release{ID: "crm-r9", App: b.App, Env: b.Env, Kind: release.KindRestore, Backup: id, RequestedBy: actor,
-			State: release.StateAwaitingApproval}, nil
+	env := b.Env
+	if into != "" {
+		env = into
 	}
-	return b, f.restore, nil, nil
+	return &release.Release{ID: "crm-r9", App: b.App, Env: env, Kind: release.KindRestore, Backup: id, RequestedBy: actor,
+		State: release.StateAwaitingApproval}, nil
 }
 
 func newDispatcher(f *fakeService) *Dispatcher {
@@ -196,9 +196,7 @@ func TestHandle(t *testing.T) {
 			f.verify = &release.VerifyReport{Tables: 40, Problems: []string{"table users: 999 rows, manifest says 1000"}}
 		}, []check{fails(release.CodeDamaged, "failed verification: 1 problem"), has("FAILED", "table users: 999 rows")}},
 		{"backup verify crm-b9", nil, []check{fails(release.CodeNotFound, "backup crm-b9 not found")}},
-		{"backup restore crm-b1 --into recovery", func(f *fakeService) {
-			f.restore = &release.RestoreReport{Tables: 40, Rows: 1000, Files: 3, Mode: "fresh (parallel)", Duration: 1500 * time.Millisecond, Warnings: []string{"extension pg_trgm missing"}}
-		}, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Backup crm-b1 restored into crm recovery", "fresh (parallel)", "1.5s", "pg_trgm")}},
+		{"backup restore crm-b1 --into recovery", nil, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Restore crm-r9 requested: restore crm-b1 into crm recovery")}},
 		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
 	}
 	for _, tc := range cases {

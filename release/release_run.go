@@ -274,7 +274,11 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if err != nil {
 			return "", true, err
 		}
-		return fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), true, nil
+		out := fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond))
+		for _, w := range rep.Warnings {
+			out += "\nwarning: " + w
+		}
+		return out, true, nil
 	case StepChecks:
 		return s.validate(ctx, r, e)
 	case StepSwitch:

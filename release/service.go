@@ -320,50 +320,30 @@ func (s *Service) backupOf(ctx context.Context, id string) (*Backup, *App, error
 	return b, a, nil
 }
 
-// RestoreBackup replaces an environment's database and storage with a
-// backup: the backup's own environment, or into (any environment of the
-// app, or "recovery"). A target whose releases need approval gets the same
-// for a restore: a restore release is requested and returned, and runs
-// once approved. So does the recovery environment, whatever its approvals:
-// its restore runs its checks, and users may be switched to it only after
-// they passed. Otherwise the restore runs now under the environment's lock
-// and its report is returned.
-func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*Backup, *RestoreReport, *Release, error) {
+// RestoreBackup requests a restore of a backup: into its own environment,
+// or into (any environment of the app, or "recovery"). Every restore is a
+// release of its target — recorded, run under the environment's lock with
+// its hooks and checks, approved as a release there when the environment
+// asks for approvals — so that users may be switched to recovery only
+// after its checks passed, and no environment is overwritten without a
+// trace.
+func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*Release, error) {
+	if err := s.releasesReady(); err != nil {
+		return nil, err
+	}
 	b, a, err := s.backupOf(ctx, id)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if into == "" {
 		into = b.Env
 	}
 	target, err := a.Env(into)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	if target.Approvals.Required > 0 || target.Name == RecoveryEnv {
-		if err := s.releasesReady(); err != nil {
-			return nil, nil, nil, err
-		}
-		if err := s.preflightWindow(ctx, a, target, nil); err != nil {
-			return nil, nil, nil, err
-		}
-		r, err := s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor}, a, target)
-		return b, nil, r, err
+	if err := s.preflightWindow(ctx, a, target, nil); err != nil {
+		return nil, err
 	}
-	var rep *RestoreReport
-	err = s.withLock(ctx, envLockKey(a.Name, target.Name), func(ctx context.Context) error {
-		art, err := s.Artifacts.Open(ctx, b.Artifact)
-		if err != nil {
-			return err
-		}
-		defer art.Close()
-		s.Log.Info("restore started", "app", a.Name, "env", target.Name, "backup", id, "by", actor)
-		rep, err = s.Backups.Restore(ctx, art, a.Name, target)
-		return err
-	})
-	if err != nil {
-		return nil, nil, nil, wrapUser(err, "restore of %s into %s failed", id, into)
-	}
-	s.Log.Info("restore done", "app", a.Name, "env", target.Name, "backup", id, "duration", rep.Duration)
-	return b, rep, nil, nil
+	return s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor}, a, target)
 }

@@ -151,6 +151,13 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 	if r := run(t, env, "approve", "crm-r2", "--as", "U02BBB"); r.code != 0 || !strings.Contains(r.out, "succeeded") || !strings.Contains(r.out, "restore backup") {
 		t.Fatalf("approved restore: %+v", r)
 	}
+	// Into development too (no approvals there), a restore leaves a record.
+	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "development", "--as", "alice"); r.code != 0 || !strings.Contains(r.out, "crm-r3 succeeded") {
+		t.Fatalf("restore into development: %+v", r)
+	}
+	if r := run(t, env, "release", "list", "crm", "development"); r.code != 0 || !strings.Contains(r.out, "crm-r3") || !strings.Contains(r.out, "restore") {
+		t.Fatalf("release list development: %+v", r)
+	}
 	if r := run(t, env, "backup", "verify", "crm-b99"); r.code != 1 || !strings.Contains(r.err, "crm-b99") {
 		t.Fatalf("unknown backup: %+v", r)
 	}
