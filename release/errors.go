@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code classifies an error for the user and the transports (exit codes,
@@ -37,10 +38,15 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf builds an *Error whose message is formatted; a %w verb keeps the cause.
+// Errorf builds an *Error whose message is formatted; a %w verb keeps the
+// cause. The message is one line: a cause's own line breaks (a driver
+// listing each address it tried) are folded.
 func Errorf(code Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
 	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") {
+		msg = strings.Join(strings.Fields(msg), " ")
+	}
 	return &Error{Code: code, Message: msg, Err: errors.Unwrap(err)}
 }
 
