@@ -632,13 +632,15 @@ func (s *Schema) readPrivileges(ctx context.Context, q Querier) error {
 				'privilege', a.privilege_type, 'grantable', a.is_grantable) ORDER BY a.grantee, a.privilege_type)
 				FROM pg_catalog.aclexplode(c.relacl) a), '[]') END
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		WHERE c.relkind IN ('r', 'v', 'm', 'S') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
 		ORDER BY n.nspname, c.relname`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	kinds := map[string]string{"r": "TABLE", "p": "TABLE", "f": "FOREIGN TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
+	// Partitioned and foreign tables are not restored (readTables warns);
+	// partitions are, as plain tables, and keep their owner and grants.
+	kinds := map[string]string{"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
 	for rows.Next() {
 		var kind string
 		var grants []byte
