@@ -169,7 +169,8 @@ func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, met
 		return nil, err
 	}
 	for _, ti := range meta.Tables {
-		if err := loadTable(ctx, tx.Conn(), ar, meta, ti); err != nil {
+		// Made in this transaction: FREEZE writes the rows already frozen.
+		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
 			return nil, err
 		}
 	}
@@ -232,7 +233,7 @@ func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db st
 		t := tables[ti.Key]
 		keys := t.KeyStatements()
 		tablesJobs = append(tablesJobs, func(ctx context.Context, c *pgx.Conn) error {
-			if err := loadTable(ctx, c, ar, meta, ti); err != nil {
+			if err := loadFresh(ctx, c, ar, meta, ti); err != nil {
 				return err
 			}
 			return execAll(ctx, c, keys)
@@ -323,8 +324,27 @@ func (e *Engine) runParallel(ctx context.Context, dsn, db string, phases ...[]fu
 	return nil
 }
 
-// loadTable streams one table's rows from the archive into COPY FROM.
-func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo) error {
+// loadFresh loads a table the restore has just made, in a transaction that
+// truncates it first so that COPY may FREEZE: the rows are written frozen
+// and all-visible, and the index builds and first reads that follow do not
+// rewrite every page to set hint bits (as pg_restore's TRUNCATE does for
+// WAL, this is for the pages).
+func loadFresh(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo) error {
+	t := meta.Schema.Table(ti.Key)
+	if t == nil {
+		return release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+t.QualifiedName()); err != nil {
+			return fmt.Errorf("load %s: %w", ti.Key, err)
+		}
+		return loadTable(ctx, tx.Conn(), ar, meta, ti, true)
+	})
+}
+
+// loadTable streams one table's rows from the archive into COPY FROM;
+// freeze when the table was made or emptied in the current transaction.
+func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo, freeze bool) error {
 	t := meta.Schema.Table(ti.Key)
 	if t == nil {
 		return release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
@@ -333,7 +353,11 @@ func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Me
 	if !ok {
 		return release.Errorf(release.CodeDamaged, "backup archive has no rows for table %s", ti.Key)
 	}
-	tag, err := conn.PgConn().CopyFrom(ctx, ar.Open(m), CopyInSQL(t))
+	sql := CopyInSQL(t)
+	if freeze {
+		sql += " (FREEZE)"
+	}
+	tag, err := conn.PgConn().CopyFrom(ctx, ar.Open(m), sql)
 	if err != nil {
 		var d *archive.DamagedError
 		if errors.As(err, &d) {
