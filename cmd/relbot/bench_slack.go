@@ -79,7 +79,9 @@ func benchSlack(ctx context.Context, io Stdio, admin, dir string, rate, seconds 
 		return fmt.Errorf("relbot serve did not start")
 	}
 	fmt.Fprintf(io.Out, "relbot serve on %s (sample app, stand-in Slack); load: %d requests/s for %ds from another process, half slash commands, half Approve clicks\n\n", addr, rate, seconds)
-	out, err := exec.CommandContext(ctx, self, benchWorker, "slackload", "http://"+addr, strconv.Itoa(rate), strconv.Itoa(seconds), stand.responseURL()).Output()
+	load := exec.CommandContext(ctx, self, benchWorker, "slackload", "http://"+addr, strconv.Itoa(rate), strconv.Itoa(seconds), stand.responseURL())
+	load.Stderr = io.Err
+	out, err := load.Output()
 	stop()
 	<-done
 	if err != nil {
@@ -137,7 +139,7 @@ type latency struct {
 // prints the latency to the response per endpoint as JSON.
 func slackLoad(ctx context.Context, base string, rate, seconds int, responseURL string) error {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	approve, err := os.ReadFile(filepath.Join(fixturesDir(), "slack", "block_actions_approve.json"))
+	approve, err := fixtures.SlackPayload("block_actions_approve.json")
 	if err != nil {
 		return err
 	}
@@ -193,16 +195,4 @@ func slackLoad(ctx context.Context, base string, rate, seconds int, responseURL 
 		out[path] = latency{N: len(ds), Failed: failed[path], P50: q(0.50), P99: q(0.99), Max: ds[len(ds)-1].Round(10 * time.Microsecond).String()}
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
-}
-
-// fixturesDir finds the repository's fixtures directory from the working
-// directory (the bench runs from the repository).
-func fixturesDir() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "fixtures", "slack")); err == nil {
-			return filepath.Join(d, "fixtures")
-		}
-	}
-	return filepath.Join(dir, "fixtures")
 }
