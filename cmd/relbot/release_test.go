@@ -298,6 +298,17 @@ var relbotBinary struct {
 	err  error
 }
 
+// binaryCommand runs the built relbot with args and env (and PATH, for
+// pg_dump and hooks) as its whole environment.
+func binaryCommand(bin string, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"))
+	return cmd
+}
+
 // binary builds relbot once for the tests that run it as a process.
 func binary(t *testing.T) string {
 	t.Helper()
@@ -365,11 +376,8 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 // (RELBOT_LEASE_TTL, 1s in these tests) to run out.
 func killAt(t *testing.T, bin string, env map[string]string, step string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, "RELBOT_FAULT_PAUSE="+step, "PATH="+os.Getenv("PATH"))
+	cmd := binaryCommand(bin, env, args...)
+	cmd.Env = append(cmd.Env, "RELBOT_FAULT_PAUSE="+step)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -40,11 +40,7 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 		stderr *lockedBuffer
 	}
 	start := func() replica {
-		cmd := exec.Command(bin, "serve")
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"))
+		cmd := binaryCommand(bin, env, "serve")
 		r := replica{cmd: cmd, stderr: &lockedBuffer{}}
 		cmd.Stderr = r.stderr
 		if err := cmd.Start(); err != nil {

@@ -92,3 +92,21 @@ func Connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// Rows runs sql on dsn and maps each row's first column to its second
+// (both text).
+func Rows(t testing.TB, dsn, sql string) map[string]string {
+	t.Helper()
+	conn := Connect(t, dsn)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var k, v string
+	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

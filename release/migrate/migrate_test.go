@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
@@ -111,23 +109,6 @@ func structure(t pgschema.Table) string {
 	return string(b)
 }
 
-func rowsOf(t *testing.T, dsn, sql string) map[string]string {
-	t.Helper()
-	conn := testenv.Connect(t, dsn)
-	rows, err := conn.Query(context.Background(), sql)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	var k, v string
-	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(context.Background())
-	return out
-}
-
 func TestChainDevelopmentStagingProduction(t *testing.T) {
 	app := sampleApp(t, fixtures.Development, fixtures.Staging, fixtures.Production)
 	e := &Engine{SigningKey: testKey}
@@ -146,7 +127,7 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 		t.Run(envName, func(t *testing.T) {
 			env, _ := app.Env(envName)
 			before := take(t, env.Database)
-			productsBefore := rowsOf(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			productsBefore := testenv.Rows(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
 			plan, err := e.Plan(ctxT(t), reader(file), app, env, map[string]bool{})
 			if err != nil {
 				t.Fatalf("plan: %v", err)
@@ -189,8 +170,8 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 			}
 			// upsert: development's products as they are there, the
 			// target's own kept.
-			devProducts := rowsOf(t, dev.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
-			got := rowsOf(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			devProducts := testenv.Rows(t, dev.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
+			got := testenv.Rows(t, env.Database, "SELECT id::text, row(sku, name, price)::text FROM products")
 			for id, v := range devProducts {
 				if got[id] != v {
 					t.Errorf("upsert products %s: %q, development has %q", id, got[id], v)
@@ -478,7 +459,7 @@ func TestApplyKeepsOwnersAndGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := func() map[string]string {
-		rows := rowsOf(t, prod.Database, `SELECT c.relkind::text || ' ' || c.relname, pg_get_userbyid(c.relowner) || ' ' ||
+		rows := testenv.Rows(t, prod.Database, `SELECT c.relkind::text || ' ' || c.relname, pg_get_userbyid(c.relowner) || ' ' ||
 			has_table_privilege('`+reader2+`', c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v')`)
 		return rows

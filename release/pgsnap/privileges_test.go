@@ -1,7 +1,6 @@
 package pgsnap
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -114,7 +113,7 @@ func TestOwnersAndGrantsAreRestored(t *testing.T) {
 		if !warned {
 			t.Fatalf("no warning about the owner kept: %q", rep.Warnings)
 		}
-		got := rowsOf(t, dst.Database, `SELECT c.relname, pg_get_userbyid(c.relowner) || ' ' || has_table_privilege('`+app+`', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+		got := testenv.Rows(t, dst.Database, `SELECT c.relname, pg_get_userbyid(c.relowner) || ' ' || has_table_privilege('`+app+`', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
 			|| ' ' || has_table_privilege('`+report+`', c.oid, 'SELECT') FROM pg_class c WHERE c.relname IN ('customers', 'customer_names')`)
 		for _, name := range []string{"customers", "customer_names"} {
 			if got[name] != restorer+" true true" {
@@ -122,27 +121,4 @@ func TestOwnersAndGrantsAreRestored(t *testing.T) {
 			}
 		}
 	})
-}
-
-// rowsOf maps the first column of sql's rows to the second.
-func rowsOf(t *testing.T, dsn, sql string) map[string]string {
-	t.Helper()
-	conn := testenv.Connect(t, dsn)
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), sql)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	var k, v string
-	for rows.Next() {
-		if err := rows.Scan(&k, &v); err != nil {
-			t.Fatal(err)
-		}
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
