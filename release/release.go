@@ -146,7 +146,13 @@ func (r *Release) WaysOut() string {
 // rollback or restore into the recovery environment that succeeded, its
 // checks passed. (Service.RequestSwitch checks the rest.)
 func (r *Release) Switchable() bool {
-	return (r.Kind == KindRollback || r.Kind == KindRestore) && r.Env == RecoveryEnv && r.State == StateSucceeded && r.checksRan()
+	return r.restoredRecovery() && r.checksRan()
+}
+
+// restoredRecovery reports whether r is a rollback or restore into the
+// recovery environment that succeeded.
+func (r *Release) restoredRecovery() bool {
+	return (r.Kind == KindRollback || r.Kind == KindRestore) && r.Env == RecoveryEnv && r.State == StateSucceeded
 }
 
 // checksRan reports whether r's validation step ran (it is skipped where

@@ -221,14 +221,10 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			return "chain, variables, freeze and locks checked" + s.driftSummary(ctx, a, e), true, nil
 		}
 		if r.Kind == KindSwitch {
-			src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
-			if err != nil {
+			if err := s.checkSwitch(ctx, a, r); err != nil {
 				return "", true, err
 			}
-			if _, err := s.switchSource(ctx, a, src); err != nil {
-				return "", true, err
-			}
-			return fmt.Sprintf("%s still what %s holds, its checks passed; freeze and locks checked", src.ID, RecoveryEnv), true, s.preflightWindow(ctx, a, e, nil)
+			return fmt.Sprintf("%s still what %s holds, its checks passed; freeze and locks checked", r.SwitchTo, RecoveryEnv), true, s.preflightWindow(ctx, a, e, nil)
 		}
 		return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
 	case StepNotice:
@@ -255,11 +251,7 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if res.AlreadyApplied != nil {
 			return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
 		}
-		out := fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond))
-		for _, w := range res.Warnings {
-			out += "\nwarning: " + w
-		}
-		return out, true, nil
+		return withWarnings(fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
 	case StepRestore:
 		b, err := s.Store.GetBackup(ctx, r.Backup)
 		if err != nil {
@@ -274,17 +266,21 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if err != nil {
 			return "", true, err
 		}
-		out := fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond))
-		for _, w := range rep.Warnings {
-			out += "\nwarning: " + w
-		}
-		return out, true, nil
+		return withWarnings(fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
 	case StepChecks:
 		return s.validate(ctx, r, e)
 	case StepSwitch:
 		return s.switchTraffic(ctx, r, a)
 	}
 	return "", false, Errorf(CodeInternal, "unknown step %q", name)
+}
+
+// withWarnings is a step's log: what it did, then a line per warning.
+func withWarnings(log string, warnings []string) string {
+	for _, w := range warnings {
+		log += "\nwarning: " + w
+	}
+	return log
 }
 
 // driftSummary says in one line how the previous environment and this one

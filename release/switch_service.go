@@ -49,13 +49,13 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 // the recovery environment, and returns the environment they would leave.
 // It holds at request time and again when the switch starts.
 func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Environment, error) {
-	if !src.Switchable() && src.Env == RecoveryEnv && src.State == StateSucceeded && (src.Kind == KindRollback || src.Kind == KindRestore) {
-		return nil, Errorf(CodeConflict, "%s ran no validation checks (%s %s defines none in apps.yaml): add checks, restore again, and switch once they pass",
-			src.ID, a.Name, RecoveryEnv)
-	}
-	if !src.Switchable() {
+	if !src.restoredRecovery() {
 		return nil, Errorf(CodeConflict, "%s is a %s of %s %s that is %s: users can be moved only to the %s environment, after a rollback or restore into it succeeded with its checks passed",
 			src.ID, src.Kind, src.App, src.Env, src.State, RecoveryEnv)
+	}
+	if !src.checksRan() {
+		return nil, Errorf(CodeConflict, "%s ran no validation checks (%s %s defines none in apps.yaml): add checks, restore again, and switch once they pass",
+			src.ID, a.Name, RecoveryEnv)
 	}
 	if a.Recovery == nil {
 		return nil, Errorf(CodeConflict, "%s has no %s environment in apps.yaml", a.Name, RecoveryEnv)
@@ -98,25 +98,30 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 	return from, nil
 }
 
+// checkSwitch checks, for switch release r, that users may still be moved
+// to what r.SwitchTo restored.
+func (s *Service) checkSwitch(ctx context.Context, a *App, r *Release) error {
+	src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
+	if err != nil {
+		return err
+	}
+	_, err = s.switchSource(ctx, a, src)
+	return err
+}
+
 // switchTraffic runs the recovery environment's switch_traffic hook for
 // switch release r, holding the recovery environment so that nothing
 // restores into it meanwhile.
 func (s *Service) switchTraffic(ctx context.Context, r *Release, a *App) (string, bool, error) {
-	if a.Recovery == nil {
-		return "", true, Errorf(CodeConflict, "%s has no %s environment in apps.yaml", a.Name, RecoveryEnv)
-	}
 	var out string
 	err := s.withLock(ctx, envLockKey(a.Name, RecoveryEnv), func(ctx context.Context) error {
 		// Checked again here, under recovery's lock: a resumed switch skips
 		// its preflight, and recovery may have been restored since.
-		src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
-		if err != nil {
-			return err
-		}
-		if _, err := s.switchSource(ctx, a, src); err != nil {
+		if err := s.checkSwitch(ctx, a, r); err != nil {
 			return err
 		}
 		var ran bool
+		var err error
 		out, ran, err = s.hook(ctx, a.Recovery, HookSwitchTraffic)
 		if err == nil && !ran {
 			err = Errorf(CodeConflict, "%s %s has no %s hook in apps.yaml", a.Name, RecoveryEnv, HookSwitchTraffic)

@@ -561,13 +561,5 @@ func mainOwner(privs []pgschema.Privileges) string {
 }
 
 func samePrivileges(a, b pgschema.Privileges) bool {
-	if a.Owner != b.Owner || len(a.Grants) != len(b.Grants) {
-		return false
-	}
-	for i := range a.Grants {
-		if a.Grants[i] != b.Grants[i] {
-			return false
-		}
-	}
-	return true
+	return a.Owner == b.Owner && slices.Equal(a.Grants, b.Grants)
 }
