@@ -19,10 +19,7 @@ func runRekey(ctx context.Context, args []string, std Stdio, getenv func(string)
 		fmt.Fprintln(std.Err, "relbot: rekey-secrets takes no arguments (the keys come from RELBOT_SECRET_KEY and RELBOT_SECRET_KEY_PREVIOUS)")
 		return exitUsage
 	}
-	settings, err := loadSettings(getenv)
-	if err == nil {
-		err = settings.Require(config.EnvDatabaseURL, config.EnvSecretKey)
-	}
+	settings, err := loadSettings(getenv, config.EnvDatabaseURL, config.EnvSecretKey)
 	if err != nil {
 		fmt.Fprintln(std.Err, "relbot: "+oneLine(err.Error()))
 		return exitFailed

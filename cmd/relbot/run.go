@@ -177,9 +177,24 @@ func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Lo
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// loadConfig reads the settings, requires need among them, and reads
+// apps.yaml: what every long-lived command starts from.
+func loadConfig(getenv func(string) string, need ...string) (*config.Settings, []*release.App, error) {
+	settings, err := loadSettings(getenv, need...)
+	if err != nil {
+		return nil, nil, err
+	}
+	apps, err := config.LoadApps(settings.AppsFile, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return settings, apps, nil
+}
+
 // loadSettings reads the settings through getenv (envconfig reads the
-// process environment, so a test's getenv is applied to it first).
-func loadSettings(getenv func(string) string) (*config.Settings, error) {
+// process environment, so a test's getenv is applied to it first) and
+// requires need among them.
+func loadSettings(getenv func(string) string, need ...string) (*config.Settings, error) {
 	for _, name := range []string{config.EnvDatabaseURL, config.EnvRedisURL, config.EnvAppsFile, config.EnvArtifactDir,
 		config.EnvSecretKey, config.EnvSecretKeyPrevious, config.EnvBackupKey, config.EnvHTTPAddr, config.EnvSlackAPIURL, config.EnvTimeZone,
 		config.EnvSlackBotToken, config.EnvSlackSigningSecret, config.EnvSlackAppToken} {
@@ -191,7 +206,14 @@ func loadSettings(getenv func(string) string) (*config.Settings, error) {
 			}
 		}
 	}
-	return config.LoadSettings()
+	settings, err := config.LoadSettings()
+	if err != nil {
+		return nil, err
+	}
+	if err := settings.Require(need...); err != nil {
+		return nil, err
+	}
+	return settings, nil
 }
 
 // bothNotifiers tells every notifier of an event.

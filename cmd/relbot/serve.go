@@ -50,19 +50,11 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		fmt.Fprintln(io.Err, "relbot: serve takes no arguments (settings come from the environment)")
 		return exitUsage
 	}
-	settings, err := loadSettings(getenv)
-	if err == nil {
-		need := []string{config.EnvDatabaseURL, config.EnvSlackBotToken}
-		if settings.SlackAppToken == "" {
-			need = append(need, config.EnvSlackSigningSecret)
-		}
-		err = settings.Require(need...)
+	need := []string{config.EnvDatabaseURL, config.EnvSlackBotToken}
+	if getenv(config.EnvSlackAppToken) == "" {
+		need = append(need, config.EnvSlackSigningSecret) // Socket Mode needs no signing secret
 	}
-	if err != nil {
-		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
-		return exitFailed
-	}
-	apps, err := config.LoadApps(settings.AppsFile, getenv)
+	settings, apps, err := loadConfig(getenv, need...)
 	if err != nil {
 		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
 		return exitFailed

@@ -33,15 +33,7 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 	req := commands.Request{User: as, Text: text, JSON: asJSON, Secret: secretReader(io)}
 	d := &commands.Dispatcher{}
 	if cmd.Name() != "help" {
-		settings, err := loadSettings(getenv)
-		if err == nil {
-			err = settings.Require(config.EnvDatabaseURL)
-		}
-		if err != nil {
-			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
-			return exitFailed
-		}
-		apps, err := config.LoadApps(settings.AppsFile, getenv)
+		settings, apps, err := loadConfig(getenv, config.EnvDatabaseURL)
 		if err != nil {
 			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
 			return exitFailed
