@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,27 +30,13 @@ func (s *Store) SaveMigration(ctx context.Context, m *release.Migration) error {
 
 // GetMigration finds a migration by ID.
 func (s *Store) GetMigration(ctx context.Context, id string) (*release.Migration, error) {
-	m, err := scanMigration(s.pool.QueryRow(ctx, "SELECT "+migrationColumns+" FROM relbot_migrations WHERE id = $1", id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, release.Errorf(release.CodeNotFound, "no migration %s", id)
-	}
-	if err != nil {
-		return nil, s.internal(err, "get migration %s", id)
-	}
-	return m, nil
+	return getByID(ctx, s, "migration", "SELECT "+migrationColumns+" FROM relbot_migrations WHERE id = $1", id, scanMigration)
 }
 
 // ListMigrations returns an app's migrations, newest first.
 func (s *Store) ListMigrations(ctx context.Context, app string) ([]*release.Migration, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+migrationColumns+" FROM relbot_migrations WHERE app = $1 ORDER BY created_at DESC, id DESC", app)
-	if err != nil {
-		return nil, s.internal(err, "list migrations of %s", app)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*release.Migration, error) { return scanMigration(r) })
-	if err != nil {
-		return nil, s.internal(err, "list migrations of %s", app)
-	}
-	return out, nil
+	return listRows(ctx, s, scanMigration, "list migrations of "+app,
+		"SELECT "+migrationColumns+" FROM relbot_migrations WHERE app = $1 ORDER BY created_at DESC, id DESC", app)
 }
 
 func scanMigration(row pgx.Row) (*release.Migration, error) {

@@ -156,37 +156,39 @@ func scanBackup(row pgx.Row) (*release.Backup, error) {
 
 // GetBackup returns one backup, or CodeNotFound.
 func (s *Store) GetBackup(ctx context.Context, id string) (*release.Backup, error) {
-	b, err := scanBackup(s.pool.QueryRow(ctx, "SELECT "+backupColumns+" FROM relbot_backups WHERE id = $1", id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, release.Errorf(release.CodeNotFound, "no backup %s", id)
-	}
-	if err != nil {
-		return nil, s.internal(err, "get backup %s", id)
-	}
-	return b, nil
+	return getByID(ctx, s, "backup", "SELECT "+backupColumns+" FROM relbot_backups WHERE id = $1", id, scanBackup)
 }
 
 // ListBackups returns an environment's backups, newest first.
 func (s *Store) ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error) {
-	var out []*release.Backup
-	err := s.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(ctx, "SELECT "+backupColumns+` FROM relbot_backups
-			WHERE app = $1 AND env = $2 ORDER BY created_at DESC, id DESC`, app, env)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			b, err := scanBackup(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, b)
-		}
-		return rows.Err()
-	})
+	return listRows(ctx, s, scanBackup, fmt.Sprintf("list backups of %s %s", app, env),
+		"SELECT "+backupColumns+" FROM relbot_backups WHERE app = $1 AND env = $2 ORDER BY created_at DESC, id DESC", app, env)
+}
+
+// getByID scans the row sql finds for id; no row is CodeNotFound naming
+// what ("no backup crm-b3").
+func getByID[T any](ctx context.Context, s *Store, what, sql, id string, scan func(pgx.Row) (T, error)) (T, error) {
+	v, err := scan(s.pool.QueryRow(ctx, sql, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		var none T
+		return none, release.Errorf(release.CodeNotFound, "no %s %s", what, id)
+	}
 	if err != nil {
-		return nil, s.internal(err, "list backups of %s %s", app, env)
+		var none T
+		return none, s.internal(err, "get %s %s", what, id)
+	}
+	return v, nil
+}
+
+// listRows scans every row sql finds; doing names the work in errors.
+func listRows[T any](ctx context.Context, s *Store, scan func(pgx.Row) (T, error), doing, sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, s.internal(err, "%s", doing)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, s.internal(err, "%s", doing)
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,27 +34,13 @@ func (s *Store) SaveVersion(ctx context.Context, v *release.Version) error {
 
 // GetVersion finds a version by ID.
 func (s *Store) GetVersion(ctx context.Context, id string) (*release.Version, error) {
-	v, err := scanVersion(s.pool.QueryRow(ctx, "SELECT "+versionColumns+" FROM relbot_versions WHERE id = $1", id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, release.Errorf(release.CodeNotFound, "no version %s", id)
-	}
-	if err != nil {
-		return nil, s.internal(err, "get version %s", id)
-	}
-	return v, nil
+	return getByID(ctx, s, "version", "SELECT "+versionColumns+" FROM relbot_versions WHERE id = $1", id, scanVersion)
 }
 
 // ListVersions returns an app's versions, newest first.
 func (s *Store) ListVersions(ctx context.Context, app string) ([]*release.Version, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+versionColumns+" FROM relbot_versions WHERE app = $1 ORDER BY created_at DESC, length(id) DESC, id DESC", app)
-	if err != nil {
-		return nil, s.internal(err, "list versions of %s", app)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*release.Version, error) { return scanVersion(r) })
-	if err != nil {
-		return nil, s.internal(err, "list versions of %s", app)
-	}
-	return out, nil
+	return listRows(ctx, s, scanVersion, "list versions of "+app,
+		"SELECT "+versionColumns+" FROM relbot_versions WHERE app = $1 ORDER BY created_at DESC, length(id) DESC, id DESC", app)
 }
 
 // DeleteVersion removes a version's record (its blobs are the caller's).
