@@ -99,8 +99,34 @@ type BackupEngine interface {
 	// Verify checks the archive, restores it into a scratch database on the
 	// same server as env and compares the result with the manifest.
 	Verify(ctx context.Context, a ArchiveReader, app string, env *Environment) (*VerifyReport, error)
-	// Restore replaces target's database and storage with the archive's.
-	Restore(ctx context.Context, a ArchiveReader, app string, target *Environment) (*RestoreReport, error)
+	// Restore replaces target's database and storage with the archive's,
+	// but for what opts keeps of the target's own.
+	Restore(ctx context.Context, a ArchiveReader, app string, target *Environment, opts RestoreOptions) (*RestoreReport, error)
+}
+
+// RestoreOptions keep part of the target as it is.
+type RestoreOptions struct {
+	// KeepTables are app tables (NocoBase names, found by the engine under
+	// the target's layout) whose rows stay the target's own: the backup's
+	// rows of them are not loaded.
+	KeepTables []string
+	// KeepFiles are storage paths (patterns as in storage_exclude) whose
+	// files stay the target's own: the backup's are not written.
+	KeepFiles []string
+}
+
+// keepSecrets is what a backup restored into another environment than its
+// own leaves as the target had it: its variables and secrets, and the key
+// files its secrets are encrypted with.
+var keepSecrets = RestoreOptions{KeepTables: []string{"environmentVariables"}, KeepFiles: []string{"apps/*/aes_key.dat"}}
+
+// restoreOptions: a backup's secrets stay in their environment, but for
+// recovery, which must be able to take production's place, keys included.
+func restoreOptions(b *Backup, target string) RestoreOptions {
+	if b.Env == target || target == RecoveryEnv {
+		return RestoreOptions{}
+	}
+	return keepSecrets
 }
 
 // Artifacts stores archives and migration files.

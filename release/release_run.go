@@ -262,7 +262,7 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			return "", true, err
 		}
 		defer art.Close()
-		rep, err := s.Backups.Restore(ctx, art, a.Name, e)
+		rep, err := s.Backups.Restore(ctx, art, a.Name, e, restoreOptions(b, e.Name))
 		if err != nil {
 			return "", true, err
 		}

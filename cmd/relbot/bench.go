@@ -358,7 +358,7 @@ func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
 		var f *os.File
 		if f, err = os.Open(args[3]); err == nil {
 			st, _ := f.Stat()
-			_, err = engine.Restore(ctx, fileArchive{f, st.Size()}, "bench", env)
+			_, err = engine.Restore(ctx, fileArchive{f, st.Size()}, "bench", env, release.RestoreOptions{})
 			f.Close()
 		}
 	default:

@@ -36,34 +36,40 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	}
 	defer snap.tx.Rollback(context.Background())
 
-	schema, err := pgschema.Inspect(ctx, snap.tx)
+	serverNum := serverVersion(ctx, main)
+	dumpVersion, err := e.checkPgDump(ctx, serverNum)
 	if err != nil {
+		return nil, err
+	}
+	var serverText string
+	if err := snap.tx.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&serverText); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
 	}
-	if err := lockTables(ctx, snap.tx, schema); err != nil {
+	tables, err := listTables(ctx, snap.tx)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: list tables: %w", h.ID, err)
+	}
+	if err := lockTables(ctx, snap.tx, tables); err != nil {
 		return nil, err
 	}
 	meta := &Meta{
 		App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
-		ServerVersion: schema.ServerVersion, ServerVersionNum: schema.ServerVersionNum,
-		Schema: schema, Workers: e.workers(), HasStorage: env.Storage != "",
+		ServerVersion: serverText, ServerVersionNum: serverNum,
+		Workers: e.workers(), HasStorage: env.Storage != "",
+		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember},
 	}
-	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, schema); err != nil {
+	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, tablesSchema(tables)); err != nil {
 		return nil, fmt.Errorf("backup %s: read app versions: %w", h.ID, err)
 	}
 
 	aw, err := archive.NewWriter(w, archive.Header{
 		ID: h.ID, App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
-		ServerVersion: schema.ServerVersion, ServerVersionNum: schema.ServerVersionNum,
+		ServerVersion: serverText, ServerVersionNum: serverNum,
 	}, e.Passphrase)
 	if err != nil {
 		return nil, err
 	}
 
-	tables := make([]*pgschema.Table, len(schema.Tables))
-	for i := range schema.Tables {
-		tables[i] = &schema.Tables[i]
-	}
 	// Largest first, so the last table to finish is a small one.
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
 	results := make(chan TableInfo, len(tables))
@@ -73,6 +79,27 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	for range e.workers() {
 		g.Go(func() error { return e.copyWorker(gctx, env.Database, snap.id, aw, queue, results) })
 	}
+	// pg_dump writes the schema, sequence values and large objects under
+	// the same snapshot while the workers copy rows.
+	g.Go(func() error {
+		for _, sec := range []struct{ name, member string }{{"pre-data", preDataMember}, {"data", dataMember}, {"post-data", postDataMember}} {
+			args := e.dumpArgs(snap.id, sec.name)
+			if sec.name == "data" {
+				args = append(args, excludeData(tables)...)
+			}
+			mw, err := aw.Create(sec.member)
+			if err != nil {
+				return err
+			}
+			if err := e.runPgDump(gctx, env.Database, "", mw, args...); err != nil {
+				return err
+			}
+			if _, err := mw.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	var files []FileInfo
 	var fileWarnings []string
 	if env.Storage != "" {
@@ -95,7 +122,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	if err := snap.tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("backup %s: end snapshot: %w", h.ID, err)
 	}
-	meta.Warnings = append(append([]string(nil), schema.Warnings...), fileWarnings...)
+	meta.Warnings = fileWarnings
 	meta.Duration = Duration(time.Since(start))
 	if err := aw.Finish(meta); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
@@ -144,13 +171,13 @@ func openSnapshot(ctx context.Context, conn *pgx.Conn) (*snapshot, error) {
 
 // lockTables takes ACCESS SHARE locks, as pg_dump does, so that no table is
 // dropped or rewritten while workers read it. Writers are not blocked.
-func lockTables(ctx context.Context, tx pgx.Tx, s *pgschema.Schema) error {
-	if len(s.Tables) == 0 {
+func lockTables(ctx context.Context, tx pgx.Tx, tables []*pgschema.Table) error {
+	if len(tables) == 0 {
 		return nil
 	}
-	names := make([]string, len(s.Tables))
-	for i := range s.Tables {
-		names[i] = s.Tables[i].QualifiedName()
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.QualifiedName()
 	}
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
 		return err
@@ -159,6 +186,47 @@ func lockTables(ctx context.Context, tx pgx.Tx, s *pgschema.Schema) error {
 		return release.Errorf(release.CodeConflict, "could not lock the tables for a consistent backup within 30s (a schema change is running?): %w", err)
 	}
 	return nil
+}
+
+// listTables lists the tables whose rows relbot copies itself: every
+// ordinary table, partitions and inheritance children included (COPY reads
+// a table's own rows, not its children's), with the columns COPY writes.
+// Partitioned tables hold no rows; views, foreign tables and extensions'
+// tables are pg_dump's.
+func listTables(ctx context.Context, q pgschema.Querier) ([]*pgschema.Table, error) {
+	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_catalog.pg_relation_size(c.oid),
+			coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}')
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+			AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+		ORDER BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	var out []*pgschema.Table
+	var schema, name string
+	var size int64
+	var cols []string
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name, &size, &cols}, func() error {
+		t := &pgschema.Table{Schema: schema, Name: name, Bytes: size}
+		for _, c := range cols {
+			t.Columns = append(t.Columns, pgschema.Column{Name: c})
+		}
+		out = append(out, t)
+		return nil
+	})
+	return out, err
+}
+
+// tablesSchema is a model holding just these tables' names and columns.
+func tablesSchema(tables []*pgschema.Table) *pgschema.Schema {
+	s := &pgschema.Schema{}
+	for _, t := range tables {
+		s.Tables = append(s.Tables, *t)
+	}
+	return s
 }
 
 // AppVersions reads NocoBase's core version and plugin versions, when the
@@ -264,7 +332,7 @@ func copyTable(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, aw *archi
 	if err != nil {
 		return TableInfo{}, err
 	}
-	return TableInfo{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: rows.Rows, Bytes: m.Bytes, Checksum: rows.Sum()}, nil
+	return TableInfo{Key: t.Key(), Schema: t.Schema, Name: t.Name, Member: m.Name, Columns: t.CopyColumns(), Rows: rows.Rows, Bytes: m.Bytes, Checksum: rows.Sum()}, nil
 }
 
 // backupFiles copies every regular file and directory of the storage

@@ -4,9 +4,14 @@
 //
 // A backup works like pg_dump -j: one transaction exports its snapshot and
 // holds ACCESS SHARE locks; workers join that snapshot and stream COPY TO
-// through the archive writer (zstd, sha256). A restore works like
-// pg_restore: tables, rows, then keys and indexes, foreign keys last, then
-// sequences, views and triggers.
+// through the archive writer (zstd, sha256), while pg_dump itself writes
+// the schema (its pre-data and post-data sections) and what its data
+// section holds besides tables' rows (sequence values, large objects)
+// under the same snapshot. A restore works like pg_restore: pre-data,
+// rows, then post-data (indexes and keys, foreign keys, the rest).
+//
+// Archives written before pg_dump took the schema hold relbot's own model
+// of it (Meta.Schema); they are restored from that model (restore_v1.go).
 package pgsnap
 
 import (
@@ -33,7 +38,9 @@ type Engine struct {
 	// Passphrase encrypts new archives and opens encrypted ones; empty
 	// writes plain archives.
 	Passphrase string
-	Log        *slog.Logger
+	// PGBin is the directory of pg_dump; empty finds it on PATH.
+	PGBin string
+	Log   *slog.Logger
 }
 
 var _ release.BackupEngine = (*Engine)(nil)
@@ -63,8 +70,12 @@ type Meta struct {
 	ServerVersionNum int               `json:"server_version_num"`
 	CoreVersion      string            `json:"core_version,omitempty"`
 	Plugins          map[string]string `json:"plugins,omitempty"`
-	Schema           *pgschema.Schema  `json:"schema"`
-	Tables           []TableInfo       `json:"tables"`
+	// PgDump names the members holding pg_dump's sections.
+	PgDump *PgDumpInfo `json:"pg_dump,omitempty"`
+	// Schema is relbot's own model of the schema, in archives written
+	// before pg_dump took it.
+	Schema *pgschema.Schema `json:"schema,omitempty"`
+	Tables []TableInfo      `json:"tables"`
 	// HasStorage is false when the environment has no storage directory:
 	// a restore then leaves the target's files alone.
 	HasStorage bool       `json:"has_storage"`
@@ -77,6 +88,8 @@ type Meta struct {
 // TableInfo records one table's rows in the archive.
 type TableInfo struct {
 	Key     string   `json:"key"`
+	Schema  string   `json:"schema,omitempty"` // empty in archives of the old format: see Meta.Schema
+	Name    string   `json:"name,omitempty"`
 	Member  string   `json:"member"`
 	Columns []string `json:"columns"`
 	Rows    int64    `json:"rows"`
@@ -140,7 +153,7 @@ func (e *Engine) openArchive(a release.ArchiveReader, app string) (*archive.Read
 		return nil, nil, release.Errorf(release.CodeInvalid, "backup %s is of app %s, not %s", h.ID, h.App, app)
 	}
 	var m Meta
-	if err := json.Unmarshal(ar.Meta(), &m); err != nil || m.Schema == nil {
+	if err := json.Unmarshal(ar.Meta(), &m); err != nil || (m.Schema == nil && m.PgDump == nil) {
 		return nil, nil, release.Errorf(release.CodeDamaged, "backup archive's manifest is unreadable")
 	}
 	return ar, &m, nil

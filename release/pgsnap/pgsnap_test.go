@@ -228,7 +228,7 @@ func TestBackupRestoreIsIdentical(t *testing.T) {
 
 	t.Run("into an empty database", func(t *testing.T) {
 		dst := newEnv(t, "fresh", "", nil)
-		rep, err := e.Restore(ctxT(t), a, "crm", dst)
+		rep, err := e.Restore(ctxT(t), a, "crm", dst, release.RestoreOptions{})
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
@@ -249,7 +249,7 @@ func TestBackupRestoreIsIdentical(t *testing.T) {
 			CREATE SCHEMA leftover; CREATE TABLE leftover.t (x int);
 			INSERT INTO customers VALUES (1, 'old row');`,
 			map[string]string{"uploads/old-aaaaaa.txt": "old upload", "logs/main/app.log": "target's own log"})
-		rep, err := e.Restore(ctxT(t), a, "crm", dst)
+		rep, err := e.Restore(ctxT(t), a, "crm", dst, release.RestoreOptions{})
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
@@ -342,7 +342,7 @@ func TestBackupIsConsistentUnderWrites(t *testing.T) {
 		t.Fatal("no transfer ran during the backup: the test proves nothing")
 	}
 	dst := newEnv(t, "busycopy", "", nil)
-	if _, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst); err != nil {
+	if _, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst, release.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var got int64
@@ -397,7 +397,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 			if err := os.WriteFile(p, c.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := c.engine.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst)
+			_, err := c.engine.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst, release.RestoreOptions{})
 			if err == nil {
 				t.Fatal("restore of a bad archive succeeded")
 			}
@@ -417,7 +417,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 	}
 
 	t.Run("wrong app", func(t *testing.T) {
-		_, err := e.Restore(ctxT(t), openArchiveFile(t, path), "tickets", dst)
+		_, err := e.Restore(ctxT(t), openArchiveFile(t, path), "tickets", dst, release.RestoreOptions{})
 		if release.ErrorCode(err) != release.CodeInvalid || !strings.Contains(err.Error(), "of app crm") {
 			t.Fatalf("got %v", err)
 		}
@@ -428,7 +428,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 		if err := other.Ping(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst)
+		_, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst, release.RestoreOptions{})
 		if release.ErrorCode(err) != release.CodeConflict || !strings.Contains(err.Error(), "in use") {
 			t.Fatalf("got %v", err)
 		}
@@ -441,7 +441,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 
 	t.Run("newer PostgreSQL", func(t *testing.T) {
 		p := rewriteMeta(t, good, e.Passphrase, func(m *Meta) { m.ServerVersionNum = 990000; m.ServerVersion = "99.0" })
-		_, err := e.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst)
+		_, err := e.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst, release.RestoreOptions{})
 		if release.ErrorCode(err) != release.CodeIncompatible || !strings.Contains(err.Error(), "PostgreSQL 99") {
 			t.Fatalf("got %v", err)
 		}
@@ -458,7 +458,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 				}
 			}
 		})
-		_, err := e.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst)
+		_, err := e.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst, release.RestoreOptions{})
 		if err == nil || !strings.Contains(err.Error(), "ticket_comments") {
 			t.Fatalf("got %v", err)
 		}
@@ -565,7 +565,7 @@ func TestFixtureEnvironmentsRoundTrip(t *testing.T) {
 				t.Fatalf("NocoBase versions not recorded: core %q, %d plugins", sum.CoreVersion, len(sum.Plugins))
 			}
 			dst := newEnv(t, envName+"_copy", "", nil)
-			if _, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst); err != nil {
+			if _, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst, release.RestoreOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if want, got := schemaDump(t, src.Database), schemaDump(t, dst.Database); want != got {

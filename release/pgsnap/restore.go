@@ -38,8 +38,9 @@ func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app string)
 // is filled in parallel (and emptied again if that fails); a database with
 // objects is replaced in one transaction, so a failure leaves it as it was.
 // Storage is staged beside the target directory and swapped in only after
-// the database committed.
-func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app string, target *release.Environment) (*release.RestoreReport, error) {
+// the database committed. opts keeps the target's own rows of some tables
+// and its own files of some paths (its secrets).
+func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app string, target *release.Environment, opts release.RestoreOptions) (*release.RestoreReport, error) {
 	start := time.Now()
 	ar, meta, err := e.openArchive(a, app)
 	if err != nil {
@@ -65,7 +66,7 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 
 	var staged string
 	if meta.HasStorage && target.Storage != "" {
-		if staged, err = stageFiles(ctx, ar, meta, target.Storage); err != nil {
+		if staged, err = stageFiles(ctx, ar, meta, target.Storage, opts.KeepFiles); err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(staged) // gone by rename on success
@@ -79,18 +80,25 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 		return nil, err
 	}
 	var privWarnings []string
-	if fresh {
+	switch {
+	case fresh && meta.PgDump != nil:
 		report.Mode = "into an empty database, in parallel"
-		privWarnings, err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta)
-	} else {
+		privWarnings, err = e.restoreDumpParallel(ctx, conn, target.Database, "", ar, meta, opts)
+	case meta.PgDump != nil:
 		report.Mode = "in place, in one transaction"
-		privWarnings, err = restoreInPlace(ctx, conn, ar, meta)
+		privWarnings, err = restoreDumpInPlace(ctx, conn, ar, meta, opts)
+	case fresh:
+		report.Mode = "into an empty database, in parallel"
+		privWarnings, err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta, opts)
+	default:
+		report.Mode = "in place, in one transaction"
+		privWarnings, err = restoreInPlace(ctx, conn, ar, meta, opts)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if staged != "" {
-		if err := swapStorage(target.Storage, staged, target.StorageExclude); err != nil {
+		if err := swapStorage(target.Storage, staged, target.StorageExclude, opts.KeepFiles); err != nil {
 			return nil, fmt.Errorf("the database was restored but its storage could not be swapped in: %w", err)
 		}
 	}
@@ -134,142 +142,23 @@ func checkTarget(ctx context.Context, conn *pgx.Conn, meta *Meta, env string) er
 	return nil
 }
 
-// isEmpty reports whether the database has no user objects at all.
+// isEmpty reports whether the database holds nothing a restore would
+// collide with: no schema but public, nothing in public, no extension but
+// plpgsql, and none of the objects that live outside schemas.
 func isEmpty(ctx context.Context, q pgschema.Querier) (bool, error) {
 	var n int
-	err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-			AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%'
-			AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))
-		+ (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-			AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))`).Scan(&n)
+	err := q.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema')
+			AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%')
+		+ (SELECT count(*) FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+			AND d.refobjid = 'public'::pg_catalog.regnamespace AND d.deptype = 'n')
+		+ (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')
+		+ (SELECT count(*) FROM pg_catalog.pg_publication) + (SELECT count(*) FROM pg_catalog.pg_foreign_data_wrapper)
+		+ (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata) + (SELECT count(*) FROM pg_catalog.pg_event_trigger)
+		+ (SELECT count(*) FROM pg_catalog.pg_cast WHERE oid >= 16384) + (SELECT count(*) FROM pg_catalog.pg_am WHERE oid >= 16384)
+		+ (SELECT count(*) FROM pg_catalog.pg_language WHERE oid >= 16384 AND lanname <> 'plpgsql')
+		+ (SELECT count(*) FROM pg_catalog.pg_transform)`).Scan(&n)
 	return n == 0, err
-}
-
-// restoreInPlace drops what the database holds and rebuilds it from the
-// archive, all in one transaction.
-func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta) ([]string, error) {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
-		return nil, err
-	}
-	current, err := pgschema.Inspect(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	if err := execAll(ctx, tx, DropStatements(current, meta.Schema)); err != nil {
-		return nil, fmt.Errorf("clear the target: %w", err)
-	}
-	if err := execAll(ctx, tx, meta.Schema.PreData()); err != nil {
-		return nil, err
-	}
-	for _, ti := range meta.Tables {
-		// Made in this transaction: FREEZE writes the rows already frozen.
-		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
-			return nil, err
-		}
-	}
-	for i := range meta.Schema.Tables {
-		if err := execAll(ctx, tx, meta.Schema.Tables[i].KeyStatements()); err != nil {
-			return nil, err
-		}
-	}
-	for i := range meta.Schema.Tables {
-		if err := execAll(ctx, tx, meta.Schema.Tables[i].ForeignKeyStatements()); err != nil {
-			return nil, err
-		}
-	}
-	if err := execAll(ctx, tx, meta.Schema.PostData()); err != nil {
-		return nil, err
-	}
-	warnings, err := restorePrivileges(ctx, tx, meta.Schema)
-	if err != nil {
-		return nil, err
-	}
-	return warnings, tx.Commit(ctx)
-}
-
-// restoreParallel fills an empty database: DDL on conn, then rows, keys
-// and foreign keys by several workers, then the rest on conn. On failure it
-// drops what it made, leaving the database empty as it found it.
-func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta) (warnings []string, err error) {
-	before, err := pgschema.Inspect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err == nil {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if after, ierr := pgschema.Inspect(cctx, conn); ierr == nil {
-			if cerr := execAll(cctx, conn, DropStatements(after, before)); cerr != nil {
-				e.log().Error("could not empty the database after a failed restore", "err", cerr)
-			}
-		}
-	}()
-	if err := inTx(ctx, conn, meta.Schema.PreData()); err != nil {
-		return nil, err
-	}
-	tables := map[string]*pgschema.Table{}
-	for i := range meta.Schema.Tables {
-		tables[meta.Schema.Tables[i].Key()] = &meta.Schema.Tables[i]
-	}
-	// Largest first; then keys per table; then foreign keys.
-	infos := append([]TableInfo(nil), meta.Tables...)
-	sortByBytes(infos)
-	// A table's keys and indexes are built by the worker that loaded it,
-	// right after its rows: the other worker keeps loading meanwhile (as
-	// pg_restore -j overlaps them). Foreign keys wait for every key.
-	tablesJobs := make([]func(context.Context, *pgx.Conn) error, 0, len(infos))
-	var fks []func(context.Context, *pgx.Conn) error
-	for _, ti := range infos {
-		t := tables[ti.Key]
-		keys := t.KeyStatements()
-		tablesJobs = append(tablesJobs, func(ctx context.Context, c *pgx.Conn) error {
-			if err := loadFresh(ctx, c, ar, meta, ti); err != nil {
-				return err
-			}
-			return execAll(ctx, c, keys)
-		})
-		for _, s := range t.ForeignKeyStatements() {
-			fks = append(fks, func(ctx context.Context, c *pgx.Conn) error { return execAll(ctx, c, []string{s}) })
-		}
-	}
-	if err := e.runParallel(ctx, dsn, db, tablesJobs, fks); err != nil {
-		return nil, err
-	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := execAll(ctx, tx, meta.Schema.PostData()); err != nil {
-			return err
-		}
-		warnings, err = restorePrivileges(ctx, tx, meta.Schema)
-		return err
-	})
-	return warnings, err
-}
-
-// restorePrivileges gives objects back to their owners and grants what
-// was granted, as far as the roles exist here and the restoring role may.
-func restorePrivileges(ctx context.Context, q pgschema.Querier, s *pgschema.Schema) ([]string, error) {
-	if len(s.Privileges) == 0 {
-		return nil, nil
-	}
-	access, err := pgschema.ReadRoleAccess(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read roles: %w", err)
-	}
-	stmts, warnings := pgschema.PrivilegeStatements(s.Privileges, access)
-	if err := execAll(ctx, q, stmts); err != nil {
-		return nil, fmt.Errorf("restore owners and grants: %w", err)
-	}
-	return warnings, nil
 }
 
 func sortByBytes(infos []TableInfo) {
@@ -330,30 +219,48 @@ func (e *Engine) runParallel(ctx context.Context, dsn, db string, phases ...[]fu
 // rewrite every page to set hint bits (as pg_restore's TRUNCATE does for
 // WAL, this is for the pages).
 func loadFresh(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo) error {
-	t := meta.Schema.Table(ti.Key)
-	if t == nil {
-		return release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
+	name, _, err := tableSQL(meta, ti)
+	if err != nil {
+		return err
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+t.QualifiedName()); err != nil {
+		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+name); err != nil {
 			return fmt.Errorf("load %s: %w", ti.Key, err)
 		}
 		return loadTable(ctx, tx.Conn(), ar, meta, ti, true)
 	})
 }
 
+// tableSQL is a manifest table's quoted name and its COPY FROM statement.
+func tableSQL(meta *Meta, ti TableInfo) (string, string, error) {
+	if meta.Schema != nil { // an archive of the old format
+		t := meta.Schema.Table(ti.Key)
+		if t == nil {
+			return "", "", release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
+		}
+		return t.QualifiedName(), CopyInSQL(t), nil
+	}
+	if ti.Name == "" {
+		return "", "", release.Errorf(release.CodeDamaged, "backup archive lists rows of %s without its name", ti.Key)
+	}
+	t := &pgschema.Table{Schema: ti.Schema, Name: ti.Name}
+	for _, c := range ti.Columns {
+		t.Columns = append(t.Columns, pgschema.Column{Name: c})
+	}
+	return t.QualifiedName(), CopyInSQL(t), nil
+}
+
 // loadTable streams one table's rows from the archive into COPY FROM;
 // freeze when the table was made or emptied in the current transaction.
 func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo, freeze bool) error {
-	t := meta.Schema.Table(ti.Key)
-	if t == nil {
-		return release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
+	_, sql, err := tableSQL(meta, ti)
+	if err != nil {
+		return err
 	}
 	m, ok := ar.Member(ti.Member)
 	if !ok {
 		return release.Errorf(release.CodeDamaged, "backup archive has no rows for table %s", ti.Key)
 	}
-	sql := CopyInSQL(t)
 	if freeze {
 		sql += " (FREEZE)"
 	}
@@ -394,67 +301,9 @@ func firstLine(s string) string {
 	return s
 }
 
-// DropStatements removes every user object of current that keep does not
-// also have at the database level (schemas and extensions keep lists what
-// to leave). Objects are dropped CASCADE and IF EXISTS, since dropping one
-// may already have removed another.
-func DropStatements(current, keep *pgschema.Schema) []string {
-	var out []string
-	for i := len(current.Views) - 1; i >= 0; i-- {
-		v := current.Views[i]
-		kind := "VIEW"
-		if v.Materialized {
-			kind = "MATERIALIZED VIEW"
-		}
-		out = append(out, "DROP "+kind+" IF EXISTS "+pgschema.Ident(v.Schema, v.Name)+" CASCADE")
-	}
-	for _, t := range current.Tables {
-		out = append(out, "DROP TABLE IF EXISTS "+t.QualifiedName()+" CASCADE")
-	}
-	for _, s := range current.Sequences {
-		if s.OwnerTable == "" {
-			out = append(out, "DROP SEQUENCE IF EXISTS "+pgschema.Ident(s.Schema, s.Name)+" CASCADE")
-		}
-	}
-	for _, f := range current.Functions {
-		out = append(out, "DROP "+f.Kind+" IF EXISTS "+f.Signature+" CASCADE")
-	}
-	for _, c := range current.Composites {
-		out = append(out, "DROP TYPE IF EXISTS "+pgschema.Ident(c.Schema, c.Name)+" CASCADE")
-	}
-	for _, d := range current.Domains {
-		out = append(out, "DROP DOMAIN IF EXISTS "+pgschema.Ident(d.Schema, d.Name)+" CASCADE")
-	}
-	for _, en := range current.Enums {
-		out = append(out, "DROP TYPE IF EXISTS "+pgschema.Ident(en.Schema, en.Name)+" CASCADE")
-	}
-	keepExt := map[string]bool{}
-	for _, x := range keep.Extensions {
-		keepExt[x.Name] = true
-	}
-	for _, x := range current.Extensions {
-		if !keepExt[x.Name] {
-			out = append(out, "DROP EXTENSION IF EXISTS "+pgschema.QuoteIdent(x.Name)+" CASCADE")
-		}
-	}
-	keepSchema := map[string]bool{"public": true}
-	for _, s := range keep.Schemas {
-		keepSchema[s.Name] = true
-	}
-	for _, x := range keep.Extensions {
-		keepSchema[x.Schema] = true
-	}
-	for _, s := range current.Schemas {
-		if !keepSchema[s.Name] {
-			out = append(out, "DROP SCHEMA IF EXISTS "+pgschema.QuoteIdent(s.Name)+" CASCADE")
-		}
-	}
-	return out
-}
-
 // stageFiles writes the archive's storage files into a new directory beside
 // root, checking each file's checksum, and returns its path.
-func stageFiles(ctx context.Context, ar *archive.Reader, meta *Meta, root string) (string, error) {
+func stageFiles(ctx context.Context, ar *archive.Reader, meta *Meta, root string, keep []string) (string, error) {
 	parent := filepath.Dir(filepath.Clean(root))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("storage: %w", err)
@@ -474,6 +323,9 @@ func stageFiles(ctx context.Context, ar *archive.Reader, meta *Meta, root string
 		dst, err := safeJoin(staged, f.Path)
 		if err != nil {
 			return fail(err)
+		}
+		if !f.Dir && Excluded(f.Path, keep) {
+			continue // the target keeps its own: swapStorage carries it over
 		}
 		if f.Dir {
 			if err := os.MkdirAll(dst, fs.FileMode(f.Mode)|0o700); err != nil {
@@ -523,13 +375,17 @@ func safeJoin(dir, rel string) (string, error) {
 
 // swapStorage puts staged in root's place. Excluded entries of the old
 // directory (logs, the app's socket) are carried over, not lost.
-func swapStorage(root, staged string, exclude []string) error {
+func swapStorage(root, staged string, exclude, keep []string) error {
 	root = filepath.Clean(root)
 	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
 		return os.Rename(staged, root)
 	}
 	old := root + ".relbot-old-" + time.Now().UTC().Format("20060102T150405.000000000")
 	if err := os.Rename(root, old); err != nil {
+		return err
+	}
+	if err := carryKept(old, staged, keep); err != nil {
+		_ = os.Rename(old, root)
 		return err
 	}
 	entries, _ := os.ReadDir(old)
@@ -547,4 +403,26 @@ func swapStorage(root, staged string, exclude []string) error {
 		return err
 	}
 	return os.RemoveAll(old)
+}
+
+// carryKept moves the old directory's files that keep matches into the new
+// one: the target's own, byte for byte.
+func carryKept(old, staged string, keep []string) error {
+	if len(keep) == 0 {
+		return nil
+	}
+	return filepath.WalkDir(old, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(old, p)
+		if err != nil || !Excluded(filepath.ToSlash(rel), keep) {
+			return err
+		}
+		dst := filepath.Join(staged, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.Rename(p, dst)
+	})
 }

@@ -1,11 +1,15 @@
 package pgsnap
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,12 +48,23 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 	if majorOf(meta.ServerVersionNum) > majorOf(serverVersion(ctx, conn)) {
 		return nil, release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, newer than %s's server", majorOf(meta.ServerVersionNum), env.Name)
 	}
-	if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta); err != nil {
-		return nil, fmt.Errorf("restore into a scratch database: %w", err)
-	}
-	report.Problems, err = e.Compare(ctx, conn, env.Database, scratch, meta)
-	if err != nil {
-		return nil, err
+	if meta.PgDump != nil {
+		if _, err := e.checkPgDump(ctx, serverVersion(ctx, conn)); err != nil {
+			return nil, err
+		}
+		if _, err := e.restoreDumpParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
+			return nil, fmt.Errorf("restore into a scratch database: %w", err)
+		}
+		if report.Problems, err = e.compareDump(ctx, env.Database, scratch, ar, meta); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
+			return nil, fmt.Errorf("restore into a scratch database: %w", err)
+		}
+		if report.Problems, err = e.Compare(ctx, conn, env.Database, scratch, meta); err != nil {
+			return nil, err
+		}
 	}
 	report.Duration = time.Since(start)
 	return report, nil
@@ -62,18 +77,90 @@ func serverVersion(ctx context.Context, conn *pgx.Conn) int {
 }
 
 // Compare lists how the database conn is connected to differs from the
-// manifest: its schema, and each table's row count and checksum.
+// manifest of an archive of the old format: its schema model, and each
+// table's row count and checksum.
 func (e *Engine) Compare(ctx context.Context, conn *pgx.Conn, dsn, db string, meta *Meta) ([]string, error) {
 	got, err := pgschema.Inspect(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	problems := SchemaDifferences(meta.Schema, got)
+	rows, err := e.compareRows(ctx, dsn, db, meta, func(ti TableInfo) *pgschema.Table { return got.Table(ti.Key) })
+	return append(SchemaDifferences(meta.Schema, got), rows...), err
+}
+
+// compareDump lists how database db differs from the archive: pg_dump's
+// sections of it against those the archive holds, byte for byte, and
+// each table's row count and checksum against the manifest.
+func (e *Engine) compareDump(ctx context.Context, dsn, db string, ar *archive.Reader, meta *Meta) ([]string, error) {
+	var problems []string
+	tables := make([]*pgschema.Table, 0, len(meta.Tables))
+	for _, ti := range meta.Tables {
+		tables = append(tables, manifestTable(ti))
+	}
+	for _, sec := range []struct{ name, member string }{{"pre-data", meta.PgDump.PreData}, {"data", meta.PgDump.Data}, {"post-data", meta.PgDump.PostData}} {
+		stored, err := section(ar, sec.member)
+		if err != nil {
+			return nil, err
+		}
+		args := e.dumpArgs("", sec.name)
+		if sec.name == "data" {
+			args = append(args, excludeData(tables)...)
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(e.runPgDump(ctx, dsn, db, pw, args...)) }()
+		diff, err := firstDifference(stored, pr)
+		pr.Close()
+		if err != nil {
+			return nil, fmt.Errorf("compare pg_dump's %s: %w", sec.name, err)
+		}
+		if diff != "" {
+			problems = append(problems, fmt.Sprintf("pg_dump's %s of the restore differs from the archive's: %s", sec.name, diff))
+		}
+	}
+	rows, err := e.compareRows(ctx, dsn, db, meta, manifestTable)
+	return append(problems, rows...), err
+}
+
+// manifestTable is a manifest table as the model COPY statements are made from.
+func manifestTable(ti TableInfo) *pgschema.Table {
+	t := &pgschema.Table{Schema: ti.Schema, Name: ti.Name}
+	for _, c := range ti.Columns {
+		t.Columns = append(t.Columns, pgschema.Column{Name: c})
+	}
+	return t
+}
+
+// firstDifference compares two texts line by line as they stream and
+// names the first line that differs ("" when equal).
+func firstDifference(want, got io.Reader) (string, error) {
+	w, g := bufio.NewReaderSize(want, 64*1024), bufio.NewReaderSize(got, 64*1024)
+	for n := 1; ; n++ {
+		wl, werr := w.ReadString('\n')
+		gl, gerr := g.ReadString('\n')
+		if werr != nil && !errors.Is(werr, io.EOF) {
+			return "", werr
+		}
+		if gerr != nil && !errors.Is(gerr, io.EOF) {
+			return "", gerr
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d is %.200q in the archive, %.200q in the restore", n, strings.TrimSuffix(wl, "\n"), strings.TrimSuffix(gl, "\n")), nil
+		}
+		if werr != nil && gerr != nil {
+			return "", nil
+		}
+	}
+}
+
+// compareRows checks every manifest table's rows in database db; table
+// finds the table to read (nil when the schema lacks it).
+func (e *Engine) compareRows(ctx context.Context, dsn, db string, meta *Meta, table func(TableInfo) *pgschema.Table) ([]string, error) {
+	var problems []string
 	sums := make([]TableInfo, len(meta.Tables))
 	jobs := make([]func(context.Context, *pgx.Conn) error, len(meta.Tables))
 	for i, want := range meta.Tables {
 		jobs[i] = func(ctx context.Context, c *pgx.Conn) error {
-			t := got.Table(want.Key)
+			t := table(want)
 			if t == nil {
 				return nil // reported as a schema difference
 			}
@@ -184,5 +271,3 @@ func CreateScratch(ctx context.Context, dsn, prefix string) (string, func(), err
 	}
 	return name, drop, nil
 }
-
-var _ = archive.FormatVersion

@@ -1,0 +1,389 @@
+package pgsnap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/pgschema"
+)
+
+// Restoring an archive whose schema is pg_dump's: pre-data, then
+// sequence values and large objects, then rows by relbot's COPY, then
+// post-data.
+
+// section reads one of pg_dump's sections from the archive.
+func section(ar *archive.Reader, name string) (io.Reader, error) {
+	m, ok := ar.Member(name)
+	if !ok {
+		return nil, release.Errorf(release.CodeDamaged, "backup archive lacks pg_dump's %s", strings.TrimSuffix(strings.TrimPrefix(name, "schema/"), ".sql"))
+	}
+	return ar.Open(m), nil
+}
+
+func readSection(ar *archive.Reader, name string) ([]statement, error) {
+	r, err := section(ar, name)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := readScript(r)
+	if err != nil {
+		var d *archive.DamagedError
+		if errors.As(err, &d) {
+			return nil, archiveError(err)
+		}
+		return nil, release.Errorf(release.CodeDamaged, "backup archive's %s: %v", name, err)
+	}
+	return withSettings(stmts), nil
+}
+
+// runData runs the data section (sequence values, large objects) as a
+// stream: large objects may be big. pg_dump wraps large objects in
+// BEGIN/COMMIT of its own, which would end relbot's transaction: they are
+// left out, the caller's transaction holds them.
+func runData(ctx context.Context, q pgschema.Querier, r *runner, ar *archive.Reader, meta *Meta) error {
+	src, err := section(ar, meta.PgDump.Data)
+	if err != nil {
+		return err
+	}
+	sr := newScriptReader(src)
+	for {
+		st, err := sr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var d *archive.DamagedError
+			if errors.As(err, &d) {
+				return archiveError(err)
+			}
+			return release.Errorf(release.CodeDamaged, "backup archive's data section: %v", err)
+		}
+		if st.SQL == "BEGIN" || st.SQL == "COMMIT" {
+			continue
+		}
+		if err := r.exec(ctx, q, st); err != nil {
+			return err
+		}
+	}
+}
+
+// restoreDumpInPlace drops everything the database holds and rebuilds it
+// from the archive, all in one transaction.
+func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) ([]string, error) {
+	pre, err := readSection(ar, meta.PgDump.PreData)
+	if err != nil {
+		return nil, err
+	}
+	post, err := readSection(ar, meta.PgDump.PostData)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+		return nil, err
+	}
+	kept, err := keepRows(ctx, tx, opts.KeepTables)
+	if err != nil {
+		return nil, err
+	}
+	if err := clearDatabase(ctx, tx); err != nil {
+		return nil, fmt.Errorf("clear the target: %w", err)
+	}
+	r, err := newRunner(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.runAll(ctx, tx, pre); err != nil {
+		return nil, err
+	}
+	if err := runData(ctx, tx, r, ar, meta); err != nil {
+		return nil, err
+	}
+	skip, err := kept.resolve(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ti := range meta.Tables {
+		if skip[ti.Key] {
+			continue
+		}
+		// Made in this transaction: FREEZE writes the rows already frozen.
+		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
+			return nil, err
+		}
+	}
+	warnings, err := kept.put(ctx, tx, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.runAll(ctx, tx, post); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return append(warnings, r.warnings()...), nil
+}
+
+// restoreDumpParallel fills an empty database: pre-data and the data
+// section in one transaction, then rows by the workers, largest first,
+// then post-data: each table's indexes and keys on the workers (largest
+// table first), partitions' indexes attached, foreign keys on the workers,
+// and the rest (triggers, rules, policies, privileges, ...) in one
+// transaction. On failure it empties the database again.
+func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) (warnings []string, err error) {
+	pre, err := readSection(ar, meta.PgDump.PreData)
+	if err != nil {
+		return nil, err
+	}
+	post, err := readSection(ar, meta.PgDump.PostData)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if cerr := pgx.BeginFunc(cctx, conn, func(tx pgx.Tx) error { return clearDatabase(cctx, tx) }); cerr != nil {
+			e.log().Error("could not empty the database after a failed restore", "err", cerr)
+		}
+	}()
+	r, err := newRunner(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	kept := &keptRows{names: opts.KeepTables}
+	var skip map[string]bool
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := r.runAll(ctx, tx, pre); err != nil {
+			return err
+		}
+		if err := runData(ctx, tx, r, ar, meta); err != nil {
+			return err
+		}
+		skip, err = kept.resolve(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	infos := append([]TableInfo(nil), meta.Tables...)
+	sortByBytes(infos)
+	var loads []func(context.Context, *pgx.Conn) error
+	for _, ti := range infos {
+		if !skip[ti.Key] {
+			loads = append(loads, func(ctx context.Context, c *pgx.Conn) error { return loadFresh(ctx, c, ar, meta, ti) })
+		}
+	}
+	keys, attach, fks, rest := postDataPhases(post, meta)
+	serial := func(stmts []statement) []func(context.Context, *pgx.Conn) error {
+		if len(stmts) == 0 {
+			return nil
+		}
+		return []func(context.Context, *pgx.Conn) error{func(ctx context.Context, c *pgx.Conn) error {
+			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return r.runAll(ctx, tx, stmts) })
+		}}
+	}
+	if err := e.runParallel(ctx, dsn, db, loads, jobs(r, keys), serial(attach), jobs(r, fks)); err != nil {
+		return nil, err
+	}
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return r.runAll(ctx, tx, rest) }); err != nil {
+		return nil, err
+	}
+	return append(notLoaded(meta, skip), r.warnings()...), nil
+}
+
+// jobs runs each group of statements on a worker, with the settings of
+// the script in effect where the group starts; a deadlock between two
+// workers (two foreign keys locking the same tables in turn) is retried.
+func jobs(r *runner, groups [][]statement) []func(context.Context, *pgx.Conn) error {
+	out := make([]func(context.Context, *pgx.Conn) error, len(groups))
+	for i, g := range groups {
+		out[i] = func(ctx context.Context, c *pgx.Conn) error {
+			for attempt := 0; ; attempt++ {
+				err := runGroup(ctx, c, r, g)
+				var pe *pgconn.PgError
+				if attempt < 3 && errors.As(err, &pe) && pe.Code == "40P01" {
+					continue
+				}
+				return err
+			}
+		}
+	}
+	return out
+}
+
+func runGroup(ctx context.Context, c *pgx.Conn, r *runner, g []statement) error {
+	for _, st := range g {
+		if len(st.Settings) > 0 {
+			if _, err := c.Exec(ctx, strings.Join(st.Settings, "; ")); err != nil {
+				return err
+			}
+		}
+		if err := r.exec(ctx, c, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	alterTable  = regexp.MustCompile(`^ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
+	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(` + qualified + `) USING `)
+)
+
+const ident = `(?:"(?:[^"]|"")*"|[^\s".(]+)`
+const qualified = ident + `(?:\.` + ident + `)?`
+
+// tableOf is the manifest key of the table a post-data statement works on.
+func tableOf(sql string) string {
+	m := alterTable.FindStringSubmatch(sql)
+	if m == nil {
+		m = createIndex.FindStringSubmatch(sql)
+	}
+	if m == nil {
+		return ""
+	}
+	parts := regexp.MustCompile(ident).FindAllString(m[1], -1)
+	if len(parts) == 1 {
+		return unquoteIdent(parts[0])
+	}
+	return pgschema.Key(unquoteIdent(parts[0]), unquoteIdent(parts[1]))
+}
+
+// postDataPhases splits post-data into what may run at once: every
+// table's indexes and keys (a group per table, largest table first), the
+// partition index attachments (after every index), foreign keys (after
+// every key), and the rest in pg_dump's order.
+func postDataPhases(post []statement, meta *Meta) (keys [][]statement, attach []statement, fks [][]statement, rest []statement) {
+	size := map[string]int64{}
+	for _, t := range meta.Tables {
+		size[t.Key] = t.Bytes
+	}
+	byTable := map[string]int{}
+	for _, st := range post {
+		switch st.Type {
+		case "INDEX", "CONSTRAINT":
+			t := tableOf(st.SQL)
+			i, ok := byTable[t]
+			if !ok || t == "" {
+				i = len(keys)
+				byTable[t] = i
+				keys = append(keys, nil)
+			}
+			keys[i] = append(keys[i], st)
+		case "INDEX ATTACH":
+			attach = append(attach, st)
+		case "FK CONSTRAINT":
+			fks = append(fks, []statement{st})
+		default:
+			// In order, settings included: the rest runs on the
+			// connection that ran pre-data, whose settings it keeps.
+			rest = append(rest, st)
+		}
+	}
+	slices.SortStableFunc(keys, func(a, b []statement) int {
+		sa, sb := size[tableOf(a[0].SQL)], size[tableOf(b[0].SQL)]
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return 0
+	})
+	// The serial phases run with the settings in effect where they start.
+	if len(attach) > 0 {
+		attach = append(settingsOf(attach[0]), attach...)
+	}
+	return keys, attach, fks, rest
+}
+
+func settingsOf(st statement) []statement {
+	out := make([]statement, len(st.Settings))
+	for i, s := range st.Settings {
+		out[i] = statement{SQL: s}
+	}
+	return out
+}
+
+var settingStmt = regexp.MustCompile(`^(?:SET (?:SESSION )?([a-z_]+)|RESET ([a-z_]+)|SELECT pg_catalog\.set_config\('([a-z_]+)')`)
+
+// withSettings gives each statement the session settings (SET ...) in
+// effect where the script reaches it, for when it runs on another
+// connection than the script's.
+func withSettings(stmts []statement) []statement {
+	var names []string
+	values := map[string]string{}
+	var current []string
+	for i := range stmts {
+		if m := settingStmt.FindStringSubmatch(stmts[i].SQL); m != nil {
+			name := m[1] + m[2] + m[3]
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+			values[name] = stmts[i].SQL
+			current = nil
+			for _, n := range names {
+				current = append(current, values[n])
+			}
+			continue
+		}
+		stmts[i].Settings = current
+	}
+	return stmts
+}
+
+// clearDatabase drops every user object, so that pg_dump's pre-data can
+// make them again: every schema (public is made again as a new database
+// has it) and what lives outside schemas.
+func clearDatabase(ctx context.Context, tx pgx.Tx) error {
+	var stmts []string
+	collect := func(sql string) error {
+		rows, err := tx.Query(ctx, sql)
+		if err != nil {
+			return err
+		}
+		list, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		stmts = append(stmts, list...)
+		return err
+	}
+	for _, q := range []string{
+		`SELECT 'DROP PUBLICATION ' || pg_catalog.quote_ident(pubname) FROM pg_catalog.pg_publication`,
+		`SELECT 'DROP EVENT TRIGGER ' || pg_catalog.quote_ident(evtname) FROM pg_catalog.pg_event_trigger`,
+		`SELECT 'DROP SCHEMA ' || pg_catalog.quote_ident(nspname) || ' CASCADE' FROM pg_catalog.pg_namespace
+			WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%'`,
+		`SELECT 'CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; COMMENT ON SCHEMA public IS ''standard public schema'''`,
+		`SELECT 'DROP EXTENSION IF EXISTS ' || pg_catalog.quote_ident(extname) || ' CASCADE' FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'`,
+		`SELECT 'DROP FOREIGN DATA WRAPPER IF EXISTS ' || pg_catalog.quote_ident(fdwname) || ' CASCADE' FROM pg_catalog.pg_foreign_data_wrapper`,
+		`SELECT 'DROP CAST IF EXISTS (' || pg_catalog.format_type(castsource, NULL) || ' AS ' || pg_catalog.format_type(casttarget, NULL) || ') CASCADE'
+			FROM pg_catalog.pg_cast WHERE oid >= 16384`,
+		`SELECT 'DROP ACCESS METHOD IF EXISTS ' || pg_catalog.quote_ident(amname) || ' CASCADE' FROM pg_catalog.pg_am WHERE oid >= 16384`,
+		`SELECT 'DROP LANGUAGE IF EXISTS ' || pg_catalog.quote_ident(lanname) || ' CASCADE' FROM pg_catalog.pg_language WHERE oid >= 16384 AND lanname <> 'plpgsql'`,
+		`SELECT 'SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata'`,
+	} {
+		if err := collect(q); err != nil {
+			return err
+		}
+	}
+	// Later statements are made from the catalogue as it was: what an
+	// earlier DROP ... CASCADE took along is gone by then, hence IF EXISTS.
+	return execAll(ctx, tx, stmts)
+}
