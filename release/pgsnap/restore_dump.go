@@ -378,6 +378,19 @@ func clearDatabase(ctx context.Context, tx pgx.Tx) error {
 		`SELECT 'DROP ACCESS METHOD IF EXISTS ' || pg_catalog.quote_ident(amname) || ' CASCADE' FROM pg_catalog.pg_am WHERE oid >= 16384`,
 		`SELECT 'DROP LANGUAGE IF EXISTS ' || pg_catalog.quote_ident(lanname) || ' CASCADE' FROM pg_catalog.pg_language WHERE oid >= 16384 AND lanname <> 'plpgsql'`,
 		`SELECT 'SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata'`,
+		// Default privileges of no schema: back to the built-in ones (the
+		// server then forgets the entry), or they would apply to what
+		// pre-data makes.
+		`SELECT 'ALTER DEFAULT PRIVILEGES FOR ROLE ' || pg_catalog.quote_ident(r.rolname) || ' REVOKE ALL ON ' || k.kind || ' FROM '
+				|| string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END, ', ')
+				|| '; ALTER DEFAULT PRIVILEGES FOR ROLE ' || pg_catalog.quote_ident(r.rolname) || ' GRANT ALL ON ' || k.kind || ' TO ' || pg_catalog.quote_ident(r.rolname)
+				|| CASE WHEN k.public <> '' THEN '; ALTER DEFAULT PRIVILEGES FOR ROLE ' || pg_catalog.quote_ident(r.rolname) || ' GRANT ' || k.public || ' ON ' || k.kind || ' TO PUBLIC' ELSE '' END
+			FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_roles r ON r.oid = d.defaclrole
+			CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+			JOIN (VALUES ('r', 'TABLES', ''), ('S', 'SEQUENCES', ''), ('f', 'FUNCTIONS', 'EXECUTE'), ('T', 'TYPES', 'USAGE'), ('n', 'SCHEMAS', '')) k(t, kind, public)
+				ON k.t = d.defaclobjtype::text
+			WHERE d.defaclnamespace = 0
+			GROUP BY d.oid, r.rolname, k.kind, k.public`,
 	} {
 		if err := collect(q); err != nil {
 			return err
