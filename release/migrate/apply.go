@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/pgschema"
@@ -64,6 +65,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		return nil, err
 	}
 	prog := compile(f.Meta, tgt, opts.AllowDestructive)
+	if len(prog.refusals) > 0 {
+		return nil, release.Errorf(release.CodeConflict, "migration %s cannot be applied to %s: %s; nothing was changed", f.Meta.ID, target.Name, strings.Join(prog.refusals, "; "))
+	}
 	logStep := func(what string, rows int64, t0 time.Time) {
 		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
 	}
@@ -96,7 +100,7 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	if len(stmts) > 0 {
 		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", target.Name, len(stmts)), 0, t0)
 	}
-	res.Warnings = warnings
+	res.Warnings = append(append([]string{}, prog.warnings...), warnings...)
 	t0 = time.Now()
 	for _, s := range markerDDL {
 		if _, err := tx.Exec(ctx, s); err != nil {
@@ -224,9 +228,23 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	}
 	name := l.table.QualifiedName()
 	cols := pgschema.ColumnList(l.data.Columns)
+	for _, tg := range l.trigOff {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+			return 0, applyError("disable triggers of "+l.table.Key(), err)
+		}
+	}
+	enable := func() error {
+		for _, tg := range l.trigOff {
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" ENABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+				return applyError("enable triggers of "+l.table.Key(), err)
+			}
+		}
+		return nil
+	}
 	if l.fresh {
-		// The table was made in this transaction: FREEZE writes its rows
-		// already frozen, sparing the target a rewrite by the next vacuum.
+		// The table was made or emptied in this transaction: FREEZE writes
+		// its rows already frozen, sparing the target a rewrite by the next
+		// vacuum.
 		tag, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+name+" ("+cols+") FROM STDIN (FREEZE)")
 		if err != nil {
 			return 0, applyError("load "+l.table.Key(), err)
@@ -234,12 +252,7 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 		if tag.RowsAffected() != l.data.Rows {
 			return 0, release.Errorf(release.CodeDamaged, "%s: %d rows loaded, the file says %d", l.table.Key(), tag.RowsAffected(), l.data.Rows)
 		}
-		return tag.RowsAffected(), nil
-	}
-	for _, tg := range l.trigOff {
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
-			return 0, applyError("disable triggers of "+l.table.Key(), err)
-		}
+		return tag.RowsAffected(), enable()
 	}
 	tmp := pgschema.QuoteIdent("relbot_load_" + strings.ReplaceAll(l.table.Key(), ".", "_"))
 	stmts := []string{
@@ -279,17 +292,21 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	if _, err := tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
 		return 0, err
 	}
-	for _, tg := range l.trigOff {
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" ENABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
-			return 0, applyError("enable triggers of "+l.table.Key(), err)
-		}
-	}
-	return tag.RowsAffected(), nil
+	return tag.RowsAffected(), enable()
 }
 
 // applyError says which statement failed and why; the transaction rolls
 // back, so the target is as it was.
 func applyError(stmt string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" && pe.ConstraintName != "" {
+		// A foreign key added back does not hold: rows the target keeps
+		// point at rows the migration's data does not have.
+		table := pgschema.Key(pe.SchemaName, pe.TableName)
+		return &release.Error{Code: release.CodeConflict, Err: err, Message: fmt.Sprintf(
+			"apply refused: foreign key %s of table %s does not hold after the migration: %s; fix the rows (or the rules) and deploy again; nothing was changed",
+			pe.ConstraintName, table, strings.TrimSuffix(pe.Detail, "."))}
+	}
 	return &release.Error{Code: release.CodeConflict,
 		Message: fmt.Sprintf("apply failed at %q: %v; nothing was changed", firstLine(stmt), pgErrorText(err)), Err: err}
 }
@@ -341,7 +358,10 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	prog := compile(f.Meta, tgt, false)
 	plan.Destructive = append(plan.Destructive, prog.destructive...)
 	plan.Statements = prog.statements()
-	plan.Warnings = prog.warnings
+	for _, r := range prog.refusals {
+		plan.Warnings = append(plan.Warnings, "cannot apply: "+r)
+	}
+	plan.Warnings = append(plan.Warnings, prog.warnings...)
 	if known != nil {
 		plan.MissingVariables = append(plan.MissingVariables, f.missing(known)...)
 	}
@@ -370,7 +390,7 @@ func (f *File) countRows(ctx context.Context, tx pgx.Tx, l *load, n int) (releas
 		return tp, nil
 	}
 	var targetRows int64
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.QualifiedName()).Scan(&targetRows); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.From()).Scan(&targetRows); err != nil {
 		return tp, err
 	}
 	pk := l.table.PrimaryKey
@@ -430,7 +450,7 @@ func (f *File) countRows(ctx context.Context, tx pgx.Tx, l *load, n int) (releas
 		(SELECT count(*) FROM %[1]s s WHERE NOT EXISTS (SELECT 1 FROM %[2]s t WHERE %[3]s)),
 		(SELECT count(*) FROM %[1]s s JOIN %[2]s t ON %[3]s WHERE ROW(%[4]s) IS DISTINCT FROM ROW(%[5]s)),
 		(SELECT count(*) FROM %[2]s t WHERE NOT EXISTS (SELECT 1 FROM %[1]s s WHERE %[3]s))`,
-		tmp, t.QualifiedName(), on, strings.Join(tcols, ", "), strings.Join(scols, ", "))
+		tmp, t.From(), on, strings.Join(tcols, ", "), strings.Join(scols, ", "))
 	var ins, upd, del int64
 	if err := tx.QueryRow(ctx, q).Scan(&ins, &upd, &del); err != nil {
 		return tp, fmt.Errorf("plan %s: %w", l.table.Key(), err)

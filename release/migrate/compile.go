@@ -3,6 +3,7 @@ package migrate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/relbot/relbot/release"
@@ -15,6 +16,7 @@ type program struct {
 	steps       []step
 	destructive []string
 	warnings    []string
+	refusals    []string
 	// loads are the tables whose rows the file brings, in step order.
 	loads []load
 }
@@ -90,18 +92,45 @@ func (c *compiler) warn(format string, args ...any) {
 	c.p.warnings = append(c.p.warnings, fmt.Sprintf(format, args...))
 }
 
-// tablePlan is the decision for one source table.
-type tablePlan struct {
-	src      *pgschema.Table
-	tgt      *pgschema.Table
-	rule     release.Rule
-	recreate bool // new, or overwritten by drop and create
-	altered  bool // column types changed: foreign keys are re-made
+// refuse records what the apply cannot do; a program with refusals is
+// never run.
+func (c *compiler) refuse(format string, args ...any) {
+	c.p.refusals = append(c.p.refusals, fmt.Sprintf(format, args...))
 }
 
+// tablePlan is the decision for one source table.
+type tablePlan struct {
+	src     *pgschema.Table
+	tgt     *pgschema.Table
+	rule    release.Rule
+	new     bool // the target lacks it
+	drop    bool // overwritten by drop and create
+	inPlace bool // overwritten in place: emptied of its own rows, reloaded
+	altered bool // column types changed: foreign keys are re-made
+}
+
+// made reports whether the table is created in this apply.
+func (tp *tablePlan) made() bool { return tp.new || tp.drop }
+
+// emptied reports whether the table gets the file's rows into an empty
+// table (COPY, no merge).
+func (tp *tablePlan) emptied() bool { return tp.made() || tp.inPlace }
+
+// build lists the apply's steps. Nothing depends on the order of table
+// names: every foreign key touching a table that changes is dropped by
+// name before any table is, and added back (validating every row) after
+// all rows are in; views and functions that read tables are dropped
+// dependents first and made again after, in dependency order; parents of
+// inheritance come before their children.
+//
+// An overwritten table that exists is emptied in place (TRUNCATE ONLY: its
+// children keep their rows, and no ON DELETE CASCADE fires) and brought to
+// the source's structure; it is dropped and made again only when its
+// columns' order cannot be reached otherwise and nothing else (children,
+// objects outside the model) depends on it.
 func (c *compiler) build() {
 	var plans []*tablePlan
-	touched := map[string]bool{} // quoted names of tables whose FKs are re-made
+	byName := map[string]*tablePlan{}
 	for i := range c.src.Tables {
 		s := &c.src.Tables[i]
 		rule := RuleOf(c.meta.Rules, s.Key())
@@ -109,18 +138,51 @@ func (c *compiler) build() {
 			continue
 		}
 		tp := &tablePlan{src: s, tgt: c.tgtTable[s.Key()], rule: rule}
-		tp.recreate = tp.tgt == nil || rule == release.RuleOverwrite
-		if tp.tgt != nil && !tp.recreate {
-			for _, col := range s.Columns {
+		tp.new = tp.tgt == nil
+		if tp.tgt != nil && rule == release.RuleOverwrite {
+			tp.inPlace = true
+		}
+		plans = append(plans, tp)
+		byName[s.QualifiedName()] = tp
+	}
+	// Children first: a table is dropped and made again only if its
+	// target children are too.
+	for i := len(plans) - 1; i >= 0; i-- {
+		tp := plans[i]
+		if !tp.inPlace {
+			continue
+		}
+		why := needsRemake(tp.src, tp.tgt)
+		if why == "" {
+			continue
+		}
+		blocked := ""
+		for _, ch := range c.children(tp.tgt.QualifiedName()) {
+			if ctp := byName[ch.QualifiedName()]; ctp == nil || !ctp.drop {
+				blocked = "table " + ch.Key() + " inherits from it and keeps its rows"
+			}
+		}
+		if len(tp.tgt.Dependents) > 0 {
+			blocked = strings.Join(tp.tgt.Dependents, ", ") + " depends on it"
+		}
+		if blocked != "" {
+			c.warn("overwrite %s: %s differs from %s's and stays as the target has it (%s)", tp.src.Key(), why, c.meta.SourceEnv, blocked)
+			continue
+		}
+		tp.inPlace, tp.drop = false, true
+	}
+	touched := map[string]bool{} // quoted names of tables whose FKs are re-made
+	for _, tp := range plans {
+		if tp.tgt != nil && !tp.made() {
+			for _, col := range tp.src.Columns {
 				if tc := tp.tgt.Column(col.Name); tc != nil && tc.Type != col.Type {
 					tp.altered = true
 				}
 			}
 		}
-		if tp.recreate || tp.altered || rule.CarriesRows() {
-			touched[s.QualifiedName()] = true
+		if tp.made() || tp.inPlace || tp.altered || tp.rule.CarriesRows() {
+			touched[tp.src.QualifiedName()] = true
 		}
-		plans = append(plans, tp)
 	}
 	inSource := map[string]bool{}
 	for i := range c.src.Tables {
@@ -132,6 +194,9 @@ func (c *compiler) build() {
 		if !inSource[t.Key()] {
 			if c.allow {
 				c.destroy("table %s is not in %s: dropped", t.Key(), c.meta.SourceEnv)
+				if len(t.Dependents) > 0 {
+					c.refuse("table %s is to be dropped, but %s depends on it", t.Key(), strings.Join(t.Dependents, ", "))
+				}
 				dropTables = append(dropTables, t)
 				touched[t.QualifiedName()] = true
 			} else {
@@ -139,57 +204,62 @@ func (c *compiler) build() {
 			}
 		}
 	}
-
-	recreatedSet := map[string]bool{}
+	made := map[string]bool{}
 	c.scope = map[string]bool{}
 	for _, tp := range plans {
 		c.scope[tp.src.QualifiedName()] = true
-		if tp.recreate {
-			recreatedSet[tp.src.QualifiedName()] = true
+		if tp.made() {
+			made[tp.src.QualifiedName()] = true
 		}
 	}
-	c.preObjects(recreatedSet)
-	// Views read tables whose columns may change: drop them all, make them
-	// again at the end.
-	for i := len(c.tgt.Views) - 1; i >= 0; i-- {
-		v := c.tgt.Views[i]
-		kind := "VIEW"
-		if v.Materialized {
-			kind = "MATERIALIZED VIEW"
-		}
-		c.sql("DROP %s IF EXISTS %s CASCADE", kind, pgschema.Ident(v.Schema, v.Name))
+	srcPost, tgtPost := c.postObjects()
+
+	// Tear down, dependents first.
+	for i := len(tgtPost) - 1; i >= 0; i-- {
+		c.sql("%s", tgtPost[i].drop)
 	}
-	// Foreign keys that touch a table being made again, receiving rows or
-	// changing column types are dropped and added back after the rows:
-	// adding them validates every row, so the target is left consistent.
+	c.preObjects(made)
 	readd := c.dropForeignKeys(touched, plans)
+	var empty []string
 	for _, tp := range plans {
-		if tp.tgt != nil && tp.recreate {
-			for _, col := range tp.tgt.Columns {
+		if tp.inPlace {
+			empty = append(empty, tp.tgt.QualifiedName())
+		}
+	}
+	if len(empty) > 0 {
+		// ONLY: a parent's children keep their rows unless overwritten too.
+		c.sql("TRUNCATE ONLY %s", strings.Join(empty, ", "))
+	}
+	for i := len(c.tgt.Tables) - 1; i >= 0; i-- { // children before parents
+		t := &c.tgt.Tables[i]
+		if tp := byName[t.QualifiedName()]; tp != nil && tp.drop {
+			for _, col := range t.Columns {
 				if tp.src.Column(col.Name) == nil {
 					c.destroy("column %s.%s is not in %s: dropped (overwrite)", tp.src.Key(), col.Name, c.meta.SourceEnv)
 				}
 			}
-			c.sql("DROP TABLE %s", tp.tgt.QualifiedName())
+			c.sql("DROP TABLE %s", t.QualifiedName())
 		}
 	}
-	for _, t := range dropTables {
-		c.sql("DROP TABLE %s CASCADE", t.QualifiedName())
+	for i := len(dropTables) - 1; i >= 0; i-- {
+		c.sql("DROP TABLE %s", dropTables[i].QualifiedName())
 	}
+
+	// Build up, parents first.
 	var post []func()
 	for _, tp := range plans {
-		if tp.recreate {
+		if tp.made() {
 			c.createSequences(tp.src)
 			c.sqls(tp.src.CreateStatements(c.src.Sequence))
 		} else {
 			post = append(post, c.alterTable(tp))
 		}
 	}
-	c.ownSequences(recreatedSet)
+	c.ownSequences(made)
 	for _, tp := range plans {
 		if td, ok := c.data[tp.src.Key()]; ok && tp.rule.CarriesRows() {
-			l := load{table: tp.src, data: td, rule: tp.rule, fresh: tp.recreate, target: tp.tgt}
-			if !tp.recreate {
+			l := load{table: tp.src, data: td, rule: tp.rule, fresh: tp.emptied(), target: tp.tgt}
+			if !tp.made() {
 				for _, tg := range tp.tgt.Triggers {
 					if tg.Enabled != "D" {
 						l.trigOff = append(l.trigOff, tg.Name)
@@ -201,7 +271,7 @@ func (c *compiler) build() {
 		}
 	}
 	for _, tp := range plans {
-		if tp.recreate {
+		if tp.made() {
 			c.sqls(tp.src.KeyStatements())
 		}
 	}
@@ -210,17 +280,74 @@ func (c *compiler) build() {
 	}
 	c.sqls(readd)
 	c.sequences(plans)
-	for i := range c.src.Views {
-		c.sqls(c.src.Views[i].CreateStatements())
+	for _, o := range srcPost {
+		c.sqls(o.create)
 	}
-	c.keepTargetViews()
-	for _, tp := range plans {
-		if tp.recreate {
-			c.triggersAndComments(tp.src, nil)
-		} else {
-			c.triggersAndComments(tp.src, tp.tgt)
+	for _, o := range tgtPost {
+		if o.inSource {
+			continue
+		}
+		if c.allow && o.view {
+			c.destroy("%s is not in %s: dropped", o.what, c.meta.SourceEnv)
+			continue
+		}
+		c.sqls(o.create)
+	}
+	for _, o := range srcPost {
+		c.sqls(o.refresh)
+	}
+	for _, o := range tgtPost {
+		if !o.inSource && !(c.allow && o.view) {
+			c.sqls(o.refresh)
 		}
 	}
+	for _, tp := range plans {
+		if tp.made() {
+			c.triggersAndComments(tp.src, nil, false)
+		} else {
+			c.triggersAndComments(tp.src, tp.tgt, tp.inPlace)
+		}
+	}
+}
+
+// needsRemake says why a kept table cannot be brought to src's structure
+// in place, or "".
+func needsRemake(src, tgt *pgschema.Table) string {
+	var order []string
+	for _, col := range tgt.Columns {
+		if src.Column(col.Name) != nil {
+			order = append(order, col.Name)
+		}
+	}
+	for _, col := range src.Columns {
+		if tgt.Column(col.Name) == nil {
+			order = append(order, col.Name)
+		}
+	}
+	var want []string
+	for _, col := range src.Columns {
+		want = append(want, col.Name)
+	}
+	switch {
+	case !slices.Equal(order, want):
+		return "the order of its columns"
+	case !slices.Equal(src.Inherits, tgt.Inherits):
+		return "its parent tables"
+	case src.Unlogged != tgt.Unlogged || !slices.Equal(src.Options, tgt.Options):
+		return "its storage (UNLOGGED, options)"
+	}
+	return ""
+}
+
+// children are the target tables that inherit directly from qualified.
+func (c *compiler) children(qualified string) []*pgschema.Table {
+	var out []*pgschema.Table
+	for i := range c.tgt.Tables {
+		if slices.Contains(c.tgt.Tables[i].Inherits, qualified) {
+			out = append(out, &c.tgt.Tables[i])
+		}
+	}
+	return out
 }
 
 // preObjects creates schemas, extensions, types, functions and sequences
@@ -314,7 +441,8 @@ func (c *compiler) preObjects(recreated map[string]bool) {
 		tgtFuncs[f.Signature] = f.Def
 	}
 	for _, f := range c.src.Functions {
-		if tgtFuncs[f.Signature] != f.Def {
+		// Functions that need relations come after them (postObjects).
+		if len(f.DependsOn) == 0 && tgtFuncs[f.Signature] != f.Def {
 			c.sql("%s", f.Def)
 		}
 	}
@@ -365,13 +493,14 @@ func (c *compiler) ownSequences(recreated map[string]bool) {
 	}
 }
 
-// dropForeignKeys drops every target foreign key that involves a touched
-// table and returns the statements that add the right ones back: the
-// source's definition for tables in scope, the target's own otherwise.
+// dropForeignKeys drops, by name, every target foreign key that involves a
+// touched table (the tables it joins may be dropped in any order after)
+// and returns the statements that add the right ones back: the source's
+// definition for tables in scope, the target's own otherwise.
 func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) []string {
-	inScope := map[string]*pgschema.Table{}
+	inScope := map[string]*tablePlan{}
 	for _, tp := range plans {
-		inScope[tp.src.QualifiedName()] = tp.src
+		inScope[tp.src.QualifiedName()] = tp
 	}
 	var readd []string
 	added := map[string]bool{}
@@ -385,32 +514,35 @@ func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) 
 	for i := range c.tgt.Tables {
 		t := &c.tgt.Tables[i]
 		name := t.QualifiedName()
+		tp := inScope[name]
 		for _, con := range t.Constraints {
-			if con.Type != "f" {
+			if con.Type != "f" || con.Inherited {
 				continue
 			}
-			srcT := inScope[name]
 			var srcCon *pgschema.Constraint
-			if srcT != nil {
-				for j := range srcT.Constraints {
-					if srcT.Constraints[j].Name == con.Name && srcT.Constraints[j].Type == "f" {
-						srcCon = &srcT.Constraints[j]
-					}
+			if tp != nil {
+				if sc := findConstraint(tp.src, con.Name); sc != nil && sc.Type == "f" {
+					srcCon = sc
 				}
 			}
 			changed := srcCon != nil && srcCon.Def != con.Def
 			if !touched[name] && !touched[con.References] && !changed {
 				continue
 			}
-			if !recreated(plans, name) {
-				c.sql("ALTER TABLE %s DROP CONSTRAINT %s", name, pgschema.QuoteIdent(con.Name))
-			}
+			c.sql("%s", con.DropStatement(name))
 			switch {
 			case srcCon != nil:
 				add(name, *srcCon)
-			case srcT != nil && !c.allow && !recreated(plans, name):
+			case tp != nil && tp.rule == release.RuleOverwrite:
+				c.destroy("foreign key %s of %s is not in %s: dropped (overwrite)", con.Name, t.Key(), c.meta.SourceEnv)
+			case tp != nil && !c.allow:
 				add(name, con) // the target's own: kept
-			case srcT == nil && !droppedTable(c, name):
+			case tp != nil:
+				c.destroy("foreign key %s of %s is not in %s: dropped", con.Name, t.Key(), c.meta.SourceEnv)
+			case !droppedTable(c, name):
+				if c.allow && !c.inSourceQualified(con.References) {
+					continue // it points at a table that goes
+				}
 				add(name, con)
 			}
 		}
@@ -419,10 +551,10 @@ func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) 
 	for _, tp := range plans {
 		name := tp.src.QualifiedName()
 		for _, con := range tp.src.Constraints {
-			if con.Type != "f" {
+			if con.Type != "f" || con.Inherited {
 				continue
 			}
-			if tp.recreate || tp.tgt == nil || !hasConstraint(tp.tgt, con.Name) {
+			if tp.made() || !hasConstraint(tp.tgt, con.Name) {
 				add(name, con)
 			}
 		}
@@ -430,25 +562,17 @@ func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) 
 	return readd
 }
 
-func droppedTable(c *compiler, qualified string) bool {
-	if !c.allow {
-		return false
-	}
+func (c *compiler) inSourceQualified(qualified string) bool {
 	for i := range c.src.Tables {
 		if c.src.Tables[i].QualifiedName() == qualified {
-			return false
-		}
-	}
-	return true
-}
-
-func recreated(plans []*tablePlan, qualified string) bool {
-	for _, tp := range plans {
-		if tp.recreate && tp.src.QualifiedName() == qualified {
-			return tp.tgt != nil
+			return true
 		}
 	}
 	return false
+}
+
+func droppedTable(c *compiler, qualified string) bool {
+	return c.allow && !c.inSourceQualified(qualified)
 }
 
 func hasConstraint(t *pgschema.Table, name string) bool {
@@ -461,76 +585,130 @@ func hasConstraint(t *pgschema.Table, name string) bool {
 }
 
 // alterTable brings a kept table's structure to the source's: columns now,
-// and returns what adds its constraints and indexes after the rows.
+// and returns what adds its constraints and indexes after the rows. An
+// overwritten table (tp.inPlace) loses what the source lacks; a kept one
+// keeps it unless destructive changes are allowed. Changes to a parent's
+// columns reach its children, as PostgreSQL makes them: the target's
+// children are updated to match, so that their own turn sees them.
 func (c *compiler) alterTable(tp *tablePlan) func() {
 	s, t := tp.src, tp.tgt
 	name := s.QualifiedName()
+	hasChildren := len(c.children(name)) > 0
 	for i := range s.Columns {
 		col := &s.Columns[i]
 		have := t.Column(col.Name)
 		if have == nil {
+			if col.Inherited {
+				c.warn("column %s.%s comes from a parent in %s, which the target's table does not have: not added", s.Key(), col.Name, c.meta.SourceEnv)
+				continue
+			}
 			def := col.ColumnDef()
 			c.sql("ALTER TABLE %s ADD COLUMN %s", name, def)
 			if st := col.IdentityStatement(name, c.src.Sequence(col.IdentitySequence)); st != "" {
 				c.sql("%s", st)
 			}
-			if col.NotNull && col.Default == "" && col.Identity == "" && col.Generated == "" {
+			if col.NotNull && col.Default == "" && col.Identity == "" && col.Generated == "" && !tp.inPlace {
 				c.warn("new column %s.%s is NOT NULL without a default: the apply fails if the table has rows", s.Key(), col.Name)
 			}
+			c.inherit(name, func(ch *pgschema.Table) {
+				if ch.Column(col.Name) == nil {
+					added := *col
+					added.Inherited, added.Identity, added.IdentitySequence, added.Comment = true, "", "", ""
+					ch.Columns = append(slices.Clone(ch.Columns), added)
+				}
+			})
 			continue
 		}
-		if have.Type != col.Type {
-			if lossless(have.Type, col.Type) {
-				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s", name, pgschema.QuoteIdent(col.Name), col.Type, pgschema.QuoteIdent(col.Name), col.Type)
-			} else if c.allow {
-				c.destroy("column %s.%s changes type from %s to %s, which can lose data", s.Key(), col.Name, have.Type, col.Type)
-				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s", name, pgschema.QuoteIdent(col.Name), col.Type, pgschema.QuoteIdent(col.Name), col.Type)
+		if have.Type != col.Type && !col.Inherited {
+			// The rows of an overwritten table without children are gone
+			// already: any change is safe.
+			safe := lossless(have.Type, col.Type) || (tp.inPlace && !hasChildren)
+			if safe || c.allow {
+				if !safe {
+					c.destroy("column %s.%s changes type from %s to %s, which can lose data", s.Key(), col.Name, have.Type, col.Type)
+				}
+				if have.Default != "" {
+					c.sql("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", name, pgschema.QuoteIdent(col.Name))
+					have.Default = ""
+				}
+				using := pgschema.QuoteIdent(col.Name) + "::" + col.Type
+				if tp.inPlace && !hasChildren {
+					using = "NULL::" + col.Type // no rows: no cast needed
+				}
+				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s", name, pgschema.QuoteIdent(col.Name), col.Type, using)
+				c.inherit(name, func(ch *pgschema.Table) {
+					if cc := ch.Column(col.Name); cc != nil {
+						cc.Type = col.Type
+					}
+				})
 			} else {
 				c.destroy("column %s.%s would change type from %s to %s, which can lose data: kept as it is (needs approval of destructive changes)", s.Key(), col.Name, have.Type, col.Type)
 			}
 		}
+		// ONLY: each child has its own default, and its own turn.
 		if have.Default != col.Default && col.Identity == "" && col.Generated == "" {
 			if col.Default == "" {
-				c.sql("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", name, pgschema.QuoteIdent(col.Name))
+				c.sql("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", name, pgschema.QuoteIdent(col.Name))
 			} else {
-				c.sql("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", name, pgschema.QuoteIdent(col.Name), col.Default)
+				c.sql("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", name, pgschema.QuoteIdent(col.Name), col.Default)
 			}
 		}
 		if have.NotNull != col.NotNull && have.Identity == "" {
 			if col.NotNull {
 				c.sql("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", name, pgschema.QuoteIdent(col.Name))
+				c.inherit(name, func(ch *pgschema.Table) {
+					if cc := ch.Column(col.Name); cc != nil {
+						cc.NotNull = true
+					}
+				})
 			} else {
-				c.sql("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", name, pgschema.QuoteIdent(col.Name))
+				c.sql("ALTER TABLE ONLY %s ALTER COLUMN %s DROP NOT NULL", name, pgschema.QuoteIdent(col.Name))
 			}
 		}
 		if have.Identity != col.Identity || have.Generated != col.Generated {
 			c.warn("column %s.%s: identity or generation differs from %s's and is not changed", s.Key(), col.Name, c.meta.SourceEnv)
 		}
+		if tp.inPlace && have.Comment != col.Comment {
+			c.sql("COMMENT ON COLUMN %s.%s IS %s", name, pgschema.QuoteIdent(col.Name), commentValue(col.Comment))
+		}
+	}
+	if tp.inPlace && t.Comment != s.Comment {
+		c.sql("COMMENT ON TABLE %s IS %s", name, commentValue(s.Comment))
 	}
 	for _, col := range t.Columns {
-		if s.Column(col.Name) != nil {
+		if s.Column(col.Name) != nil || col.Inherited {
 			continue
 		}
-		if c.allow {
+		switch {
+		case tp.inPlace:
+			c.destroy("column %s.%s is not in %s: dropped (overwrite)", s.Key(), col.Name, c.meta.SourceEnv)
+		case c.allow:
 			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
-			c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
-		} else {
+		default:
 			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
+			continue
 		}
+		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
+		c.inherit(name, func(ch *pgschema.Table) {
+			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && len(ch.Inherits) == 1 {
+				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
+			}
+		})
 	}
 	// Constraints and indexes that differ are dropped now, made again after
-	// the rows; missing ones are added then.
+	// the rows; missing ones are added then. Inherited checks follow the
+	// parent's.
 	var later []string
 	for _, con := range s.Constraints {
-		if con.Type == "f" {
+		if con.Type == "f" || con.Inherited {
 			continue
 		}
 		have := findConstraint(t, con.Name)
-		if have != nil && have.Def == con.Def {
+		if have != nil && have.Def == con.Def && !have.Inherited {
 			continue
 		}
-		if have != nil {
-			c.sql("ALTER TABLE %s DROP CONSTRAINT %s", name, pgschema.QuoteIdent(con.Name))
+		if have != nil && !have.Inherited {
+			c.sql("%s", have.DropStatement(name))
 		}
 		later = append(later, con.AddStatement(name))
 	}
@@ -544,7 +722,37 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 		}
 		later = append(later, ix.Def)
 	}
+	if tp.inPlace {
+		for _, con := range t.Constraints {
+			if con.Type != "f" && !con.Inherited && findConstraint(s, con.Name) == nil {
+				c.destroy("constraint %s of %s is not in %s: dropped (overwrite)", con.Name, s.Key(), c.meta.SourceEnv)
+				c.sql("%s", con.DropStatement(name))
+			}
+		}
+		for _, ix := range t.Indexes {
+			if findIndex(s.Indexes, ix.Name) == nil {
+				c.destroy("index %s of %s is not in %s: dropped (overwrite)", ix.Name, s.Key(), c.meta.SourceEnv)
+				c.sql("DROP INDEX %s", pgschema.Ident(t.Schema, ix.Name))
+			}
+		}
+	}
 	return func() { c.sqls(later) }
+}
+
+// inherit applies a change made to parent to the target's tables that
+// inherit from it, at any depth.
+func (c *compiler) inherit(parent string, change func(*pgschema.Table)) {
+	for _, ch := range c.children(parent) {
+		change(ch)
+		c.inherit(ch.QualifiedName(), change)
+	}
+}
+
+func commentValue(s string) string {
+	if s == "" {
+		return "NULL"
+	}
+	return pgschema.QuoteLiteral(s)
 }
 
 func findConstraint(t *pgschema.Table, name string) *pgschema.Constraint {
@@ -605,7 +813,7 @@ func (c *compiler) sequences(plans []*tablePlan) {
 			}
 			seq := pgschema.QuoteLiteral(pgschema.Ident(s.Schema, s.Name))
 			switch {
-			case tp.recreate && tp.rule.CarriesRows():
+			case tp.made() && tp.rule.CarriesRows():
 				c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, s.LastValue, s.IsCalled)
 			case tp.rule.CarriesRows():
 				c.sql("SELECT pg_catalog.setval(%s, GREATEST(%d, (SELECT last_value FROM %s)), true)", seq, s.LastValue, pgschema.Ident(s.Schema, s.Name))
@@ -614,30 +822,19 @@ func (c *compiler) sequences(plans []*tablePlan) {
 	}
 }
 
-// keepTargetViews makes the target's own views (not in the source) again,
-// unless destructive changes are allowed, in which case they go.
-func (c *compiler) keepTargetViews() {
-	src := map[string]bool{}
-	for _, v := range c.src.Views {
-		src[pgschema.Ident(v.Schema, v.Name)] = true
-	}
-	for i := range c.tgt.Views {
-		v := &c.tgt.Views[i]
-		if src[pgschema.Ident(v.Schema, v.Name)] {
-			continue
-		}
-		if c.allow {
-			c.destroy("view %s is not in %s: dropped", pgschema.Key(v.Schema, v.Name), c.meta.SourceEnv)
-			continue
-		}
-		c.sqls(v.CreateStatements())
-	}
-}
-
 // triggersAndComments adds the source's triggers a table lacks (all of
 // them when tgt is nil) and the comments of its constraints and indexes.
-func (c *compiler) triggersAndComments(s, t *pgschema.Table) {
+// An overwritten table loses the triggers the source lacks.
+func (c *compiler) triggersAndComments(s, t *pgschema.Table, overwrite bool) {
 	name := s.QualifiedName()
+	if t != nil && overwrite {
+		for _, tg := range t.Triggers {
+			if findTrigger(s, tg.Name) == nil {
+				c.destroy("trigger %s of %s is not in %s: dropped (overwrite)", tg.Name, s.Key(), c.meta.SourceEnv)
+				c.sql("DROP TRIGGER %s ON %s", pgschema.QuoteIdent(tg.Name), name)
+			}
+		}
+	}
 	for _, tg := range s.Triggers {
 		if t != nil {
 			have := findTrigger(t, tg.Name)

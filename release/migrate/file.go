@@ -117,7 +117,7 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 	for i := range schema.Tables {
 		t := &schema.Tables[i]
 		var n int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.QualifiedName()).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t.From()).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s: %w", t.Key(), err)
 		}
 		meta.RowCounts[t.Key()] = n

@@ -127,21 +127,42 @@ func (s *Schema) Sequence(qualified string) *Sequence {
 // column's sequence by name, for its parameters.
 func (t *Table) CreateStatements(seq func(string) *Sequence) []string {
 	name := t.QualifiedName()
-	cols := make([]string, len(t.Columns))
+	var cols []string
 	for i := range t.Columns {
-		cols[i] = "    " + t.Columns[i].ColumnDef()
+		if !t.Columns[i].Inherited {
+			cols = append(cols, "    "+t.Columns[i].ColumnDef())
+		}
 	}
 	create := "CREATE TABLE "
 	if t.Unlogged {
 		create = "CREATE UNLOGGED TABLE "
 	}
-	stmt := create + name + " (\n" + strings.Join(cols, ",\n") + "\n)"
+	stmt := create + name + " ()"
+	if len(cols) > 0 {
+		stmt = create + name + " (\n" + strings.Join(cols, ",\n") + "\n)"
+	}
+	if len(t.Inherits) > 0 {
+		// Inherited columns, their defaults, NOT NULL and checks come from
+		// the parents, which exist already (tables are parents first).
+		stmt += " INHERITS (" + strings.Join(t.Inherits, ", ") + ")"
+	}
 	if len(t.Options) > 0 {
 		stmt += " WITH (" + strings.Join(t.Options, ", ") + ")"
 	}
 	out := []string{stmt}
 	for i := range t.Columns {
 		c := &t.Columns[i]
+		if c.Inherited {
+			// A child may set its own default or NOT NULL on an inherited
+			// column; setting the parent's again changes nothing.
+			if c.Default != "" && c.Generated == "" {
+				out = append(out, fmt.Sprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", name, QuoteIdent(c.Name), c.Default))
+			}
+			if c.NotNull {
+				out = append(out, fmt.Sprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET NOT NULL", name, QuoteIdent(c.Name)))
+			}
+			continue
+		}
 		if s := c.IdentityStatement(name, seq(c.IdentitySequence)); s != "" {
 			out = append(out, s)
 		}
@@ -183,7 +204,7 @@ func (t *Table) KeyStatements() []string {
 	var out []string
 	for _, pass := range []string{"p", "u", "x", "c"} {
 		for _, c := range t.Constraints {
-			if c.Type == pass {
+			if c.Type == pass && !c.Inherited {
 				out = append(out, c.AddStatement(name))
 			}
 		}
@@ -198,16 +219,32 @@ func (t *Table) KeyStatements() []string {
 func (t *Table) ForeignKeyStatements() []string {
 	var out []string
 	for _, c := range t.Constraints {
-		if c.Type == "f" {
+		if c.Type == "f" && !c.Inherited {
 			out = append(out, c.AddStatement(t.QualifiedName()))
 		}
 	}
 	return out
 }
 
-// AddStatement adds the constraint to table.
+// AddStatement adds the constraint to table. A check constraint is added
+// to the table's children too, as PostgreSQL requires of a parent (unless
+// it is NO INHERIT); it merges with a child's own of the same name.
 func (c *Constraint) AddStatement(table string) string {
-	return fmt.Sprintf("ALTER TABLE ONLY %s ADD CONSTRAINT %s %s", table, QuoteIdent(c.Name), c.Def)
+	only := "ONLY "
+	if c.Type == "c" {
+		only = ""
+	}
+	return fmt.Sprintf("ALTER TABLE %s%s ADD CONSTRAINT %s %s", only, table, QuoteIdent(c.Name), c.Def)
+}
+
+// DropStatement drops the constraint from table (and a check constraint
+// from the children that have it only through table).
+func (c *Constraint) DropStatement(table string) string {
+	only := "ONLY "
+	if c.Type == "c" {
+		only = ""
+	}
+	return fmt.Sprintf("ALTER TABLE %s%s DROP CONSTRAINT %s", only, table, QuoteIdent(c.Name))
 }
 
 // PostData is what runs after every table's keys and foreign keys exist:

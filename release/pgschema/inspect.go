@@ -221,7 +221,7 @@ func (s *Schema) readComposites(ctx context.Context, q Querier) error {
 }
 
 func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
-	rows, err := q.Query(ctx, `SELECT n.nspname, p.proname, p.oid::regprocedure::text, p.prokind,
+	rows, err := q.Query(ctx, `SELECT p.oid, n.nspname, p.proname, p.oid::regprocedure::text, p.prokind,
 			CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END,
 			coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
 		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -230,10 +230,13 @@ func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
 	if err != nil {
 		return err
 	}
+	index := map[uint32]int{}
+	var oids []uint32
 	for rows.Next() {
 		var f Function
 		var kind string
-		if err := rows.Scan(&f.Schema, &f.Name, &f.Signature, &kind, &f.Def, &f.Comment); err != nil {
+		var oid uint32
+		if err := rows.Scan(&oid, &f.Schema, &f.Name, &f.Signature, &kind, &f.Def, &f.Comment); err != nil {
 			rows.Close()
 			return err
 		}
@@ -246,9 +249,66 @@ func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
 		default:
 			f.Kind = "FUNCTION"
 		}
+		index[oid] = len(s.Functions)
+		oids = append(oids, oid)
 		s.Functions = append(s.Functions, f)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(oids) == 0 {
+		return nil
+	}
+	// What a function's definition needs: relations its SQL-standard body
+	// reads, row types of relations in its signature, functions it calls.
+	rows, err = q.Query(ctx, `SELECT DISTINCT d.objid, CASE
+			WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN d.refobjid::regprocedure::text
+			ELSE '"' || replace(rn.nspname, '"', '""') || '"."' || replace(rc.relname, '"', '""') || '"' END
+		FROM pg_catalog.pg_depend d
+		LEFT JOIN pg_catalog.pg_type ty ON d.refclassid = 'pg_catalog.pg_type'::regclass AND ty.oid = d.refobjid
+		LEFT JOIN pg_catalog.pg_class rc ON rc.oid = CASE WHEN d.refclassid = 'pg_catalog.pg_class'::regclass THEN d.refobjid ELSE ty.typrelid END
+		LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+		WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = ANY($1) AND d.deptype = 'n' AND d.refobjid <> d.objid
+			AND ((d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = ANY($1))
+				OR (rc.oid IS NOT NULL AND rc.relkind IN ('r', 'p', 'v', 'm', 'f')))
+		ORDER BY 1, 2`, oids)
+	if err != nil {
+		return err
+	}
+	var fn uint32
+	var dep string
+	var needy []uint32
+	if _, err := pgx.ForEachRow(rows, []any{&fn, &dep}, func() error {
+		f := &s.Functions[index[fn]]
+		if len(f.DependsOn) == 0 {
+			needy = append(needy, fn)
+		}
+		f.DependsOn = append(f.DependsOn, dep)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(needy) == 0 {
+		return nil
+	}
+	// Such functions are dropped and made again around the tables they
+	// need; what else uses them cannot follow.
+	rows, err = q.Query(ctx, `SELECT d.refobjid, pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
+		FROM pg_catalog.pg_depend d
+		WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = ANY($1) AND d.deptype = 'n'
+			AND d.classid <> 'pg_catalog.pg_proc'::regclass
+			AND NOT (d.classid = 'pg_catalog.pg_rewrite'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
+				JOIN pg_catalog.pg_class v ON v.oid = r.ev_class WHERE r.oid = d.objid AND r.rulename = '_RETURN' AND v.relkind IN ('v', 'm')))
+		ORDER BY 1, 2`, needy)
+	if err != nil {
+		return err
+	}
+	_, err = pgx.ForEachRow(rows, []any{&fn, &dep}, func() error {
+		f := &s.Functions[index[fn]]
+		f.UsedBy = append(f.UsedBy, dep)
+		return nil
+	})
+	return err
 }
 
 func (s *Schema) readTables(ctx context.Context, q Querier) error {
@@ -301,14 +361,108 @@ func (s *Schema) readTables(ctx context.Context, q Querier) error {
 	}); err != nil {
 		return err
 	}
-	return s.readTriggers(ctx, q, oids, byOID)
+	if err := s.readTriggers(ctx, q, oids, byOID); err != nil {
+		return err
+	}
+	if err := s.readInherits(ctx, q, oids, byOID); err != nil {
+		return err
+	}
+	if err := s.readTableDependents(ctx, q, oids, byOID); err != nil {
+		return err
+	}
+	s.Tables = ParentsFirst(s.Tables)
+	return nil
+}
+
+// readInherits reads each table's parents (partitions are plain tables here).
+func (s *Schema) readInherits(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
+	rows, err := q.Query(ctx, `SELECT i.inhrelid, pn.nspname, pc.relname
+		FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+		JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent
+		JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+		WHERE i.inhrelid = ANY($1) AND NOT c.relispartition
+		ORDER BY i.inhrelid, i.inhseqno`, oids)
+	if err != nil {
+		return err
+	}
+	var rel uint32
+	var schema, name string
+	_, err = pgx.ForEachRow(rows, []any{&rel, &schema, &name}, func() error {
+		t := &s.Tables[byOID[rel]]
+		t.Inherits = append(t.Inherits, Ident(schema, name))
+		return nil
+	})
+	return err
+}
+
+// readTableDependents lists what depends on a table (or its row type)
+// beyond what the model makes again with it: its own parts, foreign keys,
+// views, child tables and functions (Function.DependsOn).
+func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
+	rows, err := q.Query(ctx, `SELECT c.oid, pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_depend d ON d.deptype = 'n' AND ((d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid)
+			OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = c.reltype))
+		WHERE c.oid = ANY($1)
+			AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid)
+			AND NOT (d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = c.reltype)
+			AND NOT (d.classid = 'pg_catalog.pg_proc'::regclass)
+			AND NOT (d.classid = 'pg_catalog.pg_constraint'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
+				WHERE co.oid = d.objid AND (co.contype = 'f' OR co.conrelid = c.oid)))
+			AND NOT (d.classid = 'pg_catalog.pg_rewrite'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
+				JOIN pg_catalog.pg_class v ON v.oid = r.ev_class WHERE r.oid = d.objid AND r.rulename = '_RETURN' AND v.relkind IN ('v', 'm')))
+			AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+				WHERE i.inhrelid = d.objid AND i.inhparent = c.oid))
+		ORDER BY 1, 2`, oids)
+	if err != nil {
+		return err
+	}
+	var rel uint32
+	var what string
+	_, err = pgx.ForEachRow(rows, []any{&rel, &what}, func() error {
+		t := &s.Tables[byOID[rel]]
+		t.Dependents = append(t.Dependents, what)
+		return nil
+	})
+	return err
+}
+
+// ParentsFirst orders tables so that every table comes after the parents
+// it inherits from (CREATE TABLE ... INHERITS needs them), keeping the
+// given order otherwise.
+func ParentsFirst(tables []Table) []Table {
+	index := map[string]int{}
+	for i := range tables {
+		index[tables[i].QualifiedName()] = i
+	}
+	out := make([]Table, 0, len(tables))
+	state := make([]int, len(tables))
+	var visit func(int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return
+		}
+		state[i] = 1
+		for _, p := range tables[i].Inherits {
+			if j, ok := index[p]; ok {
+				visit(j)
+			}
+		}
+		out = append(out, tables[i])
+	}
+	for i := range tables {
+		visit(i)
+	}
+	return out
 }
 
 func (s *Schema) readColumns(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
 	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
 			coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text,
 			CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN `+fmt.Sprintf(collationOf, "a.attcollation")+` ELSE '' END,
-			coalesce(pg_catalog.col_description(a.attrelid, a.attnum), '')
+			coalesce(pg_catalog.col_description(a.attrelid, a.attnum), ''),
+			NOT a.attislocal AND NOT (SELECT r.relispartition FROM pg_catalog.pg_class r WHERE r.oid = a.attrelid)
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
@@ -320,7 +474,7 @@ func (s *Schema) readColumns(ctx context.Context, q Querier, oids []uint32, byOI
 		var rel uint32
 		var c Column
 		var def string
-		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Collation, &c.Comment); err != nil {
+		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Collation, &c.Comment, &c.Inherited); err != nil {
 			rows.Close()
 			return err
 		}
@@ -341,7 +495,8 @@ func (s *Schema) readConstraints(ctx context.Context, q Querier, oids []uint32, 
 			array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(num, ord)
 				JOIN pg_catalog.pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.num ORDER BY k.ord),
 			coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
-			coalesce(pg_catalog.obj_description(co.oid, 'pg_constraint'), ''), co.conislocal
+			coalesce(pg_catalog.obj_description(co.oid, 'pg_constraint'), ''),
+			co.conislocal, (SELECT r.relispartition FROM pg_catalog.pg_class r WHERE r.oid = co.conrelid)
 		FROM pg_catalog.pg_constraint co
 		LEFT JOIN pg_catalog.pg_class rc ON rc.oid = co.confrelid
 		LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
@@ -354,16 +509,18 @@ func (s *Schema) readConstraints(ctx context.Context, q Querier, oids []uint32, 
 		var rel uint32
 		var c Constraint
 		var refSchema, refTable string
-		var local bool
-		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.Def, &c.Columns, &refSchema, &refTable, &c.Comment, &local); err != nil {
+		var local, partition bool
+		if err := rows.Scan(&rel, &c.Name, &c.Type, &c.Def, &c.Columns, &refSchema, &refTable, &c.Comment, &local, &partition); err != nil {
 			rows.Close()
 			return err
 		}
 		t := &s.Tables[byOID[rel]]
-		if !local {
+		if !local && (partition || c.Type != "c") {
+			// A partition's copy of its partitioned table's constraint.
 			s.warnf("inherited constraint %s on %s is not restored", c.Name, t.Key())
 			continue
 		}
+		c.Inherited = !local
 		if refTable != "" {
 			c.References = Ident(refSchema, refTable)
 		}
@@ -545,6 +702,31 @@ func (s *Schema) readViews(ctx context.Context, q Querier) error {
 	if err := drows.Err(); err != nil {
 		return err
 	}
+	for i, js := range deps {
+		for _, j := range js {
+			views[i].DependsOn = append(views[i].DependsOn, Ident(views[j].Schema, views[j].Name))
+		}
+		sort.Strings(views[i].DependsOn)
+	}
+	// Functions a view calls, so that those made after tables (those with
+	// DependsOn) come before the view.
+	frows, err := q.Query(ctx, `SELECT DISTINCT r.ev_class, d.refobjid::regprocedure::text
+		FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+		JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass AND r.ev_class = ANY($1)
+			AND `+userSchema+` ORDER BY 1, 2`, oids)
+	if err != nil {
+		return err
+	}
+	var view uint32
+	var fn string
+	if _, err := pgx.ForEachRow(frows, []any{&view, &fn}, func() error {
+		v := &views[index[view]]
+		v.DependsOn = append(v.DependsOn, fn)
+		return nil
+	}); err != nil {
+		return err
+	}
 	// Depth-first topological order; names sort the rest so output is stable.
 	state := make([]int, len(views)) // 0 new, 1 visiting, 2 done
 	var visit func(int)
@@ -674,10 +856,6 @@ func (s *Schema) readUnsupported(ctx context.Context, q Querier) error {
 			JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE r.rulename <> '_RETURN' AND ` + userSchema + ` ORDER BY 1`,
 			"rule %s is not restored"},
-		{`SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_catalog.pg_inherits i
-			JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE NOT c.relispartition ORDER BY 1`,
-			"table %s inherits from another table; the inheritance is not restored"},
 		{`SELECT DISTINCT pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace n
 			WHERE n.nspowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
 				AND n.nspname <> 'public' AND ` + userSchema + ` ORDER BY 1`,

@@ -99,6 +99,14 @@ type Function struct {
 	Kind      string `json:"kind"`      // FUNCTION or PROCEDURE
 	Def       string `json:"def"`
 	Comment   string `json:"comment,omitempty"`
+	// DependsOn are the relations (qualified, quoted) and functions
+	// (signatures) the function's definition needs to exist: an SQL-standard
+	// body's references, row types of arguments and results. Such a function
+	// is made after those relations, and dropped before them.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// UsedBy are objects other than views and functions that use a function
+	// with DependsOn (a column default, a check, an index...).
+	UsedBy []string `json:"-"`
 }
 
 // Sequence is a sequence with its parameters and where it stood.
@@ -134,9 +142,16 @@ type Table struct {
 	Indexes     []Index      `json:"indexes,omitempty"`
 	Triggers    []Trigger    `json:"triggers,omitempty"`
 	Comment     string       `json:"comment,omitempty"`
+	// Inherits are the parents (qualified, quoted) of a table made with
+	// INHERITS, in their order. Schema.Tables lists parents before children.
+	Inherits []string `json:"inherits,omitempty"`
 	// Bytes is the table's size on disk when inspected; it orders work
 	// (largest first) and is not compared.
 	Bytes int64 `json:"-"`
+	// Dependents are objects of the database that depend on the table but
+	// that nothing in the model makes again (a column of its row type, a
+	// rule...): dropping the table would fail or lose them.
+	Dependents []string `json:"-"`
 }
 
 // Column is a column of a table or composite type.
@@ -152,6 +167,9 @@ type Column struct {
 	// Generated is the expression of a stored generated column.
 	Generated string `json:"generated,omitempty"`
 	Comment   string `json:"comment,omitempty"`
+	// Inherited columns come from a parent table only (not declared in the
+	// table itself): CREATE TABLE leaves them to INHERITS.
+	Inherited bool `json:"inherited,omitempty"`
 }
 
 // Constraint is a primary key, unique, check, exclusion or foreign key.
@@ -164,6 +182,9 @@ type Constraint struct {
 	// References is the qualified, quoted table a foreign key points to.
 	References string `json:"references,omitempty"`
 	Comment    string `json:"comment,omitempty"`
+	// Inherited check constraints come from a parent only; adding the
+	// parent's makes them.
+	Inherited bool `json:"inherited,omitempty"`
 }
 
 // Index is an index that does not back a constraint.
@@ -192,6 +213,9 @@ type View struct {
 	Indexes        []Index           `json:"indexes,omitempty"`
 	Comment        string            `json:"comment,omitempty"`
 	ColumnComments map[string]string `json:"column_comments,omitempty"`
+	// DependsOn are the functions (signatures) the view calls that depend on
+	// relations themselves (Function.DependsOn), and the views it reads.
+	DependsOn []string `json:"depends_on,omitempty"`
 }
 
 // QualifiedName is the table's name as SQL, quoted: "public"."uiSchemas".
@@ -211,6 +235,21 @@ func (t *Table) CopyColumns() []string {
 	}
 	return cols
 }
+
+// LocalColumns are the columns the table declares itself.
+func (t *Table) LocalColumns() []Column {
+	var out []Column
+	for _, c := range t.Columns {
+		if !c.Inherited {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// From is the table as a FROM clause of its own rows: ONLY, so that a
+// parent's children are not read with it.
+func (t *Table) From() string { return "ONLY " + t.QualifiedName() }
 
 // Column finds a column by name.
 func (t *Table) Column(name string) *Column {

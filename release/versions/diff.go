@@ -77,7 +77,7 @@ func (e *Engine) Diff(ctx context.Context, app *release.App, env *release.Enviro
 		toSides = map[string]*side{}
 		for _, vt := range tables {
 			t := live.Table(vt.Table)
-			toSides[vt.Table] = &side{table: t, rel: t.QualifiedName(), cols: t.CopyColumns(), rows: -1}
+			toSides[vt.Table] = &side{table: t, rel: t.From(), cols: t.CopyColumns(), rows: -1}
 		}
 	}
 	names := map[string]bool{}

@@ -129,7 +129,7 @@ func canonicalCopy(t *pgschema.Table) string {
 			order = append(order, pgschema.QuoteIdent(c)+`::text COLLATE "C"`)
 		}
 	}
-	q := "SELECT " + pgschema.ColumnList(cols) + " FROM " + t.QualifiedName()
+	q := "SELECT " + pgschema.ColumnList(cols) + " FROM " + t.From() // a parent without its children's rows
 	if len(order) > 0 {
 		q += " ORDER BY " + strings.Join(order, ", ")
 	}
