@@ -165,7 +165,7 @@ func effectiveHolders(a *App, e *Environment, p permission) (members []string, r
 	}
 	if p.holders == defaultApprovers && e.Approvals.Required > 0 {
 		if m, stated, from := holders(a, e, RoleApprove); stated && !contains(m, Anyone) {
-			return m, true, from + " (by default)"
+			return m, true, "by default " + from
 		}
 	}
 	return nil, false, ""
@@ -228,9 +228,9 @@ func (s *Service) authorize(ctx context.Context, actor string, act Action, a *Ap
 		return nil
 	}
 	what := fmt.Sprintf(p.doing, a.Name+" "+e.Name)
-	who := "nobody holds it"
+	who := "nobody"
 	if len(members) > 0 {
-		who = "held by " + strings.Join(members, ", ")
+		who = strings.Join(members, ", ")
 	}
 	if lookupErr != nil {
 		s.Log.Warn("role check: group lookup failed", "app", a.Name, "env", e.Name, "role", p.role, "err", lookupErr)
@@ -285,7 +285,11 @@ func (s *Service) holds(ctx context.Context, actor string, members []string) (bo
 		users, err := s.Groups.GroupMembers(ctx, m)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = &Error{Code: CodeUnavailable, Message: fmt.Sprintf("the members of Slack user group %s could not be read", m), Err: err}
+				msg := fmt.Sprintf("the members of Slack user group %s could not be read (see the bot's log)", m)
+				if ErrorCode(err) != CodeInternal {
+					msg = ErrorMessage(err) // e.g. no such group
+				}
+				firstErr = &Error{Code: CodeUnavailable, Message: msg, Err: err}
 			}
 			continue
 		}
