@@ -255,6 +255,9 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	default:
 		field("Restores", escape(r.Backup))
 	}
+	if r.SecretsTravel() {
+		field("Secrets", escape(release.SecretsTravelNote))
+	}
 	field("Requested by", fmt.Sprintf("%s, %s", user(r.RequestedBy), date(r.RequestedAt)))
 	if r.At != nil {
 		field("Starts", date(*r.At))

@@ -23,6 +23,8 @@ type Service interface {
 	UnsetVariable(ctx context.Context, actor, app, env, name string) error
 	SetSecret(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)
 	UnsetSecret(ctx context.Context, actor, app, env, name string) error
+	// Permit checks actor's role for an action without doing it.
+	Permit(ctx context.Context, actor string, act release.Action, app, env string) error
 	// Migration files (migration.go).
 	CreateMigration(ctx context.Context, actor, app, version, note string) (*release.Migration, error)
 	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)

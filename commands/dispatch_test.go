@@ -59,6 +59,16 @@ func (f *fakeService) App(name string) (*release.App, error) {
 	return nil, release.Errorf(release.CodeNotFound, "no app %q", name)
 }
 
+// Permit checks only the place: roles are release's (permissions_test.go).
+func (f *fakeService) Permit(_ context.Context, _ string, _ release.Action, app, env string) error {
+	a, err := f.App(app)
+	if err != nil {
+		return err
+	}
+	_, err = a.Env(env)
+	return err
+}
+
 func (f *fakeService) CreateBackup(_ context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error) {
 	f.record("create %s %s %s %s", actor, app, env, kind)
 	a, err := f.App(app)

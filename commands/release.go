@@ -100,6 +100,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.Backup != "" && r.Kind == release.KindDeploy {
 		fields = append(fields, Field{"Pre-release backup", r.Backup})
 	}
+	if r.SecretsTravel() {
+		fields = append(fields, Field{"Secrets", release.SecretsTravelNote})
+	}
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}

@@ -109,12 +109,9 @@ func (d *Dispatcher) varSet(ctx context.Context, req Request, c VarSet) (Reply, 
 }
 
 func (d *Dispatcher) secretSet(ctx context.Context, req Request, c SecretSet) (Reply, error) {
-	// Check the place first, so nobody types a secret for nothing.
-	a, err := d.Service.App(c.App)
-	if err != nil {
-		return Reply{}, err
-	}
-	if _, err := a.Env(c.Env); err != nil {
+	// Check the place and the user's role first, so nobody types a secret
+	// for nothing.
+	if err := d.Service.Permit(ctx, req.User, release.ActSecretSet, c.App, c.Env); err != nil {
 		return Reply{}, err
 	}
 	if req.Secret == nil {

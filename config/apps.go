@@ -48,9 +48,9 @@ var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 const nameRule = "must match ^[a-z][a-z0-9_-]*$ (lowercase letter first, then lowercase letters, digits, - or _)"
 
 var (
-	topKeys      = []string{"apps", "time_zone"}
-	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone"}
-	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks"}
+	topKeys      = []string{"apps", "time_zone", "terminal_users"}
+	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone", "roles"}
+	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks", "roles"}
 	recoveryKeys = envKeys[1:] // its name is always "recovery"
 	approvalKeys = []string{"required", "approvers", "allow_self", "expire"}
 	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
@@ -59,9 +59,26 @@ var (
 	hookKeys     = []string{"http", "exec", "timeout"}
 )
 
-// LoadApps reads and validates apps.yaml. getenv resolves ${NAME}
-// references; nil means os.Getenv. Errors are *Error with File set.
+// AppsFile is what apps.yaml holds.
+type AppsFile struct {
+	Apps []*release.App
+	// TerminalUsers maps OS user names to the Slack IDs they act as in a
+	// terminal (terminal_users); nil when apps.yaml maps nobody.
+	TerminalUsers map[string]string
+}
+
+// LoadApps reads and validates apps.yaml and returns its apps.
 func LoadApps(file string, getenv func(string) string) ([]*release.App, error) {
+	f, err := LoadAppsFile(file, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return f.Apps, nil
+}
+
+// LoadAppsFile reads and validates apps.yaml. getenv resolves ${NAME}
+// references; nil means os.Getenv. Errors are *Error with File set.
+func LoadAppsFile(file string, getenv func(string) string) (*AppsFile, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		var pe *fs.PathError
@@ -70,7 +87,7 @@ func LoadApps(file string, getenv func(string) string) ([]*release.App, error) {
 		}
 		return nil, &Error{File: file, Problem: "cannot read: " + err.Error()}
 	}
-	apps, err := ParseApps(data, getenv)
+	f, err := ParseAppsFile(data, getenv)
 	if err != nil {
 		var ce *Error
 		if errors.As(err, &ce) {
@@ -78,14 +95,24 @@ func LoadApps(file string, getenv func(string) string) ([]*release.App, error) {
 		}
 		return nil, err
 	}
-	return apps, nil
+	return f, nil
 }
 
 // ParseApps decodes and validates the content of apps.yaml, returning the
-// apps in file order. getenv resolves ${NAME} references and supplies
-// RELBOT_TIME_ZONE, the zone used when apps.yaml names none; nil means
-// os.Getenv. The first problem found is returned as an *Error.
+// apps in file order.
 func ParseApps(data []byte, getenv func(string) string) ([]*release.App, error) {
+	f, err := ParseAppsFile(data, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return f.Apps, nil
+}
+
+// ParseAppsFile decodes and validates the content of apps.yaml. getenv
+// resolves ${NAME} references and supplies RELBOT_TIME_ZONE, the zone used
+// when apps.yaml names none; nil means os.Getenv. The first problem found
+// is returned as an *Error.
+func ParseAppsFile(data []byte, getenv func(string) string) (*AppsFile, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -109,15 +136,20 @@ func ParseApps(data []byte, getenv func(string) string) ([]*release.App, error) 
 	}
 	d := &decoder{getenv: getenv, anchors: map[string]ast.Node{}}
 	d.collectAnchors(body.node)
-	apps := d.file(body)
+	out := &AppsFile{}
+	out.Apps, out.TerminalUsers = d.file(body)
 	if d.err != nil {
 		return nil, d.err
 	}
-	return apps, nil
+	return out, nil
 }
 
-func (d *decoder) file(root val) []*release.App {
+func (d *decoder) file(root val) ([]*release.App, map[string]string) {
 	top := d.mapping(root, topKeys)
+	var terminalUsers map[string]string
+	if tv, ok := top.get(d, "terminal_users"); ok {
+		terminalUsers = d.terminalUsers(tv)
+	}
 	loc := time.UTC
 	if v, ok := top.get(d, "time_zone"); ok {
 		loc = d.location(v)
@@ -131,7 +163,7 @@ func (d *decoder) file(root val) []*release.App {
 	appsVal, ok := top.get(d, "apps")
 	if !ok {
 		d.failf(top.child("apps"), "no apps defined")
-		return nil
+		return nil, nil
 	}
 	m := d.mapping(appsVal, nil)
 	if len(m.keys) == 0 {
@@ -144,7 +176,7 @@ func (d *decoder) file(root val) []*release.App {
 		}
 		apps = append(apps, d.app(name, m.vals[name], loc))
 	}
-	return apps
+	return apps, terminalUsers
 }
 
 func (d *decoder) location(v val) *time.Location {
@@ -229,6 +261,9 @@ func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
 	}
 	if rv, ok := f.get(d, "recovery"); ok && !d.failed() {
 		app.Recovery = d.environment(app, rv, loc, false, true)
+	}
+	if rv, ok := f.get(d, "roles"); ok && !d.failed() {
+		app.Roles = d.roles(rv)
 	}
 	return app
 }
@@ -321,6 +356,13 @@ func (d *decoder) environment(app *release.App, v val, loc *time.Location, last,
 	}
 
 	env.Approvals = d.approvals(f, last)
+	if rv, ok := f.get(d, "roles"); ok && !d.failed() {
+		env.Roles = d.roles(rv)
+		if _, ok := env.Roles[release.RoleApprove]; ok && len(env.Approvals.Approvers) > 0 && !d.failed() {
+			d.failf(val{path: childPath(rv.path, string(release.RoleApprove)), line: rv.line},
+				"approvals.approvers already says who may approve here: give them in one place")
+		}
+	}
 	if cv, ok := f.get(d, "checks"); ok {
 		env.Checks = d.checks(cv)
 	}
@@ -468,10 +510,20 @@ func (d *decoder) approvals(env *fields, last bool) release.ApprovalPolicy {
 				d.failf(it, "must not be empty")
 			case seen[a]:
 				d.failf(it, "approver %q is listed twice", a)
+			case a == release.Anyone:
+				d.failf(it, "%q is not an approver: leave approvers out to let anyone approve", a)
+			default:
+				if problem := memberProblem(a); problem != "" {
+					d.failf(it, "%s", problem)
+				}
 			}
 			seen[a] = true
 			p.Approvers = append(p.Approvers, a)
 		}
+	}
+	groups := false // a group's size is known only when a release is approved
+	for _, a := range p.Approvers {
+		groups = groups || release.IsGroup(a)
 	}
 	rv, hasRequired := f.get(d, "required")
 	if hasRequired {
@@ -480,7 +532,7 @@ func (d *decoder) approvals(env *fields, last bool) release.ApprovalPolicy {
 		case d.failed():
 		case p.Required < 0:
 			d.failf(rv, "must be 0 or more")
-		case len(p.Approvers) > 0 && p.Required > len(p.Approvers):
+		case len(p.Approvers) > 0 && !groups && p.Required > len(p.Approvers):
 			d.failf(rv, "%d approvals required but only %d approvers listed", p.Required, len(p.Approvers))
 		}
 	}

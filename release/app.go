@@ -58,6 +58,9 @@ type App struct {
 	// Environments is the chain in order; the first is the source.
 	Environments []*Environment
 	Recovery     *Environment
+	// Roles are the app's roles (permissions.go); an environment's own
+	// Roles take precedence.
+	Roles Roles
 }
 
 // Env finds an environment of the chain, or the recovery environment by the
@@ -115,6 +118,7 @@ type Environment struct {
 	Notice         time.Duration
 	Backup         BackupPolicy
 	Hooks          map[string]Hook
+	Roles          Roles
 }
 
 // Hook names that apps.yaml may define.

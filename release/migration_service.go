@@ -25,6 +25,9 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActMigrationCreate, a, a.Source()); err != nil {
+		return nil, err
+	}
 	// From a saved version, the engine reads a scratch database holding
 	// the source's schema and the version's rows, dropped afterwards.
 	source := a.Source()

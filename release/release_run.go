@@ -370,6 +370,9 @@ func (s *Service) Resume(ctx context.Context, actor, id string) (*Release, error
 	if r.State != StateInterrupted {
 		return nil, Errorf(CodeConflict, "%s is %s; only an interrupted release can be resumed", id, r.State)
 	}
+	if err := s.authorizeOnRelease(ctx, actor, resumeActions[r.Kind], r); err != nil {
+		return nil, err
+	}
 	s.Log.Info("release resumed", "release", id, "by", actor)
 	return s.Run(ctx, id)
 }

@@ -57,6 +57,9 @@ func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env str
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActDeploy, a, e); err != nil {
+		return nil, err
+	}
 	if err := s.preflightDeploy(ctx, a, e, m, at); err != nil {
 		return nil, err
 	}
@@ -87,7 +90,11 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 		r.State = StateScheduled
 		return r, nil
 	}
-	s.notify(ctx, r, Event{Kind: EventNeedsApproval, Detail: fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)})
+	detail := fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)
+	if r.SecretsTravel() {
+		detail += "; " + SecretsTravelNote
+	}
+	s.notify(ctx, r, Event{Kind: EventNeedsApproval, Detail: detail})
 	return r, nil
 }
 
@@ -263,7 +270,7 @@ func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, ru
 	if r.State != StateAwaitingApproval {
 		return nil, false, Errorf(CodeConflict, "%s is %s, not awaiting approval", id, r.State)
 	}
-	_, e, err := s.releaseEnv(r)
+	a, e, err := s.releaseEnv(r)
 	if err != nil {
 		return nil, false, err
 	}
@@ -271,8 +278,8 @@ func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, ru
 	if actor == r.RequestedBy && !p.AllowSelf {
 		return nil, false, Errorf(CodeForbidden, "%s requested %s and may not approve it too: someone else must", actor, id)
 	}
-	if len(p.Approvers) > 0 && !contains(p.Approvers, actor) {
-		return nil, false, Errorf(CodeForbidden, "%s may not approve releases to %s %s (approvers: %s)", actor, r.App, r.Env, strings.Join(p.Approvers, ", "))
+	if err := s.authorize(ctx, actor, ActApprove, a, e); err != nil {
+		return nil, false, err
 	}
 	added, err := s.Releases.AddApproval(ctx, id, Approval{By: actor, At: s.Now().UTC()})
 	if err != nil {
@@ -325,12 +332,15 @@ func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Releas
 	if r.State != StateAwaitingApproval {
 		return nil, Errorf(CodeConflict, "%s is %s, not awaiting approval", id, r.State)
 	}
-	_, e, err := s.releaseEnv(r)
+	a, e, err := s.releaseEnv(r)
 	if err != nil {
 		return nil, err
 	}
-	if p := e.Approvals; len(p.Approvers) > 0 && !contains(p.Approvers, actor) && actor != r.RequestedBy {
-		return nil, Errorf(CodeForbidden, "%s may not reject releases to %s %s", actor, r.App, r.Env)
+	// Its requester may always withdraw a release.
+	if actor != r.RequestedBy {
+		if err := s.authorize(ctx, actor, ActReject, a, e); err != nil {
+			return nil, err
+		}
 	}
 	why := "rejected by " + actor
 	if reason != "" {
@@ -353,10 +363,15 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error
 	if r.State != StateAwaitingApproval && r.State != StateScheduled {
 		return nil, Errorf(CodeConflict, "%s is %s: only a release that has not started can be cancelled", id, r.State)
 	}
-	// Who may say yes to a release may also withdraw it; so may its requester.
-	if _, e, err := s.releaseEnv(r); err == nil && actor != r.RequestedBy && len(e.Approvals.Approvers) > 0 && !contains(e.Approvals.Approvers, actor) {
-		return nil, Errorf(CodeForbidden, "%s may not cancel %s: only its requester (%s) or an approver of %s %s (%s) may",
-			actor, id, r.RequestedBy, r.App, r.Env, strings.Join(e.Approvals.Approvers, ", "))
+	// Its requester may always withdraw a release.
+	if actor != r.RequestedBy {
+		a, e, err := s.releaseEnv(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.authorize(ctx, actor, ActCancel, a, e); err != nil {
+			return nil, err
+		}
 	}
 	why := "cancelled by " + actor
 	if err := s.Releases.MoveRelease(ctx, id, r.State, StateCancelled, why); err != nil {
@@ -401,6 +416,10 @@ func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (
 	if err != nil {
 		return nil, err
 	}
+	// The pre-release backup is orig.Env's data.
+	if err := s.authorizeRestore(ctx, actor, ActRollback, a, e, orig.Env); err != nil {
+		return nil, err
+	}
 	if err := s.preflightWindow(ctx, a, e, nil); err != nil {
 		return nil, err
 	}
@@ -419,8 +438,11 @@ func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Ho
 	if err := s.releasesReady(); err != nil {
 		return nil, err
 	}
-	_, e, err := s.appEnv(app, env)
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, actor, ActLock, a, e); err != nil {
 		return nil, err
 	}
 	reason = strings.Join(strings.Fields(reason), " ") // one line, whatever was typed
@@ -455,8 +477,11 @@ func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {
 	if err := s.releasesReady(); err != nil {
 		return err
 	}
-	_, e, err := s.appEnv(app, env)
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
+		return err
+	}
+	if err := s.authorize(ctx, actor, ActUnlock, a, e); err != nil {
 		return err
 	}
 	if err := s.Releases.DeleteHold(ctx, app, e.Name); err != nil {

@@ -44,6 +44,9 @@ type Service struct {
 	AppVariables      AppVariables
 	SecretKey         []byte
 	PreviousSecretKey []byte
+
+	// Groups reads Slack user groups named in roles (permissions.go).
+	Groups GroupMembers
 }
 
 // NewService builds a Service over the configured apps.
@@ -146,6 +149,9 @@ func (s *Service) holding(ctx context.Context, key, owner string, ttl time.Durat
 func (s *Service) CreateBackup(ctx context.Context, actor, app, env string, kind BackupKind) (*Backup, error) {
 	a, e, err := s.appEnv(app, env)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, actor, ActBackupCreate, a, e); err != nil {
 		return nil, err
 	}
 	var b *Backup
@@ -282,6 +288,9 @@ func (s *Service) VerifyBackup(ctx context.Context, actor, id string) (*Backup, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.authorizeOn(ctx, actor, ActBackupVerify, a, b.Env); err != nil {
+		return nil, nil, err
+	}
 	on := a.Recovery
 	if on == nil {
 		if on, err = a.Env(b.Env); err != nil {
@@ -340,6 +349,9 @@ func (s *Service) RestoreBackup(ctx context.Context, actor, id, into string) (*R
 	}
 	target, err := a.Env(into)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeRestore(ctx, actor, ActRestore, a, target, b.Env); err != nil {
 		return nil, err
 	}
 	if err := s.preflightWindow(ctx, a, target, nil); err != nil {

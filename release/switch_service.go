@@ -25,6 +25,9 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActSwitch, a, from); err != nil {
+		return nil, err
+	}
 	if err := s.preflightWindow(ctx, a, from, nil); err != nil {
 		return nil, err
 	}

@@ -164,6 +164,9 @@ func (s *Service) SetVariable(ctx context.Context, actor, app, env, name, value 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActVarSet, a, e); err != nil {
+		return nil, err
+	}
 	if err := checkVarName(name); err != nil {
 		return nil, err
 	}
@@ -194,6 +197,9 @@ func (s *Service) SetVariable(ctx context.Context, actor, app, env, name, value 
 func (s *Service) SetSecret(ctx context.Context, actor, app, env, name, value string) (*VariableView, error) {
 	a, e, err := s.varEnv(app, env)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, actor, ActSecretSet, a, e); err != nil {
 		return nil, err
 	}
 	if err := checkVarName(name); err != nil {
@@ -282,6 +288,13 @@ func (s *Service) UnsetSecret(ctx context.Context, actor, app, env, name string)
 func (s *Service) unset(ctx context.Context, actor, app, env, name string, secret bool) error {
 	a, e, err := s.varEnv(app, env)
 	if err != nil {
+		return err
+	}
+	act := ActVarUnset
+	if secret {
+		act = ActSecretUnset
+	}
+	if err := s.authorize(ctx, actor, act, a, e); err != nil {
 		return err
 	}
 	if err := checkVarName(name); err != nil {

@@ -136,6 +136,9 @@ func (s *Service) CreateVersion(ctx context.Context, actor, app, description str
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActVersionCreate, a, a.Source()); err != nil {
+		return nil, err
+	}
 	description = strings.TrimSpace(description)
 	if description == "" {
 		return nil, Errorf(CodeInvalid, "a version needs a description of what it holds")
@@ -296,6 +299,9 @@ func (s *Service) RestoreVersion(ctx context.Context, actor, app, id string) (re
 	}
 	a, err := s.App(app)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := s.authorize(ctx, actor, ActVersionRestore, a, a.Source()); err != nil {
 		return nil, nil, nil, err
 	}
 	v, err := s.versionOf(ctx, a, id)

@@ -206,7 +206,8 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 	if _, err := d.command(ctx, "alice", "backup verify "+id); err != nil {
 		return err
 	}
-	if _, err := d.command(ctx, "alice", "backup restore "+id+" --into recovery"); err != nil {
+	// Production's data is its approvers' to restore (README, Permissions).
+	if _, err := d.command(ctx, "U01AAA", "backup restore "+id+" --into recovery"); err != nil {
 		return err
 	}
 
@@ -249,7 +250,8 @@ func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sam
 	if _, err := d.command(ctx, "alice", "migration plan "+id+" staging"); err != nil {
 		return err
 	}
-	if _, err := d.command(ctx, "alice", "var set crm production CONTRACTS_SIGN_URL=https://sign.crm.example.com"); err != nil {
+	// Production's variables are its approvers' to change.
+	if _, err := d.command(ctx, "U01AAA", "var set crm production CONTRACTS_SIGN_URL=https://sign.crm.example.com"); err != nil {
 		return err
 	}
 	if err := d.releases(ctx, sys, sample, id); err != nil {

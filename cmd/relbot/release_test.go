@@ -26,8 +26,9 @@ func releaseEnv(t *testing.T) map[string]string {
 	t.Helper()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("ab", 32)
-	for _, e := range []string{"staging", "production"} {
-		if r := run(t, env, "var", "set", "crm", e, "CONTRACTS_SIGN_URL=https://sign."+e+".example.com", "--as", "alice"); r.code != 0 {
+	// Production's variables are its approvers' (U01AAA is one).
+	for e, as := range map[string]string{"staging": "alice", "production": "U01AAA"} {
+		if r := run(t, env, "var", "set", "crm", e, "CONTRACTS_SIGN_URL=https://sign."+e+".example.com", "--as", as); r.code != 0 {
 			t.Fatalf("var set: %+v", r)
 		}
 	}
@@ -164,7 +165,8 @@ func TestFailedCheckAndRollback(t *testing.T) {
 	if after := dbState(t, env["CRM_PROD_DATABASE_URL"]); after == before {
 		t.Fatal("the failed release did not change production: the test proves nothing")
 	}
-	must(t, run(t, env, "rollback", "crm-r2", "--as", "alice"), "awaiting approval")
+	// Production's approvers may restore its data; U01AAA asks, two others approve.
+	must(t, run(t, env, "rollback", "crm-r2", "--as", "U01AAA"), "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r3", "--as", "U02BBB"))
 	r = run(t, env, "approve", "crm-r3", "--as", "U03CCC")
 	// The rollback's own checks run on the restored production: the
@@ -427,7 +429,7 @@ func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 	must(t, run(t, env, "release", "show", "crm-r2"), "interrupted")
 
 	refused(t, run(t, env, "rollback", "crm-r2", "--into", "staging", "--as", "alice"), "rollback --into takes the independent recovery environment")
-	must(t, run(t, env, "rollback", "crm-r2", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded", "switch crm-r3")
+	must(t, run(t, env, "rollback", "crm-r2", "--into", "recovery", "--as", "U03CCC"), "crm-r3 succeeded", "switch crm-r3")
 	must(t, run(t, env, "switch", "crm-r3", "--as", "alice"), "crm-r4", "awaiting approval")
 	must(t, run(t, env, "release", "show", "crm-r2"), "failed", "abandoned by alice, who asked to move users to recovery")
 	must(t, run(t, env, "approve", "crm-r4", "--as", "U01AAA"))
@@ -458,7 +460,7 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 	// An expired release frees its environment.
 	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r4", "awaiting approval")
 	// Only its requester or an approver may withdraw it.
-	refused(t, run(t, env, "cancel", "crm-r4", "--as", "mallory"), "mallory may not cancel crm-r4")
+	refused(t, run(t, env, "cancel", "crm-r4", "--as", "mallory"), "mallory may not cancel others' releases to crm production: that needs the reject role")
 	must(t, run(t, env, "cancel", "crm-r4", "--as", "U03CCC"), "cancelled")
 }
 
@@ -528,7 +530,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), hook, `switch_traffic: {exec: ["touch", "`+switched+`"]}`, 1)), 0o600)
 
 	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"), "crm-b1")
-	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"),
+	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC"),
 		"crm-r1 succeeded", "restore backup", "pages exist", "crm-r1 switch offered: users can be moved to recovery: switch crm-r1")
 	refused(t, run(t, env, "switch", "crm-r9", "--as", "alice"), "crm-r9")
 
@@ -549,7 +551,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "were moved to what crm-r1 restored already, by crm-r2")
 
 	// Recovery restored again: the older restore is no longer what it holds.
-	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r3 succeeded")
+	must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC"), "crm-r3 succeeded")
 	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "has changed since crm-r1 (crm-r3 is newer)")
 	// Only a restore or rollback into recovery can be switched to.
 	refused(t, run(t, env, "switch", "crm-r2", "--as", "alice"), "users can be moved only to the recovery environment")
@@ -561,7 +563,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 		t.Fatal("sample apps.yaml changed: no recovery checks to take away")
 	}
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), checks, "      hooks:", 1)), 0o600)
-	if r := must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "crm-r4 succeeded"); strings.Contains(r.out, "switch") {
+	if r := must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC"), "crm-r4 succeeded"); strings.Contains(r.out, "switch") {
 		t.Fatalf("a switch was offered after a restore that ran no checks:\n%s", r.out)
 	}
 	refused(t, run(t, env, "switch", "crm-r4", "--as", "alice"), "crm-r4 ran no validation checks")

@@ -126,6 +126,11 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closeAll()
 		return nil, err
 	}
+	if s.SlackBotToken != "" {
+		// Roles may name Slack user groups; without a token a role that
+		// does is refused (release says why).
+		svc.Groups = bot.NewGroups(slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL)), bot.DefaultGroupRefresh)
+	}
 	svc.Migrations = store
 	svc.Migrator = &migrate.Engine{SigningKey: migrate.SigningKey(svc.SecretKey)}
 	svc.Versions = store
@@ -179,16 +184,16 @@ func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Lo
 
 // loadConfig reads the settings, requires need among them, and reads
 // apps.yaml: what every long-lived command starts from.
-func loadConfig(getenv func(string) string, need ...string) (*config.Settings, []*release.App, error) {
+func loadConfig(getenv func(string) string, need ...string) (*config.Settings, *config.AppsFile, error) {
 	settings, err := loadSettings(getenv, need...)
 	if err != nil {
 		return nil, nil, err
 	}
-	apps, err := config.LoadApps(settings.AppsFile, getenv)
+	file, err := config.LoadAppsFile(settings.AppsFile, getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	return settings, apps, nil
+	return settings, file, nil
 }
 
 // loadSettings reads the settings through getenv (envconfig reads the

@@ -136,13 +136,14 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 		t.Fatalf("backup verify: %+v", r)
 	}
 	// Into recovery, a restore is a release that runs recovery's checks.
-	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery"); r.code != 0 || !strings.Contains(r.out, "crm-r1 succeeded") ||
+	// Production's data: only its approvers may restore it anywhere.
+	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC"); r.code != 0 || !strings.Contains(r.out, "crm-r1 succeeded") ||
 		!strings.Contains(r.out, "crm-b1 restored into an empty database") || !strings.Contains(r.out, "pass  pages exist") {
 		t.Fatalf("backup restore: %+v", r)
 	}
 	// Production needs approvals, as a release there does: the restore
 	// waits for two, then runs with the release's steps and checks.
-	if r := run(t, env, "backup", "restore", "crm-b1", "--as", "alice"); r.code != 0 || !strings.Contains(r.out, "awaiting approval") {
+	if r := run(t, env, "backup", "restore", "crm-b1", "--as", "U03CCC"); r.code != 0 || !strings.Contains(r.out, "awaiting approval") {
 		t.Fatalf("restore into production: %+v", r)
 	}
 	if r := run(t, env, "approve", "crm-r2", "--as", "U01AAA"); r.code != 0 {
@@ -152,7 +153,7 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 		t.Fatalf("approved restore: %+v", r)
 	}
 	// Into development too (no approvals there), a restore leaves a record.
-	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "development", "--as", "alice"); r.code != 0 || !strings.Contains(r.out, "crm-r3 succeeded") {
+	if r := run(t, env, "backup", "restore", "crm-b1", "--into", "development", "--as", "U03CCC"); r.code != 0 || !strings.Contains(r.out, "crm-r3 succeeded") {
 		t.Fatalf("restore into development: %+v", r)
 	}
 	if r := run(t, env, "release", "list", "crm", "development"); r.code != 0 || !strings.Contains(r.out, "crm-r3") || !strings.Contains(r.out, "restore") {

@@ -54,7 +54,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	if getenv(config.EnvSlackAppToken) == "" {
 		need = append(need, config.EnvSlackSigningSecret) // Socket Mode needs no signing secret
 	}
-	settings, apps, err := loadConfig(getenv, need...)
+	settings, file, err := loadConfig(getenv, need...)
 	if err != nil {
 		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
 		return exitFailed
@@ -63,7 +63,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	sys, err := build(ctx, settings, apps, log, buildOptions{})
+	sys, err := build(ctx, settings, file.Apps, log, buildOptions{})
 	if err != nil {
 		fmt.Fprintln(io.Err, "relbot: "+oneLine(release.ErrorMessage(err)))
 		log.Error("start", "err", err)
@@ -100,7 +100,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		return exitFailed
 	}
 	fmt.Fprintf(io.Err, "relbot: listening on %s\n", ln.Addr())
-	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(apps))
+	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps))
 
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/config"
+	"github.com/relbot/relbot/release"
 )
 
 // runTerminal is the terminal transport: the words after "relbot" are one
@@ -18,25 +19,37 @@ import (
 // reply as JSON.
 func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
 	words, as, asJSON, err := terminalFlags(args)
+	asGiven := as != ""
 	if err != nil {
 		fmt.Fprintln(io.Err, "relbot: "+err.Error())
 		return exitUsage
-	}
-	if as == "" {
-		as = osUser(getenv)
 	}
 	text := joinWords(words)
 	cmd, err := commands.Parse(text)
 	if err != nil {
 		return report(io, commands.Reply{}, err, asJSON)
 	}
+	osName := osUser(getenv)
+	if as == "" {
+		as = osName
+	}
 	req := commands.Request{User: as, Text: text, JSON: asJSON, Secret: secretReader(io)}
 	d := &commands.Dispatcher{}
 	if cmd.Name() != "help" {
-		settings, apps, err := loadConfig(getenv, config.EnvDatabaseURL)
+		settings, file, err := loadConfig(getenv, config.EnvDatabaseURL)
 		if err != nil {
 			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
 			return exitFailed
+		}
+		apps := file.Apps
+		// The terminal trusts its operator (they can read relbot's keys);
+		// where terminal_users maps them, they act as that Slack user, and
+		// --as someone else needs the act_as role (release checks it).
+		if mapped := file.TerminalUsers[osName]; mapped != "" {
+			if !asGiven {
+				req.User = mapped
+			}
+			ctx = release.FromTerminal(ctx, osName, mapped)
 		}
 		progress := io.Out
 		if asJSON {

@@ -409,7 +409,7 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	if n.Late {
 		log.Info("taking a scheduled backup missed while the bot was down")
 	}
-	b, err := s.Service.CreateBackup(ctx, Actor, j.app.Name, j.name, release.BackupScheduled)
+	b, err := s.Service.CreateBackup(release.AsSystem(ctx), Actor, j.app.Name, j.name, release.BackupScheduled)
 	if err != nil {
 		s.settle(ctx, lock, key, true)
 		if ctx.Err() != nil {
@@ -479,7 +479,7 @@ func (s *Scheduler) runVerify(ctx context.Context, j *envJobs, tick, now time.Ti
 	}
 	newest := all[0]
 	n.Backup = newest
-	b, rep, err := s.Service.VerifyBackup(ctx, Actor, newest.ID)
+	b, rep, err := s.Service.VerifyBackup(release.AsSystem(ctx), Actor, newest.ID)
 	if err != nil {
 		s.settle(ctx, lock, key, true)
 		if ctx.Err() != nil {
