@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -69,6 +70,7 @@ type Bot struct {
 	mu       sync.RWMutex // guards draining and sends on jobs
 	draining bool
 	workers  sync.WaitGroup
+	queued   atomic.Int64 // places taken in jobs (see reserve)
 
 	runsMu     sync.Mutex
 	runsClosed bool // shutting down: no new runs (guarded by runsMu)
@@ -113,6 +115,7 @@ func New(cfg Config) *Bot {
 func (b *Bot) work() {
 	defer b.workers.Done()
 	for j := range b.jobs {
+		b.queued.Add(-1)
 		func() {
 			ctx, cancel := context.WithTimeout(b.base, b.cfg.JobTimeout)
 			defer cancel()
@@ -126,20 +129,43 @@ func (b *Bot) work() {
 	}
 }
 
-// submit queues work to run after the ack; false when the bot is shutting
-// down or too busy.
-func (b *Bot) submit(name string, fn func(ctx context.Context)) bool {
+// accept queues a delivery's work to run after the ack, once: key (empty:
+// no dedupe) is recorded only when the job has a place in the queue, so a
+// delivery refused while the queue is full is still new when Slack retries
+// it. It reports whether the delivery is handled: a duplicate is (nothing
+// to do); a refusal (shutting down, queue full) is not.
+func (b *Bot) accept(ctx context.Context, key, name string, fn func(ctx context.Context)) bool {
+	// The read lock keeps Shutdown from closing jobs between the
+	// reservation and the send.
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.draining {
 		return false
 	}
-	select {
-	case b.jobs <- job{name, fn}:
-		return true
-	default:
-		b.log.Warn("slack work queue full: request refused", "job", name)
+	if !b.reserve() {
+		b.log.Warn("slack work queue full: request refused (Slack retries it)", "job", name)
 		return false
+	}
+	if key != "" && !b.first(ctx, key) {
+		b.queued.Add(-1)
+		return true
+	}
+	b.jobs <- job{name, fn} // never blocks: reserve made room
+	return true
+}
+
+// reserve takes one place in the queue; the worker that receives the job
+// gives it back. Places never outnumber the channel's capacity, so a send
+// after a reservation cannot block.
+func (b *Bot) reserve() bool {
+	for {
+		n := b.queued.Load()
+		if n >= int64(cap(b.jobs)) {
+			return false
+		}
+		if b.queued.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 

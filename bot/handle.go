@@ -21,9 +21,10 @@ type target struct {
 	responseURL, channel, user string
 }
 
-// acceptCommand queues a slash command's work; false when it cannot be taken.
-func (b *Bot) acceptCommand(sc slack.SlashCommand) bool {
-	return b.submit("command", func(ctx context.Context) { b.doCommand(ctx, sc) })
+// acceptCommand queues a slash command's work unless key says it was
+// handled already; false when it cannot be taken.
+func (b *Bot) acceptCommand(ctx context.Context, key string, sc slack.SlashCommand) bool {
+	return b.accept(ctx, key, "command", func(ctx context.Context) { b.doCommand(ctx, sc) })
 }
 
 func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
@@ -70,13 +71,13 @@ func (b *Bot) after(cmd commands.Command, rep commands.Reply, err error) {
 	}
 }
 
-// acceptInteraction queues a click's or a form's work.
-func (b *Bot) acceptInteraction(ic *slack.InteractionCallback) bool {
+// acceptInteraction queues a click's or a form's work, like acceptCommand.
+func (b *Bot) acceptInteraction(ctx context.Context, key string, ic *slack.InteractionCallback) bool {
 	switch ic.Type {
 	case slack.InteractionTypeBlockActions:
-		return b.submit("click", func(ctx context.Context) { b.doActions(ctx, ic) })
+		return b.accept(ctx, key, "click", func(ctx context.Context) { b.doActions(ctx, ic) })
 	case slack.InteractionTypeViewSubmission:
-		return b.submit("form", func(ctx context.Context) { b.doSubmission(ctx, ic) })
+		return b.accept(ctx, key, "form", func(ctx context.Context) { b.doSubmission(ctx, ic) })
 	}
 	return true // nothing relbot acts on (a closed modal, a shortcut)
 }

@@ -128,11 +128,7 @@ func (b *Bot) serveCommand(w http.ResponseWriter, r *http.Request, body []byte) 
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !b.first(r.Context(), commandKey(sc, r.Header.Get("X-Slack-Request-Timestamp"))) {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if !b.acceptCommand(sc) {
+	if !b.acceptCommand(r.Context(), commandKey(sc, r.Header.Get("X-Slack-Request-Timestamp")), sc) {
 		writeJSON(w, map[string]string{"response_type": "ephemeral", "text": "relbot is busy or restarting: try again in a minute."})
 		return
 	}
@@ -145,11 +141,7 @@ func (b *Bot) serveInteraction(w http.ResponseWriter, r *http.Request, body []by
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !b.first(r.Context(), interactionKey(ic)) {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if !b.acceptInteraction(ic) {
+	if !b.acceptInteraction(r.Context(), interactionKey(ic), ic) {
 		http.Error(w, "relbot is busy or restarting", http.StatusServiceUnavailable)
 		return
 	}
