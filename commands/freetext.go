@@ -61,15 +61,20 @@ func PlainText(what, text string) error {
 				return release.Errorf(release.CodeInvalid, "%s is not valid UTF-8 text (byte %d); type plain text", what, i+1)
 			}
 		case r == '\t' || r == '\n' || r == '\r':
-		case unicode.IsControl(r) || isBidiControl(r):
+		case ControlRune(r):
 			return release.Errorf(release.CodeInvalid, "%s holds the control character %s at byte %d; type plain text without it", what, runeName(r), i+1)
 		}
 	}
 	return nil
 }
 
-func isBidiControl(r rune) bool {
-	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C
+// ControlRune reports whether r drives a terminal or a text layout rather
+// than being text: a C0 or C1 control character or DEL (which start escape
+// sequences), or a bidirectional override. Tab and line breaks are
+// controls too; callers that keep them test for them first.
+func ControlRune(r rune) bool {
+	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) ||
+		r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 func runeName(r rune) string {
