@@ -3,6 +3,7 @@ package bot
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
 )
 
 // A click that arrives while the work queue is full gets 503 and is not
@@ -75,5 +77,64 @@ func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
 	}
 	if n := len(f.Calls("response/")); n != 1 {
 		t.Fatalf("%d answers, want 1", n)
+	}
+}
+
+func (s *fakeService) Lock(_ context.Context, actor, app, env, reason string) (*release.Hold, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.called("Lock " + app + " " + env)
+	return &release.Hold{App: app, Env: env, Reason: reason, By: actor, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, nil
+}
+
+// Mrkdwn typed by a user (a lock reason that says <!channel>) is escaped in
+// the notification text of the answer as well as in its blocks, so it
+// pings nobody.
+func TestMrkdwnInRepliesIsEscaped(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	_, srv := newTestBot(t, f, svc, nil)
+	reason := "<!channel> freeze & <https://evil.example|click>"
+	if resp := post(t, srv, "/slack/commands", command(t, f, "lock crm production "+reason), testSecret, time.Now()); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitFor(t, "the answer", func() bool { return len(f.Calls("response/")) == 1 })
+	body := f.Calls("response/")[0].Body
+	var ans struct{ Text string }
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(body)
+	if strings.Contains(plain, "<!channel>") || strings.Contains(plain, "<https://") || strings.Contains(ans.Text, "<") ||
+		!strings.Contains(plain, "&lt;!channel&gt; freeze &amp; &lt;https://evil.example|click&gt;") {
+		t.Fatalf("answer not escaped: %s", plain)
+	}
+
+	// Every renderer's fallback, for text from users and databases.
+	evil := "<!here> & <@U0BOSS>"
+	r := awaitingRelease()
+	r.State, r.Reason = release.StateFailed, evil
+	r.RequestedBy = "U04ALICE"
+	msgs := map[string]Message{
+		"release": RenderRelease(r, release.ApprovalPolicy{}),
+		"failure": RenderFailure(r, release.StepChecks),
+		"reply":   RenderReply(commands.Reply{Text: "locked: " + evil}),
+		"error":   RenderError(release.Errorf(release.CodeConflict, "locked by bob: %s", evil)),
+		"refusal": refusal("Not approved", release.Errorf(release.CodeForbidden, "%s", evil)),
+		"note":    note("You rejected *%s*.", evil),
+		"log":     RenderLog(r, release.StepChecks, evil),
+		"dm":      RenderDM(r, release.Event{Kind: release.EventFailed}),
+	}
+	for name, m := range msgs {
+		if strings.Contains(m.Text, "<!here>") || strings.Contains(m.Text, "<@U0BOSS>") {
+			t.Errorf("%s: fallback %q is not escaped", name, m.Text)
+		}
+		js, _ := json.Marshal(m.Blocks)
+		if strings.Contains(string(js), `\u003c!here\u003e`) || strings.Contains(string(js), "<!here>") {
+			t.Errorf("%s: blocks hold the raw mention: %s", name, js)
+		}
+	}
+	if m := msgs["note"]; m.Text != "You rejected *&lt;!here&gt; &amp; &lt;@U0BOSS&gt;*." {
+		t.Errorf("note fallback: %q", m.Text)
 	}
 }
