@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"golang.org/x/net/netutil"
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
@@ -59,6 +60,13 @@ type Config struct {
 	DedupeTTL time.Duration
 	// JobTimeout bounds one command's work (default 30 minutes).
 	JobTimeout time.Duration
+	// MaxConns caps the HTTP connections served at once (default 256);
+	// more wait in the kernel's backlog. HeaderTimeout (default 5 s) and
+	// BodyTimeout (default 5 s) bound how long a client may take to send a
+	// request's headers and its body: Slack sends both at once, so a slow
+	// sender is an attacker holding a connection.
+	MaxConns                   int
+	HeaderTimeout, BodyTimeout time.Duration
 }
 
 // Bot answers Slack. Create it with New; Shutdown stops it.
@@ -103,6 +111,15 @@ func New(cfg Config) *Bot {
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 30 * time.Minute
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 256
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 5 * time.Second
 	}
 	b := &Bot{cfg: cfg, log: cfg.Log, jobs: make(chan job, cfg.Queue), running: map[string]bool{}, base: context.Background()}
 	for range cfg.Workers {
@@ -234,9 +251,12 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 // Serve answers HTTP on ln until ctx ends, then stops taking requests and
 // waits up to grace for the work in flight.
 func (b *Bot) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	// Idle keep-alive connections count against MaxConns too: IdleTimeout
+	// gives their places back. The body's own deadline is set by signed.
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: b.cfg.HeaderTimeout,
+		ReadTimeout: b.cfg.HeaderTimeout + b.cfg.BodyTimeout, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(netutil.LimitListener(ln, b.cfg.MaxConns)) }()
 	select {
 	case err := <-errc:
 		_ = b.Shutdown(context.Background())
