@@ -13,9 +13,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
+	"golang.org/x/net/netutil"
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
@@ -58,6 +60,13 @@ type Config struct {
 	DedupeTTL time.Duration
 	// JobTimeout bounds one command's work (default 30 minutes).
 	JobTimeout time.Duration
+	// MaxConns caps the HTTP connections served at once (default 256);
+	// more wait in the kernel's backlog. HeaderTimeout (default 5 s) and
+	// BodyTimeout (default 5 s) bound how long a client may take to send a
+	// request's headers and its body: Slack sends both at once, so a slow
+	// sender is an attacker holding a connection.
+	MaxConns                   int
+	HeaderTimeout, BodyTimeout time.Duration
 }
 
 // Bot answers Slack. Create it with New; Shutdown stops it.
@@ -69,6 +78,7 @@ type Bot struct {
 	mu       sync.RWMutex // guards draining and sends on jobs
 	draining bool
 	workers  sync.WaitGroup
+	queued   atomic.Int64 // places taken in jobs (see reserve)
 
 	runsMu     sync.Mutex
 	runsClosed bool // shutting down: no new runs (guarded by runsMu)
@@ -102,6 +112,15 @@ func New(cfg Config) *Bot {
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 30 * time.Minute
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 256
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 5 * time.Second
+	}
 	b := &Bot{cfg: cfg, log: cfg.Log, jobs: make(chan job, cfg.Queue), running: map[string]bool{}, base: context.Background()}
 	for range cfg.Workers {
 		b.workers.Add(1)
@@ -113,6 +132,7 @@ func New(cfg Config) *Bot {
 func (b *Bot) work() {
 	defer b.workers.Done()
 	for j := range b.jobs {
+		b.queued.Add(-1)
 		func() {
 			ctx, cancel := context.WithTimeout(b.base, b.cfg.JobTimeout)
 			defer cancel()
@@ -126,20 +146,43 @@ func (b *Bot) work() {
 	}
 }
 
-// submit queues work to run after the ack; false when the bot is shutting
-// down or too busy.
-func (b *Bot) submit(name string, fn func(ctx context.Context)) bool {
+// accept queues a delivery's work to run after the ack, once: key (empty:
+// no dedupe) is recorded only when the job has a place in the queue, so a
+// delivery refused while the queue is full is still new when Slack retries
+// it. It reports whether the delivery is handled: a duplicate is (nothing
+// to do); a refusal (shutting down, queue full) is not.
+func (b *Bot) accept(ctx context.Context, key, name string, fn func(ctx context.Context)) bool {
+	// The read lock keeps Shutdown from closing jobs between the
+	// reservation and the send.
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.draining {
 		return false
 	}
-	select {
-	case b.jobs <- job{name, fn}:
-		return true
-	default:
-		b.log.Warn("slack work queue full: request refused", "job", name)
+	if !b.reserve() {
+		b.log.Warn("slack work queue full: request refused (Slack retries it)", "job", name)
 		return false
+	}
+	if key != "" && !b.first(ctx, key) {
+		b.queued.Add(-1)
+		return true
+	}
+	b.jobs <- job{name, fn} // never blocks: reserve made room
+	return true
+}
+
+// reserve takes one place in the queue; the worker that receives the job
+// gives it back. Places never outnumber the channel's capacity, so a send
+// after a reservation cannot block.
+func (b *Bot) reserve() bool {
+	for {
+		n := b.queued.Load()
+		if n >= int64(cap(b.jobs)) {
+			return false
+		}
+		if b.queued.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
@@ -208,9 +251,12 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 // Serve answers HTTP on ln until ctx ends, then stops taking requests and
 // waits up to grace for the work in flight.
 func (b *Bot) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	// Idle keep-alive connections count against MaxConns too: IdleTimeout
+	// gives their places back. The body's own deadline is set by signed.
+	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: b.cfg.HeaderTimeout,
+		ReadTimeout: b.cfg.HeaderTimeout + b.cfg.BodyTimeout, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(netutil.LimitListener(ln, b.cfg.MaxConns)) }()
 	select {
 	case err := <-errc:
 		_ = b.Shutdown(context.Background())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,9 +22,10 @@ type target struct {
 	responseURL, channel, user string
 }
 
-// acceptCommand queues a slash command's work; false when it cannot be taken.
-func (b *Bot) acceptCommand(sc slack.SlashCommand) bool {
-	return b.submit("command", func(ctx context.Context) { b.doCommand(ctx, sc) })
+// acceptCommand queues a slash command's work unless key says it was
+// handled already; false when it cannot be taken.
+func (b *Bot) acceptCommand(ctx context.Context, key string, sc slack.SlashCommand) bool {
+	return b.accept(ctx, key, "command", func(ctx context.Context) { b.doCommand(ctx, sc) })
 }
 
 func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
@@ -70,13 +72,13 @@ func (b *Bot) after(cmd commands.Command, rep commands.Reply, err error) {
 	}
 }
 
-// acceptInteraction queues a click's or a form's work.
-func (b *Bot) acceptInteraction(ic *slack.InteractionCallback) bool {
+// acceptInteraction queues a click's or a form's work, like acceptCommand.
+func (b *Bot) acceptInteraction(ctx context.Context, key string, ic *slack.InteractionCallback) bool {
 	switch ic.Type {
 	case slack.InteractionTypeBlockActions:
-		return b.submit("click", func(ctx context.Context) { b.doActions(ctx, ic) })
+		return b.accept(ctx, key, "click", func(ctx context.Context) { b.doActions(ctx, ic) })
 	case slack.InteractionTypeViewSubmission:
-		return b.submit("form", func(ctx context.Context) { b.doSubmission(ctx, ic) })
+		return b.accept(ctx, key, "form", func(ctx context.Context) { b.doSubmission(ctx, ic) })
 	}
 	return true // nothing relbot acts on (a closed modal, a shortcut)
 }
@@ -102,7 +104,7 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 			b.respond(ctx, t, refusal("Not approved", err), false)
 			return
 		}
-		b.respond(ctx, t, note(fmt.Sprintf(":white_check_mark: You approved *%s*.%s", escape(id), stateNote(rep))), false)
+		b.respond(ctx, t, note(":white_check_mark: You approved *%s*.%s", id, stateNote(rep)), false)
 		b.after(cmd, rep, nil)
 	case ActionReject:
 		if err := b.openView(ctx, ic.TriggerID, RejectModal(id, ic.Channel.ID)); err != nil {
@@ -127,7 +129,7 @@ func (b *Bot) requestByClick(ctx context.Context, t target, req commands.Request
 		b.respond(ctx, t, refusal(refused, err), false)
 		return
 	}
-	b.respond(ctx, t, note(fmt.Sprintf("%s %s%s", icon, escape(rep.Title), stateNote(rep))), false)
+	b.respond(ctx, t, note("%s %s%s", icon, rep.Title, stateNote(rep)), false)
 	b.after(cmd, rep, nil)
 }
 
@@ -146,7 +148,7 @@ func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {
 			b.respond(ctx, t, refusal("Not rejected", err), false)
 			return
 		}
-		b.respond(ctx, t, note(fmt.Sprintf(":no_entry: You rejected *%s*.%s", escape(m.Release), stateNote(rep))), false)
+		b.respond(ctx, t, note(":no_entry: You rejected *%s*.%s", m.Release, stateNote(rep)), false)
 	case CallbackSecret:
 		var m secretMeta
 		if err := json.Unmarshal([]byte(ic.View.PrivateMetadata), &m); err != nil || m.App == "" || m.Env == "" || m.Var == "" {
@@ -198,17 +200,23 @@ func (b *Bot) submitVariables(ctx context.Context, ic *slack.InteractionCallback
 		set = append(set, name)
 	}
 	b.log.Info("slack: variables supplied", "app", m.App, "env", m.Env, "count", len(set))
-	b.respond(ctx, t, note(fmt.Sprintf(":white_check_mark: %d variable(s) of %s %s set: %s. Deploy again with `/relbot deploy %s %s`.",
-		len(set), escape(m.App), escape(m.Env), escape(strings.Join(set, ", ")), escape(m.Migration), escape(m.Env))), false)
+	b.respond(ctx, t, note(":white_check_mark: %s variable(s) of %s %s set: %s. Deploy again with `/relbot deploy %s %s`.",
+		strconv.Itoa(len(set)), m.App, m.Env, strings.Join(set, ", "), m.Migration, m.Env), false)
 }
 
 func refusal(what string, err error) Message {
 	text := what + ": " + commands.ErrorReply(err).Text
-	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(":no_entry_sign: " + escape(text))}}
+	return message(text, section(":no_entry_sign: "+escape(text)))
 }
 
-func note(text string) Message {
-	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(text)}}
+// note is an answer in mrkdwn: format's own markup is kept, args (what
+// users and the domain said) are escaped in the block and the fallback.
+func note(format string, args ...string) Message {
+	plain, safe := make([]any, len(args)), make([]any, len(args))
+	for i, a := range args {
+		plain[i], safe[i] = a, escape(a)
+	}
+	return message(fmt.Sprintf(format, plain...), section(fmt.Sprintf(format, safe...)))
 }
 
 func stateNote(rep commands.Reply) string {

@@ -290,6 +290,10 @@ func (s *fakeService) SetSecret(_ context.Context, actor, app, env, name, value 
 	return &release.VariableView{Name: name, Secret: true, Value: "••••", InRelbot: true, UpdatedBy: actor}, nil
 }
 
+// RefuseSecretIn knows no secrets: the bot's tests of free text are about
+// what reaches the domain, commands' tests about what is refused.
+func (s *fakeService) RefuseSecretIn(context.Context, string, string) error { return nil }
+
 func (s *fakeService) Run(_ context.Context, id string) (*release.Release, error) {
 	s.mu.Lock()
 	s.called("Run " + id)

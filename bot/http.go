@@ -49,7 +49,10 @@ func (b *Bot) Handler() http.Handler {
 
 // signed reads the raw body and checks Slack's signature over it (v0
 // HMAC-SHA256, five-minute window, constant-time compare) before anything
-// else happens; a missing, wrong or stale signature gets 401.
+// else happens; a missing, wrong or stale signature gets 401. A request
+// without fresh signature headers is refused before its body is read (but
+// for Slack's small unsigned certificate probe), and a body must arrive
+// within BodyTimeout.
 func (b *Bot) signed(next func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -57,17 +60,28 @@ func (b *Bot) signed(next func(w http.ResponseWriter, r *http.Request, body []by
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		sv, err := slack.NewSecretsVerifier(r.Header, b.cfg.SigningSecret)
+		hasSig := err == nil && b.cfg.SigningSecret != ""
+		if !hasSig {
+			probe := r.URL.Path == "/slack/commands" && r.ContentLength > 0 && r.ContentLength <= maxProbe
+			if !probe {
+				w.Header().Set("Connection", "close") // the unread body is not drained
+				http.Error(w, "invalid signature", http.StatusUnauthorized)
+				return
+			}
+		}
+		body, err := b.readBody(w, r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 				return
 			}
+			b.log.Info("slack request body not read", "path", r.URL.Path, "err", err)
 			http.Error(w, "cannot read the request", http.StatusBadRequest)
 			return
 		}
-		if !b.verify(r.Header, body) {
+		if !hasSig || !verified(&sv, body) {
 			if r.URL.Path == "/slack/commands" && isSSLCheck(body) {
 				// Slack's certificate probe of a slash command URL: it
 				// needs a 200 and nothing happens.
@@ -88,14 +102,26 @@ func isSSLCheck(body []byte) bool {
 	return err == nil && form.Get("ssl_check") == "1" && form.Get("command") == ""
 }
 
-func (b *Bot) verify(h http.Header, body []byte) bool {
-	if b.cfg.SigningSecret == "" {
-		return false
+// maxProbe bounds the unsigned body read for Slack's certificate probe
+// ("ssl_check=1&token=..."): anything larger is refused unread.
+const maxProbe = 512
+
+// readBody reads the whole body within BodyTimeout, at most maxBody bytes.
+func (b *Bot) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(b.cfg.BodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, err
 	}
-	sv, err := slack.NewSecretsVerifier(h, b.cfg.SigningSecret)
+	// The server sets the next request's deadlines itself.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return false
+		w.Header().Set("Connection", "close") // what is left of the body is not waited for
 	}
+	return body, err
+}
+
+// verified reports whether body matches the signature sv was made from.
+func verified(sv *slack.SecretsVerifier, body []byte) bool {
 	if _, err := sv.Write(body); err != nil {
 		return false
 	}
@@ -128,11 +154,7 @@ func (b *Bot) serveCommand(w http.ResponseWriter, r *http.Request, body []byte) 
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !b.first(r.Context(), commandKey(sc, r.Header.Get("X-Slack-Request-Timestamp"))) {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if !b.acceptCommand(sc) {
+	if !b.acceptCommand(r.Context(), commandKey(sc, r.Header.Get("X-Slack-Request-Timestamp")), sc) {
 		writeJSON(w, map[string]string{"response_type": "ephemeral", "text": "relbot is busy or restarting: try again in a minute."})
 		return
 	}
@@ -145,11 +167,7 @@ func (b *Bot) serveInteraction(w http.ResponseWriter, r *http.Request, body []by
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !b.first(r.Context(), interactionKey(ic)) {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if !b.acceptInteraction(ic) {
+	if !b.acceptInteraction(r.Context(), interactionKey(ic), ic) {
 		http.Error(w, "relbot is busy or restarting", http.StatusServiceUnavailable)
 		return
 	}

@@ -162,7 +162,7 @@ func (n *Notifier) extras(r *release.Release, e release.Event) []outgoing {
 			}
 		}
 	case release.EventNotice:
-		out = append(out, outgoing{msg: Message{Text: e.Detail, Blocks: []slack.Block{section(":loudspeaker: " + escape(e.Detail))}}})
+		out = append(out, outgoing{msg: message(e.Detail, section(":loudspeaker: "+escape(e.Detail)))})
 	case release.EventFailed:
 		out = append(out, outgoing{msg: RenderFailure(r, e.Step)})
 		dm()

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackutilsx"
 
 	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
@@ -65,9 +66,22 @@ func (m Message) options() []slack.MsgOption {
 	return []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...)}
 }
 
-// escape makes user text safe in mrkdwn (Slack's three control characters).
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+// escape makes user text safe in mrkdwn: slack-go's own escaping of
+// Slack's three control characters, so "<!channel>" typed in a reason is
+// shown, not obeyed.
+var escape = slackutilsx.EscapeMessage
+
+// message builds a Message from its plain notification text (escaped here,
+// so whatever a user typed in it cannot ping or link) and its blocks.
+func message(fallback string, blocks ...slack.Block) Message {
+	// Cut before escaping, so no entity is cut in half; cut more while the
+	// entities make it too long.
+	text := escape(truncate(fallback, maxFallback))
+	for n := maxFallback; utf8.RuneCountInString(text) > maxFallback; {
+		n -= utf8.RuneCountInString(text) - maxFallback
+		text = escape(truncate(fallback, n))
+	}
+	return Message{Text: text, Blocks: blocks}
 }
 
 // truncate cuts s to at most n characters (runes), marking the cut.
@@ -285,7 +299,7 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 		blocks = append(blocks, section(out))
 	}
 	text := fmt.Sprintf("%s %s: %s", r.ID, r.State, subject(r))
-	return Message{Text: truncate(text, maxFallback), Blocks: blocks}
+	return message(text, blocks...)
 }
 
 func capital(s string) string {
@@ -450,7 +464,7 @@ func RenderChecks(r *release.Release) Message {
 	title := fmt.Sprintf("*Validation of %s %s* (%s): %d of %d passed", escape(r.App), escape(r.Env), r.ID, len(r.Checks)-failed, len(r.Checks))
 	blocks := []slack.Block{section(title)}
 	blocks = append(blocks, codeSections(table(rows), maxBlocks-1)...)
-	return Message{Text: truncate(fmt.Sprintf("Validation of %s: %d of %d checks passed", r.ID, len(r.Checks)-failed, len(r.Checks)), maxFallback), Blocks: blocks}
+	return message(fmt.Sprintf("Validation of %s: %d of %d checks passed", r.ID, len(r.Checks)-failed, len(r.Checks)), blocks...)
 }
 
 // table aligns rows in columns.
@@ -506,7 +520,7 @@ func RenderFailure(r *release.Release, step string) Message {
 		blocks = append(blocks, section(fmt.Sprintf("Roll back restores the pre-release backup %s (`rollback %s` in a terminal).", escape(r.Backup), r.ID)),
 			slack.NewActionBlock("failure_actions", btn))
 	}
-	return Message{Text: truncate(fmt.Sprintf("%s failed at %s: %s", r.ID, step, r.Reason), maxFallback), Blocks: blocks}
+	return message(fmt.Sprintf("%s failed at %s: %s", r.ID, step, r.Reason), blocks...)
 }
 
 // RenderSwitchOffer renders the thread message of a rollback or restore
@@ -520,15 +534,15 @@ func RenderSwitchOffer(r *release.Release) Message {
 	btn.Confirm = slack.NewConfirmationBlockObject(plain("Switch traffic?", 100),
 		plain(fmt.Sprintf("Request moving users to %s %s. The environment they leave must approve it.", r.App, r.Env), 300),
 		plain("Request", 30), plain("Cancel", 30))
-	return Message{Text: truncate(fmt.Sprintf("%s %s passed its checks after %s: users can be moved to it (switch %s)", r.App, r.Env, r.ID, r.ID), maxFallback),
-		Blocks: []slack.Block{section(text), slack.NewActionBlock("switch_actions", btn)}}
+	return message(fmt.Sprintf("%s %s passed its checks after %s: users can be moved to it (switch %s)", r.App, r.Env, r.ID, r.ID),
+		section(text), slack.NewActionBlock("switch_actions", btn))
 }
 
 // RenderLog renders a step's whole output for the thread.
 func RenderLog(r *release.Release, step, log string) Message {
 	blocks := []slack.Block{section(fmt.Sprintf("Output of *%s* (%s):", escape(step), r.ID))}
 	blocks = append(blocks, codeSections(log, maxBlocks-1)...)
-	return Message{Text: truncate(fmt.Sprintf("Output of %s (%s)", step, r.ID), maxFallback), Blocks: blocks}
+	return message(fmt.Sprintf("Output of %s (%s)", step, r.ID), blocks...)
 }
 
 // RenderDM renders the direct message to a release's requester.
@@ -557,7 +571,7 @@ func RenderDM(r *release.Release, e release.Event) Message {
 	if r.Channel != "" {
 		text += fmt.Sprintf("\nProgress is in <#%s>.", r.Channel)
 	}
-	return Message{Text: truncate(fmt.Sprintf("Your release %s %s", r.ID, r.State), maxFallback), Blocks: []slack.Block{section(text)}}
+	return message(fmt.Sprintf("Your release %s %s", r.ID, r.State), section(text))
 }
 
 // RenderReply renders a command's reply: its title, then the terminal
@@ -576,13 +590,13 @@ func RenderReply(rep commands.Reply) Message {
 			blocks = append(blocks, codeSections(body, maxBlocks-len(blocks))...)
 		}
 	}
-	return Message{Text: truncate(firstLine(rep.Text), maxFallback), Blocks: blocks}
+	return message(firstLine(rep.Text), blocks...)
 }
 
 // RenderError renders a refused or failed command for the user.
 func RenderError(err error) Message {
 	text := commands.ErrorReply(err).Text
-	return Message{Text: truncate(text, maxFallback), Blocks: []slack.Block{section(":warning: " + escape(text))}}
+	return message(text, section(":warning: "+escape(text)))
 }
 
 // RenderResult renders a command's outcome: the reply, the error, or both

@@ -60,11 +60,7 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 			ack()
 			return
 		}
-		if !b.first(ctx, commandKey(sc, retryStamp(evt))) {
-			ack()
-			return
-		}
-		if !b.acceptCommand(sc) {
+		if !b.acceptCommand(ctx, commandKey(sc, retryStamp(evt)), sc) {
 			ack(map[string]string{"response_type": "ephemeral", "text": "relbot is busy or restarting: try again in a minute."})
 			return
 		}
@@ -75,9 +71,11 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 			ack()
 			return
 		}
-		ack() // a view submission's empty ack closes the form
-		if b.first(ctx, interactionKey(&ic)) {
-			b.acceptInteraction(&ic)
+		// A view submission's empty ack closes the form. Work that cannot
+		// be taken is not acked: Slack tells the user it failed, and a
+		// retry is new (its key was not recorded).
+		if b.acceptInteraction(ctx, interactionKey(&ic), &ic) {
+			ack()
 		}
 	case socketmode.EventTypeEventsAPI:
 		ack()

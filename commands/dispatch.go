@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/relbot/relbot/release"
@@ -50,6 +52,9 @@ type Service interface {
 	Lock(ctx context.Context, actor, app, env, reason string) (*release.Hold, error)
 	Unlock(ctx context.Context, actor, app, env string) error
 	Holds(ctx context.Context) ([]release.Hold, error)
+	// RefuseSecretIn refuses free text (what names it) that holds the value
+	// of a secret relbot knows.
+	RefuseSecretIn(ctx context.Context, what, text string) error
 }
 
 // Dispatcher runs commands against a Service. Only help works without one.
@@ -63,6 +68,9 @@ type Dispatcher struct {
 	// terminal without relbot serve): the command that makes a release
 	// runnable runs it to the end before it returns.
 	Foreground bool
+	// Log receives every internal error with its cause (users read only
+	// "internal error"); nil discards.
+	Log *slog.Logger
 }
 
 // handler runs one kind of command; cmd's dynamic type matches the key it
@@ -138,7 +146,22 @@ func (d *Dispatcher) Run(ctx context.Context, req Request, cmd Command) (Reply, 
 	if d.Service == nil && cmd.Name() != "help" {
 		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available: relbot was started without its service", cmd.Name())
 	}
-	return h(d, ctx, req, cmd)
+	if err := d.checkFreeText(ctx, cmd); err != nil {
+		return Reply{}, d.logInternal(req, cmd, err)
+	}
+	rep, err := h(d, ctx, req, cmd)
+	return rep, d.logInternal(req, cmd, err)
+}
+
+// logInternal logs err with its cause when users are shown only "internal
+// error", and returns it.
+func (d *Dispatcher) logInternal(req Request, cmd Command, err error) error {
+	var ue *UsageError
+	if err == nil || errors.As(err, &ue) || release.ErrorCode(err) != release.CodeInternal || d.Log == nil {
+		return err
+	}
+	d.Log.Error("command failed with an internal error", "command", cmd.Name(), "user", req.User, "err", err)
+	return err
 }
 
 func (d *Dispatcher) now() time.Time {

@@ -56,7 +56,7 @@ var (
 	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
 	backupKeys   = []string{"schedule", "keep", "verify"}
 	versionKeys  = []string{"keep"}
-	hookKeys     = []string{"http", "exec", "timeout"}
+	hookKeys     = []string{"http", "exec", "timeout", "env"}
 )
 
 // AppsFile is what apps.yaml holds.
@@ -664,8 +664,35 @@ func (d *decoder) hook(v val) release.Hook {
 			d.failf(tv, "must be a positive duration such as 5m")
 		}
 	}
+	if ev, ok := f.get(d, "env"); ok {
+		h.Env = d.hookEnv(ev, hasExec)
+	}
 	return h
 }
+
+// hookEnv reads the names of the variables an exec hook is given. relbot's
+// own settings and Slack credentials are never among them.
+func (d *decoder) hookEnv(v val, exec bool) []string {
+	if !exec && !d.failed() {
+		d.failf(v, "only an exec hook takes env (an http hook runs in relbot)")
+	}
+	var names []string
+	for _, it := range d.list(v) {
+		name := d.str(it)
+		upper := strings.ToUpper(name)
+		switch {
+		case d.failed():
+		case !hookEnvName.MatchString(name):
+			d.failf(it, "%q is not a variable name (letters, digits and _, not starting with a digit)", name)
+		case strings.HasPrefix(upper, "RELBOT_") || strings.HasPrefix(upper, "SLACK_"):
+			d.failf(it, "%s is relbot's own setting; a hook is never given RELBOT_* or SLACK_* variables", name)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+var hookEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (d *decoder) backup(v val, loc *time.Location) release.BackupPolicy {
 	var p release.BackupPolicy

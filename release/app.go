@@ -140,6 +140,9 @@ type Hook struct {
 	HTTP    string
 	Exec    []string
 	Timeout time.Duration
+	// Env names the variables of relbot's environment an exec hook is
+	// given, besides PATH, HOME, LANG and TZ; it sees no others.
+	Env []string
 }
 
 // Check is one validation run after a release or restore.

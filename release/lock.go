@@ -32,3 +32,10 @@ func LockHeld(key, owner string, since time.Time) error {
 func LockLost(key, owner string) error {
 	return Errorf(CodeConflict, "%s is no longer held by %s (the lock expired or was taken)", key, owner)
 }
+
+// HoldPlaced is the conflict a ReleaseStore reports when PutHold finds the
+// environment locked already: who locked it, since when, and why.
+func HoldPlaced(old Hold) error {
+	return Errorf(CodeConflict, "%s %s is locked already, by %s since %s: %s; unlock %s %s first to lock it again",
+		old.App, old.Env, old.By, old.At.UTC().Format("2006-01-02 15:04 MST"), old.Reason, old.App, old.Env)
+}

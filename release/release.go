@@ -219,7 +219,9 @@ type ReleaseStore interface {
 	// SetMessage records where the release's Slack message is.
 	SetMessage(ctx context.Context, id, channel, ts string) error
 
-	// Holds are manual locks of an environment (lock/unlock).
+	// Holds are manual locks of an environment (lock/unlock). PutHold
+	// places a hold atomically, or fails with HoldPlaced when the
+	// environment has one already.
 	PutHold(ctx context.Context, h Hold) error
 	DeleteHold(ctx context.Context, app, env string) error
 	GetHold(ctx context.Context, app, env string) (*Hold, error) // nil when none

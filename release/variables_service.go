@@ -405,9 +405,10 @@ func (s *Service) SecretValues(ctx context.Context) ([]string, error) {
 // values would match ordinary words.
 const minSecretMatch = 6
 
-// refuseSecretIn refuses text (a description someone typed) that holds the
-// clear value of a secret relbot knows; what names the text.
-func (s *Service) refuseSecretIn(ctx context.Context, what, text string) error {
+// RefuseSecretIn refuses free text someone typed (a description, a reason)
+// that holds the clear value of a secret relbot knows; what names the text.
+// commands checks every free-text field with it.
+func (s *Service) RefuseSecretIn(ctx context.Context, what, text string) error {
 	secrets, err := s.SecretValues(ctx)
 	if err != nil {
 		return err

@@ -167,7 +167,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	return &system{
 		service:    svc,
-		dispatcher: &commands.Dispatcher{Service: svc, Location: loc, Foreground: o.progress != nil},
+		dispatcher: &commands.Dispatcher{Service: svc, Location: loc, Foreground: o.progress != nil, Log: log},
 		dedupe:     dedupe,
 		close:      closeAll,
 	}, nil

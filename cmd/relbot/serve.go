@@ -163,7 +163,7 @@ func backupNotifier(api *slack.Client, log *slog.Logger) func(context.Context, s
 		if !n.OK {
 			text = ":rotating_light: " + text
 		}
-		if _, _, err := api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false)); err != nil {
+		if _, _, err := api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, true)); err != nil { // escaped: reasons come from databases and users
 			log.Error("post backup notice", "app", app, "env", n.Env, "err", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 // command, --as names the user (default: the OS user) and --json prints the
 // reply as JSON.
 func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
+	io.Out, io.Err = termSafe(io.Out), termSafe(io.Err)
 	words, as, asJSON, err := terminalFlags(args)
 	asGiven := as != ""
 	if err != nil {

@@ -67,7 +67,7 @@ func (r *Runner) Run(ctx context.Context, env *release.Environment, name string)
 	case len(h.Exec) > 0:
 		log = log.With("exec", h.Exec[0])
 		log.Info("hook started")
-		output, err = r.runExec(ctx, name, h.Exec, timeout)
+		output, err = r.runExec(ctx, name, h.Exec, hookEnv(os.Getenv, h.Env), timeout)
 	case h.HTTP != "":
 		method, u, perr := ParseHTTP(h.HTTP)
 		if perr != nil {
@@ -103,7 +103,7 @@ func (r *Runner) client() *http.Client {
 
 // runExec runs argv directly (no shell) with the timeout, capturing the
 // last MaxOutput bytes of its combined stdout and stderr.
-func (r *Runner) runExec(ctx context.Context, name string, argv []string, timeout time.Duration) (string, error) {
+func (r *Runner) runExec(ctx context.Context, name string, argv, env []string, timeout time.Duration) (string, error) {
 	if argv[0] == "" {
 		return "", release.Errorf(release.CodeInvalid, "hook %s: exec has an empty program name", name)
 	}
@@ -115,7 +115,7 @@ func (r *Runner) runExec(ctx context.Context, name string, argv []string, timeou
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Stdin = nil // /dev/null
-	cmd.Env = hookEnv(os.Environ())
+	cmd.Env = env
 	cmd.WaitDelay = waitDelay
 	setProcessGroup(cmd) // a timeout kills the hook's children too
 
@@ -245,17 +245,25 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// hookEnv is the bot's environment minus its own settings and Slack
-// credentials, which a hook has no business seeing.
-func hookEnv(environ []string) []string {
-	out := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		ku := strings.ToUpper(k)
-		if strings.HasPrefix(ku, "RELBOT_") || strings.HasPrefix(ku, "SLACK_") {
+// baseHookEnv is what every exec hook is given from relbot's environment:
+// enough to find programs and run them in the operator's locale and zone.
+var baseHookEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// hookEnv is a hook's whole environment: baseHookEnv and the variables its
+// definition names, each only when set. Nothing else of relbot's
+// environment (other environments' database URLs, relbot's keys, Slack
+// tokens) reaches it.
+func hookEnv(getenv func(string) string, names []string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, k := range append(append([]string{}, baseHookEnv...), names...) {
+		if seen[k] {
 			continue
 		}
-		out = append(out, kv)
+		seen[k] = true
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
 	}
 	return out
 }

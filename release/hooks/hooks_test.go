@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -124,19 +126,36 @@ func TestExecOutputBounded(t *testing.T) {
 	}
 }
 
-func TestExecDoesNotSeeBotSecrets(t *testing.T) {
+// An exec hook's environment is PATH, HOME, LANG, TZ and what its
+// definition lists: not relbot's keys, not Slack's tokens, not the other
+// environments' database URLs, nothing else relbot was started with.
+func TestExecSeesOnlyWhatItsDefinitionNames(t *testing.T) {
 	t.Setenv("RELBOT_SECRET_KEY", "s3cr3t-key")
 	t.Setenv("SLACK_BOT_TOKEN", "xoxb-s3cr3t")
-	t.Setenv("HOOK_VISIBLE", "yes")
-	out, err := run(t, &Runner{}, release.Hook{Exec: []string{"env"}})
+	t.Setenv("CRM_PROD_DATABASE_URL", "postgres://app:s3cr3t-prod@db/crm")
+	t.Setenv("CRM_DEV_DATABASE_URL", "postgres://app:s3cr3t-dev@db/crm_dev")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-aws")
+	t.Setenv("KUBECONFIG", "/etc/kube/prod.yaml")
+	t.Setenv("HOME", "/home/relbot")
+	t.Setenv("LANG", "C.UTF-8")
+	t.Setenv("TZ", "Europe/Berlin")
+	out, err := run(t, &Runner{}, release.Hook{Exec: []string{"env"}, Env: []string{"KUBECONFIG", "NOT_SET_ANYWHERE", "PATH"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(out, "s3cr3t") {
-		t.Fatalf("hook saw the bot's secrets: %q", out)
+	got := strings.Fields(out)
+	sort.Strings(got)
+	want := []string{"HOME=/home/relbot", "KUBECONFIG=/etc/kube/prod.yaml", "LANG=C.UTF-8", "PATH=" + os.Getenv("PATH"), "TZ=Europe/Berlin"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("hook environment:\n%s\nwant exactly:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if !strings.Contains(out, "HOOK_VISIBLE=yes") || !strings.Contains(out, "PATH="+os.Getenv("PATH")) {
-		t.Fatalf("hook lost its ordinary environment")
+	// Without a list, only the four.
+	out, err = run(t, &Runner{}, release.Hook{Exec: []string{"env"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "s3cr3t") || strings.Contains(out, "KUBECONFIG") || len(strings.Fields(out)) != 4 {
+		t.Fatalf("hook without env: %q", out)
 	}
 }
 

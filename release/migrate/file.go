@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -207,31 +206,6 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 
 var envRef = regexp.MustCompile(`\{\{\s*\$env\.([A-Za-z][A-Za-z0-9_]*)\s*\}\}`)
 
-// secretPattern is a secret as it would appear in COPY text: plain, and as
-// a JSON string value would carry it.
-type secretPattern struct{ forms [][]byte }
-
-// minSecretScan is the shortest secret scanned for: shorter values would
-// match ordinary text everywhere.
-const minSecretScan = 6
-
-func secretPatterns(values []string) []secretPattern {
-	var out []secretPattern
-	for _, v := range values {
-		if len(v) < minSecretScan {
-			continue
-		}
-		js, _ := json.Marshal(v)
-		forms := [][]byte{[]byte(copyEscape(v)), []byte(copyEscape(string(js[1 : len(js)-1])))}
-		out = append(out, secretPattern{forms: forms})
-	}
-	return out
-}
-
-var copyEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
-
-func copyEscape(s string) string { return copyEscaper.Replace(s) }
-
 // copyTable streams one table into the file, collecting variable
 // references and refusing rows that hold a known secret in clear.
 func copyTable(ctx context.Context, conn *pgx.Conn, aw *archive.Writer, t *pgschema.Table, refs map[string]bool, secrets []secretPattern) (TableData, error) {
@@ -255,81 +229,6 @@ func copyTable(ctx context.Context, conn *pgx.Conn, aw *archive.Writer, t *pgsch
 		return TableData{}, err
 	}
 	return TableData{Key: t.Key(), Member: m.Name, Columns: t.CopyColumns(), Rows: sum.Rows, Checksum: sum.Sum()}, nil
-}
-
-// rowScanner looks at each COPY row as it streams past.
-type rowScanner struct {
-	table   *pgschema.Table
-	refs    map[string]bool
-	secrets []secretPattern
-	partial []byte
-	leak    error
-}
-
-func (s *rowScanner) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.partial = append(s.partial, p...)
-			break
-		}
-		line := p[:i]
-		if len(s.partial) > 0 {
-			s.partial = append(s.partial, line...)
-			line = s.partial
-		}
-		if err := s.row(line); err != nil {
-			s.leak = err
-			return 0, err
-		}
-		s.partial = s.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func (s *rowScanner) row(line []byte) error {
-	if bytes.Contains(line, []byte("$env.")) {
-		for _, m := range envRef.FindAllSubmatch(line, -1) {
-			s.refs[string(m[1])] = true
-		}
-	}
-	for _, sp := range s.secrets {
-		for _, form := range sp.forms {
-			if bytes.Contains(line, form) {
-				return s.leakError(line, form)
-			}
-		}
-	}
-	return nil
-}
-
-// leakError names the table, column and row key of a secret in clear —
-// never the value.
-func (s *rowScanner) leakError(line, form []byte) error {
-	cols := s.table.CopyColumns()
-	fields := bytes.Split(line, []byte{'\t'})
-	column := "?"
-	for i, f := range fields {
-		if bytes.Contains(f, form) && i < len(cols) {
-			column = cols[i]
-			break
-		}
-	}
-	var key []string
-	for _, pk := range s.table.PrimaryKey {
-		for i, c := range cols {
-			if c == pk && i < len(fields) {
-				key = append(key, pk+"="+string(fields[i]))
-			}
-		}
-	}
-	where := "a row without primary key"
-	if len(key) > 0 {
-		where = "row " + strings.Join(key, ", ")
-	}
-	return release.Errorf(release.CodeForbidden, "migration refused: table %s, column %s, %s holds the value of a secret in clear; store it as a secret and reference it as {{$env.NAME}}", s.table.Key(), column, where)
 }
 
 // File is an opened, signature-checked migration file.

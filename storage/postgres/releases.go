@@ -516,7 +516,8 @@ func (s *Store) RenewLease(ctx context.Context, id, owner string, until time.Tim
 	return nil
 }
 
-// PutHold places or replaces the hold of an environment. A zero h.At is the
+// PutHold places the hold of an environment in one statement, or returns
+// release.HoldPlaced naming the hold in force. A zero h.At is the
 // database's now.
 func (s *Store) PutHold(ctx context.Context, h release.Hold) error {
 	if h.App == "" || h.Env == "" || h.By == "" {
@@ -527,14 +528,29 @@ func (s *Store) PutHold(ctx context.Context, h release.Hold) error {
 		t := micro(h.At)
 		at = &t
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO relbot_holds (app, env, reason, by_user, at)
-		VALUES ($1, $2, $3, $4, coalesce($5, now()))
-		ON CONFLICT (app, env) DO UPDATE SET reason = excluded.reason, by_user = excluded.by_user, at = excluded.at`,
-		h.App, h.Env, h.Reason, h.By, at)
-	if err != nil {
-		return s.internal(err, "hold %s %s", h.App, h.Env)
+	// The holder may unlock between our insert and our read; try again
+	// then, a few times, rather than report a conflict with nobody.
+	for range 3 {
+		var placed bool
+		err := s.pool.QueryRow(ctx, `INSERT INTO relbot_holds (app, env, reason, by_user, at)
+			VALUES ($1, $2, $3, $4, coalesce($5, now()))
+			ON CONFLICT (app, env) DO NOTHING
+			RETURNING true`, h.App, h.Env, h.Reason, h.By, at).Scan(&placed)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return s.internal(err, "hold %s %s", h.App, h.Env)
+		}
+		old, err := s.GetHold(ctx, h.App, h.Env)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			return release.HoldPlaced(*old)
+		}
 	}
-	return nil
+	return release.Errorf(release.CodeConflict, "%s %s is being locked and unlocked; try again", h.App, h.Env)
 }
 
 // DeleteHold lifts the hold of an environment, or returns CodeNotFound.

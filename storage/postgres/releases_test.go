@@ -567,8 +567,12 @@ func TestHolds(t *testing.T) {
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("hold: %+v, want %+v", *got, want)
 	}
-	// Replaced, not duplicated.
+	// A second hold is refused, naming the first, which stays.
 	h.Reason, h.By = "incident 43", "U02BOB"
+	wantErr(t, "second hold", s.PutHold(ctx, h), release.CodeConflict, "crm production is locked already, by U01ALICE since 2025-06-01 12:00 UTC: incident 42; unlock crm production first to lock it again")
+	if err := s.DeleteHold(ctx, "crm", "production"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.PutHold(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -594,4 +598,52 @@ func TestHolds(t *testing.T) {
 		t.Fatalf("after delete: %v %v", h, err)
 	}
 	wantErr(t, "no by", s.PutHold(ctx, release.Hold{App: "crm", Env: "x"}), release.CodeInvalid, "")
+}
+
+// Users locking one environment at once: exactly one is told it is
+// locked, every other is refused naming that one, and the hold is the
+// winner's.
+func TestHoldConcurrentLockers(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const lockers = 12
+	for trial := range 5 {
+		env := fmt.Sprintf("env%d", trial)
+		errs := make([]error, lockers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range lockers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = s.PutHold(ctx, release.Hold{App: "crm", Env: env, Reason: fmt.Sprintf("reason %d", i), By: fmt.Sprintf("U%02d", i)})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("trial %d: U%02d and U%02d were both told locked", trial, winner, i)
+			case err == nil:
+				winner = i
+			case release.ErrorCode(err) != release.CodeConflict:
+				t.Fatalf("trial %d: U%02d: %v", trial, i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("trial %d: nobody locked: %v", trial, errs)
+		}
+		for i, err := range errs {
+			if i != winner && !strings.Contains(release.ErrorMessage(err), fmt.Sprintf("by U%02d since", winner)) {
+				t.Fatalf("trial %d: refusal of U%02d does not name the holder U%02d: %v", trial, i, winner, err)
+			}
+		}
+		h, err := s.GetHold(ctx, "crm", env)
+		if err != nil || h == nil || h.By != fmt.Sprintf("U%02d", winner) || h.Reason != fmt.Sprintf("reason %d", winner) {
+			t.Fatalf("trial %d: hold %+v (%v), want the winner's", trial, h, err)
+		}
+	}
 }

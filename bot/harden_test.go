@@ -1,0 +1,140 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// A click that arrives while the work queue is full gets 503 and is not
+// remembered: Slack's retry of it, once there is room, is handled (once).
+func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Service: svc, Location: time.UTC},
+		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 1, Queue: 1})
+	srv := httptest.NewServer(b.Handler())
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Shutdown(ctx)
+	})
+	// One job holds the worker, one fills the queue.
+	started := make(chan struct{})
+	hold := func(ctx context.Context) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	if !b.accept(context.Background(), "", "hold", hold) {
+		t.Fatal("the first job was refused")
+	}
+	<-started
+	if !b.accept(context.Background(), "", "hold", hold) {
+		t.Fatal("the queued job was refused")
+	}
+
+	body := fixture(t, f, "block_actions_approve.json")
+	body = bytes.ReplaceAll(body, []byte("U09MALLORY"), []byte("U01AAA"))
+	click := func(retry ...string) int {
+		return post(t, srv, "/slack/interactions", interaction(body), testSecret, time.Now(), retry...).StatusCode
+	}
+	if code := click(); code != 503 {
+		t.Fatalf("click while the queue is full: status %d, want 503", code)
+	}
+	close(release)
+	waitFor(t, "the queue to empty", func() bool { return b.queued.Load() == 0 })
+	if code := click("X-Slack-Retry-Num", "1", "X-Slack-Retry-Reason", "http_error"); code != 200 {
+		t.Fatalf("retried click: status %d", code)
+	}
+	if code := click("X-Slack-Retry-Num", "2", "X-Slack-Retry-Reason", "http_timeout"); code != 200 {
+		t.Fatalf("second retry: status %d", code)
+	}
+	waitFor(t, "the approval's answer", func() bool { return len(f.Calls("response/")) == 1 })
+	time.Sleep(100 * time.Millisecond) // a second handling would have answered by now
+	approvals := 0
+	for _, c := range svc.Calls() {
+		if strings.HasPrefix(c, "Approve U01AAA crm-r5") {
+			approvals++
+		}
+	}
+	if approvals != 1 {
+		t.Fatalf("the retried click was handled %d times, want once: %v", approvals, svc.Calls())
+	}
+	if n := len(f.Calls("response/")); n != 1 {
+		t.Fatalf("%d answers, want 1", n)
+	}
+}
+
+func (s *fakeService) Lock(_ context.Context, actor, app, env, reason string) (*release.Hold, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.called("Lock " + app + " " + env)
+	return &release.Hold{App: app, Env: env, Reason: reason, By: actor, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, nil
+}
+
+// Mrkdwn typed by a user (a lock reason that says <!channel>) is escaped in
+// the notification text of the answer as well as in its blocks, so it
+// pings nobody.
+func TestMrkdwnInRepliesIsEscaped(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	_, srv := newTestBot(t, f, svc, nil)
+	reason := "<!channel> freeze & <https://evil.example|click>"
+	if resp := post(t, srv, "/slack/commands", command(t, f, "lock crm production "+reason), testSecret, time.Now()); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitFor(t, "the answer", func() bool { return len(f.Calls("response/")) == 1 })
+	body := f.Calls("response/")[0].Body
+	var ans struct{ Text string }
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(body)
+	if strings.Contains(plain, "<!channel>") || strings.Contains(plain, "<https://") || strings.Contains(ans.Text, "<") ||
+		!strings.Contains(plain, "&lt;!channel&gt; freeze &amp; &lt;https://evil.example|click&gt;") {
+		t.Fatalf("answer not escaped: %s", plain)
+	}
+
+	// Every renderer's fallback, for text from users and databases.
+	evil := "<!here> & <@U0BOSS>"
+	r := awaitingRelease()
+	r.State, r.Reason = release.StateFailed, evil
+	r.RequestedBy = "U04ALICE"
+	msgs := map[string]Message{
+		"release": RenderRelease(r, release.ApprovalPolicy{}),
+		"failure": RenderFailure(r, release.StepChecks),
+		"reply":   RenderReply(commands.Reply{Text: "locked: " + evil}),
+		"error":   RenderError(release.Errorf(release.CodeConflict, "locked by bob: %s", evil)),
+		"refusal": refusal("Not approved", release.Errorf(release.CodeForbidden, "%s", evil)),
+		"note":    note("You rejected *%s*.", evil),
+		"log":     RenderLog(r, release.StepChecks, evil),
+		"dm":      RenderDM(r, release.Event{Kind: release.EventFailed}),
+	}
+	for name, m := range msgs {
+		if strings.Contains(m.Text, "<!here>") || strings.Contains(m.Text, "<@U0BOSS>") {
+			t.Errorf("%s: fallback %q is not escaped", name, m.Text)
+		}
+		js, _ := json.Marshal(m.Blocks)
+		if strings.Contains(string(js), `\u003c!here\u003e`) || strings.Contains(string(js), "<!here>") {
+			t.Errorf("%s: blocks hold the raw mention: %s", name, js)
+		}
+	}
+	if m := msgs["note"]; m.Text != "You rejected *&lt;!here&gt; &amp; &lt;@U0BOSS&gt;*." {
+		t.Errorf("note fallback: %q", m.Text)
+	}
+}
