@@ -246,8 +246,10 @@ func runGroup(ctx context.Context, c *pgx.Conn, r *runner, g []statement) error 
 
 var (
 	alterTable  = regexp.MustCompile(`^ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
-	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(` + qualified + `) USING `)
+	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX ` + ident + ` ON (?:ONLY )?(` + qualified + `) USING `)
 )
+
+var identRE = regexp.MustCompile(ident)
 
 const ident = `(?:"(?:[^"]|"")*"|[^\s".(]+)`
 const qualified = ident + `(?:\.` + ident + `)?`
@@ -261,7 +263,7 @@ func tableOf(sql string) string {
 	if m == nil {
 		return ""
 	}
-	parts := regexp.MustCompile(ident).FindAllString(m[1], -1)
+	parts := identRE.FindAllString(m[1], -1)
 	if len(parts) == 1 {
 		return unquoteIdent(parts[0])
 	}
