@@ -56,11 +56,15 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
 	}
+	var noData []string
+	for _, t := range extConfig {
+		noData = append(noData, t.QualifiedName())
+	}
 	meta := &Meta{
 		App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
 		ServerVersion: serverText, ServerVersionNum: serverNum,
 		Workers: e.workers(), HasStorage: env.Storage != "",
-		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember},
+		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember, NoData: noData},
 	}
 	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, tablesSchema(tables)); err != nil {
 		return nil, fmt.Errorf("backup %s: read app versions: %w", h.ID, err)
@@ -89,7 +93,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 		for _, sec := range []struct{ name, member string }{{"pre-data", preDataMember}, {"data", dataMember}, {"post-data", postDataMember}} {
 			args := e.dumpArgs(snap.id, sec.name)
 			if sec.name == "data" {
-				args = append(args, excludeData(append(tables, extConfig...))...)
+				args = append(args, excludeData(tables, meta.PgDump.NoData)...)
 			}
 			mw, err := aw.Create(sec.member)
 			if err != nil {
