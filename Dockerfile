@@ -21,9 +21,10 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM debian:bookworm-slim
 # ca-certificates: TLS to Slack, to the databases and to the hooks' HTTPS URLs.
 # tzdata: RELBOT_TIME_ZONE and the zones named in apps.yaml.
-# postgresql-client: relbot itself does not need it (backups and restores go
-# through the COPY protocol); it is here so an operator can `docker exec` into
-# the container and reach the same databases with psql, pg_dump, pg_restore.
+# postgresql-client: pg_dump writes each backup's schema (relbot refuses one
+# older than the database's server: use PostgreSQL's apt repository, or set
+# RELBOT_PG_BIN, for servers newer than Debian's); psql and pg_restore are
+# there for operators too.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates tzdata postgresql-client \
  && rm -rf /var/lib/apt/lists/*

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ const (
 	EnvSecretKey          = "RELBOT_SECRET_KEY"
 	EnvSecretKeyPrevious  = "RELBOT_SECRET_KEY_PREVIOUS"
 	EnvBackupKey          = "RELBOT_BACKUP_KEY"
+	EnvPGBin              = "RELBOT_PG_BIN"
 	EnvHTTPAddr           = "RELBOT_HTTP_ADDR"
 	EnvSlackAPIURL        = "RELBOT_SLACK_API_URL"
 	EnvTimeZone           = "RELBOT_TIME_ZONE"
@@ -48,6 +51,7 @@ type Settings struct {
 	// every secret to SecretKey.
 	SecretKeyPrevious string `envconfig:"RELBOT_SECRET_KEY_PREVIOUS"`
 	BackupKey         string `envconfig:"RELBOT_BACKUP_KEY"` // optional passphrase (>= 16 characters) encrypting backup archives
+	PGBin             string `envconfig:"RELBOT_PG_BIN"`     // directory of pg_dump; empty finds it on PATH
 	HTTPAddr          string `envconfig:"RELBOT_HTTP_ADDR" default:":8080"`
 	SlackAPIURL       string `envconfig:"RELBOT_SLACK_API_URL" default:"https://slack.com/api/"`
 	TimeZone          string `envconfig:"RELBOT_TIME_ZONE" default:"UTC"` // freeze windows and --at, unless apps.yaml names a zone
@@ -75,6 +79,7 @@ var settings = []setting{
 	{EnvSecretKey, "the key encrypting secrets at rest: 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)", func(s *Settings) string { return s.SecretKey }, checkSecretKey, true},
 	{EnvSecretKeyPrevious, "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", func(s *Settings) string { return s.SecretKeyPrevious }, checkSecretKey, true},
 	{EnvBackupKey, "a passphrase encrypting backup archives", func(s *Settings) string { return s.BackupKey }, checkBackupKey, true},
+	{EnvPGBin, "the directory holding pg_dump (PostgreSQL's client programs), when it is not on PATH", func(s *Settings) string { return s.PGBin }, checkPGBin, false},
 	{EnvHTTPAddr, "the HTTP listen address, e.g. :8080", func(s *Settings) string { return s.HTTPAddr }, checkHTTPAddr, false},
 	{EnvSlackAPIURL, "the Slack Web API base URL", func(s *Settings) string { return s.SlackAPIURL }, checkSlackAPIURL, false},
 	{EnvTimeZone, "an IANA time zone such as Europe/Paris", func(s *Settings) string { return s.TimeZone }, checkTimeZone, false},
@@ -248,6 +253,14 @@ func decodeKey(s string) ([]byte, string) {
 func checkSecretKey(s string) string {
 	_, problem := decodeKey(s)
 	return problem
+}
+
+func checkPGBin(s string) string {
+	st, err := os.Stat(filepath.Join(s, "pg_dump"))
+	if err != nil || st.IsDir() {
+		return "it must be a directory holding pg_dump"
+	}
+	return ""
 }
 
 func checkBackupKey(s string) string {

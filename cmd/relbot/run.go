@@ -120,7 +120,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closeAll()
 		return nil, err
 	}
-	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, Log: log}
+	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, Log: log}
 	svc := release.NewService(apps, store, arts, engine, locker, log)
 	if err := wireVariables(svc, store, s); err != nil {
 		closeAll()

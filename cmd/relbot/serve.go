@@ -101,6 +101,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}
 	fmt.Fprintf(io.Err, "relbot: listening on %s\n", ln.Addr())
 	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps))
+	go checkBackupTools(ctx, svc.Backups, file.Apps, log)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -197,6 +198,29 @@ func keepRecovering(ctx context.Context, svc *release.Service, b *bot.Bot, log *
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// checkBackupTools says at start which environments' backups pg_dump
+// cannot take (missing, or older than their server), rather than at the
+// first backup; the check is made again before each one.
+func checkBackupTools(ctx context.Context, engine release.BackupEngine, apps []*release.App, log *slog.Logger) {
+	tc, ok := engine.(interface {
+		CheckTools(ctx context.Context, dsn string) error
+	})
+	if !ok {
+		return
+	}
+	for _, a := range apps {
+		envs := append([]*release.Environment(nil), a.Environments...)
+		if a.Recovery != nil {
+			envs = append(envs, a.Recovery)
+		}
+		for _, e := range envs {
+			if err := tc.CheckTools(ctx, e.Database); err != nil {
+				log.Warn("backups cannot be taken", "app", a.Name, "env", e.Name, "err", release.ErrorMessage(err))
+			}
 		}
 	}
 }

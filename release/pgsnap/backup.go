@@ -52,11 +52,19 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	if err := lockTables(ctx, snap.tx, tables); err != nil {
 		return nil, err
 	}
+	extConfig, err := extensionConfigTables(ctx, snap.tx)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	var noData []string
+	for _, t := range extConfig {
+		noData = append(noData, t.QualifiedName())
+	}
 	meta := &Meta{
 		App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
 		ServerVersion: serverText, ServerVersionNum: serverNum,
 		Workers: e.workers(), HasStorage: env.Storage != "",
-		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember},
+		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember, NoData: noData},
 	}
 	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, tablesSchema(tables)); err != nil {
 		return nil, fmt.Errorf("backup %s: read app versions: %w", h.ID, err)
@@ -85,7 +93,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 		for _, sec := range []struct{ name, member string }{{"pre-data", preDataMember}, {"data", dataMember}, {"post-data", postDataMember}} {
 			args := e.dumpArgs(snap.id, sec.name)
 			if sec.name == "data" {
-				args = append(args, excludeData(tables)...)
+				args = append(args, excludeData(tables, meta.PgDump.NoData)...)
 			}
 			mw, err := aw.Create(sec.member)
 			if err != nil {
@@ -122,7 +130,10 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	if err := snap.tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("backup %s: end snapshot: %w", h.ID, err)
 	}
-	meta.Warnings = fileWarnings
+	for _, t := range extConfig {
+		meta.Warnings = append(meta.Warnings, fmt.Sprintf("rows of %s, a configuration table of an extension, are not backed up: the extension makes its own again", t.Key()))
+	}
+	meta.Warnings = append(meta.Warnings, fileWarnings...)
 	meta.Duration = Duration(time.Since(start))
 	if err := aw.Finish(meta); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
@@ -215,6 +226,25 @@ func listTables(ctx context.Context, q pgschema.Querier) ([]*pgschema.Table, err
 			t.Columns = append(t.Columns, pgschema.Column{Name: c})
 		}
 		out = append(out, t)
+		return nil
+	})
+	return out, err
+}
+
+// extensionConfigTables are the tables extensions mark as configuration
+// (pg_extension_config_dump): pg_dump would put the rows it keeps of them
+// in its data section as COPY, which relbot does not load from there.
+func extensionConfigTables(ctx context.Context, q pgschema.Querier) ([]*pgschema.Table, error) {
+	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname FROM pg_catalog.pg_extension e
+		CROSS JOIN LATERAL unnest(e.extconfig) AS cfg(oid) JOIN pg_catalog.pg_class c ON c.oid = cfg.oid
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("list extensions' configuration tables: %w", err)
+	}
+	var out []*pgschema.Table
+	var schema, name string
+	_, err = pgx.ForEachRow(rows, []any{&schema, &name}, func() error {
+		out = append(out, &pgschema.Table{Schema: schema, Name: name})
 		return nil
 	})
 	return out, err

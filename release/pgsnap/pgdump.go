@@ -35,6 +35,9 @@ type PgDumpInfo struct {
 	PreData  string `json:"pre_data"`
 	Data     string `json:"data"`
 	PostData string `json:"post_data"`
+	// NoData are tables (quoted names) besides the manifest's whose rows
+	// pg_dump's data section leaves out: extensions' configuration tables.
+	NoData []string `json:"no_data,omitempty"`
 }
 
 // pgDump is the pg_dump program relbot runs: in PGBin when set, else on PATH.
@@ -165,10 +168,13 @@ func (e *Engine) dumpArgs(snapshotID, section string) []string {
 
 // excludeData is the pg_dump arguments that leave out the rows of the
 // tables relbot copies itself; patterns are quoted so they match exactly.
-func excludeData(tables []*pgschema.Table) []string {
-	out := make([]string, 0, len(tables))
+func excludeData(tables []*pgschema.Table, more []string) []string {
+	out := make([]string, 0, len(tables)+len(more))
 	for _, t := range tables {
 		out = append(out, "--exclude-table-data="+t.QualifiedName())
+	}
+	for _, q := range more {
+		out = append(out, "--exclude-table-data="+q)
 	}
 	return out
 }

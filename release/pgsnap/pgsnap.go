@@ -186,6 +186,8 @@ func memberLabel(member string) string {
 		return "table " + strings.TrimPrefix(member, tablePrefix)
 	case strings.HasPrefix(member, filePrefix):
 		return "storage file " + strings.TrimPrefix(member, filePrefix)
+	case strings.HasPrefix(member, "schema/"):
+		return "the schema (pg_dump's " + strings.TrimSuffix(strings.TrimPrefix(member, "schema/"), ".sql") + " section)"
 	}
 	return member
 }

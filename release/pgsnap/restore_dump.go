@@ -186,13 +186,33 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 	}
 	infos := append([]TableInfo(nil), meta.Tables...)
 	sortByBytes(infos)
-	var loads []func(context.Context, *pgx.Conn) error
-	for _, ti := range infos {
-		if !skip[ti.Key] {
-			loads = append(loads, func(ctx context.Context, c *pgx.Conn) error { return loadFresh(ctx, c, ar, meta, ti) })
+	keys, attach, fks, rest := postDataPhases(post, meta)
+	// A table's indexes and keys are built by the worker that loaded it,
+	// right after its rows, while the other workers keep loading (as
+	// pg_restore -j overlaps them); the groups of tables without rows of
+	// their own (partitioned tables, materialized views) follow.
+	groupOf := map[string][]statement{}
+	var others [][]statement
+	for _, g := range keys {
+		if t := tableOf(g[0].SQL); t != "" && slices.ContainsFunc(infos, func(ti TableInfo) bool { return ti.Key == t }) {
+			groupOf[t] = g
+		} else {
+			others = append(others, g)
 		}
 	}
-	keys, attach, fks, rest := postDataPhases(post, meta)
+	var loads []func(context.Context, *pgx.Conn) error
+	for _, ti := range infos {
+		build := jobs(r, [][]statement{groupOf[ti.Key]})[0]
+		loads = append(loads, func(ctx context.Context, c *pgx.Conn) error {
+			if !skip[ti.Key] {
+				if err := loadFresh(ctx, c, ar, meta, ti); err != nil {
+					return err
+				}
+			}
+			return build(ctx, c)
+		})
+	}
+	loads = append(loads, jobs(r, others)...)
 	serial := func(stmts []statement) []func(context.Context, *pgx.Conn) error {
 		if len(stmts) == 0 {
 			return nil
@@ -201,7 +221,7 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return r.runAll(ctx, tx, stmts) })
 		}}
 	}
-	if err := e.runParallel(ctx, dsn, db, loads, jobs(r, keys), serial(attach), jobs(r, fks)); err != nil {
+	if err := e.runParallel(ctx, dsn, db, loads, serial(attach), jobs(r, fks)); err != nil {
 		return nil, err
 	}
 	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return r.runAll(ctx, tx, rest) }); err != nil {
@@ -246,8 +266,10 @@ func runGroup(ctx context.Context, c *pgx.Conn, r *runner, g []statement) error 
 
 var (
 	alterTable  = regexp.MustCompile(`^ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
-	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(` + qualified + `) USING `)
+	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX ` + ident + ` ON (?:ONLY )?(` + qualified + `) USING `)
 )
+
+var identRE = regexp.MustCompile(ident)
 
 const ident = `(?:"(?:[^"]|"")*"|[^\s".(]+)`
 const qualified = ident + `(?:\.` + ident + `)?`
@@ -261,7 +283,7 @@ func tableOf(sql string) string {
 	if m == nil {
 		return ""
 	}
-	parts := regexp.MustCompile(ident).FindAllString(m[1], -1)
+	parts := identRE.FindAllString(m[1], -1)
 	if len(parts) == 1 {
 		return unquoteIdent(parts[0])
 	}

@@ -104,7 +104,7 @@ func (e *Engine) compareDump(ctx context.Context, dsn, db string, ar *archive.Re
 		}
 		args := e.dumpArgs("", sec.name)
 		if sec.name == "data" {
-			args = append(args, excludeData(tables)...)
+			args = append(args, excludeData(tables, meta.PgDump.NoData)...)
 		}
 		pr, pw := io.Pipe()
 		go func() { pw.CloseWithError(e.runPgDump(ctx, dsn, db, pw, args...)) }()

@@ -1,0 +1,123 @@
+package pgsnap
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/release"
+)
+
+// NocoBase installed with DB_SCHEMA=nocobase, DB_TABLE_PREFIX=nb_ and
+// DB_UNDERSCORED: the variables table is nocobase.nb_environment_variables.
+const layoutSQL = `CREATE SCHEMA nocobase;
+	CREATE TABLE nocobase.nb_environment_variables (created_at timestamptz, updated_at timestamptz, name varchar(255) PRIMARY KEY, type varchar(255), value text);
+	CREATE TABLE nocobase.nb_ui_schemas ("x-uid" varchar(255) PRIMARY KEY, name text);`
+
+var keepSecrets = release.RestoreOptions{KeepTables: []string{"environmentVariables"}, KeepFiles: []string{"apps/*/aes_key.dat"}}
+
+func variables(t *testing.T, dsn string) map[string]string {
+	return testenv.Rows(t, dsn, `SELECT name, concat_ws(' ', type, value, created_at, updated_at) FROM nocobase.nb_environment_variables`)
+}
+
+// A restore told to keep the variables table and the key files leaves
+// the target's own, whatever the app's table layout, in place and into an
+// empty database (where there are none: the backup's are not loaded).
+func TestRestoreKeepsTablesAndFiles(t *testing.T) {
+	e := &Engine{Workers: 2}
+	src := newEnv(t, "keepsrc", layoutSQL+`
+		INSERT INTO nocobase.nb_environment_variables VALUES ('2026-01-01', '2026-01-02', 'ERP_TOKEN', 'secret', 'cafe0001prod'), (now(), now(), 'SITE', 'default', 'prod.example.com');
+		INSERT INTO nocobase.nb_ui_schemas VALUES ('u1', 'page from production');`,
+		map[string]string{"apps/main/aes_key.dat": "production key 0123456789abcdef", "apps/sub/aes_key.dat": "production sub key", "uploads/a.txt": "from production"})
+	path, _ := backup(t, e, src)
+	a := openArchiveFile(t, path)
+
+	t.Run("in place", func(t *testing.T) {
+		dst := newEnv(t, "keepdst", layoutSQL+`
+			INSERT INTO nocobase.nb_environment_variables VALUES ('2025-05-05 10:00:00.123456+00', NULL, 'ERP_TOKEN', 'secret', 'beef0002staging'), (now(), now(), 'ONLY_HERE', 'default', 'x''y');
+			INSERT INTO nocobase.nb_ui_schemas VALUES ('s1', 'page of staging');`,
+			map[string]string{"apps/main/aes_key.dat": "staging key", "uploads/b.txt": "from staging"})
+		before := variables(t, dst.Database)
+		rep, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets)
+		if err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		if got := variables(t, dst.Database); !equalStringMaps(got, before) {
+			t.Fatalf("variables changed: before %q, after %q", before, got)
+		}
+		if got := testenv.Rows(t, dst.Database, `SELECT "x-uid", name FROM nocobase.nb_ui_schemas`); len(got) != 1 || got["u1"] != "page from production" {
+			t.Fatalf("the other tables are not the backup's: %q", got)
+		}
+		files := storageFiles(t, dst.Storage)
+		if files["apps/main/aes_key.dat"] != "staging key" || files["apps/sub/aes_key.dat"] != "" || files["uploads/a.txt"] != "from production" || files["uploads/b.txt"] != "" {
+			t.Fatalf("storage: %q", files)
+		}
+		if !strings.Contains(strings.Join(rep.Warnings, "\n"), "nocobase.nb_environment_variables keeps its own 2 rows") {
+			t.Fatalf("the report does not say what was kept: %q", rep.Warnings)
+		}
+	})
+	t.Run("into an empty database", func(t *testing.T) {
+		dst := newEnv(t, "keepnew", "", map[string]string{"apps/main/aes_key.dat": "development key"})
+		rep, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets)
+		if err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		if got := variables(t, dst.Database); len(got) != 0 {
+			t.Fatalf("the backup's variables were loaded: %q", got)
+		}
+		files := storageFiles(t, dst.Storage)
+		if files["apps/main/aes_key.dat"] != "development key" || files["apps/sub/aes_key.dat"] != "" {
+			t.Fatalf("key files: %q", files)
+		}
+		if !strings.Contains(strings.Join(rep.Warnings, "\n"), "the backup's 2 rows of nocobase.nb_environment_variables were not restored") {
+			t.Fatalf("the report does not say what was left out: %q", rep.Warnings)
+		}
+		// Without a storage directory of its own, no key file at all.
+		none := newEnv(t, "keepnone", "", nil)
+		if err := os.RemoveAll(none.Storage); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Restore(ctxT(t), a, "crm", none, keepSecrets); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(none.Storage, "apps", "main", "aes_key.dat")); !os.IsNotExist(err) {
+			t.Fatalf("production's key file was written: %v", err)
+		}
+	})
+	t.Run("the variables table under every layout", func(t *testing.T) {
+		_, dsn := testenv.NewDatabase(t, "layouts")
+		execSQL(t, dsn, `CREATE SCHEMA s; CREATE TABLE "environmentVariables" (name text); CREATE TABLE s."nb_environmentVariables" (name text);
+			CREATE TABLE s.environment_variables (name text); CREATE TABLE s.nb_environment_variables (name text); CREATE TABLE "environmentVariablesOld" (name text);
+			CREATE TABLE s.nb_other (name text);`)
+		conn, err := connect(ctxT(t), dsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctxT(t))
+		refs, err := findAppTable(ctxT(t), conn, "environmentVariables")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range refs {
+			got = append(got, r.key())
+		}
+		if strings.Join(got, " ") != "environmentVariables s.environment_variables s.nb_environmentVariables s.nb_environment_variables" {
+			t.Fatalf("found %q", got)
+		}
+	})
+}
+
+func equalStringMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
