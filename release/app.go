@@ -115,6 +115,9 @@ type Environment struct {
 	Notice         time.Duration
 	Backup         BackupPolicy
 	Hooks          map[string]Hook
+	// Layout is the NocoBase layout apps.yaml states (nocobase: of the
+	// environment or its app); nil means it is detected from the database.
+	Layout *Layout
 }
 
 // Hook names that apps.yaml may define.

@@ -44,6 +44,9 @@ type Service struct {
 	AppVariables      AppVariables
 	SecretKey         []byte
 	PreviousSecretKey []byte
+
+	// LayoutReader reads environments' NocoBase layouts (layout.go).
+	LayoutReader LayoutReader
 }
 
 // NewService builds a Service over the configured apps.

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 const markerTable = `"relbot"."applied_migrations"`
@@ -56,6 +56,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	}
 	tgt, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := f.checkLayout(tgt, target); err != nil {
 		return nil, err
 	}
 	// Keys of re-created tables are built in this transaction: give the
@@ -338,14 +341,18 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	if err != nil {
 		return nil, err
 	}
+	layout, err := f.checkLayout(tgt, target)
+	if err != nil {
+		return nil, err
+	}
 	prog := compile(f.Meta, tgt, false)
 	plan.Destructive = append(plan.Destructive, prog.destructive...)
 	plan.Statements = prog.statements()
-	plan.Warnings = prog.warnings
+	plan.Warnings = append(f.layoutWarnings(layout, target), prog.warnings...)
 	if known != nil {
 		plan.MissingVariables = append(plan.MissingVariables, f.missing(known)...)
 	}
-	core, plugins, err := pgsnap.AppVersions(ctx, tx, tgt)
+	core, plugins, err := nocobase.AppVersions(ctx, tx, tgt, layout.Layout)
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,7 @@ type Meta struct {
 	ServerVersionNum int               `json:"server_version_num"`
 	CoreVersion      string            `json:"core_version,omitempty"`
 	Plugins          map[string]string `json:"plugins,omitempty"`
+	Layout           *release.Layout   `json:"layout,omitempty"` // NocoBase's; nil without its tables
 	Schema           *pgschema.Schema  `json:"schema"`
 	Tables           []TableInfo       `json:"tables"`
 	// HasStorage is false when the environment has no storage directory:
