@@ -30,11 +30,19 @@ type presetTable struct {
 
 var nocobasePreset = parsePreset(nocobaseTSV)
 
+// userCollections are in the list because the app it was read from had
+// them as collections: they are not NocoBase's, and a table of that name
+// elsewhere is a user table.
+var userCollections = map[string]bool{"tickets": true}
+
 func parsePreset(tsv string) map[string]presetTable {
 	out := map[string]presetTable{}
 	for _, line := range strings.Split(tsv, "\n") {
 		f := strings.Split(strings.TrimSpace(line), "\t")
 		if len(f) != 5 || strings.HasPrefix(f[0], "#") || f[0] == "table" {
+			continue
+		}
+		if userCollections[f[0]] {
 			continue
 		}
 		pt := presetTable{category: f[3]}
