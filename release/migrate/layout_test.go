@@ -320,4 +320,3 @@ func TestRuleNamesInEitherForm(t *testing.T) {
 		t.Fatalf("the list's missing table is not warned about: %s", ws)
 	}
 }
-
