@@ -103,7 +103,7 @@ func Rules(app *release.App, l release.Layout, s *pgschema.Schema) ([]TableRule,
 	for _, name := range names {
 		key, ok := ResolveName(l, s, name)
 		if !ok {
-			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.rules names table %q, which development does not have (nor has it %q, its name in the layout %s)", app.Name, name, l.Key(name), l)
+			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.rules names table %q, which development does not have%s", app.Name, name, NorMapped(l, name))
 		}
 		if other, dup := written[key]; dup {
 			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.rules names table %s twice, as %q and as %q: keep one", app.Name, key, other, name)
@@ -145,6 +145,15 @@ func ResolveName(l release.Layout, s *pgschema.Schema, name string) (string, boo
 		return key, true
 	}
 	return "", false
+}
+
+// NorMapped completes "the database has no table name" with the name the
+// layout gives it, when that is another.
+func NorMapped(l release.Layout, name string) string {
+	if l.Key(name) == name {
+		return ""
+	}
+	return fmt.Sprintf(" (nor %q, its name under the layout %s)", l.Key(name), l)
 }
 
 // presetNames maps the real key of each table of the 2.2.15 list under l

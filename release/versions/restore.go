@@ -292,7 +292,7 @@ func (e *Engine) Materialize(ctx context.Context, app *release.App, env *release
 		drop()
 		return nil, nil, err
 	}
-	return &release.Environment{Name: env.Name, Database: withDatabase(env.Database, name), Storage: env.Storage}, drop, nil
+	return &release.Environment{Name: env.Name, Database: withDatabase(env.Database, name), Storage: env.Storage, Layout: env.Layout}, drop, nil
 }
 
 // fill builds the schema the way a restore does (tables, rows, keys,

@@ -104,7 +104,7 @@ func versioned(app *release.App, env *release.Environment, s *pgschema.Schema) (
 	for _, written := range app.VersionTables {
 		name, ok := migrate.ResolveName(l, s, written)
 		if !ok {
-			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have (nor %q, its name in the layout %s)", app.Name, written, l.Key(written), l)
+			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have%s", app.Name, written, migrate.NorMapped(l, written))
 		}
 		if seen[name] {
 			continue
