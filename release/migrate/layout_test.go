@@ -76,6 +76,16 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 			dev := nocobaseEnv(t, tc.Layout, fixtures.Development)
 			prod := nocobaseEnv(t, tc.Layout, fixtures.Production)
 			app := nocobaseApp(dev, prod)
+			// User collections kept in another schema, as
+			// COLLECTION_MANAGER_SCHEMA makes them: user tables, whose rows
+			// production keeps.
+			for _, e := range []*release.Environment{dev, prod} {
+				conn := testenv.Connect(t, e.Database)
+				if _, err := conn.Exec(ctxT(t), `CREATE SCHEMA crm; CREATE TABLE crm.deals (id bigint PRIMARY KEY, title text);
+					INSERT INTO crm.deals VALUES (1, 'deal of `+e.Name+`')`); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			s := withoutMarker(inspectDSN(t, dev.Database))
 			rep, err := nocobase.LayoutOf(s, dev)
@@ -104,7 +114,7 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 					carried++
 				}
 			}
-			if carried < 50 || byKey[tc.Layout.Key("environmentVariables")] != release.RuleSchemaOnly {
+			if carried < 50 || byKey[tc.Layout.Key("environmentVariables")] != release.RuleSchemaOnly || byKey["crm.deals"] != release.RuleSchemaOnly {
 				t.Fatalf("%d carried tables; variables table %s", carried, byKey[tc.Layout.Key("environmentVariables")])
 			}
 
@@ -171,6 +181,9 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 				if strings.Join(got, "\n") != strings.Join(want, "\n") {
 					t.Errorf("%s after the apply (carried %t): %d rows, want %d\n got %.200v\nwant %.200v", ident, nt.Carried(), len(got), len(want), got, want)
 				}
+			}
+			if deals := tableRows(t, prodConn, `crm.deals`); len(deals) != 1 || !strings.Contains(deals[0], "deal of production") {
+				t.Fatalf("production's collection in another schema: %v", deals)
 			}
 			vars := testenv.Rows(t, prod.Database, fmt.Sprintf(`SELECT %q, %q FROM %s`, "name", "value", tc.Layout.Ident("environmentVariables")))
 			if vars["API_URL"] != "https://api.production.example" {
