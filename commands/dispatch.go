@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/relbot/relbot/release"
@@ -55,6 +56,8 @@ type Service interface {
 	// RefuseSecretIn refuses free text (what names it) that holds the value
 	// of a secret relbot knows.
 	RefuseSecretIn(ctx context.Context, what, text string) error
+	// Layouts reads each environment's NocoBase layout (status, apps).
+	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
 }
 
 // Dispatcher runs commands against a Service. Only help works without one.
@@ -190,6 +193,8 @@ type AppView struct {
 	Environments []string    `json:"environments"`
 	Recovery     bool        `json:"recovery"`
 	LastBackup   *BackupView `json:"last_backup,omitempty"`
+	// Layouts are the environments' NocoBase layouts, recovery last.
+	Layouts []release.LayoutReport `json:"layouts,omitempty"`
 }
 
 func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error) {
@@ -198,7 +203,7 @@ func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error)
 		return newReply("No apps are configured (see apps.yaml).", nil, nil, []AppView{}), nil
 	}
 	now := d.now()
-	table := &Table{Columns: []string{"App", "Environments", "Recovery", "Last backup"}}
+	table := &Table{Columns: []string{"App", "Environments", "Recovery", "Last backup", "NocoBase layout"}}
 	views := make([]AppView, 0, len(apps))
 	for _, a := range apps {
 		if a == nil {
@@ -224,8 +229,13 @@ func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error)
 			v.LastBackup = &bv
 			lastText = fmt.Sprintf("%s (%s, %s)", last.ID, last.Env, ago(last.CreatedAt, now))
 		}
+		layouts, err := d.Service.Layouts(ctx, a.Name)
+		if err != nil {
+			return Reply{}, err
+		}
+		v.Layouts = layouts
 		views = append(views, v)
-		table.Rows = append(table.Rows, []string{a.Name, joinArrow(v.Environments), recovery, lastText})
+		table.Rows = append(table.Rows, []string{a.Name, joinArrow(v.Environments), recovery, lastText, layoutSummary(layouts)})
 	}
 	return newReply("Apps", nil, table, views), nil
 }
@@ -263,4 +273,23 @@ func joinArrow(names []string) string {
 		s += n
 	}
 	return s
+}
+
+// layoutSummary is one line for the layouts of an app's environments: the
+// layout when they share it, each environment's otherwise.
+func layoutSummary(rs []release.LayoutReport) string {
+	same := len(rs) > 0
+	for _, r := range rs {
+		if r.Error != "" || r.Layout != rs[0].Layout {
+			same = false
+		}
+	}
+	if same {
+		return rs[0].Layout.String()
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.Env + ": " + r.Text()
+	}
+	return strings.Join(parts, "; ")
 }

@@ -190,7 +190,8 @@ func TestHandle(t *testing.T) {
 	}{
 		{"help", nil, []check{ok, has("relbot commands", "backup create APP ENV", "lock APP ENV REASON...")}},
 		{"help backup", nil, []check{ok, has("usage: backup verify BACKUP", "scratch database")}},
-		{"apps", nil, []check{ok, public(false), has("crm", "development -> staging -> production", "recovery", "crm-b1 (production, 3h ago)", "tickets", "none")}},
+		{"apps", nil, []check{ok, public(false), has("crm", "development -> staging -> production", "recovery", "crm-b1 (production, 3h ago)", "tickets", "none",
+			"NocoBase layout", "production: schema nocobase, table prefix nb_, underscored names (detected)", "recovery: unknown: cannot connect")}},
 		{"apps", func(f *fakeService) { f.listErr = errors.New("db down") }, []check{ok, has("unknown")}},
 		{"apps", func(f *fakeService) { f.apps = nil }, []check{ok, has("No apps are configured")}},
 		{"backup create crm production", nil, []check{ok, public(true), called("create alice crm production manual"),

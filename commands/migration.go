@@ -84,6 +84,9 @@ func migrationFields(m *release.Migration) []Field {
 	if m.Summary.CoreVersion != "" {
 		fields = append(fields, Field{"Core version", m.Summary.CoreVersion})
 	}
+	if m.Summary.Layout != nil {
+		fields = append(fields, Field{"NocoBase layout", m.Summary.Layout.String()})
+	}
 	if m.Note != "" {
 		fields = append(fields, Field{"Note", m.Note})
 	}
@@ -139,7 +142,7 @@ func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationSh
 	}
 	fields := migrationFields(m)
 	fields = append(fields, Field{"Created", d.when(m.CreatedAt)})
-	var extra []string
+	extra := warningLines(m.Summary.Warnings)
 	if len(runs) > 0 {
 		extra = append(extra, "", "Applied:")
 		for _, r := range runs {

@@ -12,7 +12,7 @@ var fakeMigration = &release.Migration{ID: "crm-m1", App: "crm", SourceEnv: "dev
 	Summary: release.MigrationSummary{Variables: []string{"API_BASE_URL"}, Tables: []release.TableSummary{
 		{Table: "uiSchemas", Rule: release.RuleOverwrite, Reason: "NocoBase system table", Rows: 93, Carried: true},
 		{Table: "customers", Rule: release.RuleSchemaOnly, Reason: "user table", Rows: 5},
-	}}}
+	}, Layout: &release.Layout{Schema: "nocobase", TablePrefix: "nb_"}, Warnings: []string{"PRESET MATCHED ONLY 2 TABLES: ..."}}}
 
 func (f *fakeService) CreateMigration(_ context.Context, actor, app, version, note string) (*release.Migration, error) {
 	f.record("create migration %s by %s note %q", app, actor, note)
@@ -48,7 +48,8 @@ func TestMigrationReplies(t *testing.T) {
 		t.Fatalf("create: %v\n%s", err, r.Text)
 	}
 	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m1"})
-	if err != nil || !strings.Contains(r.Text, "staging by bob") || !strings.Contains(r.Text, "schema-only") {
+	if err != nil || !strings.Contains(r.Text, "staging by bob") || !strings.Contains(r.Text, "schema-only") ||
+		!strings.Contains(r.Text, "PRESET MATCHED ONLY 2 TABLES") || !strings.Contains(r.Text, "schema nocobase, table prefix nb_, camelCase names") {
 		t.Fatalf("show: %v\n%s", err, r.Text)
 	}
 	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration plan crm-m1 production"})

@@ -78,13 +78,36 @@ func (f *fakeService) Holds(context.Context) ([]release.Hold, error) {
 	return []release.Hold{{App: "crm", Env: "staging", Reason: "incident 7", By: "bob", At: t0}}, nil
 }
 
+// Layouts: crm's production is laid out as NocoBase with all three
+// settings, its other environments are plain, recovery does not answer.
+func (f *fakeService) Layouts(_ context.Context, app string) ([]release.LayoutReport, error) {
+	a, err := f.App(app)
+	if err != nil {
+		return nil, err
+	}
+	var out []release.LayoutReport
+	for _, e := range a.Environments {
+		r := release.LayoutReport{Env: e.Name, Found: true, How: "detected"}
+		if e.Name == "production" && app == "crm" {
+			r.Layout = release.Layout{Schema: "nocobase", TablePrefix: "nb_", Underscored: true}
+		}
+		out = append(out, r)
+	}
+	if a.Recovery != nil {
+		out = append(out, release.LayoutReport{Env: release.RecoveryEnv, Error: "cannot connect to database crm_recovery of recovery"})
+	}
+	return out, nil
+}
+
 func TestStatus(t *testing.T) {
 	d := &Dispatcher{Service: newFake()}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"production", "crm-r1 succeeded", "crm-b1", "locked by bob: incident 7", "recovery"} {
+	for _, want := range []string{"production", "crm-r1 succeeded", "crm-b1", "locked by bob: incident 7", "recovery",
+		"NocoBase layout", "schema nocobase, table prefix nb_, underscored names (detected)",
+		"schema public, no table prefix, camelCase names (detected)", "unknown: cannot connect to database crm_recovery"} {
 		if !strings.Contains(r.Text, want) {
 			t.Fatalf("status lacks %q:\n%s", want, r.Text)
 		}

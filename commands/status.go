@@ -16,6 +16,7 @@ type EnvStatus struct {
 	Lock        *release.Hold          `json:"lock,omitempty"`
 	Frozen      []string               `json:"freeze,omitempty"`
 	Approvals   release.ApprovalPolicy `json:"approvals"`
+	Layout      *release.LayoutReport  `json:"layout,omitempty"`
 }
 
 func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, error) {
@@ -36,7 +37,11 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 		envs = append(envs, a.Recovery)
 	}
 	now := d.now()
-	table := &Table{Columns: []string{"Environment", "Release in progress", "Last release", "Last backup", "Lock"}}
+	layouts, err := d.Service.Layouts(ctx, a.Name)
+	if err != nil {
+		return Reply{}, err
+	}
+	table := &Table{Columns: []string{"Environment", "Release in progress", "Last release", "Last backup", "Lock", "NocoBase layout"}}
 	var views []EnvStatus
 	for _, e := range envs {
 		name := e.Name
@@ -79,8 +84,15 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 				lock = fmt.Sprintf("locked by %s: %s", h.By, h.Reason)
 			}
 		}
+		layout := "-"
+		for i := range layouts {
+			if layouts[i].Env == name {
+				v.Layout = &layouts[i]
+				layout = layouts[i].Text()
+			}
+		}
 		views = append(views, v)
-		table.Rows = append(table.Rows, []string{name, open, last, backup, lock})
+		table.Rows = append(table.Rows, []string{name, open, last, backup, lock, layout})
 	}
 	return newReply(fmt.Sprintf("Status of %s", a.Name), nil, table, views), nil
 }

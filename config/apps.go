@@ -49,8 +49,9 @@ const nameRule = "must match ^[a-z][a-z0-9_-]*$ (lowercase letter first, then lo
 
 var (
 	topKeys      = []string{"apps", "time_zone", "terminal_users"}
-	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone", "roles"}
-	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks", "roles"}
+	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone", "roles", "nocobase"}
+	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks", "roles", "nocobase"}
+	layoutKeys   = []string{"schema", "table_prefix", "underscored"}
 	recoveryKeys = envKeys[1:] // its name is always "recovery"
 	approvalKeys = []string{"required", "approvers", "allow_self", "expire"}
 	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
@@ -238,6 +239,11 @@ func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
 			}
 		}
 	}
+	// The app's nocobase: is every environment's, unless one states its own.
+	var layout *release.Layout
+	if lv, ok := f.get(d, "nocobase"); ok {
+		layout = d.layout(lv)
+	}
 	envsVal, ok := f.get(d, "environments")
 	if !ok {
 		d.failf(f.child("environments"), "required: the chain of environments, source first")
@@ -252,7 +258,7 @@ func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
 		if d.failed() {
 			break
 		}
-		env := d.environment(app, item, loc, i == len(items)-1, false)
+		env := d.environment(app, layout, item, loc, i == len(items)-1, false)
 		if j, dup := seen[env.Name]; dup && !d.failed() {
 			d.failf(val{path: childPath(item.path, "name"), line: item.line}, "%q is already the name of environments[%d]", env.Name, j)
 		}
@@ -260,7 +266,7 @@ func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
 		app.Environments = append(app.Environments, env)
 	}
 	if rv, ok := f.get(d, "recovery"); ok && !d.failed() {
-		app.Recovery = d.environment(app, rv, loc, false, true)
+		app.Recovery = d.environment(app, layout, rv, loc, false, true)
 	}
 	if rv, ok := f.get(d, "roles"); ok && !d.failed() {
 		app.Roles = d.roles(rv)
@@ -306,8 +312,8 @@ func (d *decoder) tableList(v val) []string {
 
 // environment decodes one environment of the chain, or the recovery
 // environment (whose name is fixed).
-func (d *decoder) environment(app *release.App, v val, loc *time.Location, last, recovery bool) *release.Environment {
-	env := &release.Environment{Hooks: map[string]release.Hook{}}
+func (d *decoder) environment(app *release.App, layout *release.Layout, v val, loc *time.Location, last, recovery bool) *release.Environment {
+	env := &release.Environment{Hooks: map[string]release.Hook{}, Layout: layout}
 	keys := envKeys
 	if recovery {
 		keys = recoveryKeys
@@ -349,10 +355,17 @@ func (d *decoder) environment(app *release.App, v val, loc *time.Location, last,
 		}
 		env.Storage = filepath.Clean(s)
 	}
+	if lv, ok := f.get(d, "nocobase"); ok {
+		env.Layout = d.layout(lv)
+	}
 	if ev, ok := f.get(d, "storage_exclude"); ok {
 		env.StorageExclude = d.globs(ev)
 	} else if def, ok := presetStorageExclude[app.Builtin]; ok {
 		env.StorageExclude = append([]string(nil), def...)
+	} else if env.Layout != nil {
+		// A stated NocoBase layout says the app is NocoBase whatever form
+		// builtin takes: its storage directory is NocoBase's.
+		env.StorageExclude = append([]string(nil), presetStorageExclude[PresetNocoBase]...)
 	}
 
 	env.Approvals = d.approvals(f, last)
@@ -399,6 +412,41 @@ func (d *decoder) environment(app *release.App, v val, loc *time.Location, last,
 		}
 	}
 	return env
+}
+
+var schemaPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+
+// layout decodes nocobase: {schema, table_prefix, underscored}, the values
+// NocoBase was installed with (DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED).
+func (d *decoder) layout(v val) *release.Layout {
+	l := &release.Layout{}
+	f := d.mapping(v, layoutKeys)
+	if d.failed() {
+		return l
+	}
+	if len(f.keys) == 0 {
+		d.failf(v, "states no layout: give schema, table_prefix and/or underscored (as DB_SCHEMA, DB_TABLE_PREFIX and DB_UNDERSCORED of the install), or leave nocobase: out to detect it")
+		return l
+	}
+	if sv, ok := f.get(d, "schema"); ok {
+		name := d.str(sv)
+		if !d.failed() && !schemaPattern.MatchString(name) {
+			d.failf(sv, "%q is not a schema name (DB_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
+		}
+		if name != "public" {
+			l.Schema = name
+		}
+	}
+	if pv, ok := f.get(d, "table_prefix"); ok {
+		l.TablePrefix = d.str(pv)
+		if !d.failed() && l.TablePrefix != "" && !schemaPattern.MatchString(l.TablePrefix) {
+			d.failf(pv, "%q is not a table prefix (DB_TABLE_PREFIX: letters, digits, _ and $, such as nb_)", l.TablePrefix)
+		}
+	}
+	if uv, ok := f.get(d, "underscored"); ok {
+		l.Underscored = d.boolean(uv)
+	}
+	return l
 }
 
 // checkDSN returns what is wrong with a PostgreSQL connection string, or "".

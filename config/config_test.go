@@ -155,6 +155,12 @@ func TestParseAppsErrors(t *testing.T) {
 		{"unknown alias", prod("hooks: {scale_up: *nothing}"), nil, "apps.crm.environments[1].hooks.scale_up", "unknown alias"},
 		{"syntax error", base + "      - name: [unclosed\n", nil, "line ", "not valid YAML"},
 		{"two documents", base + "---\n" + base, nil, "", "single YAML document"},
+		{"layout unknown key", app("nocobase: {schema: nocobase, prefix: nb_}"), nil, "apps.crm.nocobase.prefix", "unknown key (known keys: schema, table_prefix, underscored)"},
+		{"layout empty", app("nocobase: {}"), nil, "apps.crm.nocobase", "states no layout"},
+		{"layout not a mapping", app("nocobase: nb_"), nil, "apps.crm.nocobase", "must be a mapping"},
+		{"layout bad schema", prod("nocobase: {schema: 'no such'}"), nil, "apps.crm.environments[1].nocobase.schema", `"no such" is not a schema name`},
+		{"layout bad prefix", prod("nocobase: {table_prefix: nb-}"), nil, "apps.crm.environments[1].nocobase.table_prefix", "is not a table prefix"},
+		{"layout underscored not a boolean", app("nocobase: {underscored: maybe}"), nil, "apps.crm.nocobase.underscored", "must be true or false"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -521,6 +527,55 @@ func TestParseFreezeWindow(t *testing.T) {
 	}{{9 * time.Hour, true}, {17*time.Hour + 29*time.Minute, true}, {17*time.Hour + 30*time.Minute, false}, {8 * time.Hour, false}} {
 		if got := w.Contains(mon.Add(c.at)); got != c.want {
 			t.Errorf("Contains(Mon +%v) = %v", c.at, got)
+		}
+	}
+}
+
+// nocobase: states the layout for the app and each environment; an
+// environment's own replaces the app's, and a stated layout brings
+// NocoBase's storage exclusions to an app that lists its built-in tables.
+func TestLayouts(t *testing.T) {
+	yaml := `apps:
+  crm:
+    builtin: [uiSchemas, nb_roles]
+    nocobase: {schema: nocobase, table_prefix: nb_, underscored: true}
+    environments:
+      - name: development
+        database: postgres://localhost/dev
+      - name: production
+        database: postgres://localhost/prod
+        nocobase: {schema: public}
+    recovery:
+      database: postgres://localhost/rec
+  plain:
+    builtin: nocobase
+    environments:
+      - name: development
+        database: postgres://localhost/pdev
+      - name: production
+        database: postgres://localhost/pprod
+`
+	apps, err := ParseApps([]byte(yaml), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crm, plain := apps[0], apps[1]
+	all := release.Layout{Schema: "nocobase", TablePrefix: "nb_", Underscored: true}
+	if l := crm.Environments[0].Layout; l == nil || *l != all {
+		t.Fatalf("development: %v", l)
+	}
+	if l := crm.Recovery.Layout; l == nil || *l != all {
+		t.Fatalf("recovery: %v", l)
+	}
+	if l := crm.Environments[1].Layout; l == nil || *l != (release.Layout{}) {
+		t.Fatalf("production states schema public alone: %v", l)
+	}
+	if plain.Environments[0].Layout != nil {
+		t.Fatalf("no statement is detection: %v", plain.Environments[0].Layout)
+	}
+	for _, e := range []*release.Environment{crm.Environments[0], plain.Environments[0]} {
+		if !reflect.DeepEqual(e.StorageExclude, []string{"logs/**", "gateway.sock"}) {
+			t.Fatalf("%s storage_exclude: %v", e.Name, e.StorageExclude)
 		}
 	}
 }

@@ -119,6 +119,9 @@ type Environment struct {
 	Backup         BackupPolicy
 	Hooks          map[string]Hook
 	Roles          Roles
+	// Layout is the NocoBase layout apps.yaml states (nocobase: of the
+	// environment or its app); nil means it is detected from the database.
+	Layout *Layout
 }
 
 // Hook names that apps.yaml may define.

@@ -28,6 +28,9 @@ type MigrationSummary struct {
 	Tables      []TableSummary    `json:"tables"`
 	Variables   []string          `json:"variables"` // names referenced as {{$env.NAME}}
 	Warnings    []string          `json:"warnings,omitempty"`
+	// Layout is the source's NocoBase layout; nil in files made before
+	// layouts were recorded.
+	Layout *Layout `json:"layout,omitempty"`
 }
 
 // TableSummary is one table of a migration file.

@@ -142,6 +142,9 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			return Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
 		}
 	}
+	if err := s.checkLayouts(ctx, a, e, m); err != nil {
+		return err
+	}
 	known, err := s.knownVariables(ctx, a, e)
 	if err != nil {
 		return err

@@ -47,6 +47,8 @@ type Service struct {
 
 	// Groups reads Slack user groups named in roles (permissions.go).
 	Groups GroupMembers
+	// LayoutReader reads environments' NocoBase layouts (layout.go).
+	LayoutReader LayoutReader
 }
 
 // NewService builds a Service over the configured apps.

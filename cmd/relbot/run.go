@@ -18,6 +18,7 @@ import (
 	"github.com/relbot/relbot/release/checks"
 	"github.com/relbot/relbot/release/hooks"
 	"github.com/relbot/relbot/release/migrate"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgsnap"
 	"github.com/relbot/relbot/release/versions"
 	"github.com/relbot/relbot/storage/artifacts"
@@ -135,6 +136,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	svc.Migrator = &migrate.Engine{SigningKey: migrate.SigningKey(svc.SecretKey)}
 	svc.Versions = store
 	svc.Versioner = &versions.Engine{}
+	svc.LayoutReader = nocobase.Layouts{}
 	svc.ReleaseParts = release.ReleaseParts{
 		Releases: store,
 		Hooks:    &hooks.Runner{Log: log},

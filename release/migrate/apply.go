@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 const markerTable = `"relbot"."applied_migrations"`
@@ -57,6 +57,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	}
 	tgt, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := f.checkLayout(tgt, target); err != nil {
 		return nil, err
 	}
 	// Keys of re-created tables are built in this transaction: give the
@@ -355,9 +358,14 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	if err != nil {
 		return nil, err
 	}
+	layout, err := f.checkLayout(tgt, target)
+	if err != nil {
+		return nil, err
+	}
 	prog := compile(f.Meta, tgt, false)
 	plan.Destructive = append(plan.Destructive, prog.destructive...)
 	plan.Statements = prog.statements()
+	plan.Warnings = append(plan.Warnings, f.layoutWarnings(layout, target)...)
 	for _, r := range prog.refusals {
 		plan.Warnings = append(plan.Warnings, "cannot apply: "+r)
 	}
@@ -365,7 +373,7 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	if known != nil {
 		plan.MissingVariables = append(plan.MissingVariables, f.missing(known)...)
 	}
-	core, plugins, err := pgsnap.AppVersions(ctx, tx, tgt)
+	core, plugins, err := nocobase.AppVersions(ctx, tx, tgt, layout.Layout)
 	if err != nil {
 		return nil, err
 	}

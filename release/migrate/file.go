@@ -19,6 +19,7 @@ import (
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
 )
@@ -59,6 +60,13 @@ type Meta struct {
 	RowCounts        map[string]int64  `json:"row_counts"`
 	Tables           []TableData       `json:"tables"` // carried rows
 	Variables        []string          `json:"variables"`
+	// Layout is the source's NocoBase layout, when it has NocoBase's
+	// tables or apps.yaml states one: a target laid out otherwise is
+	// refused.
+	Layout *release.Layout `json:"layout,omitempty"`
+	// PresetWarnings say that the preset or builtin list did not fit the
+	// source (Coverage); every listing of the file repeats them.
+	PresetWarnings []string `json:"preset_warnings,omitempty"`
 }
 
 // TableData is one table whose rows the file carries.
@@ -100,11 +108,15 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 		return nil, fmt.Errorf("inspect %s: %w", in.Source.Name, err)
 	}
 	schema := withoutMarker(full)
-	rules, err := Rules(in.App, schema)
+	layout, err := nocobase.LayoutOf(schema, in.Source)
 	if err != nil {
 		return nil, err
 	}
-	core, plugins, err := pgsnap.AppVersions(ctx, tx, schema)
+	rules, err := Rules(in.App, layout.Layout, schema)
+	if err != nil {
+		return nil, err
+	}
+	core, plugins, err := nocobase.AppVersions(ctx, tx, schema, layout.Layout)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +124,10 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 		ID: in.ID, App: in.App.Name, SourceEnv: in.Source.Name, Version: in.Version, Note: in.Note,
 		CreatedBy: in.By, CreatedAt: in.CreatedAt, ServerVersionNum: schema.ServerVersionNum,
 		CoreVersion: core, Plugins: plugins, Rules: rules, Schema: schema, RowCounts: map[string]int64{},
+		PresetWarnings: Coverage(in.App, layout.Layout, schema, rules, in.Source.Name, layout.How),
+	}
+	if layout.Found || in.Source.Layout != nil {
+		meta.Layout = &layout.Layout
 	}
 	for i := range schema.Tables {
 		t := &schema.Tables[i]
@@ -159,7 +175,8 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 }
 
 func summarize(m *Meta, warnings []string) *release.MigrationSummary {
-	s := &release.MigrationSummary{CoreVersion: m.CoreVersion, Plugins: m.Plugins, Variables: m.Variables, Warnings: warnings}
+	s := &release.MigrationSummary{CoreVersion: m.CoreVersion, Plugins: m.Plugins, Variables: m.Variables, Layout: m.Layout,
+		Warnings: append(append([]string(nil), m.PresetWarnings...), warnings...)}
 	if s.Variables == nil {
 		s.Variables = []string{}
 	}

@@ -329,7 +329,7 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := Rules(app, s)
+	rules, err := Rules(app, release.Layout{}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 	} {
 		bad := *app
 		bad.Rules = override
-		if _, err := Rules(&bad, s); err == nil {
+		if _, err := Rules(&bad, release.Layout{}, s); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
 			for table := range override {

@@ -1,6 +1,7 @@
 // Package nocobase is relbot's engine for what is particular to NocoBase
-// apps. Variables writes an environment's own environmentVariables table in
-// the form a running NocoBase reads it.
+// apps: the layout of an installation's tables (layout.go), its versions,
+// and its own environmentVariables table, written in the form a running
+// NocoBase reads it.
 package nocobase
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/pgschema"
 )
 
 var _ release.AppVariables = (*Variables)(nil)
@@ -61,13 +63,14 @@ func (v *Variables) Put(ctx context.Context, env *release.Environment, name stri
 	if v.Now != nil {
 		now = v.Now
 	}
-	_, err = conn.Exec(ctx, `INSERT INTO "environmentVariables" ("name", "type", "value", "createdAt", "updatedAt")
+	c := conn.cols
+	_, err = conn.Exec(ctx, `INSERT INTO `+conn.table+` (`+c.name+`, `+c.kind+`, `+c.value+`, `+c.created+`, `+c.updated+`)
 		VALUES ($1, $2, $3, $4, $4)
-		ON CONFLICT ("name") DO UPDATE SET "type" = excluded."type", "value" = excluded."value", "updatedAt" = excluded."updatedAt"`,
+		ON CONFLICT (`+c.name+`) DO UPDATE SET `+c.kind+` = excluded.`+c.kind+`, `+c.value+` = excluded.`+c.value+`, `+c.updated+` = excluded.`+c.updated,
 		name, kind, stored, now().UTC())
 	if err != nil {
 		// PostgreSQL's messages name columns, not parameter values.
-		return fmt.Errorf("write %s to environmentVariables of %s: %w", name, env.Name, err)
+		return fmt.Errorf("write %s to %s of %s: %w", name, conn.key, env.Name, err)
 	}
 	return nil
 }
@@ -79,8 +82,8 @@ func (v *Variables) Delete(ctx context.Context, env *release.Environment, name s
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `DELETE FROM "environmentVariables" WHERE "name" = $1`, name); err != nil {
-		return fmt.Errorf("delete %s from environmentVariables of %s: %w", name, env.Name, err)
+	if _, err := conn.Exec(ctx, `DELETE FROM `+conn.table+` WHERE `+conn.cols.name+` = $1`, name); err != nil {
+		return fmt.Errorf("delete %s from %s of %s: %w", name, conn.key, env.Name, err)
 	}
 	return nil
 }
@@ -92,9 +95,9 @@ func (v *Variables) Names(ctx context.Context, env *release.Environment) (map[st
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT "name", "type" = 'secret' FROM "environmentVariables"`)
+	rows, err := conn.Query(ctx, `SELECT `+conn.cols.name+`, `+conn.cols.kind+` = 'secret' FROM `+conn.table)
 	if err != nil {
-		return nil, fmt.Errorf("read environmentVariables of %s: %w", env.Name, err)
+		return nil, fmt.Errorf("read %s of %s: %w", conn.key, env.Name, err)
 	}
 	names := map[string]bool{}
 	for rows.Next() {
@@ -108,34 +111,55 @@ func (v *Variables) Names(ctx context.Context, env *release.Environment) (map[st
 		names[name] = secret
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read environmentVariables of %s: %w", env.Name, err)
+		return nil, fmt.Errorf("read %s of %s: %w", conn.key, env.Name, err)
 	}
 	return names, nil
 }
 
-// open connects to the environment's database and checks that the table is
-// there: an empty database (a recovery environment before its first
-// restore) wraps release.ErrNoVariablesTable.
-func (v *Variables) open(ctx context.Context, env *release.Environment) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(env.Database)
+// varConn is a connection to an environment's database with where its
+// variables table is: environmentVariables(name, type, value, createdAt,
+// updatedAt) under the environment's layout (nocobase.nb_environment_variables
+// with created_at, updated_at when prefixed, underscored and in a schema).
+type varConn struct {
+	*pgx.Conn
+	table string // qualified and quoted
+	key   string // as users read it
+	cols  struct{ name, kind, value, created, updated string }
+}
+
+// VariablesTable is the plain name of NocoBase's variables table.
+const VariablesTable = "environmentVariables"
+
+// open connects to the environment's database, resolves its layout and
+// checks that the variables table is there: an empty database (a recovery
+// environment before its first restore) wraps release.ErrNoVariablesTable.
+func (v *Variables) open(ctx context.Context, env *release.Environment) (*varConn, error) {
+	conn, err := connectEnv(ctx, env)
 	if err != nil {
-		// The cause may quote the DSN and its password: logs only.
-		return nil, &release.Error{Code: release.CodeInvalid, Message: fmt.Sprintf("the database URL of %s is not a valid PostgreSQL DSN", env.Name), Err: err}
+		return nil, err
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	rep, err := ReadLayout(ctx, conn, env)
 	if err != nil {
-		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to database %s of %s: %w", cfg.Database, env.Name, err)
-	}
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('"environmentVariables"') IS NOT NULL`).Scan(&exists); err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("look for environmentVariables in %s: %w", env.Name, err)
+		return nil, err
+	}
+	l := rep.Layout
+	vc := &varConn{Conn: conn, table: pgschema.Ident(l.SchemaName(), l.Table(VariablesTable)), key: l.Key(VariablesTable)}
+	vc.cols.name = pgschema.QuoteIdent(l.Column("name"))
+	vc.cols.kind = pgschema.QuoteIdent(l.Column("type"))
+	vc.cols.value = pgschema.QuoteIdent(l.Column("value"))
+	vc.cols.created = pgschema.QuoteIdent(l.Column("createdAt"))
+	vc.cols.updated = pgschema.QuoteIdent(l.Column("updatedAt"))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, vc.table).Scan(&exists); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("look for %s in %s: %w", vc.key, env.Name, err)
 	}
 	if !exists {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("%s: %w", env.Name, release.ErrNoVariablesTable)
+		return nil, fmt.Errorf("%s (no %s under the layout %s): %w", env.Name, vc.key, l, release.ErrNoVariablesTable)
 	}
-	return conn, nil
+	return vc, nil
 }
 
 // key is the app's key: relbot's copy if it holds one, else the key file in

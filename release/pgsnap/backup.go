@@ -2,7 +2,6 @@ package pgsnap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -66,9 +66,12 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 		Workers: e.workers(), HasStorage: env.Storage != "",
 		PgDump: &PgDumpInfo{Version: dumpVersion, PreData: preDataMember, Data: dataMember, PostData: postDataMember, NoData: noData},
 	}
-	if meta.CoreVersion, meta.Plugins, err = AppVersions(ctx, snap.tx, tablesSchema(tables)); err != nil {
+	app, err := nocobase.ReadApp(ctx, snap.tx, tablesSchema(tables), env)
+	if err != nil {
 		return nil, fmt.Errorf("backup %s: read app versions: %w", h.ID, err)
 	}
+	meta.CoreVersion, meta.Plugins, meta.Layout = app.Core, app.Plugins, app.Layout
+	meta.Warnings = app.Warnings
 
 	aw, err := archive.NewWriter(w, archive.Header{
 		ID: h.ID, App: h.App, Env: h.Env, Kind: string(h.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt,
@@ -257,35 +260,6 @@ func tablesSchema(tables []*pgschema.Table) *pgschema.Schema {
 		s.Tables = append(s.Tables, *t)
 	}
 	return s
-}
-
-// AppVersions reads NocoBase's core version and plugin versions, when the
-// database has the tables that hold them.
-func AppVersions(ctx context.Context, q pgschema.Querier, s *pgschema.Schema) (string, map[string]string, error) {
-	var core string
-	if t := s.Table("applicationVersion"); t != nil && t.Column("value") != nil {
-		err := q.QueryRow(ctx, `SELECT coalesce(value::text, '') FROM "public"."applicationVersion" LIMIT 1`).Scan(&core)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return "", nil, err
-		}
-	}
-	var plugins map[string]string
-	if t := s.Table("applicationPlugins"); t != nil && t.Column("name") != nil && t.Column("version") != nil {
-		rows, err := q.Query(ctx, `SELECT name::text, coalesce(version::text, '') FROM "public"."applicationPlugins" ORDER BY 1`)
-		if err != nil {
-			return "", nil, err
-		}
-		plugins = map[string]string{}
-		var name, version string
-		_, err = pgx.ForEachRow(rows, []any{&name, &version}, func() error {
-			plugins[name] = version
-			return nil
-		})
-		if err != nil {
-			return "", nil, err
-		}
-	}
-	return core, plugins, nil
 }
 
 // feed hands items one at a time to the workers of g, in order, and

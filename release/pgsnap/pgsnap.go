@@ -70,6 +70,7 @@ type Meta struct {
 	ServerVersionNum int               `json:"server_version_num"`
 	CoreVersion      string            `json:"core_version,omitempty"`
 	Plugins          map[string]string `json:"plugins,omitempty"`
+	Layout           *release.Layout   `json:"layout,omitempty"` // NocoBase's; nil without its tables
 	// PgDump names the members holding pg_dump's sections.
 	PgDump *PgDumpInfo `json:"pg_dump,omitempty"`
 	// Schema is relbot's own model of the schema, in archives written

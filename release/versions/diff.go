@@ -70,7 +70,7 @@ func (e *Engine) Diff(ctx context.Context, app *release.App, env *release.Enviro
 		if err != nil {
 			return nil, err
 		}
-		tables, err := versioned(app, live)
+		tables, err := versioned(app, env, live)
 		if err != nil {
 			return nil, err
 		}

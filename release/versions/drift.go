@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/migrate"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 // envState is what drift reads of one environment.
@@ -21,6 +22,7 @@ type envState struct {
 	core    string
 	plugins map[string]string
 	scope   map[string]bool // tables in migration scope (rule not skip)
+	layout  *release.LayoutReport
 }
 
 func readState(ctx context.Context, app *release.App, env *release.Environment) (*envState, error) {
@@ -38,25 +40,30 @@ func readState(ctx context.Context, app *release.App, env *release.Environment) 
 	if st.schema, err = inspect(ctx, tx); err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", env.Name, err)
 	}
-	if st.core, st.plugins, err = pgsnap.AppVersions(ctx, tx, st.schema); err != nil {
+	layout, err := nocobase.LayoutOf(st.schema, env)
+	if err != nil {
 		return nil, err
 	}
-	st.scope, err = scope(app, st.schema)
+	st.layout = layout
+	if st.core, st.plugins, err = nocobase.AppVersions(ctx, tx, st.schema, layout.Layout); err != nil {
+		return nil, err
+	}
+	st.scope, err = scope(app, layout.Layout, st.schema)
 	return st, err
 }
 
 // scope lists the tables whose rule is not skip. apps.yaml overrides may
 // name tables an environment does not have yet (that is drift, not an
 // error here): only those that exist are applied.
-func scope(app *release.App, s *pgschema.Schema) (map[string]bool, error) {
+func scope(app *release.App, l release.Layout, s *pgschema.Schema) (map[string]bool, error) {
 	a := *app
 	a.Rules = map[string]release.Rule{}
 	for name, r := range app.Rules {
-		if s.Table(name) != nil {
+		if _, ok := migrate.ResolveName(l, s, name); ok {
 			a.Rules[name] = r
 		}
 	}
-	rules, err := migrate.Rules(&a, s)
+	rules, err := migrate.Rules(&a, l, s)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +112,10 @@ func (e *Engine) Drift(ctx context.Context, app *release.App, a, b *release.Envi
 		}
 	}
 	d.Versions = versionDrift(sa, sb)
+	// Layouts that differ make every table differ by name; say why first.
+	if diff := sa.layout.Layout.Differences(sb.layout.Layout, a.Name, b.Name); len(diff) > 0 && sa.layout.Found && sb.layout.Found {
+		d.Versions = append([]string{"NocoBase layout differs (migrations between them are refused): " + strings.Join(diff, "; ")}, d.Versions...)
+	}
 	return d, nil
 }
 

@@ -90,7 +90,7 @@ func (e *Engine) Restore(ctx context.Context, app *release.App, env *release.Env
 		return nil, err
 	}
 	jobs, notes := plan(v, live)
-	if now, err := versioned(app, live); err == nil {
+	if now, err := versioned(app, env, live); err == nil {
 		for _, vt := range now {
 			if v.Table(vt.Table) == nil {
 				notes = append(notes, fmt.Sprintf("table %s is versioned now but not in %s: left as it is", vt.Table, v.ID))
@@ -292,7 +292,7 @@ func (e *Engine) Materialize(ctx context.Context, app *release.App, env *release
 		drop()
 		return nil, nil, err
 	}
-	return &release.Environment{Name: env.Name, Database: withDatabase(env.Database, name), Storage: env.Storage}, drop, nil
+	return &release.Environment{Name: env.Name, Database: withDatabase(env.Database, name), Storage: env.Storage, Layout: env.Layout}, drop, nil
 }
 
 // fill builds the schema the way a restore does (tables, rows, keys,

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
 )
@@ -32,12 +33,16 @@ func (e *Engine) Snapshot(ctx context.Context, app *release.App, env *release.En
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", env.Name, err)
 	}
-	tables, err := versioned(app, schema)
+	tables, err := versioned(app, env, schema)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := nocobase.LayoutOf(schema, env)
 	if err != nil {
 		return nil, err
 	}
 	snap := &release.VersionSnapshot{}
-	if snap.CoreVersion, snap.Plugins, err = pgsnap.AppVersions(ctx, tx, schema); err != nil {
+	if snap.CoreVersion, snap.Plugins, err = nocobase.AppVersions(ctx, tx, schema, layout.Layout); err != nil {
 		return nil, err
 	}
 	for i := range tables {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/migrate"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -82,8 +83,13 @@ func inspect(ctx context.Context, q pgschema.Querier) (*pgschema.Schema, error) 
 // versioned lists the tables a version holds, by name, with the reason:
 // every table whose effective rule carries rows, plus apps.yaml's
 // version_tables.
-func versioned(app *release.App, s *pgschema.Schema) ([]release.VersionTable, error) {
-	rules, err := migrate.Rules(app, s)
+func versioned(app *release.App, env *release.Environment, s *pgschema.Schema) ([]release.VersionTable, error) {
+	layout, err := nocobase.LayoutOf(s, env)
+	if err != nil {
+		return nil, err
+	}
+	l := layout.Layout
+	rules, err := migrate.Rules(app, l, s)
 	if err != nil {
 		return nil, err
 	}
@@ -95,14 +101,15 @@ func versioned(app *release.App, s *pgschema.Schema) ([]release.VersionTable, er
 			seen[r.Table] = true
 		}
 	}
-	for _, name := range app.VersionTables {
+	for _, written := range app.VersionTables {
+		name, ok := migrate.ResolveName(l, s, written)
+		if !ok {
+			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have%s", app.Name, written, migrate.NorMapped(l, written))
+		}
 		if seen[name] {
 			continue
 		}
-		if s.Table(name) == nil {
-			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have", app.Name, name)
-		}
-		if app.Builtin == "nocobase" && name == "environmentVariables" {
+		if app.Builtin == "nocobase" && name == l.Key("environmentVariables") {
 			// It holds secrets; versions are not a place for them.
 			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables: the variables table is never versioned (it holds secrets)", app.Name)
 		}
