@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,15 +217,34 @@ func SchemaDifferences(want, got *pgschema.Schema) []string {
 		}
 	}
 	diff("table", keyed(want.Tables, func(t pgschema.Table) string { return t.Key() }), keyed(got.Tables, func(t pgschema.Table) string { return t.Key() }))
-	diff("view", keyed(want.Views, func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }), keyed(got.Views, func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }))
+	diff("view", keyed(withoutViewDeps(want.Views), func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }), keyed(withoutViewDeps(got.Views), func(v pgschema.View) string { return pgschema.Key(v.Schema, v.Name) }))
 	diff("sequence", keyed(want.Sequences, func(s pgschema.Sequence) string { return pgschema.Key(s.Schema, s.Name) }), keyed(got.Sequences, func(s pgschema.Sequence) string { return pgschema.Key(s.Schema, s.Name) }))
-	diff("function", keyed(want.Functions, func(f pgschema.Function) string { return f.Signature }), keyed(got.Functions, func(f pgschema.Function) string { return f.Signature }))
+	diff("function", keyed(withoutFuncDeps(want.Functions), func(f pgschema.Function) string { return f.Signature }), keyed(withoutFuncDeps(got.Functions), func(f pgschema.Function) string { return f.Signature }))
 	diff("enum", keyed(want.Enums, func(x pgschema.Enum) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Enums, func(x pgschema.Enum) string { return pgschema.Key(x.Schema, x.Name) }))
 	diff("domain", keyed(want.Domains, func(x pgschema.Domain) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Domains, func(x pgschema.Domain) string { return pgschema.Key(x.Schema, x.Name) }))
 	diff("type", keyed(want.Composites, func(x pgschema.Composite) string { return pgschema.Key(x.Schema, x.Name) }), keyed(got.Composites, func(x pgschema.Composite) string { return pgschema.Key(x.Schema, x.Name) }))
 	diff("extension", keyed(want.Extensions, func(x pgschema.Extension) string { return x.Name }), keyed(got.Extensions, func(x pgschema.Extension) string { return x.Name }))
 	diff("schema", keyed(want.Schemas, func(x pgschema.Namespace) string { return x.Name }), keyed(got.Schemas, func(x pgschema.Namespace) string { return x.Name }))
 	sortStrings(out)
+	return out
+}
+
+// withoutViewDeps and withoutFuncDeps drop the dependency lists, which are
+// derived from the definitions compared beside them and which archives
+// written before the model recorded them do not have.
+func withoutViewDeps(views []pgschema.View) []pgschema.View {
+	out := slices.Clone(views)
+	for i := range out {
+		out[i].DependsOn = nil
+	}
+	return out
+}
+
+func withoutFuncDeps(funcs []pgschema.Function) []pgschema.Function {
+	out := slices.Clone(funcs)
+	for i := range out {
+		out[i].DependsOn = nil
+	}
 	return out
 }
 
