@@ -12,23 +12,26 @@ import (
 
 // ReleaseView is what --json prints for a release.
 type ReleaseView struct {
-	ID          string                `json:"id"`
-	App         string                `json:"app"`
-	Env         string                `json:"env"`
-	Kind        release.ReleaseKind   `json:"kind"`
-	Migration   string                `json:"migration,omitempty"`
-	FileHash    string                `json:"file_hash,omitempty"`
-	Backup      string                `json:"backup,omitempty"`
-	RollbackOf  string                `json:"rollback_of,omitempty"`
-	SwitchTo    string                `json:"switch_to,omitempty"`
-	RequestedBy string                `json:"requested_by"`
-	RequestedAt time.Time             `json:"requested_at"`
-	At          *time.Time            `json:"at,omitempty"`
-	State       release.State         `json:"state"`
-	Reason      string                `json:"reason,omitempty"`
-	Approvals   []ApprovalView        `json:"approvals"`
-	Steps       []StepView            `json:"steps"`
-	Checks      []release.CheckResult `json:"checks,omitempty"`
+	ID         string              `json:"id"`
+	App        string              `json:"app"`
+	Env        string              `json:"env"`
+	Kind       release.ReleaseKind `json:"kind"`
+	Migration  string              `json:"migration,omitempty"`
+	FileHash   string              `json:"file_hash,omitempty"`
+	Backup     string              `json:"backup,omitempty"`
+	RollbackOf string              `json:"rollback_of,omitempty"`
+	SwitchTo   string              `json:"switch_to,omitempty"`
+	// AllowNewPlugins: the requester chose to go on with plugins the
+	// target did not have.
+	AllowNewPlugins bool                  `json:"allow_new_plugins,omitempty"`
+	RequestedBy     string                `json:"requested_by"`
+	RequestedAt     time.Time             `json:"requested_at"`
+	At              *time.Time            `json:"at,omitempty"`
+	State           release.State         `json:"state"`
+	Reason          string                `json:"reason,omitempty"`
+	Approvals       []ApprovalView        `json:"approvals"`
+	Steps           []StepView            `json:"steps"`
+	Checks          []release.CheckResult `json:"checks,omitempty"`
 }
 
 // ApprovalView is one approval.
@@ -49,7 +52,7 @@ type StepView struct {
 
 func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
-		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
+		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, AllowNewPlugins: r.AllowNewPlugins, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
@@ -100,6 +103,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.Backup != "" && r.Kind == release.KindDeploy {
 		fields = append(fields, Field{"Pre-release backup", r.Backup})
 	}
+	if r.AllowNewPlugins {
+		fields = append(fields, Field{"New plugins", "allowed by the requester (--allow-new-plugins)"})
+	}
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}
@@ -123,6 +129,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 			}
 			extra = append(extra, fmt.Sprintf("  %s  %s (%s) %s", mark, c.Name, humanDuration(c.Duration), c.Detail))
 		}
+	}
+	if note := r.RestartNeeded(); note != "" {
+		extra = append(extra, "", note)
 	}
 	if r.Switchable() {
 		extra = append(extra, "", fmt.Sprintf("Users can be moved to %s with: switch %s (a release of the environment they leave, approved there)", r.Env, r.ID))
@@ -181,10 +190,14 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		}
 		at = &t
 	}
-	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at)
+	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at, c.AllowNewPlugins)
 	var missing *release.MissingVariables
 	if errors.As(err, &missing) {
 		return Reply{Missing: missing}, err
+	}
+	var plugins *release.NewPluginsRefusal
+	if errors.As(err, &plugins) {
+		return Reply{NewPlugins: &NewPluginsOffer{Migration: plugins.Migration, Env: plugins.Env, At: c.At, Plugins: plugins.Plugins}}, err
 	}
 	if err != nil {
 		return Reply{}, err

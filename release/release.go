@@ -79,6 +79,7 @@ const (
 	StepBackup         = "pre-release backup"
 	StepApply          = "apply migration"
 	StepRestore        = "restore backup"
+	StepRestart        = "restart app"
 	StepChecks         = "validation checks"
 	StepSwitch         = "switch traffic"
 	StepScaleUp        = "scale up"
@@ -99,23 +100,27 @@ const (
 // Release is one deploy, rollback or restore of one environment, with its
 // whole story.
 type Release struct {
-	ID          string // crm-r5
-	App         string
-	Env         string
-	Kind        ReleaseKind
-	Migration   string // deploy: the migration ID
-	FileHash    string // deploy: the migration file's sha256
-	Backup      string // rollback/restore: the backup restored; deploy: the pre-release backup
-	RollbackOf  string // rollback: the release rolled back
-	SwitchTo    string // switch: the rollback or restore into recovery users move to
-	RequestedBy string
-	RequestedAt time.Time
-	At          *time.Time // scheduled start, if any
-	State       State
-	Reason      string // why it was rejected, cancelled, failed or interrupted
-	Approvals   []Approval
-	Steps       []Step
-	Checks      []CheckResult
+	ID         string // crm-r5
+	App        string
+	Env        string
+	Kind       ReleaseKind
+	Migration  string // deploy: the migration ID
+	FileHash   string // deploy: the migration file's sha256
+	Backup     string // rollback/restore: the backup restored; deploy: the pre-release backup
+	RollbackOf string // rollback: the release rolled back
+	SwitchTo   string // switch: the rollback or restore into recovery users move to
+	// AllowNewPlugins records the requester's choice (deploy
+	// --allow-new-plugins, or the Slack confirmation) to go on with a
+	// migration that brings plugins the target does not have.
+	AllowNewPlugins bool
+	RequestedBy     string
+	RequestedAt     time.Time
+	At              *time.Time // scheduled start, if any
+	State           State
+	Reason          string // why it was rejected, cancelled, failed or interrupted
+	Approvals       []Approval
+	Steps           []Step
+	Checks          []CheckResult
 	// Lease says which process runs it and until when; a lease that ran out
 	// means the process died.
 	LeaseOwner string
@@ -140,6 +145,21 @@ func (r *Release) WaysOut() string {
 		s += fmt.Sprintf(" or rollback %s (restores %s)", r.ID, r.Backup)
 	}
 	return s
+}
+
+// RestartNeeded says, once r succeeded, that the app must still be
+// restarted to see what r changed: its environment has no restart hook (the
+// step was skipped). Empty otherwise.
+func (r *Release) RestartNeeded() string {
+	if r.State != StateSucceeded || r.Kind == KindSwitch {
+		return ""
+	}
+	for _, st := range r.Steps {
+		if st.Name == StepRestart && st.State == StepSkipped {
+			return fmt.Sprintf("The app must be restarted to see the change: %s %s has no restart hook in apps.yaml, and a running NocoBase keeps the configuration and variables it read at start.", r.App, r.Env)
+		}
+	}
+	return ""
 }
 
 // Switchable reports whether users could be moved to what r restored: a

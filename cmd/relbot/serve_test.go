@@ -232,8 +232,8 @@ func TestTerminalApprovalUpdatesSlack(t *testing.T) {
 	env["SLACK_BOT_TOKEN"] = "xoxb-test-token"
 	env["RELBOT_SLACK_API_URL"] = slackAPI.GetAPIURL()
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
 	msg := slackAPI.lastMessage("C0CRMRELEASE", "crm-r2")
 	if !strings.Contains(msg, "U01AAA") {
@@ -305,5 +305,5 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 			t.Fatal("the secret from the form was posted")
 		}
 	}
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 }
