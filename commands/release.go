@@ -12,26 +12,27 @@ import (
 
 // ReleaseView is what --json prints for a release.
 type ReleaseView struct {
-	ID         string              `json:"id"`
-	App        string              `json:"app"`
-	Env        string              `json:"env"`
-	Kind       release.ReleaseKind `json:"kind"`
-	Migration  string              `json:"migration,omitempty"`
-	FileHash   string              `json:"file_hash,omitempty"`
-	Backup     string              `json:"backup,omitempty"`
-	RollbackOf string              `json:"rollback_of,omitempty"`
-	SwitchTo   string              `json:"switch_to,omitempty"`
+	ID          string                `json:"id"`
+	App         string                `json:"app"`
+	Env         string                `json:"env"`
+	Kind        release.ReleaseKind   `json:"kind"`
+	Migration   string                `json:"migration,omitempty"`
+	FileHash    string                `json:"file_hash,omitempty"`
+	Backup      string                `json:"backup,omitempty"`
+	RollbackOf  string                `json:"rollback_of,omitempty"`
+	SwitchTo    string                `json:"switch_to,omitempty"`
+	RequestedBy string                `json:"requested_by"`
+	RequestedAt time.Time             `json:"requested_at"`
+	At          *time.Time            `json:"at,omitempty"`
+	State       release.State         `json:"state"`
+	Reason      string                `json:"reason,omitempty"`
+	Approvals   []ApprovalView        `json:"approvals"`
+	Steps       []StepView            `json:"steps"`
+	Checks      []release.CheckResult `json:"checks,omitempty"`
+
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
-	AllowNewPlugins bool                  `json:"allow_new_plugins,omitempty"`
-	RequestedBy     string                `json:"requested_by"`
-	RequestedAt     time.Time             `json:"requested_at"`
-	At              *time.Time            `json:"at,omitempty"`
-	State           release.State         `json:"state"`
-	Reason          string                `json:"reason,omitempty"`
-	Approvals       []ApprovalView        `json:"approvals"`
-	Steps           []StepView            `json:"steps"`
-	Checks          []release.CheckResult `json:"checks,omitempty"`
+	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
 }
 
 // ApprovalView is one approval.
@@ -52,8 +53,9 @@ type StepView struct {
 
 func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
-		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, AllowNewPlugins: r.AllowNewPlugins, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
+		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
+	v.AllowNewPlugins = r.AllowNewPlugins
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
 	}

@@ -65,10 +65,11 @@ type MigrationPlan struct {
 	// MissingVariables are referenced by the file but unknown in the target.
 	MissingVariables []string `json:"missing_variables"`
 	VersionChanges   []string `json:"version_changes"`
+	Warnings         []string `json:"warnings,omitempty"`
+
 	// NewPlugins are plugins the file registers or enables that the
 	// target does not have (a deploy needs --allow-new-plugins for them).
 	NewPlugins []NewPlugin `json:"new_plugins"`
-	Warnings   []string    `json:"warnings,omitempty"`
 }
 
 // NewPlugin is a plugin a migration registers or enables that its target

@@ -100,27 +100,23 @@ const (
 // Release is one deploy, rollback or restore of one environment, with its
 // whole story.
 type Release struct {
-	ID         string // crm-r5
-	App        string
-	Env        string
-	Kind       ReleaseKind
-	Migration  string // deploy: the migration ID
-	FileHash   string // deploy: the migration file's sha256
-	Backup     string // rollback/restore: the backup restored; deploy: the pre-release backup
-	RollbackOf string // rollback: the release rolled back
-	SwitchTo   string // switch: the rollback or restore into recovery users move to
-	// AllowNewPlugins records the requester's choice (deploy
-	// --allow-new-plugins, or the Slack confirmation) to go on with a
-	// migration that brings plugins the target does not have.
-	AllowNewPlugins bool
-	RequestedBy     string
-	RequestedAt     time.Time
-	At              *time.Time // scheduled start, if any
-	State           State
-	Reason          string // why it was rejected, cancelled, failed or interrupted
-	Approvals       []Approval
-	Steps           []Step
-	Checks          []CheckResult
+	ID          string // crm-r5
+	App         string
+	Env         string
+	Kind        ReleaseKind
+	Migration   string // deploy: the migration ID
+	FileHash    string // deploy: the migration file's sha256
+	Backup      string // rollback/restore: the backup restored; deploy: the pre-release backup
+	RollbackOf  string // rollback: the release rolled back
+	SwitchTo    string // switch: the rollback or restore into recovery users move to
+	RequestedBy string
+	RequestedAt time.Time
+	At          *time.Time // scheduled start, if any
+	State       State
+	Reason      string // why it was rejected, cancelled, failed or interrupted
+	Approvals   []Approval
+	Steps       []Step
+	Checks      []CheckResult
 	// Lease says which process runs it and until when; a lease that ran out
 	// means the process died.
 	LeaseOwner string
@@ -129,6 +125,11 @@ type Release struct {
 	Channel   string
 	MessageTS string
 	UpdatedAt time.Time
+
+	// AllowNewPlugins records the requester's choice (deploy
+	// --allow-new-plugins, or the Slack confirmation) to go on with a
+	// migration that brings plugins the target does not have.
+	AllowNewPlugins bool
 }
 
 // Rollbackable reports whether `rollback` can take r back: a deploy that
