@@ -190,8 +190,8 @@ func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, 
 		// at start, so users must not meet it before it restarts.
 		why += fmt.Sprintf("; the change was made but the app was not restarted and still runs its old configuration; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), run its checks, and turn maintenance off",
 			r.App, r.Env)
-		if r.Rollbackable() {
-			why += fmt.Sprintf("; or roll back with `rollback %s`", r.ID)
+		if r.Kind == KindDeploy && r.Backup != "" {
+			why += fmt.Sprintf("; or roll back with `rollback %s` (restores %s)", r.ID, r.Backup)
 		}
 	case r.Kind == KindDeploy && committed:
 		why += fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s`, or fix and turn maintenance off", r.ID)

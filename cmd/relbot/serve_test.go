@@ -154,13 +154,13 @@ func TestServeEndToEnd(t *testing.T) {
 		form.Set("trigger_id", fmt.Sprintf("trigger-%d", time.Now().UnixNano()))
 		return []byte(form.Encode())
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), ""); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), ""); code != 401 {
 		t.Fatalf("unsigned command: %d", code)
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), "wrong"); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), "wrong"); code != 401 {
 		t.Fatalf("badly signed command: %d", code)
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), serveSecret); code != 200 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
 	eventually(t, "the staging release to succeed in the channel", 2*time.Minute, func() bool {
@@ -170,7 +170,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("no answer to the deploy command")
 	}
 
-	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production"), serveSecret)
+	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production --allow-new-plugins"), serveSecret)
 	eventually(t, "the production request with its buttons", time.Minute, func() bool {
 		msg := slack.lastMessage("C0CRMRELEASE", "crm-r2")
 		return strings.Contains(msg, "relbot_approve") && strings.Contains(msg, "0 of 2")
@@ -258,7 +258,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	defer cancel()
 	addr, done, _ := startServe(t, ctx, env)
 	form := url.Values{"team_id": {"T0001"}, "channel_id": {"C0CRMRELEASE"}, "user_id": {"U04ALICE"}, "command": {"/relbot"},
-		"text": {"deploy " + m + " staging"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
+		"text": {"deploy " + m + " staging --allow-new-plugins"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
 	if code := postSlack(t, addr, "/slack/commands", []byte(form.Encode()), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
