@@ -169,6 +169,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if len(slack.find("response", "Release crm-r1 requested")) != 1 {
 		t.Fatalf("no answer to the deploy command")
 	}
+	// Staging has no restart hook: its final message says so.
+	if msg := slack.lastMessage("C0CRMRELEASE", "crm-r1"); !strings.Contains(msg, "restart app — skipped") || !strings.Contains(msg, "must be restarted to see the change") {
+		t.Fatalf("the staging release's message does not say the app must be restarted:\n%s", msg)
+	}
 
 	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production --allow-new-plugins"), serveSecret)
 	eventually(t, "the production request with its buttons", time.Minute, func() bool {
@@ -198,6 +202,9 @@ func TestServeEndToEnd(t *testing.T) {
 	eventually(t, "the requester's direct message", 30*time.Second, func() bool {
 		return len(slack.find("chat.postMessage", "Your release crm-r2")) == 1
 	})
+	if msg := slack.lastMessage("C0CRMRELEASE", "crm-r2"); !strings.Contains(msg, ":white_check_mark: restart app") || strings.Contains(msg, "must be restarted") {
+		t.Fatalf("the production release's message does not show its restart step:\n%s", msg)
+	}
 	if os.Getenv("RELBOT_TEST_SHOW_LOG") != "" {
 		defer func() { t.Log(stderr.String()) }()
 	}
