@@ -31,9 +31,9 @@ func TestRestartHook(t *testing.T) {
 		t.Fatal("development has no restart hook")
 	}
 	for doc, want := range map[string]string{
-		`hooks: {restart: {exec: []}}`: "must list the program",
+		`hooks: {restart: {exec: []}}`:                                    "must list the program",
 		`hooks: {restart: {http: "POST https://x.example/r", exec: [r]}}`: "has both http and exec",
-		`hooks: {restrat: {exec: [true]}}`:                                 "restart",
+		`hooks: {restrat: {exec: [true]}}`:                                "restart",
 	} {
 		if _, err := ParseApps([]byte(prod(doc)), noEnv); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", doc, err, want)
