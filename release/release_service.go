@@ -142,7 +142,11 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			return "", Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
 		}
 	}
-	if note, err = s.checkTarget(ctx, a, e, m, allowNewPlugins); err != nil {
+	// The plugins are judged after the variables: a refusal for missing
+	// variables leads to a form, and the deploy that follows to the
+	// plugins' confirmation, each once.
+	plugins, err := s.checkTarget(ctx, a, e, m)
+	if err != nil {
 		return "", err
 	}
 	known, err := s.knownVariables(ctx, a, e)
@@ -163,40 +167,49 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 				Err: &MissingVariables{App: a.Name, Env: e.Name, Migration: m.ID, Names: missing}}
 		}
 	}
+	if note, err = newPluginsAllowed(a, e, m, plugins, allowNewPlugins); err != nil {
+		return "", err
+	}
 	return note, s.preflightWindow(ctx, a, e, at)
 }
 
 // checkTarget asks the target whether it has m already (refused: a file
-// is applied once) and which plugins m brings that it lacks (refused
-// unless allowed, as NocoBase's Migration Manager warns of them).
-func (s *Service) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration, allowNewPlugins bool) (string, error) {
+// is applied once) and which plugins m brings that it lacks.
+func (s *Service) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) ([]NewPlugin, error) {
 	art, err := s.Artifacts.Open(ctx, m.Artifact)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer art.Close()
 	c, err := s.Migrator.Check(ctx, art, a, e)
 	if err != nil {
-		return "", wrapUser(err, "cannot check %s %s before deploying %s", a.Name, e.Name, m.ID)
+		return nil, wrapUser(err, "cannot check %s %s before deploying %s", a.Name, e.Name, m.ID)
 	}
 	if done := c.AlreadyApplied; done != nil {
-		return "", Errorf(CodeConflict, "%s was applied to %s %s already, by %s at %s (the target's relbot.applied_migrations records it): a file is applied once; make a new migration for further changes",
+		return nil, Errorf(CodeConflict, "%s was applied to %s %s already, by %s at %s (the target's relbot.applied_migrations records it): a file is applied once; make a new migration for further changes",
 			m.ID, a.Name, e.Name, done.By, done.At.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	if len(c.NewPlugins) == 0 {
+	return c.NewPlugins, nil
+}
+
+// newPluginsAllowed refuses plugins the target lacks unless the requester
+// allowed them, as NocoBase's Migration Manager warns of them; allowed,
+// the note names them for the preflight's log.
+func newPluginsAllowed(a *App, e *Environment, m *Migration, plugins []NewPlugin, allow bool) (string, error) {
+	if len(plugins) == 0 {
 		return "", nil
 	}
-	names := make([]string, len(c.NewPlugins))
-	for i, p := range c.NewPlugins {
+	names := make([]string, len(plugins))
+	for i, p := range plugins {
 		names[i] = p.String()
 	}
-	if allowNewPlugins {
+	if allow {
 		return fmt.Sprintf("new plugins allowed by the requester: %s", strings.Join(names, "; ")), nil
 	}
 	return "", &Error{Code: CodeConflict,
 		Message: fmt.Sprintf("%s brings plugins %s %s does not have: %s; install them there first, or deploy %s %s --allow-new-plugins to go on",
 			m.ID, a.Name, e.Name, strings.Join(names, "; "), m.ID, e.Name),
-		Err: &NewPluginsRefusal{App: a.Name, Env: e.Name, Migration: m.ID, Plugins: c.NewPlugins}}
+		Err: &NewPluginsRefusal{App: a.Name, Env: e.Name, Migration: m.ID, Plugins: plugins}}
 }
 
 // preflightWindow refuses a frozen or held environment.

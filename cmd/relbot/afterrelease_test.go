@@ -282,3 +282,19 @@ func TestDeployAlreadyApplied(t *testing.T) {
 		t.Fatalf("a refused deploy was recorded:\n%s", out)
 	}
 }
+
+// Missing variables are named before new plugins: the variables' form
+// comes first, then the plugins' confirmation, each once.
+func TestDeployRefusalOrder(t *testing.T) {
+	env := sampleEnv(t)
+	env["RELBOT_SECRET_KEY"] = strings.Repeat("ab", 32)
+	m := createMigration(t, env)
+	r := run(t, env, "deploy", m, "staging", "--as", "alice")
+	refused(t, r, "staging lacks variables "+m+" references: CONTRACTS_SIGN_URL")
+	if strings.Contains(r.err, "plugins") {
+		t.Fatalf("the refusal for variables speaks of plugins: %s", r.err)
+	}
+	must(t, run(t, env, "var", "set", "crm", "staging", "CONTRACTS_SIGN_URL=https://sign.example.com", "--as", "alice"))
+	refused(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "brings plugins crm staging does not have")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+}

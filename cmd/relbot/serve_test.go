@@ -265,7 +265,7 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	defer cancel()
 	addr, done, _ := startServe(t, ctx, env)
 	form := url.Values{"team_id": {"T0001"}, "channel_id": {"C0CRMRELEASE"}, "user_id": {"U04ALICE"}, "command": {"/relbot"},
-		"text": {"deploy " + m + " staging --allow-new-plugins"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
+		"text": {"deploy " + m + " staging"}, "response_url": {slack.GetAPIURL() + "response/1"}, "trigger_id": {"trigger-vars"}}
 	if code := postSlack(t, addr, "/slack/commands", []byte(form.Encode()), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
