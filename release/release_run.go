@@ -188,8 +188,12 @@ func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, 
 	case r.Steps[failed].Name == StepRestart:
 		// The change is in the database; the app still runs what it read
 		// at start, so users must not meet it before it restarts.
-		why += fmt.Sprintf("; the change was made but the app was not restarted and still runs its old configuration; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), run its checks, and turn maintenance off",
-			r.App, r.Env)
+		why += "; the change was made but the app was not restarted and still runs its old configuration"
+		if inMaintenance(r.Steps[:failed]) {
+			why += fmt.Sprintf("; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), check it, and turn maintenance off", r.App, r.Env)
+		} else {
+			why += fmt.Sprintf(": restart it (`restart %s %s` runs the hook again, or restart it by hand) and check it", r.App, r.Env)
+		}
 		if r.Kind == KindDeploy && r.Backup != "" {
 			why += fmt.Sprintf("; or roll back with `rollback %s` (restores %s)", r.ID, r.Backup)
 		}
@@ -208,6 +212,16 @@ func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, 
 	s.Log.Error("release failed", "release", r.ID, "step", r.Steps[failed].Name, "err", cause)
 	s.notify(ctx, r, Event{Kind: EventFailed, Step: r.Steps[failed].Name, Detail: why})
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, r.Steps[failed].Name, ErrorMessage(cause)), Err: cause}
+}
+
+// inMaintenance reports whether steps turned maintenance on.
+func inMaintenance(steps []Step) bool {
+	for _, st := range steps {
+		if st.Name == StepMaintenanceOn && st.State == StepDone {
+			return true
+		}
+	}
+	return false
 }
 
 // doStep does one step and returns its log; ran is false for a step the

@@ -138,7 +138,8 @@ func TestRestartStepAfterTheApply(t *testing.T) {
 }
 
 // A restart hook that fails is a failed step: the change stays applied,
-// maintenance stays on, the checks do not run, and the ways out are named.
+// the checks do not run, and the ways out are named (maintenance stays on
+// where it was turned on; staging has no maintenance hooks).
 func TestFailedRestartStep(t *testing.T) {
 	env := releaseEnv(t)
 	editApps(t, env, stagingApprovals, stagingApprovals+"\n        hooks:\n          restart: {exec: [\"sh\", \"-c\", \"echo cannot reach the cluster >&2; exit 3\"]}")
@@ -157,6 +158,9 @@ func TestFailedRestartStep(t *testing.T) {
 		if !strings.Contains(reason, want) {
 			t.Errorf("outcome lacks %q: %s", want, reason)
 		}
+	}
+	if strings.Contains(reason, "maintenance") {
+		t.Errorf("staging has no maintenance hooks, yet the outcome speaks of maintenance: %s", reason)
 	}
 	if _, s := stepNamed(t, steps, "restart app"); !strings.Contains(s.Log, "cannot reach the cluster") {
 		t.Errorf("the restart step's log lacks the hook's output: %q", s.Log)
