@@ -160,8 +160,8 @@ func (f *File) filePlugins(td TableData) ([]plugin, error) {
 			p.version, _ = get("version")
 			en, hasEn := get("enabled")
 			in, hasIn := get("installed")
-			// A registry without the columns counts its rows as enabled
-			// and installed: the safe reading.
+			// Without the columns, or NULL, a row counts as enabled and
+			// installed: the reading that names more plugins as new.
 			p.enabled = !hasEn || en == "t"
 			p.installed = !hasIn || in == "t"
 			out = append(out, p)
@@ -204,11 +204,12 @@ func targetPlugins(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, key str
 		}
 		return "''"
 	}
-	// A registry without the flag columns counts its rows as enabled and
-	// installed, as the file's side does.
+	// A registry without the flag columns has no such state: its rows
+	// count as enabled and installed. A NULL flag counts as not set, so a
+	// plugin the target may lack is named rather than passed over.
 	flag := func(k string) string {
 		if c, ok := cols[k]; ok {
-			return "coalesce(" + pgschema.QuoteIdent(c) + "::text, 'true') IN ('true', 't')"
+			return "coalesce(" + pgschema.QuoteIdent(c) + "::text, 'false') IN ('true', 't')"
 		}
 		return "true"
 	}

@@ -81,14 +81,17 @@ func TestNewPluginsInEveryLayout(t *testing.T) {
 		('kanban', '@nocobase/plugin-kanban', '2.2.15', false, true, false, '{}'),
 		('crm-tools', '@acme/plugin-crm-tools', '1.4.0', true, true, false, '{"note": "tab\tand \\ backslash"}'),
 		('renamed', '@acme/plugin-renamed', '1.0.0', true, true, false, '{}'),
-		('audit', '@acme/plugin-audit', NULL, NULL, NULL, false, NULL)`
+		('audit', '@acme/plugin-audit', NULL, NULL, NULL, false, NULL),
+		('acme-notes', '@acme/plugin-notes', '1.0.0', true, true, false, '{}')`
 	target := `('acl', '@nocobase/plugin-acl', '2.2.12', true, true, true, '{}'),
 		('map', '@nocobase/plugin-map', '2.2.12', false, true, false, '{}'),
 		('gantt', '@nocobase/plugin-gantt', '2.2.12', true, false, false, '{}'),
 		('kanban', '@nocobase/plugin-kanban', '2.2.12', false, true, false, '{}'),
 		('crm-tools', '@acme/plugin-crm-tools', '1.3.0', true, true, false, '{}'),
-		('old-name', '@acme/plugin-renamed', '1.0.0', true, true, false, '{}')`
+		('old-name', '@acme/plugin-renamed', '1.0.0', true, true, false, '{}'),
+		('acme-notes', '@acme/plugin-notes', '1.0.0', NULL, true, false, '{}')`
 	want := []release.NewPlugin{
+		{Name: "acme-notes", PackageName: "@acme/plugin-notes", Version: "1.0.0", InTarget: "installed but disabled"},
 		{Name: "audit", PackageName: "@acme/plugin-audit", InTarget: "not registered"},
 		{Name: "gantt", PackageName: "@nocobase/plugin-gantt", Version: "2.2.15", InTarget: "registered but not installed"},
 		{Name: "map", PackageName: "@nocobase/plugin-map", Version: "2.2.15", InTarget: "installed but disabled"},
