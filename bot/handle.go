@@ -89,6 +89,9 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 		return
 	}
 	t := target{ic.ResponseURL, ic.Channel.ID, ic.User.ID}
+	if b.doOffer(ctx, t, ic, a) {
+		return
+	}
 	id, err := releaseID(a.Value)
 	if err != nil {
 		b.respond(ctx, t, RenderError(release.Errorf(release.CodeInvalid, "this button carries no release")), false)
@@ -119,6 +122,40 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 	default:
 		b.log.Info("slack click on an unknown action ignored", "action", a.ActionID)
 	}
+}
+
+// doOffer runs the buttons a command's reply offered (their value is the
+// command's arguments as JSON, not a release): the restart after a
+// variable change, the deploy confirmed despite new plugins. False for any
+// other button.
+func (b *Bot) doOffer(ctx context.Context, t target, ic *slack.InteractionCallback, a *slack.BlockAction) bool {
+	req := commands.Request{User: ic.User.ID, Channel: ic.Channel.ID}
+	switch a.ActionID {
+	case ActionRestart:
+		var v restartValue
+		if err := json.Unmarshal([]byte(a.Value), &v); err != nil || v.App == "" || v.Env == "" {
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeInvalid, "this button names no environment to restart")), false)
+			return true
+		}
+		b.log.Info("slack click", "user", ic.User.ID, "action", a.ActionID, "app", v.App, "env", v.Env)
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, commands.Restart{App: v.App, Env: v.Env})
+		if err != nil {
+			b.respond(ctx, t, refusal("Not restarted", err), false)
+			return true
+		}
+		b.respond(ctx, t, RenderResult(rep, nil), rep.Public)
+	case ActionDeployNewPlugins:
+		var v deployValue
+		if err := json.Unmarshal([]byte(a.Value), &v); err != nil || v.Migration == "" || v.Env == "" {
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeInvalid, "this button names no deploy")), false)
+			return true
+		}
+		b.log.Info("slack click", "user", ic.User.ID, "action", a.ActionID, "migration", v.Migration, "env", v.Env)
+		b.requestByClick(ctx, t, req, commands.Deploy{Migration: v.Migration, Env: v.Env, At: v.At, AllowNewPlugins: true}, "No deploy", ":rocket:")
+	default:
+		return false
+	}
+	return true
 }
 
 // requestByClick runs a button's request (a rollback, a switch) as the

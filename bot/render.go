@@ -35,6 +35,27 @@ const (
 	ActionSwitch   = "relbot_switch"
 )
 
+// Action IDs of buttons whose value is not a release ID but JSON: the
+// restart offered after a variable change (restartValue) and the deploy
+// confirmed despite new plugins (deployValue).
+const (
+	ActionRestart          = "relbot_restart"
+	ActionDeployNewPlugins = "relbot_deploy_new_plugins"
+)
+
+// restartValue is the value of a restart button.
+type restartValue struct {
+	App string `json:"app"`
+	Env string `json:"env"`
+}
+
+// deployValue is the value of a deploy-with-new-plugins button.
+type deployValue struct {
+	Migration string `json:"migration"`
+	Env       string `json:"env"`
+	At        string `json:"at,omitempty"`
+}
+
 // Callback IDs of relbot's modals.
 const (
 	CallbackReject = "relbot_reject"
@@ -276,6 +297,9 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	if r.At != nil {
 		field("Starts", date(*r.At))
 	}
+	if r.AllowNewPlugins {
+		field("New plugins", "allowed by the requester")
+	}
 	if len(fields) > maxFields {
 		fields = fields[:maxFields]
 	}
@@ -421,6 +445,9 @@ func outcome(r *release.Release) string {
 		s := ":white_check_mark: *Succeeded*"
 		if d, ok := runTime(r); ok {
 			s += " in " + duration(d)
+		}
+		if note := r.RestartNeeded(); note != "" {
+			s += "\n:warning: " + escape(note)
 		}
 		return s
 	case release.StateFailed:
@@ -568,6 +595,9 @@ func RenderDM(r *release.Release, e release.Event) Message {
 	if r.Reason != "" && e.Kind != release.EventSucceeded {
 		text += "\n> " + escape(truncate(r.Reason, maxReasonShown))
 	}
+	if note := r.RestartNeeded(); note != "" && e.Kind == release.EventSucceeded {
+		text += "\n:warning: " + escape(note)
+	}
 	if r.Channel != "" {
 		text += fmt.Sprintf("\nProgress is in <#%s>.", r.Channel)
 	}
@@ -600,18 +630,47 @@ func RenderError(err error) Message {
 }
 
 // RenderResult renders a command's outcome: the reply, the error, or both
-// (a reply may hold the details of a failure).
+// (a reply may hold the details of a failure), with the buttons the reply
+// offers: a restart after a variable change, a deploy confirmed despite
+// new plugins.
 func RenderResult(rep commands.Reply, err error) Message {
+	var m Message
 	if err == nil {
-		return RenderReply(rep)
-	}
-	m := RenderError(err)
-	if rep.Text != "" {
-		r := RenderReply(rep)
-		m.Blocks = append(m.Blocks, r.Blocks...)
-		if len(m.Blocks) > maxBlocks {
-			m.Blocks = m.Blocks[:maxBlocks]
+		m = RenderReply(rep)
+	} else {
+		m = RenderError(err)
+		if rep.Text != "" {
+			r := RenderReply(rep)
+			m.Blocks = append(m.Blocks, r.Blocks...)
 		}
+	}
+	body := len(m.Blocks)
+	if rep.Restart != nil {
+		btn := slack.NewButtonBlockElement(ActionRestart, metadata(restartValue{App: rep.Restart.App, Env: rep.Restart.Env}), plain("Restart "+rep.Restart.Env, 75))
+		btn.Confirm = slack.NewConfirmationBlockObject(plain("Restart the app?", 100),
+			plain(fmt.Sprintf("Run the restart hook of %s %s now. Users may see it restart.", rep.Restart.App, rep.Restart.Env), 300),
+			plain("Restart", 30), plain("Cancel", 30))
+		m.Blocks = append(m.Blocks, slack.NewActionBlock("restart_actions", btn))
+	}
+	if o := rep.NewPlugins; o != nil && err != nil {
+		var list strings.Builder
+		for _, p := range o.Plugins {
+			list.WriteString("\n• " + escape(p.String()))
+		}
+		btn := slack.NewButtonBlockElement(ActionDeployNewPlugins, metadata(deployValue{Migration: o.Migration, Env: o.Env, At: o.At}), plain("Deploy with new plugins", 75))
+		btn.Style = slack.StyleDanger
+		btn.Confirm = slack.NewConfirmationBlockObject(plain("Deploy anyway?", 100),
+			plain(fmt.Sprintf("Request %s to %s although %s lacks these plugins. The release records your choice.", o.Migration, o.Env, o.Env), 300),
+			plain("Deploy", 30), plain("Cancel", 30))
+		m.Blocks = append(m.Blocks,
+			section(truncate(fmt.Sprintf("*Plugins %s does not have:*%s\nGo on only if %s can run them (`deploy %s %s --allow-new-plugins` in a terminal).",
+				escape(o.Env), list.String(), escape(o.Env), escape(o.Migration), escape(o.Env)), maxText)),
+			slack.NewActionBlock("new_plugins_actions", btn))
+	}
+	if len(m.Blocks) > maxBlocks {
+		// The offers come last: cut the body, keep them.
+		offers := m.Blocks[body:]
+		m.Blocks = append(m.Blocks[:maxBlocks-len(offers):maxBlocks-len(offers)], offers...)
 	}
 	return m
 }

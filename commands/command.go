@@ -75,7 +75,14 @@ type BackupRestore struct{ Backup, Into string }
 
 // Deploy requests a release. At is the raw --at text (empty: now); resolve
 // it with ParseAt in the app's time zone.
-type Deploy struct{ Migration, Env, At string }
+type Deploy struct {
+	Migration, Env, At string
+	// AllowNewPlugins goes on with plugins the target does not have.
+	AllowNewPlugins bool
+}
+
+// Restart runs an environment's restart hook.
+type Restart struct{ App, Env string }
 
 // Approve approves a release.
 type Approve struct{ Release string }
@@ -133,6 +140,7 @@ func (BackupList) Name() string      { return "backup list" }
 func (BackupVerify) Name() string    { return "backup verify" }
 func (BackupRestore) Name() string   { return "backup restore" }
 func (Deploy) Name() string          { return "deploy" }
+func (Restart) Name() string         { return "restart" }
 func (Approve) Name() string         { return "approve" }
 func (Reject) Name() string          { return "reject" }
 func (Cancel) Name() string          { return "cancel" }

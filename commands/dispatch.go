@@ -28,6 +28,8 @@ type Service interface {
 	UnsetSecret(ctx context.Context, actor, app, env, name string) error
 	// Permit checks actor's role for an action without doing it.
 	Permit(ctx context.Context, actor string, act release.Action, app, env string) error
+	// Restart runs an environment's restart hook (restart.go).
+	Restart(ctx context.Context, actor, app, env string) (*release.RestartResult, error)
 	// Migration files (migration.go).
 	CreateMigration(ctx context.Context, actor, app, version, note string) (*release.Migration, error)
 	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)
@@ -40,7 +42,7 @@ type Service interface {
 	RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *release.Version, rep *release.VersionRestoreReport, err error)
 	Drift(ctx context.Context, app, from, to string) (*release.Drift, error)
 	// Releases (release.go).
-	RequestDeploy(ctx context.Context, actor, migration, env string, at *time.Time) (*release.Release, error)
+	RequestDeploy(ctx context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error)
 	Approve(ctx context.Context, actor, id string) (*release.Release, bool, error)
 	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
 	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
@@ -105,6 +107,7 @@ var handlers = map[string]handler{
 	"var unset":        on((*Dispatcher).varUnset),
 	"secret set":       on((*Dispatcher).secretSet),
 	"secret unset":     on((*Dispatcher).secretUnset),
+	"restart":          on((*Dispatcher).restart),
 	"migration create": on((*Dispatcher).migrationCreate),
 	"migration list":   on((*Dispatcher).migrationList),
 	"migration show":   on((*Dispatcher).migrationShow),

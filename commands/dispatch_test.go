@@ -24,15 +24,21 @@ type fakeService struct {
 	verify  *release.VerifyReport
 	listErr error
 	calls   []string
+	// newPlugins, when set, makes a deploy without --allow-new-plugins
+	// refused for them; applied makes a plan find its file applied.
+	newPlugins []release.NewPlugin
+	applied    *release.AppliedBy
 }
 
 var _ Service = (*fakeService)(nil)
 
 func newFake() *fakeService {
 	env := func(n string) *release.Environment { return &release.Environment{Name: n} }
+	production := env("production")
+	production.Hooks = map[string]release.Hook{release.HookRestart: {Exec: []string{"kubectl", "rollout", "restart", "deploy/crm"}}}
 	return &fakeService{
 		apps: []*release.App{
-			{Name: "crm", Channel: "C1", Environments: []*release.Environment{env("development"), env("staging"), env("production")}, Recovery: env("recovery")},
+			{Name: "crm", Channel: "C1", Environments: []*release.Environment{env("development"), env("staging"), production}, Recovery: env("recovery")},
 			{Name: "tickets", Environments: []*release.Environment{env("development"), env("production")}},
 		},
 		backups: []*release.Backup{{

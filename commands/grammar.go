@@ -18,6 +18,7 @@ const (
 	kindText      // free words: DESCRIPTION..., REASON..., --note TEXT
 	kindTopic     // help's COMMAND
 	kindAt        // --at TIME
+	kindSwitch    // a flag without a value: --allow-new-plugins
 )
 
 // arg is one positional argument. A rest argument takes every remaining
@@ -67,6 +68,10 @@ func (s *spec) usage() string {
 		b.WriteString(" " + m)
 	}
 	for _, f := range s.flags {
+		if f.kind == kindSwitch {
+			b.WriteString(" [--" + f.name + "]")
+			continue
+		}
 		b.WriteString(" [--" + f.name + " " + f.meta + "]")
 	}
 	return b.String()
@@ -178,6 +183,12 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return SecretUnset{App: a[0], Env: a[1], Var: a[2]} },
 	},
 	{
+		name: "restart", args: []arg{aApp, aEnv},
+		summary: "run ENV's restart hook, so the app sees changed variables and configuration",
+		help:    "Runs the restart hook apps.yaml defines for ENV. A running NocoBase reads its variables and configuration at start: after var set, secret set or their unset it sees the change only once restarted (releases restart it themselves after the apply). Refused while ENV is locked or a release runs there.",
+		build:   func(a []string, _ map[string]string) Command { return Restart{App: a[0], Env: a[1]} },
+	},
+	{
 		name: "migration create", args: []arg{aApp},
 		flags:   []flag{{name: "version", meta: "VERSION", kind: kindVersion}, {name: "note", meta: "TEXT", kind: kindText}},
 		summary: "generate a migration file from development",
@@ -233,10 +244,14 @@ var grammar = []*spec{
 		build:   func(a []string, f map[string]string) Command { return BackupRestore{Backup: a[0], Into: f["into"]} },
 	},
 	{
-		name: "deploy", args: []arg{aMigr, aEnv}, flags: []flag{{name: "at", meta: "TIME", kind: kindAt}},
+		name: "deploy", args: []arg{aMigr, aEnv}, flags: []flag{{name: "at", meta: "TIME", kind: kindAt}, {name: "allow-new-plugins", kind: kindSwitch}},
 		summary: "request a release of a migration to an environment",
-		help:    "Requests a release of MIGRATION to ENV. It runs once the environment's approvals are given, at once or at --at TIME: \"22:00\" (the next 22:00 in the app's time zone), \"2026-12-01 22:00\", or RFC 3339 (\"2026-12-01T22:00:00+01:00\").",
-		build:   func(a []string, f map[string]string) Command { return Deploy{Migration: a[0], Env: a[1], At: f["at"]} },
+		help: "Requests a release of MIGRATION to ENV. It runs once the environment's approvals are given, at once or at --at TIME: \"22:00\" (the next 22:00 in the app's time zone), \"2026-12-01 22:00\", or RFC 3339 (\"2026-12-01T22:00:00+01:00\"). " +
+			"A file ENV already has is refused. One that registers or enables plugins ENV does not have is refused unless --allow-new-plugins is given; the release records the choice.",
+		build: func(a []string, f map[string]string) Command {
+			_, allow := f["allow-new-plugins"]
+			return Deploy{Migration: a[0], Env: a[1], At: f["at"], AllowNewPlugins: allow}
+		},
 	},
 	{
 		name: "approve", args: []arg{aRelease},

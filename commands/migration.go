@@ -161,10 +161,13 @@ func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPl
 	if err != nil {
 		return Reply{}, err
 	}
-	var lines []string
-	if plan.AlreadyApplied != nil {
-		lines = append(lines, fmt.Sprintf("Already applied to %s on %s by %s: applying it again changes nothing.", c.Env, d.when(plan.AlreadyApplied.At), plan.AlreadyApplied.By), "")
+	fields := []Field{{"Migration", m.ID + " (" + m.App + " " + m.SourceEnv + " -> " + c.Env + ")"}, {"SHA-256", m.SHA256}}
+	if done := plan.AlreadyApplied; done != nil {
+		fields = append(fields, Field{"Applied", fmt.Sprintf("%s by %s", d.when(done.At), done.By)})
+		return newReply(fmt.Sprintf("%s was applied to %s %s already, on %s by %s", m.ID, m.App, c.Env, d.when(done.At), done.By), fields, nil, plan,
+			"No changes: applying it again would change nothing, and deploy refuses it. Make a new migration for further changes."), nil
 	}
+	var lines []string
 	section := func(title string, items []string, none string) {
 		lines = append(lines, title)
 		if len(items) == 0 {
@@ -178,6 +181,14 @@ func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPl
 	section("DESTRUCTIVE changes:", plan.Destructive, "none")
 	section("Variables missing in "+c.Env+":", plan.MissingVariables, "none")
 	section("Version changes:", plan.VersionChanges, "none")
+	var plugins []string
+	for _, p := range plan.NewPlugins {
+		plugins = append(plugins, p.String())
+	}
+	if len(plugins) > 0 {
+		plugins = append(plugins, fmt.Sprintf("deploy %s %s needs --allow-new-plugins (or the confirmation in Slack) to go on with them", m.ID, c.Env))
+	}
+	section("Plugins "+c.Env+" does not have:", plugins, "none")
 	if len(plan.Warnings) > 0 {
 		section("Warnings:", plan.Warnings, "")
 	}
@@ -200,6 +211,5 @@ func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPl
 	for _, s := range plan.Statements {
 		lines = append(lines, "  "+strings.ReplaceAll(s, "\n", "\n  ")+";")
 	}
-	fields := []Field{{"Migration", m.ID + " (" + m.App + " " + m.SourceEnv + " -> " + c.Env + ")"}, {"SHA-256", m.SHA256}}
 	return newReply(fmt.Sprintf("Plan of %s for %s %s", m.ID, m.App, c.Env), fields, nil, plan, lines...), nil
 }

@@ -34,11 +34,15 @@ func (f *fakeService) ShowMigration(_ context.Context, id string) (*release.Migr
 }
 
 func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error) {
+	if f.applied != nil {
+		return fakeMigration, &release.MigrationPlan{Migration: id, Env: env, AlreadyApplied: f.applied}, nil
+	}
 	return fakeMigration, &release.MigrationPlan{Migration: id, Env: env,
 		Destructive:      []string{"column customers.fax is not in development: kept"},
 		Statements:       []string{"DROP TABLE \"public\".\"uiSchemas\"", "-- load 93 rows into uiSchemas (overwrite)"},
 		Tables:           []release.TablePlan{{Table: "uiSchemas", Rule: release.RuleOverwrite, Insert: 20, Update: 3, Delete: 1}},
-		MissingVariables: []string{"API_BASE_URL"}, VersionChanges: []string{"core: 2.2.12 -> 2.2.15"}}, nil
+		MissingVariables: []string{"API_BASE_URL"}, VersionChanges: []string{"core: 2.2.12 -> 2.2.15"},
+		NewPlugins: f.newPlugins}, nil
 }
 
 func TestMigrationReplies(t *testing.T) {

@@ -137,6 +137,13 @@ func parseArgs(s *spec, toks []token) (Command, error) {
 			if _, dup := flags[name]; dup {
 				return nil, usageErr(s.name, "--%s is given twice", name)
 			}
+			if f.kind == kindSwitch {
+				if hasValue {
+					return nil, usageErr(s.name, "--%s takes no value", name)
+				}
+				flags[name] = ""
+				continue
+			}
 			if !hasValue {
 				if i+1 >= len(toks) || (!toks[i+1].quoted && strings.HasPrefix(toks[i+1].text, "--")) {
 					return nil, usageErr(s.name, "--%s needs a value (%s)", name, f.meta)

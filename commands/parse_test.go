@@ -88,6 +88,11 @@ var parseCases = []parseCase{
 	{in: "secret set crm production", errHas: []string{"missing NAME"}},
 	{in: "secret unset crm production TOKEN", want: SecretUnset{App: "crm", Env: "production", Var: "TOKEN"}},
 	{in: "secret unset crm production TOKEN=abc123xyz", errHas: []string{"NAME is a variable name only"}, errLacks: "abc123xyz"},
+	{in: "restart crm production", want: Restart{App: "crm", Env: "production"}},
+	{in: "Restart crm production", want: Restart{App: "crm", Env: "production"}},
+	{in: "restart crm", errHas: []string{"missing ENV", "usage: restart APP ENV"}},
+	{in: "restart crm production now", errHas: []string{`unexpected extra argument "now"`}},
+	{in: "restart crm Production!", errHas: []string{"not a valid environment"}},
 
 	// migration
 	{in: "migration create crm", want: MigrationCreate{App: "crm"}},
@@ -140,7 +145,13 @@ var parseCases = []parseCase{
 	{in: `deploy crm-m7 production --at tomorrow`, errHas: []string{`"tomorrow" is not a time`}},
 	{in: `deploy crm-m7 production --at 25:00`, errHas: []string{"is not a time"}},
 	{in: "deploy crm-v7 production", errHas: []string{"crm-v7 is a version ID; deploy takes a migration ID like crm-m7"}},
-	{in: "deploy crm-m7", errHas: []string{"missing ENV", "usage: deploy MIGRATION ENV [--at TIME]"}},
+	{in: "deploy crm-m7", errHas: []string{"missing ENV", "usage: deploy MIGRATION ENV [--at TIME] [--allow-new-plugins]"}},
+	{in: "deploy crm-m7 production --allow-new-plugins", want: Deploy{Migration: "crm-m7", Env: "production", AllowNewPlugins: true}},
+	{in: "deploy crm-m7 production --allow-new-plugins --at 22:00", want: Deploy{Migration: "crm-m7", Env: "production", At: "22:00", AllowNewPlugins: true}},
+	{in: "deploy --allow-new-plugins crm-m7 production", want: Deploy{Migration: "crm-m7", Env: "production", AllowNewPlugins: true}},
+	{in: "deploy crm-m7 production --allow-new-plugins=yes", errHas: []string{"--allow-new-plugins takes no value"}},
+	{in: "deploy crm-m7 production --allow-new-plugins --allow-new-plugins", errHas: []string{"--allow-new-plugins is given twice"}},
+	{in: "deploy crm-m7 production --allow-plugins", errHas: []string{"--allow-plugins"}},
 	{in: "deplyo crm-m7 production", errHas: []string{`did you mean "deploy"`}},
 
 	// approvals and release control
@@ -248,6 +259,9 @@ func TestUsageMatchesSpec(t *testing.T) {
 		"var unset APP ENV NAME",
 		"secret set APP ENV NAME",
 		"secret unset APP ENV NAME",
+		// Not in SPEC.md's list: the restart hook's command, offered after
+		// var and secret changes (SPEC "Added in the second wave").
+		"restart APP ENV",
 		"migration create APP [--version VERSION] [--note TEXT]",
 		"migration list APP",
 		"migration show MIGRATION",
@@ -256,7 +270,7 @@ func TestUsageMatchesSpec(t *testing.T) {
 		"backup list APP ENV",
 		"backup verify BACKUP",
 		"backup restore BACKUP [--into ENV]",
-		"deploy MIGRATION ENV [--at TIME]",
+		"deploy MIGRATION ENV [--at TIME] [--allow-new-plugins]",
 		"approve RELEASE",
 		"reject RELEASE [REASON...]",
 		"cancel RELEASE",

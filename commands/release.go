@@ -29,6 +29,10 @@ type ReleaseView struct {
 	Approvals   []ApprovalView        `json:"approvals"`
 	Steps       []StepView            `json:"steps"`
 	Checks      []release.CheckResult `json:"checks,omitempty"`
+
+	// AllowNewPlugins: the requester chose to go on with plugins the
+	// target did not have.
+	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
 }
 
 // ApprovalView is one approval.
@@ -51,6 +55,7 @@ func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
 		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
+	v.AllowNewPlugins = r.AllowNewPlugins
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
 	}
@@ -103,6 +108,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.SecretsTravel() {
 		fields = append(fields, Field{"Secrets", release.SecretsTravelNote})
 	}
+	if r.AllowNewPlugins {
+		fields = append(fields, Field{"New plugins", "allowed by the requester (--allow-new-plugins)"})
+	}
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}
@@ -126,6 +134,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 			}
 			extra = append(extra, fmt.Sprintf("  %s  %s (%s) %s", mark, c.Name, humanDuration(c.Duration), c.Detail))
 		}
+	}
+	if note := r.RestartNeeded(); note != "" {
+		extra = append(extra, "", note)
 	}
 	if r.Switchable() {
 		extra = append(extra, "", fmt.Sprintf("Users can be moved to %s with: switch %s (a release of the environment they leave, approved there)", r.Env, r.ID))
@@ -184,10 +195,14 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		}
 		at = &t
 	}
-	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at)
+	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at, c.AllowNewPlugins)
 	var missing *release.MissingVariables
 	if errors.As(err, &missing) {
 		return Reply{Missing: missing}, err
+	}
+	var plugins *release.NewPluginsRefusal
+	if errors.As(err, &plugins) {
+		return Reply{NewPlugins: &NewPluginsOffer{Migration: plugins.Migration, Env: plugins.Env, At: c.At, Plugins: plugins.Plugins}}, err
 	}
 	if err != nil {
 		return Reply{}, err

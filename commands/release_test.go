@@ -11,7 +11,10 @@ import (
 
 // The fake's releases: deploy needs one approval; Run finishes a release.
 
-func (f *fakeService) RequestDeploy(_ context.Context, actor, migration, env string, at *time.Time) (*release.Release, error) {
+func (f *fakeService) RequestDeploy(_ context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error) {
+	if f.newPlugins != nil && !allowNewPlugins {
+		return nil, &release.Error{Code: release.CodeConflict, Message: migration + " brings plugins " + env + " does not have", Err: &release.NewPluginsRefusal{App: "crm", Env: env, Migration: migration, Plugins: f.newPlugins}}
+	}
 	f.record("deploy %s %s by %s", migration, env, actor)
 	return &release.Release{ID: "crm-r1", App: "crm", Env: env, Kind: release.KindDeploy, Migration: migration, RequestedBy: actor,
 		RequestedAt: t0, At: at, State: release.StateAwaitingApproval, Steps: []release.Step{{Name: release.StepApply, State: release.StepPending}}}, nil

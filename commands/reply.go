@@ -37,6 +37,21 @@ type Reply struct {
 	// Missing, with a refused deploy, names the variables the target
 	// lacks, so a transport can ask the requester for them.
 	Missing *release.MissingVariables
+	// Restart, after a variable or secret change, offers to run the
+	// environment's restart hook (Slack shows a button).
+	Restart *RestartOffer
+	// NewPlugins, with a deploy refused for plugins the target lacks,
+	// lets a transport offer to go on anyway (Slack: a confirmed button).
+	NewPlugins *NewPluginsOffer
+}
+
+// RestartOffer names the environment whose restart hook is offered.
+type RestartOffer struct{ App, Env string }
+
+// NewPluginsOffer is the refused deploy, to repeat with --allow-new-plugins.
+type NewPluginsOffer struct {
+	Migration, Env, At string
+	Plugins            []release.NewPlugin
 }
 
 // SecretPrompt names the secret a transport should ask the user for.

@@ -80,6 +80,7 @@ func (d *Dispatcher) setReply(kind, app, env string, v *release.VariableView) (R
 	}
 	r := newReply(fmt.Sprintf("%s %s of %s %s set", capital(kind), v.Name, app, env), fields, nil, view)
 	r.Public = true
+	d.restartNote(&r, app, env, v.InApp)
 	return r, nil
 }
 
@@ -136,6 +137,11 @@ func (d *Dispatcher) unsetReply(kind, app, env, name string) Reply {
 	r := newReply(fmt.Sprintf("%s %s removed from %s %s", capital(kind), name, app, env), nil, nil,
 		map[string]any{"app": app, "env": env, "name": name, "kind": kind, "removed": true})
 	r.Public = true
+	// The app's table is written for NocoBase apps: the running app still
+	// has the value it read at start.
+	if a, err := d.Service.App(app); err == nil {
+		d.restartNote(&r, app, env, a.Builtin == release.BuiltinNocoBase)
+	}
 	return r
 }
 

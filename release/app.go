@@ -131,10 +131,14 @@ const (
 	HookScaleDown      = "scale_down"
 	HookScaleUp        = "scale_up"
 	HookSwitchTraffic  = "switch_traffic"
+	// HookRestart restarts the app: a running NocoBase reads its variables
+	// and configuration at start, so it runs after an apply or a restore,
+	// and is offered after a variable changes.
+	HookRestart = "restart"
 )
 
 // HookNames lists the hooks apps.yaml may define.
-var HookNames = []string{HookMaintenanceOn, HookMaintenanceOff, HookScaleDown, HookScaleUp, HookSwitchTraffic}
+var HookNames = []string{HookMaintenanceOn, HookMaintenanceOff, HookScaleDown, HookScaleUp, HookSwitchTraffic, HookRestart}
 
 // Hook is an action relbot runs on the app's side. Definitions come only
 // from apps.yaml, never from user input.

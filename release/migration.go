@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 )
@@ -68,6 +69,55 @@ type MigrationPlan struct {
 	MissingVariables []string `json:"missing_variables"`
 	VersionChanges   []string `json:"version_changes"`
 	Warnings         []string `json:"warnings,omitempty"`
+
+	// NewPlugins are plugins the file registers or enables that the
+	// target does not have (a deploy needs --allow-new-plugins for them).
+	NewPlugins []NewPlugin `json:"new_plugins"`
+}
+
+// NewPlugin is a plugin a migration registers or enables that its target
+// does not have, as NocoBase's Migration Manager warns: the target's app
+// lacks its package, or has not installed or enabled it, so the carried
+// configuration may use what the target cannot run.
+type NewPlugin struct {
+	Name        string `json:"name"`
+	PackageName string `json:"package_name,omitempty"`
+	Version     string `json:"version,omitempty"`
+	// InTarget is what the target has: "not registered", "registered but
+	// not installed" or "installed but disabled".
+	InTarget string `json:"in_target"`
+}
+
+func (p NewPlugin) String() string {
+	s := p.Name
+	if p.PackageName != "" {
+		s += " (" + p.PackageName
+		if p.Version != "" {
+			s += " " + p.Version
+		}
+		s += ")"
+	}
+	return s + ": " + p.InTarget + " in the target"
+}
+
+// TargetCheck is what a deploy's preflight learns from the target itself:
+// whether the file was applied there already, and the plugins it would
+// bring that the target lacks.
+type TargetCheck struct {
+	AlreadyApplied *AppliedBy
+	NewPlugins     []NewPlugin
+}
+
+// NewPluginsRefusal is why a deploy was refused when its migration brings
+// plugins the target lacks: transports can offer to go on anyway (Slack
+// shows a confirmation button).
+type NewPluginsRefusal struct {
+	App, Env, Migration string
+	Plugins             []NewPlugin
+}
+
+func (n *NewPluginsRefusal) Error() string {
+	return fmt.Sprintf("%s brings %d plugin(s) %s lacks", n.Migration, len(n.Plugins), n.Env)
 }
 
 // TablePlan is what happens to one table's rows.
@@ -125,6 +175,9 @@ type MigrationEngine interface {
 	Apply(ctx context.Context, file ArchiveReader, app *App, target *Environment, opts ApplyOptions) (*ApplyResult, error)
 	// Applied reads the target's marker: whether this file committed there.
 	Applied(ctx context.Context, file ArchiveReader, app *App, target *Environment) (*AppliedBy, error)
+	// Check reads, without changing it, what a deploy must know of the
+	// target before it is requested: the marker and the plugins it lacks.
+	Check(ctx context.Context, file ArchiveReader, app *App, target *Environment) (*TargetCheck, error)
 }
 
 // MigrationRun is the record of one apply of a migration to an

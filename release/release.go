@@ -79,6 +79,7 @@ const (
 	StepBackup         = "pre-release backup"
 	StepApply          = "apply migration"
 	StepRestore        = "restore backup"
+	StepRestart        = "restart app"
 	StepChecks         = "validation checks"
 	StepSwitch         = "switch traffic"
 	StepScaleUp        = "scale up"
@@ -124,6 +125,11 @@ type Release struct {
 	Channel   string
 	MessageTS string
 	UpdatedAt time.Time
+
+	// AllowNewPlugins records the requester's choice (deploy
+	// --allow-new-plugins, or the Slack confirmation) to go on with a
+	// migration that brings plugins the target does not have.
+	AllowNewPlugins bool
 }
 
 // Rollbackable reports whether `rollback` can take r back: a deploy that
@@ -140,6 +146,21 @@ func (r *Release) WaysOut() string {
 		s += fmt.Sprintf(" or rollback %s (restores %s)", r.ID, r.Backup)
 	}
 	return s
+}
+
+// RestartNeeded says, once r succeeded, that the app must still be
+// restarted to see what r changed: its environment has no restart hook (the
+// step was skipped). Empty otherwise.
+func (r *Release) RestartNeeded() string {
+	if r.State != StateSucceeded || r.Kind == KindSwitch {
+		return ""
+	}
+	for _, st := range r.Steps {
+		if st.Name == StepRestart && st.State == StepSkipped {
+			return fmt.Sprintf("The app must be restarted to see the change: %s %s has no restart hook in apps.yaml, and a running NocoBase keeps the configuration and variables it read at start.", r.App, r.Env)
+		}
+	}
+	return ""
 }
 
 // Switchable reports whether users could be moved to what r restored: a

@@ -144,7 +144,7 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 		}
 	}
 	s.Log.Info("release succeeded", "release", r.ID)
-	s.notify(ctx, r, Event{Kind: EventSucceeded})
+	s.notify(ctx, r, Event{Kind: EventSucceeded, Detail: r.RestartNeeded()})
 	if r.Switchable() && a.Recovery != nil {
 		if _, ok := a.Recovery.Hooks[HookSwitchTraffic]; ok {
 			s.notify(ctx, r, Event{Kind: EventSwitchOffered, Detail: fmt.Sprintf("users can be moved to %s: switch %s", RecoveryEnv, r.ID)})
@@ -185,6 +185,18 @@ func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, 
 	_ = s.saveSteps(ctx, r)
 	why := fmt.Sprintf("%s failed: %s", r.Steps[failed].Name, ErrorMessage(cause))
 	switch {
+	case r.Steps[failed].Name == StepRestart:
+		// The change is in the database; the app still runs what it read
+		// at start, so users must not meet it before it restarts.
+		why += "; the change was made but the app was not restarted and still runs its old configuration"
+		if inMaintenance(r.Steps[:failed]) {
+			why += fmt.Sprintf("; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), check it, and turn maintenance off", r.App, r.Env)
+		} else {
+			why += fmt.Sprintf(": restart it (`restart %s %s` runs the hook again, or restart it by hand) and check it", r.App, r.Env)
+		}
+		if r.Kind == KindDeploy && r.Backup != "" {
+			why += fmt.Sprintf("; or roll back with `rollback %s` (restores %s)", r.ID, r.Backup)
+		}
 	case r.Kind == KindDeploy && committed:
 		why += fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s`, or fix and turn maintenance off", r.ID)
 	case r.Kind == KindDeploy:
@@ -202,6 +214,16 @@ func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, 
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, r.Steps[failed].Name, ErrorMessage(cause)), Err: cause}
 }
 
+// inMaintenance reports whether steps turned maintenance on.
+func inMaintenance(steps []Step) bool {
+	for _, st := range steps {
+		if st.Name == StepMaintenanceOn && st.State == StepDone {
+			return true
+		}
+	}
+	return false
+}
+
 // doStep does one step and returns its log; ran is false for a step the
 // environment does not configure (a hook it lacks).
 func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment, name string) (string, bool, error) {
@@ -215,10 +237,15 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			if m.SHA256 != r.FileHash {
 				return "", true, Errorf(CodeDamaged, "migration %s's file changed since the release was requested", m.ID)
 			}
-			if err := s.preflightDeploy(ctx, a, e, m, nil); err != nil {
+			note, err := s.preflightDeploy(ctx, a, e, m, nil, r.AllowNewPlugins)
+			if err != nil {
 				return "", true, err
 			}
-			return "chain, variables, freeze and locks checked" + s.driftSummary(ctx, a, e), true, nil
+			log := "chain, marker, plugins, variables, freeze and locks checked" + s.driftSummary(ctx, a, e)
+			if note != "" {
+				log += "\n" + note
+			}
+			return log, true, nil
 		}
 		if r.Kind == KindSwitch {
 			if err := s.checkSwitch(ctx, a, r); err != nil {
@@ -267,6 +294,8 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 			return "", true, err
 		}
 		return withWarnings(fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
+	case StepRestart:
+		return s.hook(ctx, e, HookRestart)
 	case StepChecks:
 		return s.validate(ctx, r, e)
 	case StepSwitch:

@@ -45,7 +45,11 @@ func (s *Service) notify(ctx context.Context, r *Release, e Event) {
 
 // RequestDeploy asks for migration id to be deployed to env, at a time or
 // as soon as approved. Preflight runs now and again at the start.
-func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env string, at *time.Time) (*Release, error) {
+//
+// A file the target already has is refused, naming who applied it and
+// when; one that brings plugins the target lacks is refused unless
+// allowNewPlugins (deploy --allow-new-plugins), a choice the release keeps.
+func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env string, at *time.Time, allowNewPlugins bool) (*Release, error) {
 	if err := s.releasesReady(); err != nil {
 		return nil, err
 	}
@@ -60,10 +64,11 @@ func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env str
 	if err := s.authorize(ctx, actor, ActDeploy, a, e); err != nil {
 		return nil, err
 	}
-	if err := s.preflightDeploy(ctx, a, e, m, at); err != nil {
+	if _, err := s.preflightDeploy(ctx, a, e, m, at, allowNewPlugins); err != nil {
 		return nil, err
 	}
-	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindDeploy, Migration: m.ID, FileHash: m.SHA256, RequestedBy: actor, At: at}, a, e)
+	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindDeploy, Migration: m.ID, FileHash: m.SHA256, RequestedBy: actor, At: at,
+		AllowNewPlugins: allowNewPlugins}, a, e)
 }
 
 // request records a new release and, when its environment needs no
@@ -108,13 +113,13 @@ func stepsFor(r *Release, e *Environment) []Step {
 		if r.At != nil && e.Notice > 0 {
 			names = append(names, StepNotice)
 		}
-		names = append(names, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepChecks, StepScaleUp, StepMaintenanceOff)
+		names = append(names, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff)
 	case r.Kind == KindSwitch:
 		names = []string{StepPreflight, StepSwitch}
 	case independent:
-		names = []string{StepPreflight, StepRestore, StepChecks}
+		names = []string{StepPreflight, StepRestore, StepRestart, StepChecks}
 	default:
-		names = []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRestore, StepChecks, StepScaleUp, StepMaintenanceOff}
+		names = []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRestore, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
 	}
 	steps := make([]Step, len(names))
 	for i, n := range names {
@@ -124,12 +129,14 @@ func stepsFor(r *Release, e *Environment) []Step {
 }
 
 // preflightDeploy refuses what must not run: a file that has not passed
-// the previous environment, missing variables, a freeze, a hold.
-func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time) error {
+// the previous environment, a file the target already has, plugins the
+// target lacks (unless allowed), missing variables, a freeze, a hold. Its
+// note says what was let through (new plugins allowed).
+func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time, allowNewPlugins bool) (note string, err error) {
 	if prev := a.Previous(e.Name); prev != nil && prev != a.Source() {
 		rs, err := s.Releases.ListReleases(ctx, a.Name, prev.Name)
 		if err != nil {
-			return err
+			return "", err
 		}
 		passed := false
 		for _, r := range rs {
@@ -139,15 +146,22 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			}
 		}
 		if !passed {
-			return Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
+			return "", Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
 		}
 	}
 	if err := s.checkLayouts(ctx, a, e, m); err != nil {
-		return err
+		return "", err
+	}
+	// The plugins are judged after the variables: a refusal for missing
+	// variables leads to a form, and the deploy that follows to the
+	// plugins' confirmation, each once.
+	plugins, err := s.checkTarget(ctx, a, e, m)
+	if err != nil {
+		return "", err
 	}
 	known, err := s.knownVariables(ctx, a, e)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if known != nil {
 		var missing []string
@@ -157,13 +171,55 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			}
 		}
 		if len(missing) > 0 {
-			return &Error{Code: CodeConflict,
+			return "", &Error{Code: CodeConflict,
 				Message: fmt.Sprintf("%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
 					e.Name, m.ID, strings.Join(missing, ", "), a.Name, e.Name, a.Name, e.Name),
 				Err: &MissingVariables{App: a.Name, Env: e.Name, Migration: m.ID, Names: missing}}
 		}
 	}
-	return s.preflightWindow(ctx, a, e, at)
+	if note, err = newPluginsAllowed(a, e, m, plugins, allowNewPlugins); err != nil {
+		return "", err
+	}
+	return note, s.preflightWindow(ctx, a, e, at)
+}
+
+// checkTarget asks the target whether it has m already (refused: a file
+// is applied once) and which plugins m brings that it lacks.
+func (s *Service) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) ([]NewPlugin, error) {
+	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	defer art.Close()
+	c, err := s.Migrator.Check(ctx, art, a, e)
+	if err != nil {
+		return nil, wrapUser(err, "cannot check %s %s before deploying %s", a.Name, e.Name, m.ID)
+	}
+	if done := c.AlreadyApplied; done != nil {
+		return nil, Errorf(CodeConflict, "%s was applied to %s %s already, by %s at %s (the target's relbot.applied_migrations records it): a file is applied once; make a new migration for further changes",
+			m.ID, a.Name, e.Name, done.By, done.At.UTC().Format("2006-01-02 15:04 MST"))
+	}
+	return c.NewPlugins, nil
+}
+
+// newPluginsAllowed refuses plugins the target lacks unless the requester
+// allowed them, as NocoBase's Migration Manager warns of them; allowed,
+// the note names them for the preflight's log.
+func newPluginsAllowed(a *App, e *Environment, m *Migration, plugins []NewPlugin, allow bool) (string, error) {
+	if len(plugins) == 0 {
+		return "", nil
+	}
+	names := make([]string, len(plugins))
+	for i, p := range plugins {
+		names[i] = p.String()
+	}
+	if allow {
+		return fmt.Sprintf("new plugins allowed by the requester: %s", strings.Join(names, "; ")), nil
+	}
+	return "", &Error{Code: CodeConflict,
+		Message: fmt.Sprintf("%s brings plugins %s %s does not have: %s; install them there first, or deploy %s %s --allow-new-plugins to go on",
+			m.ID, a.Name, e.Name, strings.Join(names, "; "), m.ID, e.Name),
+		Err: &NewPluginsRefusal{App: a.Name, Env: e.Name, Migration: m.ID, Plugins: plugins}}
 }
 
 // preflightWindow refuses a frozen or held environment.

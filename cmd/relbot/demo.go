@@ -289,8 +289,8 @@ func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sam
 // releases takes the file through staging, then production with two
 // approvals (one refused self-approval on the way).
 func (d *demo) releases(ctx context.Context, sys *system, sample *fixtures.Sample, id string) error {
-	d.say("Releases: the file goes to staging (no approval needed there), then the same file to production")
-	reply, err := d.command(ctx, "alice", "deploy "+id+" staging")
+	d.say("Releases: the file goes to staging (no approval needed there), then the same file to production; it enables a plugin neither has, so each deploy says --allow-new-plugins")
+	reply, err := d.command(ctx, "alice", "deploy "+id+" staging --allow-new-plugins")
 	if err != nil {
 		return err
 	}
@@ -328,8 +328,8 @@ func (d *demo) badChange(ctx context.Context, sample *fixtures.Sample) error {
 		return err
 	}
 	id := reply.Data.(commands.MigrationView).ID
-	fmt.Fprintf(d.io.Out, "\n%s> /relbot deploy %s staging\n", "alice", id)
-	reply, err = d.disp.Handle(ctx, commands.Request{User: "alice", Channel: "C0CRMRELEASE", Text: "deploy " + id + " staging"})
+	fmt.Fprintf(d.io.Out, "\n%s> /relbot deploy %s staging --allow-new-plugins\n", "alice", id)
+	reply, err = d.disp.Handle(ctx, commands.Request{User: "alice", Channel: "C0CRMRELEASE", Text: "deploy " + id + " staging --allow-new-plugins"})
 	d.print(reply, err)
 	if err == nil {
 		return fmt.Errorf("the bad release passed staging's checks")

@@ -203,7 +203,7 @@ func (d *demo) slackRelease(ctx context.Context, sys *system, settings *config.S
 		return err
 	}
 	defer s.close()
-	if err := s.command(ctx, "alice", "deploy "+migration+" production"); err != nil {
+	if err := s.command(ctx, "alice", "deploy "+migration+" production --allow-new-plugins"); err != nil {
 		return err
 	}
 	rs, err := sys.service.ListReleases(ctx, "crm", "production")

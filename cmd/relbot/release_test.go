@@ -103,14 +103,14 @@ func TestReleaseChain(t *testing.T) {
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 
-	refused(t, run(t, env, "deploy", m, "production", "--as", "alice"), "has not passed staging")
+	refused(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "has not passed staging")
 
-	r := must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded", "apply migration", "validation checks", "pages exist")
+	r := must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded", "apply migration", "validation checks", "pages exist")
 	if !strings.Contains(r.out, "pre-release backup") {
 		t.Fatalf("no pre-release backup step:\n%s", r.out)
 	}
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval", "approve crm-r2")
-	refused(t, run(t, env, "deploy", m, "production", "--as", "bob"), "already has an open release crm-r2")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "awaiting approval", "approve crm-r2")
+	refused(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "bob"), "already has an open release crm-r2")
 	refused(t, run(t, env, "approve", "crm-r2", "--as", "alice"), "may not approve it too")
 	refused(t, run(t, env, "approve", "crm-r2", "--as", "mallory"), "may not approve")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
@@ -128,12 +128,12 @@ func TestReleaseChain(t *testing.T) {
 
 	// A different file never passed staging.
 	m2 := createMigration(t, env)
-	refused(t, run(t, env, "deploy", m2, "production", "--as", "alice"), "has not passed staging")
+	refused(t, run(t, env, "deploy", m2, "production", "--allow-new-plugins", "--as", "alice"), "has not passed staging")
 
 	// Holds.
 	must(t, run(t, env, "lock", "crm", "staging", "incident", "42", "--as", "alice"), "locked")
 	refused(t, run(t, env, "lock", "crm", "staging", "mine\nnow", "--as", "bob"), "locked already, by alice")
-	refused(t, run(t, env, "deploy", m2, "staging", "--as", "alice"), "incident 42")
+	refused(t, run(t, env, "deploy", m2, "staging", "--allow-new-plugins", "--as", "alice"), "incident 42")
 	must(t, run(t, env, "unlock", "crm", "staging", "--as", "alice"), "unlocked")
 }
 
@@ -152,9 +152,9 @@ func TestFailedCheckAndRollback(t *testing.T) {
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(broken), 0o600)
 
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 	before := dbState(t, env["CRM_PROD_DATABASE_URL"])
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"))
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"))
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
 	r := run(t, env, "approve", "crm-r2", "--as", "U02BBB")
 	if r.code != 1 || !strings.Contains(r.out, "failed") || !strings.Contains(r.err, "no segment column yet") {
@@ -195,14 +195,14 @@ func firstDifference(a, b string) string {
 func TestConcurrentDeploysAndApprovals(t *testing.T) {
 	env := releaseEnv(t)
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 	var wg sync.WaitGroup
 	results := make([]result, 20)
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = run(t, env, "deploy", m, "production", "--as", fmt.Sprintf("dev%d", i))
+			results[i] = run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", fmt.Sprintf("dev%d", i))
 		}()
 	}
 	wg.Wait()
@@ -346,7 +346,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			m := createMigration(t, env)
 			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 
-			killAt(t, bin, env, step, "deploy", m, "staging", "--as", "alice")
+			killAt(t, bin, env, step, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice")
 
 			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 			committed := markers(t, env["CRM_STAGING_DATABASE_URL"])
@@ -422,8 +422,8 @@ func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 	env := releaseEnv(t)
 	env["RELBOT_LEASE_TTL"] = "1s"
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r2", "awaiting approval")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r2", "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
 	killAt(t, bin, env, "validation checks", "approve", "crm-r2", "--as", "U02BBB")
 	must(t, run(t, env, "release", "show", "crm-r2"), "interrupted")
@@ -452,13 +452,13 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 		t.Fatal("a cancelled release changed staging")
 	}
 
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "awaiting approval")
 	time.Sleep(2500 * time.Millisecond)
 	refused(t, run(t, env, "approve", "crm-r3", "--as", "U01AAA"), "not awaiting approval")
 	must(t, run(t, env, "release", "show", "crm-r3"), "expired", "not approved within 2s")
 	// An expired release frees its environment.
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r4", "awaiting approval")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r4", "awaiting approval")
 	// Only its requester or an approver may withdraw it.
 	refused(t, run(t, env, "cancel", "crm-r4", "--as", "mallory"), "mallory may not cancel others' releases to crm production: that needs the reject role")
 	must(t, run(t, env, "cancel", "crm-r4", "--as", "U03CCC"), "cancelled")
@@ -478,13 +478,13 @@ func TestFreezeWindow(t *testing.T) {
 	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), staging, staging+"        "+window+"\n", 1)), 0o600)
 	m := createMigration(t, env)
 
-	refused(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "crm staging is frozen")
-	refused(t, run(t, env, "deploy", m, "staging", "--at", now.AddDate(0, 2, 0).Format(time.RFC3339), "--as", "alice"), "more than 30 days ahead")
-	if r := run(t, env, "deploy", m, "staging", "--at", "2020-01-01T00:00:00Z", "--as", "alice"); r.code != 2 || strings.Count(r.err, "usage:") != 1 {
+	refused(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "crm staging is frozen")
+	refused(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--at", now.AddDate(0, 2, 0).Format(time.RFC3339), "--as", "alice"), "more than 30 days ahead")
+	if r := run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--at", "2020-01-01T00:00:00Z", "--as", "alice"); r.code != 2 || strings.Count(r.err, "usage:") != 1 {
 		t.Fatalf("--at in the past: %+v", r)
 	}
 	inside := now.Add(30 * time.Minute).Format(time.RFC3339)
-	refused(t, run(t, env, "deploy", m, "staging", "--at", inside, "--as", "alice"), "crm staging is frozen")
+	refused(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--at", inside, "--as", "alice"), "crm staging is frozen")
 	if markers(t, env["CRM_STAGING_DATABASE_URL"]) != 0 {
 		t.Fatal("a refused release changed staging")
 	}
@@ -499,7 +499,7 @@ func deployAtThenCancel(t *testing.T, env map[string]string, m string, at time.T
 	t.Helper()
 	done := make(chan result, 1)
 	go func() {
-		done <- run(t, env, "deploy", m, "staging", "--at", at.UTC().Format(time.RFC3339), "--as", "alice")
+		done <- run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--at", at.UTC().Format(time.RFC3339), "--as", "alice")
 	}()
 	eventually(t, id+" scheduled", 15*time.Second, func() bool {
 		r := run(t, env, "release", "show", id, "--json")

@@ -154,13 +154,13 @@ func TestServeEndToEnd(t *testing.T) {
 		form.Set("trigger_id", fmt.Sprintf("trigger-%d", time.Now().UnixNano()))
 		return []byte(form.Encode())
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), ""); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), ""); code != 401 {
 		t.Fatalf("unsigned command: %d", code)
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), "wrong"); code != 401 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), "wrong"); code != 401 {
 		t.Fatalf("badly signed command: %d", code)
 	}
-	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging"), serveSecret); code != 200 {
+	if code := postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" staging --allow-new-plugins"), serveSecret); code != 200 {
 		t.Fatalf("signed command: %d", code)
 	}
 	eventually(t, "the staging release to succeed in the channel", 2*time.Minute, func() bool {
@@ -169,8 +169,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if len(slack.find("response", "Release crm-r1 requested")) != 1 {
 		t.Fatalf("no answer to the deploy command")
 	}
+	// Staging has no restart hook: its final message says so.
+	if msg := slack.lastMessage("C0CRMRELEASE", "crm-r1"); !strings.Contains(msg, "restart app — skipped") || !strings.Contains(msg, "must be restarted to see the change") {
+		t.Fatalf("the staging release's message does not say the app must be restarted:\n%s", msg)
+	}
 
-	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production"), serveSecret)
+	postSlack(t, addr, "/slack/commands", slash("U04ALICE", "deploy "+m+" production --allow-new-plugins"), serveSecret)
 	eventually(t, "the production request with its buttons", time.Minute, func() bool {
 		msg := slack.lastMessage("C0CRMRELEASE", "crm-r2")
 		return strings.Contains(msg, "relbot_approve") && strings.Contains(msg, "0 of 2")
@@ -198,6 +202,9 @@ func TestServeEndToEnd(t *testing.T) {
 	eventually(t, "the requester's direct message", 30*time.Second, func() bool {
 		return len(slack.find("chat.postMessage", "Your release crm-r2")) == 1
 	})
+	if msg := slack.lastMessage("C0CRMRELEASE", "crm-r2"); !strings.Contains(msg, ":white_check_mark: restart app") || strings.Contains(msg, "must be restarted") {
+		t.Fatalf("the production release's message does not show its restart step:\n%s", msg)
+	}
 	if os.Getenv("RELBOT_TEST_SHOW_LOG") != "" {
 		defer func() { t.Log(stderr.String()) }()
 	}
@@ -232,8 +239,8 @@ func TestTerminalApprovalUpdatesSlack(t *testing.T) {
 	env["SLACK_BOT_TOKEN"] = "xoxb-test-token"
 	env["RELBOT_SLACK_API_URL"] = slackAPI.GetAPIURL()
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"), "awaiting approval")
 	msg := slackAPI.lastMessage("C0CRMRELEASE", "crm-r2")
 	if !strings.Contains(msg, "U01AAA") {
@@ -305,5 +312,5 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 			t.Fatal("the secret from the form was posted")
 		}
 	}
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 }

@@ -350,9 +350,11 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 		return nil, err
 	}
 	defer end()
-	plan := &release.MigrationPlan{Migration: f.Meta.ID, Env: target.Name, Destructive: []string{}, MissingVariables: []string{}, VersionChanges: []string{}}
-	if plan.AlreadyApplied, err = f.applied(ctx, tx, false); err != nil {
-		return nil, err
+	plan := &release.MigrationPlan{Migration: f.Meta.ID, Env: target.Name, Destructive: []string{}, MissingVariables: []string{}, VersionChanges: []string{},
+		NewPlugins: []release.NewPlugin{}}
+	if plan.AlreadyApplied, err = f.applied(ctx, tx, false); err != nil || plan.AlreadyApplied != nil {
+		// Applying it again changes nothing: there are no changes to list.
+		return plan, err
 	}
 	tgt, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
@@ -361,6 +363,12 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 	layout, err := f.checkLayout(tgt, target)
 	if err != nil {
 		return nil, err
+	}
+	if plan.NewPlugins, err = f.newPlugins(ctx, tx, tgt); err != nil {
+		return nil, err
+	}
+	if plan.NewPlugins == nil {
+		plan.NewPlugins = []release.NewPlugin{}
 	}
 	prog := compile(f.Meta, tgt, false)
 	plan.Destructive = append(plan.Destructive, prog.destructive...)
