@@ -98,8 +98,8 @@ const (
 var writeKDF = KDF{Name: "scrypt", N: 1 << 15, R: 8, P: 1}
 
 // checkKDF refuses parameters a damaged or hostile header could use to make
-// a reader spend unbounded memory or time: at most 256 MiB (eight times
-// what is written today).
+// a reader spend unbounded memory or time: at most eight times what is
+// written today in either (256 MiB).
 func checkKDF(k *KDF) error {
 	if k == nil || k.Name != "scrypt" {
 		name := "none"
@@ -108,7 +108,7 @@ func checkKDF(k *KDF) error {
 		}
 		return fmt.Errorf("%w (key derivation %q)", ErrNewer, name)
 	}
-	if k.N < 2 || k.N&(k.N-1) != 0 || k.N > 1<<18 || k.R < 1 || k.R > 32 || k.P < 1 || k.P > 16 || 128*k.N*k.R > 256<<20 {
+	if k.N < 2 || k.N&(k.N-1) != 0 || k.N > 1<<18 || k.R < 1 || k.R > 32 || k.P < 1 || k.P > 16 || 128*k.N*k.R > 256<<20 || k.N*k.R*k.P > 1<<21 {
 		return damaged("header", "impossible scrypt parameters N=%d r=%d p=%d", k.N, k.R, k.P)
 	}
 	return nil

@@ -98,6 +98,7 @@ func TestKDFParametersAreBounded(t *testing.T) {
 		"huge memory":     {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1 << 18, R: 32, P: 1}}, "impossible scrypt parameters"},
 		"N not a power 2": {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1000, R: 8, P: 1}}, "impossible scrypt parameters"},
 		"p zero":          {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1024, R: 8, P: 0}}, "impossible scrypt parameters"},
+		"huge time":       {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1 << 18, R: 8, P: 16}}, "impossible scrypt parameters"},
 	} {
 		start := time.Now()
 		_, err := masterKey("pass", &c.e)
