@@ -13,8 +13,8 @@ const fuzzPass = "a fuzzed passphrase"
 
 // The reader takes any bytes without panicking or allocating beyond its
 // bounds; whatever it opens can be checked and read to the end. Seeds are
-// real archives: plain, encrypted with scrypt, and one written before
-// scrypt.
+// real archives: plain, encrypted with scrypt, and two written before
+// scrypt (one a backup of a database).
 func FuzzArchiveOpen(f *testing.F) {
 	small := []memberData{{"empty", nil}, {"small", []byte("hello\n")}, {"table/public.t", []byte("1\ta\n2\tb\n")}}
 	for _, pass := range []string{"", fuzzPass} {
@@ -38,11 +38,13 @@ func FuzzArchiveOpen(f *testing.F) {
 		}
 		f.Add(buf.Bytes())
 	}
-	old, err := os.ReadFile("testdata/hkdf-passphrase.relbot")
-	if err != nil {
-		f.Fatal(err)
+	for _, name := range []string{"testdata/hkdf-passphrase.relbot", "../pgsnap/testdata/hkdf-backup.relbot"} {
+		old, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(old)
 	}
-	f.Add(old)
 	f.Add([]byte(magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, pass := range []string{"", fuzzPass, "an old backup passphrase"} {
