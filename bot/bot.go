@@ -160,7 +160,7 @@ func (b *Bot) accept(ctx context.Context, key, name string, fn func(ctx context.
 		return false
 	}
 	if !b.reserve() {
-		b.log.Warn("slack work queue full: request refused (Slack retries it)", "job", name)
+		b.log.Warn("slack work queue full: request refused", "job", name)
 		return false
 	}
 	if key != "" && !b.first(ctx, key) {

@@ -138,3 +138,31 @@ func TestMrkdwnInRepliesIsEscaped(t *testing.T) {
 		t.Errorf("note fallback: %q", m.Text)
 	}
 }
+
+// A reject reason typed into the Slack form with a NUL or an escape
+// sequence is refused with the reason why; nothing reaches the domain.
+func TestRejectFormRefusesControlCharacters(t *testing.T) {
+	for name, reason := range map[string]string{"NUL": "not\x00 yet", "title escape": "\x1b]0;pwned\x07 no"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			svc := newFakeService()
+			_, srv := newTestBot(t, f, svc, nil)
+			body := fixture(t, f, "view_submission_reject.json")
+			js, _ := json.Marshal(reason)
+			body = bytes.Replace(body, []byte(`"the contracts page is not translated yet"`), js, 1)
+			if !bytes.Contains(body, js) {
+				t.Fatal("the recorded form changed: no reason to replace")
+			}
+			if resp := post(t, srv, "/slack/interactions", interaction(body), testSecret, time.Now()); resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			waitFor(t, "the refusal", func() bool { return len(f.Calls("chat.postEphemeral")) == 1 })
+			if got := f.Calls("chat.postEphemeral")[0].Form.Get("blocks"); !strings.Contains(got, "Not rejected: the reject reason holds the control character") {
+				t.Fatalf("refusal: %s", got)
+			}
+			if calls := svc.Calls(); len(calls) != 0 {
+				t.Fatalf("the form reached the domain: %v", calls)
+			}
+		})
+	}
+}

@@ -37,3 +37,19 @@ func TestHookEnv(t *testing.T) {
 		}
 	}
 }
+
+// A refusal never quotes a value the environment gave through ${NAME}
+// (found by FuzzParseApps: a password in an unknown preset's name).
+func TestRefusalDoesNotQuoteEnvironmentValues(t *testing.T) {
+	env := map[string]string{"PRESET": "p4ss-from-env", "TZ_NAME": "Mars/Olympus_Mons"}
+	getenv := func(k string) string { return env[k] }
+	for yaml, want := range map[string]string{
+		app("builtin: ${PRESET}"):    `unknown preset "${PRESET}"`,
+		app("time_zone: ${TZ_NAME}"): `unknown time zone "${TZ_NAME}"`,
+	} {
+		_, err := ParseApps([]byte(yaml), getenv)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "p4ss") || strings.Contains(err.Error(), "Olympus") {
+			t.Errorf("%v, want %s", err, want)
+		}
+	}
+}

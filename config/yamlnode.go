@@ -22,6 +22,9 @@ type decoder struct {
 	getenv  func(string) string
 	anchors map[string]ast.Node
 	err     *Error
+	// expanded maps each value ${NAME} gave to NAME, so that no problem
+	// quotes a value from the environment (it may be a password).
+	expanded map[string]string
 }
 
 // val is one YAML node with where it is.
@@ -33,8 +36,24 @@ type val struct {
 
 func (d *decoder) failf(v val, format string, args ...any) {
 	if d.err == nil {
-		d.err = &Error{Line: v.line, Field: v.path, Problem: fmt.Sprintf(format, args...)}
+		d.err = &Error{Line: v.line, Field: v.path, Problem: d.unexpand(fmt.Sprintf(format, args...))}
 	}
+}
+
+// unexpand writes ${NAME} back for every value of four or more characters
+// the environment gave, longest first.
+func (d *decoder) unexpand(msg string) string {
+	values := make([]string, 0, len(d.expanded))
+	for v := range d.expanded {
+		if len(v) >= 4 {
+			values = append(values, v)
+		}
+	}
+	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
+	for _, v := range values {
+		msg = strings.ReplaceAll(msg, v, "${"+d.expanded[v]+"}")
+	}
+	return msg
 }
 
 func (d *decoder) failed() bool { return d.err != nil }
@@ -282,7 +301,16 @@ func (d *decoder) str(v val) string {
 	if !ok {
 		return ""
 	}
-	out, err := expand(s, d.getenv)
+	out, err := expand(s, func(name string) string {
+		v := d.getenv(name)
+		if v != "" {
+			if d.expanded == nil {
+				d.expanded = map[string]string{}
+			}
+			d.expanded[v] = name
+		}
+		return v
+	})
 	if err != nil {
 		d.failf(v, "%s", err)
 		return ""

@@ -29,7 +29,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"golang.org/x/crypto/scrypt"
 )
 
 const (
@@ -67,6 +70,48 @@ type Encryption struct {
 	Alg      string `json:"alg"`
 	Salt     []byte `json:"salt"`
 	KeyCheck string `json:"key_check"`
+	// KDF is the password hash the passphrase goes through first; archives
+	// written before it existed (Alg algHKDF) have none.
+	KDF *KDF `json:"kdf,omitempty"`
+}
+
+// KDF names a password key derivation and its parameters.
+type KDF struct {
+	Name string `json:"name"` // "scrypt"
+	N    int    `json:"n"`
+	R    int    `json:"r"`
+	P    int    `json:"p"`
+}
+
+const (
+	// algHKDF is the first archives' derivation: HKDF of the passphrase
+	// itself, which lets anyone holding an archive guess passphrases at
+	// hash speed. Still read; no longer written.
+	algHKDF = "aes-256-gcm/hkdf-sha256"
+	// algScrypt runs the passphrase through scrypt (Encryption.KDF) first.
+	algScrypt = "aes-256-gcm/scrypt/hkdf-sha256"
+)
+
+// writeKDF is what new archives use: scrypt's recommended interactive
+// cost (32 MiB, about 0.1 s on a server core) per archive opened, which
+// makes each offline guess that expensive too.
+var writeKDF = KDF{Name: "scrypt", N: 1 << 15, R: 8, P: 1}
+
+// checkKDF refuses parameters a damaged or hostile header could use to make
+// a reader spend unbounded memory or time: at most eight times what is
+// written today in either (256 MiB).
+func checkKDF(k *KDF) error {
+	if k == nil || k.Name != "scrypt" {
+		name := "none"
+		if k != nil {
+			name = k.Name
+		}
+		return fmt.Errorf("%w (key derivation %q)", ErrNewer, name)
+	}
+	if k.N < 2 || k.N&(k.N-1) != 0 || k.N > 1<<18 || k.R < 1 || k.R > 32 || k.P < 1 || k.P > 16 || 128*k.N*k.R > 256<<20 || k.N*k.R*k.P > 1<<21 {
+		return damaged("header", "impossible scrypt parameters N=%d r=%d p=%d", k.N, k.R, k.P)
+	}
+	return nil
 }
 
 // ChunkRef locates one stored chunk.
@@ -117,12 +162,59 @@ func damaged(member, format string, args ...any) error {
 // sealer encrypts and authenticates chunks when the archive has a key.
 type sealer struct{ aead cipher.AEAD }
 
-func deriveKey(passphrase string, salt []byte, purpose string) ([]byte, error) {
-	return hkdf.Key(sha256.New, []byte(passphrase), salt, "relbot archive v1 "+purpose, 32)
+// masterKey is what the per-purpose keys are expanded from: the scrypt
+// hash of the passphrase, or for an archive of the first format the
+// passphrase itself.
+func masterKey(passphrase string, e *Encryption) ([]byte, error) {
+	switch e.Alg {
+	case algHKDF:
+		return []byte(passphrase), nil
+	case algScrypt:
+		if err := checkKDF(e.KDF); err != nil {
+			return nil, err
+		}
+		return scryptKey(passphrase, e.Salt, *e.KDF)
+	}
+	return nil, fmt.Errorf("%w (encryption %q)", ErrNewer, e.Alg)
 }
 
-func keyCheck(passphrase string, salt []byte) (string, error) {
-	k, err := deriveKey(passphrase, salt, "check")
+// scryptKey derives once per passphrase, salt and parameters in a process:
+// verify and restore open the same archive more than once.
+func scryptKey(passphrase string, salt []byte, k KDF) ([]byte, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00%d\x00%d\x00%d\x00%s\x00", len(passphrase), k.N, k.R, k.P, passphrase)
+	h.Write(salt)
+	id := string(h.Sum(nil))
+	scryptCache.Lock()
+	key, ok := scryptCache.keys[id]
+	scryptCache.Unlock()
+	if ok {
+		return key, nil
+	}
+	key, err := scrypt.Key([]byte(passphrase), salt, k.N, k.R, k.P, 32)
+	if err != nil {
+		return nil, err
+	}
+	scryptCache.Lock()
+	if len(scryptCache.keys) >= 64 {
+		clear(scryptCache.keys) // a server sees few archives at once
+	}
+	scryptCache.keys[id] = key
+	scryptCache.Unlock()
+	return key, nil
+}
+
+var scryptCache = struct {
+	sync.Mutex
+	keys map[string][]byte
+}{keys: map[string][]byte{}}
+
+func deriveKey(master, salt []byte, purpose string) ([]byte, error) {
+	return hkdf.Key(sha256.New, master, salt, "relbot archive v1 "+purpose, 32)
+}
+
+func keyCheck(master, salt []byte) (string, error) {
+	k, err := deriveKey(master, salt, "check")
 	if err != nil {
 		return "", err
 	}
@@ -131,8 +223,8 @@ func keyCheck(passphrase string, salt []byte) (string, error) {
 	return hex.EncodeToString(m.Sum(nil)), nil
 }
 
-func newSealer(passphrase string, salt []byte) (*sealer, error) {
-	k, err := deriveKey(passphrase, salt, "data")
+func newSealer(master, salt []byte) (*sealer, error) {
+	k, err := deriveKey(master, salt, "data")
 	if err != nil {
 		return nil, err
 	}

@@ -92,14 +92,18 @@ func Open(r io.ReaderAt, size int64, passphrase string) (*Reader, error) {
 		if passphrase == "" {
 			return nil, ErrNeedKey
 		}
-		check, err := keyCheck(passphrase, e.Salt)
+		master, err := masterKey(passphrase, e)
+		if err != nil {
+			return nil, err
+		}
+		check, err := keyCheck(master, e.Salt)
 		if err != nil {
 			return nil, err
 		}
 		if !hmac.Equal([]byte(check), []byte(e.KeyCheck)) {
 			return nil, ErrWrongKey
 		}
-		if ar.seal, err = newSealer(passphrase, e.Salt); err != nil {
+		if ar.seal, err = newSealer(master, e.Salt); err != nil {
 			return nil, err
 		}
 	}

@@ -55,14 +55,19 @@ func NewWriter(w io.Writer, h Header, passphrase string) (*Writer, error) {
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
-		check, err := keyCheck(passphrase, salt)
+		kdf := writeKDF
+		e := &Encryption{Alg: algScrypt, Salt: salt, KDF: &kdf}
+		master, err := masterKey(passphrase, e)
 		if err != nil {
 			return nil, err
 		}
-		if aw.seal, err = newSealer(passphrase, salt); err != nil {
+		if e.KeyCheck, err = keyCheck(master, salt); err != nil {
 			return nil, err
 		}
-		h.Encryption = &Encryption{Alg: "aes-256-gcm/hkdf-sha256", Salt: salt, KeyCheck: check}
+		if aw.seal, err = newSealer(master, salt); err != nil {
+			return nil, err
+		}
+		h.Encryption = e
 	}
 	hb, err := json.Marshal(h)
 	if err != nil {

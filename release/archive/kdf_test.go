@@ -1,0 +1,109 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// New archives run the passphrase through scrypt, with its parameters in
+// the header; the key check no longer follows from a hash of the
+// passphrase alone, so guessing offline costs a scrypt run per guess.
+func TestNewArchivesUseScrypt(t *testing.T) {
+	pass := "correct horse battery staple"
+	file := write(t, sample()[:2], pass)
+	r, err := Open(bytes.NewReader(file), int64(len(file)), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := r.Header().Encryption
+	if e == nil || e.Alg != algScrypt || e.KDF == nil || *e.KDF != (KDF{Name: "scrypt", N: 1 << 15, R: 8, P: 1}) || len(e.Salt) != 16 {
+		t.Fatalf("encryption header: %+v", e)
+	}
+	if hkdfOnly, _ := keyCheck([]byte(pass), e.Salt); hkdfOnly == e.KeyCheck {
+		t.Fatal("the key check is still a plain HKDF of the passphrase")
+	}
+	if _, err := Open(bytes.NewReader(file), int64(len(file)), "correct horse battery stapler"); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+}
+
+// An archive written before scrypt (testdata, written by that relbot with
+// HKDF of the passphrase) still opens, checks and reads with its
+// passphrase, and still tells a wrong or missing one.
+func TestOldHKDFArchiveStillReads(t *testing.T) {
+	file, err := os.ReadFile("testdata/hkdf-passphrase.relbot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(bytes.NewReader(file), int64(len(file)), "an old backup passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Header()
+	if h.Encryption == nil || h.Encryption.Alg != algHKDF || h.Encryption.KDF != nil || h.ID != "crm-b7" ||
+		!h.CreatedAt.Equal(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)) {
+		t.Fatalf("header: %+v", h)
+	}
+	if err := r.CheckStored(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"table/public.customers":       strings.Repeat("1\tAda Lovelace\t{\"tier\": \"gold\"}\n2\tAlan Turing\t\\N\n", 90_000),
+		"storage/apps/main/readme.txt": "hello from an archive written before scrypt\n",
+	}
+	if len(r.Members()) != len(want) {
+		t.Fatalf("members: %+v", r.Members())
+	}
+	for name, data := range want {
+		m, ok := r.Member(name)
+		if !ok {
+			t.Fatalf("no member %s", name)
+		}
+		got, err := io.ReadAll(r.Open(m))
+		if err != nil || string(got) != data {
+			t.Fatalf("member %s: %d bytes (%v), want %d", name, len(got), err, len(data))
+		}
+	}
+	if len(r.Members()[0].Chunks)+len(r.Members()[1].Chunks) < 3 {
+		t.Fatal("the old archive should span several chunks")
+	}
+	for pass, wantErr := range map[string]error{"a new backup passphrase": ErrWrongKey, "": ErrNeedKey} {
+		if _, err := Open(bytes.NewReader(file), int64(len(file)), pass); !errors.Is(err, wantErr) {
+			t.Fatalf("passphrase %q: %v, want %v", pass, err, wantErr)
+		}
+	}
+}
+
+// A header naming an unknown derivation is from a newer relbot; one whose
+// scrypt parameters would take gigabytes is refused before any work.
+func TestKDFParametersAreBounded(t *testing.T) {
+	salt := bytes.Repeat([]byte{7}, 16)
+	for name, c := range map[string]struct {
+		e    Encryption
+		want string
+	}{
+		"unknown alg":     {Encryption{Alg: "chacha20/argon2id", Salt: salt}, "newer relbot"},
+		"unknown kdf":     {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "argon2id", N: 1, R: 1, P: 1}}, "newer relbot"},
+		"no kdf":          {Encryption{Alg: algScrypt, Salt: salt}, "newer relbot"},
+		"huge N":          {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1 << 30, R: 8, P: 1}}, "impossible scrypt parameters"},
+		"huge memory":     {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1 << 18, R: 32, P: 1}}, "impossible scrypt parameters"},
+		"N not a power 2": {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1000, R: 8, P: 1}}, "impossible scrypt parameters"},
+		"p zero":          {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1024, R: 8, P: 0}}, "impossible scrypt parameters"},
+		"huge time":       {Encryption{Alg: algScrypt, Salt: salt, KDF: &KDF{Name: "scrypt", N: 1 << 18, R: 8, P: 16}}, "impossible scrypt parameters"},
+	} {
+		start := time.Now()
+		_, err := masterKey("pass", &c.e)
+		if err == nil || !strings.Contains(err.Error(), c.want) || time.Since(start) > time.Second {
+			t.Errorf("%s: %v after %s, want %q at once", name, err, time.Since(start), c.want)
+		}
+	}
+}
