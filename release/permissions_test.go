@@ -212,3 +212,25 @@ func TestTerminalActAsAndSystem(t *testing.T) {
 		t.Fatal("a user calling themselves scheduler got through")
 	}
 }
+
+// Resuming a release needs the role its kind needed when requested.
+func TestResumeNeedsTheKindsRole(t *testing.T) {
+	a := permApp()
+	prod := a.Environments[2]
+	prod.Roles = Roles{RoleDeploy: {"U05DEV"}, RoleRollback: {"U01AAA"}, RoleSwitch: {"U02BBB"}}
+	s := permService(a, nil)
+	ctx := context.Background()
+	for kind, role := range map[ReleaseKind]Role{KindDeploy: RoleDeploy, KindRollback: RoleRollback, KindRestore: RoleRestore, KindSwitch: RoleSwitch} {
+		act, ok := resumeActions[kind]
+		if !ok {
+			t.Fatalf("no action resumes a %s", kind)
+		}
+		err := s.authorizeOnRelease(ctx, "U09MALLORY", act, &Release{App: "crm", Env: "production", Kind: kind})
+		if err == nil || !strings.Contains(err.Error(), "the "+string(role)+" role") {
+			t.Errorf("resume of a %s: %v", kind, err)
+		}
+	}
+	if err := s.authorizeOnRelease(ctx, "U05DEV", resumeActions[KindDeploy], &Release{App: "crm", Env: "production", Kind: KindDeploy}); err != nil {
+		t.Errorf("the deployer resumes their deploy: %v", err)
+	}
+}
