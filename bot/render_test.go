@@ -220,3 +220,17 @@ func TestBlockKitLimits(t *testing.T) {
 	}
 	checkLimits(t, RenderResult(rep, release.Errorf(release.CodeConflict, "%s", huge)))
 }
+
+// A restore into recovery tells its approvers that secrets travel; one
+// into another environment does not claim so.
+func TestRestoreIntoRecoverySaysSecretsTravel(t *testing.T) {
+	r := awaitingRelease()
+	r.Kind, r.Migration, r.FileHash, r.Backup, r.Env = release.KindRestore, "", "", "crm-b12", release.RecoveryEnv
+	if got := blocksText(t, RenderRelease(r, policy)); !strings.Contains(got, "*Secrets*") || !strings.Contains(got, "secrets travel: recovery receives") {
+		t.Errorf("restore into recovery:\n%s", got)
+	}
+	r.Env = "staging"
+	if got := blocksText(t, RenderRelease(r, policy)); strings.Contains(got, "secrets travel") {
+		t.Errorf("restore into staging claims secrets travel:\n%s", got)
+	}
+}

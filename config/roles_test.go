@@ -75,3 +75,20 @@ func TestRolesErrors(t *testing.T) {
 		})
 	}
 }
+
+// The shipped example parses, roles and terminal users included.
+func TestDeployExample(t *testing.T) {
+	f, err := LoadAppsFile("../deploy/apps.example.yaml", func(k string) string {
+		if strings.HasSuffix(k, "_DATABASE_URL") {
+			return "postgres://relbot@localhost/" + strings.ToLower(k)
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := f.Apps[0].Environments[2]
+	if f.TerminalUsers["alice"] != "U04ALICE" || len(f.Apps[0].Roles[release.RoleMigration]) != 1 || len(prod.Roles[release.RoleDeploy]) != 2 {
+		t.Fatalf("terminal users %v, app roles %v, production roles %v", f.TerminalUsers, f.Apps[0].Roles, prod.Roles)
+	}
+}

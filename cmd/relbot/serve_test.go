@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slack-go/slack/slacktest"
 )
 
 type lockedBuffer struct {
@@ -59,9 +61,9 @@ func postSlack(t *testing.T, addr, path string, body []byte, secret string) int 
 }
 
 // newTestStandIn is the built-in Slack stand-in, stopped with the test.
-func newTestStandIn(t *testing.T) *standIn {
+func newTestStandIn(t *testing.T, extra ...slacktest.Binder) *standIn {
 	t.Helper()
-	s := newStandIn()
+	s := newStandIn(extra...)
 	t.Cleanup(s.Stop)
 	return s
 }

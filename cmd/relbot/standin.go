@@ -36,7 +36,9 @@ type slackPost struct {
 	Body    string     // the raw request
 }
 
-func newStandIn() *standIn {
+// newStandIn starts the stand-in; extra registers more endpoints (a test's
+// usergroups).
+func newStandIn(extra ...slacktest.Binder) *standIn {
 	s := &standIn{}
 	record := func(method string) slacktest.Binder {
 		return func(c slacktest.Customize) {
@@ -70,7 +72,7 @@ func newStandIn() *standIn {
 			})
 		}
 	}
-	var binders []slacktest.Binder
+	binders := append([]slacktest.Binder(nil), extra...)
 	for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "conversations.open", "response/"} {
 		binders = append(binders, record(m))
 	}
