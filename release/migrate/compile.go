@@ -227,8 +227,9 @@ func (c *compiler) build() {
 		}
 	}
 	if len(empty) > 0 {
-		// ONLY: a parent's children keep their rows unless overwritten too.
-		c.sql("TRUNCATE ONLY %s", strings.Join(empty, ", "))
+		// ONLY (which binds to each name): a parent's children keep their
+		// rows unless overwritten too.
+		c.sql("TRUNCATE ONLY %s", strings.Join(empty, ", ONLY "))
 	}
 	for i := len(c.tgt.Tables) - 1; i >= 0; i-- { // children before parents
 		t := &c.tgt.Tables[i]
