@@ -30,6 +30,8 @@ type schemaCase struct {
 	columnsChange bool
 	// wantWarning must be in the plan's warnings.
 	wantWarning []string
+	// checkPlan looks at the plan before the apply.
+	checkPlan func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan)
 	// check runs extra queries on the target after a successful apply.
 	check func(t *testing.T, names *strings.Replacer, tgtDSN string)
 }
@@ -96,6 +98,9 @@ func runSchemaCase(t *testing.T, sc schemaCase, names map[string]string, failAtE
 	plan, err := e.Plan(ctxT(t), reader(buf.Bytes()), app, tgt, nil)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
+	}
+	if sc.checkPlan != nil {
+		sc.checkPlan(t, r, plan)
 	}
 	for _, w := range sc.wantWarning {
 		if joined := strings.Join(plan.Warnings, "\n"); !strings.Contains(joined, r.Replace(w)) {
@@ -360,6 +365,56 @@ var fkCases = []schemaCase{
 		wantWarning: []string{"cannot apply: function public.known(text) reads {P} and is used by constraint {C}_known on table public.{C}"},
 		wantErr:     []string{"cannot be applied to production", "function public.known(text)", "constraint {C}_known on table public.{C}"},
 	},
+	{
+		// NocoBase's own names, with the foreign keys a help-desk app
+		// adds: fields -> collections (referenced first alphabetically),
+		// flow_nodes -> workflows (referencing first), a self-reference,
+		// and a schema-only user table pointing at configuration.
+		name: "NocoBase-shaped configuration with foreign keys",
+		base: `CREATE TABLE collections (key text, name text PRIMARY KEY, options jsonb);
+			CREATE TABLE fields (key text PRIMARY KEY, "collectionName" text REFERENCES collections(name) ON DELETE CASCADE ON UPDATE CASCADE, name text);
+			CREATE TABLE workflows (id bigint PRIMARY KEY, key text, current boolean);
+			CREATE TABLE flow_nodes (id bigint PRIMARY KEY, "workflowId" bigint REFERENCES workflows(id) ON DELETE CASCADE,
+				"upstreamId" bigint REFERENCES flow_nodes(id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED, type text);
+			CREATE TABLE tickets (id bigint PRIMARY KEY, "workflowId" bigint REFERENCES workflows(id) ON DELETE CASCADE, subject text);`,
+		src: `INSERT INTO collections VALUES ('k1', 'tickets', '{}'), ('k2', 'report', '{"sql": "SELECT 1"}');
+			INSERT INTO fields VALUES ('f1', 'tickets', 'subject'), ('f2', 'report', 'n');
+			INSERT INTO workflows VALUES (1, 'w', false), (2, 'w', true);
+			INSERT INTO flow_nodes VALUES (10, 2, NULL, 'query'), (11, 2, 10, 'update');`,
+		tgt: `INSERT INTO collections VALUES ('k1', 'tickets', '{}'); INSERT INTO fields VALUES ('f1', 'tickets', 'subject');
+			INSERT INTO workflows VALUES (1, 'w', true); INSERT INTO flow_nodes VALUES (5, 1, NULL, 'query');
+			INSERT INTO tickets VALUES (100, 1, 'prod ticket'), (101, NULL, 'prod ticket 2');`,
+		rules:        map[string]release.Rule{"collections": ow, "fields": ow, "workflows": ow, "flow_nodes": ow, "tickets": so},
+		sameAsSource: true,
+	},
+	{
+		name: "a partition is named and refused",
+		base: fkBase + `CREATE TABLE {Q} (id int, at date) PARTITION BY RANGE (at);
+			CREATE TABLE {Q}_2026 PARTITION OF {Q} FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');`,
+		src:         `INSERT INTO {Q} VALUES (1, '2026-05-01');`,
+		rules:       map[string]release.Rule{"{Q}_2026": ow},
+		wantWarning: []string{"cannot apply: table {Q}_2026 is a partition of {Q}", "partitioned table {Q}"},
+		wantErr:     []string{"table {Q}_2026 is a partition of {Q}", "rule skip"},
+	},
+	{
+		// Making the table again (its column order) would lose its policy
+		// and row security: it is overwritten in place, and the plan says
+		// what stays as the target has it.
+		name: "a table's policy keeps it in place",
+		base: fkBase + `ALTER TABLE {P} ENABLE ROW LEVEL SECURITY; CREATE POLICY {P}_all ON {P} USING (true);`,
+		src: `ALTER TABLE {P} RENAME COLUMN note TO note_old; ALTER TABLE {P} ADD COLUMN note text; ALTER TABLE {P} DROP COLUMN name CASCADE;
+			ALTER TABLE {P} ADD COLUMN name text; INSERT INTO {P} (id, note, name) VALUES (1, 'n', 'users');`,
+		tgt:           `INSERT INTO {P} VALUES (1, 'old', NULL);`,
+		rules:         map[string]release.Rule{"{P}": ow},
+		columnsChange: true,
+		wantWarning:   []string{"overwrite {P}: the order of its columns differs", "making it again would lose its policy {P}_all, row-level security"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row((SELECT count(*) FROM pg_policy WHERE polname = '{P}_all'), (SELECT note || name FROM {P}))::text`))
+			if got["x"] != "(1,nusers)" {
+				t.Errorf("policy count and row: %s", got["x"])
+			}
+		},
+	},
 }
 
 func TestForeignKeysInEveryCombinationAndOrder(t *testing.T) {
@@ -407,6 +462,15 @@ var inheritCases = []schemaCase{
 			INSERT INTO g_{C} (id, title) VALUES (200, 'prod grandchild');`,
 		rules:        map[string]release.Rule{"{P}": ow, "{Q}": ow, "{C}": so, "g_{C}": ow},
 		sameAsSource: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			// The parent's own rows: 1 inserted, 1 changed, 1 deleted; its
+			// children's rows are theirs.
+			for _, tp := range plan.Tables {
+				if tp.Table == r.Replace("{P}") && (tp.Insert != 1 || tp.Update != 1 || tp.Delete != 1) {
+					t.Errorf("plan of %s: +%d ~%d -%d, want +1 ~1 -1", tp.Table, tp.Insert, tp.Update, tp.Delete)
+				}
+			}
+		},
 		check: func(t *testing.T, r *strings.Replacer, dsn string) {
 			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row((SELECT count(*) FROM {P}), (SELECT count(*) FROM ONLY {P}),
 				(SELECT count(*) FROM {C}), (SELECT count(*) FROM ONLY {C}), (SELECT count(*) FROM g_{C}))::text`))
