@@ -103,7 +103,7 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	if len(stmts) > 0 {
 		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", target.Name, len(stmts)), 0, t0)
 	}
-	res.Warnings = append(append([]string{}, prog.warnings...), warnings...)
+	res.Warnings = append(append(append([]string{}, prog.warnings...), uncarried(f.Meta.SourceEnv, f.Meta.Schema, target.Name, tgt)...), warnings...)
 	t0 = time.Now()
 	for _, s := range markerDDL {
 		if _, err := tx.Exec(ctx, s); err != nil {
@@ -298,6 +298,20 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	return tag.RowsAffected(), enable()
 }
 
+// uncarried names what either side has that the schema model does not
+// know (partitioned tables, rules, policies...): a migration neither
+// carries nor changes it.
+func uncarried(srcEnv string, src *pgschema.Schema, tgtEnv string, tgt *pgschema.Schema) []string {
+	var out []string
+	for _, w := range src.Warnings {
+		out = append(out, srcEnv+" has what a migration does not carry: "+w)
+	}
+	for _, w := range tgt.Warnings {
+		out = append(out, tgtEnv+" has what a migration does not change: "+w)
+	}
+	return out
+}
+
 // applyError says which statement failed and why; the transaction rolls
 // back, so the target is as it was.
 func applyError(stmt string, err error) error {
@@ -378,6 +392,7 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 		plan.Warnings = append(plan.Warnings, "cannot apply: "+r)
 	}
 	plan.Warnings = append(plan.Warnings, prog.warnings...)
+	plan.Warnings = append(plan.Warnings, uncarried(f.Meta.SourceEnv, f.Meta.Schema, target.Name, tgt)...)
 	if known != nil {
 		plan.MissingVariables = append(plan.MissingVariables, f.missing(known)...)
 	}

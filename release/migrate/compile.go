@@ -144,6 +144,14 @@ func (c *compiler) build() {
 		}
 		plans = append(plans, tp)
 		byName[s.QualifiedName()] = tp
+		// The model keeps partitions as plain tables: migrating one would
+		// make or fill it outside its partitioned table.
+		for _, t := range []*pgschema.Table{s, tp.tgt} {
+			if t != nil && t.PartitionOf != "" {
+				c.refuse("table %s is a partition of %s, and relbot does not migrate partitioned tables: give it the rule skip in apps.yaml", s.Key(), readable([]string{t.PartitionOf})[0])
+				break
+			}
+		}
 	}
 	// Children first: a table is dropped and made again only if its
 	// target children are too.
@@ -161,6 +169,9 @@ func (c *compiler) build() {
 			if ctp := byName[ch.QualifiedName()]; ctp == nil || !ctp.drop {
 				blocked = "table " + ch.Key() + " inherits from it and keeps its rows"
 			}
+		}
+		if len(tp.tgt.Attached) > 0 {
+			blocked = "making it again would lose its " + strings.Join(tp.tgt.Attached, ", ")
 		}
 		if len(tp.tgt.Dependents) > 0 {
 			blocked = strings.Join(tp.tgt.Dependents, ", ") + " depends on it"
@@ -197,6 +208,11 @@ func (c *compiler) build() {
 				if len(t.Dependents) > 0 {
 					c.refuse("table %s is to be dropped, but %s depends on it", t.Key(), strings.Join(t.Dependents, ", "))
 				}
+				for _, ch := range c.children(t.QualifiedName()) {
+					if inSource[ch.Key()] {
+						c.refuse("table %s is to be dropped, but table %s, which %s has, inherits from it", t.Key(), ch.Key(), c.meta.SourceEnv)
+					}
+				}
 				dropTables = append(dropTables, t)
 				touched[t.QualifiedName()] = true
 			} else {
@@ -227,8 +243,9 @@ func (c *compiler) build() {
 		}
 	}
 	if len(empty) > 0 {
-		// ONLY: a parent's children keep their rows unless overwritten too.
-		c.sql("TRUNCATE ONLY %s", strings.Join(empty, ", "))
+		// ONLY (which binds to each name): a parent's children keep their
+		// rows unless overwritten too.
+		c.sql("TRUNCATE ONLY %s", strings.Join(empty, ", ONLY "))
 	}
 	for i := len(c.tgt.Tables) - 1; i >= 0; i-- { // children before parents
 		t := &c.tgt.Tables[i]

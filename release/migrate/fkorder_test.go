@@ -25,11 +25,13 @@ type schemaCase struct {
 	// sameAsSource: the target's pg_dump --schema-only must equal the
 	// source's (else only the rows are compared).
 	sameAsSource bool
-	// columnsMoved: overwritten tables keep the target's column order, so
-	// their rows are compared by check only.
-	columnsMoved bool
+	// columnsChange: tables gain or move columns, so that their rows
+	// (overwritten or kept) are compared by check only.
+	columnsChange bool
 	// wantWarning must be in the plan's warnings.
 	wantWarning []string
+	// checkPlan looks at the plan before the apply.
+	checkPlan func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan)
 	// check runs extra queries on the target after a successful apply.
 	check func(t *testing.T, names *strings.Replacer, tgtDSN string)
 }
@@ -97,6 +99,9 @@ func runSchemaCase(t *testing.T, sc schemaCase, names map[string]string, failAtE
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
+	if sc.checkPlan != nil {
+		sc.checkPlan(t, r, plan)
+	}
 	for _, w := range sc.wantWarning {
 		if joined := strings.Join(plan.Warnings, "\n"); !strings.Contains(joined, r.Replace(w)) {
 			t.Errorf("plan warnings do not say %q:\n%s", r.Replace(w), joined)
@@ -122,6 +127,9 @@ func runSchemaCase(t *testing.T, sc schemaCase, names map[string]string, failAtE
 	if err != nil {
 		t.Fatalf("apply: %v\nplan:\n%s", err, strings.Join(plan.Statements, ";\n"))
 	}
+	if testing.Verbose() {
+		t.Logf("plan:\n%s", strings.Join(plan.Statements, ";\n"))
+	}
 	after := take(t, tgtDSN)
 	if sc.sameAsSource {
 		if got := dumpSchema(t, tgtDSN); got != srcDump {
@@ -131,11 +139,11 @@ func runSchemaCase(t *testing.T, sc schemaCase, names map[string]string, failAtE
 	for key, rule := range rules {
 		switch rule {
 		case release.RuleOverwrite:
-			if !sc.columnsMoved && after.rows[key] != source.rows[key] {
+			if !sc.columnsChange && after.rows[key] != source.rows[key] {
 				t.Errorf("overwrite %s: rows %s, source has %s", key, after.rows[key], source.rows[key])
 			}
 		case release.RuleSchemaOnly:
-			if _, ok := before.rows[key]; ok && after.rows[key] != before.rows[key] {
+			if _, ok := before.rows[key]; ok && !sc.columnsChange && after.rows[key] != before.rows[key] {
 				t.Errorf("schema-only %s: rows %s, the target had %s", key, after.rows[key], before.rows[key])
 			}
 		}
@@ -336,7 +344,7 @@ var fkCases = []schemaCase{
 			CREATE TABLE {Q} (id int PRIMARY KEY, snapshot {P});
 			INSERT INTO {P} VALUES (1, 5, 'users', NULL);`,
 		tgt:   `INSERT INTO {P} VALUES (1, 'users', NULL); INSERT INTO {Q} VALUES (1, ROW(1, 'users', NULL)::{P});`,
-		rules: map[string]release.Rule{"{P}": ow}, columnsMoved: true,
+		rules: map[string]release.Rule{"{P}": ow}, columnsChange: true,
 		wantWarning: []string{"overwrite {P}: the order of its columns differs", "column snapshot of table public.{Q} depends on it"},
 		check: func(t *testing.T, r *strings.Replacer, dsn string) {
 			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row(extra, name)::text FROM {P}`))
@@ -357,6 +365,56 @@ var fkCases = []schemaCase{
 		wantWarning: []string{"cannot apply: function public.known(text) reads {P} and is used by constraint {C}_known on table public.{C}"},
 		wantErr:     []string{"cannot be applied to production", "function public.known(text)", "constraint {C}_known on table public.{C}"},
 	},
+	{
+		// NocoBase's own names, with the foreign keys a help-desk app
+		// adds: fields -> collections (referenced first alphabetically),
+		// flow_nodes -> workflows (referencing first), a self-reference,
+		// and a schema-only user table pointing at configuration.
+		name: "NocoBase-shaped configuration with foreign keys",
+		base: `CREATE TABLE collections (key text, name text PRIMARY KEY, options jsonb);
+			CREATE TABLE fields (key text PRIMARY KEY, "collectionName" text REFERENCES collections(name) ON DELETE CASCADE ON UPDATE CASCADE, name text);
+			CREATE TABLE workflows (id bigint PRIMARY KEY, key text, current boolean);
+			CREATE TABLE flow_nodes (id bigint PRIMARY KEY, "workflowId" bigint REFERENCES workflows(id) ON DELETE CASCADE,
+				"upstreamId" bigint REFERENCES flow_nodes(id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED, type text);
+			CREATE TABLE tickets (id bigint PRIMARY KEY, "workflowId" bigint REFERENCES workflows(id) ON DELETE CASCADE, subject text);`,
+		src: `INSERT INTO collections VALUES ('k1', 'tickets', '{}'), ('k2', 'report', '{"sql": "SELECT 1"}');
+			INSERT INTO fields VALUES ('f1', 'tickets', 'subject'), ('f2', 'report', 'n');
+			INSERT INTO workflows VALUES (1, 'w', false), (2, 'w', true);
+			INSERT INTO flow_nodes VALUES (10, 2, NULL, 'query'), (11, 2, 10, 'update');`,
+		tgt: `INSERT INTO collections VALUES ('k1', 'tickets', '{}'); INSERT INTO fields VALUES ('f1', 'tickets', 'subject');
+			INSERT INTO workflows VALUES (1, 'w', true); INSERT INTO flow_nodes VALUES (5, 1, NULL, 'query');
+			INSERT INTO tickets VALUES (100, 1, 'prod ticket'), (101, NULL, 'prod ticket 2');`,
+		rules:        map[string]release.Rule{"collections": ow, "fields": ow, "workflows": ow, "flow_nodes": ow, "tickets": so},
+		sameAsSource: true,
+	},
+	{
+		name: "a partition is named and refused",
+		base: fkBase + `CREATE TABLE {Q} (id int, at date) PARTITION BY RANGE (at);
+			CREATE TABLE {Q}_2026 PARTITION OF {Q} FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');`,
+		src:         `INSERT INTO {Q} VALUES (1, '2026-05-01');`,
+		rules:       map[string]release.Rule{"{Q}_2026": ow},
+		wantWarning: []string{"cannot apply: table {Q}_2026 is a partition of {Q}", "partitioned table {Q}"},
+		wantErr:     []string{"table {Q}_2026 is a partition of {Q}", "rule skip"},
+	},
+	{
+		// Making the table again (its column order) would lose its policy
+		// and row security: it is overwritten in place, and the plan says
+		// what stays as the target has it.
+		name: "a table's policy keeps it in place",
+		base: fkBase + `ALTER TABLE {P} ENABLE ROW LEVEL SECURITY; CREATE POLICY {P}_all ON {P} USING (true);`,
+		src: `ALTER TABLE {P} RENAME COLUMN note TO note_old; ALTER TABLE {P} ADD COLUMN note text; ALTER TABLE {P} DROP COLUMN name CASCADE;
+			ALTER TABLE {P} ADD COLUMN name text; INSERT INTO {P} (id, note, name) VALUES (1, 'n', 'users');`,
+		tgt:           `INSERT INTO {P} VALUES (1, 'old', NULL);`,
+		rules:         map[string]release.Rule{"{P}": ow},
+		columnsChange: true,
+		wantWarning:   []string{"overwrite {P}: the order of its columns differs", "making it again would lose its policy {P}_all, row-level security"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row((SELECT count(*) FROM pg_policy WHERE polname = '{P}_all'), (SELECT note || name FROM {P}))::text`))
+			if got["x"] != "(1,nusers)" {
+				t.Errorf("policy count and row: %s", got["x"])
+			}
+		},
+	},
 }
 
 func TestForeignKeysInEveryCombinationAndOrder(t *testing.T) {
@@ -375,4 +433,101 @@ func TestForeignKeyCombinationsFailingAtTheEndChangeNothing(t *testing.T) {
 	for _, sc := range fkCases {
 		t.Run(sc.name, func(t *testing.T) { runSchemaCase(t, sc, nameOrders[1], true) })
 	}
+}
+
+// NocoBase's inherited collections: CREATE TABLE child (...) INHERITS
+// (parent). {P} is the parent, {C} a child with a second parent {Q}, and
+// grandchild g_{C} inherits from {C}.
+const inheritBase = `
+CREATE TABLE {P} (id bigint PRIMARY KEY, "createdAt" timestamptz NOT NULL DEFAULT '2026-01-01', title varchar(50),
+	CONSTRAINT {P}_title CHECK (title <> ''));
+CREATE TABLE {Q} (sort int DEFAULT 0, CONSTRAINT {Q}_sort CHECK (sort >= 0));
+CREATE TABLE {C} (id bigint PRIMARY KEY, due date, CONSTRAINT {P}_title CHECK (title <> '')) INHERITS ({P}, {Q});
+ALTER TABLE ONLY {C} ALTER COLUMN title SET DEFAULT 'untitled';
+ALTER TABLE ONLY {C} ALTER COLUMN title SET NOT NULL;
+CREATE TABLE g_{C} (id bigint PRIMARY KEY, level int NOT NULL DEFAULT 1) INHERITS ({C});
+`
+
+var inheritCases = []schemaCase{
+	{
+		// Overwriting the parent replaces its own rows only: the children
+		// keep theirs (schema-only) or get the source's (overwrite).
+		name: "overwrite a parent, keep a child's rows, overwrite a grandchild",
+		base: inheritBase,
+		src: `INSERT INTO {P} (id, title) VALUES (1, 'dev parent'), (2, 'dev parent 2');
+			INSERT INTO {C} (id, title, due) VALUES (10, 'dev child', '2026-02-01');
+			INSERT INTO g_{C} (id, title, level) VALUES (100, 'dev grandchild', 3);`,
+		tgt: `INSERT INTO {P} (id, title) VALUES (1, 'prod parent'), (3, 'prod parent 3');
+			INSERT INTO {C} (id, title) VALUES (20, 'prod child'), (21, 'prod child 2');
+			INSERT INTO g_{C} (id, title) VALUES (200, 'prod grandchild');`,
+		rules:        map[string]release.Rule{"{P}": ow, "{Q}": ow, "{C}": so, "g_{C}": ow},
+		sameAsSource: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			// The parent's own rows: 1 inserted, 1 changed, 1 deleted; its
+			// children's rows are theirs.
+			for _, tp := range plan.Tables {
+				if tp.Table == r.Replace("{P}") && (tp.Insert != 1 || tp.Update != 1 || tp.Delete != 1) {
+					t.Errorf("plan of %s: +%d ~%d -%d, want +1 ~1 -1", tp.Table, tp.Insert, tp.Update, tp.Delete)
+				}
+			}
+		},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row((SELECT count(*) FROM {P}), (SELECT count(*) FROM ONLY {P}),
+				(SELECT count(*) FROM {C}), (SELECT count(*) FROM ONLY {C}), (SELECT count(*) FROM g_{C}))::text`))
+			// parent: its 2 + the child's 2 + the grandchild's 1
+			if got["x"] != "(5,2,3,2,1)" {
+				t.Errorf("counts (all, own parent, all, own child, grandchild): %s, want (5,2,3,2,1)", got["x"])
+			}
+		},
+	},
+	{
+		// The migration adds a column to the parent (the children get it
+		// through inheritance), widens one, and adds a new inherited table.
+		name: "a column added to a parent and a new inherited table",
+		base: inheritBase,
+		src: `ALTER TABLE {P} ADD COLUMN status text DEFAULT 'open';
+			ALTER TABLE {P} ALTER COLUMN title TYPE text;
+			CREATE TABLE n_{P} (id bigint PRIMARY KEY, channel text) INHERITS ({P});
+			INSERT INTO {P} (id, title) VALUES (1, 'dev');
+			INSERT INTO n_{P} (id, title, channel) VALUES (5, 'new kind', 'mail');`,
+		tgt: `INSERT INTO {P} (id, title) VALUES (1, 'prod');
+			INSERT INTO {C} (id, title, due) VALUES (20, 'prod child', '2026-03-01');
+			INSERT INTO g_{C} (id, title) VALUES (200, 'prod grandchild');`,
+		rules:        map[string]release.Rule{"{P}": ow, "{Q}": so, "{C}": so, "g_{C}": so, "n_{P}": ow},
+		sameAsSource: true, columnsChange: true,
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT tableoid::regclass::text, row(id, title, status)::text FROM {P}`))
+			want := map[string]string{r.Replace("{P}"): "(1,dev,open)", r.Replace("{C}"): "(20,\"prod child\",open)",
+				r.Replace("g_{C}"): "(200,\"prod grandchild\",open)", r.Replace("n_{P}"): "(5,\"new kind\",open)"}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s: %s, want %s", k, got[k], v)
+				}
+			}
+		},
+	},
+	{
+		// A parent kept schema-only with an overwritten child: the child's
+		// rows are the source's, the parent's own stay production's.
+		name: "schema-only parent, overwritten child, tree path table and SQL collection rows",
+		base: inheritBase + `
+			CREATE TABLE "main_{P}_path" ("nodePk" bigint, path text, "rootPk" bigint);
+			CREATE TABLE collections_{Q} (name text PRIMARY KEY, options jsonb);`,
+		src: `INSERT INTO {C} (id, title) VALUES (10, 'dev child');
+			INSERT INTO "main_{P}_path" VALUES (1, '/1', 1), (2, '/1/2', 1);
+			INSERT INTO collections_{Q} VALUES ('report', '{"sql": "SELECT 1"}'), ('tickets', '{"tree": "adjacencyList"}');`,
+		tgt: `INSERT INTO {P} (id, title) VALUES (7, 'prod parent'); INSERT INTO {C} (id, title) VALUES (20, 'prod child');
+			INSERT INTO "main_{P}_path" VALUES (9, '/9', 9);`,
+		rules:        map[string]release.Rule{"{P}": so, "{Q}": so, "{C}": ow, "g_{C}": so, "main_{P}_path": ow, "collections_{Q}": ow},
+		sameAsSource: true,
+	},
+}
+
+func TestInheritanceInMigrations(t *testing.T) {
+	for _, sc := range inheritCases {
+		for _, names := range nameOrders {
+			t.Run(sc.name+"/"+names["{P}"], func(t *testing.T) { runSchemaCase(t, sc, names, false) })
+		}
+	}
+	t.Run("failing at the end", func(t *testing.T) { runSchemaCase(t, inheritCases[1], nameOrders[0], true) })
 }

@@ -376,21 +376,26 @@ func (s *Schema) readTables(ctx context.Context, q Querier) error {
 
 // readInherits reads each table's parents (partitions are plain tables here).
 func (s *Schema) readInherits(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
-	rows, err := q.Query(ctx, `SELECT i.inhrelid, pn.nspname, pc.relname
+	rows, err := q.Query(ctx, `SELECT i.inhrelid, pn.nspname, pc.relname, c.relispartition
 		FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
 		JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent
 		JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
-		WHERE i.inhrelid = ANY($1) AND NOT c.relispartition
+		WHERE i.inhrelid = ANY($1)
 		ORDER BY i.inhrelid, i.inhseqno`, oids)
 	if err != nil {
 		return err
 	}
 	var rel uint32
 	var schema, name string
-	_, err = pgx.ForEachRow(rows, []any{&rel, &schema, &name}, func() error {
+	var partition bool
+	_, err = pgx.ForEachRow(rows, []any{&rel, &schema, &name, &partition}, func() error {
 		t := &s.Tables[byOID[rel]]
-		t.Inherits = append(t.Inherits, Ident(schema, name))
+		if partition {
+			t.PartitionOf = Ident(schema, name)
+		} else {
+			t.Inherits = append(t.Inherits, Ident(schema, name))
+		}
 		return nil
 	})
 	return err
@@ -420,9 +425,25 @@ func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint
 	}
 	var rel uint32
 	var what string
-	_, err = pgx.ForEachRow(rows, []any{&rel, &what}, func() error {
+	if _, err = pgx.ForEachRow(rows, []any{&rel, &what}, func() error {
 		t := &s.Tables[byOID[rel]]
 		t.Dependents = append(t.Dependents, what)
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, err = q.Query(ctx, `SELECT polrelid, 'policy ' || polname FROM pg_catalog.pg_policy WHERE polrelid = ANY($1)
+		UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1) AND rulename <> '_RETURN'
+		UNION ALL SELECT oid, 'row-level security' FROM pg_catalog.pg_class WHERE oid = ANY($1) AND relrowsecurity
+		UNION ALL SELECT attrelid, 'privileges on column ' || attname FROM pg_catalog.pg_attribute
+			WHERE attrelid = ANY($1) AND attacl IS NOT NULL AND NOT attisdropped
+		ORDER BY 1, 2`, oids)
+	if err != nil {
+		return err
+	}
+	_, err = pgx.ForEachRow(rows, []any{&rel, &what}, func() error {
+		t := &s.Tables[byOID[rel]]
+		t.Attached = append(t.Attached, what)
 		return nil
 	})
 	return err

@@ -152,6 +152,13 @@ type Table struct {
 	// that nothing in the model makes again (a column of its row type, a
 	// rule...): dropping the table would fail or lose them.
 	Dependents []string `json:"-"`
+	// Attached are parts of the table the model does not make again
+	// (policies, rules, row security, column privileges): dropping and
+	// making the table again would lose them.
+	Attached []string `json:"-"`
+	// PartitionOf is the partitioned table (qualified, quoted) a partition
+	// belongs to; the model keeps partitions as plain tables.
+	PartitionOf string `json:"partition_of,omitempty"`
 }
 
 // Column is a column of a table or composite type.

@@ -140,7 +140,7 @@ func (e *Engine) Restore(ctx context.Context, app *release.App, env *release.Env
 			reenable = append(reenable, enableTrigger(j.t.QualifiedName(), tg))
 		}
 	}
-	if err := run("TRUNCATE ONLY " + strings.Join(names, ", ")); err != nil { // children keep their own rows
+	if err := run("TRUNCATE ONLY " + strings.Join(names, ", ONLY ")); err != nil { // children keep their own rows
 		return nil, err
 	}
 	for i, j := range jobs {

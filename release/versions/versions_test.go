@@ -12,6 +12,7 @@ import (
 
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/sampleapp"
+	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/migrate"
 	"github.com/relbot/relbot/release/pgschema"
@@ -363,5 +364,59 @@ func TestDrift(t *testing.T) {
 	same, err := (&Engine{}).Drift(ctxT(t), app, dev, dev)
 	if err != nil || len(same.Schema) != 0 || len(same.Versions) != 0 {
 		t.Fatalf("an environment drifts from itself: %+v %v", same, err)
+	}
+}
+
+// A version of an inherited collection holds each table's own rows: the
+// parent's count leaves out the children's, a change in a child is not a
+// change of the parent, and restoring the parent leaves the children's
+// rows alone.
+func TestVersionsOfInheritedTablesCountOwnRows(t *testing.T) {
+	_, dsn := testenv.NewDatabase(t, "inherit_versions")
+	exec(t, dsn,
+		`CREATE TABLE events (id int PRIMARY KEY, title text NOT NULL DEFAULT '', CONSTRAINT events_title CHECK (title <> 'x'))`,
+		`CREATE TABLE meetings (id int PRIMARY KEY, room text) INHERITS (events)`,
+		`CREATE TABLE calls (id int PRIMARY KEY, phone text) INHERITS (events)`,
+		`INSERT INTO events VALUES (1, 'launch'), (2, 'review')`,
+		`INSERT INTO meetings VALUES (10, 'standup', 'A'), (11, 'retro', 'B'), (12, 'planning', 'C')`,
+		`INSERT INTO calls VALUES (20, 'support', '+1')`)
+	dev := &release.Environment{Name: "development", Database: dsn}
+	app := &release.App{Name: "inh", Environments: []*release.Environment{dev},
+		Rules: map[string]release.Rule{"events": release.RuleOverwrite, "meetings": release.RuleOverwrite, "calls": release.RuleSchemaOnly}}
+	e := &Engine{}
+	blobs := newBlobs()
+	v1, _ := snapshot(t, e, app, blobs, "inh-v1")
+	rows := map[string]int64{}
+	for _, vt := range v1.Tables {
+		rows[vt.Table] = vt.Rows
+	}
+	if len(rows) != 2 || rows["events"] != 2 || rows["meetings"] != 3 {
+		t.Fatalf("version's tables and rows: %v, want events 2 (its own) and meetings 3", rows)
+	}
+	equalsVersion(t, dsn, v1)
+
+	// A child's change is the child's alone.
+	exec(t, dsn, `INSERT INTO meetings VALUES (13, 'demo', 'D')`, `INSERT INTO calls VALUES (21, 'sales', '+2')`)
+	d, err := e.Diff(ctxT(t), app, dev, v1, nil, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if findTable(d, "events") != nil {
+		t.Errorf("the parent changed with its children's rows: %+v", findTable(d, "events"))
+	}
+	if m := findTable(d, "meetings"); m == nil || m.Added != 1 || m.Removed != 0 || m.Changed != 0 {
+		t.Errorf("meetings: %+v, want 1 added", m)
+	}
+
+	// Restoring v1 brings back the parent's and meetings' own rows; calls
+	// (not versioned) keeps both of its rows.
+	exec(t, dsn, `UPDATE ONLY events SET title = 'launch (moved)' WHERE id = 1`)
+	if _, err := e.Restore(ctxT(t), app, dev, v1, blobs); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	equalsVersion(t, dsn, v1)
+	got := testenv.Rows(t, dsn, `SELECT 'n', row((SELECT count(*) FROM events), (SELECT count(*) FROM ONLY events), (SELECT count(*) FROM calls))::text`)
+	if got["n"] != "(7,2,2)" {
+		t.Errorf("counts (events with children, events' own, calls): %s, want (7,2,2)", got["n"])
 	}
 }
