@@ -371,6 +371,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tickets, _ := ar.Member("table/tickets")
+	preData, _ := ar.Member(preDataMember)
 
 	dst := newEnv(t, "dst", `CREATE TABLE precious (id int PRIMARY KEY, v text); INSERT INTO precious VALUES (1, 'keep me');`,
 		map[string]string{"uploads/mine-abcdef.txt": "mine"})
@@ -385,6 +386,7 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 		says   string
 	}{
 		{"flipped byte in a table", flip(tickets.Chunks[0].Offset + tickets.Chunks[0].Length/2), e, release.CodeDamaged, "table tickets"},
+		{"flipped byte in the schema", flip(preData.Chunks[0].Offset + preData.Chunks[0].Length/2), e, release.CodeDamaged, "the schema (pg_dump's pre-data section)"},
 		{"flipped byte in the manifest", flip(int64(len(good)) - 100), e, release.CodeDamaged, "manifest"},
 		{"truncated", good[:len(good)*2/3], e, release.CodeDamaged, "truncated"},
 		{"foreign file", []byte("PGDMP this is a pg_dump archive, not ours" + strings.Repeat(".", 200)), e, release.CodeInvalid, "not a relbot backup archive"},
@@ -467,6 +469,16 @@ func TestBadArchivesChangeNothing(t *testing.T) {
 		}
 		equalMaps(t, "target tables", wantRows, tableSums(t, dst.Database))
 		equalMaps(t, "target files", wantFiles, storageFiles(t, dst.Storage))
+
+		// Into an empty database, in parallel: emptied again.
+		empty := newEnv(t, "emptydst", "", nil)
+		before := schemaDump(t, empty.Database)
+		if _, err := e.Restore(ctxT(t), openArchiveFile(t, p), "crm", empty, release.RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "ticket_comments") {
+			t.Fatalf("got %v", err)
+		}
+		if got := schemaDump(t, empty.Database); got != before {
+			t.Fatalf("the empty database was not emptied again:\n%s", lineDiff(before, got))
+		}
 	})
 }
 

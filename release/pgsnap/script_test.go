@@ -103,3 +103,18 @@ func TestTableOfPostData(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstDifferenceIgnoresOnlyVersionComments(t *testing.T) {
+	a := "--\n-- Dumped from database version 15.20\n-- Dumped by pg_dump version 15.20\nCREATE TABLE t (a int);\nALTER TABLE t OWNER TO x;\n"
+	b := "--\n-- Dumped from database version 15.21\n-- Dumped by pg_dump version 15.21\nCREATE TABLE t (a int);\nALTER TABLE t OWNER TO x;\n"
+	if d, err := firstDifference(strings.NewReader(a), strings.NewReader(b)); err != nil || d != "" {
+		t.Fatalf("%q %v", d, err)
+	}
+	c := strings.Replace(b, "OWNER TO x", "OWNER TO y", 1)
+	if d, _ := firstDifference(strings.NewReader(a), strings.NewReader(c)); d != `line 5 is "ALTER TABLE t OWNER TO x;" in the archive, "ALTER TABLE t OWNER TO y;" in the restore` {
+		t.Fatalf("%q", d)
+	}
+	if d, _ := firstDifference(strings.NewReader(a), strings.NewReader(b+"CREATE INDEX i ON t (a);\n")); !strings.HasPrefix(d, `line 6 is "" in the archive`) {
+		t.Fatalf("a longer restore: %q", d)
+	}
+}

@@ -50,7 +50,8 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 		return nil, release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, newer than %s's server", majorOf(meta.ServerVersionNum), env.Name)
 	}
 	if meta.PgDump != nil {
-		if _, err := e.checkPgDump(ctx, serverVersion(ctx, conn)); err != nil {
+		version, err := e.checkPgDump(ctx, serverVersion(ctx, conn))
+		if err != nil {
 			return nil, err
 		}
 		if _, err := e.restoreDumpParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
@@ -58,6 +59,9 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 		}
 		if report.Problems, err = e.compareDump(ctx, env.Database, scratch, ar, meta); err != nil {
 			return nil, err
+		}
+		if len(report.Problems) > 0 && version != meta.PgDump.Version {
+			report.Problems = append(report.Problems, fmt.Sprintf("the archive's schema was written by pg_dump %s, the restore's by pg_dump %s: some differences may be pg_dump's own", meta.PgDump.Version, version))
 		}
 	} else {
 		if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
@@ -132,12 +136,26 @@ func manifestTable(ti TableInfo) *pgschema.Table {
 }
 
 // firstDifference compares two texts line by line as they stream and
-// names the first line that differs ("" when equal).
+// names the first line that differs ("" when equal). pg_dump's comments
+// naming the server's and its own version are not schema: a server
+// updated to its next minor version since the backup changes them alone.
 func firstDifference(want, got io.Reader) (string, error) {
 	w, g := bufio.NewReaderSize(want, 64*1024), bufio.NewReaderSize(got, 64*1024)
-	for n := 1; ; n++ {
-		wl, werr := w.ReadString('\n')
-		gl, gerr := g.ReadString('\n')
+	line := 0 // in the archive's text
+	next := func(r *bufio.Reader, count bool) (string, error) {
+		for {
+			l, err := r.ReadString('\n')
+			if count {
+				line++
+			}
+			if err != nil || !strings.HasPrefix(l, "-- Dumped from database version ") && !strings.HasPrefix(l, "-- Dumped by pg_dump version ") {
+				return l, err
+			}
+		}
+	}
+	for {
+		wl, werr := next(w, true)
+		gl, gerr := next(g, false)
 		if werr != nil && !errors.Is(werr, io.EOF) {
 			return "", werr
 		}
@@ -145,7 +163,7 @@ func firstDifference(want, got io.Reader) (string, error) {
 			return "", gerr
 		}
 		if wl != gl {
-			return fmt.Sprintf("line %d is %.200q in the archive, %.200q in the restore", n, strings.TrimSuffix(wl, "\n"), strings.TrimSuffix(gl, "\n")), nil
+			return fmt.Sprintf("line %d is %.200q in the archive, %.200q in the restore", line, strings.TrimSuffix(wl, "\n"), strings.TrimSuffix(gl, "\n")), nil
 		}
 		if werr != nil && gerr != nil {
 			return "", nil
