@@ -36,7 +36,7 @@ func TestOldHKDFBackupStillRestores(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 	dst := newEnv(t, "oldrestored", "", nil)
-	if _, err := e.Restore(ctxT(t), a, "crm", dst); err != nil {
+	if _, err := e.Restore(ctxT(t), a, "crm", dst, release.RestoreOptions{}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got, w := schemaDump(t, dst.Database), schemaDump(t, want.Database); got != w {
