@@ -27,6 +27,7 @@ const (
 	RoleMigration      Role = "migration"
 	RoleVersion        Role = "version"
 	RoleVersionRestore Role = "version_restore"
+	RoleRestart        Role = "restart" // run the restart hook by hand
 	// RoleActAs lets a terminal user whom terminal_users maps to a Slack ID
 	// act with --as as someone else.
 	RoleActAs Role = "act_as"
@@ -34,7 +35,7 @@ const (
 
 // RoleNames lists the roles apps.yaml may state, in the order users read them.
 var RoleNames = []Role{RoleDeploy, RoleApprove, RoleReject, RoleRollback, RoleRestore, RoleSwitch, RoleLock,
-	RoleVariables, RoleSecrets, RoleBackup, RoleMigration, RoleVersion, RoleVersionRestore, RoleActAs}
+	RoleVariables, RoleSecrets, RoleBackup, RoleMigration, RoleVersion, RoleVersionRestore, RoleRestart, RoleActAs}
 
 // Valid reports whether r is one of RoleNames.
 func (r Role) Valid() bool {
@@ -93,6 +94,7 @@ const (
 	ActMigrationCreate Action = "migration create"
 	ActVersionCreate   Action = "version create"
 	ActVersionRestore  Action = "version restore"
+	ActRestart         Action = "restart"
 )
 
 // byDefault says who holds a role apps.yaml does not state.
@@ -136,6 +138,8 @@ var permissions = map[Action]permission{
 	ActMigrationCreate: {RoleMigration, "create migrations from %s", defaultAnyone},
 	ActVersionCreate:   {RoleVersion, "create versions of %s", defaultAnyone},
 	ActVersionRestore:  {RoleVersionRestore, "restore versions into %s", defaultAnyone},
+	// Restarting stops the running app: as for changing its variables.
+	ActRestart: {RoleRestart, "restart the app of %s", defaultApprovers},
 }
 
 // resumeActions: resuming a release needs the role its kind needed.

@@ -29,6 +29,9 @@ func (s *Service) Restart(ctx context.Context, actor, app, env string) (*Restart
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, actor, ActRestart, a, e); err != nil {
+		return nil, err
+	}
 	if !e.HasRestartHook() {
 		return nil, Errorf(CodeConflict, "%s %s has no restart hook in apps.yaml: restart the app yourself to make it see the change (or define hooks: {restart: ...} for %s)", a.Name, e.Name, e.Name)
 	}

@@ -129,7 +129,7 @@ func TestRestartStepAfterTheApply(t *testing.T) {
 	}
 
 	// A rollback restores the database under the running app: restarted too.
-	must(t, run(t, env, "rollback", "crm-r2", "--as", "alice"), "awaiting approval")
+	must(t, run(t, env, "rollback", "crm-r2", "--as", "U01AAA"), "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r3", "--as", "U02BBB"))
 	must(t, run(t, env, "approve", "crm-r3", "--as", "U03CCC"), "succeeded", "restart app: done")
 	if got := restarts(t, marker); len(got) != 2 || got[1] != "f" {
@@ -181,24 +181,29 @@ func TestRestartAfterVariableChanges(t *testing.T) {
 
 	must(t, run(t, env, "var", "set", "crm", "staging", "API_TIMEOUT=30", "--as", "alice"),
 		"must be restarted to see the change", "crm staging has no restart hook in apps.yaml, so restart it yourself")
-	must(t, run(t, env, "var", "set", "crm", "production", "API_TIMEOUT=30", "--as", "alice"),
+	must(t, run(t, env, "var", "set", "crm", "production", "API_TIMEOUT=30", "--as", "U01AAA"),
 		"must be restarted to see the change", "restart crm production runs its restart hook")
-	must(t, runIn(t, env, "s3cr3t-token-value\n", "secret", "set", "crm", "production", "SIGN_TOKEN", "--as", "alice"),
+	must(t, runIn(t, env, "s3cr3t-token-value\n", "secret", "set", "crm", "production", "SIGN_TOKEN", "--as", "U01AAA"),
 		"restart crm production runs its restart hook")
-	must(t, run(t, env, "var", "unset", "crm", "production", "API_TIMEOUT", "--as", "alice"), "restart crm production runs its restart hook")
+	must(t, run(t, env, "var", "unset", "crm", "production", "API_TIMEOUT", "--as", "U01AAA"), "restart crm production runs its restart hook")
 	if got := restarts(t, marker); len(got) != 0 {
 		t.Fatalf("a variable change restarted the app by itself: %v", got)
 	}
 
-	r := must(t, run(t, env, "restart", "crm", "production", "--as", "alice"), "crm production restarted by alice")
+	r := must(t, run(t, env, "restart", "crm", "production", "--as", "U01AAA"), "crm production restarted by U01AAA")
 	if got := restarts(t, marker); len(got) != 1 {
 		t.Fatalf("restart ran the hook %d times:\n%s", len(got), r.out)
 	}
+	// Restarting production stops its app: its approvers' by default.
+	refused(t, run(t, env, "restart", "crm", "production", "--as", "alice"), "that needs the restart role")
+	if got := restarts(t, marker); len(got) != 1 {
+		t.Fatalf("a refused restart ran the hook: %v", got)
+	}
 	refused(t, run(t, env, "restart", "crm", "staging", "--as", "alice"), "crm staging has no restart hook in apps.yaml")
-	must(t, run(t, env, "lock", "crm", "production", "incident", "7", "--as", "bob"), "locked")
-	refused(t, run(t, env, "restart", "crm", "production", "--as", "alice"), "locked by bob")
-	must(t, run(t, env, "unlock", "crm", "production", "--as", "bob"))
-	must(t, run(t, env, "restart", "crm", "production", "--as", "alice"), "restarted")
+	must(t, run(t, env, "lock", "crm", "production", "incident", "7", "--as", "U02BBB"), "locked")
+	refused(t, run(t, env, "restart", "crm", "production", "--as", "U01AAA"), "locked by U02BBB")
+	must(t, run(t, env, "unlock", "crm", "production", "--as", "U02BBB"))
+	must(t, run(t, env, "restart", "crm", "production", "--as", "U01AAA"), "restarted")
 	if got := restarts(t, marker); len(got) != 2 {
 		t.Fatalf("restarts after the unlock: %v", got)
 	}
