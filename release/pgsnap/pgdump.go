@@ -107,17 +107,26 @@ func (e *Engine) CheckTools(ctx context.Context, dsn string) error {
 	return err
 }
 
-// pgDumpTarget turns a database URL into pg_dump's --dbname argument and
-// environment: the password travels in PGPASSWORD, never on a command line
+// pgDumpTarget turns a database address (a URL or key=value words) into
+// pg_dump's --dbname argument and environment, for database db when it is
+// not empty: the password travels in PGPASSWORD, never on a command line
 // other users can read.
 func pgDumpTarget(dsn, db string) (string, []string, error) {
 	env := os.Environ()
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		if db != "" {
-			return "", nil, release.Errorf(release.CodeInvalid, "the database address must be a postgres:// URL")
+		if m := kvPassword.FindStringSubmatch(dsn); m != nil {
+			p := m[1]
+			if strings.HasPrefix(p, "'") {
+				p = kvUnescape.ReplaceAllString(strings.TrimSuffix(strings.TrimPrefix(p, "'"), "'"), "$1")
+			}
+			env = append(env, "PGPASSWORD="+p)
+			dsn = strings.Replace(dsn, m[0], "", 1)
 		}
-		return dsn, env, nil // key=value form: passed as given
+		if db != "" {
+			dsn += " dbname='" + strings.ReplaceAll(strings.ReplaceAll(db, `\`, `\\`), "'", `\'`) + "'"
+		}
+		return dsn, env, nil
 	}
 	if u.User != nil {
 		if p, ok := u.User.Password(); ok {
@@ -130,6 +139,11 @@ func pgDumpTarget(dsn, db string) (string, []string, error) {
 	}
 	return u.String(), env, nil
 }
+
+var (
+	kvPassword = regexp.MustCompile(`(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)`)
+	kvUnescape = regexp.MustCompile(`\\(.)`)
+)
 
 // runPgDump runs pg_dump with args against dsn (database db when not
 // empty) and streams its output to w through the \restrict filter.

@@ -98,25 +98,32 @@ func TestOwnersAndGrantsAreRestored(t *testing.T) {
 		testenv.Exec(t, "ALTER DATABASE "+strings.TrimPrefix(u.Path, "/")+" OWNER TO "+restorer)
 		u.User = url.User(restorer)
 		dst.Database = u.String()
-		rep, err := e.Restore(ctxT(t), a, "crm", dst, release.RestoreOptions{})
-		if err != nil {
-			t.Fatalf("restore: %v", err)
-		}
-		warned := false
-		for _, w := range rep.Warnings {
-			if strings.Contains(w, "objects of role "+app+" are owned by "+restorer) && strings.Contains(w, app+" was granted all privileges on them instead") {
-				warned = true
+		// Into the empty database, then in place over what that made.
+		for _, mode := range []string{"into an empty database, in parallel", "in place, in one transaction"} {
+			rep, err := e.Restore(ctxT(t), a, "crm", dst, release.RestoreOptions{})
+			if err != nil {
+				t.Fatalf("restore %s: %v", mode, err)
 			}
-		}
-		if !warned {
-			t.Fatalf("no warning about the owner kept: %q", rep.Warnings)
-		}
-		got := testenv.Rows(t, dst.Database, `SELECT c.relname, pg_get_userbyid(c.relowner) || ' ' || has_table_privilege('`+app+`', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
-			|| ' ' || has_table_privilege('`+report+`', c.oid, 'SELECT') FROM pg_class c WHERE c.relname IN ('customers', 'customer_names')`)
-		for _, name := range []string{"customers", "customer_names"} {
-			if got[name] != restorer+" true true" {
-				t.Errorf("%s: %q, want owned by %s, all privileges for %s, SELECT for %s", name, got[name], restorer, app, report)
+			if rep.Mode != mode {
+				t.Fatalf("mode %q, want %q", rep.Mode, mode)
 			}
+			warned := false
+			for _, w := range rep.Warnings {
+				if strings.Contains(w, "objects of role "+app+" are owned by "+restorer) && strings.Contains(w, app+" was granted all privileges on them instead") {
+					warned = true
+				}
+			}
+			if !warned {
+				t.Fatalf("no warning about the owner kept: %q", rep.Warnings)
+			}
+			got := testenv.Rows(t, dst.Database, `SELECT c.relname, pg_get_userbyid(c.relowner) || ' ' || has_table_privilege('`+app+`', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+				|| ' ' || has_table_privilege('`+report+`', c.oid, 'SELECT') FROM pg_class c WHERE c.relname IN ('customers', 'customer_names')`)
+			for _, name := range []string{"customers", "customer_names"} {
+				if got[name] != restorer+" true true" {
+					t.Errorf("%s: %q, want owned by %s, all privileges for %s, SELECT for %s", name, got[name], restorer, app, report)
+				}
+			}
+			waitIdle(t, dst.Database)
 		}
 	})
 }

@@ -118,3 +118,20 @@ func TestFirstDifferenceIgnoresOnlyVersionComments(t *testing.T) {
 		t.Fatalf("a longer restore: %q", d)
 	}
 }
+
+func TestPgDumpTargetKeepsThePasswordOffTheCommandLine(t *testing.T) {
+	for _, c := range []struct{ dsn, db, arg, password string }{
+		{"postgres://relbot:s3cret@db:5432/crm?sslmode=disable", "", "postgres://relbot@db:5432/crm?sslmode=disable", "s3cret"},
+		{"postgres://relbot:s3cret@db/crm", "scratch", "postgres://relbot@db/scratch", "s3cret"},
+		{`host=db user=relbot password='it\'s a \\ pass' dbname=crm`, "scratch", "host=db user=relbot dbname=crm dbname='scratch'", `it's a \ pass`},
+		{"host=db password=plain dbname=crm", "", "host=db dbname=crm", "plain"},
+	} {
+		arg, env, err := pgDumpTarget(c.dsn, c.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if arg != c.arg || env[len(env)-1] != "PGPASSWORD="+c.password {
+			t.Errorf("%s: %q %q", c.dsn, arg, env[len(env)-1])
+		}
+	}
+}
