@@ -231,6 +231,7 @@ func (s *Service) authorize(ctx context.Context, actor string, act Action, a *Ap
 	if held {
 		return nil
 	}
+	s.Log.Info("refused: role not held", "app", a.Name, "env", e.Name, "by", actor, "action", string(act), "role", string(p.role))
 	what := fmt.Sprintf(p.doing, a.Name+" "+e.Name)
 	who := "nobody"
 	if len(members) > 0 {
@@ -263,6 +264,7 @@ func (s *Service) authorizeActAs(ctx context.Context, tu terminalUser, actor str
 	default:
 		msg += fmt.Sprintf(" (%s: %s)", from, strings.Join(members, ", "))
 	}
+	s.Log.Info("refused: --as another identity", "app", a.Name, "env", e.Name, "os_user", tu.osUser, "mapped", tu.mapped, "as", actor)
 	return Errorf(CodeForbidden, "%s", msg)
 }
 
