@@ -169,8 +169,8 @@ func TestTerminalRefusesOutsideRoles(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &m); err != nil {
 		t.Fatal(err)
 	}
-	must(t, boss("deploy", m.ID, "staging"), "crm-r1 succeeded")
-	must(t, boss("deploy", m.ID, "production"), "crm-r2", "awaiting approval")
+	must(t, boss("deploy", m.ID, "staging", "--allow-new-plugins"), "crm-r1 succeeded")
+	must(t, boss("deploy", m.ID, "production", "--allow-new-plugins"), "crm-r2", "awaiting approval")
 	must(t, boss("backup", "create", "crm", "production"), "crm-b2")
 	must(t, boss("backup", "restore", "crm-b2", "--into", "recovery"), "crm-r3 succeeded", "Secrets", "secrets travel")
 	must(t, boss("lock", "crm", "development", "frozen", "for", "the", "test"), "locked")
@@ -269,8 +269,8 @@ func TestSlackRefusesOutsideRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := createMigration(t, env)
-	must(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "succeeded")
-	must(t, run(t, env, "deploy", m, "production", "--as", "alice"), "crm-r2", "awaiting approval")
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r2", "awaiting approval")
 	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"), "crm-b2")
 
 	ctx, cancel := context.WithCancel(context.Background())

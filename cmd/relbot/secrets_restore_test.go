@@ -54,11 +54,11 @@ func TestRestoreKeepsTheTargetsSecrets(t *testing.T) {
 	if !strings.Contains(prodVars, "secret") {
 		t.Fatalf("production has no secret variables to leak:\n%s", prodVars)
 	}
-	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"), "crm-b1")
+	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "U01AAA"), "crm-b1")
 	for _, target := range []struct{ name, key string }{{"staging", "STAGING"}, {"development", "DEV"}} {
 		t.Run(target.name, func(t *testing.T) {
 			wantVars, wantKey := variablesOf(t, dsn(target.key)), key(target.key)
-			r := run(t, env, "backup", "restore", "crm-b1", "--into", target.name, "--as", "alice")
+			r := run(t, env, "backup", "restore", "crm-b1", "--into", target.name, "--as", "U01AAA")
 			for _, a := range []string{"U01AAA", "U02BBB"} {
 				if strings.Contains(r.out, "awaiting approval") {
 					r = run(t, env, "approve", "crm-r1", "--as", a)
@@ -109,7 +109,7 @@ func TestRestoreKeepsTheTargetsSecrets(t *testing.T) {
 		})
 	}
 	t.Run("recovery", func(t *testing.T) {
-		must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "alice"), "succeeded")
+		must(t, run(t, env, "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U01AAA"), "succeeded")
 		if got := variablesOf(t, dsn("RECOVERY")); got != prodVars {
 			t.Fatalf("recovery's variables are not production's:\nwant:\n%s\ngot:\n%s", prodVars, got)
 		}

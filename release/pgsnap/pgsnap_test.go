@@ -56,6 +56,9 @@ func newEnv(t *testing.T, name, sql string, files map[string]string) *release.En
 	_, dsn := testenv.NewDatabase(t, name)
 	if sql != "" {
 		execSQL(t, dsn, sql)
+		// The server ends a closed session a moment later; a restore in
+		// place would count it as the app still connected.
+		waitIdle(t, dsn)
 	}
 	dir := filepath.Join(t.TempDir(), name, "storage")
 	for p, content := range files {
