@@ -342,7 +342,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 		"apply migration (before commit)", "validation checks", "scale up", "maintenance off"} {
 		t.Run(step, func(t *testing.T) {
 			env := releaseEnv(t)
-			env["RELBOT_LEASE_TTL"] = "1s"
+			env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
 			m := createMigration(t, env)
 			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 
@@ -375,7 +375,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 
 // killAt runs relbot with args in a process of its own, kills it (SIGKILL)
 // when the release it runs reaches step, and waits for its lease
-// (RELBOT_LEASE_TTL, 1s in these tests) to run out.
+// (RELBOT_LEASE_TTL, testLeaseTTL in these tests) to run out.
 func killAt(t *testing.T, bin string, env map[string]string, step string, args ...string) {
 	t.Helper()
 	cmd := binaryCommand(bin, env, args...)
@@ -410,8 +410,13 @@ func killAt(t *testing.T, bin string, env map[string]string, step string, args .
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	time.Sleep(1500 * time.Millisecond) // the lease runs out
+	time.Sleep(testLeaseTTL + 500*time.Millisecond) // the lease runs out
 }
+
+// testLeaseTTL is short, so that a killed runner's lease runs out soon, yet
+// long enough that a live runner renews it in time on a loaded machine
+// under -race (1s was not: resumes lost their lease).
+const testLeaseTTL = 3 * time.Second
 
 // The incident path: a production deploy whose runner died after the
 // migration committed; its pre-release backup is rolled back into
@@ -420,7 +425,7 @@ func killAt(t *testing.T, bin string, env map[string]string, step string, args .
 func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 	bin := binary(t)
 	env := releaseEnv(t)
-	env["RELBOT_LEASE_TTL"] = "1s"
+	env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
 	m := createMigration(t, env)
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r2", "awaiting approval")
