@@ -714,14 +714,15 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 	}
 	// Constraints and indexes that differ are dropped now, made again after
 	// the rows; missing ones are added then. Inherited checks follow the
-	// parent's.
+	// parent's. An overwritten table's keys and indexes are all built
+	// after its rows, as for a new table: one sort beats a row at a time.
 	var later []string
 	for _, con := range s.Constraints {
 		if con.Type == "f" || con.Inherited {
 			continue
 		}
 		have := findConstraint(t, con.Name)
-		if have != nil && have.Def == con.Def && !have.Inherited {
+		if have != nil && have.Def == con.Def && !have.Inherited && !(tp.inPlace && con.Type != "c") {
 			continue
 		}
 		if have != nil && !have.Inherited {
@@ -731,7 +732,7 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 	}
 	for _, ix := range s.Indexes {
 		have := findIndex(t.Indexes, ix.Name)
-		if have != nil && have.Def == ix.Def {
+		if have != nil && have.Def == ix.Def && !tp.inPlace {
 			continue
 		}
 		if have != nil {
@@ -875,9 +876,10 @@ func (c *compiler) triggersAndComments(s, t *pgschema.Table, overwrite bool) {
 			c.sql("COMMENT ON TRIGGER %s ON %s IS %s", pgschema.QuoteIdent(tg.Name), name, pgschema.QuoteLiteral(tg.Comment))
 		}
 	}
-	if t != nil {
+	if t != nil && !overwrite {
 		return
 	}
+	// Keys and indexes of an overwritten table were built again.
 	for _, con := range s.Constraints {
 		if con.Comment != "" {
 			c.sql("COMMENT ON CONSTRAINT %s ON %s IS %s", pgschema.QuoteIdent(con.Name), name, pgschema.QuoteLiteral(con.Comment))

@@ -325,12 +325,13 @@ var fkCases = []schemaCase{
 		// Production's own rows point at a collection development no
 		// longer has: overwriting would orphan them. The apply fails on the
 		// foreign key, naming it and its table, and changes nothing.
-		name:    "orphaned schema-only rows fail the apply",
-		base:    fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
-		src:     `INSERT INTO {P} VALUES (1, 'users', NULL);`,
-		tgt:     `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'legacy', NULL); INSERT INTO {C} VALUES (1, 'legacy', 'needs legacy');`,
-		rules:   map[string]release.Rule{"{P}": ow, "{C}": so},
-		wantErr: []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(legacy)", "nothing was changed"},
+		name:        "orphaned schema-only rows fail the apply",
+		base:        fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
+		src:         `INSERT INTO {P} VALUES (1, 'users', NULL);`,
+		tgt:         `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'legacy', NULL); INSERT INTO {C} VALUES (1, 'legacy', 'needs legacy');`,
+		rules:       map[string]release.Rule{"{P}": ow, "{C}": so},
+		wantErr:     []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(legacy)", "nothing was changed"},
+		wantWarning: []string{"foreign key {C}_collection_fkey of table {C} will not hold: 1 of the target's rows of {C} point at rows {P} will not have"},
 	},
 	{
 		// Made again for its column order, but a column of its row type
@@ -386,6 +387,17 @@ var fkCases = []schemaCase{
 			INSERT INTO tickets VALUES (100, 1, 'prod ticket'), (101, NULL, 'prod ticket 2');`,
 		rules:        map[string]release.Rule{"collections": ow, "fields": ow, "workflows": ow, "flow_nodes": ow, "tickets": so},
 		sameAsSource: true,
+	},
+	{
+		// The file's rows point at a row the target's schema-only table
+		// does not have.
+		name:        "the file's rows orphaned by the target's",
+		base:        fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
+		src:         `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'dev-only', NULL); INSERT INTO {C} VALUES (1, 'dev-only', 'f'), (2, 'users', 'g');`,
+		tgt:         `INSERT INTO {P} VALUES (1, 'users', NULL);`,
+		rules:       map[string]release.Rule{"{P}": so, "{C}": ow},
+		wantWarning: []string{"foreign key {C}_collection_fkey of table {C} will not hold: 1 of the file's rows of {C} point at rows {P} will not have"},
+		wantErr:     []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(dev-only)", "nothing was changed"},
 	},
 	{
 		name: "a partition is named and refused",

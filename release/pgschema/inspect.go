@@ -435,6 +435,9 @@ func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint
 	rows, err = q.Query(ctx, `SELECT polrelid, 'policy ' || polname FROM pg_catalog.pg_policy WHERE polrelid = ANY($1)
 		UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1) AND rulename <> '_RETURN'
 		UNION ALL SELECT oid, 'row-level security' FROM pg_catalog.pg_class WHERE oid = ANY($1) AND relrowsecurity
+		UNION ALL SELECT stxrelid, 'statistics ' || stxname FROM pg_catalog.pg_statistic_ext WHERE stxrelid = ANY($1)
+		UNION ALL SELECT pr.prrelid, 'membership of publication ' || p.pubname FROM pg_catalog.pg_publication_rel pr
+			JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = ANY($1)
 		UNION ALL SELECT attrelid, 'privileges on column ' || attname FROM pg_catalog.pg_attribute
 			WHERE attrelid = ANY($1) AND attacl IS NOT NULL AND NOT attisdropped
 		ORDER BY 1, 2`, oids)

@@ -153,7 +153,8 @@ type Table struct {
 	// rule...): dropping the table would fail or lose them.
 	Dependents []string `json:"-"`
 	// Attached are parts of the table the model does not make again
-	// (policies, rules, row security, column privileges): dropping and
+	// (policies, rules, row security, column privileges, extended
+	// statistics, publication membership): dropping and
 	// making the table again would lose them.
 	Attached []string `json:"-"`
 	// PartitionOf is the partitioned table (qualified, quoted) a partition
