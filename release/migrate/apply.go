@@ -230,13 +230,18 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	name := l.table.QualifiedName()
 	cols := pgschema.ColumnList(l.data.Columns)
 	for _, tg := range l.trigOff {
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
 			return 0, applyError("disable triggers of "+l.table.Key(), err)
 		}
 	}
 	enable := func() error {
 		for _, tg := range l.trigOff {
-			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" ENABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+			mode := map[string]string{"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}[tg.Enabled]
+			if mode == "" {
+				mode = "ENABLE"
+			}
+			// As it was: a replica or always trigger stays one.
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" "+mode+" TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
 				return applyError("enable triggers of "+l.table.Key(), err)
 			}
 		}

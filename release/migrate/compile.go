@@ -42,7 +42,7 @@ type load struct {
 	rule    release.Rule
 	fresh   bool // the table is new or recreated in this apply
 	target  *pgschema.Table
-	trigOff []string // triggers to disable during the load
+	trigOff []pgschema.Trigger // triggers to disable during the load
 }
 
 type compiler struct {
@@ -279,7 +279,7 @@ func (c *compiler) build() {
 			if !tp.made() {
 				for _, tg := range tp.tgt.Triggers {
 					if tg.Enabled != "D" {
-						l.trigOff = append(l.trigOff, tg.Name)
+						l.trigOff = append(l.trigOff, tg)
 					}
 				}
 			}

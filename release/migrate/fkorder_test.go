@@ -292,7 +292,8 @@ var fkCases = []schemaCase{
 			CREATE MATERIALIZED VIEW mv_fields AS SELECT name, count(*) AS n FROM v_fields GROUP BY name;
 			CREATE UNIQUE INDEX mv_fields_name ON mv_fields (name);
 			CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.note := coalesce(NEW.note, '') || '+'; RETURN NEW; END$$;
-			CREATE TRIGGER {P}_stamp BEFORE INSERT ON {P} FOR EACH ROW EXECUTE FUNCTION stamp();`,
+			CREATE TRIGGER {P}_stamp BEFORE INSERT ON {P} FOR EACH ROW EXECUTE FUNCTION stamp();
+			ALTER TABLE {P} ENABLE ALWAYS TRIGGER {P}_stamp;`,
 		src: `INSERT INTO {P} VALUES (1, 'users', 'a'), (2, 'tickets', 'b'); INSERT INTO {C} VALUES (1, 'users', 'email'), (2, 'tickets', 's');
 			ALTER TABLE {C} ADD COLUMN required boolean NOT NULL DEFAULT false;
 			REFRESH MATERIALIZED VIEW mv_fields;`,
