@@ -534,6 +534,49 @@ var inheritCases = []schemaCase{
 		rules:        map[string]release.Rule{"{P}": so, "{Q}": so, "{C}": ow, "g_{C}": so, "main_{P}_path": ow, "collections_{Q}": ow},
 		sameAsSource: true,
 	},
+	{
+		// The child's own columns change order in the source: the child
+		// is made again under its kept parent, the grandchild with it.
+		name: "an overwritten child made again under a kept parent",
+		base: inheritBase,
+		src: `DROP TABLE g_{C}; DROP TABLE {C};
+			CREATE TABLE {C} (id bigint PRIMARY KEY, extra text, due date, CONSTRAINT {P}_title CHECK (title <> '')) INHERITS ({P}, {Q});
+			ALTER TABLE ONLY {C} ALTER COLUMN title SET DEFAULT 'untitled';
+			ALTER TABLE ONLY {C} ALTER COLUMN title SET NOT NULL;
+			CREATE TABLE g_{C} (id bigint PRIMARY KEY, level int NOT NULL DEFAULT 1) INHERITS ({C});
+			INSERT INTO {C} (id, title, extra) VALUES (10, 'dev child', 'x'); INSERT INTO g_{C} (id, title) VALUES (100, 'dev g');`,
+		tgt: `INSERT INTO {P} (id, title) VALUES (1, 'prod parent'); INSERT INTO {C} (id, title) VALUES (20, 'prod child');
+			INSERT INTO g_{C} (id, title) VALUES (200, 'prod g');`,
+		rules:        map[string]release.Rule{"{P}": so, "{Q}": so, "{C}": ow, "g_{C}": ow},
+		sameAsSource: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			joined := strings.Join(plan.Statements, "\n")
+			for _, want := range []string{`DROP TABLE "public"."g_{C}"`, `DROP TABLE "public"."{C}"`, `INHERITS ("public"."{P}", "public"."{Q}")`} {
+				if !strings.Contains(joined, r.Replace(want)) {
+					t.Errorf("plan lacks %s", r.Replace(want))
+				}
+			}
+		},
+	},
+	{
+		// The parent's columns change order, but a child keeps its rows:
+		// the parent cannot be made again and is overwritten in place; the
+		// plan says what stays as the target has it.
+		name: "a parent with kept children is overwritten in place",
+		base: inheritBase,
+		src: `ALTER TABLE {P} ADD COLUMN status text; ALTER TABLE {P} DROP COLUMN title CASCADE; ALTER TABLE {P} ADD COLUMN title varchar(50);
+			INSERT INTO {P} (id, title, status) VALUES (1, 'dev', 'open');`,
+		tgt:           `INSERT INTO {P} (id, title) VALUES (1, 'prod'), (2, 'prod 2'); INSERT INTO {C} (id, title) VALUES (20, 'prod child');`,
+		rules:         map[string]release.Rule{"{P}": ow, "{Q}": so, "{C}": so, "g_{C}": so},
+		columnsChange: true,
+		wantWarning:   []string{"overwrite {P}: the order of its columns differs from development's and stays as the target has it (table {C} inherits from it and keeps its rows)"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT tableoid::regclass::text || ':' || id, row(title, status)::text FROM {P}`))
+			if len(got) != 2 || got[r.Replace("{P}:1")] != "(dev,open)" || got[r.Replace("{C}:20")] != `("prod child",)` {
+				t.Errorf("rows through the parent: %v", got)
+			}
+		},
+	},
 }
 
 func TestInheritanceInMigrations(t *testing.T) {
