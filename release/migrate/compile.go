@@ -692,26 +692,6 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 	if tp.inPlace && t.Comment != s.Comment {
 		c.sql("COMMENT ON TABLE %s IS %s", name, commentValue(s.Comment))
 	}
-	for _, col := range t.Columns {
-		if s.Column(col.Name) != nil || col.Inherited {
-			continue
-		}
-		switch {
-		case tp.inPlace:
-			c.destroy("column %s.%s is not in %s: dropped (overwrite)", s.Key(), col.Name, c.meta.SourceEnv)
-		case c.allow:
-			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
-		default:
-			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
-			continue
-		}
-		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
-		c.inherit(name, func(ch *pgschema.Table) {
-			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && len(ch.Inherits) == 1 {
-				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
-			}
-		})
-	}
 	// Constraints and indexes that differ are dropped now, made again after
 	// the rows; missing ones are added then. Inherited checks follow the
 	// parent's. An overwritten table's keys and indexes are all built
@@ -754,7 +734,45 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 			}
 		}
 	}
+	// Columns last: dropping one drops the constraints and indexes on it.
+	for _, col := range t.Columns {
+		if s.Column(col.Name) != nil || col.Inherited {
+			continue
+		}
+		switch {
+		case tp.inPlace:
+			c.destroy("column %s.%s is not in %s: dropped (overwrite)", s.Key(), col.Name, c.meta.SourceEnv)
+		case c.allow:
+			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
+		default:
+			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
+			continue
+		}
+		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
+		c.inherit(name, func(ch *pgschema.Table) {
+			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && c.parentsWith(ch, col.Name) <= 1 {
+				// The children's values of it go too, whatever their rule.
+				c.destroy("column %s.%s goes with %s.%s, which it inherits", ch.Key(), col.Name, s.Key(), col.Name)
+				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
+				// and its constraints on the column with it
+				ch.Constraints = slices.DeleteFunc(slices.Clone(ch.Constraints), func(x pgschema.Constraint) bool { return slices.Contains(x.Columns, col.Name) })
+			}
+		})
+	}
 	return func() { c.sqls(later) }
+}
+
+// parentsWith counts the target parents of t that have column col.
+func (c *compiler) parentsWith(t *pgschema.Table, col string) int {
+	n := 0
+	for _, p := range t.Inherits {
+		for i := range c.tgt.Tables {
+			if c.tgt.Tables[i].QualifiedName() == p && c.tgt.Tables[i].Column(col) != nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // inherit applies a change made to parent to the target's tables that

@@ -577,6 +577,25 @@ var inheritCases = []schemaCase{
 			}
 		},
 	},
+	{
+		// A column dropped from an overwritten parent goes from its
+		// children too (PostgreSQL drops inherited columns with the
+		// parent's): the plan lists that among the destructive changes.
+		name:         "a column dropped from a parent goes from its children, listed",
+		base:         inheritBase,
+		src:          `ALTER TABLE {P} DROP COLUMN title CASCADE; INSERT INTO {P} (id) VALUES (1);`,
+		tgt:          `INSERT INTO {C} (id, title) VALUES (20, 'prod child');`,
+		rules:        map[string]release.Rule{"{P}": ow, "{Q}": so, "{C}": so, "g_{C}": so},
+		sameAsSource: true, columnsChange: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			joined := strings.Join(plan.Destructive, "\n")
+			for _, want := range []string{"column {P}.title is not in development: dropped (overwrite)", "column {C}.title goes with {P}.title", "column g_{C}.title goes with {P}.title"} {
+				if !strings.Contains(joined, r.Replace(want)) {
+					t.Errorf("destructive changes lack %q:\n%s", r.Replace(want), joined)
+				}
+			}
+		},
+	},
 }
 
 func TestInheritanceInMigrations(t *testing.T) {
