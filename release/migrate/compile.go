@@ -158,6 +158,9 @@ func (c *compiler) build() {
 	for i := len(plans) - 1; i >= 0; i-- {
 		tp := plans[i]
 		if !tp.inPlace {
+			if tp.tgt != nil && !slices.Equal(tp.src.Inherits, tp.tgt.Inherits) {
+				c.warn("table %s: its parent tables differ from %s's and stay as the target has them (%s keeps its rows)", tp.src.Key(), c.meta.SourceEnv, tp.rule)
+			}
 			continue
 		}
 		why := needsRemake(tp.src, tp.tgt)

@@ -596,6 +596,14 @@ var inheritCases = []schemaCase{
 			}
 		},
 	},
+	{
+		name:        "a kept table whose parents differ is named",
+		base:        `CREATE TABLE {P} (id int PRIMARY KEY, t text);`,
+		src:         `CREATE TABLE {C} (x int) INHERITS ({P});`,
+		tgt:         `CREATE TABLE {C} (id int, t text, x int); INSERT INTO {C} VALUES (1, 'kept', 2);`,
+		rules:       map[string]release.Rule{"{P}": so, "{C}": so},
+		wantWarning: []string{"table {C}: its parent tables differ from development's and stay as the target has them"},
+	},
 }
 
 func TestInheritanceInMigrations(t *testing.T) {
