@@ -293,7 +293,8 @@ var fkCases = []schemaCase{
 			CREATE UNIQUE INDEX mv_fields_name ON mv_fields (name);
 			CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.note := coalesce(NEW.note, '') || '+'; RETURN NEW; END$$;
 			CREATE TRIGGER {P}_stamp BEFORE INSERT ON {P} FOR EACH ROW EXECUTE FUNCTION stamp();
-			ALTER TABLE {P} ENABLE ALWAYS TRIGGER {P}_stamp;`,
+			ALTER TABLE {P} ENABLE ALWAYS TRIGGER {P}_stamp;
+			REVOKE EXECUTE ON FUNCTION {P}_count() FROM PUBLIC; GRANT EXECUTE ON FUNCTION fields_total() TO pg_monitor;`,
 		src: `INSERT INTO {P} VALUES (1, 'users', 'a'), (2, 'tickets', 'b'); INSERT INTO {C} VALUES (1, 'users', 'email'), (2, 'tickets', 's');
 			ALTER TABLE {C} ADD COLUMN required boolean NOT NULL DEFAULT false;
 			REFRESH MATERIALIZED VIEW mv_fields;`,

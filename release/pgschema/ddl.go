@@ -394,8 +394,12 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 	for _, p := range privs {
 		object := Ident(p.Schema, p.Name)
 		on := "TABLE " + object
-		if p.Kind == "SEQUENCE" {
+		switch p.Kind {
+		case "SEQUENCE":
 			on = "SEQUENCE " + object
+		case "FUNCTION", "PROCEDURE":
+			object = p.Name // the signature, qualified already
+			on = p.Kind + " " + object
 		}
 		type key struct {
 			grantee   string
@@ -403,6 +407,11 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 		}
 		var order []key
 		byGrantee := map[key][]string{}
+		if (p.Kind == "FUNCTION" || p.Kind == "PROCEDURE") && p.Grants != nil && !slices.ContainsFunc(p.Grants, func(g Grant) bool { return g.Grantee == "" }) {
+			// A function's default lets PUBLIC execute it; an explicit list
+			// without PUBLIC means it was revoked.
+			stmts = append(stmts, "REVOKE ALL ON "+on+" FROM PUBLIC")
+		}
 		for _, g := range p.Grants {
 			if g.Grantee == p.Owner {
 				continue // the owner holds every privilege by default

@@ -32,9 +32,9 @@ type Schema struct {
 
 // Privileges are one relation's owner and grants.
 type Privileges struct {
-	Kind   string `json:"kind"` // TABLE, VIEW, MATERIALIZED VIEW or SEQUENCE
+	Kind   string `json:"kind"` // TABLE, VIEW, MATERIALIZED VIEW, SEQUENCE, FUNCTION or PROCEDURE
 	Schema string `json:"schema"`
-	Name   string `json:"name"`
+	Name   string `json:"name"` // a function's or procedure's signature
 	Owner  string `json:"owner"`
 	// Linked sequences (identity, serial) follow their table's owner.
 	Linked bool `json:"linked,omitempty"`
