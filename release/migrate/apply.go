@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -232,13 +233,18 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	name := l.table.QualifiedName()
 	cols := pgschema.ColumnList(l.data.Columns)
 	for _, tg := range l.trigOff {
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
 			return 0, applyError("disable triggers of "+l.table.Key(), err)
 		}
 	}
 	enable := func() error {
 		for _, tg := range l.trigOff {
-			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" ENABLE TRIGGER "+pgschema.QuoteIdent(tg)); err != nil {
+			mode := map[string]string{"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}[tg.Enabled]
+			if mode == "" {
+				mode = "ENABLE"
+			}
+			// As it was: a replica or always trigger stays one.
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" "+mode+" TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
 				return applyError("enable triggers of "+l.table.Key(), err)
 			}
 		}
@@ -408,7 +414,141 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 		}
 		plan.Tables = append(plan.Tables, tp)
 	}
+	orphans, err := f.orphans(ctx, tx, tgt)
+	if err != nil {
+		return nil, err
+	}
+	plan.Warnings = append(plan.Warnings, orphans...)
 	return plan, nil
+}
+
+var referencesRE = regexp.MustCompile(`REFERENCES [^(]+\(([^)]*)\)`)
+
+// orphans finds the foreign keys that will not hold after the apply: rows
+// the target keeps pointing at rows of an overwritten table that the file
+// does not bring, or the file's rows pointing at rows the target does not
+// have. The apply would fail on them; the plan says so first.
+func (f *File) orphans(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema) ([]string, error) {
+	fileRows := map[string]TableData{}
+	for _, td := range f.Meta.Tables {
+		if RuleOf(f.Meta.Rules, td.Key) == release.RuleOverwrite {
+			fileRows[td.Key] = td
+		}
+	}
+	// After the apply a table holds the file's rows (overwrite) or the
+	// target's (schema-only, skip, not in the file); merges are not checked.
+	side := func(key string) (fromFile, known bool) {
+		if _, ok := fileRows[key]; ok {
+			return true, true
+		}
+		switch RuleOf(f.Meta.Rules, key) {
+		case release.RuleUpsert, release.RuleInsertIgnore:
+			return false, false
+		}
+		return false, tgt.Table(key) != nil
+	}
+	loaded := map[string]string{}
+	temp := func(key string) (string, error) {
+		if name, ok := loaded[key]; ok {
+			return name, nil
+		}
+		td := fileRows[key]
+		name := pgschema.QuoteIdent(fmt.Sprintf("relbot_fk_%d", len(loaded)))
+		defs := make([]string, len(td.Columns))
+		for i, c := range td.Columns {
+			defs[i] = pgschema.QuoteIdent(c) + " text"
+		}
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+name+" ("+strings.Join(defs, ", ")+")"); err != nil {
+			return "", err
+		}
+		rows, err := f.Rows(td)
+		if err != nil {
+			return "", err
+		}
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+name+" FROM STDIN"); err != nil {
+			return "", fmt.Errorf("plan %s: %w", key, err)
+		}
+		loaded[key] = name
+		return name, nil
+	}
+	// The foreign keys there will be: the source's of tables in scope, the
+	// target's own of the others.
+	type fk struct {
+		table string
+		con   pgschema.Constraint
+	}
+	var fks []fk
+	for i := range f.Meta.Schema.Tables {
+		t := &f.Meta.Schema.Tables[i]
+		if RuleOf(f.Meta.Rules, t.Key()) == release.RuleSkip {
+			continue
+		}
+		for _, c := range t.Constraints {
+			if c.Type == "f" && !c.Inherited {
+				fks = append(fks, fk{t.Key(), c})
+			}
+		}
+	}
+	for i := range tgt.Tables {
+		t := &tgt.Tables[i]
+		if f.Meta.Schema.Table(t.Key()) != nil && RuleOf(f.Meta.Rules, t.Key()) != release.RuleSkip {
+			continue
+		}
+		for _, c := range t.Constraints {
+			if c.Type == "f" && !c.Inherited {
+				fks = append(fks, fk{t.Key(), c})
+			}
+		}
+	}
+	keyOf := func(qualified string) string {
+		return readable([]string{qualified})[0]
+	}
+	var out []string
+	for _, k := range fks {
+		ref := keyOf(k.con.References)
+		tFile, tKnown := side(k.table)
+		rFile, rKnown := side(ref)
+		m := referencesRE.FindStringSubmatch(k.con.Def)
+		if !tKnown || !rKnown || tFile == rFile || m == nil {
+			continue // both from the source, where the key holds, or both the target's own
+		}
+		refCols := strings.Split(m[1], ", ")
+		if len(refCols) != len(k.con.Columns) {
+			continue
+		}
+		var from, to string
+		var err error
+		if tFile {
+			from, err = temp(k.table)
+			to = "ONLY " + k.con.References
+		} else {
+			from = tgt.Table(k.table).From()
+			to, err = temp(ref)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var notNull, match []string
+		for i, c := range k.con.Columns {
+			notNull = append(notNull, "r."+pgschema.QuoteIdent(c)+" IS NOT NULL")
+			match = append(match, "s."+refCols[i]+"::text = r."+pgschema.QuoteIdent(c)+"::text")
+		}
+		var n int64
+		q := fmt.Sprintf("SELECT count(*) FROM %s r WHERE %s AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s)",
+			from, strings.Join(notNull, " AND "), to, strings.Join(match, " AND "))
+		if err := tx.QueryRow(ctx, q).Scan(&n); err != nil {
+			return nil, fmt.Errorf("plan foreign key %s of %s: %w", k.con.Name, k.table, err)
+		}
+		if n > 0 {
+			whose := "the target's"
+			if tFile {
+				whose = "the file's"
+			}
+			out = append(out, fmt.Sprintf("foreign key %s of table %s will not hold: %d of %s rows of %s point at rows %s will not have; the apply will fail and change nothing",
+				k.con.Name, k.table, n, whose, k.table, ref))
+		}
+	}
+	return out, nil
 }
 
 // countRows compares the file's rows of one table with the target's, by

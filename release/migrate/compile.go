@@ -42,7 +42,7 @@ type load struct {
 	rule    release.Rule
 	fresh   bool // the table is new or recreated in this apply
 	target  *pgschema.Table
-	trigOff []string // triggers to disable during the load
+	trigOff []pgschema.Trigger // triggers to disable during the load
 }
 
 type compiler struct {
@@ -158,6 +158,9 @@ func (c *compiler) build() {
 	for i := len(plans) - 1; i >= 0; i-- {
 		tp := plans[i]
 		if !tp.inPlace {
+			if tp.tgt != nil && !slices.Equal(tp.src.Inherits, tp.tgt.Inherits) {
+				c.warn("table %s: its parent tables differ from %s's and stay as the target has them (%s keeps its rows)", tp.src.Key(), c.meta.SourceEnv, tp.rule)
+			}
 			continue
 		}
 		why := needsRemake(tp.src, tp.tgt)
@@ -279,7 +282,7 @@ func (c *compiler) build() {
 			if !tp.made() {
 				for _, tg := range tp.tgt.Triggers {
 					if tg.Enabled != "D" {
-						l.trigOff = append(l.trigOff, tg.Name)
+						l.trigOff = append(l.trigOff, tg)
 					}
 				}
 			}
@@ -692,36 +695,17 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 	if tp.inPlace && t.Comment != s.Comment {
 		c.sql("COMMENT ON TABLE %s IS %s", name, commentValue(s.Comment))
 	}
-	for _, col := range t.Columns {
-		if s.Column(col.Name) != nil || col.Inherited {
-			continue
-		}
-		switch {
-		case tp.inPlace:
-			c.destroy("column %s.%s is not in %s: dropped (overwrite)", s.Key(), col.Name, c.meta.SourceEnv)
-		case c.allow:
-			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
-		default:
-			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
-			continue
-		}
-		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
-		c.inherit(name, func(ch *pgschema.Table) {
-			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && len(ch.Inherits) == 1 {
-				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
-			}
-		})
-	}
 	// Constraints and indexes that differ are dropped now, made again after
 	// the rows; missing ones are added then. Inherited checks follow the
-	// parent's.
+	// parent's. An overwritten table's keys and indexes are all built
+	// after its rows, as for a new table: one sort beats a row at a time.
 	var later []string
 	for _, con := range s.Constraints {
 		if con.Type == "f" || con.Inherited {
 			continue
 		}
 		have := findConstraint(t, con.Name)
-		if have != nil && have.Def == con.Def && !have.Inherited {
+		if have != nil && have.Def == con.Def && !have.Inherited && !(tp.inPlace && con.Type != "c") {
 			continue
 		}
 		if have != nil && !have.Inherited {
@@ -731,7 +715,7 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 	}
 	for _, ix := range s.Indexes {
 		have := findIndex(t.Indexes, ix.Name)
-		if have != nil && have.Def == ix.Def {
+		if have != nil && have.Def == ix.Def && !tp.inPlace {
 			continue
 		}
 		if have != nil {
@@ -753,7 +737,45 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 			}
 		}
 	}
+	// Columns last: dropping one drops the constraints and indexes on it.
+	for _, col := range t.Columns {
+		if s.Column(col.Name) != nil || col.Inherited {
+			continue
+		}
+		switch {
+		case tp.inPlace:
+			c.destroy("column %s.%s is not in %s: dropped (overwrite)", s.Key(), col.Name, c.meta.SourceEnv)
+		case c.allow:
+			c.destroy("column %s.%s is not in %s: dropped", s.Key(), col.Name, c.meta.SourceEnv)
+		default:
+			c.destroy("column %s.%s is not in %s: kept (dropping it needs approval of destructive changes)", s.Key(), col.Name, c.meta.SourceEnv)
+			continue
+		}
+		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
+		c.inherit(name, func(ch *pgschema.Table) {
+			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && c.parentsWith(ch, col.Name) <= 1 {
+				// The children's values of it go too, whatever their rule.
+				c.destroy("column %s.%s goes with %s.%s, which it inherits", ch.Key(), col.Name, s.Key(), col.Name)
+				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
+				// and its constraints on the column with it
+				ch.Constraints = slices.DeleteFunc(slices.Clone(ch.Constraints), func(x pgschema.Constraint) bool { return slices.Contains(x.Columns, col.Name) })
+			}
+		})
+	}
 	return func() { c.sqls(later) }
+}
+
+// parentsWith counts the target parents of t that have column col.
+func (c *compiler) parentsWith(t *pgschema.Table, col string) int {
+	n := 0
+	for _, p := range t.Inherits {
+		for i := range c.tgt.Tables {
+			if c.tgt.Tables[i].QualifiedName() == p && c.tgt.Tables[i].Column(col) != nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // inherit applies a change made to parent to the target's tables that
@@ -875,9 +897,10 @@ func (c *compiler) triggersAndComments(s, t *pgschema.Table, overwrite bool) {
 			c.sql("COMMENT ON TRIGGER %s ON %s IS %s", pgschema.QuoteIdent(tg.Name), name, pgschema.QuoteLiteral(tg.Comment))
 		}
 	}
-	if t != nil {
+	if t != nil && !overwrite {
 		return
 	}
+	// Keys and indexes of an overwritten table were built again.
 	for _, con := range s.Constraints {
 		if con.Comment != "" {
 			c.sql("COMMENT ON CONSTRAINT %s ON %s IS %s", pgschema.QuoteIdent(con.Name), name, pgschema.QuoteLiteral(con.Comment))

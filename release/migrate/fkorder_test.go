@@ -292,7 +292,9 @@ var fkCases = []schemaCase{
 			CREATE MATERIALIZED VIEW mv_fields AS SELECT name, count(*) AS n FROM v_fields GROUP BY name;
 			CREATE UNIQUE INDEX mv_fields_name ON mv_fields (name);
 			CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.note := coalesce(NEW.note, '') || '+'; RETURN NEW; END$$;
-			CREATE TRIGGER {P}_stamp BEFORE INSERT ON {P} FOR EACH ROW EXECUTE FUNCTION stamp();`,
+			CREATE TRIGGER {P}_stamp BEFORE INSERT ON {P} FOR EACH ROW EXECUTE FUNCTION stamp();
+			ALTER TABLE {P} ENABLE ALWAYS TRIGGER {P}_stamp;
+			REVOKE EXECUTE ON FUNCTION {P}_count() FROM PUBLIC; GRANT EXECUTE ON FUNCTION fields_total() TO pg_monitor;`,
 		src: `INSERT INTO {P} VALUES (1, 'users', 'a'), (2, 'tickets', 'b'); INSERT INTO {C} VALUES (1, 'users', 'email'), (2, 'tickets', 's');
 			ALTER TABLE {C} ADD COLUMN required boolean NOT NULL DEFAULT false;
 			REFRESH MATERIALIZED VIEW mv_fields;`,
@@ -325,12 +327,13 @@ var fkCases = []schemaCase{
 		// Production's own rows point at a collection development no
 		// longer has: overwriting would orphan them. The apply fails on the
 		// foreign key, naming it and its table, and changes nothing.
-		name:    "orphaned schema-only rows fail the apply",
-		base:    fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
-		src:     `INSERT INTO {P} VALUES (1, 'users', NULL);`,
-		tgt:     `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'legacy', NULL); INSERT INTO {C} VALUES (1, 'legacy', 'needs legacy');`,
-		rules:   map[string]release.Rule{"{P}": ow, "{C}": so},
-		wantErr: []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(legacy)", "nothing was changed"},
+		name:        "orphaned schema-only rows fail the apply",
+		base:        fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
+		src:         `INSERT INTO {P} VALUES (1, 'users', NULL);`,
+		tgt:         `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'legacy', NULL); INSERT INTO {C} VALUES (1, 'legacy', 'needs legacy');`,
+		rules:       map[string]release.Rule{"{P}": ow, "{C}": so},
+		wantErr:     []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(legacy)", "nothing was changed"},
+		wantWarning: []string{"foreign key {C}_collection_fkey of table {C} will not hold: 1 of the target's rows of {C} point at rows {P} will not have"},
 	},
 	{
 		// Made again for its column order, but a column of its row type
@@ -386,6 +389,17 @@ var fkCases = []schemaCase{
 			INSERT INTO tickets VALUES (100, 1, 'prod ticket'), (101, NULL, 'prod ticket 2');`,
 		rules:        map[string]release.Rule{"collections": ow, "fields": ow, "workflows": ow, "flow_nodes": ow, "tickets": so},
 		sameAsSource: true,
+	},
+	{
+		// The file's rows point at a row the target's schema-only table
+		// does not have.
+		name:        "the file's rows orphaned by the target's",
+		base:        fkBase + `ALTER TABLE {C} ADD CONSTRAINT {C}_collection_fkey FOREIGN KEY (collection) REFERENCES {P}(name);`,
+		src:         `INSERT INTO {P} VALUES (1, 'users', NULL), (2, 'dev-only', NULL); INSERT INTO {C} VALUES (1, 'dev-only', 'f'), (2, 'users', 'g');`,
+		tgt:         `INSERT INTO {P} VALUES (1, 'users', NULL);`,
+		rules:       map[string]release.Rule{"{P}": so, "{C}": ow},
+		wantWarning: []string{"foreign key {C}_collection_fkey of table {C} will not hold: 1 of the file's rows of {C} point at rows {P} will not have"},
+		wantErr:     []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(dev-only)", "nothing was changed"},
 	},
 	{
 		name: "a partition is named and refused",
@@ -520,6 +534,76 @@ var inheritCases = []schemaCase{
 			INSERT INTO "main_{P}_path" VALUES (9, '/9', 9);`,
 		rules:        map[string]release.Rule{"{P}": so, "{Q}": so, "{C}": ow, "g_{C}": so, "main_{P}_path": ow, "collections_{Q}": ow},
 		sameAsSource: true,
+	},
+	{
+		// The child's own columns change order in the source: the child
+		// is made again under its kept parent, the grandchild with it.
+		name: "an overwritten child made again under a kept parent",
+		base: inheritBase,
+		src: `DROP TABLE g_{C}; DROP TABLE {C};
+			CREATE TABLE {C} (id bigint PRIMARY KEY, extra text, due date, CONSTRAINT {P}_title CHECK (title <> '')) INHERITS ({P}, {Q});
+			ALTER TABLE ONLY {C} ALTER COLUMN title SET DEFAULT 'untitled';
+			ALTER TABLE ONLY {C} ALTER COLUMN title SET NOT NULL;
+			CREATE TABLE g_{C} (id bigint PRIMARY KEY, level int NOT NULL DEFAULT 1) INHERITS ({C});
+			INSERT INTO {C} (id, title, extra) VALUES (10, 'dev child', 'x'); INSERT INTO g_{C} (id, title) VALUES (100, 'dev g');`,
+		tgt: `INSERT INTO {P} (id, title) VALUES (1, 'prod parent'); INSERT INTO {C} (id, title) VALUES (20, 'prod child');
+			INSERT INTO g_{C} (id, title) VALUES (200, 'prod g');`,
+		rules:        map[string]release.Rule{"{P}": so, "{Q}": so, "{C}": ow, "g_{C}": ow},
+		sameAsSource: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			joined := strings.Join(plan.Statements, "\n")
+			for _, want := range []string{`DROP TABLE "public"."g_{C}"`, `DROP TABLE "public"."{C}"`, `INHERITS ("public"."{P}", "public"."{Q}")`} {
+				if !strings.Contains(joined, r.Replace(want)) {
+					t.Errorf("plan lacks %s", r.Replace(want))
+				}
+			}
+		},
+	},
+	{
+		// The parent's columns change order, but a child keeps its rows:
+		// the parent cannot be made again and is overwritten in place; the
+		// plan says what stays as the target has it.
+		name: "a parent with kept children is overwritten in place",
+		base: inheritBase,
+		src: `ALTER TABLE {P} ADD COLUMN status text; ALTER TABLE {P} DROP COLUMN title CASCADE; ALTER TABLE {P} ADD COLUMN title varchar(50);
+			INSERT INTO {P} (id, title, status) VALUES (1, 'dev', 'open');`,
+		tgt:           `INSERT INTO {P} (id, title) VALUES (1, 'prod'), (2, 'prod 2'); INSERT INTO {C} (id, title) VALUES (20, 'prod child');`,
+		rules:         map[string]release.Rule{"{P}": ow, "{Q}": so, "{C}": so, "g_{C}": so},
+		columnsChange: true,
+		wantWarning:   []string{"overwrite {P}: the order of its columns differs from development's and stays as the target has it (table {C} inherits from it and keeps its rows)"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT tableoid::regclass::text || ':' || id, row(title, status)::text FROM {P}`))
+			if len(got) != 2 || got[r.Replace("{P}:1")] != "(dev,open)" || got[r.Replace("{C}:20")] != `("prod child",)` {
+				t.Errorf("rows through the parent: %v", got)
+			}
+		},
+	},
+	{
+		// A column dropped from an overwritten parent goes from its
+		// children too (PostgreSQL drops inherited columns with the
+		// parent's): the plan lists that among the destructive changes.
+		name:         "a column dropped from a parent goes from its children, listed",
+		base:         inheritBase,
+		src:          `ALTER TABLE {P} DROP COLUMN title CASCADE; INSERT INTO {P} (id) VALUES (1);`,
+		tgt:          `INSERT INTO {C} (id, title) VALUES (20, 'prod child');`,
+		rules:        map[string]release.Rule{"{P}": ow, "{Q}": so, "{C}": so, "g_{C}": so},
+		sameAsSource: true, columnsChange: true,
+		checkPlan: func(t *testing.T, r *strings.Replacer, plan *release.MigrationPlan) {
+			joined := strings.Join(plan.Destructive, "\n")
+			for _, want := range []string{"column {P}.title is not in development: dropped (overwrite)", "column {C}.title goes with {P}.title", "column g_{C}.title goes with {P}.title"} {
+				if !strings.Contains(joined, r.Replace(want)) {
+					t.Errorf("destructive changes lack %q:\n%s", r.Replace(want), joined)
+				}
+			}
+		},
+	},
+	{
+		name:        "a kept table whose parents differ is named",
+		base:        `CREATE TABLE {P} (id int PRIMARY KEY, t text);`,
+		src:         `CREATE TABLE {C} (x int) INHERITS ({P});`,
+		tgt:         `CREATE TABLE {C} (id int, t text, x int); INSERT INTO {C} VALUES (1, 'kept', 2);`,
+		rules:       map[string]release.Rule{"{P}": so, "{C}": so},
+		wantWarning: []string{"table {C}: its parent tables differ from development's and stay as the target has them"},
 	},
 }
 

@@ -45,6 +45,9 @@ func (s *Schema) PreData() []string {
 		out = appendComment(out, "TYPE "+Ident(c.Schema, c.Name), c.Comment)
 	}
 	for _, f := range s.Functions {
+		if len(f.DependsOn) > 0 {
+			continue // made with the views, after the tables (PostData)
+		}
 		out = append(out, f.Def)
 		out = appendComment(out, f.Kind+" "+f.Signature, f.Comment)
 	}
@@ -259,9 +262,7 @@ func (s *Schema) PostData() []string {
 		}
 		out = append(out, fmt.Sprintf("SELECT pg_catalog.setval(%s, %d, %t)", QuoteLiteral(seq), sq.LastValue, sq.IsCalled))
 	}
-	for _, v := range s.Views {
-		out = append(out, v.CreateStatements()...)
-	}
+	out = append(out, s.ReaderStatements()...)
 	for i := range s.Tables {
 		t := &s.Tables[i]
 		name := t.QualifiedName()
@@ -288,6 +289,49 @@ func (s *Schema) PostData() []string {
 		if v.Materialized {
 			out = append(out, "REFRESH MATERIALIZED VIEW "+Ident(v.Schema, v.Name))
 		}
+	}
+	return out
+}
+
+// ReaderStatements create the views and the functions whose definitions
+// need relations (Function.DependsOn), each after what it needs.
+func (s *Schema) ReaderStatements() []string {
+	type item struct {
+		key   string
+		deps  []string
+		stmts []string
+	}
+	var items []item
+	for i := range s.Views {
+		v := &s.Views[i]
+		items = append(items, item{Ident(v.Schema, v.Name), v.DependsOn, v.CreateStatements()})
+	}
+	for _, f := range s.Functions {
+		if len(f.DependsOn) > 0 {
+			items = append(items, item{f.Signature, f.DependsOn, appendComment([]string{f.Def}, f.Kind+" "+f.Signature, f.Comment)})
+		}
+	}
+	index := map[string]int{}
+	for i, it := range items {
+		index[it.key] = i
+	}
+	var out []string
+	state := make([]bool, len(items))
+	var visit func(int)
+	visit = func(i int) {
+		if state[i] {
+			return
+		}
+		state[i] = true
+		for _, d := range items[i].deps {
+			if j, ok := index[d]; ok {
+				visit(j)
+			}
+		}
+		out = append(out, items[i].stmts...)
+	}
+	for i := range items {
+		visit(i)
 	}
 	return out
 }
@@ -350,8 +394,12 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 	for _, p := range privs {
 		object := Ident(p.Schema, p.Name)
 		on := "TABLE " + object
-		if p.Kind == "SEQUENCE" {
+		switch p.Kind {
+		case "SEQUENCE":
 			on = "SEQUENCE " + object
+		case "FUNCTION", "PROCEDURE":
+			object = p.Name // the signature, qualified already
+			on = p.Kind + " " + object
 		}
 		type key struct {
 			grantee   string
@@ -359,6 +407,11 @@ func PrivilegeStatements(privs []Privileges, access RoleAccess) (stmts, warnings
 		}
 		var order []key
 		byGrantee := map[key][]string{}
+		if (p.Kind == "FUNCTION" || p.Kind == "PROCEDURE") && p.Grants != nil && !slices.ContainsFunc(p.Grants, func(g Grant) bool { return g.Grantee == "" }) {
+			// A function's default lets PUBLIC execute it; an explicit list
+			// without PUBLIC means it was revoked.
+			stmts = append(stmts, "REVOKE ALL ON "+on+" FROM PUBLIC")
+		}
 		for _, g := range p.Grants {
 			if g.Grantee == p.Owner {
 				continue // the owner holds every privilege by default

@@ -435,6 +435,9 @@ func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint
 	rows, err = q.Query(ctx, `SELECT polrelid, 'policy ' || polname FROM pg_catalog.pg_policy WHERE polrelid = ANY($1)
 		UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1) AND rulename <> '_RETURN'
 		UNION ALL SELECT oid, 'row-level security' FROM pg_catalog.pg_class WHERE oid = ANY($1) AND relrowsecurity
+		UNION ALL SELECT stxrelid, 'statistics ' || stxname FROM pg_catalog.pg_statistic_ext WHERE stxrelid = ANY($1)
+		UNION ALL SELECT pr.prrelid, 'membership of publication ' || p.pubname FROM pg_catalog.pg_publication_rel pr
+			JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = ANY($1)
 		UNION ALL SELECT attrelid, 'privileges on column ' || attname FROM pg_catalog.pg_attribute
 			WHERE attrelid = ANY($1) AND attacl IS NOT NULL AND NOT attisdropped
 		ORDER BY 1, 2`, oids)
@@ -836,14 +839,23 @@ func (s *Schema) readPrivileges(ctx context.Context, q Querier) error {
 				FROM pg_catalog.aclexplode(c.relacl) a), '[]') END
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'v', 'm', 'S') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
-		ORDER BY n.nspname, c.relname`)
+		UNION ALL
+		SELECT CASE p.prokind WHEN 'p' THEN 'P' ELSE 'F' END, n.nspname, p.oid::regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner), false,
+			CASE WHEN p.proacl IS NULL THEN NULL ELSE coalesce((SELECT json_agg(json_build_object(
+				'grantee', CASE WHEN a.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+				'privilege', a.privilege_type, 'grantable', a.is_grantable) ORDER BY a.grantee, a.privilege_type)
+				FROM pg_catalog.aclexplode(p.proacl) a), '[]') END
+		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		WHERE p.prokind IN ('f', 'p', 'w') AND `+userSchema+` AND `+notExtensionMember("pg_proc", "p.oid")+`
+		ORDER BY 2, 3`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	// Partitioned and foreign tables are not restored (readTables warns);
 	// partitions are, as plain tables, and keep their owner and grants.
-	kinds := map[string]string{"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
+	// Functions and procedures are named by their signature.
+	kinds := map[string]string{"r": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "F": "FUNCTION", "P": "PROCEDURE"}
 	for rows.Next() {
 		var kind string
 		var grants []byte

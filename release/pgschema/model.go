@@ -32,9 +32,9 @@ type Schema struct {
 
 // Privileges are one relation's owner and grants.
 type Privileges struct {
-	Kind   string `json:"kind"` // TABLE, VIEW, MATERIALIZED VIEW or SEQUENCE
+	Kind   string `json:"kind"` // TABLE, VIEW, MATERIALIZED VIEW, SEQUENCE, FUNCTION or PROCEDURE
 	Schema string `json:"schema"`
-	Name   string `json:"name"`
+	Name   string `json:"name"` // a function's or procedure's signature
 	Owner  string `json:"owner"`
 	// Linked sequences (identity, serial) follow their table's owner.
 	Linked bool `json:"linked,omitempty"`
@@ -153,7 +153,8 @@ type Table struct {
 	// rule...): dropping the table would fail or lose them.
 	Dependents []string `json:"-"`
 	// Attached are parts of the table the model does not make again
-	// (policies, rules, row security, column privileges): dropping and
+	// (policies, rules, row security, column privileges, extended
+	// statistics, publication membership): dropping and
 	// making the table again would lose them.
 	Attached []string `json:"-"`
 	// PartitionOf is the partitioned table (qualified, quoted) a partition

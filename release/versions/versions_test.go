@@ -3,6 +3,7 @@ package versions
 import (
 	"bytes"
 	"context"
+	osexec "os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -377,6 +378,11 @@ func TestVersionsOfInheritedTablesCountOwnRows(t *testing.T) {
 		`CREATE TABLE events (id int PRIMARY KEY, title text NOT NULL DEFAULT '', CONSTRAINT events_title CHECK (title <> 'x'))`,
 		`CREATE TABLE meetings (id int PRIMARY KEY, room text) INHERITS (events)`,
 		`CREATE TABLE calls (id int PRIMARY KEY, phone text) INHERITS (events)`,
+		`ALTER TABLE ONLY calls ALTER COLUMN title SET DEFAULT 'call'`,
+		`CREATE TABLE workshops (title text DEFAULT 'workshop', seats int DEFAULT 10, CONSTRAINT workshops_seats CHECK (seats > 0)) INHERITS (meetings, calls)`,
+		`CREATE FUNCTION event_count() RETURNS bigint LANGUAGE sql STABLE BEGIN ATOMIC SELECT count(*) FROM events; END`,
+		`CREATE VIEW busy AS SELECT event_count() AS n, (SELECT count(*) FROM ONLY meetings) AS meetings`,
+		`CREATE FUNCTION busy_n() RETURNS bigint LANGUAGE sql STABLE BEGIN ATOMIC SELECT n FROM busy; END`,
 		`INSERT INTO events VALUES (1, 'launch'), (2, 'review')`,
 		`INSERT INTO meetings VALUES (10, 'standup', 'A'), (11, 'retro', 'B'), (12, 'planning', 'C')`,
 		`INSERT INTO calls VALUES (20, 'support', '+1')`)
@@ -419,4 +425,35 @@ func TestVersionsOfInheritedTablesCountOwnRows(t *testing.T) {
 	if got["n"] != "(7,2,2)" {
 		t.Errorf("counts (events with children, events' own, calls): %s, want (7,2,2)", got["n"])
 	}
+
+	// A version made into a database of its own has the live structure
+	// exactly: inheritance (multiple parents, a child's own default,
+	// merged checks) and the functions and views over the tables.
+	scratch, drop, err := e.Materialize(ctxT(t), app, dev, v1, blobs)
+	if err != nil {
+		t.Fatalf("materialize: %v", err)
+	}
+	defer drop()
+	if want, got := dumpSchema(t, dsn), dumpSchema(t, scratch.Database); got != want {
+		t.Errorf("materialized schema differs from the live one:\n--- live\n%s\n--- materialized\n%s", want, got)
+	}
+	got = testenv.Rows(t, scratch.Database, `SELECT 'n', row((SELECT count(*) FROM ONLY events), (SELECT count(*) FROM meetings), busy_n())::text`)
+	if got["n"] != "(2,3,5)" {
+		t.Errorf("materialized counts (events' own, meetings, busy_n): %s, want (2,3,5)", got["n"])
+	}
+}
+
+func dumpSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	out, err := osexec.Command("pg_dump", "--schema-only", "--exclude-schema=relbot", "--dbname", dsn).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, `\restrict`) && !strings.HasPrefix(l, `\unrestrict`) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
