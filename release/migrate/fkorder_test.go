@@ -402,6 +402,25 @@ var fkCases = []schemaCase{
 		wantErr:     []string{"foreign key {C}_collection_fkey of table {C}", "(collection)=(dev-only)", "nothing was changed"},
 	},
 	{
+		// Another table's default draws from a sequence the overwritten
+		// table owns: making the table again would drop the sequence, so
+		// it is overwritten in place.
+		name: "another table using the overwritten table's sequence keeps it in place",
+		base: `CREATE TABLE {P} (id serial PRIMARY KEY, name text); CREATE TABLE {Q} (id int DEFAULT nextval('{P}_id_seq'), note text);`,
+		src: `ALTER TABLE {P} DROP COLUMN name; ALTER TABLE {P} ADD COLUMN extra int; ALTER TABLE {P} ADD COLUMN name text;
+			INSERT INTO {P} (name) VALUES ('a'), ('b');`,
+		tgt:           `INSERT INTO {Q} (note) VALUES ('prod');`,
+		rules:         map[string]release.Rule{"{P}": ow, "{Q}": so},
+		columnsChange: true,
+		wantWarning:   []string{"overwrite {P}: the order of its columns differs", "default value for column id of table public.{Q} (through sequence {P}_id_seq) depends on it"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			got := testenv.Rows(t, dsn, r.Replace(`SELECT 'x', row((SELECT count(*) FROM {P}), (SELECT count(*) FROM {Q}), pg_get_serial_sequence('{P}', 'id'))::text`))
+			if got["x"] != r.Replace("(2,1,public.{P}_id_seq)") {
+				t.Errorf("tables and sequence: %s", got["x"])
+			}
+		},
+	},
+	{
 		name: "a partition is named and refused",
 		base: fkBase + `CREATE TABLE {Q} (id int, at date) PARTITION BY RANGE (at);
 			CREATE TABLE {Q}_2026 PARTITION OF {Q} FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');`,

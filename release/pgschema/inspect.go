@@ -432,6 +432,29 @@ func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint
 	}); err != nil {
 		return err
 	}
+	// What uses a sequence the table owns (another table's default):
+	// dropping the table drops the sequence.
+	rows, err = q.Query(ctx, `SELECT c.oid, pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' (through sequence ' || sq.relname || ')'
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_depend own ON own.refclassid = 'pg_catalog.pg_class'::regclass AND own.refobjid = c.oid
+			AND own.classid = 'pg_catalog.pg_class'::regclass AND own.deptype IN ('a', 'i')
+		JOIN pg_catalog.pg_class sq ON sq.oid = own.objid AND sq.relkind = 'S'
+		JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = sq.oid AND d.deptype = 'n'
+		WHERE c.oid = ANY($1)
+			AND d.classid NOT IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_rewrite'::regclass)
+			AND NOT (d.classid = 'pg_catalog.pg_attrdef'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef ad WHERE ad.oid = d.objid
+				AND ad.adrelid IN (WITH RECURSIVE t(r) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN t ON i.inhparent = t.r) SELECT r FROM t)))
+		ORDER BY 1, 2`, oids)
+	if err != nil {
+		return err
+	}
+	if _, err = pgx.ForEachRow(rows, []any{&rel, &what}, func() error {
+		t := &s.Tables[byOID[rel]]
+		t.Dependents = append(t.Dependents, what)
+		return nil
+	}); err != nil {
+		return err
+	}
 	rows, err = q.Query(ctx, `SELECT polrelid, 'policy ' || polname FROM pg_catalog.pg_policy WHERE polrelid = ANY($1)
 		UNION ALL SELECT ev_class, 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1) AND rulename <> '_RETURN'
 		UNION ALL SELECT oid, 'row-level security' FROM pg_catalog.pg_class WHERE oid = ANY($1) AND relrowsecurity
