@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relbot/relbot/internal/testenv"
 )
 
 // A deploy refused for missing variables offers the form only to a user
@@ -112,4 +115,34 @@ func TestApprovalRequestNamesApproveRoleHolders(t *testing.T) {
 	eventually(t, "the updated request", 10*time.Second, func() bool {
 		return strings.Contains(lastMessage(), "1 more needed from @release-managers, <!subteam^S0OPS1234>")
 	})
+}
+
+// Resuming an interrupted restore checks what requesting it checked: the
+// restore role of the environment the backup came from, not only the
+// target's. A development user may not carry production's data over by
+// resuming a restore an approver started.
+func TestResumeOfARestoreNeedsTheSourcesRole(t *testing.T) {
+	env := releaseEnv(t)
+	r := must(t, run(t, env, "backup", "create", "crm", "production", "--as", "U01AAA"))
+	b := regexp.MustCompile(`crm-b[0-9]+`).FindString(r.out)
+	if b == "" {
+		t.Fatalf("no backup id in:\n%s", r.out)
+	}
+	r = must(t, run(t, env, "backup", "restore", b, "--into", "development", "--as", "U01AAA"), "succeeded")
+	id := regexp.MustCompile(`crm-r[0-9]+`).FindString(r.out)
+	// As if its runner had died: the store's own transition is from running.
+	conn := testenv.Connect(t, env["RELBOT_DATABASE_URL"])
+	if _, err := conn.Exec(context.Background(), `UPDATE relbot_releases SET state = 'interrupted' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	before := worldState(t, env)
+	refusedOnce(t, "resume by a development user", run(t, env, "resume", id, "--as", "U09MALLORY"),
+		"U09MALLORY may not restore the data of crm production (the backup was taken there): that needs the restore role (by default the approvers of crm production: U01AAA, U02BBB, U03CCC)")
+	if after := worldState(t, env); after != before {
+		t.Fatalf("a refused resume changed something:\n%s", firstDifference(before, after))
+	}
+	if r := run(t, env, "resume", id, "--as", "U02BBB"); strings.Contains(r.err, "may not") {
+		t.Fatalf("an approver of production was refused: %+v", r)
+	}
 }
