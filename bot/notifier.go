@@ -35,7 +35,17 @@ func PolicyFunc(app func(name string) (*release.App, error)) Policies {
 		if err != nil {
 			return release.ApprovalPolicy{}
 		}
-		return env.Approvals
+		// Who may approve is the approve role's holders wherever
+		// apps.yaml states them (roles.approve, the approvers, the app's
+		// roles), as the approval itself is judged.
+		p := env.Approvals
+		p.Approvers = nil
+		if m, restricted, _ := ap.Holders(env, release.ActApprove); restricted {
+			p.Approvers = m
+		} else if p.Required > 0 {
+			p.Approvers = []string{release.Anyone}
+		}
+		return p
 	}
 }
 

@@ -166,8 +166,13 @@ func codeSections(text string, max int) []slack.Block {
 // user shows a person: a Slack mention for a Slack user ID, else the name
 // (a terminal user).
 func user(id string) string {
-	if isSlackUser(id) {
+	switch {
+	case isSlackUser(id):
 		return "<@" + id + ">"
+	case id == release.Anyone:
+		return "anyone in the channel"
+	case release.IsGroup(id) && !strings.HasPrefix(id, "@"):
+		return "<!subteam^" + id + ">" // a user group by its ID
 	}
 	return escape(id)
 }

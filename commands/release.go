@@ -102,6 +102,11 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		}
 		fields = append(fields, Field{"Approved by", strings.Join(names, ", ")})
 	}
+	if r.State == release.StateAwaitingApproval {
+		if who := d.mayApprove(r); who != "" {
+			fields = append(fields, Field{"May approve", who})
+		}
+	}
 	if r.Backup != "" && r.Kind == release.KindDeploy {
 		fields = append(fields, Field{"Pre-release backup", r.Backup})
 	}
@@ -144,6 +149,38 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	reply := newReply(title, fields, table, releaseView(r), extra...)
 	reply.Public = true
 	return reply
+}
+
+// mayApprove names who may still approve r: the approve role's holders
+// (however apps.yaml states them) who have not approved it yet, and not
+// its requester unless the environment allows self-approval.
+func (d *Dispatcher) mayApprove(r *release.Release) string {
+	a, err := d.Service.App(r.App)
+	if err != nil {
+		return ""
+	}
+	e, err := a.Env(r.Env)
+	if err != nil {
+		return ""
+	}
+	members, restricted, from := a.Holders(e, release.ActApprove)
+	if !restricted {
+		return "anyone"
+	}
+	done := map[string]bool{}
+	for _, ap := range r.Approvals {
+		done[ap.By] = true
+	}
+	var who []string
+	for _, m := range members {
+		if !done[m] && (e.Approvals.AllowSelf || m != r.RequestedBy) {
+			who = append(who, m)
+		}
+	}
+	if len(who) == 0 {
+		return "nobody else (" + from + ")"
+	}
+	return strings.Join(who, ", ") + " (" + from + ")"
 }
 
 // runIfRunnable runs a scheduled release in the foreground when this
@@ -198,6 +235,12 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at, c.AllowNewPlugins)
 	var missing *release.MissingVariables
 	if errors.As(err, &missing) {
+		if perr := d.mayFill(ctx, req.User, missing); perr != nil {
+			// No form for someone who may not fill it in: say who may.
+			return Reply{}, &release.Error{Code: release.ErrorCode(err), Err: perr,
+				Message: fmt.Sprintf("%s lacks variables %s references: %s; %s: ask them to supply the variables, then deploy again",
+					missing.Env, missing.Migration, strings.Join(missing.Names, ", "), release.ErrorMessage(perr))}
+		}
 		return Reply{Missing: missing}, err
 	}
 	var plugins *release.NewPluginsRefusal
@@ -208,6 +251,15 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		return Reply{}, err
 	}
 	return d.runIfRunnable(ctx, r, fmt.Sprintf("Release %s requested: %s", r.ID, what(r)))
+}
+
+// mayFill says whether actor may supply m's variables: the form asks for
+// each as a variable or a secret, so both roles are needed.
+func (d *Dispatcher) mayFill(ctx context.Context, actor string, m *release.MissingVariables) error {
+	if err := d.Service.Permit(ctx, actor, release.ActVarSet, m.App, m.Env); err != nil {
+		return err
+	}
+	return d.Service.Permit(ctx, actor, release.ActSecretSet, m.App, m.Env)
 }
 
 func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply, error) {

@@ -161,8 +161,20 @@ func holders(a *App, e *Environment, role Role) (members []string, stated bool, 
 	return nil, false, ""
 }
 
+// Holders says who may do act on a's e, exactly as authorize judges it:
+// members (Slack user IDs or terminal names, user groups, Anyone) and from
+// where apps.yaml (or the default) says so; restricted=false means anyone
+// may. Refusals and the approval request's "from whom" both read it.
+func (a *App) Holders(e *Environment, act Action) (members []string, restricted bool, from string) {
+	p, ok := permissions[act]
+	if !ok {
+		return nil, true, "" // no such action: nobody
+	}
+	return effectiveHolders(a, e, p)
+}
+
 // effectiveHolders applies the table's default to a role apps.yaml does
-// not state; nil members with ok=false means anyone.
+// not state; nil members with restricted=false means anyone.
 func effectiveHolders(a *App, e *Environment, p permission) (members []string, restricted bool, from string) {
 	if m, stated, from := holders(a, e, p.role); stated {
 		return m, !contains(m, Anyone), from
@@ -223,7 +235,7 @@ func (s *Service) authorize(ctx context.Context, actor string, act Action, a *Ap
 			return err
 		}
 	}
-	members, restricted, from := effectiveHolders(a, e, p)
+	members, restricted, from := a.Holders(e, act)
 	if !restricted {
 		return nil
 	}

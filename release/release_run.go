@@ -399,9 +399,28 @@ func (s *Service) Resume(ctx context.Context, actor, id string) (*Release, error
 	if r.State != StateInterrupted {
 		return nil, Errorf(CodeConflict, "%s is %s; only an interrupted release can be resumed", id, r.State)
 	}
-	if err := s.authorizeOnRelease(ctx, actor, resumeActions[r.Kind], r); err != nil {
+	if err := s.authorizeResume(ctx, actor, r); err != nil {
 		return nil, err
 	}
 	s.Log.Info("release resumed", "release", id, "by", actor)
 	return s.Run(ctx, id)
+}
+
+// authorizeResume checks what requesting r checked: the role of its kind
+// on its environment and, for a restore or rollback, the restore role of
+// the environment its backup's data belongs to.
+func (s *Service) authorizeResume(ctx context.Context, actor string, r *Release) error {
+	act := resumeActions[r.Kind]
+	if (r.Kind != KindRestore && r.Kind != KindRollback) || r.Backup == "" {
+		return s.authorizeOnRelease(ctx, actor, act, r)
+	}
+	b, a, err := s.backupOf(ctx, r.Backup)
+	if err != nil {
+		return err
+	}
+	e, err := a.Env(r.Env)
+	if err != nil {
+		return err
+	}
+	return s.authorizeRestore(ctx, actor, act, a, e, b.Env)
 }
