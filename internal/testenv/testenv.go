@@ -98,7 +98,7 @@ func Connect(t testing.TB, dsn string) *pgx.Conn {
 func Rows(t testing.TB, dsn, sql string) map[string]string {
 	t.Helper()
 	conn := Connect(t, dsn)
-	defer conn.Close(context.Background())
+	defer CloseAndWait(t, conn)
 	rows, err := conn.Query(context.Background(), sql)
 	if err != nil {
 		t.Fatal(err)
@@ -109,4 +109,31 @@ func Rows(t testing.TB, dsn, sql string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// CloseAndWait closes conn and waits until the server has ended its
+// session: the server ends it a moment after the client leaves, and code
+// under test that refuses to work on a database others are connected to
+// (a restore in place) would otherwise count it.
+func CloseAndWait(t testing.TB, conn *pgx.Conn) {
+	t.Helper()
+	pid := conn.PgConn().PID()
+	conn.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
+	}
+	defer admin.Close(context.Background())
+	for {
+		var alive bool
+		if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
+			t.Fatalf("wait for session %d to end: %v", pid, err)
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
