@@ -80,6 +80,10 @@ func (k *keptRows) keepRows(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return k.layoutError(err, k.env.Name)
 	}
+	if len(rep.SubAppSchemas) > 0 {
+		// Their variables would be replaced by the backup's.
+		return release.Errorf(release.CodeIncompatible, "cannot keep the secrets of %s's sub-apps, so nothing was restored: %s", k.env.Name, release.SubAppWarning(rep.SubAppSchemas))
+	}
 	for _, name := range k.names {
 		ref := appTable(rep.Layout, name)
 		ok, err := ref.exists(ctx, tx)

@@ -138,6 +138,21 @@ func TestRestoreKeepsTablesAndFiles(t *testing.T) {
 			t.Fatalf("the backup's variables were loaded: %q", got)
 		}
 	})
+	t.Run("a target with sub-apps in schemas of their own is refused", func(t *testing.T) {
+		main, sub := fixtures.Layouts[4].Layout, fixtures.Layouts[4].Layout
+		sub.Schema = "a1"
+		dst := newEnv(t, "keepsub", fixtures.NocoBaseSQL(main, fixtures.Staging)+fixtures.NocoBaseSQL(sub, fixtures.Staging)+
+			`CREATE TABLE nocobase.nb_applications (name varchar(255) PRIMARY KEY); INSERT INTO nocobase.nb_applications VALUES ('a1');`, nil)
+		subVars := `SELECT name, value FROM ` + sub.Ident("environmentVariables")
+		before := testenv.Rows(t, dst.Database, subVars)
+		_, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets)
+		if release.ErrorCode(err) != release.CodeIncompatible || !strings.Contains(err.Error(), "cannot keep the secrets of keepsub's sub-apps, so nothing was restored") || !strings.Contains(err.Error(), "USE_DB_SCHEMA_IN_SUBAPP: a1") {
+			t.Fatalf("restore: %v", err)
+		}
+		if got := testenv.Rows(t, dst.Database, subVars); len(got) != 2 || !equalStringMaps(got, before) {
+			t.Fatalf("the sub-app's variables changed: %q", got)
+		}
+	})
 }
 
 func equalStringMaps(a, b map[string]string) bool {
