@@ -51,7 +51,7 @@ var (
 	topKeys      = []string{"apps", "time_zone", "terminal_users"}
 	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone", "roles", "nocobase"}
 	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks", "roles", "nocobase"}
-	layoutKeys   = []string{"schema", "table_prefix", "underscored"}
+	layoutKeys   = []string{"schema", "table_prefix", "underscored", "collection_schema", "sub_app_schemas"}
 	recoveryKeys = envKeys[1:] // its name is always "recovery"
 	approvalKeys = []string{"required", "approvers", "allow_self", "expire"}
 	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
@@ -416,8 +416,11 @@ func (d *decoder) environment(app *release.App, layout *release.Layout, v val, l
 
 var schemaPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 
-// layout decodes nocobase: {schema, table_prefix, underscored}, the values
-// NocoBase was installed with (DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED).
+// layout decodes nocobase: {schema, table_prefix, underscored,
+// collection_schema}, the values NocoBase was installed with (DB_SCHEMA,
+// DB_TABLE_PREFIX, DB_UNDERSCORED, COLLECTION_MANAGER_SCHEMA).
+// sub_app_schemas (USE_DB_SCHEMA_IN_SUBAPP) is known only to be refused:
+// relbot handles the main app's tables only.
 func (d *decoder) layout(v val) *release.Layout {
 	l := &release.Layout{}
 	f := d.mapping(v, layoutKeys)
@@ -425,7 +428,7 @@ func (d *decoder) layout(v val) *release.Layout {
 		return l
 	}
 	if len(f.keys) == 0 {
-		d.failf(v, "states no layout: give schema, table_prefix and/or underscored (as DB_SCHEMA, DB_TABLE_PREFIX and DB_UNDERSCORED of the install), or leave nocobase: out to detect it")
+		d.failf(v, "states no layout: give schema, table_prefix, underscored and/or collection_schema (as DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED and COLLECTION_MANAGER_SCHEMA of the install), or leave nocobase: out to detect it")
 		return l
 	}
 	if sv, ok := f.get(d, "schema"); ok {
@@ -445,6 +448,21 @@ func (d *decoder) layout(v val) *release.Layout {
 	}
 	if uv, ok := f.get(d, "underscored"); ok {
 		l.Underscored = d.boolean(uv)
+	}
+	if cv, ok := f.get(d, "collection_schema"); ok {
+		name := d.str(cv)
+		if !d.failed() && !schemaPattern.MatchString(name) {
+			d.failf(cv, "%q is not a schema name (COLLECTION_MANAGER_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
+		}
+		// The same schema as the system tables is NocoBase's default.
+		if name != l.SchemaName() {
+			l.CollectionSchema = name
+		}
+	}
+	if sv, ok := f.get(d, "sub_app_schemas"); ok {
+		if d.boolean(sv) && !d.failed() {
+			d.failf(sv, "USE_DB_SCHEMA_IN_SUBAPP (each sub-app's tables in a schema of its own) is not supported: relbot migrates, compares and keeps the secrets of the main app's tables only; remove sub_app_schemas, or manage such an installation without relbot")
+		}
 	}
 	return l
 }

@@ -155,7 +155,11 @@ func TestParseAppsErrors(t *testing.T) {
 		{"unknown alias", prod("hooks: {scale_up: *nothing}"), nil, "apps.crm.environments[1].hooks.scale_up", "unknown alias"},
 		{"syntax error", base + "      - name: [unclosed\n", nil, "line ", "not valid YAML"},
 		{"two documents", base + "---\n" + base, nil, "", "single YAML document"},
-		{"layout unknown key", app("nocobase: {schema: nocobase, prefix: nb_}"), nil, "apps.crm.nocobase.prefix", "unknown key (known keys: schema, table_prefix, underscored)"},
+		{"layout unknown key", app("nocobase: {schema: nocobase, prefix: nb_}"), nil, "apps.crm.nocobase.prefix", "unknown key (known keys: schema, table_prefix, underscored, collection_schema, sub_app_schemas)"},
+		{"layout bad collection schema", app("nocobase: {collection_schema: 1x}"), nil, "apps.crm.nocobase.collection_schema", `"1x" is not a schema name (COLLECTION_MANAGER_SCHEMA`},
+		{"layout collection schema not a string", app("nocobase: {collection_schema: [a]}"), nil, "apps.crm.nocobase.collection_schema", "must be"},
+		{"layout sub-app schemas", prod("nocobase: {sub_app_schemas: true}"), nil, "apps.crm.environments[1].nocobase.sub_app_schemas", "USE_DB_SCHEMA_IN_SUBAPP (each sub-app's tables in a schema of its own) is not supported"},
+		{"layout sub-app schemas not a boolean", app("nocobase: {sub_app_schemas: yes please}"), nil, "apps.crm.nocobase.sub_app_schemas", "must be true or false"},
 		{"layout empty", app("nocobase: {}"), nil, "apps.crm.nocobase", "states no layout"},
 		{"layout not a mapping", app("nocobase: nb_"), nil, "apps.crm.nocobase", "must be a mapping"},
 		{"layout bad schema", prod("nocobase: {schema: 'no such'}"), nil, "apps.crm.environments[1].nocobase.schema", `"no such" is not a schema name`},
@@ -545,6 +549,12 @@ func TestLayouts(t *testing.T) {
       - name: production
         database: postgres://localhost/prod
         nocobase: {schema: public}
+      - name: qa
+        database: postgres://localhost/qa
+        nocobase: {schema: nocobase, collection_schema: nocobase, sub_app_schemas: false}
+      - name: uat
+        database: postgres://localhost/uat
+        nocobase: {collection_schema: user_data}
     recovery:
       database: postgres://localhost/rec
   plain:
@@ -569,6 +579,12 @@ func TestLayouts(t *testing.T) {
 	}
 	if l := crm.Environments[1].Layout; l == nil || *l != (release.Layout{}) {
 		t.Fatalf("production states schema public alone: %v", l)
+	}
+	if l := crm.Environments[2].Layout; l == nil || *l != (release.Layout{Schema: "nocobase"}) {
+		t.Fatalf("qa states its collections in DB_SCHEMA, NocoBase's default: %v", l)
+	}
+	if l := crm.Environments[3].Layout; l == nil || *l != (release.Layout{CollectionSchema: "user_data"}) || l.String() != "schema public, no table prefix, camelCase names, collections in schema user_data" {
+		t.Fatalf("uat: %v", l)
 	}
 	if plain.Environments[0].Layout != nil {
 		t.Fatalf("no statement is detection: %v", plain.Environments[0].Layout)

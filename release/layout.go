@@ -9,8 +9,8 @@ import (
 )
 
 // Layout is where and how a NocoBase installation names its tables: the
-// settings DB_SCHEMA, DB_TABLE_PREFIX and DB_UNDERSCORED it was installed
-// with. relbot's knowledge of NocoBase (the preset's 2.2.15 table list, the
+// settings DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED and
+// COLLECTION_MANAGER_SCHEMA it was installed with. relbot's knowledge of NocoBase (the preset's 2.2.15 table list, the
 // variables and versions tables) is written in the plain names and mapped
 // through the layout onto the real ones.
 type Layout struct {
@@ -21,6 +21,17 @@ type Layout struct {
 	// Underscored: tables and columns in snake_case (uiSchemas is
 	// ui_schemas, createdAt is created_at).
 	Underscored bool `json:"underscored,omitempty"`
+	// CollectionSchema holds the tables of the user's collections when it
+	// is not Schema (COLLECTION_MANAGER_SCHEMA); "" is Schema itself.
+	CollectionSchema string `json:"collection_schema,omitempty"`
+}
+
+// CollectionSchemaName is the schema of the user collections' tables.
+func (l Layout) CollectionSchemaName() string {
+	if l.CollectionSchema == "" {
+		return l.SchemaName()
+	}
+	return l.CollectionSchema
 }
 
 // SchemaName is the schema with public spelled out.
@@ -41,7 +52,11 @@ func (l Layout) String() string {
 	if l.Underscored {
 		kase = "underscored names"
 	}
-	return fmt.Sprintf("schema %s, %s, %s", l.SchemaName(), prefix, kase)
+	out := fmt.Sprintf("schema %s, %s, %s", l.SchemaName(), prefix, kase)
+	if l.CollectionSchemaName() != l.SchemaName() {
+		out += ", collections in schema " + l.CollectionSchemaName()
+	}
+	return out
 }
 
 // Table is the real name of the table NocoBase 2.2.15 calls name in a
@@ -83,7 +98,19 @@ func (l Layout) Differences(o Layout, ln, on string) []string {
 	if l.Underscored != o.Underscored {
 		out = append(out, fmt.Sprintf("DB_UNDERSCORED is %t in %s, %t in %s", l.Underscored, ln, o.Underscored, on))
 	}
+	if l.CollectionSchemaName() != o.CollectionSchemaName() {
+		out = append(out, fmt.Sprintf("COLLECTION_MANAGER_SCHEMA is %s in %s, %s in %s (where the tables of the user's collections are)", l.collectionSetting(), ln, o.collectionSetting(), on))
+	}
 	return out
+}
+
+// collectionSetting is COLLECTION_MANAGER_SCHEMA as NocoBase reads it:
+// unset means DB_SCHEMA.
+func (l Layout) collectionSetting() string {
+	if l.CollectionSchema == "" {
+		return "unset (" + l.SchemaName() + ")"
+	}
+	return l.CollectionSchema
 }
 
 func orEmpty(s string) string {
@@ -124,6 +151,9 @@ type LayoutReport struct {
 	// Error is why it could not be read (the database is down, or the
 	// stated layout contradicts it).
 	Error string `json:"error,omitempty"`
+	// SubAppSchemas are the schemas of sub-apps kept apart
+	// (USE_DB_SCHEMA_IN_SUBAPP), which relbot does not handle.
+	SubAppSchemas []string `json:"sub_app_schemas,omitempty"`
 }
 
 // Text is the report in one line.
@@ -131,7 +161,18 @@ func (r LayoutReport) Text() string {
 	if r.Error != "" {
 		return "unknown: " + r.Error
 	}
-	return r.Layout.String() + " (" + r.How + ")"
+	out := r.Layout.String() + " (" + r.How + ")"
+	if len(r.SubAppSchemas) > 0 {
+		out += "; WARNING: " + SubAppWarning(r.SubAppSchemas)
+	}
+	return out
+}
+
+// SubAppWarning says what relbot does not do for sub-apps kept in schemas
+// of their own.
+func SubAppWarning(schemas []string) string {
+	return fmt.Sprintf("sub-apps keep their tables in schemas of their own (USE_DB_SCHEMA_IN_SUBAPP: %s), which relbot does not support: it compares, migrates and keeps the secrets of the main app's tables only",
+		strings.Join(schemas, ", "))
 }
 
 // LayoutReader reads an environment's NocoBase layout from its database,

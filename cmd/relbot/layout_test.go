@@ -33,6 +33,11 @@ func TestLayoutsFromTheTerminal(t *testing.T) {
 	dsn := map[string]string{
 		"crm_dev": layoutDB(t, all, fixtures.Development), "crm_prod": layoutDB(t, all, fixtures.Production),
 		"mixed_dev": layoutDB(t, fixtures.Layout{}, fixtures.Development), "mixed_prod": layoutDB(t, all, fixtures.Production),
+		"colls_dev": layoutDB(t, fixtures.Layout{}, fixtures.Development), "colls_prod": layoutDB(t, fixtures.Layout{}, fixtures.Production),
+	}
+	// COLLECTION_MANAGER_SCHEMA=user_data in development only.
+	if _, err := testenv.Connect(t, dsn["colls_dev"]).Exec(context.Background(), fixtures.UserCollectionsSQL(fixtures.Layout{}, "user_data", "orders")); err != nil {
+		t.Fatal(err)
 	}
 	yaml := `apps:
   crm:
@@ -45,6 +50,11 @@ func TestLayoutsFromTheTerminal(t *testing.T) {
     environments:
       - {name: development, database: "${MIXED_DEV}"}
       - {name: production, database: "${MIXED_PROD}", approvals: {required: 0}}
+  colls:
+    builtin: nocobase
+    environments:
+      - {name: development, database: "${COLLS_DEV}"}
+      - {name: production, database: "${COLLS_PROD}", approvals: {required: 0}}
 `
 	appsFile := filepath.Join(dir, "apps.yaml")
 	if err := os.WriteFile(appsFile, []byte(yaml), 0o600); err != nil {
@@ -54,6 +64,7 @@ func TestLayoutsFromTheTerminal(t *testing.T) {
 		"RELBOT_DATABASE_URL": botDSN, "RELBOT_APPS_FILE": appsFile, "RELBOT_ARTIFACT_DIR": filepath.Join(dir, "artifacts"),
 		"RELBOT_BACKUP_KEY": "a test passphrase for backups", "RELBOT_SECRET_KEY": strings.Repeat("ab", 32),
 		"CRM_DEV": dsn["crm_dev"], "CRM_PROD": dsn["crm_prod"], "MIXED_DEV": dsn["mixed_dev"], "MIXED_PROD": dsn["mixed_prod"],
+		"COLLS_DEV": dsn["colls_dev"], "COLLS_PROD": dsn["colls_prod"],
 	}
 	want := "schema nocobase, table prefix nb_, underscored names (detected)"
 	must(t, run(t, env, "status", "crm"), "NocoBase layout", want)
@@ -95,5 +106,15 @@ func TestLayoutsFromTheTerminal(t *testing.T) {
 	}
 	if n := testenv.Rows(t, dsn["mixed_prod"], `SELECT 'n', count(*)::text FROM nocobase.nb_ui_schemas`); n["n"] != "5" {
 		t.Fatalf("the refused deploy changed production: %v", n)
+	}
+
+	must(t, run(t, env, "status", "colls"), "schema public, no table prefix, camelCase names, collections in schema user_data (detected)")
+	if r := run(t, env, "migration", "create", "colls", "--as", "alice", "--json"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	refused(t, run(t, env, "migration", "plan", "colls-m1", "production"), "COLLECTION_MANAGER_SCHEMA is user_data in development, unset (public) in production")
+	refused(t, run(t, env, "deploy", "colls-m1", "production", "--as", "alice"), "COLLECTION_MANAGER_SCHEMA is user_data in development, unset (public) in production")
+	if l := run(t, env, "release", "list", "colls"); l.code != 0 || strings.Contains(l.out, "colls-r") {
+		t.Fatalf("release list after the refusal: %+v", l)
 	}
 }

@@ -108,7 +108,7 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 		return nil, fmt.Errorf("inspect %s: %w", in.Source.Name, err)
 	}
 	schema := withoutMarker(full)
-	layout, err := nocobase.LayoutOf(schema, in.Source)
+	layout, err := nocobase.LayoutOfDB(ctx, tx, schema, in.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +125,9 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 		CreatedBy: in.By, CreatedAt: in.CreatedAt, ServerVersionNum: schema.ServerVersionNum,
 		CoreVersion: core, Plugins: plugins, Rules: rules, Schema: schema, RowCounts: map[string]int64{},
 		PresetWarnings: Coverage(in.App, layout.Layout, schema, rules, in.Source.Name, layout.How),
+	}
+	if len(layout.SubAppSchemas) > 0 {
+		meta.PresetWarnings = append(meta.PresetWarnings, in.Source.Name+": "+release.SubAppWarning(layout.SubAppSchemas))
 	}
 	if layout.Found || in.Source.Layout != nil {
 		meta.Layout = &layout.Layout

@@ -1,7 +1,9 @@
 package migrate
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/nocobase"
@@ -22,6 +24,21 @@ func (f *File) checkLayout(tgt *pgschema.Schema, env *release.Environment) (*rel
 	if src == nil || (!rep.Found && env.Layout == nil) {
 		return rep, nil
 	}
+	if rep.Found {
+		// COLLECTION_MANAGER_SCHEMA and sub-apps are read from rows, which
+		// an inspected schema does not hold: read them from the database
+		// (the catalogue and two small tables, without locks).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		full, err := nocobase.Layouts{}.Layout(ctx, env)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if full.Layout.SchemaName() == rep.Layout.SchemaName() {
+			rep.Layout.CollectionSchema = full.Layout.CollectionSchema
+		}
+		rep.SubAppSchemas = full.SubAppSchemas
+	}
 	if len(src.Differences(rep.Layout, f.Meta.SourceEnv, env.Name)) > 0 {
 		return nil, release.LayoutMismatch(f.Meta.ID, f.Meta.SourceEnv, env.Name, *src, rep.Layout)
 	}
@@ -32,6 +49,9 @@ func (f *File) checkLayout(tgt *pgschema.Schema, env *release.Environment) (*rel
 // not compare.
 func (f *File) layoutWarnings(rep *release.LayoutReport, env *release.Environment) []string {
 	out := append([]string(nil), f.Meta.PresetWarnings...)
+	if len(rep.SubAppSchemas) > 0 {
+		out = append(out, env.Name+": "+release.SubAppWarning(rep.SubAppSchemas))
+	}
 	switch {
 	case f.Meta.Layout == nil && rep.Found:
 		out = append(out, fmt.Sprintf("the file records no NocoBase layout (made by an older relbot, or from a database without NocoBase's tables): it was not compared with %s's (%s)", env.Name, rep.Layout))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -115,8 +116,171 @@ func resolve(env *release.Environment, found []release.Layout) (*release.LayoutR
 }
 
 // LayoutOf resolves env's layout from an inspected schema of its database.
+// The schema holds no rows, so COLLECTION_MANAGER_SCHEMA is not read: the
+// layout has the stated one, else none (LayoutOfDB reads it).
 func LayoutOf(s *pgschema.Schema, env *release.Environment) (*release.LayoutReport, error) {
-	return resolve(env, candidates(refsOf(s)))
+	found := candidates(refsOf(s))
+	if env.Layout != nil {
+		for i := range found {
+			found[i].CollectionSchema = statedCollections(env.Layout, found[i])
+		}
+	}
+	return resolve(env, found)
+}
+
+// LayoutOfDB is LayoutOf with the schema of the user collections' tables
+// read from the database s was inspected from.
+func LayoutOfDB(ctx context.Context, q pgschema.Querier, s *pgschema.Schema, env *release.Environment) (*release.LayoutReport, error) {
+	return readDB(ctx, q, env, candidates(refsOf(s)))
+}
+
+// readDB resolves env's layout among the found ones with what only the
+// database's rows show: the sub-apps kept in schemas of their own, and
+// where the user collections' tables live.
+func readDB(ctx context.Context, q pgschema.Querier, env *release.Environment, found []release.Layout) (*release.LayoutReport, error) {
+	found, subs, err := subApps(ctx, q, found)
+	if err != nil {
+		return nil, err
+	}
+	if err := readCollections(ctx, q, env, found); err != nil {
+		return nil, err
+	}
+	rep, err := resolve(env, found)
+	if err != nil {
+		return nil, err
+	}
+	rep.SubAppSchemas = subs
+	return rep, nil
+}
+
+// AppsTable lists the sub-apps of NocoBase's multi-app manager by name.
+const AppsTable = "applications"
+
+// subApps sets apart, among the found layouts, those of sub-apps kept in
+// schemas of their own (USE_DB_SCHEMA_IN_SUBAPP: each sub-app's tables in
+// the schema of its name): a layout in a schema named by another found
+// layout's applications table. It returns the others and those schemas.
+func subApps(ctx context.Context, q pgschema.Querier, found []release.Layout) ([]release.Layout, []string, error) {
+	if len(found) < 2 {
+		return found, nil, nil
+	}
+	sub := map[string]bool{}
+	for _, l := range found {
+		table := pgschema.Ident(l.SchemaName(), l.Table(AppsTable))
+		var names []string
+		var exists bool
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'name' AND NOT attisdropped)`, table).Scan(&exists); err != nil {
+			return nil, nil, fmt.Errorf("look for %s: %w", l.Key(AppsTable), err)
+		}
+		if !exists {
+			continue
+		}
+		if err := q.QueryRow(ctx, `SELECT coalesce(array_agg(name::text), '{}') FROM `+table).Scan(&names); err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", l.Key(AppsTable), err)
+		}
+		for _, o := range found {
+			if o.SchemaName() != l.SchemaName() && slices.Contains(names, o.SchemaName()) {
+				sub[o.SchemaName()] = true
+			}
+		}
+	}
+	var rest []release.Layout
+	var schemas []string
+	for _, l := range found {
+		if sub[l.SchemaName()] {
+			if !slices.Contains(schemas, l.SchemaName()) {
+				schemas = append(schemas, l.SchemaName())
+			}
+			continue
+		}
+		rest = append(rest, l)
+	}
+	sort.Strings(schemas)
+	return rest, schemas, nil
+}
+
+// CollectionsTable lists the user's collections: name, and options whose
+// tableName, when set, names the table instead.
+const CollectionsTable = "collections"
+
+// statedCollections is the collection schema stated for env in the form a
+// detected layout l holds it ("" when it is l's own schema).
+func statedCollections(stated *release.Layout, l release.Layout) string {
+	if name := stated.CollectionSchemaName(); name != l.SchemaName() {
+		return name
+	}
+	return ""
+}
+
+// readCollections fills in each found layout where its user collections'
+// tables live (COLLECTION_MANAGER_SCHEMA): the schema, other than the
+// system tables', holding the tables of the collections its collections
+// table lists. Collections without a table (SQL collections, views of
+// other sources) tell nothing; several such schemas are refused unless
+// apps.yaml states which one is the setting.
+func readCollections(ctx context.Context, q pgschema.Querier, env *release.Environment, found []release.Layout) error {
+	for i := range found {
+		others, err := collectionSchemas(ctx, q, found[i])
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(others) == 0:
+		case len(others) == 1:
+			found[i].CollectionSchema = others[0]
+		case env.Layout != nil && slices.Contains(others, env.Layout.CollectionSchemaName()):
+			found[i].CollectionSchema = env.Layout.CollectionSchemaName()
+		default:
+			return release.Errorf(release.CodeInvalid, "cannot tell COLLECTION_MANAGER_SCHEMA of %s: the tables of the collections listed in %s are in several schemas besides %s (%s); state the one NocoBase was started with in apps.yaml: nocobase: {collection_schema: ...}",
+				env.Name, found[i].Key(CollectionsTable), found[i].SchemaName(), strings.Join(others, ", "))
+		}
+	}
+	return nil
+}
+
+// collectionSchemas lists the schemas other than l's own that hold the
+// table of a collection listed in l's collections table while l's schema
+// does not.
+func collectionSchemas(ctx context.Context, q pgschema.Querier, l release.Layout) ([]string, error) {
+	var exists bool
+	table := pgschema.Ident(l.SchemaName(), l.Table(CollectionsTable))
+	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND
+		(SELECT count(*) = 2 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attname IN ('name', 'options') AND NOT attisdropped)`, table).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look for %s: %w", l.Key(CollectionsTable), err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `SELECT DISTINCT coalesce(nullif(options::jsonb->>'tableName', ''), name)::text FROM `+table+` WHERE name IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", l.Key(CollectionsTable), err)
+	}
+	var names []string
+	var n string
+	if _, err := pgx.ForEachRow(rows, []any{&n}, func() error {
+		names = append(names, l.Table(n))
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read %s: %w", l.Key(CollectionsTable), err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err = q.Query(ctx, `SELECT DISTINCT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND c.relname = ANY($1) AND n.nspname <> $2
+		  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class o JOIN pg_catalog.pg_namespace n2 ON n2.nspname = $2 WHERE o.relname = c.relname AND o.relnamespace = n2.oid)
+		ORDER BY 1`, names, l.SchemaName())
+	if err != nil {
+		return nil, fmt.Errorf("look for the tables of the collections in %s: %w", l.Key(CollectionsTable), err)
+	}
+	var out []string
+	if _, err := pgx.ForEachRow(rows, []any{&n}, func() error {
+		out = append(out, n)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("look for the tables of the collections in %s: %w", l.Key(CollectionsTable), err)
+	}
+	return out, nil
 }
 
 // ReadLayout resolves env's layout reading only the catalogue entries of
@@ -148,7 +312,7 @@ func ReadLayout(ctx context.Context, q pgschema.Querier, env *release.Environmen
 	if err != nil {
 		return nil, fmt.Errorf("look for NocoBase's tables in %s: %w", env.Name, err)
 	}
-	return resolve(env, candidates(tables))
+	return readDB(ctx, q, env, candidates(tables))
 }
 
 // Layouts implements release.LayoutReader by connecting to each
@@ -226,7 +390,17 @@ type AppInfo struct {
 // read under the layout the database shows when it shows only one.
 func ReadApp(ctx context.Context, q pgschema.Querier, s *pgschema.Schema, env *release.Environment) (*AppInfo, error) {
 	info := &AppInfo{}
-	found := candidates(refsOf(s))
+	found, subs, err := subApps(ctx, q, candidates(refsOf(s)))
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) > 0 {
+		info.Warnings = append(info.Warnings, release.SubAppWarning(subs))
+	}
+	if err := readCollections(ctx, q, env, found); err != nil {
+		info.Warnings = append(info.Warnings, release.ErrorMessage(err)+"; core and plugin versions are not recorded")
+		return info, nil
+	}
 	rep, err := resolve(env, found)
 	switch {
 	case err != nil && len(found) == 1:

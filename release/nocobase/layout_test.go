@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestDetectEveryLayout(t *testing.T) {
 				t.Fatalf("from the schema: %+v, %v; want %s", full, err, want)
 			}
 			light, err := Layouts{}.Layout(ctx, env)
-			if err != nil || *light != *full {
+			if err != nil || !reflect.DeepEqual(light, full) {
 				t.Fatalf("from the catalogue: %+v, %v; want %+v", light, err, full)
 			}
 			core, plugins, err := AppVersions(ctx, conn, s, want)

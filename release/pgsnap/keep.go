@@ -3,13 +3,12 @@ package pgsnap
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -22,44 +21,20 @@ type tableRef struct{ Schema, Name string }
 func (t tableRef) ident() string { return pgschema.Ident(t.Schema, t.Name) }
 func (t tableRef) key() string   { return pgschema.Key(t.Schema, t.Name) }
 
-// findAppTable finds the tables that hold NocoBase's table name (such as
-// environmentVariables) in the database, whatever its layout: the name
-// itself or in snake_case (DB_UNDERSCORED), with or without a table prefix
-// (DB_TABLE_PREFIX, e.g. nb_environment_variables), in any schema
-// (DB_SCHEMA). It is the one place that knows those variants.
-func findAppTable(ctx context.Context, q pgschema.Querier, name string) ([]tableRef, error) {
-	snake := snakeCase(name)
-	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-			AND (c.relname IN ($1, $2) OR right(c.relname, length($1) + 1) = '_' || $1 OR right(c.relname, length($2) + 1) = '_' || $2)
-		ORDER BY 1, 2`, name, snake)
-	if err != nil {
-		return nil, fmt.Errorf("look for table %s: %w", name, err)
-	}
-	var out []tableRef
-	var t tableRef
-	_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name}, func() error {
-		out = append(out, t)
-		return nil
-	})
-	return out, err
+// appTable is the table NocoBase calls name under layout l: the one way
+// relbot names NocoBase's tables (release.Layout, resolved by
+// release/nocobase as `var list` resolves it).
+func appTable(l release.Layout, name string) tableRef {
+	return tableRef{Schema: l.SchemaName(), Name: l.Table(name)}
 }
 
-// snakeCase is NocoBase's (lodash's) snake_case of a camelCase name.
-func snakeCase(s string) string {
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		if unicode.IsUpper(r) {
-			if i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
-				b.WriteByte('_')
-			}
-			b.WriteRune(unicode.ToLower(r))
-			continue
-		}
-		b.WriteRune(r)
+// exists reports whether the table is in the database.
+func (t tableRef) exists(ctx context.Context, q pgschema.Querier) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.ident()).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look for table %s: %w", t.key(), err)
 	}
-	return b.String()
+	return ok, nil
 }
 
 // keptRows holds the target's own rows of the kept tables while the
@@ -67,51 +42,94 @@ func snakeCase(s string) string {
 // jsonb, so that they survive the target's types being dropped and are put
 // back by column name whatever the backup's column order).
 type keptRows struct {
-	names  []string // NocoBase names, e.g. environmentVariables
+	names  []string             // NocoBase names, e.g. environmentVariables
+	env    *release.Environment // the target, whose layout names its tables
 	tables []keptTable
-	skip   map[string]bool // the restored tables whose backup rows are not loaded
-	dest   []tableRef
+	skip   map[string]bool     // the restored tables whose backup rows are not loaded
+	dest   map[string]tableRef // by NocoBase name: the restored table
 }
 
 type keptTable struct {
+	name string
 	from tableRef
 	temp string
 	rows int64
 }
 
-// keepRows copies the target's rows of the tables named into temporary
-// tables; tx must be the transaction that rebuilds the target.
-func keepRows(ctx context.Context, tx pgx.Tx, names []string) (*keptRows, error) {
-	k := &keptRows{names: names}
-	for _, name := range names {
-		refs, err := findAppTable(ctx, tx, name)
-		if err != nil {
-			return nil, err
-		}
-		for _, ref := range refs {
-			temp := fmt.Sprintf("relbot_keep_%d", len(k.tables))
-			tag, err := tx.Exec(ctx, "CREATE TEMPORARY TABLE "+temp+" ON COMMIT DROP AS SELECT pg_catalog.to_jsonb(t) AS r FROM "+ref.ident()+" t")
-			if err != nil {
-				return nil, fmt.Errorf("keep the target's rows of %s: %w", ref.key(), err)
-			}
-			k.tables = append(k.tables, keptTable{from: ref, temp: temp, rows: tag.RowsAffected()})
-		}
-	}
-	return k, nil
+func newKept(opts release.RestoreOptions, target *release.Environment) *keptRows {
+	return &keptRows{names: opts.KeepTables, env: target}
 }
 
-// resolve finds the kept tables in the restored schema: their rows in the
-// backup are not loaded.
-func (k *keptRows) resolve(ctx context.Context, q pgschema.Querier) (map[string]bool, error) {
-	k.skip = map[string]bool{}
+// layoutError is why the tables to keep cannot be named: the restore is
+// refused rather than risk loading another environment's secrets.
+func (k *keptRows) layoutError(err error, of string) error {
+	if release.ErrorCode(err) == release.CodeInternal {
+		return fmt.Errorf("name the tables to keep (%s) in %s: %w", strings.Join(k.names, ", "), of, err)
+	}
+	return release.Errorf(release.ErrorCode(err), "cannot tell which tables of %s hold %s, so nothing was restored: %s", of, strings.Join(k.names, ", "), release.ErrorMessage(err))
+}
+
+// keepRows copies the target's rows of the kept tables, named under the
+// target's layout (stated in apps.yaml or detected), into temporary
+// tables; tx must be the transaction that rebuilds the target.
+func (k *keptRows) keepRows(ctx context.Context, tx pgx.Tx) error {
+	if len(k.names) == 0 {
+		return nil
+	}
+	rep, err := nocobase.ReadLayout(ctx, tx, k.env)
+	if err != nil {
+		return k.layoutError(err, k.env.Name)
+	}
+	if len(rep.SubAppSchemas) > 0 {
+		// Their variables would be replaced by the backup's.
+		return release.Errorf(release.CodeIncompatible, "cannot keep the secrets of %s's sub-apps, so nothing was restored: %s", k.env.Name, release.SubAppWarning(rep.SubAppSchemas))
+	}
 	for _, name := range k.names {
-		refs, err := findAppTable(ctx, q, name)
+		ref := appTable(rep.Layout, name)
+		ok, err := ref.exists(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // nothing of the target's to keep
+		}
+		temp := fmt.Sprintf("relbot_keep_%d", len(k.tables))
+		tag, err := tx.Exec(ctx, "CREATE TEMPORARY TABLE "+temp+" ON COMMIT DROP AS SELECT pg_catalog.to_jsonb(t) AS r FROM "+ref.ident()+" t")
+		if err != nil {
+			return fmt.Errorf("keep the target's rows of %s: %w", ref.key(), err)
+		}
+		k.tables = append(k.tables, keptTable{name: name, from: ref, temp: temp, rows: tag.RowsAffected()})
+	}
+	return nil
+}
+
+// resolve names the kept tables in the restored schema, whose rows in the
+// backup are not loaded: under the layout the backup recorded, else the
+// one the restored database shows (archives of an older relbot).
+func (k *keptRows) resolve(ctx context.Context, q pgschema.Querier, meta *Meta) (map[string]bool, error) {
+	k.skip, k.dest = map[string]bool{}, map[string]tableRef{}
+	if len(k.names) == 0 {
+		return k.skip, nil
+	}
+	var l release.Layout
+	if meta.Layout != nil {
+		l = *meta.Layout
+	} else {
+		rep, err := nocobase.ReadLayout(ctx, q, k.env)
+		if err != nil {
+			return nil, k.layoutError(err, "the backup")
+		}
+		l = rep.Layout
+	}
+	for _, name := range k.names {
+		ref := appTable(l, name)
+		ok, err := ref.exists(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		for _, ref := range refs {
+		if ok {
 			k.skip[ref.key()] = true
-			k.dest = append(k.dest, ref)
+			k.dest[name] = ref
 		}
 	}
 	return k.skip, nil
@@ -122,7 +140,7 @@ func (k *keptRows) resolve(ctx context.Context, q pgschema.Querier) (map[string]
 func (k *keptRows) put(ctx context.Context, tx pgx.Tx, meta *Meta) ([]string, error) {
 	warnings := notLoaded(meta, k.skip)
 	for _, kt := range k.tables {
-		dest, ok := k.match(kt.from)
+		dest, ok := k.dest[kt.name]
 		if !ok {
 			if kt.rows > 0 {
 				warnings = append(warnings, fmt.Sprintf("the target's %d rows of %s were not kept: the backup has no such table", kt.rows, kt.from.key()))
@@ -159,18 +177,6 @@ func (k *keptRows) put(ctx context.Context, tx pgx.Tx, meta *Meta) ([]string, er
 		warnings = append(warnings, fmt.Sprintf("%s keeps its own %d rows (secrets stay in their environment)", dest.key(), kt.rows))
 	}
 	return warnings, nil
-}
-
-// match is the restored table a kept one goes back into: the same name,
-// else the only one found.
-func (k *keptRows) match(from tableRef) (tableRef, bool) {
-	if i := slices.Index(k.dest, from); i >= 0 {
-		return k.dest[i], true
-	}
-	if len(k.dest) == 1 {
-		return k.dest[0], true
-	}
-	return tableRef{}, false
 }
 
 // notLoaded names the backup's rows a restore left out.

@@ -6,13 +6,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
 )
 
 // NocoBase installed with DB_SCHEMA=nocobase, DB_TABLE_PREFIX=nb_ and
 // DB_UNDERSCORED: the variables table is nocobase.nb_environment_variables.
+// The layout is detected from the versions tables, as in a real install.
 const layoutSQL = `CREATE SCHEMA nocobase;
+	CREATE TABLE nocobase.nb_application_version (id bigserial PRIMARY KEY, value varchar(255));
+	CREATE TABLE nocobase.nb_application_plugins (id bigserial PRIMARY KEY, name varchar(255) UNIQUE, version varchar(255));
 	CREATE TABLE nocobase.nb_environment_variables (created_at timestamptz, updated_at timestamptz, name varchar(255) PRIMARY KEY, type varchar(255), value text);
 	CREATE TABLE nocobase.nb_ui_schemas ("x-uid" varchar(255) PRIMARY KEY, name text);`
 
@@ -87,25 +91,66 @@ func TestRestoreKeepsTablesAndFiles(t *testing.T) {
 		}
 	})
 	t.Run("the variables table under every layout", func(t *testing.T) {
-		_, dsn := testenv.NewDatabase(t, "layouts")
-		execSQL(t, dsn, `CREATE SCHEMA s; CREATE TABLE "environmentVariables" (name text); CREATE TABLE s."nb_environmentVariables" (name text);
-			CREATE TABLE s.environment_variables (name text); CREATE TABLE s.nb_environment_variables (name text); CREATE TABLE "environmentVariablesOld" (name text);
-			CREATE TABLE s.nb_other (name text);`)
-		conn, err := connect(ctxT(t), dsn, "")
-		if err != nil {
-			t.Fatal(err)
+		for _, c := range fixtures.Layouts {
+			t.Run(c.Name, func(t *testing.T) {
+				l := c.Layout
+				src := newEnv(t, "keep"+c.Name, fixtures.NocoBaseSQL(l, fixtures.Production), nil)
+				dst := newEnv(t, "keepin"+c.Name, fixtures.NocoBaseSQL(l, fixtures.Staging), nil)
+				// Another table of the same NocoBase name in another layout
+				// is none of the app's: it is restored like any table.
+				execSQL(t, src.Database, `CREATE TABLE public."xx_environmentVariables" (name text); INSERT INTO public."xx_environmentVariables" VALUES ('from production');`)
+				waitIdle(t, src.Database)
+				path, _ := backup(t, e, src)
+				vars := `SELECT name, value FROM ` + l.Ident("environmentVariables")
+				before := testenv.Rows(t, dst.Database, vars)
+				rep, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst, keepSecrets)
+				if err != nil {
+					t.Fatalf("restore: %v", err)
+				}
+				if got := testenv.Rows(t, dst.Database, vars); !equalStringMaps(got, before) || !strings.Contains(got["API_URL"], "staging") {
+					t.Fatalf("variables: before %q, after %q", before, got)
+				}
+				if got := testenv.Rows(t, dst.Database, `SELECT name, '' FROM public."xx_environmentVariables"`); len(got) != 1 {
+					t.Fatalf("a table outside the layout was kept: %q", got)
+				}
+				if !strings.Contains(strings.Join(rep.Warnings, "\n"), l.Key("environmentVariables")+" keeps its own 2 rows") {
+					t.Fatalf("the report does not name %s: %q", l.Key("environmentVariables"), rep.Warnings)
+				}
+			})
 		}
-		defer conn.Close(ctxT(t))
-		refs, err := findAppTable(ctxT(t), conn, "environmentVariables")
-		if err != nil {
-			t.Fatal(err)
+	})
+	t.Run("a target whose layout cannot be told is refused", func(t *testing.T) {
+		dst := newEnv(t, "keeptwo", layoutSQL+fixtures.NocoBaseSQL(fixtures.Layout{Prefix: "t_"}, fixtures.Staging), nil)
+		before := testenv.Rows(t, dst.Database, `SELECT name, value FROM "t_environmentVariables"`)
+		_, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets)
+		if err == nil || !strings.Contains(err.Error(), "cannot tell which tables of keeptwo hold environmentVariables, so nothing was restored") || !strings.Contains(err.Error(), "2 layouts") {
+			t.Fatalf("restore: %v", err)
 		}
-		var got []string
-		for _, r := range refs {
-			got = append(got, r.key())
+		if got := testenv.Rows(t, dst.Database, `SELECT name, value FROM "t_environmentVariables"`); !equalStringMaps(got, before) {
+			t.Fatalf("the target changed: %q", got)
 		}
-		if strings.Join(got, " ") != "environmentVariables s.environment_variables s.nb_environmentVariables s.nb_environment_variables" {
-			t.Fatalf("found %q", got)
+		// Stated in apps.yaml, the layout decides.
+		dst.Layout = &release.Layout{Schema: "nocobase", TablePrefix: "nb_", Underscored: true}
+		if _, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets); err != nil {
+			t.Fatalf("restore under the stated layout: %v", err)
+		}
+		if got := variables(t, dst.Database); len(got) != 0 {
+			t.Fatalf("the backup's variables were loaded: %q", got)
+		}
+	})
+	t.Run("a target with sub-apps in schemas of their own is refused", func(t *testing.T) {
+		main, sub := fixtures.Layouts[4].Layout, fixtures.Layouts[4].Layout
+		sub.Schema = "a1"
+		dst := newEnv(t, "keepsub", fixtures.NocoBaseSQL(main, fixtures.Staging)+fixtures.NocoBaseSQL(sub, fixtures.Staging)+
+			`CREATE TABLE nocobase.nb_applications (name varchar(255) PRIMARY KEY); INSERT INTO nocobase.nb_applications VALUES ('a1');`, nil)
+		subVars := `SELECT name, value FROM ` + sub.Ident("environmentVariables")
+		before := testenv.Rows(t, dst.Database, subVars)
+		_, err := e.Restore(ctxT(t), a, "crm", dst, keepSecrets)
+		if release.ErrorCode(err) != release.CodeIncompatible || !strings.Contains(err.Error(), "cannot keep the secrets of keepsub's sub-apps, so nothing was restored") || !strings.Contains(err.Error(), "USE_DB_SCHEMA_IN_SUBAPP: a1") {
+			t.Fatalf("restore: %v", err)
+		}
+		if got := testenv.Rows(t, dst.Database, subVars); len(got) != 2 || !equalStringMaps(got, before) {
+			t.Fatalf("the sub-app's variables changed: %q", got)
 		}
 	})
 }

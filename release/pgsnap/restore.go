@@ -79,20 +79,21 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 	if err != nil {
 		return nil, err
 	}
+	kept := newKept(opts, target)
 	var privWarnings []string
 	switch {
 	case fresh && meta.PgDump != nil:
 		report.Mode = "into an empty database, in parallel"
-		privWarnings, err = e.restoreDumpParallel(ctx, conn, target.Database, "", ar, meta, opts)
+		privWarnings, err = e.restoreDumpParallel(ctx, conn, target.Database, "", ar, meta, kept)
 	case meta.PgDump != nil:
 		report.Mode = "in place, in one transaction"
-		privWarnings, err = restoreDumpInPlace(ctx, conn, ar, meta, opts)
+		privWarnings, err = restoreDumpInPlace(ctx, conn, ar, meta, kept)
 	case fresh:
 		report.Mode = "into an empty database, in parallel"
-		privWarnings, err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta, opts)
+		privWarnings, err = e.restoreParallel(ctx, conn, target.Database, "", ar, meta, kept)
 	default:
 		report.Mode = "in place, in one transaction"
-		privWarnings, err = restoreInPlace(ctx, conn, ar, meta, opts)
+		privWarnings, err = restoreInPlace(ctx, conn, ar, meta, kept)
 	}
 	if err != nil {
 		return nil, err

@@ -80,7 +80,7 @@ func runData(ctx context.Context, q pgschema.Querier, r *runner, ar *archive.Rea
 
 // restoreDumpInPlace drops everything the database holds and rebuilds it
 // from the archive, all in one transaction.
-func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) ([]string, error) {
+func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, kept *keptRows) ([]string, error) {
 	pre, err := readSection(ar, meta.PgDump.PreData)
 	if err != nil {
 		return nil, err
@@ -97,8 +97,7 @@ func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader,
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
 		return nil, err
 	}
-	kept, err := keepRows(ctx, tx, opts.KeepTables)
-	if err != nil {
+	if err := kept.keepRows(ctx, tx); err != nil {
 		return nil, err
 	}
 	if err := clearDatabase(ctx, tx); err != nil {
@@ -114,7 +113,7 @@ func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader,
 	if err := runData(ctx, tx, r, ar, meta); err != nil {
 		return nil, err
 	}
-	skip, err := kept.resolve(ctx, tx)
+	skip, err := kept.resolve(ctx, tx, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +145,7 @@ func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader,
 // table first), partitions' indexes attached, foreign keys on the workers,
 // and the rest (triggers, rules, policies, privileges, ...) in one
 // transaction. On failure it empties the database again.
-func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) (warnings []string, err error) {
+func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, kept *keptRows) (warnings []string, err error) {
 	pre, err := readSection(ar, meta.PgDump.PreData)
 	if err != nil {
 		return nil, err
@@ -169,7 +168,6 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 	if err != nil {
 		return nil, err
 	}
-	kept := &keptRows{names: opts.KeepTables}
 	var skip map[string]bool
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := r.runAll(ctx, tx, pre); err != nil {
@@ -178,7 +176,7 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 		if err := runData(ctx, tx, r, ar, meta); err != nil {
 			return err
 		}
-		skip, err = kept.resolve(ctx, tx)
+		skip, err = kept.resolve(ctx, tx, meta)
 		return err
 	})
 	if err != nil {

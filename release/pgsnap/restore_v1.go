@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -18,7 +17,7 @@ import (
 
 // restoreInPlace drops what the database holds and rebuilds it from the
 // archive, all in one transaction.
-func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) ([]string, error) {
+func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, kept *keptRows) ([]string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -31,8 +30,7 @@ func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, met
 	if err != nil {
 		return nil, err
 	}
-	kept, err := keepRows(ctx, tx, opts.KeepTables)
-	if err != nil {
+	if err := kept.keepRows(ctx, tx); err != nil {
 		return nil, err
 	}
 	if err := execAll(ctx, tx, DropStatements(current, meta.Schema)); err != nil {
@@ -41,7 +39,7 @@ func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, met
 	if err := execAll(ctx, tx, meta.Schema.PreData()); err != nil {
 		return nil, err
 	}
-	skip, err := kept.resolve(ctx, tx)
+	skip, err := kept.resolve(ctx, tx, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +79,7 @@ func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, met
 // restoreParallel fills an empty database: DDL on conn, then rows, keys
 // and foreign keys by several workers, then the rest on conn. On failure it
 // drops what it made, leaving the database empty as it found it.
-func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, opts release.RestoreOptions) (warnings []string, err error) {
+func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, kept *keptRows) (warnings []string, err error) {
 	before, err := pgschema.Inspect(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -101,7 +99,7 @@ func (e *Engine) restoreParallel(ctx context.Context, conn *pgx.Conn, dsn, db st
 	if err := inTx(ctx, conn, meta.Schema.PreData()); err != nil {
 		return nil, err
 	}
-	skip, err := (&keptRows{names: opts.KeepTables}).resolve(ctx, conn)
+	skip, err := kept.resolve(ctx, conn, meta)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 		if err != nil {
 			return nil, err
 		}
-		if _, err := e.restoreDumpParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
+		if _, err := e.restoreDumpParallel(ctx, conn, env.Database, scratch, ar, meta, &keptRows{}); err != nil {
 			return nil, fmt.Errorf("restore into a scratch database: %w", err)
 		}
 		if report.Problems, err = e.compareDump(ctx, env.Database, scratch, ar, meta); err != nil {
@@ -64,7 +64,7 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 			report.Problems = append(report.Problems, fmt.Sprintf("the archive's schema was written by pg_dump %s, the restore's by pg_dump %s: some differences may be pg_dump's own", meta.PgDump.Version, version))
 		}
 	} else {
-		if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta, release.RestoreOptions{}); err != nil {
+		if _, err := e.restoreParallel(ctx, conn, env.Database, scratch, ar, meta, &keptRows{}); err != nil {
 			return nil, fmt.Errorf("restore into a scratch database: %w", err)
 		}
 		if report.Problems, err = e.Compare(ctx, conn, env.Database, scratch, meta); err != nil {
