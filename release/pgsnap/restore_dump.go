@@ -113,20 +113,7 @@ func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader,
 	if err := runData(ctx, tx, r, ar, meta); err != nil {
 		return nil, err
 	}
-	skip, err := kept.resolve(ctx, tx, meta)
-	if err != nil {
-		return nil, err
-	}
-	for _, ti := range meta.Tables {
-		if skip[ti.Key] {
-			continue
-		}
-		// Made in this transaction: FREEZE writes the rows already frozen.
-		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
-			return nil, err
-		}
-	}
-	warnings, err := kept.put(ctx, tx, meta)
+	warnings, err := loadInPlace(ctx, tx, ar, meta, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -419,4 +406,24 @@ func clearDatabase(ctx context.Context, tx pgx.Tx) error {
 	// Later statements are made from the catalogue as it was: what an
 	// earlier DROP ... CASCADE took along is gone by then, hence IF EXISTS.
 	return execAll(ctx, tx, stmts)
+}
+
+// loadInPlace loads every table's rows of the archive inside tx, where the
+// restore in place made the tables again, except the tables kept from the
+// target, whose own rows it puts back.
+func loadInPlace(ctx context.Context, tx pgx.Tx, ar *archive.Reader, meta *Meta, kept *keptRows) ([]string, error) {
+	skip, err := kept.resolve(ctx, tx, meta)
+	if err != nil {
+		return nil, err
+	}
+	for _, ti := range meta.Tables {
+		if skip[ti.Key] {
+			continue
+		}
+		// Made in this transaction: FREEZE writes the rows already frozen.
+		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
+			return nil, err
+		}
+	}
+	return kept.put(ctx, tx, meta)
 }

@@ -39,20 +39,7 @@ func restoreInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, met
 	if err := execAll(ctx, tx, meta.Schema.PreData()); err != nil {
 		return nil, err
 	}
-	skip, err := kept.resolve(ctx, tx, meta)
-	if err != nil {
-		return nil, err
-	}
-	for _, ti := range meta.Tables {
-		if skip[ti.Key] {
-			continue
-		}
-		// Made in this transaction: FREEZE writes the rows already frozen.
-		if err := loadTable(ctx, tx.Conn(), ar, meta, ti, true); err != nil {
-			return nil, err
-		}
-	}
-	keptWarnings, err := kept.put(ctx, tx, meta)
+	keptWarnings, err := loadInPlace(ctx, tx, ar, meta, kept)
 	if err != nil {
 		return nil, err
 	}
