@@ -39,14 +39,7 @@ var markerDDL = []string{
 // file the marker already records changes nothing and says so.
 func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment, opts release.ApplyOptions) (*release.ApplyResult, error) {
 	start := time.Now()
-	f, err := e.Open(a)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.check(app, target, opts.KnownVariables); err != nil {
-		return nil, err
-	}
-	tx, end, err := begin(ctx, target)
+	f, tx, end, err := e.openOn(ctx, a, app, target, opts.KnownVariables)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +131,24 @@ func (e *Engine) Applied(ctx context.Context, a release.ArchiveReader, app *rele
 	}
 	defer end()
 	return f.applied(ctx, tx, false)
+}
+
+// openOn opens the file, checks that it may go to target (known: the
+// target's variable names, nil to leave them out) and begins a transaction
+// there; end rolls it back.
+func (e *Engine) openOn(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment, known map[string]bool) (*File, pgx.Tx, func(), error) {
+	f, err := e.Open(a)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := f.check(app, target, known); err != nil {
+		return nil, nil, nil, err
+	}
+	tx, end, err := begin(ctx, target)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return f, tx, end, nil
 }
 
 // begin opens a transaction on target; end rolls it back (a no-op after a
@@ -358,14 +369,7 @@ func firstLine(s string) string {
 // Row counts come from loading the file's rows into temporary tables in a
 // transaction that is rolled back; the target's tables are only read.
 func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment, known map[string]bool) (*release.MigrationPlan, error) {
-	f, err := e.Open(a)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.check(app, target, nil); err != nil {
-		return nil, err
-	}
-	tx, end, err := begin(ctx, target)
+	f, tx, end, err := e.openOn(ctx, a, app, target, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,14 +19,7 @@ import (
 // requested: whether the file was applied there (the marker), and the
 // plugins the file registers or enables that the target does not have.
 func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment) (*release.TargetCheck, error) {
-	f, err := e.Open(a)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.check(app, target, nil); err != nil {
-		return nil, err
-	}
-	tx, end, err := begin(ctx, target)
+	f, tx, end, err := e.openOn(ctx, a, app, target, nil)
 	if err != nil {
 		return nil, err
 	}
