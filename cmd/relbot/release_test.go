@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,16 +208,20 @@ func TestConcurrentDeploysAndApprovals(t *testing.T) {
 	}
 	wg.Wait()
 	created := 0
+	id := ""
 	for _, r := range results {
 		switch {
 		case r.code == 0:
 			created++
+			// Refused requests use up IDs too: the one created is named in
+			// its reply, not necessarily crm-r2.
+			id = regexp.MustCompile(`crm-r\d+`).FindString(r.out)
 		case !strings.Contains(r.err, "already has an open release"):
 			t.Fatalf("unexpected refusal: %+v", r)
 		}
 	}
-	if created != 1 {
-		t.Fatalf("%d releases created, want 1", created)
+	if created != 1 || id == "" {
+		t.Fatalf("%d releases created (%q), want 1", created, id)
 	}
 	approvers := []string{"U01AAA", "U02BBB", "U03CCC"}
 	ran := 0
@@ -226,7 +231,7 @@ func TestConcurrentDeploysAndApprovals(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := run(t, env, "approve", "crm-r2", "--as", approvers[i%3])
+			r := run(t, env, "approve", id, "--as", approvers[i%3])
 			mu.Lock()
 			defer mu.Unlock()
 			if r.code == 0 && strings.Contains(r.out, "succeeded") {
@@ -243,7 +248,7 @@ func TestConcurrentDeploysAndApprovals(t *testing.T) {
 		State     string
 		Approvals []struct{ By string }
 	}
-	r := must(t, run(t, env, "release", "show", "crm-r2", "--json"))
+	r := must(t, run(t, env, "release", "show", id, "--json"))
 	if err := json.Unmarshal([]byte(r.out), &rel); err != nil {
 		t.Fatal(err)
 	}
