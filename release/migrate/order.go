@@ -64,37 +64,9 @@ func (c *compiler) postObjects() (src, tgt []postObject) {
 		for i := range out {
 			out[i].inSource = srcKeys[out[i].key]
 		}
-		return dependencyOrder(out)
+		return pgschema.DependencyOrder(out, func(o postObject) string { return o.key }, func(o postObject) []string { return o.deps })
 	}
 	return collect(c.src), collect(c.tgt)
-}
-
-// dependencyOrder sorts objects so that each comes after those of the list
-// it depends on, keeping the given order otherwise.
-func dependencyOrder(objs []postObject) []postObject {
-	index := map[string]int{}
-	for i, o := range objs {
-		index[o.key] = i
-	}
-	out := make([]postObject, 0, len(objs))
-	state := make([]int, len(objs))
-	var visit func(int)
-	visit = func(i int) {
-		if state[i] != 0 {
-			return
-		}
-		state[i] = 1
-		for _, d := range objs[i].deps {
-			if j, ok := index[d]; ok {
-				visit(j)
-			}
-		}
-		out = append(out, objs[i])
-	}
-	for i := range objs {
-		visit(i)
-	}
-	return out
 }
 
 // readable turns quoted relation names ("public"."x") into the names users

@@ -479,26 +479,33 @@ func (s *Schema) readTableDependents(ctx context.Context, q Querier, oids []uint
 // it inherits from (CREATE TABLE ... INHERITS needs them), keeping the
 // given order otherwise.
 func ParentsFirst(tables []Table) []Table {
-	index := map[string]int{}
-	for i := range tables {
-		index[tables[i].QualifiedName()] = i
+	return DependencyOrder(tables, func(t Table) string { return t.QualifiedName() }, func(t Table) []string { return t.Inherits })
+}
+
+// DependencyOrder sorts items so that each comes after the items of the
+// list it depends on (deps names them by key), keeping the given order
+// otherwise; dependencies outside the list, and cycles, are passed over.
+func DependencyOrder[T any](items []T, key func(T) string, deps func(T) []string) []T {
+	index := make(map[string]int, len(items))
+	for i := range items {
+		index[key(items[i])] = i
 	}
-	out := make([]Table, 0, len(tables))
-	state := make([]int, len(tables))
+	out := make([]T, 0, len(items))
+	visited := make([]bool, len(items))
 	var visit func(int)
 	visit = func(i int) {
-		if state[i] != 0 {
+		if visited[i] {
 			return
 		}
-		state[i] = 1
-		for _, p := range tables[i].Inherits {
-			if j, ok := index[p]; ok {
+		visited[i] = true
+		for _, d := range deps(items[i]) {
+			if j, ok := index[d]; ok {
 				visit(j)
 			}
 		}
-		out = append(out, tables[i])
+		out = append(out, items[i])
 	}
-	for i := range tables {
+	for i := range items {
 		visit(i)
 	}
 	return out
