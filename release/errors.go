@@ -29,12 +29,26 @@ type Error struct {
 	Err     error
 }
 
+// Error is the message followed by the cause, for the log, with the cause
+// in it once: a message that says its cause already (Errorf's %w) is all
+// of it, and one that quotes its cause's own message (ErrorMessage) is
+// followed only by what that cause adds.
 func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
+	if e.Err == nil {
+		return e.Message
 	}
-	return e.Message
+	cause := e.Err.Error()
+	if strings.Contains(e.Message, cause) || strings.Contains(e.Message, oneLine(cause)) {
+		return e.Message
+	}
+	if inner, ok := e.Err.(*Error); ok && inner.Message != "" && strings.Contains(e.Message, inner.Message) {
+		return e.Message + strings.TrimPrefix(cause, inner.Message)
+	}
+	return e.Message + ": " + cause
 }
+
+// oneLine folds a text's line breaks and runs of spaces into single spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -45,7 +59,7 @@ func Errorf(code Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
 	msg := err.Error()
 	if strings.ContainsAny(msg, "\r\n") {
-		msg = strings.Join(strings.Fields(msg), " ")
+		msg = oneLine(msg)
 	}
 	return &Error{Code: code, Message: msg, Err: errors.Unwrap(err)}
 }

@@ -2,6 +2,8 @@ package release
 
 import (
 	"errors"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -16,5 +18,56 @@ func TestErrorfFoldsLines(t *testing.T) {
 	}
 	if !errors.Is(e, cause) {
 		t.Fatal("the cause is lost")
+	}
+}
+
+// The cause is in Error() once: Errorf's %w put it into the message
+// already, and the message the user reads is the sentence as written.
+func TestErrorCauseOnce(t *testing.T) {
+	refused := errors.New("connection refused")
+	truncated := &Error{Code: CodeDamaged, Message: "backup archive is truncated", Err: io.ErrUnexpectedEOF}
+	for _, c := range []struct {
+		name      string
+		err       *Error
+		message   string // what the user reads
+		errorText string // what the log gets
+	}{
+		{"Errorf with %w", Errorf(CodeUnavailable, "cannot connect to staging's database: %w", refused),
+			"cannot connect to staging's database: connection refused", "cannot connect to staging's database: connection refused"},
+		{"Errorf of an Errorf", Errorf(CodeConflict, "restore failed: %w", Errorf(CodeUnavailable, "cannot connect: %w", refused)),
+			"restore failed: cannot connect: connection refused", "restore failed: cannot connect: connection refused"},
+		{"Errorf without a cause", Errorf(CodeInvalid, "no app %q", "crm"), `no app "crm"`, `no app "crm"`},
+		{"a message written without its cause", &Error{Code: CodeUnavailable, Message: "Redis is not available", Err: refused},
+			"Redis is not available", "Redis is not available: connection refused"},
+		{"a message quoting its cause's message", &Error{Code: CodeConflict, Message: "crm-r1 failed at restore backup: " + ErrorMessage(truncated), Err: truncated},
+			"crm-r1 failed at restore backup: backup archive is truncated", "crm-r1 failed at restore backup: backup archive is truncated: unexpected EOF"},
+		{"Errorf of a message written without its cause", Errorf(CodeDamaged, "cannot restore crm-b1: %w", truncated),
+			"cannot restore crm-b1: backup archive is truncated: unexpected EOF", "cannot restore crm-b1: backup archive is truncated: unexpected EOF"},
+	} {
+		if got := ErrorMessage(c.err); got != c.message {
+			t.Errorf("%s: message %q\nwant %q", c.name, got, c.message)
+		}
+		if got := c.err.Error(); got != c.errorText {
+			t.Errorf("%s: Error() %q\nwant %q", c.name, got, c.errorText)
+		}
+		for _, cause := range []string{"connection refused", "unexpected EOF", "backup archive is truncated"} {
+			if n := strings.Count(c.err.Error(), cause); n > 1 {
+				t.Errorf("%s: Error() says %q %d times: %q", c.name, cause, n, c.err.Error())
+			}
+		}
+	}
+	wrapped := Errorf(CodeConflict, "restore failed: %w", Errorf(CodeUnavailable, "cannot connect: %w", refused))
+	var inner *Error
+	if !errors.Is(wrapped, refused) || !errors.As(wrapped.Err, &inner) || inner.Code != CodeUnavailable || errors.Unwrap(inner) != refused {
+		t.Fatal("the cause chain is lost")
+	}
+}
+
+// A folded multi-line cause is not repeated either.
+func TestErrorfFoldedCauseOnce(t *testing.T) {
+	cause := errors.New("failed to connect:\n\t127.0.0.1:5999: dial error\n\t[::1]:5999: dial error")
+	e := Errorf(CodeUnavailable, "cannot connect to staging's database: %w", cause)
+	if got, want := e.Error(), "cannot connect to staging's database: failed to connect: 127.0.0.1:5999: dial error [::1]:5999: dial error"; got != want {
+		t.Fatalf("Error() %q\nwant    %q", got, want)
 	}
 }
