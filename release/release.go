@@ -60,6 +60,23 @@ func CanMove(from, to State) bool {
 	return false
 }
 
+// CheckMove refuses a move Transitions does not allow, saying what the
+// state allows instead.
+func CheckMove(id string, from, to State) error {
+	if CanMove(from, to) {
+		return nil
+	}
+	next := Transitions[from]
+	if len(next) == 0 {
+		return Errorf(CodeInvalid, "%s cannot become %s: a release that is %s does not change any more", id, to, from)
+	}
+	allowed := make([]string, len(next))
+	for i, s := range next {
+		allowed[i] = string(s)
+	}
+	return Errorf(CodeInvalid, "%s cannot become %s: a release that is %s can only become %s", id, to, from, strings.Join(allowed, " or "))
+}
+
 // Open reports whether a release in state s still holds its environment:
 // no other release of it may be requested meanwhile.
 func (s State) Open() bool {

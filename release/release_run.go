@@ -35,10 +35,9 @@ func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
 		return s.Releases.RenewLease(ctx, id, s.Owner, s.Now().UTC().Add(ttl))
 	}
 	err = s.holding(ctx, envLockKey(a.Name, e.Name), s.Owner+" running "+id, ttl, renew, func(ctx context.Context) error {
-		if err := s.Releases.TakeLease(ctx, id, from, s.Owner, s.Now().UTC().Add(ttl)); err != nil {
+		if err := s.move(ctx, r, from, StateRunning, ""); err != nil {
 			return err
 		}
-		r.State = StateRunning
 		s.Log.Info("release running", "app", a.Name, "env", e.Name, "release", id, "resumed", from == StateInterrupted)
 		return s.runSteps(ctx, r, a, e)
 	})
@@ -82,19 +81,20 @@ func (s *Service) saveSteps(ctx context.Context, r *Release) error {
 	return s.Releases.SaveSteps(ctx, r.ID, r.Steps)
 }
 
-// runSteps runs every unfinished step in order.
+// runSteps runs every unfinished step in order, as the step table says.
 func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environment) error {
 	for i := range r.Steps {
 		st := &r.Steps[i]
 		if st.State == StepDone || st.State == StepSkipped {
 			continue
 		}
-		if st.Name == StepApply && st.State != StepPending {
-			// Resumed at the apply: the target's marker says whether it
+		def := s.step(st.Name)
+		if def.resume != nil && st.State != StepPending {
+			// Resumed at a committing step: the target says whether it
 			// committed before the runner died.
-			if applied, err := s.migrationApplied(ctx, r); err == nil && applied {
+			if committed, err := def.resume.committed(ctx, s, r); err == nil && committed {
 				now := s.Now().UTC()
-				st.State, st.Ended, st.Log = StepDone, &now, "committed before the interruption (the target's marker records it)"
+				st.State, st.Ended, st.Log = StepDone, &now, def.resume.doneLog
 				if err := s.saveSteps(ctx, r); err != nil {
 					return err
 				}
@@ -110,7 +110,7 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 		if s.Pause != nil {
 			s.Pause(st.Name)
 		}
-		out, ran, err := s.doStep(ctx, r, a, e, st.Name)
+		out, ran, err := def.do(ctx, s, r, a, e)
 		end := s.Now().UTC()
 		st.Ended, st.Log = &end, out
 		switch {
@@ -130,15 +130,14 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 			return s.fail(context.WithoutCancel(ctx), r, a, e, i, err)
 		}
 	}
-	if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateSucceeded, ""); err != nil {
+	if err := s.move(ctx, r, StateRunning, StateSucceeded, ""); err != nil {
 		return err
 	}
-	r.State = StateSucceeded
 	if r.Kind == KindRollback {
 		// In place, the rolled-back release's story ends here; a restore
 		// into another environment leaves it as it was.
 		if orig, err := s.Releases.GetRelease(ctx, r.RollbackOf); err == nil && orig.Env == r.Env {
-			if err := s.Releases.MoveRelease(ctx, orig.ID, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
+			if err := s.move(ctx, orig, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
 				s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
 			}
 		}
@@ -153,65 +152,49 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 	return nil
 }
 
-// fail ends a run at step i. When the migration did not commit, the app is
-// brought back (scale up, maintenance off) and the target is as before;
-// when it committed and validation failed, maintenance stays on, so users
-// do not meet a release that failed its checks.
+// fail ends a run at step i. When no committing step was done, the undo
+// steps bring the app back (scale up, maintenance off) and the target is as
+// before; after a commit the rest is skipped and maintenance stays on, so
+// users do not meet a release that failed its checks.
 func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, failed int, cause error) error {
 	committed := false
 	for _, st := range r.Steps[:failed] {
-		if (st.Name == StepApply || st.Name == StepRestore) && st.State == StepDone {
+		if s.step(st.Name).commits && st.State == StepDone {
 			committed = true
 		}
 	}
 	for i := failed + 1; i < len(r.Steps); i++ {
 		st := &r.Steps[i]
-		if !committed && (st.Name == StepScaleUp || st.Name == StepMaintenanceOff) {
-			out, ran, err := s.doStep(ctx, r, a, e, st.Name)
-			now := s.Now().UTC()
-			st.Started, st.Ended, st.Log = &now, &now, out
-			switch {
-			case err != nil:
-				st.State, st.Log = StepFailed, ErrorMessage(err)
-			case ran:
-				st.State = StepDone
-			default:
-				st.State = StepSkipped
-			}
+		def := s.step(st.Name)
+		if committed || !def.undo {
+			st.State = StepSkipped
 			continue
 		}
-		st.State = StepSkipped
+		out, ran, err := def.do(ctx, s, r, a, e)
+		now := s.Now().UTC()
+		st.Started, st.Ended, st.Log = &now, &now, out
+		switch {
+		case err != nil:
+			st.State, st.Log = StepFailed, ErrorMessage(err)
+		case ran:
+			st.State = StepDone
+		default:
+			st.State = StepSkipped
+		}
 	}
 	_ = s.saveSteps(ctx, r)
-	why := fmt.Sprintf("%s failed: %s", r.Steps[failed].Name, ErrorMessage(cause))
-	switch {
-	case r.Steps[failed].Name == StepRestart:
-		// The change is in the database; the app still runs what it read
-		// at start, so users must not meet it before it restarts.
-		why += "; the change was made but the app was not restarted and still runs its old configuration"
-		if inMaintenance(r.Steps[:failed]) {
-			why += fmt.Sprintf("; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), check it, and turn maintenance off", r.App, r.Env)
-		} else {
-			why += fmt.Sprintf(": restart it (`restart %s %s` runs the hook again, or restart it by hand) and check it", r.App, r.Env)
-		}
-		if r.Kind == KindDeploy && r.Backup != "" {
-			why += fmt.Sprintf("; or roll back with `rollback %s` (restores %s)", r.ID, r.Backup)
-		}
-	case r.Kind == KindDeploy && committed:
-		why += fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s`, or fix and turn maintenance off", r.ID)
-	case r.Kind == KindDeploy:
-		why += "; the migration was not applied: the target is as it was"
-		if r.Backup != "" {
-			why += fmt.Sprintf(" (rollback %s restores %s if needed)", r.ID, r.Backup)
-		}
+	name := r.Steps[failed].Name
+	explain := s.step(name).explain
+	if explain == nil {
+		explain = failedDefault
 	}
-	if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateFailed, why); err != nil {
+	why := fmt.Sprintf("%s failed: %s", name, ErrorMessage(cause)) + explain(r, failed, committed)
+	if err := s.move(ctx, r, StateRunning, StateFailed, why); err != nil {
 		return err
 	}
-	r.State, r.Reason = StateFailed, why
-	s.Log.Error("release failed", "release", r.ID, "step", r.Steps[failed].Name, "err", cause)
-	s.notify(ctx, r, Event{Kind: EventFailed, Step: r.Steps[failed].Name, Detail: why})
-	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, r.Steps[failed].Name, ErrorMessage(cause)), Err: cause}
+	s.Log.Error("release failed", "release", r.ID, "step", name, "err", cause)
+	s.notify(ctx, r, Event{Kind: EventFailed, Step: name, Detail: why})
+	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, name, ErrorMessage(cause)), Err: cause}
 }
 
 // inMaintenance reports whether steps turned maintenance on.
@@ -222,86 +205,6 @@ func inMaintenance(steps []Step) bool {
 		}
 	}
 	return false
-}
-
-// doStep does one step and returns its log; ran is false for a step the
-// environment does not configure (a hook it lacks).
-func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment, name string) (string, bool, error) {
-	switch name {
-	case StepPreflight:
-		if r.Kind == KindDeploy {
-			m, err := s.Migrations.GetMigration(ctx, r.Migration)
-			if err != nil {
-				return "", true, err
-			}
-			if m.SHA256 != r.FileHash {
-				return "", true, Errorf(CodeDamaged, "migration %s's file changed since the release was requested", m.ID)
-			}
-			note, err := s.preflightDeploy(ctx, a, e, m, nil, r.AllowNewPlugins)
-			if err != nil {
-				return "", true, err
-			}
-			log := "chain, marker, plugins, variables, freeze and locks checked" + s.driftSummary(ctx, a, e)
-			if note != "" {
-				log += "\n" + note
-			}
-			return log, true, nil
-		}
-		if r.Kind == KindSwitch {
-			if err := s.checkSwitch(ctx, a, r); err != nil {
-				return "", true, err
-			}
-			return fmt.Sprintf("%s still what %s holds, its checks passed; freeze and locks checked", r.SwitchTo, RecoveryEnv), true, s.preflightWindow(ctx, a, e, nil)
-		}
-		return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
-	case StepNotice:
-		return "users were told before the start", true, nil
-	case StepMaintenanceOn:
-		return s.hook(ctx, e, HookMaintenanceOn)
-	case StepMaintenanceOff:
-		return s.hook(ctx, e, HookMaintenanceOff)
-	case StepScaleDown:
-		return s.hook(ctx, e, HookScaleDown)
-	case StepScaleUp:
-		return s.hook(ctx, e, HookScaleUp)
-	case StepBackup:
-		return s.preReleaseBackup(ctx, r, a, e)
-	case StepApply:
-		opts := ApplyOptions{}
-		if s.Pause != nil {
-			opts.BeforeCommit = func() { s.Pause(StepApply + " (before commit)") }
-		}
-		res, err := s.ApplyMigration(ctx, r.RequestedBy, r.Migration, e.Name, opts)
-		if err != nil {
-			return "", true, err
-		}
-		if res.AlreadyApplied != nil {
-			return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
-		}
-		return withWarnings(fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
-	case StepRestore:
-		b, err := s.Store.GetBackup(ctx, r.Backup)
-		if err != nil {
-			return "", true, err
-		}
-		art, err := s.Artifacts.Open(ctx, b.Artifact)
-		if err != nil {
-			return "", true, err
-		}
-		defer art.Close()
-		rep, err := s.Backups.Restore(ctx, art, a.Name, e, restoreOptions(b, e.Name))
-		if err != nil {
-			return "", true, err
-		}
-		return withWarnings(fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
-	case StepRestart:
-		return s.hook(ctx, e, HookRestart)
-	case StepChecks:
-		return s.validate(ctx, r, e)
-	case StepSwitch:
-		return s.switchTraffic(ctx, r, a)
-	}
-	return "", false, Errorf(CodeInternal, "unknown step %q", name)
 }
 
 // withWarnings is a step's log: what it did, then a line per warning.

@@ -21,6 +21,9 @@ type ReleaseParts struct {
 	// before it commits, with step "apply migration (before commit)"): a
 	// fault-injection point for the crash tests. Production leaves it nil.
 	Pause func(step string)
+
+	// steps replaces stepTable in tests that fake the engines' steps.
+	steps map[string]stepDef
 }
 
 func (s *Service) releasesReady() error {
@@ -41,6 +44,33 @@ func (s *Service) notify(ctx context.Context, r *Release, e Event) {
 	if s.Notifier != nil {
 		s.Notifier.ReleaseChanged(ctx, r, e)
 	}
+}
+
+// move is every state change of a release: it refuses a move Transitions
+// does not allow, then makes it in the store as a compare-and-set on from
+// (to running by taking the release's lease for this process, which clears
+// the stored reason), and records the new state in r. r.Reason takes the
+// reason of a move that ends or stops the release (Release.Reason); the
+// note of a move to scheduled, running or succeeded is the store's only,
+// so replies and messages built from r read as they did.
+func (s *Service) move(ctx context.Context, r *Release, from, to State, reason string) error {
+	if err := CheckMove(r.ID, from, to); err != nil {
+		return err
+	}
+	var err error
+	if to == StateRunning {
+		err = s.Releases.TakeLease(ctx, r.ID, from, s.Owner, s.Now().UTC().Add(s.leaseTTL()))
+	} else {
+		err = s.Releases.MoveRelease(ctx, r.ID, from, to, reason)
+	}
+	if err != nil {
+		return err
+	}
+	r.State = to
+	if to != StateScheduled && to != StateRunning && to != StateSucceeded {
+		r.Reason = reason
+	}
+	return nil
 }
 
 // RequestDeploy asks for migration id to be deployed to env, at a time or
@@ -89,10 +119,9 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 	s.Log.Info("release requested", "app", a.Name, "env", e.Name, "release", id, "kind", r.Kind, "by", r.RequestedBy)
 	s.notify(ctx, r, Event{Kind: EventRequested, Actor: r.RequestedBy})
 	if e.Approvals.Required == 0 {
-		if err := s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateScheduled, "no approval required"); err != nil {
+		if err := s.move(ctx, r, StateAwaitingApproval, StateScheduled, "no approval required"); err != nil {
 			return nil, err
 		}
-		r.State = StateScheduled
 		return r, nil
 	}
 	detail := fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)
@@ -101,31 +130,6 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 	}
 	s.notify(ctx, r, Event{Kind: EventNeedsApproval, Detail: detail})
 	return r, nil
-}
-
-// stepsFor lists the steps a release will run, in order.
-func stepsFor(r *Release, e *Environment) []Step {
-	var names []string
-	independent := r.Kind != KindDeploy && e.Name == RecoveryEnv
-	switch {
-	case r.Kind == KindDeploy:
-		names = []string{StepPreflight}
-		if r.At != nil && e.Notice > 0 {
-			names = append(names, StepNotice)
-		}
-		names = append(names, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff)
-	case r.Kind == KindSwitch:
-		names = []string{StepPreflight, StepSwitch}
-	case independent:
-		names = []string{StepPreflight, StepRestore, StepRestart, StepChecks}
-	default:
-		names = []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRestore, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
-	}
-	steps := make([]Step, len(names))
-	for i, n := range names {
-		steps[i] = Step{Name: n, State: StepPending}
-	}
-	return steps
 }
 
 // preflightDeploy refuses what must not run: a file that has not passed
@@ -272,10 +276,12 @@ func (s *Service) expire(ctx context.Context, r *Release) (*Release, error) {
 		return r, nil
 	}
 	reason := fmt.Sprintf("not approved within %s", e.Approvals.Expire)
-	if err := s.Releases.MoveRelease(ctx, r.ID, StateAwaitingApproval, StateExpired, reason); err != nil && ErrorCode(err) != CodeConflict {
-		return nil, err
+	if err := s.move(ctx, r, StateAwaitingApproval, StateExpired, reason); err != nil {
+		if ErrorCode(err) != CodeConflict {
+			return nil, err
+		}
+		r.State, r.Reason = StateExpired, reason // another reader expired it first
 	}
-	r.State, r.Reason = StateExpired, reason
 	s.notify(ctx, r, Event{Kind: EventExpired, Detail: reason})
 	return r, nil
 }
@@ -354,14 +360,13 @@ func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, ru
 	if len(r.Approvals) < p.Required {
 		return r, false, nil
 	}
-	err = s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateScheduled, fmt.Sprintf("approved by %s", approverNames(r.Approvals)))
+	err = s.move(ctx, r, StateAwaitingApproval, StateScheduled, fmt.Sprintf("approved by %s", approverNames(r.Approvals)))
 	if ErrorCode(err) == CodeConflict {
 		return r, false, nil // another approval made it runnable first
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	r.State = StateScheduled
 	return r, true, nil
 }
 
@@ -405,10 +410,9 @@ func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Releas
 	if reason != "" {
 		why += ": " + reason
 	}
-	if err := s.Releases.MoveRelease(ctx, id, StateAwaitingApproval, StateRejected, why); err != nil {
+	if err := s.move(ctx, r, StateAwaitingApproval, StateRejected, why); err != nil {
 		return nil, err
 	}
-	r.State, r.Reason = StateRejected, why
 	s.notify(ctx, r, Event{Kind: EventRejected, Actor: actor, Detail: why})
 	return r, nil
 }
@@ -433,10 +437,9 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error
 		}
 	}
 	why := "cancelled by " + actor
-	if err := s.Releases.MoveRelease(ctx, id, r.State, StateCancelled, why); err != nil {
+	if err := s.move(ctx, r, r.State, StateCancelled, why); err != nil {
 		return nil, err
 	}
-	r.State, r.Reason = StateCancelled, why
 	s.notify(ctx, r, Event{Kind: EventCancelled, Actor: actor})
 	return r, nil
 }
@@ -485,7 +488,7 @@ func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (
 	if orig.State == StateInterrupted && e.Name == orig.Env {
 		// The interrupted release holds its environment; the rollback
 		// takes over from it.
-		if err := s.Releases.MoveRelease(ctx, id, StateInterrupted, StateFailed, "interrupted; rolled back by a rollback release"); err != nil {
+		if err := s.move(ctx, orig, StateInterrupted, StateFailed, "interrupted; rolled back by a rollback release"); err != nil {
 			return nil, err
 		}
 	}
@@ -573,22 +576,21 @@ func (s *Service) RecoverInterrupted(ctx context.Context) error {
 			}
 		}
 		why := fmt.Sprintf("its runner (%s) stopped during %q", r.LeaseOwner, step)
-		if step == StepApply {
-			if applied, err := s.migrationApplied(ctx, r); err == nil {
-				if applied {
-					why += "; the migration had committed (its marker is in the target)"
+		if probe := s.step(step).resume; probe != nil {
+			if committed, err := probe.committed(ctx, s, r); err == nil {
+				if committed {
+					why += "; " + probe.yes
 				} else {
-					why += "; the migration had not committed: the target is as before it"
+					why += "; " + probe.no
 				}
 			}
 		}
-		if err := s.Releases.MoveRelease(ctx, r.ID, StateRunning, StateInterrupted, why); err != nil {
+		if err := s.move(ctx, r, StateRunning, StateInterrupted, why); err != nil {
 			if ErrorCode(err) == CodeConflict {
 				continue
 			}
 			return err
 		}
-		r.State, r.Reason = StateInterrupted, why
 		s.Log.Warn("release interrupted", "release", r.ID, "app", r.App, "env", r.Env, "step", step)
 		s.notify(ctx, r, Event{Kind: EventInterrupted, Step: step, Detail: why})
 	}

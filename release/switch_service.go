@@ -39,7 +39,7 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 	}
 	for _, r := range open {
 		if r.State == StateInterrupted && r.Kind == KindDeploy {
-			if err := s.Releases.MoveRelease(ctx, r.ID, StateInterrupted, StateFailed,
+			if err := s.move(ctx, r, StateInterrupted, StateFailed,
 				fmt.Sprintf("interrupted; abandoned by %s, who asked to move users to %s", actor, RecoveryEnv)); err != nil {
 				return nil, err
 			}
