@@ -644,3 +644,94 @@ func TestStateMoves(t *testing.T) {
 		t.Errorf("message %q\nwant    %q", msg, want)
 	}
 }
+
+// Approvals and expiry, one action after another on a production release
+// needing two approvals from three approvers, expiring after a day.
+func TestApprovalsAndExpiry(t *testing.T) {
+	type act struct {
+		do       string // approve, reject, cancel or clock (advance by d)
+		by       string
+		d        time.Duration
+		state    State  // afterwards
+		runnable bool   // approve: the caller may run it
+		refused  string // the refusal's message contains it
+	}
+	for _, c := range []struct {
+		name string
+		acts []act
+	}{
+		{"two approvals schedule it", []act{
+			{do: "approve", by: "U01AAA", state: StateAwaitingApproval},
+			{do: "approve", by: "U01AAA", state: StateAwaitingApproval, refused: "U01AAA already approved crm-r1"},
+			{do: "approve", by: "U02BBB", state: StateScheduled, runnable: true},
+			{do: "approve", by: "U03CCC", state: StateScheduled, refused: "crm-r1 is scheduled, not awaiting approval"},
+			{do: "reject", by: "U03CCC", state: StateScheduled, refused: "crm-r1 is scheduled, not awaiting approval"},
+			{do: "cancel", by: "alice", state: StateCancelled},
+			{do: "cancel", by: "alice", state: StateCancelled, refused: "only a release that has not started can be cancelled"},
+		}},
+		{"the requester may not approve, others must be approvers", []act{
+			{do: "approve", by: "alice", state: StateAwaitingApproval, refused: "alice requested crm-r1 and may not approve it too"},
+			{do: "approve", by: "U09MALLORY", state: StateAwaitingApproval, refused: "the approvers of crm production: U01AAA, U02BBB, U03CCC"},
+		}},
+		{"the requester withdraws it", []act{
+			{do: "reject", by: "alice", state: StateRejected},
+			{do: "approve", by: "U01AAA", state: StateRejected, refused: "crm-r1 is rejected, not awaiting approval"},
+		}},
+		{"not approved in time it expires, approved in time it does not", []act{
+			{do: "approve", by: "U01AAA", state: StateAwaitingApproval},
+			{do: "clock", d: 23 * time.Hour, state: StateAwaitingApproval},
+			{do: "clock", d: 2 * time.Hour, state: StateExpired},
+			{do: "approve", by: "U02BBB", state: StateExpired, refused: "crm-r1 is expired, not awaiting approval"},
+		}},
+		{"a scheduled release does not expire", []act{
+			{do: "approve", by: "U01AAA", state: StateAwaitingApproval},
+			{do: "approve", by: "U03CCC", state: StateScheduled, runnable: true},
+			{do: "clock", d: 48 * time.Hour, state: StateScheduled},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, store := stepsService(&stepLog{})
+			now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+			s.Now = func() time.Time { return now }
+			a, _ := s.App("crm")
+			e, _ := a.Env("production")
+			e.Approvals = ApprovalPolicy{Required: 2, Approvers: []string{"U01AAA", "U02BBB", "U03CCC"}, Expire: 24 * time.Hour}
+			r := &Release{ID: "crm-r1", App: "crm", Env: "production", Kind: KindDeploy, State: StateAwaitingApproval, RequestedAt: now, RequestedBy: "alice"}
+			r.Steps = stepsFor(r, e)
+			if err := store.CreateRelease(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for i, x := range c.acts {
+				var err error
+				runnable := false
+				switch x.do {
+				case "approve":
+					_, runnable, err = s.Approve(ctx, x.by, "crm-r1")
+				case "reject":
+					_, err = s.Reject(ctx, x.by, "crm-r1", "")
+				case "cancel":
+					_, err = s.Cancel(ctx, x.by, "crm-r1")
+				case "clock":
+					now = now.Add(x.d)
+					_, err = s.GetRelease(ctx, "crm-r1")
+				}
+				switch {
+				case x.refused == "" && err != nil:
+					t.Fatalf("%d %s by %s: %v", i, x.do, x.by, err)
+				case x.refused != "" && (err == nil || !strings.Contains(ErrorMessage(err), x.refused)):
+					t.Fatalf("%d %s by %s: %v, want a refusal saying %q", i, x.do, x.by, err, x.refused)
+				}
+				if runnable != x.runnable {
+					t.Fatalf("%d %s by %s: runnable %v", i, x.do, x.by, runnable)
+				}
+				if got := store.rs["crm-r1"].State; got != x.state {
+					t.Fatalf("%d %s by %s: %s, want %s", i, x.do, x.by, got, x.state)
+				}
+			}
+			if got := store.rs["crm-r1"]; got.State == StateExpired && got.Reason != "not approved within 24h0m0s" {
+				t.Errorf("expired with reason %q", got.Reason)
+			}
+		})
+	}
+}
