@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -217,7 +218,7 @@ func (s *fakeService) Approve(ctx context.Context, actor, id string) (*release.R
 	case actor == r.RequestedBy:
 		s.mu.Unlock()
 		return nil, false, release.Errorf(release.CodeForbidden, "%s requested %s and may not approve it too: someone else must", actor, id)
-	case !containsString(p.Approvers, actor):
+	case !slices.Contains(p.Approvers, actor):
 		s.mu.Unlock()
 		return nil, false, release.Errorf(release.CodeForbidden, "%s may not approve releases to crm production (approvers: %s)", actor, strings.Join(p.Approvers, ", "))
 	}

@@ -3,6 +3,7 @@ package bot
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -361,7 +362,7 @@ func approvalsText(r *release.Release, p release.ApprovalPolicy) string {
 			fmt.Fprintf(&b, "\n%d more needed", left)
 			var eligible []string
 			for _, a := range p.Approvers {
-				if !containsString(names, a) && (p.AllowSelf || a != r.RequestedBy) {
+				if !slices.Contains(names, a) && (p.AllowSelf || a != r.RequestedBy) {
 					eligible = append(eligible, a)
 				}
 			}
@@ -374,15 +375,6 @@ func approvalsText(r *release.Release, p release.ApprovalPolicy) string {
 		}
 	}
 	return b.String()
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func stepsText(r *release.Release) string {

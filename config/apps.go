@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -284,7 +285,7 @@ func (d *decoder) builtin(app *release.App, v val) {
 		return
 	}
 	name := d.str(v)
-	if !d.failed() && !contains(Presets, name) {
+	if !d.failed() && !slices.Contains(Presets, name) {
 		d.failf(v, "unknown preset %q (known: %s; or give a list of tables)", name, strings.Join(Presets, ", "))
 	}
 	app.Builtin = name
@@ -683,7 +684,7 @@ func checkHTTPSpec(s string) string {
 	if len(parts) != 2 {
 		return `must be "METHOD URL", e.g. "POST https://example.com/hook"`
 	}
-	if !contains(httpMethods, parts[0]) {
+	if !slices.Contains(httpMethods, parts[0]) {
 		return fmt.Sprintf("unknown HTTP method %q (want one of %s)", parts[0], strings.Join(httpMethods, ", "))
 	}
 	u, err := url.Parse(parts[1])

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -221,7 +222,7 @@ func (d *decoder) addEntry(f *fields, parent val, mv *ast.MappingValueNode, allo
 		}
 		return
 	}
-	if allowed != nil && !contains(allowed, key) {
+	if allowed != nil && !slices.Contains(allowed, key) {
 		if s := suggest(key, allowed); s != "" {
 			d.failf(at, "unknown key (did you mean %q?)", s)
 		} else {
@@ -442,15 +443,6 @@ func describe(n ast.Node) string {
 		return "a string"
 	}
 	return n.Type().String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest returns the known key closest to a misspelt one, if close enough

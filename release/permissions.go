@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -177,10 +178,10 @@ func (a *App) Holders(e *Environment, act Action) (members []string, restricted 
 // not state; nil members with restricted=false means anyone.
 func effectiveHolders(a *App, e *Environment, p permission) (members []string, restricted bool, from string) {
 	if m, stated, from := holders(a, e, p.role); stated {
-		return m, !contains(m, Anyone), from
+		return m, !slices.Contains(m, Anyone), from
 	}
 	if p.holders == defaultApprovers && e.Approvals.Required > 0 {
-		if m, stated, from := holders(a, e, RoleApprove); stated && !contains(m, Anyone) {
+		if m, stated, from := holders(a, e, RoleApprove); stated && !slices.Contains(m, Anyone) {
 			return m, true, "by default " + from
 		}
 	}
@@ -311,7 +312,7 @@ func (s *Service) holds(ctx context.Context, actor string, members []string) (bo
 			}
 			continue
 		}
-		if contains(users, actor) {
+		if slices.Contains(users, actor) {
 			return true, nil
 		}
 	}

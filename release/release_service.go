@@ -378,15 +378,6 @@ func approverNames(as []Approval) string {
 	return strings.Join(names, ", ")
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Reject ends a release awaiting approval.
 func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Release, error) {
 	r, err := s.GetRelease(ctx, id)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
 )
@@ -397,7 +398,7 @@ func plainCopy(ctx context.Context, dsn string, workers int) error {
 			}
 			defer c.Close(context.Background())
 			for t := range queue {
-				if _, err := c.PgConn().CopyTo(gctx, io.Discard, pgsnap.CopyOutSQL(t)); err != nil {
+				if _, err := c.PgConn().CopyTo(gctx, io.Discard, appdb.CopyOutSQL(t)); err != nil {
 					return err
 				}
 			}

@@ -135,17 +135,18 @@ func (g *graph) path(from, to string) []string {
 }
 
 // rule forbids the packages matching subject to depend, directly or through
-// others, on any package accepted by banned.
+// others, on any package accepted by banned (asked for each package pkg of
+// the subject and each of its dependencies dep).
 type rule struct {
 	name    string
 	subject string // relative pattern: "release" or "release/..."
-	banned  func(dep string, g *graph) bool
+	banned  func(pkg, dep string, g *graph) bool
 	// allow exempts packages of the subject set (used by the slack-go rule).
 	allow func(pkg string) bool
 }
 
-func bans(prefixes ...string) func(string, *graph) bool {
-	return func(dep string, _ *graph) bool {
+func bans(prefixes ...string) func(string, string, *graph) bool {
+	return func(_, dep string, _ *graph) bool {
 		for _, p := range prefixes {
 			if under(dep, p) {
 				return true
@@ -167,12 +168,17 @@ var rules = []rule{
 	{
 		name:    "release imports the standard library only",
 		subject: "release",
-		banned:  func(dep string, g *graph) bool { p := g.pkgs[dep]; return p == nil || !p.Standard },
+		banned:  func(_, dep string, g *graph) bool { p := g.pkgs[dep]; return p == nil || !p.Standard },
 	},
 	{
 		name:    "release/... knows neither Slack, Redis nor the outer layers",
 		subject: "release/...",
 		banned:  bans(append([]string{slackGo, goRedis}, local("bot", "commands", "storage", "cmd", "config")...)...),
+	},
+	{
+		name:    "release's engines do not import each other, only the lower shared packages",
+		subject: "release/...",
+		banned:  siblingEngine,
 	},
 	{
 		name:    "commands knows neither Slack, the databases nor the outer layers",
@@ -199,6 +205,38 @@ var rules = []rule{
 	},
 }
 
+// lowerShared are the packages under release/ that the engines share:
+// every package under release/ may import them, and they import only one
+// another (and release). Everything else directly under release/ is an
+// engine (pgsnap, migrate, versions, checks, hooks, scheduler, ...), which
+// must not reach another engine, directly or through others; what two
+// engines need goes down into one of these.
+var lowerShared = map[string]bool{
+	"appdb":    true, // connections, scratch databases, table rules, COPY and row checksums
+	"httpspec": true, // the "METHOD URL" form of http hooks and checks
+	"pgschema": true, // schema inspection and DDL
+	"archive":  true, // the archive format
+	"nocobase": true, // NocoBase's layouts, versions and variables table
+}
+
+// engineOf returns the first path element under release/ of p ("migrate"
+// for release/migrate/x), or "" for release itself and packages outside it.
+func engineOf(p string) string {
+	rest, ok := strings.CutPrefix(p, module+"/release/")
+	if !ok {
+		return ""
+	}
+	first, _, _ := strings.Cut(rest, "/")
+	return first
+}
+
+// siblingEngine bans, for a package under release/, every package of
+// another engine under release/.
+func siblingEngine(pkg, dep string, _ *graph) bool {
+	own, other := engineOf(pkg), engineOf(dep)
+	return own != "" && other != "" && other != own && !lowerShared[other]
+}
+
 // subjects returns the packages a rule applies to, and how many there are
 // before the rule's exemptions (zero: the rule's packages do not exist yet).
 func (g *graph) subjects(r rule) (checked []string, matched int) {
@@ -220,7 +258,7 @@ func (g *graph) violations(r rule, subjects []string) []string {
 	var out []string
 	for _, s := range subjects {
 		for _, dep := range g.pkgs[s].Deps {
-			if r.banned(dep, g) {
+			if r.banned(s, dep, g) {
 				out = append(out, fmt.Sprintf("%s must not depend on %s (%s)",
 					s, dep, strings.Join(g.path(s, dep), " -> ")))
 			}
@@ -254,23 +292,35 @@ func TestDependencyRule(t *testing.T) {
 }
 
 // TestRulesCatchAViolation makes sure the rules are not vacuous: in a made-up
-// graph where release imports pgx and commands reaches slack-go through bot,
-// the matching rules fire and the others stay quiet.
+// graph where release imports pgx, commands reaches slack-go through bot and
+// the versions engine reaches the migrate engine through its subpackage,
+// the matching rules fire and the others stay quiet. Engines importing the
+// lower shared packages (versions -> appdb, checks -> httpspec) is allowed.
 func TestRulesCatchAViolation(t *testing.T) {
+	rel := func(p string) string { return module + "/release/" + p }
 	g := &graph{pkgs: map[string]*pkg{
 		module + "/release":  {ImportPath: module + "/release", Imports: []string{"fmt", pgx + "/v5"}, Deps: []string{"fmt", pgx + "/v5"}},
 		module + "/commands": {ImportPath: module + "/commands", Imports: []string{module + "/bot"}, Deps: []string{module + "/bot", slackGo}},
 		module + "/bot":      {ImportPath: module + "/bot", Imports: []string{slackGo}, Deps: []string{slackGo}},
-		"fmt":                {ImportPath: "fmt", Standard: true},
-		pgx + "/v5":          {ImportPath: pgx + "/v5"},
-		slackGo:              {ImportPath: slackGo},
+		rel("versions"): {ImportPath: rel("versions"), Imports: []string{rel("appdb"), rel("migrate/plan")},
+			Deps: []string{rel("appdb"), rel("pgschema"), rel("migrate/plan"), module + "/release"}},
+		rel("migrate/plan"): {ImportPath: rel("migrate/plan"), Imports: []string{rel("pgschema")}, Deps: []string{rel("pgschema")}},
+		rel("appdb"):        {ImportPath: rel("appdb"), Imports: []string{rel("pgschema")}, Deps: []string{rel("pgschema")}},
+		rel("pgschema"):     {ImportPath: rel("pgschema")},
+		rel("checks"):       {ImportPath: rel("checks"), Imports: []string{rel("httpspec")}, Deps: []string{rel("httpspec")}},
+		rel("httpspec"):     {ImportPath: rel("httpspec")},
+		"fmt":               {ImportPath: "fmt", Standard: true},
+		pgx + "/v5":         {ImportPath: pgx + "/v5"},
+		slackGo:             {ImportPath: slackGo},
 	}}
-	g.local = []string{module + "/bot", module + "/commands", module + "/release"}
+	g.local = []string{module + "/bot", module + "/commands", module + "/release", rel("appdb"), rel("checks"), rel("httpspec"),
+		rel("migrate/plan"), rel("pgschema"), rel("versions")}
 
 	fire := map[string]bool{
-		"release imports the standard library only":                        true,
-		"commands knows neither Slack, the databases nor the outer layers": true,
-		"only bot and cmd import slack-go":                                 true,
+		"release imports the standard library only":                                  true,
+		"release's engines do not import each other, only the lower shared packages": true,
+		"commands knows neither Slack, the databases nor the outer layers":           true,
+		"only bot and cmd import slack-go":                                           true,
 	}
 	for _, r := range rules {
 		subjects, _ := g.subjects(r)
@@ -280,6 +330,16 @@ func TestRulesCatchAViolation(t *testing.T) {
 		}
 		if !fire[r.name] && len(v) != 0 {
 			t.Errorf("rule %q flagged %v, want nothing", r.name, v)
+		}
+	}
+	for _, r := range rules {
+		if r.banned == nil || r.name != "release's engines do not import each other, only the lower shared packages" {
+			continue
+		}
+		subjects, _ := g.subjects(r)
+		v := g.violations(r, subjects)
+		if len(v) != 1 || !strings.HasPrefix(v[0], rel("versions")+" must not depend on "+rel("migrate/plan")) {
+			t.Errorf("sibling rule: %q, want only versions -> migrate/plan", v)
 		}
 	}
 	want := module + "/commands -> " + module + "/bot -> " + slackGo

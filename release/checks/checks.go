@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
-	"github.com/relbot/relbot/release/hooks"
+	"github.com/relbot/relbot/release/httpspec"
 )
 
 const (
@@ -209,11 +209,11 @@ func (r *Runner) httpCheck(ctx context.Context, spec string, expect int, timeout
 	if expect == 0 {
 		expect = DefaultExpect
 	}
-	method, u, err := hooks.ParseHTTP(spec)
+	method, u, err := httpspec.Parse(spec)
 	if err != nil {
 		return false, err.Error()
 	}
-	target := method + " " + hooks.Redact(u)
+	target := method + " " + httpspec.Redact(u)
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(tctx, method, u.String(), nil)
@@ -236,7 +236,7 @@ func (r *Runner) httpCheck(ctx context.Context, spec string, expect int, timeout
 		return false, target + ": " + unwrapURLError(err).Error()
 	}
 	// Drain a bounded amount so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, hooks.MaxOutput))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, httpspec.MaxBody))
 	resp.Body.Close()
 	if resp.StatusCode != expect {
 		return false, fmt.Sprintf("status %d, expected %d", resp.StatusCode, expect)

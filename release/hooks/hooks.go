@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/httpspec"
 )
 
 const (
@@ -29,7 +30,7 @@ const (
 	// MaxOutput is how much of a hook's output is kept: the last MaxOutput
 	// bytes of an exec hook's combined stdout and stderr, the first
 	// MaxOutput bytes of an http hook's response body.
-	MaxOutput = 64 << 10
+	MaxOutput = httpspec.MaxBody
 	// waitDelay is how long an exec hook's pipes may stay open after the
 	// process was killed (a grandchild holding them) before Wait gives up.
 	waitDelay = 2 * time.Second
@@ -69,11 +70,11 @@ func (r *Runner) Run(ctx context.Context, env *release.Environment, name string)
 		log.Info("hook started")
 		output, err = r.runExec(ctx, name, h.Exec, hookEnv(os.Getenv, h.Env), timeout)
 	case h.HTTP != "":
-		method, u, perr := ParseHTTP(h.HTTP)
+		method, u, perr := httpspec.Parse(h.HTTP)
 		if perr != nil {
 			return "", true, release.Errorf(release.CodeInvalid, "hook %s of %s: %s", name, env.Name, perr)
 		}
-		log = log.With("http", method+" "+Redact(u))
+		log = log.With("http", method+" "+httpspec.Redact(u))
 		log.Info("hook started")
 		output, err = r.runHTTP(ctx, name, method, u, timeout)
 	default:
@@ -143,7 +144,7 @@ func (r *Runner) runExec(ctx context.Context, name string, argv, env []string, t
 func (r *Runner) runHTTP(ctx context.Context, name, method string, u *url.URL, timeout time.Duration) (string, error) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	target := method + " " + Redact(u)
+	target := method + " " + httpspec.Redact(u)
 
 	req, err := http.NewRequestWithContext(tctx, method, u.String(), nil)
 	if err != nil {
@@ -173,66 +174,6 @@ func (r *Runner) runHTTP(ctx context.Context, name, method string, u *url.URL, t
 		return output, release.Errorf(release.CodeUnavailable, "hook %s (%s): reading the response: %s", name, target, oneLine(unwrapURLError(rerr).Error()))
 	}
 	return output, nil
-}
-
-// Methods are the HTTP methods a hook or check may use.
-var Methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-
-// ParseHTTP parses "METHOD URL" strictly: exactly two words, an upper-case
-// method from Methods, an absolute http or https URL with a host. Error
-// messages never show the URL's userinfo or query.
-func ParseHTTP(spec string) (method string, u *url.URL, err error) {
-	f := strings.Fields(spec)
-	if len(f) != 2 {
-		return "", nil, fmt.Errorf(`http must be "METHOD URL" (e.g. "POST https://example.com/hook"), got %d words`, len(f))
-	}
-	method = f[0]
-	if !validMethod(method) {
-		return "", nil, fmt.Errorf("http method %q is not one of %s", method, strings.Join(Methods, ", "))
-	}
-	u, err = url.Parse(f[1])
-	if err != nil {
-		return "", nil, fmt.Errorf("http URL is malformed")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", nil, fmt.Errorf("http URL must start with http:// or https://")
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return "", nil, fmt.Errorf("http URL %s has no host", Redact(u))
-	}
-	return method, u, nil
-}
-
-func validMethod(m string) bool {
-	for _, k := range Methods {
-		if m == k {
-			return true
-		}
-	}
-	return false
-}
-
-// Redact renders u for logs and messages: no userinfo, no fragment, query
-// values replaced (names kept).
-func Redact(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	c := *u
-	c.User = nil
-	c.Fragment, c.RawFragment = "", ""
-	if c.RawQuery != "" {
-		q, err := url.ParseQuery(c.RawQuery)
-		if err != nil {
-			c.RawQuery = "REDACTED"
-		} else {
-			for k := range q {
-				q[k] = []string{"REDACTED"}
-			}
-			c.RawQuery = q.Encode()
-		}
-	}
-	return c.String()
 }
 
 // unwrapURLError drops net/http's *url.Error wrapper, whose text carries the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/httpspec"
 )
 
 func envWith(hooks map[string]release.Hook) *release.Environment {
@@ -184,7 +185,7 @@ func TestHTTPOK(t *testing.T) {
 		io.WriteString(w, "maintenance is on")
 	}))
 	defer srv.Close()
-	for _, m := range Methods {
+	for _, m := range httpspec.Methods {
 		out, err := run(t, &Runner{Client: srv.Client()}, release.Hook{HTTP: m + " " + srv.URL + "/internal/maintenance/on"})
 		if err != nil {
 			t.Fatalf("%s: %v", m, err)
@@ -274,21 +275,7 @@ func TestHTTPSecretsNotLoggedOrReported(t *testing.T) {
 	}
 }
 
-func TestParseHTTP(t *testing.T) {
-	good := []string{"GET http://x", "POST https://crm.example.com/internal/maintenance/on", "DELETE  https://h:8080/p?q=1"}
-	for _, s := range good {
-		if _, _, err := ParseHTTP(s); err != nil {
-			t.Errorf("%q: %v", s, err)
-		}
-	}
-	bad := []string{"", "https://x", "get https://x", "HEAD https://x", "POST ftp://x", "POST /path", "POST https://", "POST https://x extra", "POST https://u:pw@[::1"}
-	for _, s := range bad {
-		if _, _, err := ParseHTTP(s); err == nil {
-			t.Errorf("%q: accepted", s)
-		} else if strings.Contains(err.Error(), "pw") {
-			t.Errorf("%q: error shows userinfo: %v", s, err)
-		}
-	}
+func TestHTTPHookSpec(t *testing.T) {
 	r := &Runner{}
 	_, err := run(t, r, release.Hook{HTTP: "FETCH https://x"})
 	if release.ErrorCode(err) != release.CodeInvalid {
@@ -297,17 +284,6 @@ func TestParseHTTP(t *testing.T) {
 	_, err = run(t, r, release.Hook{})
 	if release.ErrorCode(err) != release.CodeInvalid {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestRedact(t *testing.T) {
-	_, u, err := ParseHTTP("POST https://user:pw@host.example/a/b?token=abc&x=1#frag")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := Redact(u)
-	if got != "https://host.example/a/b?token=REDACTED&x=REDACTED" {
-		t.Fatalf("Redact = %q", got)
 	}
 }
 

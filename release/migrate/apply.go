@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -82,7 +81,7 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		if err != nil {
 			return nil, applyError(st.sql, err)
 		}
-		logStep(firstLine(st.sql), tag.RowsAffected(), t0)
+		logStep(appdb.FirstLine(st.sql), tag.RowsAffected(), t0)
 	}
 	t0 := time.Now()
 	stmts, warnings, err := keepPrivileges(ctx, tx, tgt)
@@ -154,7 +153,7 @@ func (e *Engine) openOn(ctx context.Context, a release.ArchiveReader, app *relea
 // begin opens a transaction on target; end rolls it back (a no-op after a
 // commit) and closes the connection.
 func begin(ctx context.Context, target *release.Environment) (pgx.Tx, func(), error) {
-	conn, err := connect(ctx, target)
+	conn, err := appdb.Connect(ctx, target.Database, "", target.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,18 +166,6 @@ func begin(ctx context.Context, target *release.Environment) (pgx.Tx, func(), er
 		_ = tx.Rollback(context.Background())
 		conn.Close(context.Background())
 	}, nil
-}
-
-func connect(ctx context.Context, env *release.Environment) (*pgx.Conn, error) {
-	cfg, err := pgschema.ConnConfig(env.Database)
-	if err != nil {
-		return nil, release.Errorf(release.CodeInvalid, "%s: %v", env.Name, err)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to %s's database: %w", env.Name, err)
-	}
-	return conn, nil
 }
 
 // check refuses a file of another app, a target older than the source,
@@ -296,7 +283,7 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	if l.rule == release.RuleUpsert {
 		var set []string
 		for _, c := range l.data.Columns {
-			if !contains(l.table.PrimaryKey, c) {
+			if !slices.Contains(l.table.PrimaryKey, c) {
 				set = append(set, pgschema.QuoteIdent(c)+" = EXCLUDED."+pgschema.QuoteIdent(c))
 			}
 		}
@@ -342,7 +329,7 @@ func applyError(stmt string, err error) error {
 			pe.ConstraintName, table, strings.TrimSuffix(pe.Detail, "."))}
 	}
 	return &release.Error{Code: release.CodeConflict,
-		Message: fmt.Sprintf("apply failed at %q: %v; nothing was changed", firstLine(stmt), pgErrorText(err)), Err: err}
+		Message: fmt.Sprintf("apply failed at %q: %v; nothing was changed", appdb.FirstLine(stmt), pgErrorText(err)), Err: err}
 }
 
 func pgErrorText(err error) string {
@@ -351,16 +338,6 @@ func pgErrorText(err error) string {
 		return d.Message
 	}
 	return err.Error()
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 160 {
-		s = s[:160] + " ..."
-	}
-	return s
 }
 
 // Plan says what applying the file to target would do, without changing
@@ -435,7 +412,7 @@ var referencesRE = regexp.MustCompile(`REFERENCES [^(]+\(([^)]*)\)`)
 func (f *File) orphans(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema) ([]string, error) {
 	fileRows := map[string]TableData{}
 	for _, td := range f.Meta.Tables {
-		if RuleOf(f.Meta.Rules, td.Key) == release.RuleOverwrite {
+		if appdb.RuleOf(f.Meta.Rules, td.Key) == release.RuleOverwrite {
 			fileRows[td.Key] = td
 		}
 	}
@@ -445,7 +422,7 @@ func (f *File) orphans(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema) ([]
 		if _, ok := fileRows[key]; ok {
 			return true, true
 		}
-		switch RuleOf(f.Meta.Rules, key) {
+		switch appdb.RuleOf(f.Meta.Rules, key) {
 		case release.RuleUpsert, release.RuleInsertIgnore:
 			return false, false
 		}
@@ -484,7 +461,7 @@ func (f *File) orphans(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema) ([]
 	var fks []fk
 	for i := range f.Meta.Schema.Tables {
 		t := &f.Meta.Schema.Tables[i]
-		if RuleOf(f.Meta.Rules, t.Key()) == release.RuleSkip {
+		if appdb.RuleOf(f.Meta.Rules, t.Key()) == release.RuleSkip {
 			continue
 		}
 		for _, c := range t.Constraints {
@@ -495,7 +472,7 @@ func (f *File) orphans(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema) ([]
 	}
 	for i := range tgt.Tables {
 		t := &tgt.Tables[i]
-		if f.Meta.Schema.Table(t.Key()) != nil && RuleOf(f.Meta.Rules, t.Key()) != release.RuleSkip {
+		if f.Meta.Schema.Table(t.Key()) != nil && appdb.RuleOf(f.Meta.Rules, t.Key()) != release.RuleSkip {
 			continue
 		}
 		for _, c := range t.Constraints {
@@ -668,23 +645,7 @@ func versionChanges(srcCore, tgtCore string, src, tgt map[string]string) []strin
 			byChange[change] = append(byChange[change], n)
 		}
 	}
-	return append(out, PluginChanges(byChange)...)
-}
-
-// PluginChanges renders plugins grouped by their change ("2.2.14 ->
-// 2.2.15": names), one line a change, in a stable order.
-func PluginChanges(byChange map[string][]string) []string {
-	var out []string
-	for _, change := range slices.Sorted(maps.Keys(byChange)) {
-		ps := append([]string(nil), byChange[change]...)
-		sort.Strings(ps)
-		if len(ps) == 1 {
-			out = append(out, fmt.Sprintf("plugin %s: %s", ps[0], change))
-			continue
-		}
-		out = append(out, fmt.Sprintf("%d plugins %s: %s", len(ps), change, strings.Join(ps, ", ")))
-	}
-	return out
+	return append(out, appdb.PluginChanges(byChange)...)
 }
 
 func orNone(s string) string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -133,7 +134,7 @@ func (c *compiler) build() {
 	byName := map[string]*tablePlan{}
 	for i := range c.src.Tables {
 		s := &c.src.Tables[i]
-		rule := RuleOf(c.meta.Rules, s.Key())
+		rule := appdb.RuleOf(c.meta.Rules, s.Key())
 		if rule == release.RuleSkip {
 			continue
 		}

@@ -18,10 +18,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 // A migration file is a relbot archive (no encryption: it holds
@@ -55,7 +55,7 @@ type Meta struct {
 	ServerVersionNum int               `json:"server_version_num"`
 	CoreVersion      string            `json:"core_version,omitempty"`
 	Plugins          map[string]string `json:"plugins,omitempty"`
-	Rules            []TableRule       `json:"rules"`
+	Rules            []appdb.TableRule `json:"rules"`
 	Schema           *pgschema.Schema  `json:"schema"`
 	RowCounts        map[string]int64  `json:"row_counts"`
 	Tables           []TableData       `json:"tables"` // carried rows
@@ -112,7 +112,7 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 	if err != nil {
 		return nil, err
 	}
-	rules, err := Rules(in.App, layout.Layout, schema)
+	rules, err := appdb.Rules(in.App, layout.Layout, schema)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (e *Engine) Create(ctx context.Context, in release.MigrationInput, w io.Wri
 		ID: in.ID, App: in.App.Name, SourceEnv: in.Source.Name, Version: in.Version, Note: in.Note,
 		CreatedBy: in.By, CreatedAt: in.CreatedAt, ServerVersionNum: schema.ServerVersionNum,
 		CoreVersion: core, Plugins: plugins, Rules: rules, Schema: schema, RowCounts: map[string]int64{},
-		PresetWarnings: Coverage(in.App, layout.Layout, schema, rules, in.Source.Name, layout.How),
+		PresetWarnings: appdb.Coverage(in.App, layout.Layout, schema, rules, in.Source.Name, layout.How),
 	}
 	if len(layout.SubAppSchemas) > 0 {
 		meta.PresetWarnings = append(meta.PresetWarnings, in.Source.Name+": "+release.SubAppWarning(layout.SubAppSchemas))
@@ -194,19 +194,19 @@ func withoutMarker(s *pgschema.Schema) *pgschema.Schema {
 	out := *s
 	out.Tables = nil
 	for _, t := range s.Tables {
-		if t.Schema != MarkerSchema {
+		if t.Schema != appdb.MarkerSchema {
 			out.Tables = append(out.Tables, t)
 		}
 	}
 	out.Schemas = nil
 	for _, ns := range s.Schemas {
-		if ns.Name != MarkerSchema {
+		if ns.Name != appdb.MarkerSchema {
 			out.Schemas = append(out.Schemas, ns)
 		}
 	}
 	out.Sequences = nil
 	for _, sq := range s.Sequences {
-		if sq.Schema != MarkerSchema {
+		if sq.Schema != appdb.MarkerSchema {
 			out.Sequences = append(out.Sequences, sq)
 		}
 	}
@@ -234,8 +234,8 @@ func copyTable(ctx context.Context, conn *pgx.Conn, aw *archive.Writer, t *pgsch
 		return TableData{}, err
 	}
 	sc := &rowScanner{table: t, refs: refs, secrets: secrets}
-	var sum pgsnap.RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &sum, sc), pgsnap.CopyOutSQL(t)); err != nil {
+	var sum appdb.RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &sum, sc), appdb.CopyOutSQL(t)); err != nil {
 		if sc.leak != nil {
 			return TableData{}, sc.leak
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -60,12 +61,6 @@ func tableRows(t *testing.T, conn *pgx.Conn, ident string) []string {
 	return out
 }
 
-func TestEmbeddedTableListIsTheFixtures(t *testing.T) {
-	if nocobaseTSV != fixtures.NocoBaseTablesTSV {
-		t.Fatal("fixtures/nocobase-2.2.15-tables.tsv differs from the preset's copy in release/migrate")
-	}
-}
-
 // The preset's 2.2.15 rules land on the same tables in every layout, and a
 // development -> production migration carries every configuration table
 // row for row while production keeps its business rows and variables.
@@ -92,7 +87,7 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 			if err != nil || !rep.Found || rep.Layout != l {
 				t.Fatalf("detected %+v, %v; want %s", rep, err, l)
 			}
-			rules, err := Rules(app, l, s)
+			rules, err := appdb.Rules(app, l, s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -295,40 +290,40 @@ func TestRuleNamesInEitherForm(t *testing.T) {
 	for _, name := range []string{"users", "nocobase.nb_users"} {
 		app := nocobaseApp(dev)
 		app.Rules[name] = release.RuleOverwrite
-		rules, err := Rules(app, l, s)
+		rules, err := appdb.Rules(app, l, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if RuleOf(rules, "nocobase.nb_users") != release.RuleOverwrite {
+		if appdb.RuleOf(rules, "nocobase.nb_users") != release.RuleOverwrite {
 			t.Fatalf("rule written as %s did not reach nocobase.nb_users", name)
 		}
 	}
 	app := nocobaseApp(dev)
 	app.Rules["users"] = release.RuleOverwrite
 	app.Rules["nocobase.nb_users"] = release.RuleSchemaOnly
-	if _, err := Rules(app, l, s); err == nil || !strings.Contains(err.Error(), "twice") {
+	if _, err := appdb.Rules(app, l, s); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("two names of one table: %v", err)
 	}
 	app = nocobaseApp(dev)
 	app.Rules["environmentVariables"] = release.RuleOverwrite
-	if _, err := Rules(app, l, s); err == nil || !strings.Contains(err.Error(), "never carries") {
+	if _, err := appdb.Rules(app, l, s); err == nil || !strings.Contains(err.Error(), "never carries") {
 		t.Fatalf("variables table carried under its plain name: %v", err)
 	}
 	app = nocobaseApp(dev)
 	app.Rules["nope"] = release.RuleOverwrite
-	if _, err := Rules(app, l, s); err == nil || !strings.Contains(err.Error(), `"nocobase.nb_nope"`) {
+	if _, err := appdb.Rules(app, l, s); err == nil || !strings.Contains(err.Error(), `"nocobase.nb_nope"`) {
 		t.Fatalf("missing table: %v", err)
 	}
 	// The list form maps through the layout too.
 	list := &release.App{Name: "crm", BuiltinTables: []string{"uiSchemas", "nocobase.nb_roles", "gone"}, Environments: []*release.Environment{dev}}
-	rules, err := Rules(list, l, s)
+	rules, err := appdb.Rules(list, l, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if RuleOf(rules, "nocobase.nb_ui_schemas") != release.RuleOverwrite || RuleOf(rules, "nocobase.nb_roles") != release.RuleOverwrite || RuleOf(rules, "nocobase.nb_users") != release.RuleSchemaOnly {
+	if appdb.RuleOf(rules, "nocobase.nb_ui_schemas") != release.RuleOverwrite || appdb.RuleOf(rules, "nocobase.nb_roles") != release.RuleOverwrite || appdb.RuleOf(rules, "nocobase.nb_users") != release.RuleSchemaOnly {
 		t.Fatalf("list form: %v", rules)
 	}
-	ws := strings.Join(Coverage(list, l, s, rules, "development", "detected"), "\n")
+	ws := strings.Join(appdb.Coverage(list, l, s, rules, "development", "detected"), "\n")
 	if !strings.Contains(ws, "gone") {
 		t.Fatalf("the list's missing table is not warned about: %s", ws)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
@@ -119,7 +121,7 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !contains(f.Meta.Variables, "CONTRACTS_SIGN_URL") {
+	if !slices.Contains(f.Meta.Variables, "CONTRACTS_SIGN_URL") {
 		t.Fatalf("variables referenced: %v", f.Meta.Variables)
 	}
 
@@ -329,7 +331,7 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := Rules(app, release.Layout{}, s)
+	rules, err := appdb.Rules(app, release.Layout{}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +342,7 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 		"applicationPlugins": release.RuleOverwrite, "applicationVersion": release.RuleSchemaOnly, "workflows": release.RuleOverwrite,
 	}
 	for table, rule := range want {
-		if got := RuleOf(rules, table); got != rule {
+		if got := appdb.RuleOf(rules, table); got != rule {
 			t.Errorf("%s: %s, want %s", table, got, rule)
 		}
 	}
@@ -351,7 +353,7 @@ func TestRulesRefuseBadOverrides(t *testing.T) {
 	} {
 		bad := *app
 		bad.Rules = override
-		if _, err := Rules(&bad, release.Layout{}, s); err == nil {
+		if _, err := appdb.Rules(&bad, release.Layout{}, s); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
 			for table := range override {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -174,7 +175,7 @@ func targetPlugins(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, key str
 	t := tgt.Table(key)
 	if t == nil {
 		for i := range tgt.Tables {
-			if isPluginTable(tgt.Tables[i].Name) && tgt.Tables[i].Schema != MarkerSchema {
+			if isPluginTable(tgt.Tables[i].Name) && tgt.Tables[i].Schema != appdb.MarkerSchema {
 				t = &tgt.Tables[i]
 				break
 			}

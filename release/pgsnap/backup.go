@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
@@ -25,7 +26,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 	start := time.Now()
 	log := e.log().With("app", h.App, "env", h.Env, "backup", h.ID)
 
-	main, err := connect(ctx, env.Database, "")
+	main, err := appdb.Connect(ctx, env.Database, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +283,7 @@ func feed[T any](ctx context.Context, g *errgroup.Group, items []T) <-chan T {
 
 // copyWorker joins the exported snapshot and copies tables from queue.
 func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *archive.Writer, queue <-chan *pgschema.Table, results chan<- TableInfo) error {
-	conn, err := connect(ctx, dsn, "")
+	conn, err := appdb.Connect(ctx, dsn, "", "")
 	if err != nil {
 		return err
 	}
@@ -305,31 +306,13 @@ func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *arc
 	return nil
 }
 
-// CopyOutSQL reads a table's non-generated columns, the way restore writes them.
-func CopyOutSQL(t *pgschema.Table) string {
-	return "COPY " + t.QualifiedName() + copyColumns(t) + " TO STDOUT"
-}
-
-// CopyInSQL writes a table's non-generated columns.
-func CopyInSQL(t *pgschema.Table) string {
-	return "COPY " + t.QualifiedName() + copyColumns(t) + " FROM STDIN"
-}
-
-func copyColumns(t *pgschema.Table) string {
-	cols := t.CopyColumns()
-	if len(cols) == 0 {
-		return ""
-	}
-	return " (" + pgschema.ColumnList(cols) + ")"
-}
-
 func copyTable(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, aw *archive.Writer) (TableInfo, error) {
 	mw, err := aw.Create(tablePrefix + t.Key())
 	if err != nil {
 		return TableInfo{}, err
 	}
-	var rows RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &rows), CopyOutSQL(t)); err != nil {
+	var rows appdb.RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &rows), appdb.CopyOutSQL(t)); err != nil {
 		return TableInfo{}, fmt.Errorf("copy %s: %w", t.Key(), err)
 	}
 	m, err := mw.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 )
 
 // An archive written before pg_dump took the schema (testdata/v1-rich.relbot,
@@ -62,7 +63,7 @@ func TestOlderPgDumpIsRefused(t *testing.T) {
 	src := newEnv(t, "oldtool", "CREATE TABLE t (x int); INSERT INTO t VALUES (1);", nil)
 	path, _ := backup(t, good, src)
 	var server string
-	conn, err := connect(ctxT(t), src.Database, "")
+	conn, err := appdb.Connect(ctxT(t), src.Database, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

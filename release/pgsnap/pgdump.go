@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -98,7 +99,7 @@ func majorText(m int) string {
 // CheckTools checks that pg_dump is there and is not older than the server
 // dsn points at; serve runs it at start.
 func (e *Engine) CheckTools(ctx context.Context, dsn string) error {
-	conn, err := connect(ctx, dsn, "")
+	conn, err := appdb.Connect(ctx, dsn, "", "")
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@
 package pgsnap
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,8 +22,6 @@ import (
 	"path"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
@@ -124,23 +121,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := time.ParseDuration(s)
 	*d = Duration(v)
 	return err
-}
-
-// connect opens an engine connection to dsn, or to database db on the same
-// server when db is not empty.
-func connect(ctx context.Context, dsn, db string) (*pgx.Conn, error) {
-	cfg, err := pgschema.ConnConfig(dsn)
-	if err != nil {
-		return nil, release.Errorf(release.CodeInvalid, "%v", err)
-	}
-	if db != "" {
-		cfg.Database = db
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to database %s: %w", cfg.Database, err)
-	}
-	return conn, nil
 }
 
 // openArchive opens and identifies an archive, refusing another app's.

@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -51,7 +51,7 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 	if err := ar.CheckStored(ctx); err != nil {
 		return nil, archiveError(err)
 	}
-	conn, err := connect(ctx, target.Database, "")
+	conn, err := appdb.Connect(ctx, target.Database, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (e *Engine) runParallel(ctx context.Context, dsn, db string, phases ...[]fu
 		}
 	}()
 	for i := range conns {
-		c, err := connect(ctx, dsn, db)
+		c, err := appdb.Connect(ctx, dsn, db, "")
 		if err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func tableSQL(meta *Meta, ti TableInfo) (string, string, error) {
 		if t == nil {
 			return "", "", release.Errorf(release.CodeDamaged, "backup archive lists rows of %s but not its definition", ti.Key)
 		}
-		return t.QualifiedName(), CopyInSQL(t), nil
+		return t.QualifiedName(), appdb.CopyInSQL(t), nil
 	}
 	if ti.Name == "" {
 		return "", "", release.Errorf(release.CodeDamaged, "backup archive lists rows of %s without its name", ti.Key)
@@ -248,7 +248,7 @@ func tableSQL(meta *Meta, ti TableInfo) (string, string, error) {
 	for _, c := range ti.Columns {
 		t.Columns = append(t.Columns, pgschema.Column{Name: c})
 	}
-	return t.QualifiedName(), CopyInSQL(t), nil
+	return t.QualifiedName(), appdb.CopyInSQL(t), nil
 }
 
 // loadTable streams one table's rows from the archive into COPY FROM;
@@ -282,7 +282,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Me
 func execAll(ctx context.Context, q pgschema.Querier, stmts []string) error {
 	for _, s := range stmts {
 		if _, err := q.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", firstLine(s), err)
+			return fmt.Errorf("%s: %w", appdb.FirstLine(s), err)
 		}
 	}
 	return nil
@@ -290,16 +290,6 @@ func execAll(ctx context.Context, q pgschema.Querier, stmts []string) error {
 
 func inTx(ctx context.Context, conn *pgx.Conn, stmts []string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return execAll(ctx, tx, stmts) })
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 200 {
-		s = s[:200] + " ..."
-	}
-	return s
 }
 
 // stageFiles writes the archive's storage files into a new directory beside

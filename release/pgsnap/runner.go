@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -123,7 +124,7 @@ func (r *runner) owner(ctx context.Context, q pgschema.Querier, st statement, ki
 	}
 	grant := fmt.Sprintf("GRANT ALL ON %s %s TO %s", gk, object, pgschema.QuoteIdent(role))
 	if _, err := q.Exec(ctx, grant); err != nil {
-		return fmt.Errorf("%s (instead of %s): %w", grant, firstLine(st.SQL), err)
+		return fmt.Errorf("%s (instead of %s): %w", grant, appdb.FirstLine(st.SQL), err)
 	}
 	r.count(r.notOwned, role)
 	return nil
@@ -155,7 +156,7 @@ func stmtError(st statement, err error) error {
 	if err == nil {
 		return nil
 	}
-	where := firstLine(st.SQL)
+	where := appdb.FirstLine(st.SQL)
 	if st.Entry != "" {
 		where = st.Entry + ": " + where
 	}

@@ -3,8 +3,6 @@ package pgsnap
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -36,12 +35,12 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 	for _, t := range meta.Tables {
 		report.Rows += t.Rows
 	}
-	scratch, drop, err := CreateScratch(ctx, env.Database, "relbot_verify")
+	scratch, drop, err := appdb.CreateScratch(ctx, env.Database, "relbot_verify")
 	if err != nil {
 		return nil, err
 	}
 	defer drop()
-	conn, err := connect(ctx, env.Database, scratch)
+	conn, err := appdb.Connect(ctx, env.Database, scratch, "")
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +206,8 @@ func (e *Engine) compareRows(ctx context.Context, dsn, db string, meta *Meta, ta
 // TableChecksum reads a table the way a backup does and returns its row
 // count and RowChecksum.
 func TableChecksum(ctx context.Context, conn *pgx.Conn, t *pgschema.Table) (TableInfo, error) {
-	var rows RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, &rows, CopyOutSQL(t)); err != nil {
+	var rows appdb.RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, &rows, appdb.CopyOutSQL(t)); err != nil {
 		return TableInfo{}, fmt.Errorf("read %s: %w", t.Key(), err)
 	}
 	return TableInfo{Key: t.Key(), Rows: rows.Rows, Checksum: rows.Sum()}, nil
@@ -281,31 +280,4 @@ func sortStrings(s []string) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
-}
-
-// CreateScratch makes an empty database on dsn's server and returns its
-// name and a function that drops it.
-func CreateScratch(ctx context.Context, dsn, prefix string) (string, func(), error) {
-	conn, err := connect(ctx, dsn, "")
-	if err != nil {
-		return "", nil, err
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := prefix + "_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgschema.QuoteIdent(name)+" TEMPLATE template0"); err != nil {
-		return "", nil, release.Errorf(release.CodeForbidden, "cannot create a scratch database on the server (relbot's role needs CREATEDB): %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		c, err := connect(ctx, dsn, "")
-		if err != nil {
-			return
-		}
-		defer c.Close(ctx)
-		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgschema.QuoteIdent(name)+" WITH (FORCE)")
-	}
-	return name, drop, nil
 }

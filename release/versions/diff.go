@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -31,7 +33,7 @@ type side struct {
 // transaction, which is never committed) and joined by primary key, so
 // memory holds only the counts and the first entries of each table.
 func (e *Engine) Diff(ctx context.Context, app *release.App, env *release.Environment, from, to *release.Version, blobs release.VersionBlobs) (*release.VersionDiff, error) {
-	conn, err := connect(ctx, env, "")
+	conn, err := appdb.Connect(ctx, env.Database, "", env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +169,14 @@ func compareTables(ctx context.Context, tx pgx.Tx, name string, f, t *side, from
 	td := release.TableDiff{Table: name, Entries: []release.DiffEntry{}}
 	var common, onlyFrom, onlyTo []string
 	for _, c := range f.cols {
-		if contains(t.cols, c) {
+		if slices.Contains(t.cols, c) {
 			common = append(common, c)
 		} else {
 			onlyFrom = append(onlyFrom, c)
 		}
 	}
 	for _, c := range t.cols {
-		if !contains(f.cols, c) {
+		if !slices.Contains(f.cols, c) {
 			onlyTo = append(onlyTo, c)
 		}
 	}
@@ -299,20 +301,11 @@ func keyColumns(pk, common []string) []string {
 		return nil
 	}
 	for _, c := range pk {
-		if !contains(common, c) {
+		if !slices.Contains(common, c) {
 			return nil
 		}
 	}
 	return pk
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func sameStrings(a, b []string) bool {

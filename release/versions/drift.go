@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
-	"github.com/relbot/relbot/release/migrate"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -26,7 +26,7 @@ type envState struct {
 }
 
 func readState(ctx context.Context, app *release.App, env *release.Environment) (*envState, error) {
-	conn, err := connect(ctx, env, "")
+	conn, err := appdb.Connect(ctx, env.Database, "", env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -59,11 +59,11 @@ func scope(app *release.App, l release.Layout, s *pgschema.Schema) (map[string]b
 	a := *app
 	a.Rules = map[string]release.Rule{}
 	for name, r := range app.Rules {
-		if _, ok := migrate.ResolveName(l, s, name); ok {
+		if _, ok := appdb.ResolveName(l, s, name); ok {
 			a.Rules[name] = r
 		}
 	}
-	rules, err := migrate.Rules(&a, l, s)
+	rules, err := appdb.Rules(&a, l, s)
 	if err != nil {
 		return nil, err
 	}
@@ -231,5 +231,5 @@ func versionDrift(a, b *envState) []string {
 			byChange[change] = append(byChange[change], n)
 		}
 	}
-	return append(out, migrate.PluginChanges(byChange)...)
+	return append(out, appdb.PluginChanges(byChange)...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 // restoreJob is one table of a version put back into a database.
@@ -39,14 +40,14 @@ func plan(v *release.Version, live *pgschema.Schema) ([]restoreJob, []string) {
 		liveCols := t.CopyColumns()
 		var cols, gone, added []string
 		for _, c := range vt.Columns {
-			if contains(liveCols, c) {
+			if slices.Contains(liveCols, c) {
 				cols = append(cols, c)
 			} else {
 				gone = append(gone, c)
 			}
 		}
 		for _, c := range liveCols {
-			if !contains(vt.Columns, c) {
+			if !slices.Contains(vt.Columns, c) {
 				added = append(added, c)
 			}
 		}
@@ -72,7 +73,7 @@ func plan(v *release.Version, live *pgschema.Schema) ([]restoreJob, []string) {
 // rolls everything back.
 func (e *Engine) Restore(ctx context.Context, app *release.App, env *release.Environment, v *release.Version, blobs release.VersionBlobs) (*release.VersionRestoreReport, error) {
 	start := time.Now()
-	conn, err := connect(ctx, env, "")
+	conn, err := appdb.Connect(ctx, env.Database, "", env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func restoreError(id, stmt string, err error) error {
 // schema and v's rows in its versioned tables (other tables empty), so the
 // migration engine can read a saved version as if it were env.
 func (e *Engine) Materialize(ctx context.Context, app *release.App, env *release.Environment, v *release.Version, blobs release.VersionBlobs) (*release.Environment, func(), error) {
-	src, err := connect(ctx, env, "")
+	src, err := appdb.Connect(ctx, env.Database, "", env.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -278,11 +279,11 @@ func (e *Engine) Materialize(ctx context.Context, app *release.App, env *release
 	if err != nil {
 		return nil, nil, err
 	}
-	name, drop, err := pgsnap.CreateScratch(ctx, env.Database, "relbot_version")
+	name, drop, err := appdb.CreateScratch(ctx, env.Database, "relbot_version")
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := connect(ctx, env, name)
+	conn, err := appdb.Connect(ctx, env.Database, name, env.Name)
 	if err != nil {
 		drop()
 		return nil, nil, err

@@ -10,16 +10,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
-	"github.com/relbot/relbot/release/pgsnap"
 )
 
 // Snapshot reads env's versioned tables in one REPEATABLE READ snapshot
 // and stores each table's rows as a blob, unless the same rows are stored
 // already.
 func (e *Engine) Snapshot(ctx context.Context, app *release.App, env *release.Environment, blobs release.VersionBlobs) (*release.VersionSnapshot, error) {
-	conn, err := connect(ctx, env, "")
+	conn, err := appdb.Connect(ctx, env.Database, "", env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (e *Engine) Snapshot(ctx context.Context, app *release.App, env *release.En
 func storeTable(ctx context.Context, conn *pgx.Conn, blobs release.VersionBlobs, t *pgschema.Table, vt *release.VersionTable) (bool, int64, error) {
 	sql := canonicalCopy(t)
 	h := sha256.New()
-	var sum pgsnap.RowChecksum
+	var sum appdb.RowChecksum
 	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(h, &sum), sql); err != nil {
 		return false, 0, fmt.Errorf("read %s: %w", t.Key(), err)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/relbot/relbot/release"
-	"github.com/relbot/relbot/release/migrate"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -37,21 +37,6 @@ var _ release.VersionEngine = (*Engine)(nil)
 // it under version_tables.
 const RuleVersionTables = "version_tables"
 
-func connect(ctx context.Context, env *release.Environment, db string) (*pgx.Conn, error) {
-	cfg, err := pgschema.ConnConfig(env.Database)
-	if err != nil {
-		return nil, release.Errorf(release.CodeInvalid, "%s: %v", env.Name, err)
-	}
-	if db != "" {
-		cfg.Database = db
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, release.Errorf(release.CodeUnavailable, "cannot connect to %s's database: %w", env.Name, err)
-	}
-	return conn, nil
-}
-
 // inspect reads the schema without relbot's own bookkeeping schema.
 func inspect(ctx context.Context, q pgschema.Querier) (*pgschema.Schema, error) {
 	s, err := pgschema.Inspect(ctx, q)
@@ -61,19 +46,19 @@ func inspect(ctx context.Context, q pgschema.Querier) (*pgschema.Schema, error) 
 	out := *s
 	out.Tables = nil
 	for _, t := range s.Tables {
-		if t.Schema != migrate.MarkerSchema {
+		if t.Schema != appdb.MarkerSchema {
 			out.Tables = append(out.Tables, t)
 		}
 	}
 	out.Schemas = nil
 	for _, ns := range s.Schemas {
-		if ns.Name != migrate.MarkerSchema {
+		if ns.Name != appdb.MarkerSchema {
 			out.Schemas = append(out.Schemas, ns)
 		}
 	}
 	out.Sequences = nil
 	for _, sq := range s.Sequences {
-		if sq.Schema != migrate.MarkerSchema {
+		if sq.Schema != appdb.MarkerSchema {
 			out.Sequences = append(out.Sequences, sq)
 		}
 	}
@@ -89,7 +74,7 @@ func versioned(app *release.App, env *release.Environment, s *pgschema.Schema) (
 		return nil, err
 	}
 	l := layout.Layout
-	rules, err := migrate.Rules(app, l, s)
+	rules, err := appdb.Rules(app, l, s)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +87,9 @@ func versioned(app *release.App, env *release.Environment, s *pgschema.Schema) (
 		}
 	}
 	for _, written := range app.VersionTables {
-		name, ok := migrate.ResolveName(l, s, written)
+		name, ok := appdb.ResolveName(l, s, written)
 		if !ok {
-			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have%s", app.Name, written, migrate.NorMapped(l, written))
+			return nil, release.Errorf(release.CodeInvalid, "apps.yaml: apps.%s.version_tables names table %q, which the database does not have%s", app.Name, written, appdb.NorMapped(l, written))
 		}
 		if seen[name] {
 			continue

@@ -1,6 +1,8 @@
 // Package memory holds the in-process Locker and Dedupe used when relbot runs
-// as a single replica without Redis. Semantics and messages match
-// storage/redis so commands read the same either way.
+// as a single replica without Redis (semantics and messages match
+// storage/redis so commands read the same either way), and Store, the bot's
+// records in memory with storage/postgres's semantics, on which the domain's
+// tests run without a database.
 package memory
 
 import (

@@ -1,4 +1,4 @@
-package pgsnap
+package appdb
 
 import (
 	"bytes"

@@ -1,13 +1,9 @@
-// Package migrate is relbot's migration engine: the effective per-table
-// rules of an app, the migration file made from development, and the plan
-// and transactional apply of that file to another environment.
-package migrate
+package appdb
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	_ "embed"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,10 +60,6 @@ var nocobaseLinkTables = map[string]bool{
 
 // nocobaseVariables never carries values between environments.
 const nocobaseVariables = "environmentVariables"
-
-// MarkerSchema holds relbot's own bookkeeping in a target database; it is
-// never part of a migration.
-const MarkerSchema = "relbot"
 
 // TableRule is the effective rule of one table and why.
 type TableRule struct {
@@ -210,7 +202,7 @@ func defaultRule(app *release.App, l release.Layout, key string, t *pgschema.Tab
 	// preferred rule.
 	if pt.category == "business" || pt.category == "runtime" {
 		for _, r := range []string{"schema-only", "skip"} {
-			if contains(pt.rules, r) {
+			if slices.Contains(pt.rules, r) {
 				return TableRule{key, release.Rule(r), "NocoBase " + pt.category + " data" + as}
 			}
 		}
@@ -281,15 +273,6 @@ func Coverage(app *release.App, l release.Layout, s *pgschema.Schema, rules []Ta
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // RuleOf finds a table's rule in rules; tables not listed are skipped.
 func RuleOf(rules []TableRule, table string) release.Rule {
 	for _, r := range rules {
@@ -298,17 +281,4 @@ func RuleOf(rules []TableRule, table string) release.Rule {
 		}
 	}
 	return release.RuleSkip
-}
-
-// SigningKey derives the key that signs migration files from relbot's
-// secret key, so the two uses never share key material directly.
-func SigningKey(secretKey []byte) []byte {
-	if len(secretKey) == 0 {
-		return nil
-	}
-	k, err := hkdf.Key(sha256.New, secretKey, nil, "relbot migration file signature", 32)
-	if err != nil {
-		return nil
-	}
-	return k
 }
