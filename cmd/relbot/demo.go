@@ -39,10 +39,8 @@ const demoBackupKey = "relbot demo backup passphrase"
 // runDemo plays the sample app's story on the local PostgreSQL and prints it
 // as a conversation. It exits 0 only if every step did what it should.
 func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.Err)
-	keep := fs.Bool("keep", true, "keep the demo databases and files afterwards, to look at them")
-	if err := fs.Parse(args); err != nil {
+	fs, keep := demoFlags()
+	if !parseFlags("demo", fs, args, io) {
 		return exitUsage
 	}
 	admin := getenv("RELBOT_DEMO_PG")
@@ -68,6 +66,11 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 			filepath.Join(dir, "relbot.env"))
 	}
 	return exitOK
+}
+
+func demoFlags() (*flag.FlagSet, *bool) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	return fs, fs.Bool("keep", true, "keep the demo databases and files afterwards, to look at them")
 }
 
 // terminalEnv writes the demo's apps.yaml and relbot.env (the settings a
