@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -62,8 +63,12 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 	}
 	d.say("Demo finished in %s: every step did what it should.", time.Since(d.start).Round(100*time.Millisecond))
 	if *keep {
-		d.say("The databases and files stay. To look around from a terminal: set -a; . %s; set +a; then e.g. relbot release list crm",
-			filepath.Join(dir, "relbot.env"))
+		hint := ""
+		if _, err := exec.LookPath("relbot"); err != nil {
+			hint = " (relbot is not on PATH yet: go install ./cmd/relbot, see README)"
+		}
+		d.say("The databases and files stay. To look around from a terminal: set -a; . %s; set +a; then e.g. relbot status crm, relbot release list crm%s",
+			filepath.Join(dir, "relbot.env"), hint)
 	}
 	return exitOK
 }
