@@ -185,7 +185,7 @@ func (v BuildView) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "relbot %s (%s)\n", v.Version, v.Module)
 	if !v.Stamped {
-		b.WriteString("  revision: not recorded: built without a VCS stamp (go run, or go build -buildvcs=false)\n")
+		b.WriteString("  revision: not recorded: built without a VCS stamp (go run, -buildvcs=false, or in a linked git worktree)\n")
 	} else {
 		fmt.Fprintf(&b, "  revision: %s\n", v.Revision)
 		if v.Time != "" {

@@ -56,7 +56,7 @@ func TestVersionWithoutAStamp(t *testing.T) {
 	withBuildInfo(t, &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/relbot/relbot", Version: "(devel)"}})
 	r := run(t, nil, "version")
 	want := "relbot (devel) (github.com/relbot/relbot)\n" +
-		"  revision: not recorded: built without a VCS stamp (go run, or go build -buildvcs=false)\n" +
+		"  revision: not recorded: built without a VCS stamp (go run, -buildvcs=false, or in a linked git worktree)\n" +
 		"  go:       go1.26.8\n"
 	if r.code != 0 || r.out != want {
 		t.Errorf("version: %+v\nwant:\n%s", r, want)
