@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	goio "io"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -129,13 +130,17 @@ func parseFlags(name string, fs *flag.FlagSet, args []string, io Stdio) bool {
 			i++ // its value
 		}
 	}
-	fs.SetOutput(io.Err)
-	fs.Usage = func() { fmt.Fprintf(io.Err, "  usage: relbot %s\n", processUsage(name)) }
+	fs.SetOutput(goio.Discard) // its own usage text names no relbot command
 	if err := fs.Parse(args); err != nil {
-		return false // the flag package said what is wrong, then the usage
+		usageError(io, name, err.Error())
+		return false
 	}
 	if fs.NArg() > 0 {
-		usageError(io, name, fmt.Sprintf("%s takes no arguments, but got %q", name, fs.Arg(0)))
+		msg := fmt.Sprintf("%s takes no arguments, but got %q", name, fs.Arg(0))
+		if a := fs.Arg(0); a == "true" || a == "false" {
+			msg += " (a flag that is on or off takes its value after =, as --keep=false)"
+		}
+		usageError(io, name, msg)
 		return false
 	}
 	return true

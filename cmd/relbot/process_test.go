@@ -128,6 +128,9 @@ func TestMisspeltFlagSuggestsTheRightOne(t *testing.T) {
 		"status crm --jsn":           "relbot: unknown flag --jsn; did you mean --json?\n  usage: status APP\n",
 		"migration create crm --not": "relbot: unknown flag --not; did you mean --note?\n  usage: migration create APP [--version VERSION] [--note TEXT]\n",
 		"status crm --xyz":           "relbot: status takes no flags, but got --xyz\n  usage: status APP\n",
+		"bench slack --rate abc":     "relbot: invalid value \"abc\" for flag -rate: parse error\n  usage: relbot bench slack [--rate N] [--seconds N]\n",
+		"bench backup --size":        "relbot: flag needs an argument: -size\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
+		"demo --keep false":          "relbot: demo takes no arguments, but got \"false\" (a flag that is on or off takes its value after =, as --keep=false)\n  usage: relbot demo [--keep=false]\n",
 	} {
 		r := run(t, nil, strings.Fields(args)...)
 		if r.code != 2 || r.err != want || r.out != "" {
