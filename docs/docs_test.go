@@ -10,6 +10,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -428,5 +429,31 @@ func TestLinksResolveInsideTheRepository(t *testing.T) {
 	}
 	if links < 10 {
 		t.Errorf("found only %d relative links; the link pattern is broken", links)
+	}
+}
+
+// The README's builds (go build ./cmd/relbot, go build -o bin/relbot) must
+// not end up in git: a tracked binary bloats every clone.
+func TestBuiltBinariesStayOutOfGit(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not found")
+	}
+	if out, err := exec.Command(git, "-C", root, "rev-parse", "--is-inside-work-tree").Output(); err != nil || strings.TrimSpace(string(out)) != "true" {
+		t.Skip("not a git checkout")
+	}
+	for _, p := range []string{"relbot", "bin/relbot"} {
+		if err := exec.Command(git, "-C", root, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
+			t.Errorf(".gitignore does not cover %s (git check-ignore: %v)", p, err)
+		}
+	}
+	out, err := exec.Command(git, "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if info, err := os.Stat(filepath.Join(root, f)); err == nil && info.Size() > 5<<20 {
+			t.Errorf("%s is tracked and %d MiB: built files stay out of git", f, info.Size()>>20)
+		}
 	}
 }
