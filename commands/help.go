@@ -41,7 +41,7 @@ func helpReply(topic string) (Reply, error) {
 		}
 		return newReply("relbot commands", nil, &Table{Columns: []string{"Command", "What it does"}, Rows: rows}, entries,
 			"", `"help COMMAND" explains one, e.g. "help backup create".`,
-			"From a terminal, relbot also runs "+orList(progs)+` ("help serve" explains one).`), nil
+			"From a terminal, relbot also runs "+strings.Join(progs[:len(progs)-1], ", ")+" and "+progs[len(progs)-1]+` ("help serve" explains one).`), nil
 	case byName[topic] != nil:
 		s := byName[topic]
 		return newReply("usage: "+s.usage(), nil, nil, entry(s, true), "", s.help), nil

@@ -111,7 +111,7 @@ func TestEveryProcessCommandHasHelp(t *testing.T) {
 		}
 	}
 	r = run(t, nil, "help")
-	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench, rekey-secrets or version") {
+	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench, rekey-secrets and version") {
 		t.Errorf("help: %+v", r)
 	}
 }
