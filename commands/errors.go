@@ -11,6 +11,9 @@ type UsageError struct {
 	Command string // grammar name, e.g. "backup create"; empty when unknown
 	Message string // one sentence, never echoing a secret
 	Usage   string // "backup create APP ENV"; several lines for a group
+	// Flag is the name (without "--") of the flag the command does not
+	// take, when that is the error: a transport may know flags of its own.
+	Flag string
 }
 
 func (e *UsageError) Error() string {

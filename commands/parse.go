@@ -297,15 +297,20 @@ func usageErr(cmd, format string, args ...any) *UsageError {
 	return &UsageError{Command: cmd, Message: fmt.Sprintf(format, args...), Usage: Usage(cmd)}
 }
 
+// unknownFlag refuses a flag s does not take, suggesting the nearest one
+// (--help too) when the name looks like a typo of it.
 func unknownFlag(s *spec, name string) error {
-	if len(s.flags) == 0 {
-		return usageErr(s.name, "%s takes no flags, but got --%s", s.name, short(name))
+	known := make([]string, len(s.flags))
+	for i, f := range s.flags {
+		known[i] = f.name
 	}
-	var fs []string
-	for _, f := range s.flags {
-		fs = append(fs, "--"+f.name)
+	msg := UnknownFlag(s.name, name, known)
+	if SuggestFlag(name, known) == "" && SuggestFlag(name, []string{"help"}) != "" {
+		msg = fmt.Sprintf("unknown flag --%s; did you mean --help?", short(name))
 	}
-	return usageErr(s.name, "unknown flag --%s; %s takes %s", short(name), s.name, orList(fs))
+	e := usageErr(s.name, "%s", msg)
+	e.Flag = name
+	return e
 }
 
 func describe(k argKind) string {

@@ -35,19 +35,15 @@ const benchWorker = "__bench"
 // and a plain COPY of every table, side by side on one generated database.
 func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
 	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate" && args[0] != "slack") {
-		fmt.Fprintln(io.Err, "relbot: usage: relbot bench backup|migrate [--size 1GB] [--workers 2] [--reuse] | relbot bench slack [--rate 200] [--seconds 30]")
+		fmt.Fprintln(io.Err, "relbot: bench needs one of backup, migrate or slack")
+		fmt.Fprintln(io.Err, "  usage: relbot bench backup|migrate [--size SIZE] [--workers N] [--reuse] | relbot bench slack [--rate N] [--seconds N]")
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("bench backup", flag.ContinueOnError)
-	fs.SetOutput(io.Err)
-	sizeText := fs.String("size", "1GB", "size of the generated database (e.g. 200MB, 1GB)")
-	workers := fs.Int("workers", 2, "parallel connections for relbot and pg_dump/pg_restore -j")
-	reuse := fs.Bool("reuse", false, "reuse the generated source database from an earlier run")
-	rate := fs.Int("rate", 200, "bench slack: requests per second")
-	seconds := fs.Int("seconds", 30, "bench slack: how long")
-	if err := fs.Parse(args[1:]); err != nil {
+	fs, o := benchFlags(args[0])
+	if !parseFlags("bench "+args[0], fs, args[1:], io) {
 		return exitUsage
 	}
+	sizeText, workers, reuse, rate, seconds := &o.size, &o.workers, &o.reuse, &o.rate, &o.seconds
 	size, err := parseSize(*sizeText)
 	if err != nil {
 		fmt.Fprintln(io.Err, "relbot: --size: "+err.Error())
@@ -81,6 +77,27 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// benchOptions are bench's flags; each subcommand takes only its own.
+type benchOptions struct {
+	size                   string
+	workers, rate, seconds int
+	reuse                  bool
+}
+
+func benchFlags(sub string) (*flag.FlagSet, *benchOptions) {
+	o := &benchOptions{size: "1GB", workers: 2, rate: 200, seconds: 30}
+	fs := flag.NewFlagSet("bench "+sub, flag.ContinueOnError)
+	if sub == "slack" {
+		fs.IntVar(&o.rate, "rate", o.rate, "requests per second")
+		fs.IntVar(&o.seconds, "seconds", o.seconds, "how long")
+		return fs, o
+	}
+	fs.StringVar(&o.size, "size", o.size, "size of the generated database (e.g. 200MB, 1GB)")
+	fs.IntVar(&o.workers, "workers", o.workers, "parallel connections for relbot and pg_dump/pg_restore -j")
+	fs.BoolVar(&o.reuse, "reuse", o.reuse, "reuse the generated source database from an earlier run")
+	return fs, o
 }
 
 func parseSize(s string) (int64, error) {

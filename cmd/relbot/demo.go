@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -39,10 +40,8 @@ const demoBackupKey = "relbot demo backup passphrase"
 // runDemo plays the sample app's story on the local PostgreSQL and prints it
 // as a conversation. It exits 0 only if every step did what it should.
 func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.Err)
-	keep := fs.Bool("keep", true, "keep the demo databases and files afterwards, to look at them")
-	if err := fs.Parse(args); err != nil {
+	fs, keep := demoFlags()
+	if !parseFlags("demo", fs, args, io) {
 		return exitUsage
 	}
 	admin := getenv("RELBOT_DEMO_PG")
@@ -64,10 +63,19 @@ func runDemo(ctx context.Context, args []string, io Stdio, getenv func(string) s
 	}
 	d.say("Demo finished in %s: every step did what it should.", time.Since(d.start).Round(100*time.Millisecond))
 	if *keep {
-		d.say("The databases and files stay. To look around from a terminal: set -a; . %s; set +a; then e.g. relbot release list crm",
-			filepath.Join(dir, "relbot.env"))
+		hint := ""
+		if _, err := exec.LookPath("relbot"); err != nil {
+			hint = " (relbot is not on PATH yet: go install ./cmd/relbot, see README)"
+		}
+		d.say("The databases and files stay. To look around from a terminal: set -a; . %s; set +a; then e.g. relbot status crm, relbot release list crm%s",
+			filepath.Join(dir, "relbot.env"), hint)
 	}
 	return exitOK
+}
+
+func demoFlags() (*flag.FlagSet, *bool) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	return fs, fs.Bool("keep", true, "keep the demo databases and files afterwards, to look at them")
 }
 
 // terminalEnv writes the demo's apps.yaml and relbot.env (the settings a

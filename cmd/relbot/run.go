@@ -42,19 +42,8 @@ const (
 // Run is main without the process: tests call it with their own arguments,
 // streams and environment.
 func Run(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "serve":
-			return runServe(ctx, args[1:], io, getenv)
-		case "demo":
-			return runDemo(ctx, args[1:], io, getenv)
-		case "bench":
-			return runBench(ctx, args[1:], io, getenv)
-		case benchWorker:
-			return runBenchWorker(ctx, args[1:], io)
-		case "rekey-secrets":
-			return runRekey(ctx, args[1:], io, getenv)
-		}
+	if code, ok := runProcess(ctx, args, io, getenv); ok {
+		return code
 	}
 	return runTerminal(ctx, args, io, getenv)
 }

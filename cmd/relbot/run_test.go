@@ -185,7 +185,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo failed:\n%s\n%s", r.out, r.err)
 	}
 	for _, want := range []string{"backup create crm production", "verified", "restore crm-b1 into crm recovery", "pass  pages exist", "switch crm-r1", "recovery is identical to production",
-		"migration create crm", "may not approve it too", "acknowledged at once", "production release crm-r3 succeeded", "Validation of crm production", "FAIL  pages exist", "staging is back exactly as before"} {
+		"migration create crm", "may not approve it too", "acknowledged at once", "production release crm-r3 succeeded", "Validation of crm production", "FAIL  pages exist", "staging is back exactly as before", "relbot status crm"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -69,6 +69,7 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 
 // report prints a reply and/or an error and returns the exit code.
 func report(io Stdio, reply commands.Reply, err error, asJSON bool) int {
+	err = terminalFlagHint(err)
 	if asJSON {
 		data := reply.Data
 		if err != nil && data == nil {

@@ -1,0 +1,459 @@
+// Package docs_test keeps docs/ in step with the code: every command and
+// flag the grammar accepts, every key apps.yaml accepts (read from the
+// decoder's own tables), every package, and every test a promise cites must
+// appear in the documentation, and every relative link must resolve.
+package docs_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// root is the repository: tests run in their package's directory.
+const root = ".."
+
+func read(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var usageHeading = regexp.MustCompile("(?m)^#{2,4} `([^`]+)`$")
+
+func TestCommandsDocCoversTheGrammar(t *testing.T) {
+	doc := read(t, "docs/commands.md")
+	documented := map[string]bool{}
+	for _, name := range commands.Names() {
+		u := commands.Usage(name)
+		documented[u] = true
+		if !strings.Contains(doc, "### `"+u+"`") {
+			t.Errorf("docs/commands.md has no heading \"### `%s`\" for the command %q", u, name)
+		}
+	}
+	for _, p := range commands.ProcessCommands() {
+		u := "relbot " + p.Usage
+		documented[u] = true
+		if !strings.Contains(doc, "### `"+u+"`") {
+			t.Errorf("docs/commands.md has no heading \"### `%s`\" for the command %q", u, p.Name)
+		}
+		for _, f := range p.Flags {
+			if !strings.Contains(doc, "--"+f) {
+				t.Errorf("docs/commands.md does not mention --%s of %s", f, p.Name)
+			}
+		}
+	}
+	// The terminal's own flags.
+	for _, f := range []string{"`--as USER`", "`--json`", "`--help`"} {
+		if !strings.Contains(doc, f) {
+			t.Errorf("docs/commands.md does not describe the terminal flag %s", f)
+		}
+	}
+	// And nothing documented that the code no longer has.
+	for _, m := range usageHeading.FindAllStringSubmatch(doc, -1) {
+		if !documented[m[1]] {
+			t.Errorf("docs/commands.md documents %q, which is no command's usage", m[1])
+		}
+	}
+}
+
+// acceptedKeys reads the keys the apps.yaml decoder accepts from its own
+// source: the string tables it passes to mapping() and the keys it get()s.
+// A mapping whose keys come from somewhere this cannot read fails the test,
+// so a new table is not silently left out.
+func acceptedKeys(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, filepath.Join(root, "config"), func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := pkgs["config"]
+	if pkg == nil {
+		t.Fatal("config/: no package config")
+	}
+	strs := func(lit *ast.CompositeLit) []string {
+		var out []string
+		for _, e := range lit.Elts {
+			if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
+				s, _ := strconv.Unquote(b.Value)
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	// Package-level string tables, by name; a slice of one is that table.
+	tables := map[string][]string{}
+	aliases := map[string]string{}
+	for _, f := range pkg.Files {
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if i >= len(vs.Values) {
+						continue
+					}
+					switch v := vs.Values[i].(type) {
+					case *ast.CompositeLit:
+						tables[name.Name] = strs(v)
+					case *ast.SliceExpr:
+						if id, ok := v.X.(*ast.Ident); ok {
+							aliases[name.Name] = id.Name
+						}
+					}
+				}
+			}
+		}
+	}
+	// Tables config derives from release's exported lists.
+	derived := map[string][]string{"roleKeys": roleNames()}
+	// Local variables that hold one table or another (keys := envKeys).
+	locals := map[string][]string{}
+	for _, f := range pkg.Files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
+				for i, l := range as.Lhs {
+					li, lok := l.(*ast.Ident)
+					ri, rok := as.Rhs[i].(*ast.Ident)
+					if lok && rok {
+						locals[li.Name] = append(locals[li.Name], ri.Name)
+					}
+				}
+			}
+			return true
+		})
+	}
+	var resolve func(name string, depth int) ([]string, bool)
+	resolve = func(name string, depth int) ([]string, bool) {
+		if alias, ok := aliases[name]; ok {
+			name = alias
+		}
+		switch {
+		case tables[name] != nil:
+			return tables[name], true
+		case derived[name] != nil:
+			return derived[name], true
+		case locals[name] != nil && depth < 3:
+			var out []string
+			for _, from := range locals[name] {
+				ks, ok := resolve(from, depth+1)
+				if !ok {
+					return nil, false
+				}
+				out = append(out, ks...)
+			}
+			return out, true
+		}
+		return nil, false
+	}
+	keys := map[string]bool{}
+	mappings := 0
+	for _, f := range pkg.Files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			switch {
+			case sel.Sel.Name == "mapping" && len(call.Args) == 2:
+				mappings++
+				var found []string
+				known := true
+				switch a := call.Args[1].(type) {
+				case *ast.Ident:
+					if a.Name != "nil" { // nil: any key (names of apps, tables, users)
+						found, known = resolve(a.Name, 0)
+					}
+				case *ast.SelectorExpr:
+					if x, ok := a.X.(*ast.Ident); ok && x.Name == "release" && a.Sel.Name == "HookNames" {
+						found = release.HookNames
+					} else {
+						known = false
+					}
+				case *ast.CompositeLit:
+					found = strs(a)
+				default:
+					known = false
+				}
+				if !known {
+					t.Errorf("%s: apps.yaml keys come from %s, which this test cannot read; teach acceptedKeys", fset.Position(call.Pos()), exprString(call.Args[1]))
+				}
+				for _, k := range found {
+					keys[k] = true
+				}
+			case sel.Sel.Name == "get" && len(call.Args) == 2:
+				if b, ok := call.Args[1].(*ast.BasicLit); ok && b.Kind == token.STRING {
+					s, _ := strconv.Unquote(b.Value)
+					keys[s] = true
+				}
+			}
+			return true
+		})
+	}
+	if mappings < 5 {
+		t.Fatalf("found %d calls of mapping() in config/: the decoder changed shape; teach acceptedKeys to read it", mappings)
+	}
+	out := make([]string, 0, len(keys))
+	for k := range keys {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func roleNames() []string {
+	out := make([]string, len(release.RoleNames))
+	for i, r := range release.RoleNames {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func exprString(e ast.Expr) string {
+	switch v := e.(type) {
+	case *ast.Ident:
+		return v.Name
+	case *ast.SelectorExpr:
+		return exprString(v.X) + "." + v.Sel.Name
+	}
+	return "an expression"
+}
+
+func TestAppsYAMLDocCoversEveryKey(t *testing.T) {
+	doc := read(t, "docs/apps-yaml.md")
+	keys := acceptedKeys(t)
+	// The test must not pass by reading nothing: these are certainly
+	// accepted.
+	for _, k := range []string{"apps", "time_zone", "version_tables", "keep", "storage_exclude", "timeout", "table_prefix", "terminal_users", "restart", "act_as"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("acceptedKeys did not find %q; found %v", k, keys)
+		}
+	}
+	for _, k := range keys {
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/apps-yaml.md does not document the apps.yaml key `%s`", k)
+		}
+	}
+}
+
+func TestPromisesCiteTestsThatExist(t *testing.T) {
+	doc := read(t, "docs/promises.md")
+	cited := regexp.MustCompile(`\bTest[A-Z]\w*`).FindAllString(doc, -1)
+	if len(cited) < 10 {
+		t.Fatalf("docs/promises.md cites %d tests; each promise names the tests that hold it", len(cited))
+	}
+	defined := map[string]bool{}
+	funcRE := regexp.MustCompile(`(?m)^func (Test[A-Z]\w*)\(`)
+	walkGo(t, func(path string, isTest bool) {
+		if !isTest {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range funcRE.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+	})
+	for _, name := range cited {
+		if !defined[name] {
+			t.Errorf("docs/promises.md cites %s, which no test file defines", name)
+		}
+	}
+}
+
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	doc := read(t, "docs/architecture.md")
+	dirs := map[string]bool{}
+	walkGo(t, func(path string, isTest bool) {
+		if !isTest {
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			dirs[filepath.ToSlash(rel)] = true
+		}
+	})
+	if len(dirs) < 10 {
+		t.Fatalf("found %d packages; the walk is broken", len(dirs))
+	}
+	for d := range dirs {
+		if !strings.Contains(doc, "`"+d+"/`") {
+			t.Errorf("docs/architecture.md does not describe the package `%s/`", d)
+		}
+	}
+}
+
+// walkGo calls fn for every Go file of the repository.
+func walkGo(t *testing.T, fn func(path string, isTest bool)) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "vendor") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") {
+			fn(path, strings.HasSuffix(path, "_test.go"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	linkRE    = regexp.MustCompile(`\[[^\]]*\]\(([^)\s]+)\)`)
+	headingRE = regexp.MustCompile(`^#{1,6}\s+(.+?)\s*#*$`)
+)
+
+// anchors returns the GitHub anchors of a Markdown file's headings.
+func anchors(text string) map[string]bool {
+	out := map[string]bool{}
+	seen := map[string]int{}
+	fenced := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		m := headingRE.FindStringSubmatch(line)
+		if fenced || m == nil {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(m[1]) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			out[a+"-"+strconv.Itoa(n)] = true
+		} else {
+			out[a] = true
+		}
+		seen[a]++
+	}
+	return out
+}
+
+// stripCode drops fenced blocks and inline code, where brackets are not links.
+func stripCode(text string) string {
+	var out []string
+	fenced := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		if !fenced {
+			out = append(out, regexp.MustCompile("`[^`]*`").ReplaceAllString(line, ""))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestLinksResolveInsideTheRepository(t *testing.T) {
+	files := []string{"README.md"}
+	mds, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	for _, m := range mds {
+		rel, _ := filepath.Rel(root, m)
+		files = append(files, rel)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found %v: README.md and the four docs/ pages", files)
+	}
+	absRoot, _ := filepath.Abs(root)
+	links := 0
+	for _, file := range files {
+		text := read(t, file)
+		for _, m := range linkRE.FindAllStringSubmatch(stripCode(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			links++
+			path, anchor, _ := strings.Cut(target, "#")
+			dest := file
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(file), path)
+			}
+			abs, _ := filepath.Abs(filepath.Join(root, dest))
+			if abs != absRoot && !strings.HasPrefix(abs, absRoot+string(filepath.Separator)) {
+				t.Errorf("%s: link %s leaves the repository (a clone would not have it)", file, target)
+				continue
+			}
+			info, err := os.Stat(abs)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", file, target, err)
+				continue
+			}
+			if anchor != "" && !info.IsDir() && strings.HasSuffix(abs, ".md") {
+				if !anchors(read(t, dest))[anchor] {
+					t.Errorf("%s: link %s: %s has no heading with the anchor #%s", file, target, dest, anchor)
+				}
+			}
+		}
+	}
+	if links < 10 {
+		t.Errorf("found only %d relative links; the link pattern is broken", links)
+	}
+}
+
+// The README's builds (go build ./cmd/relbot, go build -o bin/relbot) must
+// not end up in git: a tracked binary bloats every clone.
+func TestBuiltBinariesStayOutOfGit(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not found")
+	}
+	if out, err := exec.Command(git, "-C", root, "rev-parse", "--is-inside-work-tree").Output(); err != nil || strings.TrimSpace(string(out)) != "true" {
+		t.Skip("not a git checkout")
+	}
+	for _, p := range []string{"relbot", "bin/relbot"} {
+		if err := exec.Command(git, "-C", root, "check-ignore", "-q", "--no-index", p).Run(); err != nil {
+			t.Errorf(".gitignore does not cover %s (git check-ignore: %v)", p, err)
+		}
+	}
+	out, err := exec.Command(git, "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if info, err := os.Stat(filepath.Join(root, f)); err == nil && info.Size() > 5<<20 {
+			t.Errorf("%s is tracked and %d MiB: built files stay out of git", f, info.Size()>>20)
+		}
+	}
+}
