@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/relbot/relbot/release"
 )
 
 var (
@@ -419,12 +421,7 @@ func levenshtein(a, b string) int {
 
 // short caps what a message repeats of the user's input.
 func short(s string) string {
-	const max = 40
-	r := []rune(s)
-	if len(r) > max {
-		return string(r[:max]) + "…"
-	}
-	return s
+	return release.Cut(s, 41)
 }
 
 func quoteShort(s string) string { return fmt.Sprintf("%q", short(s)) }

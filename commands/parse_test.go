@@ -280,7 +280,7 @@ func TestUsageMatchesSpec(t *testing.T) {
 		// runs switch_traffic after a restore into recovery.
 		"switch RELEASE",
 		"release list APP [ENV]",
-		"release show RELEASE",
+		"release show RELEASE [--step NAME]",
 		"drift APP ENV ENV",
 		"lock APP ENV REASON...",
 		"unlock APP ENV",

@@ -69,6 +69,17 @@ func releaseView(r *release.Release) ReleaseView {
 	return v
 }
 
+// maxLogCell is how much of a step's log the release view shows.
+const maxLogCell = 100
+
+// quoteStep writes a step name as the grammar reads it back.
+func quoteStep(name string) string {
+	if strings.ContainsAny(name, " \t") {
+		return `"` + name + `"`
+	}
+	return name
+}
+
 // what says in a few words what a release does.
 func what(r *release.Release) string {
 	switch r.Kind {
@@ -120,15 +131,20 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}
 	var table *Table
+	logCut := ""
 	if len(r.Steps) > 0 {
 		table = &Table{Columns: []string{"Step", "State", "Took", "Log"}}
 		for _, s := range releaseView(r).Steps {
-			log := strings.ReplaceAll(s.Log, "\n", " | ")
-			if len(log) > 100 {
-				log = log[:100] + " ..."
+			whole := strings.ReplaceAll(strings.TrimSpace(s.Log), "\n", " | ")
+			log := release.Cut(whole, maxLogCell)
+			if log != whole && logCut == "" {
+				logCut = s.Name
 			}
 			table.Rows = append(table.Rows, []string{s.Name, string(s.State), s.Duration, log})
 		}
+	}
+	if logCut != "" {
+		extra = append([]string{"", fmt.Sprintf("Logs are cut to a line; a step's whole log: release show %s --step %s", r.ID, quoteStep(logCut))}, extra...)
 	}
 	if len(r.Checks) > 0 {
 		extra = append(extra, "", "Validation:")
@@ -345,6 +361,9 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 	if err != nil {
 		return Reply{}, err
 	}
+	if c.Step != "" {
+		return stepLog(r, c.Step)
+	}
 	var extra []string
 	switch r.State {
 	case release.StateInterrupted:
@@ -357,6 +376,39 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 	reply := d.releaseReply(r, fmt.Sprintf("Release %s", r.ID), extra...)
 	reply.Public = false
 	return reply, nil
+}
+
+// StepLogView is what --json prints for release show --step.
+type StepLogView struct {
+	Release string `json:"release"`
+	StepView
+}
+
+// stepLog is one step of r with its whole log, the log release show cuts
+// to a line. The name is matched case-blind; an unknown one is refused
+// with the names r's steps have.
+func stepLog(r *release.Release, name string) (Reply, error) {
+	view := releaseView(r)
+	var names []string
+	for _, s := range view.Steps {
+		if !strings.EqualFold(s.Name, strings.TrimSpace(name)) {
+			names = append(names, fmt.Sprintf("%q", s.Name))
+			continue
+		}
+		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, s.State)
+		if s.Duration != "" {
+			title += ", took " + s.Duration
+		}
+		log := strings.TrimRight(s.Log, "\n")
+		if log == "" {
+			log = "(the step logged nothing)"
+		}
+		return newReply(title, nil, nil, StepLogView{Release: r.ID, StepView: s}, log), nil
+	}
+	if len(names) == 0 {
+		return Reply{}, release.Errorf(release.CodeNotFound, "%s has no steps yet, so no step %s", r.ID, quoteShort(name))
+	}
+	return Reply{}, release.Errorf(release.CodeNotFound, "%s has no step %s; its steps are %s", r.ID, quoteShort(name), strings.Join(names, ", "))
 }
 
 func (d *Dispatcher) lock(ctx context.Context, req Request, c Lock) (Reply, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/relbot/relbot/release"
 )
@@ -149,13 +148,4 @@ func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionR
 }
 
 // oneLineShort keeps the first line of s, cut to n characters.
-func oneLineShort(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if utf8.RuneCountInString(s) > n {
-		s = string([]rune(s)[:n-3]) + "..."
-	}
-	return s
-}
+func oneLineShort(s string, n int) string { return release.Cut(s, n) }

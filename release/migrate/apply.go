@@ -354,13 +354,7 @@ func pgErrorText(err error) string {
 }
 
 func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 160 {
-		s = s[:160] + " ..."
-	}
-	return s
+	return release.Cut(s, 160)
 }
 
 // Plan says what applying the file to target would do, without changing

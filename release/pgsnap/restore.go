@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -293,13 +292,7 @@ func inTx(ctx context.Context, conn *pgx.Conn, stmts []string) error {
 }
 
 func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 200 {
-		s = s[:200] + " ..."
-	}
-	return s
+	return release.Cut(s, 200)
 }
 
 // stageFiles writes the archive's storage files into a new directory beside
