@@ -212,3 +212,51 @@ func TestReleaseShowStep(t *testing.T) {
 		t.Fatalf("unknown step: %v", err)
 	}
 }
+
+// TestStatusAfterASwitch: once a switch moved production's users to
+// recovery, status says so, in text and JSON, whatever ran in production
+// since (here a cancelled deploy).
+func TestStatusAfterASwitch(t *testing.T) {
+	ended := t0.Add(time.Hour)
+	fake := newFake()
+	fake.releases = []*release.Release{ // newest first
+		{ID: "crm-r9", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m2", State: release.StateCancelled, RequestedAt: t0.Add(2 * time.Hour)},
+		{ID: "crm-r2", App: "crm", Env: "production", Kind: release.KindSwitch, SwitchTo: "crm-r1", Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0,
+			Steps: []release.Step{{Name: release.StepSwitch, State: release.StepDone, Ended: &ended}}},
+		{ID: "crm-r1", App: "crm", Env: release.RecoveryEnv, Kind: release.KindRestore, Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0.Add(-time.Hour)},
+	}
+	d := &Dispatcher{Service: fake, Location: time.UTC}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Users of crm production are on recovery since crm-r2 switched them (to what crm-r1 restored), 2026-03-10 13:00 UTC; production no longer serves them."
+	if !strings.Contains(r.Text, want) || !strings.Contains(r.Text, "crm-r9 cancelled") {
+		t.Fatalf("status after a switch lacks %q:\n%s", want, r.Text)
+	}
+	users := map[string]*UsersView{}
+	for _, v := range r.Data.([]EnvStatus) {
+		users[v.Env] = v.Users
+	}
+	if u := users["production"]; u == nil || u.ServedBy != "recovery" || u.Switch != "crm-r2" || u.Restore != "crm-r1" || !u.Since.Equal(ended) {
+		t.Fatalf("production's users: %+v", u)
+	}
+	if u := users["recovery"]; u == nil || u.ServedBy != "recovery" || u.UsersOf != "production" || u.Switch != "crm-r2" {
+		t.Fatalf("recovery's users: %+v", u)
+	}
+	if u := users["staging"]; u == nil || u.ServedBy != "staging" || u.Switch != "" {
+		t.Fatalf("staging's users: %+v", u)
+	}
+
+	// Without a switch no sentence, and recovery serves nobody.
+	fake.releases = fake.releases[2:]
+	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil || strings.Contains(r.Text, "Users of") {
+		t.Fatalf("status without a switch: %v\n%s", err, r.Text)
+	}
+	for _, v := range r.Data.([]EnvStatus) {
+		if (v.Env == "recovery") != (v.Users == nil) {
+			t.Fatalf("%s users: %+v", v.Env, v.Users)
+		}
+	}
+}
