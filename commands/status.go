@@ -10,18 +10,31 @@ import (
 
 // EnvStatus is what --json prints for one environment in status.
 type EnvStatus struct {
-	Env         string                 `json:"env"`
-	OpenRelease *ReleaseView           `json:"open_release,omitempty"`
-	LastRelease *ReleaseView           `json:"last_release,omitempty"`
-	LastBackup  *BackupView            `json:"last_backup,omitempty"`
-	Lock        *release.Hold          `json:"lock,omitempty"`
-	Frozen      []string               `json:"freeze,omitempty"`
-	Approvals   release.ApprovalPolicy `json:"approvals"`
-	Layout      *release.LayoutReport  `json:"layout,omitempty"`
+	Env         string                `json:"env"`
+	OpenRelease *ReleaseView          `json:"open_release,omitempty"`
+	LastRelease *ReleaseView          `json:"last_release,omitempty"`
+	LastBackup  *BackupView           `json:"last_backup,omitempty"`
+	Lock        *HoldView             `json:"lock,omitempty"`
+	Frozen      []string              `json:"freeze,omitempty"`
+	Approvals   ApprovalPolicyView    `json:"approvals"`
+	Layout      *release.LayoutReport `json:"layout,omitempty"`
 	// Users says which environment serves this environment's users: itself
 	// unless a switch moved them to recovery. For recovery it is set only
 	// while it serves the users of another environment.
 	Users *UsersView `json:"users,omitempty"`
+}
+
+// ApprovalPolicyView is an environment's approval policy.
+type ApprovalPolicyView struct {
+	Required  int      `json:"required"`
+	Approvers []string `json:"approvers,omitempty"`
+	AllowSelf bool     `json:"allow_self"`
+	// ExpireSeconds: an approval older than this no longer counts; 0 never.
+	ExpireSeconds int64 `json:"expire_seconds"`
+}
+
+func approvalPolicyView(p release.ApprovalPolicy) ApprovalPolicyView {
+	return ApprovalPolicyView{Required: p.Required, Approvers: p.Approvers, AllowSelf: p.AllowSelf, ExpireSeconds: int64(p.Expire.Seconds())}
 }
 
 // UsersView is where an environment's users are, and since which switch.
@@ -91,7 +104,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 		if e == a.Recovery {
 			name = release.RecoveryEnv
 		}
-		v := EnvStatus{Env: name, Approvals: e.Approvals}
+		v := EnvStatus{Env: name, Approvals: approvalPolicyView(e.Approvals)}
 		for _, f := range e.Freeze {
 			v.Frozen = append(v.Frozen, f.Text)
 		}
@@ -122,7 +135,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 		lock := "-"
 		for _, h := range holds {
 			if h.App == a.Name && h.Env == name {
-				hv := h
+				hv := holdView(h)
 				v.Lock = &hv
 				lock = fmt.Sprintf("locked by %s: %s", h.By, h.Reason)
 			}

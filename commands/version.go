@@ -117,9 +117,17 @@ func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) 
 
 // VersionRestoreView is what --json prints for a restore.
 type VersionRestoreView struct {
-	Restored VersionView                  `json:"restored"`
-	Before   VersionView                  `json:"before"`
-	Report   release.VersionRestoreReport `json:"report"`
+	Restored VersionView              `json:"restored"`
+	Before   VersionView              `json:"before"`
+	Report   VersionRestoreReportView `json:"report"`
+}
+
+// VersionRestoreReportView says what a version restore did.
+type VersionRestoreReportView struct {
+	Tables     int      `json:"tables"`
+	Rows       int64    `json:"rows"`
+	Notes      []string `json:"notes,omitempty"`
+	DurationMS int64    `json:"duration_ms"`
 }
 
 func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionRestore) (Reply, error) {
@@ -142,7 +150,7 @@ func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionR
 		}
 	}
 	r := newReply(fmt.Sprintf("Version %s restored into %s %s", v.ID, v.App, v.Env), fields, nil,
-		VersionRestoreView{Restored: versionView(v), Before: versionView(before), Report: *rep}, extra...)
+		VersionRestoreView{Restored: versionView(v), Before: versionView(before), Report: VersionRestoreReportView{Tables: rep.Tables, Rows: rep.Rows, Notes: rep.Notes, DurationMS: rep.Duration.Milliseconds()}}, extra...)
 	r.Public = true
 	return r, nil
 }
