@@ -32,3 +32,24 @@ func TestCut(t *testing.T) {
 		}
 	}
 }
+
+func TestCutTail(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short enough\n", 20, "short enough"},
+		{"output\nerror: the last line\n\n", 40, "…error: the last line"},
+		{"connection refused by the upstream host", 20, "…the upstream host"},
+		{"a-very-long-identifier-without-spaces", 10, "…ut-spaces"},
+	} {
+		got := CutTail(c.in, c.n)
+		if got != c.want {
+			t.Errorf("CutTail(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+		if utf8.RuneCountInString(got) > c.n {
+			t.Errorf("CutTail(%q, %d) = %q: longer than %d", c.in, c.n, got, c.n)
+		}
+	}
+}
