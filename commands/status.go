@@ -29,7 +29,8 @@ type ApprovalPolicyView struct {
 	Required  int      `json:"required"`
 	Approvers []string `json:"approvers,omitempty"`
 	AllowSelf bool     `json:"allow_self"`
-	// ExpireSeconds: an approval older than this no longer counts; 0 never.
+	// ExpireSeconds: a release not approved this long after its request
+	// expires; 0 means never.
 	ExpireSeconds int64 `json:"expire_seconds"`
 }
 
@@ -50,8 +51,8 @@ type UsersView struct {
 }
 
 // switchedAway returns, per environment whose users a switch moved to
-// recovery, the newest switch release that succeeded. Nothing moves users
-// back but another switch, so the newest one says where they are.
+// recovery, the newest switch release that succeeded. relbot has no switch
+// back (that is done by hand), so from then on users are on recovery.
 func switchedAway(rs []*release.Release) map[string]*release.Release {
 	out := map[string]*release.Release{}
 	for _, r := range rs { // newest first

@@ -22,7 +22,7 @@ var (
 	goDuration = regexp.MustCompile(`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`)
 	// durationWord names a duration, whose key must carry its unit.
 	durationWord = regexp.MustCompile(`(^|_)(duration|took|timeout|elapsed|interval|wait|expire|expiry|ttl|seconds|ms|ns)(_|$)`)
-	timeKey      = regexp.MustCompile(`(^|_)(at|since|until|time)$`)
+	timeKey      = regexp.MustCompile(`(^|_)(at|since|until|time|started|ended)$`)
 	// dataKeyed are the objects whose keys are names from the data (a
 	// plugin's, an environment's), not field names.
 	dataKeyed = regexp.MustCompile(`\.(plugins|variables_only_in)$`)
