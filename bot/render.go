@@ -390,12 +390,12 @@ func stepsText(r *release.Release) string {
 		case s.Started != nil && s.Ended != nil:
 			b.WriteString(" — " + duration(s.Ended.Sub(*s.Started)))
 		}
-		log := firstLine(s.Log)
+		log := s.Log // release.Cut keeps its first line
 		if s.State == release.StepFailed {
-			log = lastLine(s.Log) // the error is appended to the step's output
+			log = release.CutTail(s.Log, maxLogInList) // the error is appended to the step's output
 		}
 		if log != "" && s.State != release.StepPending {
-			b.WriteString(" — _" + escape(truncate(log, maxLogInList)) + "_")
+			b.WriteString(" — _" + escape(release.Cut(log, maxLogInList)) + "_")
 		}
 	}
 	return b.String()
@@ -405,14 +405,6 @@ func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
-	}
-	return s
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return "… " + strings.TrimSpace(s[i+1:])
 	}
 	return s
 }

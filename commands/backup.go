@@ -10,35 +10,55 @@ import (
 
 // BackupView is what --json prints for a backup.
 type BackupView struct {
-	ID         string                `json:"id"`
-	App        string                `json:"app"`
-	Env        string                `json:"env"`
-	Kind       release.BackupKind    `json:"kind"`
-	CreatedBy  string                `json:"created_by"`
-	CreatedAt  time.Time             `json:"created_at"`
-	Size       int64                 `json:"size"`
-	SHA256     string                `json:"sha256"`
-	VerifiedAt *time.Time            `json:"verified_at,omitempty"`
-	Release    string                `json:"release,omitempty"`
-	Manifest   release.BackupSummary `json:"manifest"`
+	ID         string             `json:"id"`
+	App        string             `json:"app"`
+	Env        string             `json:"env"`
+	Kind       release.BackupKind `json:"kind"`
+	CreatedBy  string             `json:"created_by"`
+	CreatedAt  time.Time          `json:"created_at"`
+	Size       int64              `json:"size"`
+	SHA256     string             `json:"sha256"`
+	VerifiedAt *time.Time         `json:"verified_at,omitempty"`
+	Release    string             `json:"release,omitempty"`
+	Manifest   ManifestView       `json:"manifest"`
+}
+
+// ManifestView is what a backup holds. (release.BackupSummary is stored
+// as it is; its duration is nanoseconds, so --json gets this copy.)
+type ManifestView struct {
+	ServerVersion string `json:"server_version"`
+	CoreVersion   string `json:"core_version,omitempty"`
+	// Plugins maps each plugin's name to its version.
+	Plugins    map[string]string `json:"plugins,omitempty"`
+	Tables     int               `json:"tables"`
+	Rows       int64             `json:"rows"`
+	Files      int               `json:"files"`
+	FileBytes  int64             `json:"file_bytes"`
+	DataBytes  int64             `json:"data_bytes"` // uncompressed COPY bytes
+	DurationMS int64             `json:"duration_ms"`
+	Encrypted  bool              `json:"encrypted"`
+	Warnings   []string          `json:"warnings,omitempty"`
 }
 
 func backupView(b *release.Backup) BackupView {
+	m := b.Manifest
 	return BackupView{
 		ID: b.ID, App: b.App, Env: b.Env, Kind: b.Kind, CreatedBy: b.CreatedBy, CreatedAt: b.CreatedAt,
-		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, Release: b.ReleaseID, Manifest: b.Manifest,
+		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, Release: b.ReleaseID,
+		Manifest: ManifestView{ServerVersion: m.ServerVersion, CoreVersion: m.CoreVersion, Plugins: m.Plugins, Tables: m.Tables, Rows: m.Rows,
+			Files: m.Files, FileBytes: m.FileBytes, DataBytes: m.DataBytes, DurationMS: m.Duration.Milliseconds(), Encrypted: m.Encrypted, Warnings: m.Warnings},
 	}
 }
 
 // VerifyView is what --json prints for a backup verify.
 type VerifyView struct {
-	Backup   BackupView `json:"backup"`
-	OK       bool       `json:"ok"`
-	Tables   int        `json:"tables"`
-	Rows     int64      `json:"rows"`
-	Files    int        `json:"files"`
-	Problems []string   `json:"problems"`
-	Seconds  float64    `json:"seconds"`
+	Backup     BackupView `json:"backup"`
+	OK         bool       `json:"ok"`
+	Tables     int        `json:"tables"`
+	Rows       int64      `json:"rows"`
+	Files      int        `json:"files"`
+	Problems   []string   `json:"problems"`
+	DurationMS int64      `json:"duration_ms"`
 }
 
 func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCreate) (Reply, error) {
@@ -108,7 +128,7 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 		return Reply{}, release.Errorf(release.CodeInternal, "verify of %s: no report returned", c.Backup)
 	}
 	view := VerifyView{Backup: backupView(b), OK: rep.OK(), Tables: rep.Tables, Rows: rep.Rows, Files: rep.Files,
-		Problems: append([]string{}, rep.Problems...), Seconds: rep.Duration.Seconds()}
+		Problems: append([]string{}, rep.Problems...), DurationMS: rep.Duration.Milliseconds()}
 	fields := []Field{
 		{"Backup", fmt.Sprintf("%s (%s %s, %s, %s)", b.ID, b.App, b.Env, b.Kind, d.when(b.CreatedAt))},
 		{"Restored", fmt.Sprintf("%s %s, %s %s, %s %s", count(rep.Tables), plural(rep.Tables, "table", "tables"),

@@ -107,8 +107,8 @@ type Switch struct{ Release string }
 // ReleaseList lists an app's releases; Env may be empty (all).
 type ReleaseList struct{ App, Env string }
 
-// ReleaseShow shows one release.
-type ReleaseShow struct{ Release string }
+// ReleaseShow shows one release; with Step, that step's whole log.
+type ReleaseShow struct{ Release, Step string }
 
 // Drift compares two environments of an app.
 type Drift struct{ App, From, To string }

@@ -28,6 +28,9 @@ type fakeService struct {
 	// refused for them; applied makes a plan find its file applied.
 	newPlugins []release.NewPlugin
 	applied    *release.AppliedBy
+	// releases, when set, is what GetRelease and ListReleases answer
+	// (ListReleases: newest first, as the store lists them).
+	releases []*release.Release
 }
 
 var _ Service = (*fakeService)(nil)

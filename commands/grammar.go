@@ -297,10 +297,11 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return ReleaseList{App: a[0], Env: a[1]} },
 	},
 	{
-		name: "release show", args: []arg{aRelease},
+		name: "release show", args: []arg{aRelease}, flags: []flag{{name: "step", meta: "NAME", kind: kindText}},
 		summary: "a release's steps, approvals, validation results and state",
-		help:    "Shows RELEASE in full: who requested and approved it, the file hash, the pre-release backup, each step with its times and outcome, and the validation results.",
-		build:   func(a []string, _ map[string]string) Command { return ReleaseShow{Release: a[0]} },
+		help: "Shows RELEASE in full: who requested and approved it, the file hash, the pre-release backup, each step with its times and outcome, and the validation results. " +
+			"The steps' logs are cut to a line there; --step NAME prints one step's whole log (quote a NAME with spaces: --step \"restore backup\").",
+		build: func(a []string, f map[string]string) Command { return ReleaseShow{Release: a[0], Step: f["step"]} },
 	},
 	{
 		name: "drift", args: []arg{aApp, aEnv, aEnv},

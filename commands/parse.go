@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/relbot/relbot/release"
 )
 
 var (
@@ -36,13 +38,31 @@ func kindOfLetter(l string) argKind {
 	return -1
 }
 
-// Parse turns the words of one command line into a typed Command. Any error
-// is a *UsageError. An empty line is a request for help.
+// Parse turns one command line, as typed in Slack, into a typed Command: it
+// splits the text into words (lex.go) and reads them as ParseWords does. Any
+// error is a *UsageError. An empty line is a request for help.
 func Parse(text string) (Command, error) {
 	toks, err := split(text)
 	if err != nil {
 		return nil, err
 	}
+	return parseTokens(toks)
+}
+
+// ParseWords reads words a shell already split (the terminal's os.Args) with
+// the same grammar as Parse. Each word is taken as it is: no quotes are
+// removed and no word is split or joined again, so a note keeps its quotes,
+// apostrophes, backslashes and spaces. Like an unquoted word of Parse, a
+// word starting with "--" is a flag; --note=--x gives such a value.
+func ParseWords(words []string) (Command, error) {
+	toks := make([]token, len(words))
+	for i, w := range words {
+		toks[i] = token{text: w}
+	}
+	return parseTokens(toks)
+}
+
+func parseTokens(toks []token) (Command, error) {
 	if len(toks) == 0 {
 		return Help{}, nil
 	}
@@ -406,12 +426,7 @@ func levenshtein(a, b string) int {
 
 // short caps what a message repeats of the user's input.
 func short(s string) string {
-	const max = 40
-	r := []rune(s)
-	if len(r) > max {
-		return string(r[:max]) + "…"
-	}
-	return s
+	return release.Cut(s, 41)
 }
 
 func quoteShort(s string) string { return fmt.Sprintf("%q", short(s)) }

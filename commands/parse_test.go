@@ -280,7 +280,7 @@ func TestUsageMatchesSpec(t *testing.T) {
 		// runs switch_traffic after a restore into recovery.
 		"switch RELEASE",
 		"release list APP [ENV]",
-		"release show RELEASE",
+		"release show RELEASE [--step NAME]",
 		"drift APP ENV ENV",
 		"lock APP ENV REASON...",
 		"unlock APP ENV",
@@ -450,4 +450,51 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) error %T %q, want *UsageError with a message", in, err, err)
 		}
 	})
+}
+
+// TestParseWords: words a shell already split reach the command as they
+// are, while the grammar (flags, rest arguments, errors) is Parse's.
+func TestParseWords(t *testing.T) {
+	note := `it's a "test" of C:\dir\ and  two  spaces, don’t “lose” it`
+	for _, c := range []struct {
+		words []string
+		want  Command
+	}{
+		{[]string{"version", "create", "crm", `it's a "test"`}, VersionCreate{App: "crm", Description: `it's a "test"`}},
+		{[]string{"version", "create", "crm", note}, VersionCreate{App: "crm", Description: note}},
+		// An empty word stays a word of the rest argument.
+		{[]string{"version", "create", "crm", "a", "", "b"}, VersionCreate{App: "crm", Description: "a  b"}},
+		{[]string{"migration", "create", "crm", "--note", note}, MigrationCreate{App: "crm", Note: note}},
+		{[]string{"migration", "create", "crm", "--note=" + note}, MigrationCreate{App: "crm", Note: note}},
+		{[]string{"lock", "crm", "production", `'quoted'`, `"too"`}, Lock{App: "crm", Env: "production", Reason: `'quoted' "too"`}},
+		{[]string{"var", "set", "crm", "staging", `URL=a "b" 'c'`}, VarSet{App: "crm", Env: "staging", Var: "URL", Value: `a "b" 'c'`}},
+		{[]string{"deploy", "crm-m1", "production", "--at", "2026-12-01", "22:00"}, Deploy{Migration: "crm-m1", Env: "production", At: "2026-12-01 22:00"}},
+		{nil, Help{}},
+		{[]string{"status", "crm", "--help"}, Help{Topic: "status"}},
+	} {
+		got, err := ParseWords(c.words)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ParseWords(%q) = %#v, %v; want %#v", c.words, got, err, c.want)
+		}
+	}
+	// Errors are the grammar's: a word starting with "--" is a flag.
+	for words, want := range map[string][]string{
+		"unknown flag":  {"migration", "create", "crm", "--nte", "x"},
+		"needs a value": {"migration", "create", "crm", "--note"},
+		"must not be":   {"version", "create", "crm", ""},
+	} {
+		_, err := ParseWords(want)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), words) {
+			t.Errorf("ParseWords(%q): want a usage error with %q, got %v", want, words, err)
+		}
+	}
+	// The Slack text and the shell's words of one command agree.
+	for _, text := range []string{"backup restore crm-b1 --into recovery", "reject crm-r5 not today", "release list crm production"} {
+		a, errA := Parse(text)
+		b, errB := ParseWords(strings.Fields(text))
+		if errA != nil || errB != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%q: Parse %#v, %v; ParseWords %#v, %v", text, a, errA, b, errB)
+		}
+	}
 }

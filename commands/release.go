@@ -12,23 +12,23 @@ import (
 
 // ReleaseView is what --json prints for a release.
 type ReleaseView struct {
-	ID          string                `json:"id"`
-	App         string                `json:"app"`
-	Env         string                `json:"env"`
-	Kind        release.ReleaseKind   `json:"kind"`
-	Migration   string                `json:"migration,omitempty"`
-	FileHash    string                `json:"file_hash,omitempty"`
-	Backup      string                `json:"backup,omitempty"`
-	RollbackOf  string                `json:"rollback_of,omitempty"`
-	SwitchTo    string                `json:"switch_to,omitempty"`
-	RequestedBy string                `json:"requested_by"`
-	RequestedAt time.Time             `json:"requested_at"`
-	At          *time.Time            `json:"at,omitempty"`
-	State       release.State         `json:"state"`
-	Reason      string                `json:"reason,omitempty"`
-	Approvals   []ApprovalView        `json:"approvals"`
-	Steps       []StepView            `json:"steps"`
-	Checks      []release.CheckResult `json:"checks,omitempty"`
+	ID          string              `json:"id"`
+	App         string              `json:"app"`
+	Env         string              `json:"env"`
+	Kind        release.ReleaseKind `json:"kind"`
+	Migration   string              `json:"migration,omitempty"`
+	FileHash    string              `json:"file_hash,omitempty"`
+	Backup      string              `json:"backup,omitempty"`
+	RollbackOf  string              `json:"rollback_of,omitempty"`
+	SwitchTo    string              `json:"switch_to,omitempty"`
+	RequestedBy string              `json:"requested_by"`
+	RequestedAt time.Time           `json:"requested_at"`
+	At          *time.Time          `json:"at,omitempty"`
+	State       release.State       `json:"state"`
+	Reason      string              `json:"reason,omitempty"`
+	Approvals   []ApprovalView      `json:"approvals"`
+	Steps       []StepView          `json:"steps"`
+	Checks      []CheckView         `json:"checks,omitempty"`
 
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
@@ -43,18 +43,28 @@ type ApprovalView struct {
 
 // StepView is one step of a release.
 type StepView struct {
-	Name     string            `json:"name"`
-	State    release.StepState `json:"state"`
-	Started  *time.Time        `json:"started,omitempty"`
-	Ended    *time.Time        `json:"ended,omitempty"`
-	Log      string            `json:"log,omitempty"`
-	Duration string            `json:"duration,omitempty"`
+	Name       string            `json:"name"`
+	State      release.StepState `json:"state"`
+	Started    *time.Time        `json:"started,omitempty"`
+	Ended      *time.Time        `json:"ended,omitempty"`
+	Log        string            `json:"log,omitempty"`
+	DurationMS *int64            `json:"duration_ms,omitempty"` // once ended
+	// Took is the duration for people ("1.6s"); --json has DurationMS.
+	Took string `json:"-"`
+}
+
+// CheckView is one validation check's result.
+type CheckView struct {
+	Name       string `json:"name"`
+	OK         bool   `json:"ok"`
+	DurationMS int64  `json:"duration_ms"`
+	Detail     string `json:"detail,omitempty"`
 }
 
 func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
 		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
-		Approvals: []ApprovalView{}, Steps: []StepView{}, Checks: r.Checks}
+		Approvals: []ApprovalView{}, Steps: []StepView{}}
 	v.AllowNewPlugins = r.AllowNewPlugins
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
@@ -62,11 +72,27 @@ func releaseView(r *release.Release) ReleaseView {
 	for _, s := range r.Steps {
 		sv := StepView{Name: s.Name, State: s.State, Started: s.Started, Ended: s.Ended, Log: s.Log}
 		if s.Started != nil && s.Ended != nil {
-			sv.Duration = humanDuration(s.Ended.Sub(*s.Started))
+			d := s.Ended.Sub(*s.Started)
+			ms := d.Milliseconds()
+			sv.DurationMS, sv.Took = &ms, humanDuration(d)
 		}
 		v.Steps = append(v.Steps, sv)
 	}
+	for _, c := range r.Checks {
+		v.Checks = append(v.Checks, CheckView{Name: c.Name, OK: c.OK, DurationMS: c.Duration.Milliseconds(), Detail: c.Detail})
+	}
 	return v
+}
+
+// maxLogCell is how much of a step's log the release view shows.
+const maxLogCell = 100
+
+// quoteStep writes a step name as the grammar reads it back.
+func quoteStep(name string) string {
+	if strings.ContainsAny(name, " \t") {
+		return `"` + name + `"`
+	}
+	return name
 }
 
 // what says in a few words what a release does.
@@ -120,15 +146,20 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}
 	var table *Table
+	logCut := ""
 	if len(r.Steps) > 0 {
 		table = &Table{Columns: []string{"Step", "State", "Took", "Log"}}
 		for _, s := range releaseView(r).Steps {
-			log := strings.ReplaceAll(s.Log, "\n", " | ")
-			if len(log) > 100 {
-				log = log[:100] + " ..."
+			whole := strings.ReplaceAll(strings.TrimSpace(s.Log), "\n", " | ")
+			log := release.Cut(whole, maxLogCell)
+			if log != whole && logCut == "" {
+				logCut = s.Name
 			}
-			table.Rows = append(table.Rows, []string{s.Name, string(s.State), s.Duration, log})
+			table.Rows = append(table.Rows, []string{s.Name, string(s.State), s.Took, log})
 		}
+	}
+	if logCut != "" {
+		extra = append([]string{"", fmt.Sprintf("Logs are cut to a line; a step's whole log: release show %s --step %s", r.ID, quoteStep(logCut))}, extra...)
 	}
 	if len(r.Checks) > 0 {
 		extra = append(extra, "", "Validation:")
@@ -345,6 +376,9 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 	if err != nil {
 		return Reply{}, err
 	}
+	if c.Step != "" {
+		return stepLog(r, c.Step)
+	}
 	var extra []string
 	switch r.State {
 	case release.StateInterrupted:
@@ -359,13 +393,59 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 	return reply, nil
 }
 
+// HoldView is what --json prints for a lock.
+type HoldView struct {
+	App    string    `json:"app"`
+	Env    string    `json:"env"`
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+}
+
+func holdView(h release.Hold) HoldView {
+	return HoldView{App: h.App, Env: h.Env, Reason: h.Reason, By: h.By, At: h.At}
+}
+
+// StepLogView is what --json prints for release show --step.
+type StepLogView struct {
+	Release string `json:"release"`
+	StepView
+}
+
+// stepLog is one step of r with its whole log, the log release show cuts
+// to a line. The name is matched case-blind; an unknown one is refused
+// with the names r's steps have.
+func stepLog(r *release.Release, name string) (Reply, error) {
+	view := releaseView(r)
+	var names []string
+	for _, s := range view.Steps {
+		if !strings.EqualFold(s.Name, strings.TrimSpace(name)) {
+			names = append(names, fmt.Sprintf("%q", s.Name))
+			continue
+		}
+		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, s.State)
+		if s.Took != "" {
+			title += ", took " + s.Took
+		}
+		log := strings.TrimRight(s.Log, "\n")
+		if log == "" {
+			log = "(the step logged nothing)"
+		}
+		return newReply(title, nil, nil, StepLogView{Release: r.ID, StepView: s}, log), nil
+	}
+	if len(names) == 0 {
+		return Reply{}, release.Errorf(release.CodeNotFound, "%s has no steps yet, so no step %s", r.ID, quoteShort(name))
+	}
+	return Reply{}, release.Errorf(release.CodeNotFound, "%s has no step %s; its steps are %s", r.ID, quoteShort(name), strings.Join(names, ", "))
+}
+
 func (d *Dispatcher) lock(ctx context.Context, req Request, c Lock) (Reply, error) {
 	h, err := d.Service.Lock(ctx, req.User, c.App, c.Env, c.Reason)
 	if err != nil {
 		return Reply{}, err
 	}
 	r := newReply(fmt.Sprintf("%s %s is locked: no release or restore runs until unlock %s %s", h.App, h.Env, h.App, h.Env),
-		[]Field{{"By", h.By}, {"Reason", h.Reason}}, nil, h)
+		[]Field{{"By", h.By}, {"Reason", h.Reason}}, nil, holdView(*h))
 	r.Public = true
 	return r, nil
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,11 @@ func (f *fakeService) Run(_ context.Context, id string) (*release.Release, error
 }
 
 func (f *fakeService) GetRelease(_ context.Context, id string) (*release.Release, error) {
+	for _, r := range f.releases {
+		if r.ID == id {
+			return r, nil
+		}
+	}
 	f.mu.Lock()
 	ran := false
 	for _, c := range f.calls {
@@ -68,6 +74,15 @@ func (f *fakeService) GetRelease(_ context.Context, id string) (*release.Release
 }
 
 func (f *fakeService) ListReleases(_ context.Context, app, env string) ([]*release.Release, error) {
+	if f.releases != nil {
+		var out []*release.Release
+		for _, r := range f.releases {
+			if r.App == app && (env == "" || r.Env == env) {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
 	return []*release.Release{{ID: "crm-r1", App: app, Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0}}, nil
 }
 
@@ -144,5 +159,104 @@ func TestReleaseCommands(t *testing.T) {
 	r, err = d.Handle(context.Background(), Request{User: "bob", Text: "lock crm production incident 42"})
 	if err != nil || !strings.Contains(r.Text, "incident 42") {
 		t.Fatalf("lock: %v\n%s", err, r.Text)
+	}
+}
+
+// TestReleaseShowStep: the release view cuts each log to a line, with "…"
+// at a word boundary, and says how to read the rest; --step prints one
+// step's whole log; an unknown step is refused with the steps there are.
+func TestReleaseShowStep(t *testing.T) {
+	started, ended := t0, t0.Add(90*time.Second)
+	long := "restored 40 tables and 1000 rows from crm-b1\n" + strings.Repeat("copied table nb_contracts with its rows ", 10) + "\nlast line: done"
+	fake := newFake()
+	fake.releases = []*release.Release{{ID: "crm-r4", App: "crm", Env: "recovery", Kind: release.KindRestore, Backup: "crm-b1", State: release.StateSucceeded,
+		RequestedBy: "alice", RequestedAt: t0, Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepDone, Log: "ok"},
+			{Name: release.StepRestore, State: release.StepDone, Started: &started, Ended: &ended, Log: long},
+		}}}
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := r.Table.Rows[1][3]
+	if !strings.HasSuffix(cell, "…") || strings.HasSuffix(strings.TrimSuffix(cell, "…"), " ") || len([]rune(cell)) > maxLogCell ||
+		!strings.HasPrefix(long, strings.TrimSuffix(strings.ReplaceAll(cell, " | ", "\n"), "…")) {
+		t.Fatalf("cut log cell %q", cell)
+	}
+	if last := strings.TrimSuffix(cell, "…"); !strings.HasSuffix(last, "nb_contracts") && !strings.HasSuffix(last, "with") &&
+		!strings.HasSuffix(last, "its") && !strings.HasSuffix(last, "rows") && !strings.HasSuffix(last, "copied") && !strings.HasSuffix(last, "table") {
+		t.Fatalf("the cut is not at a word boundary: %q", cell)
+	}
+	if !strings.Contains(r.Text, `release show crm-r4 --step "restore backup"`) {
+		t.Fatalf("no hint to the whole log:\n%s", r.Text)
+	}
+
+	r, err = d.Handle(context.Background(), Request{User: "alice", Text: `release show crm-r4 --step "Restore backup"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r.Text, "Release crm-r4, step restore backup: done, took ") || !strings.HasSuffix(r.Text, "\n"+strings.TrimSpace(long)) {
+		t.Fatalf("--step does not print the whole log:\n%s", r.Text)
+	}
+	data, _ := json.Marshal(r.Data)
+	var v struct {
+		Release, Name, Log string
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.Release != "crm-r4" || v.Name != release.StepRestore || v.Log != long {
+		t.Fatalf("--step --json: %s (%v)", data, err)
+	}
+
+	_, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step backup"})
+	if err == nil || ExitCode(err) != 1 || ErrorReply(err).Text != `crm-r4 has no step "backup"; its steps are "preflight", "restore backup"` {
+		t.Fatalf("unknown step: %v", err)
+	}
+}
+
+// TestStatusAfterASwitch: once a switch moved production's users to
+// recovery, status says so, in text and JSON, whatever ran in production
+// since (here a cancelled deploy).
+func TestStatusAfterASwitch(t *testing.T) {
+	ended := t0.Add(time.Hour)
+	fake := newFake()
+	fake.releases = []*release.Release{ // newest first
+		{ID: "crm-r9", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m2", State: release.StateCancelled, RequestedAt: t0.Add(2 * time.Hour)},
+		{ID: "crm-r2", App: "crm", Env: "production", Kind: release.KindSwitch, SwitchTo: "crm-r1", Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0,
+			Steps: []release.Step{{Name: release.StepSwitch, State: release.StepDone, Ended: &ended}}},
+		{ID: "crm-r1", App: "crm", Env: release.RecoveryEnv, Kind: release.KindRestore, Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0.Add(-time.Hour)},
+	}
+	d := &Dispatcher{Service: fake, Location: time.UTC}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Users of crm production are on recovery since crm-r2 switched them (to what crm-r1 restored), 2026-03-10 13:00 UTC; production no longer serves them."
+	if !strings.Contains(r.Text, want) || !strings.Contains(r.Text, "crm-r9 cancelled") {
+		t.Fatalf("status after a switch lacks %q:\n%s", want, r.Text)
+	}
+	users := map[string]*UsersView{}
+	for _, v := range r.Data.([]EnvStatus) {
+		users[v.Env] = v.Users
+	}
+	if u := users["production"]; u == nil || u.ServedBy != "recovery" || u.Switch != "crm-r2" || u.Restore != "crm-r1" || !u.Since.Equal(ended) {
+		t.Fatalf("production's users: %+v", u)
+	}
+	if u := users["recovery"]; u == nil || u.ServedBy != "recovery" || u.UsersOf != "production" || u.Switch != "crm-r2" {
+		t.Fatalf("recovery's users: %+v", u)
+	}
+	if u := users["staging"]; u == nil || u.ServedBy != "staging" || u.Switch != "" {
+		t.Fatalf("staging's users: %+v", u)
+	}
+
+	// Without a switch no sentence, and recovery serves nobody.
+	fake.releases = fake.releases[2:]
+	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil || strings.Contains(r.Text, "Users of") {
+		t.Fatalf("status without a switch: %v\n%s", err, r.Text)
+	}
+	for _, v := range r.Data.([]EnvStatus) {
+		if (v.Env == "recovery") != (v.Users == nil) {
+			t.Fatalf("%s users: %+v", v.Env, v.Users)
+		}
 	}
 }

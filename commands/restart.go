@@ -9,11 +9,11 @@ import (
 
 // RestartView is what --json prints for a restart.
 type RestartView struct {
-	App      string `json:"app"`
-	Env      string `json:"env"`
-	By       string `json:"by"`
-	Output   string `json:"output,omitempty"`
-	Duration string `json:"duration"`
+	App        string `json:"app"`
+	Env        string `json:"env"`
+	By         string `json:"by"`
+	Output     string `json:"output,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 func (d *Dispatcher) restart(ctx context.Context, req Request, c Restart) (Reply, error) {
@@ -21,13 +21,13 @@ func (d *Dispatcher) restart(ctx context.Context, req Request, c Restart) (Reply
 	if err != nil {
 		return Reply{}, err
 	}
-	view := RestartView{App: res.App, Env: res.Env, By: res.By, Output: res.Output, Duration: humanDuration(res.Duration.Round(time.Millisecond))}
+	view := RestartView{App: res.App, Env: res.Env, By: res.By, Output: res.Output, DurationMS: res.Duration.Milliseconds()}
 	var extra []string
 	if out := strings.TrimSpace(res.Output); out != "" {
 		extra = append(extra, "", "Output of the restart hook:", out)
 	}
 	r := newReply(fmt.Sprintf("%s %s restarted by %s (its restart hook, %s): the app now runs with its current variables and configuration",
-		res.App, res.Env, res.By, view.Duration), nil, nil, view, extra...)
+		res.App, res.Env, res.By, humanDuration(res.Duration.Round(time.Millisecond))), nil, nil, view, extra...)
 	r.Public = true
 	return r, nil
 }

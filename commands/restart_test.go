@@ -59,7 +59,7 @@ func TestRestartAfterVariableChanges(t *testing.T) {
 	if err != nil || !r.Public || !strings.Contains(r.Text, "crm production restarted by alice") || !strings.Contains(r.Text, "deployment.apps/crm restarted") {
 		t.Fatalf("restart: %v\n%s", err, r.Text)
 	}
-	if v, ok := r.Data.(RestartView); !ok || v.Duration != "1.5s" {
+	if v, ok := r.Data.(RestartView); !ok || v.DurationMS != 1500 || !strings.Contains(r.Text, "1.5s") {
 		t.Fatalf("restart data: %#v", r.Data)
 	}
 	if _, err := d.Handle(ctx, Request{User: "alice", Text: "restart crm staging"}); release.ErrorCode(err) != release.CodeConflict ||

@@ -3,20 +3,75 @@ package commands
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/relbot/relbot/release"
 )
 
 // EnvStatus is what --json prints for one environment in status.
 type EnvStatus struct {
-	Env         string                 `json:"env"`
-	OpenRelease *ReleaseView           `json:"open_release,omitempty"`
-	LastRelease *ReleaseView           `json:"last_release,omitempty"`
-	LastBackup  *BackupView            `json:"last_backup,omitempty"`
-	Lock        *release.Hold          `json:"lock,omitempty"`
-	Frozen      []string               `json:"freeze,omitempty"`
-	Approvals   release.ApprovalPolicy `json:"approvals"`
-	Layout      *release.LayoutReport  `json:"layout,omitempty"`
+	Env         string                `json:"env"`
+	OpenRelease *ReleaseView          `json:"open_release,omitempty"`
+	LastRelease *ReleaseView          `json:"last_release,omitempty"`
+	LastBackup  *BackupView           `json:"last_backup,omitempty"`
+	Lock        *HoldView             `json:"lock,omitempty"`
+	Frozen      []string              `json:"freeze,omitempty"`
+	Approvals   ApprovalPolicyView    `json:"approvals"`
+	Layout      *release.LayoutReport `json:"layout,omitempty"`
+	// Users says which environment serves this environment's users: itself
+	// unless a switch moved them to recovery. For recovery it is set only
+	// while it serves the users of another environment.
+	Users *UsersView `json:"users,omitempty"`
+}
+
+// ApprovalPolicyView is an environment's approval policy.
+type ApprovalPolicyView struct {
+	Required  int      `json:"required"`
+	Approvers []string `json:"approvers,omitempty"`
+	AllowSelf bool     `json:"allow_self"`
+	// ExpireSeconds: a release not approved this long after its request
+	// expires; 0 means never.
+	ExpireSeconds int64 `json:"expire_seconds"`
+}
+
+func approvalPolicyView(p release.ApprovalPolicy) ApprovalPolicyView {
+	return ApprovalPolicyView{Required: p.Required, Approvers: p.Approvers, AllowSelf: p.AllowSelf, ExpireSeconds: int64(p.Expire.Seconds())}
+}
+
+// UsersView is where an environment's users are, and since which switch.
+type UsersView struct {
+	ServedBy string `json:"served_by"`
+	// UsersOf, on recovery, is the environment whose users it serves.
+	UsersOf string `json:"users_of,omitempty"`
+	// Switch is the switch release that moved them; Restore the rollback
+	// or restore into recovery it moved them to; Since when it finished.
+	Switch  string     `json:"switch,omitempty"`
+	Restore string     `json:"restore,omitempty"`
+	Since   *time.Time `json:"since,omitempty"`
+}
+
+// switchedAway returns, per environment whose users a switch moved to
+// recovery, the newest switch release that succeeded. relbot has no switch
+// back (that is done by hand), so from then on users are on recovery.
+func switchedAway(rs []*release.Release) map[string]*release.Release {
+	out := map[string]*release.Release{}
+	for _, r := range rs { // newest first
+		if r.Kind == release.KindSwitch && r.State == release.StateSucceeded && out[r.Env] == nil {
+			out[r.Env] = r
+		}
+	}
+	return out
+}
+
+// switchedAt is when switch release r moved the users: the end of its
+// switch step, else its last change.
+func switchedAt(r *release.Release) time.Time {
+	for _, s := range r.Steps {
+		if s.Name == release.StepSwitch && s.Ended != nil {
+			return *s.Ended
+		}
+	}
+	return r.UpdatedAt
 }
 
 func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, error) {
@@ -43,12 +98,14 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 	}
 	table := &Table{Columns: []string{"Environment", "Release in progress", "Last release", "Last backup", "Lock", "NocoBase layout"}}
 	var views []EnvStatus
+	switched := switchedAway(rs)
+	var moved []string // sentences under the table
 	for _, e := range envs {
 		name := e.Name
 		if e == a.Recovery {
 			name = release.RecoveryEnv
 		}
-		v := EnvStatus{Env: name, Approvals: e.Approvals}
+		v := EnvStatus{Env: name, Approvals: approvalPolicyView(e.Approvals)}
 		for _, f := range e.Freeze {
 			v.Frozen = append(v.Frozen, f.Text)
 		}
@@ -79,7 +136,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 		lock := "-"
 		for _, h := range holds {
 			if h.App == a.Name && h.Env == name {
-				hv := h
+				hv := holdView(h)
 				v.Lock = &hv
 				lock = fmt.Sprintf("locked by %s: %s", h.By, h.Reason)
 			}
@@ -91,8 +148,31 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 				layout = layouts[i].Text()
 			}
 		}
+		if e == a.Recovery {
+			for _, from := range envs {
+				sw := switched[from.Name]
+				if sw == nil || from == a.Recovery {
+					continue
+				}
+				// Should two environments have been switched, the newest
+				// switch is named here; each has its own sentence below.
+				if at := switchedAt(sw); v.Users == nil || at.After(*v.Users.Since) {
+					v.Users = &UsersView{ServedBy: name, UsersOf: from.Name, Switch: sw.ID, Restore: sw.SwitchTo, Since: &at}
+				}
+			}
+		} else if sw := switched[name]; sw != nil {
+			at := switchedAt(sw)
+			v.Users = &UsersView{ServedBy: release.RecoveryEnv, Switch: sw.ID, Restore: sw.SwitchTo, Since: &at}
+			moved = append(moved, fmt.Sprintf("Users of %s %s are on %s since %s switched them (to what %s restored), %s; %s no longer serves them.",
+				a.Name, name, release.RecoveryEnv, sw.ID, sw.SwitchTo, d.when(at), name))
+		} else {
+			v.Users = &UsersView{ServedBy: name}
+		}
 		views = append(views, v)
 		table.Rows = append(table.Rows, []string{name, open, last, backup, lock, layout})
 	}
-	return newReply(fmt.Sprintf("Status of %s", a.Name), nil, table, views), nil
+	if len(moved) > 0 {
+		moved = append([]string{""}, moved...)
+	}
+	return newReply(fmt.Sprintf("Status of %s", a.Name), nil, table, views, moved...), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/relbot/relbot/release"
 )
@@ -118,9 +117,17 @@ func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) 
 
 // VersionRestoreView is what --json prints for a restore.
 type VersionRestoreView struct {
-	Restored VersionView                  `json:"restored"`
-	Before   VersionView                  `json:"before"`
-	Report   release.VersionRestoreReport `json:"report"`
+	Restored VersionView              `json:"restored"`
+	Before   VersionView              `json:"before"`
+	Report   VersionRestoreReportView `json:"report"`
+}
+
+// VersionRestoreReportView says what a version restore did.
+type VersionRestoreReportView struct {
+	Tables     int      `json:"tables"`
+	Rows       int64    `json:"rows"`
+	Notes      []string `json:"notes,omitempty"`
+	DurationMS int64    `json:"duration_ms"`
 }
 
 func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionRestore) (Reply, error) {
@@ -143,19 +150,10 @@ func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionR
 		}
 	}
 	r := newReply(fmt.Sprintf("Version %s restored into %s %s", v.ID, v.App, v.Env), fields, nil,
-		VersionRestoreView{Restored: versionView(v), Before: versionView(before), Report: *rep}, extra...)
+		VersionRestoreView{Restored: versionView(v), Before: versionView(before), Report: VersionRestoreReportView{Tables: rep.Tables, Rows: rep.Rows, Notes: rep.Notes, DurationMS: rep.Duration.Milliseconds()}}, extra...)
 	r.Public = true
 	return r, nil
 }
 
 // oneLineShort keeps the first line of s, cut to n characters.
-func oneLineShort(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if utf8.RuneCountInString(s) > n {
-		s = string([]rune(s)[:n-3]) + "..."
-	}
-	return s
-}
+func oneLineShort(s string, n int) string { return release.Cut(s, n) }

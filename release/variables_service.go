@@ -152,10 +152,7 @@ func checkVarName(name string) error {
 // shortQuote quotes user input for a message, cut short so a message stays
 // one readable line.
 func shortQuote(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		s = string(r[:40]) + "…"
-	}
-	return fmt.Sprintf("%q", s)
+	return fmt.Sprintf("%q", Cut(s, 41))
 }
 
 // SetVariable sets a plain variable of an environment.

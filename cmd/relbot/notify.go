@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,12 +53,5 @@ func (n *termNotifier) ReleaseChanged(_ context.Context, r *release.Release, e r
 }
 
 func firstDetail(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 120 {
-		s = s[:120] + " ..."
-	}
-	return s
+	return release.Cut(s, 120)
 }

@@ -558,6 +558,12 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 		t.Fatalf("the switch_traffic hook did not run: %v", err)
 	}
 	must(t, run(t, env, "release", "show", "crm-r2", "--json"), `"kind": "switch traffic"`, `"switch_to": "crm-r1"`, `"env": "production"`)
+	// Status says where users are now, in text and JSON.
+	must(t, run(t, env, "status", "crm"), "Users of crm production are on recovery since crm-r2 switched them (to what crm-r1 restored)")
+	must(t, run(t, env, "status", "crm", "--json"), `"served_by": "recovery"`, `"users_of": "production"`, `"switch": "crm-r2"`)
+	// A step's whole log, and an unknown step named with those there are.
+	must(t, run(t, env, "release", "show", "crm-r1", "--step", "restore backup"), "Release crm-r1, step restore backup: done")
+	refused(t, run(t, env, "release", "show", "crm-r1", "--step", "restore"), `crm-r1 has no step "restore"; its steps are "preflight"`)
 	refused(t, run(t, env, "switch", "crm-r1", "--as", "alice"), "were moved to what crm-r1 restored already, by crm-r2")
 
 	// Recovery restored again: the older restore is no longer what it holds.

@@ -25,8 +25,9 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 		fmt.Fprintln(io.Err, "relbot: "+err.Error())
 		return exitUsage
 	}
-	text := joinWords(words)
-	cmd, err := commands.Parse(text)
+	// The shell has split the words already: they go to the grammar as they
+	// are, never re-joined and split again (which lost quotes).
+	cmd, err := commands.ParseWords(words)
 	if err != nil {
 		return report(io, commands.Reply{}, err, asJSON)
 	}
@@ -34,7 +35,7 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 	if as == "" {
 		as = osName
 	}
-	req := commands.Request{User: as, Text: text, JSON: asJSON, Secret: secretReader(io)}
+	req := commands.Request{User: as, Text: strings.Join(words, " "), JSON: asJSON, Secret: secretReader(io)}
 	d := &commands.Dispatcher{}
 	if cmd.Name() != "help" {
 		settings, file, err := loadConfig(getenv, config.EnvDatabaseURL)
@@ -147,31 +148,6 @@ func checkUserName(v string) error {
 		return fmt.Errorf("--as %q: a user name has no spaces or control characters", v)
 	}
 	return nil
-}
-
-// joinWords rebuilds one command line from words the shell already split,
-// quoting those that hold spaces so the grammar sees them as one.
-func joinWords(words []string) string {
-	out := make([]string, len(words))
-	for i, w := range words {
-		if flag, value, ok := strings.Cut(w, "="); ok && strings.HasPrefix(flag, "--") {
-			out[i] = flag + "=" + quoteWord(value)
-			continue
-		}
-		out[i] = quoteWord(w)
-	}
-	return strings.Join(out, " ")
-}
-
-func quoteWord(w string) string {
-	switch {
-	case w != "" && !strings.ContainsAny(w, " \t\n") && strings.IndexAny(w, "\"'“”‘„") != 0:
-		return w
-	case !strings.Contains(w, `"`):
-		return `"` + w + `"`
-	default:
-		return `'` + w + `'`
-	}
 }
 
 func osUser(getenv func(string) string) string {

@@ -99,15 +99,9 @@ func copyColumns(t *pgschema.Table) string {
 }
 
 // FirstLine shortens a statement for a message: its first line, at most
-// 200 bytes, with " ..." where it was cut.
+// 200 characters, cut as release.Cut cuts every line people read.
 func FirstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i] + " ..."
-	}
-	if len(s) > 200 {
-		s = s[:200] + " ..."
-	}
-	return s
+	return release.Cut(s, 200)
 }
 
 // PluginChanges renders plugins grouped by their change ("2.2.14 ->

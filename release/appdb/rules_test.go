@@ -30,8 +30,8 @@ func TestFirstLine(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"SELECT 1":          "SELECT 1",
-		"UPDATE t\nSET a=1": "UPDATE t ...",
-		string(long):        string(long[:200]) + " ...",
+		"UPDATE t\nSET a=1": "UPDATE t…",
+		string(long):        string(long[:199]) + "…",
 	} {
 		if got := FirstLine(in); got != want {
 			t.Errorf("FirstLine(%.20q) = %.30q, want %.30q", in, got, want)

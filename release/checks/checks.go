@@ -255,10 +255,7 @@ func unwrapURLError(err error) error {
 }
 
 func shorten(s string) string {
-	if r := []rune(s); len(r) > maxDetail {
-		return string(r[:maxDetail]) + "…"
-	}
-	return s
+	return release.Cut(s, maxDetail)
 }
 
 func oneLine(s string) string {

@@ -220,16 +220,16 @@ func lastLineSuffix(s string) string {
 
 // LastLine returns the last non-empty line of s, at most 300 characters.
 func LastLine(s string) string {
-	s = strings.TrimRight(s, " \t\r\n")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
+	l := strings.TrimRight(s, " \t\r\n")
+	if i := strings.LastIndexByte(l, '\n'); i >= 0 {
+		l = l[i+1:]
 	}
-	s = strings.TrimSpace(s)
-	if r := []rune(s); len(r) > 300 {
-		s = string(r[len(r)-300:])
-		s = "…" + s
+	// Only an over-long line is marked: the earlier lines are the
+	// output's, not part of the message.
+	if r := []rune(strings.TrimSpace(l)); len(r) > 300 {
+		return release.CutTail(l, 301)
 	}
-	return s
+	return strings.TrimSpace(l)
 }
 
 func oneLine(s string) string {

@@ -257,12 +257,7 @@ func restoreError(id, stmt string, err error) error {
 			msg += " (" + pgErr.Detail + ")"
 		}
 	}
-	if i := strings.IndexByte(stmt, '\n'); i >= 0 {
-		stmt = stmt[:i] + " ..."
-	}
-	if len(stmt) > 120 {
-		stmt = stmt[:120] + " ..."
-	}
+	stmt = release.Cut(stmt, 120)
 	return &release.Error{Code: release.CodeConflict, Message: fmt.Sprintf("%s failed at %q: %s; nothing was changed", what, stmt, msg), Err: err}
 }
 

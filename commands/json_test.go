@@ -1,0 +1,96 @@
+package commands
+
+import (
+	"context"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/release"
+)
+
+var snakeName = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+
+// jsonTypeStyle returns what in type t would print outside --json's one
+// style: a field without a snake_case json name (Go would print its Go
+// name, "Required"), or a duration (Go prints nanoseconds; views give
+// duration_ms or *_seconds numbers instead).
+func jsonTypeStyle(t reflect.Type, path string, seen map[reflect.Type]bool) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t == reflect.TypeOf(time.Duration(0)) || (t.Name() == "Duration" && t.Kind() == reflect.Int64) {
+		return []string{path + ": a duration (" + t.String() + ")"}
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	var bad []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" {
+			bad = append(bad, jsonTypeStyle(f.Type, path, seen)...)
+			continue
+		}
+		p := path + "." + t.Name() + "." + f.Name
+		if !snakeName.MatchString(name) {
+			bad = append(bad, p+": json name "+`"`+name+`"`+" is not snake_case")
+		}
+		if strings.Contains(name, "duration") && !strings.HasSuffix(name, "_ms") && !strings.HasSuffix(name, "_seconds") {
+			bad = append(bad, p+": a duration's json name must end in _ms or _seconds")
+		}
+		bad = append(bad, jsonTypeStyle(f.Type, p, seen)...)
+	}
+	return bad
+}
+
+// TestJSONTypesHaveOneStyle checks the Go types of what --json prints for
+// every command of the grammar (the fake's answers), including fields an
+// answer leaves empty; cmd/relbot's TestEveryJSONOutputHasOneStyle checks
+// the printed JSON of a real run.
+func TestJSONTypesHaveOneStyle(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	covered := map[string]bool{}
+	var bad []string
+	check := func(data any, what string) {
+		if data != nil {
+			bad = append(bad, jsonTypeStyle(reflect.TypeOf(data), what, seen)...)
+		}
+	}
+	for _, tc := range parseCases {
+		if tc.want == nil {
+			continue
+		}
+		f := newFake()
+		f.verify = &release.VerifyReport{}
+		r, err := newDispatcher(f).Handle(context.Background(), Request{User: "alice", Text: tc.in})
+		check(r.Data, tc.in)
+		if err != nil {
+			check(ErrorReply(err).Data, tc.in)
+		}
+		covered[tc.want.Name()] = true
+	}
+	// Views a fake's answer may not reach.
+	for _, v := range []any{ReleaseView{}, StepLogView{}, EnvStatus{}, AppView{}, BackupView{}, VerifyView{}, MigrationView{}, VersionRestoreView{},
+		RestartView{}, HoldView{}, ErrorData{}, release.MigrationPlan{}, release.VersionDiff{}, release.Drift{}} {
+		check(v, reflect.TypeOf(v).Name())
+	}
+	for _, name := range Names() {
+		if !covered[name] {
+			t.Errorf("no parse case runs %s", name)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("--json types outside the style:\n%s", strings.Join(bad, "\n"))
+	}
+}
