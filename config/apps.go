@@ -62,8 +62,9 @@ func LoadApps(file string, getenv func(string) string) ([]*release.App, error) {
 	return f.Apps, nil
 }
 
-// LoadAppsFile reads and validates apps.yaml. getenv resolves ${NAME}
-// references; nil means os.Getenv. Errors are *Error with File set.
+// LoadAppsFile reads and validates apps.yaml, the file RELBOT_APPS_FILE
+// names. getenv resolves ${NAME} references; nil means os.Getenv. Errors
+// are *Error, with File set once the file is read.
 func LoadAppsFile(file string, getenv func(string) string) (*AppsFile, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -71,7 +72,13 @@ func LoadAppsFile(file string, getenv func(string) string) (*AppsFile, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, &Error{File: file, Problem: "cannot read: " + err.Error()}
+		// The path tried, made absolute: a relative RELBOT_APPS_FILE is
+		// read from the working directory, which is often the surprise.
+		tried := file
+		if abs, aerr := filepath.Abs(file); aerr == nil {
+			tried = abs
+		}
+		return nil, &Error{Problem: fmt.Sprintf("apps.yaml: cannot read %s (%s): %s", tried, EnvAppsFile, err)}
 	}
 	f, err := ParseAppsFile(data, getenv)
 	if err != nil {
