@@ -48,7 +48,8 @@ func (c *checker) unexpand(msg string) string {
 	return msg
 }
 
-// mapping refuses a value that is there but null where a mapping must be.
+// present refuses a value written as null where a mapping must be (a
+// null pointer in the decoded structs).
 func (c *checker) present(given bool, p path) bool {
 	if !given && !c.failed() {
 		c.failf(p, "must be a mapping of keys to values, not empty")
@@ -56,8 +57,9 @@ func (c *checker) present(given bool, p path) bool {
 	return given
 }
 
-// keys returns m's keys in document order, refusing those not in allowed
-// (nil allows any).
+// checkKeys returns m's keys in document order, refusing those not in
+// allowed (nil allows any): mappings whose keys are names (hooks, roles)
+// rather than struct fields.
 func checkKeys[V any](c *checker, p path, m map[string]V, allowed []string) []string {
 	keys := order(c.ix, p, m)
 	if allowed == nil {
@@ -114,14 +116,6 @@ func (c *checker) str(s scalar, p path) string {
 		return ""
 	}
 	return out
-}
-
-// list returns the items of a list that is given, each with its path.
-func items(l *[]scalar) []scalar {
-	if l == nil {
-		return nil
-	}
-	return *l
 }
 
 // integer accepts a YAML integer or a string that is one after expansion

@@ -455,8 +455,10 @@ func (ix *docIndex) decodeError(err error) *Error {
 	if strings.Contains(msg, "could not find alias") {
 		return &Error{Line: ix.line(p), Field: p.String(), Problem: "unknown alias *" + ye.GetToken().Value}
 	}
-	if want := kindAt(p); want != "" {
-		return &Error{Line: ix.line(p), Field: p.String(), Problem: "must be " + want + ", not " + describe(ix.values[p.String()])}
+	// "must be a mapping, not a mapping" would say nothing: a tagged or
+	// otherwise odd value keeps the library's words.
+	if want, got := kindAt(p), describe(ix.values[p.String()]); want != "" && !strings.HasPrefix(want, got) {
+		return &Error{Line: ix.line(p), Field: p.String(), Problem: "must be " + want + ", not " + got}
 	}
 	return &Error{Line: ix.line(p), Field: p.String(), Problem: oneLine(msg)}
 }

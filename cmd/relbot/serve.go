@@ -133,9 +133,11 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		log.Error(cannotStart, "err", fmt.Sprintf("cannot listen on %s (%s): %v", settings.HTTPAddr, config.EnvHTTPAddr, err))
 		return exitFailed
 	}
-	// The address is the record's last value: tests and the demo read it
-	// from the end of the line that holds listeningOn.
-	log.Info("relbot serve started", "socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps), listeningOn, ln.Addr().String())
+	// Where serve listens is said whatever RELBOT_LOG_LEVEL is (the demo
+	// and bench quiet the log to errors), in the same format. The address
+	// is the record's last value: they read it from the end of the line.
+	slog.New(slog.NewTextHandler(io.Err, nil)).Info("relbot serve started",
+		"socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps), listeningOn, ln.Addr().String())
 	go checkBackupTools(ctx, svc.Backups, file.Apps, log)
 
 	var wg sync.WaitGroup

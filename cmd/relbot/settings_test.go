@@ -12,6 +12,8 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
+
+	"github.com/relbot/relbot/internal/testenv"
 )
 
 // minimalApps writes an apps.yaml whose databases are never reached: the
@@ -143,4 +145,28 @@ func TestStandInAnswersAuthTest(t *testing.T) {
 	if s.count() != 0 {
 		t.Errorf("auth.test recorded as a post: %v", s.since(0))
 	}
+}
+
+// The record saying where serve listens is written whatever the log level
+// (the demo quiets the log to errors), in the log's format.
+func TestServeSaysWhereItListensAtAnyLevel(t *testing.T) {
+	_, dsn := testenv.NewDatabase(t, "bot")
+	s := newTestStandIn(t)
+	env := serveEnv(t, s.GetAPIURL())
+	env["RELBOT_DATABASE_URL"] = dsn
+	env["RELBOT_LOG_LEVEL"] = "error"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, done, stderr := startServe(t, ctx, env)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("address %q", addr)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("serve exited %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr.String(), "slack token accepted") {
+		t.Errorf("info records shown at level error: %s", stderr)
+	}
+	assertLogFormat(t, stderr.String())
 }
