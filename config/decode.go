@@ -18,8 +18,8 @@ import (
 // apps.yaml is decoded in two steps: goccy/go-yaml decodes the document
 // into the plain structs below in its strict mode (unknown keys and
 // duplicate keys refused; anchors, aliases and merge keys resolved by the
-// library), then validate (apps.go) turns them into release.App values and
-// refuses what is malformed. Leaves are scalars that keep their node, so
+// library), then the checker (check.go, apps.go, roles.go) turns them into
+// release.App values and refuses what is malformed. Leaves are scalars that keep their node, so
 // that the validator, not the library, says what type a value must have;
 // a problem names its field path, and the line comes from the document's
 // index of paths (docIndex).
@@ -390,7 +390,7 @@ func decodeDocument(data []byte, raw *fileRaw) (*docIndex, *Error) {
 			if f2, err2 := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey()); err2 == nil {
 				for _, doc := range f2.Docs {
 					ix := indexDoc(doc.Body)
-					if p, ok := ix.pathOf(se.GetToken(), true); ok {
+					if p, ok := ix.pathOf(se.GetToken(), true); ok && se.GetToken().Position != nil {
 						// The second of the two is the one to remove.
 						return nil, &Error{Line: se.GetToken().Position.Line, Field: p.String(), Problem: "duplicate key"}
 					}
