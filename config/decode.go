@@ -417,13 +417,28 @@ func decodeDocument(data []byte, raw *fileRaw) (*docIndex, *Error) {
 		return ix, nil
 	}
 	mergeKeysFirst(body)
-	// Duplicate keys were refused above; what the decoder would call one
-	// is an own key next to a merged one, which YAML allows.
-	err = yaml.NodeToValue(body, raw, yaml.Strict(), yaml.AllowDuplicateMapKey())
-	if err != nil {
+	if err := nodeToValue(body, raw); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
 		return nil, ix.decodeError(err)
 	}
 	return ix, nil
+}
+
+// nodeToValue decodes body with the library's strict mode. Duplicate keys
+// were refused by the parser; what the decoder would call one is an own
+// key next to a merged one, which YAML allows. The library panics on some
+// odd documents (found by FuzzParseApps: a tag on an alias where a list
+// goes); that is a refusal, not a crash of relbot.
+func nodeToValue(body ast.Node, raw *fileRaw) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = &Error{Problem: "cannot be decoded: the YAML library failed on it (look for tags such as ! or !!map next to aliases)"}
+		}
+	}()
+	return yaml.NodeToValue(body, raw, yaml.Strict(), yaml.AllowDuplicateMapKey())
 }
 
 // decodeError puts a decoding error from the library into the one-line
