@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
+	pathpkg "path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/robfig/cron/v3"
 
 	"github.com/relbot/relbot/release"
@@ -48,19 +46,6 @@ var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
 const nameRule = "must match ^[a-z][a-z0-9_-]*$ (lowercase letter first, then lowercase letters, digits, - or _)"
 
-var (
-	topKeys      = []string{"apps", "time_zone", "terminal_users"}
-	appKeys      = []string{"channel", "builtin", "rules", "version_tables", "versions", "environments", "recovery", "time_zone", "roles", "nocobase"}
-	envKeys      = []string{"name", "database", "storage", "storage_exclude", "approvals", "checks", "freeze", "notice", "backup", "hooks", "roles", "nocobase"}
-	layoutKeys   = []string{"schema", "table_prefix", "underscored", "collection_schema", "sub_app_schemas"}
-	recoveryKeys = envKeys[1:] // its name is always "recovery"
-	approvalKeys = []string{"required", "approvers", "allow_self", "expire"}
-	checkKeys    = []string{"name", "sql", "http", "expect", "timeout"}
-	backupKeys   = []string{"schedule", "keep", "verify"}
-	versionKeys  = []string{"keep"}
-	hookKeys     = []string{"http", "exec", "timeout", "env"}
-)
-
 // AppsFile is what apps.yaml holds.
 type AppsFile struct {
 	Apps []*release.App
@@ -78,8 +63,9 @@ func LoadApps(file string, getenv func(string) string) ([]*release.App, error) {
 	return f.Apps, nil
 }
 
-// LoadAppsFile reads and validates apps.yaml. getenv resolves ${NAME}
-// references; nil means os.Getenv. Errors are *Error with File set.
+// LoadAppsFile reads and validates apps.yaml, the file RELBOT_APPS_FILE
+// names. getenv resolves ${NAME} references; nil means os.Getenv. Errors
+// are *Error, with File set once the file is read.
 func LoadAppsFile(file string, getenv func(string) string) (*AppsFile, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -87,7 +73,13 @@ func LoadAppsFile(file string, getenv func(string) string) (*AppsFile, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, &Error{File: file, Problem: "cannot read: " + err.Error()}
+		// The path tried, made absolute: a relative RELBOT_APPS_FILE is
+		// read from the working directory, which is often the surprise.
+		tried := file
+		if abs, aerr := filepath.Abs(file); aerr == nil {
+			tried = abs
+		}
+		return nil, &Error{Problem: fmt.Sprintf("apps.yaml: cannot read %s (%s): %s", tried, EnvAppsFile, err)}
 	}
 	f, err := ParseAppsFile(data, getenv)
 	if err != nil {
@@ -118,192 +110,174 @@ func ParseAppsFile(data []byte, getenv func(string) string) (*AppsFile, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	// Duplicate keys are refused by the decoder, which can name their path.
-	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
-	if err != nil {
-		return nil, syntaxError(err)
+	var raw fileRaw
+	ix, derr := decodeDocument(data, &raw)
+	if derr != nil {
+		return nil, derr
 	}
-	var body val
-	for _, doc := range f.Docs {
-		if doc == nil || doc.Body == nil {
-			continue
-		}
-		if body.node != nil {
-			return nil, &Error{Line: nodeLine(doc.Body), Problem: "apps.yaml must hold a single YAML document"}
-		}
-		body = val{node: doc.Body, line: nodeLine(doc.Body)}
-	}
-	if body.node == nil {
-		return nil, &Error{Field: "apps", Problem: "no apps defined"}
-	}
-	d := &decoder{getenv: getenv, anchors: map[string]ast.Node{}}
-	d.collectAnchors(body.node)
+	c := &checker{getenv: getenv, ix: ix}
 	out := &AppsFile{}
-	out.Apps, out.TerminalUsers = d.file(body)
-	if d.err != nil {
-		return nil, d.err
+	out.Apps, out.TerminalUsers = c.file(&raw)
+	if c.err != nil {
+		return nil, c.err
 	}
 	return out, nil
 }
 
-func (d *decoder) file(root val) ([]*release.App, map[string]string) {
-	top := d.mapping(root, topKeys)
+func (c *checker) file(f *fileRaw) ([]*release.App, map[string]string) {
 	var terminalUsers map[string]string
-	if tv, ok := top.get(d, "terminal_users"); ok {
-		terminalUsers = d.terminalUsers(tv)
+	if f.TerminalUsers != nil {
+		terminalUsers = c.terminalUsers(f.TerminalUsers, path{"terminal_users"})
 	}
 	loc := time.UTC
-	if v, ok := top.get(d, "time_zone"); ok {
-		loc = d.location(v)
-	} else if tz := d.getenv(EnvTimeZone); tz != "" {
+	if f.TimeZone.given() {
+		loc = c.location(f.TimeZone, path{"time_zone"})
+	} else if tz := c.getenv(EnvTimeZone); tz != "" && !c.failed() {
 		l, err := time.LoadLocation(tz)
 		if err != nil {
-			d.failf(val{path: EnvTimeZone}, "unknown time zone %q", tz)
+			c.err = &Error{Field: EnvTimeZone, Problem: fmt.Sprintf("unknown time zone %q", tz)}
 		}
 		loc = l
 	}
-	appsVal, ok := top.get(d, "apps")
-	if !ok {
-		d.failf(top.child("apps"), "no apps defined")
+	at := path{"apps"}
+	if len(f.Apps) == 0 {
+		c.failf(at, "no apps defined")
 		return nil, nil
 	}
-	m := d.mapping(appsVal, nil)
-	if len(m.keys) == 0 {
-		d.failf(appsVal, "no apps defined")
-	}
 	var apps []*release.App
-	for _, name := range m.keys {
-		if d.failed() {
+	for _, name := range order(c.ix, at, f.Apps) {
+		if c.failed() {
 			break
 		}
-		apps = append(apps, d.app(name, m.vals[name], loc))
+		apps = append(apps, c.app(name, f.Apps[name], at.key(name), loc))
 	}
 	return apps, terminalUsers
 }
 
-func (d *decoder) location(v val) *time.Location {
-	name := d.str(v)
-	if d.failed() {
+func (c *checker) location(s scalar, p path) *time.Location {
+	name := c.str(s, p)
+	if c.failed() {
 		return time.UTC
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil || name == "" {
-		d.failf(v, "unknown time zone %q (use an IANA name such as Europe/Paris)", name)
+		c.failf(p, "unknown time zone %q (use an IANA name such as Europe/Paris)", name)
 		return time.UTC
 	}
 	return loc
 }
 
-func (d *decoder) app(name string, v val, loc *time.Location) *release.App {
+func (c *checker) app(name string, f *appRaw, p path, loc *time.Location) *release.App {
 	app := &release.App{Name: name, Rules: map[string]release.Rule{}}
 	if !namePattern.MatchString(name) {
-		d.failf(v, "app name %s", nameRule)
+		c.failf(p, "app name %s", nameRule)
 		return app
 	}
-	f := d.mapping(v, appKeys)
-	if tz, ok := f.get(d, "time_zone"); ok {
-		loc = d.location(tz)
+	if !c.present(f != nil, p) {
+		return app
 	}
-	if c, ok := f.get(d, "channel"); ok {
-		app.Channel = strings.TrimSpace(d.str(c))
+	if f.TimeZone.given() {
+		loc = c.location(f.TimeZone, p.key("time_zone"))
 	}
-	if b, ok := f.get(d, "builtin"); ok {
-		d.builtin(app, b)
+	if f.Channel.given() {
+		app.Channel = strings.TrimSpace(c.str(f.Channel, p.key("channel")))
 	}
-	if r, ok := f.get(d, "rules"); ok {
-		rules := d.mapping(r, nil)
-		for _, table := range rules.keys {
-			rv := rules.vals[table]
-			if strings.TrimSpace(table) == "" {
-				d.failf(rv, "table name must not be empty")
-				continue
-			}
-			rule := release.Rule(d.str(rv))
-			switch {
-			case d.failed():
-			case !rule.Valid():
-				d.failf(rv, "unknown rule %q (want overwrite, upsert, insert-ignore, schema-only or skip)", string(rule))
-			case app.Builtin == PresetNocoBase && table == nocobaseVariablesTable && rule.CarriesRows():
-				d.failf(rv, "the variables table never carries values between environments (use schema-only or skip)")
-			}
-			app.Rules[table] = rule
+	if f.Builtin.given() {
+		c.builtin(app, f.Builtin, p.key("builtin"))
+	}
+	rp := p.key("rules")
+	for _, table := range checkKeys(c, rp, f.Rules, nil) {
+		at := rp.key(table)
+		if strings.TrimSpace(table) == "" {
+			c.failf(at, "table name must not be empty")
+			continue
 		}
+		rule := release.Rule(c.str(f.Rules[table], at))
+		switch {
+		case c.failed():
+		case !rule.Valid():
+			c.failf(at, "unknown rule %q (want overwrite, upsert, insert-ignore, schema-only or skip)", string(rule))
+		case app.Builtin == PresetNocoBase && table == nocobaseVariablesTable && rule.CarriesRows():
+			c.failf(at, "the variables table never carries values between environments (use schema-only or skip)")
+		}
+		app.Rules[table] = rule
 	}
-	if vt, ok := f.get(d, "version_tables"); ok {
-		app.VersionTables = d.tableList(vt)
+	if f.VersionTables != nil {
+		app.VersionTables = c.tableList(*f.VersionTables, p.key("version_tables"))
 	}
-	if vv, ok := f.get(d, "versions"); ok {
-		if kv, ok := d.mapping(vv, versionKeys).get(d, "keep"); ok {
-			app.VersionKeep = d.integer(kv)
-			if app.VersionKeep < 1 && !d.failed() {
-				d.failf(kv, "must be 1 or more")
-			}
+	if f.Versions != nil && f.Versions.Keep.given() {
+		kp := p.key("versions").key("keep")
+		app.VersionKeep = c.integer(f.Versions.Keep, kp)
+		if app.VersionKeep < 1 && !c.failed() {
+			c.failf(kp, "must be 1 or more")
 		}
 	}
 	// The app's nocobase: is every environment's, unless one states its own.
 	var layout *release.Layout
-	if lv, ok := f.get(d, "nocobase"); ok {
-		layout = d.layout(lv)
+	if f.NocoBase != nil {
+		layout = c.layout(f.NocoBase, p.key("nocobase"))
 	}
-	envsVal, ok := f.get(d, "environments")
-	if !ok {
-		d.failf(f.child("environments"), "required: the chain of environments, source first")
+	ep := p.key("environments")
+	if f.Environments == nil {
+		c.failf(ep, "required: the chain of environments, source first")
 		return app
 	}
-	items := d.list(envsVal)
-	if !d.failed() && len(items) < 2 {
-		d.failf(envsVal, "need at least 2 environments (a source and a target), got %d", len(items))
+	envs := *f.Environments
+	if !c.failed() && len(envs) < 2 {
+		c.failf(ep, "need at least 2 environments (a source and a target), got %d", len(envs))
 	}
 	seen := map[string]int{}
-	for i, item := range items {
-		if d.failed() {
+	for i, e := range envs {
+		if c.failed() {
 			break
 		}
-		env := d.environment(app, layout, item, loc, i == len(items)-1, false)
-		if j, dup := seen[env.Name]; dup && !d.failed() {
-			d.failf(val{path: childPath(item.path, "name"), line: item.line}, "%q is already the name of environments[%d]", env.Name, j)
+		at := ep.index(i)
+		var fields *EnvFields
+		var name scalar
+		if c.present(e != nil, at) {
+			fields, name = &e.EnvFields, e.Name
+		}
+		env := c.environment(app, layout, fields, &name, at, loc, i == len(envs)-1)
+		if j, dup := seen[env.Name]; dup && !c.failed() {
+			c.failf(at.key("name"), "%q is already the name of environments[%d]", env.Name, j)
 		}
 		seen[env.Name] = i
 		app.Environments = append(app.Environments, env)
 	}
-	if rv, ok := f.get(d, "recovery"); ok && !d.failed() {
-		app.Recovery = d.environment(app, layout, rv, loc, false, true)
+	if f.Recovery != nil && !c.failed() {
+		app.Recovery = c.environment(app, layout, &f.Recovery.EnvFields, nil, p.key("recovery"), loc, false)
 	}
-	if rv, ok := f.get(d, "roles"); ok && !d.failed() {
-		app.Roles = d.roles(rv)
+	if f.Roles != nil && !c.failed() {
+		app.Roles = c.roles(f.Roles, p.key("roles"))
 	}
 	return app
 }
 
-func (d *decoder) builtin(app *release.App, v val) {
-	n, ok := d.resolve(v)
-	if !ok {
+func (c *checker) builtin(app *release.App, b builtinRaw, p path) {
+	if b.tables != nil {
+		app.BuiltinTables = c.tableList(*b.tables, p)
 		return
 	}
-	if _, isList := n.(*ast.SequenceNode); isList {
-		app.BuiltinTables = d.tableList(v)
-		return
-	}
-	name := d.str(v)
-	if !d.failed() && !slices.Contains(Presets, name) {
-		d.failf(v, "unknown preset %q (known: %s; or give a list of tables)", name, strings.Join(Presets, ", "))
+	name := c.str(b.preset, p)
+	if !c.failed() && !slices.Contains(Presets, name) {
+		c.failf(p, "unknown preset %q (known: %s; or give a list of tables)", name, strings.Join(Presets, ", "))
 	}
 	app.Builtin = name
 }
 
-func (d *decoder) tableList(v val) []string {
-	items := d.list(v)
+func (c *checker) tableList(list []scalar, p path) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, it := range items {
-		t := strings.TrimSpace(d.str(it))
+	for i, it := range list {
+		at := p.index(i)
+		t := strings.TrimSpace(c.str(it, at))
 		switch {
-		case d.failed():
+		case c.failed():
 			return out
 		case t == "":
-			d.failf(it, "table name must not be empty")
+			c.failf(at, "table name must not be empty")
 		case seen[t]:
-			d.failf(it, "table %q is listed twice", t)
+			c.failf(at, "table %q is listed twice", t)
 		}
 		seen[t] = true
 		out = append(out, t)
@@ -311,56 +285,56 @@ func (d *decoder) tableList(v val) []string {
 	return out
 }
 
-// environment decodes one environment of the chain, or the recovery
-// environment (whose name is fixed).
-func (d *decoder) environment(app *release.App, layout *release.Layout, v val, loc *time.Location, last, recovery bool) *release.Environment {
+// environment validates one environment of the chain, or the recovery
+// environment (name nil: its name is fixed). f nil is an environment
+// written as null, already refused.
+func (c *checker) environment(app *release.App, layout *release.Layout, f *EnvFields, name *scalar, p path, loc *time.Location, last bool) *release.Environment {
 	env := &release.Environment{Hooks: map[string]release.Hook{}, Layout: layout}
-	keys := envKeys
-	if recovery {
-		keys = recoveryKeys
+	if name == nil {
 		env.Name = release.RecoveryEnv
 	}
-	f := d.mapping(v, keys)
-	if d.failed() {
+	if f == nil || c.failed() {
 		return env
 	}
-	if !recovery {
-		nv, ok := f.get(d, "name")
-		if !ok {
-			d.failf(f.child("name"), "required")
+	if name != nil {
+		np := p.key("name")
+		if !name.given() {
+			c.failf(np, "required")
 			return env
 		}
-		env.Name = d.str(nv)
+		env.Name = c.str(*name, np)
 		switch {
-		case d.failed():
+		case c.failed():
 			return env
 		case env.Name == release.RecoveryEnv:
-			d.failf(nv, "%q is reserved for the app's recovery environment", release.RecoveryEnv)
+			c.failf(np, "%q is reserved for the app's recovery environment", release.RecoveryEnv)
 		case !namePattern.MatchString(env.Name):
-			d.failf(nv, "environment name %s", nameRule)
+			c.failf(np, "environment name %s", nameRule)
 		}
 	}
 
-	if dv, ok := f.get(d, "database"); !ok {
-		d.failf(f.child("database"), "required: a postgres:// URL or key=value DSN")
-	} else if env.Database = d.str(dv); !d.failed() {
+	dp := p.key("database")
+	if !f.Database.given() {
+		c.failf(dp, "required: a postgres:// URL or key=value DSN")
+	} else if env.Database = c.str(f.Database, dp); !c.failed() {
 		if problem := checkDSN(env.Database); problem != "" {
-			d.failf(dv, "%s", problem) // never the value: it may hold a password
+			c.failf(dp, "%s", problem) // never the value: it may hold a password
 		}
 	}
 
-	if sv, ok := f.get(d, "storage"); ok {
-		s := d.str(sv)
-		if !d.failed() && !filepath.IsAbs(s) {
-			d.failf(sv, "must be an absolute path")
+	if f.Storage.given() {
+		sp := p.key("storage")
+		s := c.str(f.Storage, sp)
+		if !c.failed() && !filepath.IsAbs(s) {
+			c.failf(sp, "must be an absolute path")
 		}
 		env.Storage = filepath.Clean(s)
 	}
-	if lv, ok := f.get(d, "nocobase"); ok {
-		env.Layout = d.layout(lv)
+	if f.NocoBase != nil {
+		env.Layout = c.layout(f.NocoBase, p.key("nocobase"))
 	}
-	if ev, ok := f.get(d, "storage_exclude"); ok {
-		env.StorageExclude = d.globs(ev)
+	if f.StorageExclude != nil {
+		env.StorageExclude = c.globs(*f.StorageExclude, p.key("storage_exclude"))
 	} else if def, ok := presetStorageExclude[app.Builtin]; ok {
 		env.StorageExclude = append([]string(nil), def...)
 	} else if env.Layout != nil {
@@ -369,48 +343,48 @@ func (d *decoder) environment(app *release.App, layout *release.Layout, v val, l
 		env.StorageExclude = append([]string(nil), presetStorageExclude[PresetNocoBase]...)
 	}
 
-	env.Approvals = d.approvals(f, last)
-	if rv, ok := f.get(d, "roles"); ok && !d.failed() {
-		env.Roles = d.roles(rv)
-		if _, ok := env.Roles[release.RoleApprove]; ok && len(env.Approvals.Approvers) > 0 && !d.failed() {
-			d.failf(val{path: childPath(rv.path, string(release.RoleApprove)), line: rv.line},
-				"approvals.approvers already says who may approve here: give them in one place")
+	env.Approvals = c.approvals(f.Approvals, p.key("approvals"), last)
+	if f.Roles != nil && !c.failed() {
+		rp := p.key("roles")
+		env.Roles = c.roles(f.Roles, rp)
+		if _, ok := env.Roles[release.RoleApprove]; ok && len(env.Approvals.Approvers) > 0 && !c.failed() {
+			c.failf(rp.key(string(release.RoleApprove)), "approvals.approvers already says who may approve here: give them in one place")
 		}
 	}
-	if cv, ok := f.get(d, "checks"); ok {
-		env.Checks = d.checks(cv)
+	if f.Checks != nil && !c.failed() {
+		env.Checks = c.checks(*f.Checks, p.key("checks"))
 	}
-	if fv, ok := f.get(d, "freeze"); ok {
-		for _, item := range d.list(fv) {
-			text := d.str(item)
-			if d.failed() {
+	if f.Freeze != nil {
+		fp := p.key("freeze")
+		for i, item := range *f.Freeze {
+			text := c.str(item, fp.index(i))
+			if c.failed() {
 				break
 			}
 			w, err := ParseFreezeWindow(text, loc)
 			if err != nil {
-				d.failf(item, "%s", err)
+				c.failf(fp.index(i), "%s", err)
 				break
 			}
 			env.Freeze = append(env.Freeze, w)
 		}
 	}
-	if nv, ok := f.get(d, "notice"); ok {
-		env.Notice = d.duration(nv)
-		if env.Notice < 0 && !d.failed() {
-			d.failf(nv, "must not be negative")
+	if f.Notice.given() {
+		np := p.key("notice")
+		env.Notice = c.duration(f.Notice, np)
+		if env.Notice < 0 && !c.failed() {
+			c.failf(np, "must not be negative")
 		}
 	}
-	if bv, ok := f.get(d, "backup"); ok {
-		env.Backup = d.backup(bv, loc)
+	if f.Backup != nil {
+		env.Backup = c.backup(f.Backup, p.key("backup"), loc)
 	}
-	if hv, ok := f.get(d, "hooks"); ok {
-		hooks := d.mapping(hv, release.HookNames)
-		for _, name := range hooks.keys {
-			if d.failed() {
-				break
-			}
-			env.Hooks[name] = d.hook(hooks.vals[name])
+	hp := p.key("hooks")
+	for _, name := range checkKeys(c, hp, f.Hooks, release.HookNames) {
+		if c.failed() {
+			break
 		}
+		env.Hooks[name] = c.hook(f.Hooks[name], hp.key(name))
 	}
 	return env
 }
@@ -422,47 +396,50 @@ var schemaPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 // DB_TABLE_PREFIX, DB_UNDERSCORED, COLLECTION_MANAGER_SCHEMA).
 // sub_app_schemas (USE_DB_SCHEMA_IN_SUBAPP) is known only to be refused:
 // relbot handles the main app's tables only.
-func (d *decoder) layout(v val) *release.Layout {
+func (c *checker) layout(f *layoutRaw, p path) *release.Layout {
 	l := &release.Layout{}
-	f := d.mapping(v, layoutKeys)
-	if d.failed() {
+	if c.failed() {
 		return l
 	}
-	if len(f.keys) == 0 {
-		d.failf(v, "states no layout: give schema, table_prefix, underscored and/or collection_schema (as DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED and COLLECTION_MANAGER_SCHEMA of the install), or leave nocobase: out to detect it")
+	if !f.Schema.given() && !f.TablePrefix.given() && !f.Underscored.given() && !f.CollectionSchema.given() && !f.SubAppSchemas.given() {
+		c.failf(p, "states no layout: give schema, table_prefix, underscored and/or collection_schema (as DB_SCHEMA, DB_TABLE_PREFIX, DB_UNDERSCORED and COLLECTION_MANAGER_SCHEMA of the install), or leave nocobase: out to detect it")
 		return l
 	}
-	if sv, ok := f.get(d, "schema"); ok {
-		name := d.str(sv)
-		if !d.failed() && !schemaPattern.MatchString(name) {
-			d.failf(sv, "%q is not a schema name (DB_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
+	if f.Schema.given() {
+		sp := p.key("schema")
+		name := c.str(f.Schema, sp)
+		if !c.failed() && !schemaPattern.MatchString(name) {
+			c.failf(sp, "%q is not a schema name (DB_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
 		}
 		if name != "public" {
 			l.Schema = name
 		}
 	}
-	if pv, ok := f.get(d, "table_prefix"); ok {
-		l.TablePrefix = d.str(pv)
-		if !d.failed() && l.TablePrefix != "" && !schemaPattern.MatchString(l.TablePrefix) {
-			d.failf(pv, "%q is not a table prefix (DB_TABLE_PREFIX: letters, digits, _ and $, such as nb_)", l.TablePrefix)
+	if f.TablePrefix.given() {
+		pp := p.key("table_prefix")
+		l.TablePrefix = c.str(f.TablePrefix, pp)
+		if !c.failed() && l.TablePrefix != "" && !schemaPattern.MatchString(l.TablePrefix) {
+			c.failf(pp, "%q is not a table prefix (DB_TABLE_PREFIX: letters, digits, _ and $, such as nb_)", l.TablePrefix)
 		}
 	}
-	if uv, ok := f.get(d, "underscored"); ok {
-		l.Underscored = d.boolean(uv)
+	if f.Underscored.given() {
+		l.Underscored = c.boolean(f.Underscored, p.key("underscored"))
 	}
-	if cv, ok := f.get(d, "collection_schema"); ok {
-		name := d.str(cv)
-		if !d.failed() && !schemaPattern.MatchString(name) {
-			d.failf(cv, "%q is not a schema name (COLLECTION_MANAGER_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
+	if f.CollectionSchema.given() {
+		cp := p.key("collection_schema")
+		name := c.str(f.CollectionSchema, cp)
+		if !c.failed() && !schemaPattern.MatchString(name) {
+			c.failf(cp, "%q is not a schema name (COLLECTION_MANAGER_SCHEMA: letters, digits, _ and $, not starting with a digit)", name)
 		}
 		// The same schema as the system tables is NocoBase's default.
 		if name != l.SchemaName() {
 			l.CollectionSchema = name
 		}
 	}
-	if sv, ok := f.get(d, "sub_app_schemas"); ok {
-		if d.boolean(sv) && !d.failed() {
-			d.failf(sv, "USE_DB_SCHEMA_IN_SUBAPP (each sub-app's tables in a schema of its own) is not supported: relbot migrates, compares and keeps the secrets of the main app's tables only; remove sub_app_schemas, or manage such an installation without relbot")
+	if f.SubAppSchemas.given() {
+		sp := p.key("sub_app_schemas")
+		if c.boolean(f.SubAppSchemas, sp) && !c.failed() {
+			c.failf(sp, "USE_DB_SCHEMA_IN_SUBAPP (each sub-app's tables in a schema of its own) is not supported: relbot migrates, compares and keeps the secrets of the main app's tables only; remove sub_app_schemas, or manage such an installation without relbot")
 		}
 	}
 	return l
@@ -532,20 +509,20 @@ func validKeyValueDSN(s string) bool {
 	}
 }
 
-func (d *decoder) globs(v val) []string {
-	items := d.list(v)
-	out := make([]string, 0, len(items))
-	for _, it := range items {
-		g := d.str(it)
-		if d.failed() {
+func (c *checker) globs(list []scalar, p path) []string {
+	out := make([]string, 0, len(list))
+	for i, it := range list {
+		at := p.index(i)
+		g := c.str(it, at)
+		if c.failed() {
 			return out
 		}
-		if _, err := path.Match(g, ""); err != nil || g == "" {
-			d.failf(it, "%q is not a valid glob pattern", g)
+		if _, err := pathpkg.Match(g, ""); err != nil || g == "" {
+			c.failf(at, "%q is not a valid glob pattern", g)
 			return out
 		}
-		if path.IsAbs(g) || g == ".." || strings.HasPrefix(g, "../") || strings.Contains(g, "/../") {
-			d.failf(it, "%q must be relative to the storage directory", g)
+		if pathpkg.IsAbs(g) || g == ".." || strings.HasPrefix(g, "../") || strings.Contains(g, "/../") {
+			c.failf(at, "%q must be relative to the storage directory", g)
 			return out
 		}
 		out = append(out, g)
@@ -556,121 +533,124 @@ func (d *decoder) globs(v val) []string {
 // approvals decodes the approval policy. Without `required`, the last
 // environment of the chain (production) needs one approval and every other
 // environment none: releasing to production unreviewed must be a choice.
-func (d *decoder) approvals(env *fields, last bool) release.ApprovalPolicy {
-	p := release.ApprovalPolicy{}
+func (c *checker) approvals(f *approvalsRaw, p path, last bool) release.ApprovalPolicy {
+	pol := release.ApprovalPolicy{}
 	if last {
-		p.Required = 1
+		pol.Required = 1
 	}
-	v, ok := env.get(d, "approvals")
-	if !ok || d.failed() {
-		return p
+	if f == nil || c.failed() {
+		return pol
 	}
-	f := d.mapping(v, approvalKeys)
-	if av, ok := f.get(d, "approvers"); ok {
-		items := d.list(av)
+	if f.Approvers != nil {
+		ap := p.key("approvers")
 		seen := map[string]bool{}
-		for _, it := range items {
-			a := strings.TrimSpace(d.str(it))
+		for i, it := range *f.Approvers {
+			at := ap.index(i)
+			a := strings.TrimSpace(c.str(it, at))
 			switch {
-			case d.failed():
+			case c.failed():
 			case a == "":
-				d.failf(it, "must not be empty")
+				c.failf(at, "must not be empty")
 			case seen[a]:
-				d.failf(it, "approver %q is listed twice", a)
+				c.failf(at, "approver %q is listed twice", a)
 			case a == release.Anyone:
-				d.failf(it, "%q is not an approver: leave approvers out to let anyone approve", a)
+				c.failf(at, "%q is not an approver: leave approvers out to let anyone approve", a)
 			default:
 				if problem := memberProblem(a); problem != "" {
-					d.failf(it, "%s", problem)
+					c.failf(at, "%s", problem)
 				}
 			}
 			seen[a] = true
-			p.Approvers = append(p.Approvers, a)
+			pol.Approvers = append(pol.Approvers, a)
 		}
 	}
 	groups := false // a group's size is known only when a release is approved
-	for _, a := range p.Approvers {
+	for _, a := range pol.Approvers {
 		groups = groups || release.IsGroup(a)
 	}
-	rv, hasRequired := f.get(d, "required")
-	if hasRequired {
-		p.Required = d.integer(rv)
+	if f.Required.given() {
+		rp := p.key("required")
+		pol.Required = c.integer(f.Required, rp)
 		switch {
-		case d.failed():
-		case p.Required < 0:
-			d.failf(rv, "must be 0 or more")
-		case len(p.Approvers) > 0 && !groups && p.Required > len(p.Approvers):
-			d.failf(rv, "%d approvals required but only %d approvers listed", p.Required, len(p.Approvers))
+		case c.failed():
+		case pol.Required < 0:
+			c.failf(rp, "must be 0 or more")
+		case len(pol.Approvers) > 0 && !groups && pol.Required > len(pol.Approvers):
+			c.failf(rp, "%d approvals required but only %d approvers listed", pol.Required, len(pol.Approvers))
 		}
 	}
-	if sv, ok := f.get(d, "allow_self"); ok {
-		p.AllowSelf = d.boolean(sv)
+	if f.AllowSelf.given() {
+		pol.AllowSelf = c.boolean(f.AllowSelf, p.key("allow_self"))
 	}
-	if ev, ok := f.get(d, "expire"); ok {
-		p.Expire = d.duration(ev)
-		if p.Expire <= 0 && !d.failed() {
-			d.failf(ev, "must be a positive duration such as 24h")
+	if f.Expire.given() {
+		ep := p.key("expire")
+		pol.Expire = c.duration(f.Expire, ep)
+		if pol.Expire <= 0 && !c.failed() {
+			c.failf(ep, "must be a positive duration such as 24h")
 		}
 	}
-	return p
+	return pol
 }
 
-func (d *decoder) checks(v val) []release.Check {
-	items := d.list(v)
+func (c *checker) checks(list []*checkRaw, p path) []release.Check {
 	seen := map[string]int{}
 	var out []release.Check
-	for i, it := range items {
-		if d.failed() {
+	for i, f := range list {
+		at := p.index(i)
+		if c.failed() || !c.present(f != nil, at) {
 			break
 		}
-		f := d.mapping(it, checkKeys)
-		c := release.Check{Timeout: DefaultCheckTimeout}
-		if nv, ok := f.get(d, "name"); ok {
-			c.Name = strings.TrimSpace(d.str(nv))
-			if j, dup := seen[c.Name]; dup && !d.failed() {
-				d.failf(nv, "check %q is already defined at checks[%d]", c.Name, j)
+		chk := release.Check{Timeout: DefaultCheckTimeout}
+		if f.Name.given() {
+			np := at.key("name")
+			chk.Name = strings.TrimSpace(c.str(f.Name, np))
+			if j, dup := seen[chk.Name]; dup && !c.failed() {
+				c.failf(np, "check %q is already defined at checks[%d]", chk.Name, j)
 			}
-			seen[c.Name] = i
+			seen[chk.Name] = i
 		}
-		if c.Name == "" && !d.failed() {
-			d.failf(f.child("name"), "required")
+		if chk.Name == "" && !c.failed() {
+			c.failf(at.key("name"), "required")
 		}
-		sv, hasSQL := f.get(d, "sql")
-		hv, hasHTTP := f.get(d, "http")
+		hasSQL, hasHTTP := f.SQL.given(), f.HTTP.given()
 		switch {
-		case d.failed():
+		case c.failed():
 		case hasSQL && hasHTTP:
-			d.failf(it, "has both sql and http; a check runs exactly one")
+			c.failf(at, "has both sql and http; a check runs exactly one")
 		case !hasSQL && !hasHTTP:
-			d.failf(it, "needs exactly one of sql or http")
+			c.failf(at, "needs exactly one of sql or http")
 		case hasSQL:
-			c.SQL = d.str(sv)
-			if strings.TrimSpace(c.SQL) == "" && !d.failed() {
-				d.failf(sv, "must not be empty")
+			sp := at.key("sql")
+			chk.SQL = c.str(f.SQL, sp)
+			if strings.TrimSpace(chk.SQL) == "" && !c.failed() {
+				c.failf(sp, "must not be empty")
 			}
 		default:
-			c.HTTP = d.str(hv)
-			if !d.failed() {
-				if err := checkHTTPSpec(c.HTTP); err != "" {
-					d.failf(hv, "%s", err)
+			hp := at.key("http")
+			chk.HTTP = c.str(f.HTTP, hp)
+			if !c.failed() {
+				if err := checkHTTPSpec(chk.HTTP); err != "" {
+					c.failf(hp, "%s", err)
 				}
 			}
-			c.Expect = DefaultCheckExpect
+			chk.Expect = DefaultCheckExpect
 		}
-		if ev, ok := f.get(d, "expect"); ok && !d.failed() {
+		if f.Expect.given() && !c.failed() {
+			ep := at.key("expect")
 			if !hasHTTP {
-				d.failf(ev, "applies only to http checks")
-			} else if c.Expect = d.integer(ev); !d.failed() && (c.Expect < 100 || c.Expect > 599) {
-				d.failf(ev, "must be an HTTP status code (100-599)")
+				c.failf(ep, "applies only to http checks")
+			} else if chk.Expect = c.integer(f.Expect, ep); !c.failed() && (chk.Expect < 100 || chk.Expect > 599) {
+				c.failf(ep, "must be an HTTP status code (100-599)")
 			}
 		}
-		if tv, ok := f.get(d, "timeout"); ok {
-			c.Timeout = d.duration(tv)
-			if c.Timeout <= 0 && !d.failed() {
-				d.failf(tv, "must be a positive duration such as 30s")
+		if f.Timeout.given() {
+			tp := at.key("timeout")
+			chk.Timeout = c.duration(f.Timeout, tp)
+			if chk.Timeout <= 0 && !c.failed() {
+				c.failf(tp, "must be a positive duration such as 30s")
 			}
 		}
-		out = append(out, c)
+		out = append(out, chk)
 	}
 	return out
 }
@@ -694,65 +674,69 @@ func checkHTTPSpec(s string) string {
 	return ""
 }
 
-func (d *decoder) hook(v val) release.Hook {
+func (c *checker) hook(f *hookRaw, p path) release.Hook {
 	h := release.Hook{Timeout: DefaultHookTimeout}
-	f := d.mapping(v, hookKeys)
-	hv, hasHTTP := f.get(d, "http")
-	ev, hasExec := f.get(d, "exec")
+	if !c.present(f != nil, p) {
+		return h
+	}
+	hasHTTP, hasExec := f.HTTP.given(), f.Exec != nil
 	switch {
-	case d.failed():
+	case c.failed():
 	case hasHTTP && hasExec:
-		d.failf(v, "has both http and exec; a hook runs exactly one")
+		c.failf(p, "has both http and exec; a hook runs exactly one")
 	case !hasHTTP && !hasExec:
-		d.failf(v, "needs exactly one of http or exec")
+		c.failf(p, "needs exactly one of http or exec")
 	case hasHTTP:
-		h.HTTP = d.str(hv)
-		if !d.failed() {
+		hp := p.key("http")
+		h.HTTP = c.str(f.HTTP, hp)
+		if !c.failed() {
 			if err := checkHTTPSpec(h.HTTP); err != "" {
-				d.failf(hv, "%s", err)
+				c.failf(hp, "%s", err)
 			}
 		}
 	default:
-		items := d.list(ev)
-		for i, it := range items {
-			arg := d.str(it)
-			if i == 0 && strings.TrimSpace(arg) == "" && !d.failed() {
-				d.failf(it, "the program to run must not be empty")
+		ep := p.key("exec")
+		for i, it := range *f.Exec {
+			arg := c.str(it, ep.index(i))
+			if i == 0 && strings.TrimSpace(arg) == "" && !c.failed() {
+				c.failf(ep.index(i), "the program to run must not be empty")
 			}
 			h.Exec = append(h.Exec, arg)
 		}
-		if len(items) == 0 && !d.failed() {
-			d.failf(ev, "must list the program and its arguments")
+		if len(*f.Exec) == 0 && !c.failed() {
+			c.failf(ep, "must list the program and its arguments")
 		}
 	}
-	if tv, ok := f.get(d, "timeout"); ok {
-		h.Timeout = d.duration(tv)
-		if h.Timeout <= 0 && !d.failed() {
-			d.failf(tv, "must be a positive duration such as 5m")
+	if f.Timeout.given() {
+		tp := p.key("timeout")
+		h.Timeout = c.duration(f.Timeout, tp)
+		if h.Timeout <= 0 && !c.failed() {
+			c.failf(tp, "must be a positive duration such as 5m")
 		}
 	}
-	if ev, ok := f.get(d, "env"); ok {
-		h.Env = d.hookEnv(ev, hasExec)
+	if f.Env != nil {
+		h.Env = c.hookEnv(*f.Env, p.key("env"), hasExec)
 	}
 	return h
 }
 
 // hookEnv reads the names of the variables an exec hook is given. relbot's
 // own settings and Slack credentials are never among them.
-func (d *decoder) hookEnv(v val, exec bool) []string {
-	if !exec && !d.failed() {
-		d.failf(v, "only an exec hook takes env (an http hook runs in relbot)")
+func (c *checker) hookEnv(list []scalar, p path, exec bool) []string {
+	if !exec && !c.failed() {
+		c.failf(p, "only an exec hook takes env (an http hook runs in relbot)")
 	}
 	var names []string
-	for _, it := range d.list(v) {
-		name := d.str(it)
+	for i, it := range list {
+		at := p.index(i)
+		name := c.str(it, at)
 		upper := strings.ToUpper(name)
 		switch {
-		case d.failed():
+		case c.failed():
 		case !hookEnvName.MatchString(name):
-			d.failf(it, "%q is not a variable name (letters, digits and _, not starting with a digit)", name)
+			c.failf(at, "%q is not a variable name (letters, digits and _, not starting with a digit)", name)
 		case strings.HasPrefix(upper, "RELBOT_") || strings.HasPrefix(upper, "SLACK_"):
-			d.failf(it, "%s is relbot's own setting; a hook is never given RELBOT_* or SLACK_* variables", name)
+			c.failf(at, "%s is relbot's own setting; a hook is never given RELBOT_* or SLACK_* variables", name)
 		}
 		names = append(names, name)
 	}
@@ -761,40 +745,40 @@ func (d *decoder) hookEnv(v val, exec bool) []string {
 
 var hookEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-func (d *decoder) backup(v val, loc *time.Location) release.BackupPolicy {
-	var p release.BackupPolicy
-	f := d.mapping(v, backupKeys)
-	if sv, ok := f.get(d, "schedule"); ok {
-		p.Schedule = d.cron(sv, loc)
+func (c *checker) backup(f *backupRaw, p path, loc *time.Location) release.BackupPolicy {
+	var pol release.BackupPolicy
+	if f.Schedule.given() {
+		pol.Schedule = c.cron(f.Schedule, p.key("schedule"), loc)
 	}
-	if kv, ok := f.get(d, "keep"); ok {
-		p.Keep = d.integer(kv)
-		if p.Keep < 0 && !d.failed() {
-			d.failf(kv, "must be 0 (keep all) or more")
+	if f.Keep.given() {
+		kp := p.key("keep")
+		pol.Keep = c.integer(f.Keep, kp)
+		if pol.Keep < 0 && !c.failed() {
+			c.failf(kp, "must be 0 (keep all) or more")
 		}
 	}
-	if vv, ok := f.get(d, "verify"); ok {
-		p.Verify = d.cron(vv, loc)
+	if f.Verify.given() {
+		pol.Verify = c.cron(f.Verify, p.key("verify"), loc)
 	}
-	return p
+	return pol
 }
 
 // cron validates a standard 5-field cron line (or @daily-style descriptor)
 // and pins it to the app's time zone with a CRON_TZ= prefix, so that the
 // scheduler needs no other knowledge of the zone. A line that names its own
 // zone keeps it.
-func (d *decoder) cron(v val, loc *time.Location) string {
-	spec := strings.TrimSpace(d.str(v))
-	if d.failed() {
+func (c *checker) cron(s scalar, p path, loc *time.Location) string {
+	spec := strings.TrimSpace(c.str(s, p))
+	if c.failed() {
 		return ""
 	}
 	if spec == "" {
-		d.failf(v, "must not be empty")
+		c.failf(p, "must not be empty")
 		return ""
 	}
 	spec, err := CronSpec(spec, loc)
 	if err != nil {
-		d.failf(v, "%s", err)
+		c.failf(p, "%s", err)
 	}
 	return spec
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,7 +208,8 @@ func TestLoadAppsNamesFileAndLine(t *testing.T) {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
 	_, err = LoadApps("testdata/missing.yaml", noEnv)
-	if err == nil || err.Error() != "testdata/missing.yaml: cannot read: no such file or directory" {
+	abs, _ := filepath.Abs("testdata/missing.yaml")
+	if err == nil || err.Error() != "apps.yaml: cannot read "+abs+" (RELBOT_APPS_FILE): no such file or directory" {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,6 +1,8 @@
-// Package config reads relbot's settings from the environment and the apps
-// it manages from apps.yaml, and refuses anything malformed with one line
-// that names the setting or field at fault.
+// Package config reads relbot's settings (through a lookup of environment
+// variables) and the apps it manages from apps.yaml, and refuses anything
+// malformed with one line per problem that names the setting, or the file,
+// line and field at fault: every setting's problem at once, apps.yaml's
+// first.
 package config
 
 import (

@@ -19,6 +19,8 @@ func FuzzParseApps(f *testing.F) {
 	}
 	f.Add([]byte(base))
 	f.Add([]byte(prod("hooks: {scale_up: {exec: [up], env: [KUBECONFIG]}}")))
+	// Anchors, aliases and merge keys, which the YAML library resolves.
+	f.Add([]byte(base + indent("hooks: &h\n  scale_up: &up {exec: [up, &c x], timeout: 1m}\n  scale_down: {<<: *up, exec: [*c]}\nroles: {deploy: [U1], lock: *h}", "        ")))
 	getenv := func(k string) string {
 		if strings.HasPrefix(k, "RELBOT_") {
 			return ""

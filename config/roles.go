@@ -36,32 +36,33 @@ func memberProblem(m string) string {
 	return ""
 }
 
-// roles decodes a roles mapping: role -> list of members.
-func (d *decoder) roles(v val) release.Roles {
-	m := d.mapping(v, roleKeys)
+// roles validates a roles mapping: role -> list of members.
+func (c *checker) roles(m map[string]*[]scalar, p path) release.Roles {
 	out := release.Roles{}
-	for _, name := range m.keys {
-		if d.failed() {
+	for _, name := range checkKeys(c, p, m, roleKeys) {
+		if c.failed() {
 			break
 		}
-		rv := m.vals[name]
-		if d.isNull(rv) {
-			d.failf(rv, "list who holds the role: Slack user IDs, user groups (@handle), or \"*\" for anyone; [] for nobody")
+		rp := p.key(name)
+		list := m[name]
+		if list == nil {
+			c.failf(rp, "list who holds the role: Slack user IDs, user groups (@handle), or \"*\" for anyone; [] for nobody")
 			break
 		}
 		members := []string{}
 		seen := map[string]bool{}
-		for _, it := range d.list(rv) {
-			s := strings.TrimSpace(d.str(it))
+		for i, it := range *list {
+			at := rp.index(i)
+			s := strings.TrimSpace(c.str(it, at))
 			switch {
-			case d.failed():
+			case c.failed():
 			case s == "":
-				d.failf(it, "must not be empty")
+				c.failf(at, "must not be empty")
 			case seen[s]:
-				d.failf(it, "%q is listed twice", s)
+				c.failf(at, "%q is listed twice", s)
 			default:
 				if problem := memberProblem(s); problem != "" {
-					d.failf(it, "%s", problem)
+					c.failf(at, "%s", problem)
 				}
 			}
 			seen[s] = true
@@ -72,28 +73,27 @@ func (d *decoder) roles(v val) release.Roles {
 	return out
 }
 
-// terminalUsers decodes terminal_users: OS user name -> the Slack user ID
-// they act as in a terminal.
-func (d *decoder) terminalUsers(v val) map[string]string {
-	m := d.mapping(v, nil)
+// terminalUsers validates terminal_users: OS user name -> the Slack user
+// ID they act as in a terminal.
+func (c *checker) terminalUsers(m map[string]scalar, p path) map[string]string {
 	out := map[string]string{}
-	for _, name := range m.keys {
-		if d.failed() {
+	for _, name := range checkKeys(c, p, m, nil) {
+		if c.failed() {
 			break
 		}
-		uv := m.vals[name]
-		id := strings.TrimSpace(d.str(uv))
+		up := p.key(name)
+		id := strings.TrimSpace(c.str(m[name], up))
 		switch {
-		case d.failed():
+		case c.failed():
 		case strings.TrimSpace(name) == "":
-			d.failf(uv, "the OS user name must not be empty")
+			c.failf(up, "the OS user name must not be empty")
 		case id == "":
-			d.failf(uv, "must be the Slack user ID %s acts as", name)
+			c.failf(up, "must be the Slack user ID %s acts as", name)
 		case id == release.Anyone || release.IsGroup(id):
-			d.failf(uv, "%q is not one user: map %s to a Slack user ID", id, name)
+			c.failf(up, "%q is not one user: map %s to a Slack user ID", id, name)
 		default:
 			if problem := memberProblem(id); problem != "" {
-				d.failf(uv, "%s", problem)
+				c.failf(up, "%s", problem)
 			}
 		}
 		out[name] = id

@@ -9,15 +9,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/kelseyhightower/envconfig"
 )
 
-// Names of the environment variables relbot reads.
+// Names of the environment variables relbot reads. Each is written here
+// once; the settings table below says what each holds.
 const (
 	EnvDatabaseURL        = "RELBOT_DATABASE_URL"
 	EnvRedisURL           = "RELBOT_REDIS_URL"
@@ -30,62 +28,63 @@ const (
 	EnvHTTPAddr           = "RELBOT_HTTP_ADDR"
 	EnvSlackAPIURL        = "RELBOT_SLACK_API_URL"
 	EnvTimeZone           = "RELBOT_TIME_ZONE"
+	EnvLogLevel           = "RELBOT_LOG_LEVEL"
 	EnvSlackBotToken      = "SLACK_BOT_TOKEN"
 	EnvSlackSigningSecret = "SLACK_SIGNING_SECRET"
 	EnvSlackAppToken      = "SLACK_APP_TOKEN"
 )
 
-// Settings are the bot's own settings, read from the environment.
-//
-// Tags hold full variable names and Process runs without a prefix: with a
-// prefix, envconfig falls back to the bare tag name when the prefixed
-// variable is unset, so an unrelated DATABASE_URL in the environment would
-// silently become the bot's own database.
+// Settings are the bot's own settings, read through a lookup function
+// (os.LookupEnv in the process; a map in tests). What each field holds is
+// in the settings table.
 type Settings struct {
-	DatabaseURL string `envconfig:"RELBOT_DATABASE_URL"` // the bot's own records
-	RedisURL    string `envconfig:"RELBOT_REDIS_URL"`    // optional: without it, one replica with in-process locks
-	AppsFile    string `envconfig:"RELBOT_APPS_FILE" default:"apps.yaml"`
-	ArtifactDir string `envconfig:"RELBOT_ARTIFACT_DIR" default:"/var/lib/relbot/artifacts"`
-	SecretKey   string `envconfig:"RELBOT_SECRET_KEY"` // 32 bytes as 64 hex characters or base64; see SecretKeyBytes
+	DatabaseURL string // the bot's own records
+	RedisURL    string // optional: without it, one replica with in-process locks
+	AppsFile    string
+	ArtifactDir string
+	SecretKey   string // 32 bytes as 64 hex characters or base64; see SecretKeyBytes
 	// SecretKeyPrevious only decrypts, while relbot rekey-secrets moves
 	// every secret to SecretKey.
-	SecretKeyPrevious string `envconfig:"RELBOT_SECRET_KEY_PREVIOUS"`
-	BackupKey         string `envconfig:"RELBOT_BACKUP_KEY"` // optional passphrase (>= 16 characters) encrypting backup archives
-	PGBin             string `envconfig:"RELBOT_PG_BIN"`     // directory of pg_dump; empty finds it on PATH
-	HTTPAddr          string `envconfig:"RELBOT_HTTP_ADDR" default:":8080"`
-	SlackAPIURL       string `envconfig:"RELBOT_SLACK_API_URL" default:"https://slack.com/api/"`
-	TimeZone          string `envconfig:"RELBOT_TIME_ZONE" default:"UTC"` // freeze windows and --at, unless apps.yaml names a zone
+	SecretKeyPrevious string
+	BackupKey         string // optional passphrase (>= 16 characters) encrypting backup archives
+	PGBin             string // directory of pg_dump; empty finds it on PATH
+	HTTPAddr          string
+	SlackAPIURL       string
+	TimeZone          string // freeze windows and --at, unless apps.yaml names a zone
+	LogLevel          string // empty: the command's own default
 
-	SlackBotToken      string `envconfig:"SLACK_BOT_TOKEN"`
-	SlackSigningSecret string `envconfig:"SLACK_SIGNING_SECRET"`
-	SlackAppToken      string `envconfig:"SLACK_APP_TOKEN"` // Socket Mode
+	SlackBotToken      string
+	SlackSigningSecret string
+	SlackAppToken      string // Socket Mode
 }
 
-// setting describes one variable: how to read it from Settings, what it is
-// for (shown when it is missing) and how to check it.
+// setting is one variable: where it goes in Settings, its default, what
+// it is for (shown when it is missing) and how to check it.
 type setting struct {
 	env    string
+	field  func(*Settings) *string
+	def    string
 	about  string
-	get    func(*Settings) string
 	check  func(string) string // problem, or ""
 	secret bool
 }
 
 var settings = []setting{
-	{EnvDatabaseURL, "the bot's own PostgreSQL database, e.g. postgres://relbot@localhost/relbot", func(s *Settings) string { return s.DatabaseURL }, checkDSN, true},
-	{EnvRedisURL, "Redis for locks shared by replicas, e.g. redis://localhost:6379/0", func(s *Settings) string { return s.RedisURL }, checkRedisURL, true},
-	{EnvAppsFile, "the path of apps.yaml", func(s *Settings) string { return s.AppsFile }, nil, false},
-	{EnvArtifactDir, "the directory for backups and migration files", func(s *Settings) string { return s.ArtifactDir }, nil, false},
-	{EnvSecretKey, "the key encrypting secrets at rest: 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)", func(s *Settings) string { return s.SecretKey }, checkSecretKey, true},
-	{EnvSecretKeyPrevious, "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", func(s *Settings) string { return s.SecretKeyPrevious }, checkSecretKey, true},
-	{EnvBackupKey, "a passphrase encrypting backup archives", func(s *Settings) string { return s.BackupKey }, checkBackupKey, true},
-	{EnvPGBin, "the directory holding pg_dump (PostgreSQL's client programs), when it is not on PATH", func(s *Settings) string { return s.PGBin }, checkPGBin, false},
-	{EnvHTTPAddr, "the HTTP listen address, e.g. :8080", func(s *Settings) string { return s.HTTPAddr }, checkHTTPAddr, false},
-	{EnvSlackAPIURL, "the Slack Web API base URL", func(s *Settings) string { return s.SlackAPIURL }, checkSlackAPIURL, false},
-	{EnvTimeZone, "an IANA time zone such as Europe/Paris", func(s *Settings) string { return s.TimeZone }, checkTimeZone, false},
-	{EnvSlackBotToken, "the Slack bot token, xoxb-...", func(s *Settings) string { return s.SlackBotToken }, checkToken, true},
-	{EnvSlackSigningSecret, "the Slack app's signing secret", func(s *Settings) string { return s.SlackSigningSecret }, checkToken, true},
-	{EnvSlackAppToken, "the Slack app-level token for Socket Mode, xapp-...", func(s *Settings) string { return s.SlackAppToken }, checkAppToken, true},
+	{EnvDatabaseURL, func(s *Settings) *string { return &s.DatabaseURL }, "", "the bot's own PostgreSQL database, e.g. postgres://relbot@localhost/relbot", checkDSN, true},
+	{EnvRedisURL, func(s *Settings) *string { return &s.RedisURL }, "", "Redis for locks shared by replicas, e.g. redis://localhost:6379/0", checkRedisURL, true},
+	{EnvAppsFile, func(s *Settings) *string { return &s.AppsFile }, "apps.yaml", "the path of apps.yaml", nil, false},
+	{EnvArtifactDir, func(s *Settings) *string { return &s.ArtifactDir }, "/var/lib/relbot/artifacts", "the directory for backups and migration files", nil, false},
+	{EnvSecretKey, func(s *Settings) *string { return &s.SecretKey }, "", "the key encrypting secrets at rest: 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)", checkSecretKey, true},
+	{EnvSecretKeyPrevious, func(s *Settings) *string { return &s.SecretKeyPrevious }, "", "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", checkSecretKey, true},
+	{EnvBackupKey, func(s *Settings) *string { return &s.BackupKey }, "", "a passphrase encrypting backup archives", checkBackupKey, true},
+	{EnvPGBin, func(s *Settings) *string { return &s.PGBin }, "", "the directory holding pg_dump (PostgreSQL's client programs), when it is not on PATH", checkPGBin, false},
+	{EnvHTTPAddr, func(s *Settings) *string { return &s.HTTPAddr }, ":8080", "the HTTP listen address, e.g. :8080", checkHTTPAddr, false},
+	{EnvSlackAPIURL, func(s *Settings) *string { return &s.SlackAPIURL }, "https://slack.com/api/", "the Slack Web API base URL", checkSlackAPIURL, false},
+	{EnvTimeZone, func(s *Settings) *string { return &s.TimeZone }, "UTC", "an IANA time zone such as Europe/Paris", checkTimeZone, false},
+	{EnvLogLevel, func(s *Settings) *string { return &s.LogLevel }, "", "how much the log says: debug, info, warn or error", checkLogLevel, false},
+	{EnvSlackBotToken, func(s *Settings) *string { return &s.SlackBotToken }, "", "the Slack bot token, xoxb-...", checkToken, true},
+	{EnvSlackSigningSecret, func(s *Settings) *string { return &s.SlackSigningSecret }, "", "the Slack app's signing secret", checkToken, true},
+	{EnvSlackAppToken, func(s *Settings) *string { return &s.SlackAppToken }, "", "the Slack app-level token for Socket Mode, xapp-...", checkAppToken, true},
 }
 
 func lookupSetting(name string) (setting, bool) {
@@ -98,60 +97,92 @@ func lookupSetting(name string) (setting, bool) {
 	return setting{}, false
 }
 
-// LoadSettings reads the settings from the environment and checks every one
-// that is set; which ones must be set depends on the subcommand (Require).
-func LoadSettings() (*Settings, error) {
-	var s Settings
-	if err := envconfig.Process("", &s); err != nil {
-		// Only string fields: this does not happen in practice, and the
-		// library's text may quote a value, so it is not passed on.
-		return nil, &Error{Problem: "cannot read settings from the environment"}
+// Problems are every setting that is missing or malformed, one line each,
+// so that one run tells an operator all there is to fix.
+type Problems []*Error
+
+func (p Problems) Error() string {
+	lines := make([]string, len(p))
+	for i, e := range p {
+		lines[i] = e.Error()
 	}
-	// envconfig applies a default only to an unset variable; a variable set
-	// to nothing (common in container specs) gets the default too.
-	rv := reflect.ValueOf(&s).Elem()
-	for i := range rv.NumField() {
-		if def := rv.Type().Field(i).Tag.Get("default"); def != "" && rv.Field(i).String() == "" {
-			rv.Field(i).SetString(def)
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find the first problem as an *Error.
+func (p Problems) Unwrap() []error {
+	out := make([]error, len(p))
+	for i, e := range p {
+		out[i] = e
+	}
+	return out
+}
+
+// problems returns nil, the one problem, or all of them.
+func (p Problems) err() error {
+	switch len(p) {
+	case 0:
+		return nil
+	case 1:
+		return p[0]
+	}
+	return p
+}
+
+// LoadSettings reads the settings through lookup (nil: os.LookupEnv),
+// requires the named ones (as Require does) and checks every one that is
+// set. The error names every problem, one line each.
+func LoadSettings(lookup func(string) (string, bool), require ...string) (*Settings, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	var s Settings
+	for _, st := range settings {
+		v, _ := lookup(st.env)
+		// A variable set to nothing (common in container specs) is unset.
+		if v == "" {
+			v = st.def
 		}
+		*st.field(&s) = v
 	}
 	// slack-go appends method names to the base URL directly.
 	if s.SlackAPIURL != "" && !strings.HasSuffix(s.SlackAPIURL, "/") {
 		s.SlackAPIURL += "/"
 	}
-	if err := s.check(); err != nil {
+	if err := s.Require(require...); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
 // Require checks that the named settings are set, and that every setting
-// that is set is well-formed. Names are the variable names, with or without
-// the RELBOT_ prefix: Require("DATABASE_URL", "SLACK_BOT_TOKEN").
+// that is set is well-formed, and reports every problem found. Names are
+// the variable names, with or without the RELBOT_ prefix:
+// Require("DATABASE_URL", "SLACK_BOT_TOKEN").
 func (s *Settings) Require(what ...string) error {
+	var out Problems
+	missing := map[string]bool{}
 	for _, name := range what {
 		st, ok := lookupSetting(name)
-		if !ok {
-			return &Error{Field: name, Problem: "unknown setting"}
-		}
-		if strings.TrimSpace(st.get(s)) == "" {
-			return &Error{Field: st.env, Problem: "not set (" + st.about + ")"}
+		switch {
+		case !ok:
+			out = append(out, &Error{Field: name, Problem: "unknown setting"})
+		case missing[st.env]:
+		case strings.TrimSpace(*st.field(s)) == "":
+			missing[st.env] = true
+			out = append(out, &Error{Field: st.env, Problem: "not set (" + st.about + ")"})
 		}
 	}
-	return s.check()
-}
-
-func (s *Settings) check() error {
 	for _, st := range settings {
-		v := st.get(s)
-		if v == "" || st.check == nil {
+		v := *st.field(s)
+		if v == "" || st.check == nil || missing[st.env] {
 			continue
 		}
 		if problem := st.check(v); problem != "" {
-			return &Error{Field: st.env, Problem: problem}
+			out = append(out, &Error{Field: st.env, Problem: problem})
 		}
 	}
-	return nil
+	return out.err()
 }
 
 // SecretKeyBytes decodes RELBOT_SECRET_KEY into its 32 bytes.
@@ -199,16 +230,19 @@ func (s Settings) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%s=%s", st.env, shown(st, st.get(&s)))
+		fmt.Fprintf(&b, "%s=%s", st.env, shown(st, *st.field(&s)))
 	}
 	return b.String()
 }
+
+// GoString keeps secrets out of %#v too.
+func (s Settings) GoString() string { return "config.Settings{" + s.String() + "}" }
 
 // LogValue keeps secrets out of slog output.
 func (s Settings) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, len(settings))
 	for _, st := range settings {
-		attrs = append(attrs, slog.String(st.env, shown(st, st.get(&s))))
+		attrs = append(attrs, slog.String(st.env, shown(st, *st.field(&s))))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -316,6 +350,14 @@ func checkHTTPAddr(s string) string {
 func checkTimeZone(s string) string {
 	if _, err := time.LoadLocation(s); err != nil {
 		return fmt.Sprintf("unknown time zone %q (use an IANA name such as Europe/Paris)", s)
+	}
+	return ""
+}
+
+func checkLogLevel(s string) string {
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return fmt.Sprintf("must be debug, info, warn or error (got %q)", s)
 	}
 	return ""
 }

@@ -6,33 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 )
 
-// clearEnv unsets every variable relbot reads (restored after the test),
-// so the tests do not depend on the developer's environment.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, st := range settings {
-		t.Setenv(st.env, "")
-		os.Unsetenv(st.env)
-	}
-	// Bare names that envconfig would fall back to with a prefix.
-	for _, bare := range []string{"DATABASE_URL", "HTTP_ADDR", "TIME_ZONE"} {
-		t.Setenv(bare, "")
-		os.Unsetenv(bare)
+// lookupIn reads settings from env alone: the tests do not depend on the
+// developer's environment, and nothing sets the process's.
+func lookupIn(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
 	}
 }
 
 const hexKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 func TestLoadSettingsDefaults(t *testing.T) {
-	clearEnv(t)
-	t.Setenv("DATABASE_URL", "postgres://someone-elses/db") // must not be picked up
-	t.Setenv(EnvHTTPAddr, "")                               // set but empty: default applies
-	s, err := LoadSettings()
+	s, err := LoadSettings(lookupIn(map[string]string{
+		"DATABASE_URL": "postgres://someone-elses/db", // must not be picked up
+		EnvHTTPAddr:    "",                            // set but empty: default applies
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,18 +41,18 @@ func TestLoadSettingsDefaults(t *testing.T) {
 }
 
 func TestLoadSettingsValues(t *testing.T) {
-	clearEnv(t)
-	t.Setenv(EnvDatabaseURL, "postgres://relbot:pw@localhost/relbot")
-	t.Setenv(EnvRedisURL, "redis://:pw@localhost:6379/0")
-	t.Setenv(EnvSecretKey, hexKey)
-	t.Setenv(EnvBackupKey, "correct horse battery staple")
-	t.Setenv(EnvHTTPAddr, "127.0.0.1:0")
-	t.Setenv(EnvSlackAPIURL, "http://127.0.0.1:9999/api")
-	t.Setenv(EnvTimeZone, "Europe/Paris")
-	t.Setenv(EnvSlackBotToken, "xoxb-1")
-	t.Setenv(EnvSlackSigningSecret, "abc")
-	t.Setenv(EnvSlackAppToken, "xapp-1")
-	s, err := LoadSettings()
+	s, err := LoadSettings(lookupIn(map[string]string{
+		EnvDatabaseURL:        "postgres://relbot:pw@localhost/relbot",
+		EnvRedisURL:           "redis://:pw@localhost:6379/0",
+		EnvSecretKey:          hexKey,
+		EnvBackupKey:          "correct horse battery staple",
+		EnvHTTPAddr:           "127.0.0.1:0",
+		EnvSlackAPIURL:        "http://127.0.0.1:9999/api",
+		EnvTimeZone:           "Europe/Paris",
+		EnvSlackBotToken:      "xoxb-1",
+		EnvSlackSigningSecret: "abc",
+		EnvSlackAppToken:      "xapp-1",
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +73,7 @@ func TestLoadSettingsValues(t *testing.T) {
 	// Printing or logging the settings shows no secret.
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("settings", "s", s)
-	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", *s), buf.String()} {
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", *s), fmt.Sprintf("%#v", *s), buf.String()} {
 		for _, secret := range []string{"pw@", hexKey, "horse", "xoxb-1", "xapp-1"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%q shows a secret: %s", secret, out)
@@ -90,11 +83,9 @@ func TestLoadSettingsValues(t *testing.T) {
 }
 
 func TestSecretKeyBase64(t *testing.T) {
-	clearEnv(t)
 	raw := bytes.Repeat([]byte{0xfb}, 32)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawURLEncoding} {
-		t.Setenv(EnvSecretKey, enc.EncodeToString(raw))
-		s, err := LoadSettings()
+		s, err := LoadSettings(lookupIn(map[string]string{EnvSecretKey: enc.EncodeToString(raw)}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,14 +133,11 @@ func TestSettingsErrors(t *testing.T) {
 		{"signing secret with newline", map[string]string{EnvSlackSigningSecret: "abc\n"}, nil,
 			"SLACK_SIGNING_SECRET: must not contain spaces or line breaks", "abc"},
 		{"unknown setting", nil, []string{"NOPE"}, "NOPE: unknown setting", ""},
+		{"log level bad", map[string]string{EnvLogLevel: "loud"}, nil, `RELBOT_LOG_LEVEL: must be debug, info, warn or error (got "loud")`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			s, err := LoadSettings()
+			s, err := LoadSettings(lookupIn(tc.env))
 			if err == nil {
 				err = s.Require(tc.require...)
 			}
@@ -167,5 +155,51 @@ func TestSettingsErrors(t *testing.T) {
 				t.Errorf("error shows the value: %q", err)
 			}
 		})
+	}
+}
+
+// Every missing and malformed setting is in the one error, a line each in
+// the table's order after the missing ones, and none shows its value.
+func TestSettingsProblemsAllAtOnce(t *testing.T) {
+	s, err := LoadSettings(lookupIn(map[string]string{
+		EnvDatabaseURL: "mysql://root:hunter2@db/x",
+		EnvHTTPAddr:    "8080",
+		EnvSecretKey:   "deadbeef",
+	}), "DATABASE_URL", EnvSlackBotToken, EnvSlackSigningSecret, "SECRET_KEY")
+	if s != nil || err == nil {
+		t.Fatalf("settings %v, err %v", s, err)
+	}
+	want := strings.Join([]string{
+		"SLACK_BOT_TOKEN: not set (the Slack bot token, xoxb-...)",
+		"SLACK_SIGNING_SECRET: not set (the Slack app's signing secret)",
+		"RELBOT_DATABASE_URL: must be a postgres:// or postgresql:// URL or a key=value DSN (the URL scheme is not postgres)",
+		"RELBOT_SECRET_KEY: must be 32 bytes as 64 hex characters or base64 (got 6 bytes)",
+		`RELBOT_HTTP_ADDR: must be host:port such as :8080 or 127.0.0.1:8080 (got "8080")`,
+	}, "\n")
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant:\n%s", err, want)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Field != EnvSlackBotToken {
+		t.Errorf("errors.As finds %+v, want the first problem", ce)
+	}
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 5 {
+		t.Errorf("problems = %v", ps)
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "deadbeef") {
+		t.Errorf("a value is shown: %s", err)
+	}
+}
+
+// The lookup is the only source: the process environment is not read.
+func TestSettingsReadOnlyTheLookup(t *testing.T) {
+	t.Setenv(EnvDatabaseURL, "postgres://from-the-process/db")
+	s, err := LoadSettings(lookupIn(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DatabaseURL != "" {
+		t.Errorf("DatabaseURL = %q from the process environment", s.DatabaseURL)
 	}
 }

@@ -65,7 +65,7 @@ func benchSlack(ctx context.Context, io Stdio, admin, dir string, rate, seconds 
 	}
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	errs := &lineWatcher{want: "listening on ", found: make(chan string, 1)}
+	errs := &lineWatcher{want: listeningOn + "=", found: make(chan string, 1)}
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(serveCtx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: io.Out, Err: errs}, func(k string) string { return env[k] })

@@ -63,7 +63,7 @@ func (d *demo) startSlack(ctx context.Context, settings *config.Settings, sample
 		env[k] = v
 	}
 	serveCtx, stop := context.WithCancel(ctx)
-	watch := &lineWatcher{want: "listening on ", found: make(chan string, 1)}
+	watch := &lineWatcher{want: listeningOn + "=", found: make(chan string, 1)}
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(serveCtx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: watch, Err: watch}, func(k string) string { return env[k] })

@@ -21,7 +21,7 @@ func runRekey(ctx context.Context, args []string, std Stdio, getenv func(string)
 	}
 	settings, err := loadSettings(getenv, config.EnvDatabaseURL, config.EnvSecretKey)
 	if err != nil {
-		fmt.Fprintln(std.Err, "relbot: "+oneLine(err.Error()))
+		fmt.Fprintln(std.Err, configMessage(err))
 		return exitFailed
 	}
 	log := newLogger(std.Err, getenv, slog.LevelWarn)

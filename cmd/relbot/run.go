@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -165,9 +165,11 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 }
 
 // newLogger logs to w at the level RELBOT_LOG_LEVEL names (default def).
+// It is made before the settings are read, so that even a refusal to start
+// is in the log's format; a malformed level is reported with the settings.
 func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Logger {
 	level := def
-	if v := getenv("RELBOT_LOG_LEVEL"); v != "" {
+	if v := getenv(config.EnvLogLevel); v != "" {
 		_ = level.UnmarshalText([]byte(v))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
@@ -187,29 +189,43 @@ func loadConfig(getenv func(string) string, need ...string) (*config.Settings, *
 	return settings, file, nil
 }
 
-// loadSettings reads the settings through getenv (envconfig reads the
-// process environment, so a test's getenv is applied to it first) and
-// requires need among them.
+// loadSettings reads the settings through getenv and requires need among
+// them, reporting every problem at once.
 func loadSettings(getenv func(string) string, need ...string) (*config.Settings, error) {
-	for _, name := range []string{config.EnvDatabaseURL, config.EnvRedisURL, config.EnvAppsFile, config.EnvArtifactDir,
-		config.EnvSecretKey, config.EnvSecretKeyPrevious, config.EnvBackupKey, config.EnvHTTPAddr, config.EnvSlackAPIURL, config.EnvTimeZone,
-		config.EnvSlackBotToken, config.EnvSlackSigningSecret, config.EnvSlackAppToken} {
-		if v := getenv(name); v != os.Getenv(name) {
-			if v == "" {
-				os.Unsetenv(name)
-			} else {
-				os.Setenv(name, v)
-			}
+	return config.LoadSettings(lookupFrom(getenv), need...)
+}
+
+// lookupFrom makes Run's getenv a lookup. A variable set to nothing counts
+// as unset for every setting, so getenv says all a lookup would.
+func lookupFrom(getenv func(string) string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	}
+}
+
+// problemLines is a configuration error as the lines a person reads: one
+// per setting that is missing or malformed, else the error's one line.
+func problemLines(err error) []string {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		lines := make([]string, len(ps))
+		for i, p := range ps {
+			lines[i] = p.Error()
 		}
+		return lines
 	}
-	settings, err := config.LoadSettings()
-	if err != nil {
-		return nil, err
+	return []string{oneLine(err.Error())}
+}
+
+// configMessage is what a terminal prints when the configuration is
+// refused: "relbot: " and one line per problem.
+func configMessage(err error) string {
+	lines := problemLines(err)
+	for i, l := range lines {
+		lines[i] = "relbot: " + l
 	}
-	if err := settings.Require(need...); err != nil {
-		return nil, err
-	}
-	return settings, nil
+	return strings.Join(lines, "\n")
 }
 
 // bothNotifiers tells every notifier of an event.

@@ -51,7 +51,7 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	}
 	replicas := []replica{start(), start()}
 	for _, r := range replicas {
-		eventually(t, "a replica listening", 30*time.Second, func() bool { return strings.Contains(r.stderr.String(), "listening on") })
+		eventually(t, "a replica listening", 30*time.Second, func() bool { return strings.Contains(r.stderr.String(), listeningOn+"=") })
 	}
 	// Both run until three ticks are backed up and one was contested (the
 	// loser of a claim says so), however slow the machine.

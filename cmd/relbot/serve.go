@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,7 +41,32 @@ const (
 	// shutdownGrace bounds how long a stopping server waits for the work
 	// in flight; a release still running then is resumed from its lease.
 	shutdownGrace = 25 * time.Second
+	// slackCheckTimeout bounds the auth.test made at start.
+	slackCheckTimeout = 15 * time.Second
+
+	cannotStart = "relbot serve cannot start"
+	// listeningOn is the key of the address serve listens on in its
+	// "started" record.
+	listeningOn = "listening_on"
 )
+
+// checkSlackToken asks Slack whose the bot token is (auth.test), so that a
+// wrong token stops serve at once with a line that names the setting,
+// rather than failing at the first message.
+func checkSlackToken(ctx context.Context, api *slack.Client, apiURL string) (*slack.AuthTestResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, slackCheckTimeout)
+	defer cancel()
+	who, err := api.AuthTestContext(ctx)
+	if err == nil {
+		return who, nil
+	}
+	var refused slack.SlackErrorResponse
+	if errors.As(err, &refused) {
+		return nil, fmt.Errorf("%s was refused by Slack (%s)", config.EnvSlackBotToken, refused.Err)
+	}
+	// slack-go's error names the URL, never the token (it goes in the body).
+	return nil, fmt.Errorf("cannot check %s: Slack at %s (%s) did not answer: %s", config.EnvSlackBotToken, apiURL, config.EnvSlackAPIURL, oneLine(err.Error()))
+}
 
 // runServe is `relbot serve`: Slack over HTTP (or Socket Mode when
 // SLACK_APP_TOKEN is set), the runner of approved releases, and the
@@ -50,33 +76,41 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		fmt.Fprintln(io.Err, "relbot: serve takes no arguments (settings come from the environment)")
 		return exitUsage
 	}
+	// The logger comes first: every line serve writes, a refusal to start
+	// included, is in the log's one format.
+	log := newLogger(io.Err, getenv, slog.LevelInfo)
 	need := []string{config.EnvDatabaseURL, config.EnvSlackBotToken}
 	if getenv(config.EnvSlackAppToken) == "" {
 		need = append(need, config.EnvSlackSigningSecret) // Socket Mode needs no signing secret
 	}
 	settings, file, err := loadConfig(getenv, need...)
 	if err != nil {
-		fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+		log.Error(cannotStart, "err", strings.Join(problemLines(err), "; "))
 		return exitFailed
 	}
-	log := newLogger(io.Err, getenv, slog.LevelInfo)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-
-	sys, err := build(ctx, settings, file.Apps, log, buildOptions{})
-	if err != nil {
-		fmt.Fprintln(io.Err, "relbot: "+oneLine(release.ErrorMessage(err)))
-		log.Error("start", "err", err)
-		return exitFailed
-	}
-	defer sys.close()
-	svc := sys.service
 
 	opts := []slack.Option{slack.OptionAPIURL(settings.SlackAPIURL)}
 	if settings.SlackAppToken != "" {
 		opts = append(opts, slack.OptionAppLevelToken(settings.SlackAppToken))
 	}
 	api := slack.New(settings.SlackBotToken, opts...)
+	who, err := checkSlackToken(ctx, api, settings.SlackAPIURL)
+	if err != nil {
+		log.Error(cannotStart, "err", err.Error())
+		return exitFailed
+	}
+	log.Info("slack token accepted", "bot", who.User, "bot_user_id", who.UserID, "team", who.Team, "team_id", who.TeamID)
+
+	sys, err := build(ctx, settings, file.Apps, log, buildOptions{})
+	if err != nil {
+		log.Error(cannotStart, "err", oneLine(release.ErrorMessage(err)), "cause", err.Error())
+		return exitFailed
+	}
+	defer sys.close()
+	svc := sys.service
+
 	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Releases, Policies: bot.PolicyFunc(svc.App), Log: log})
 	svc.Notifier = notifier
 	// The server runs what becomes runnable; commands return at once.
@@ -96,11 +130,14 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)
 	if err != nil {
-		fmt.Fprintf(io.Err, "relbot: cannot listen on %s (%s): %v\n", settings.HTTPAddr, config.EnvHTTPAddr, err)
+		log.Error(cannotStart, "err", fmt.Sprintf("cannot listen on %s (%s): %v", settings.HTTPAddr, config.EnvHTTPAddr, err))
 		return exitFailed
 	}
-	fmt.Fprintf(io.Err, "relbot: listening on %s\n", ln.Addr())
-	log.Info("relbot serve started", "addr", ln.Addr().String(), "socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps))
+	// Where serve listens is said whatever RELBOT_LOG_LEVEL is (the demo
+	// and bench quiet the log to errors), in the same format. The address
+	// is the record's last value: they read it from the end of the line.
+	slog.New(slog.NewTextHandler(io.Err, nil)).Info("relbot serve started",
+		"socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps), listeningOn, ln.Addr().String())
 	go checkBackupTools(ctx, svc.Backups, file.Apps, log)
 
 	var wg sync.WaitGroup
@@ -137,13 +174,13 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}
 	code := exitOK
 	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
-		fmt.Fprintln(io.Err, "relbot: "+oneLine(serveErr.Error()))
+		log.Error("serve failed", "err", oneLine(serveErr.Error()))
 		code = exitFailed
 	}
 	select {
 	case err := <-socketErr:
 		if err != nil {
-			fmt.Fprintln(io.Err, "relbot: socket mode: "+oneLine(err.Error()))
+			log.Error("socket mode failed", "err", oneLine(err.Error()))
 			code = exitFailed
 		}
 	default:

@@ -89,8 +89,8 @@ func startServe(t *testing.T, ctx context.Context, env map[string]string) (strin
 	var addr string
 	eventually(t, "listening on", 30*time.Second, func() bool {
 		s := stderr.String()
-		if i := strings.Index(s, "listening on "); i >= 0 {
-			addr = strings.Fields(s[i+len("listening on "):])[0]
+		if i := strings.Index(s, listeningOn+"="); i >= 0 {
+			addr = strings.Fields(s[i+len(listeningOn+"="):])[0]
 			return true
 		}
 		select {

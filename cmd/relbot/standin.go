@@ -23,6 +23,12 @@ type standIn struct {
 	ts    int
 }
 
+// Who the stand-in says the bot is.
+const (
+	standInBot  = "relbot"
+	standInTeam = "relbot-demo"
+)
+
 // slackPost is one message relbot sent: to a channel, a thread, a user,
 // or a response_url.
 type slackPost struct {
@@ -73,6 +79,18 @@ func newStandIn(extra ...slacktest.Binder) *standIn {
 		}
 	}
 	binders := append([]slacktest.Binder(nil), extra...)
+	// relbot serve checks its token with auth.test at start; the stand-in
+	// accepts any as the demo's bot. (A test's own auth.test, in extra,
+	// is registered first and wins.)
+	binders = append(binders, func(c slacktest.Customize) {
+		c.Handle("/auth.test", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{
+				"ok": true, "url": "https://relbot-demo.slack.com/", "team": standInTeam, "team_id": "T0DEMO",
+				"user": standInBot, "user_id": "U0RELBOT", "bot_id": "B0RELBOT",
+			})
+		})
+	})
 	for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "conversations.open", "response/"} {
 		binders = append(binders, record(m))
 	}

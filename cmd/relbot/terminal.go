@@ -40,7 +40,7 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 	if cmd.Name() != "help" {
 		settings, file, err := loadConfig(getenv, config.EnvDatabaseURL)
 		if err != nil {
-			fmt.Fprintln(io.Err, "relbot: "+oneLine(err.Error()))
+			fmt.Fprintln(io.Err, configMessage(err))
 			return exitFailed
 		}
 		apps := file.Apps
