@@ -568,6 +568,31 @@ func knownKeys(t reflect.Type) []string {
 	return out
 }
 
+// Keys lists every key the decoder takes anywhere in apps.yaml, read from
+// the raw structs' tags, so documentation can be checked against it.
+func Keys() []string {
+	seen := map[reflect.Type]bool{}
+	var out []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == scalarType || seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, k := range knownKeys(t) {
+			out = append(out, k)
+			if ft, ok := fieldByKey(t, k); ok {
+				walk(ft)
+			}
+		}
+	}
+	walk(rawRoot)
+	return out
+}
+
 // kindAt says what the value at p must be, when that is a mapping or a
 // list (scalars are checked by the validator).
 func kindAt(p path) string {

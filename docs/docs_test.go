@@ -5,9 +5,6 @@
 package docs_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/release"
 )
 
@@ -72,158 +70,13 @@ func TestCommandsDocCoversTheGrammar(t *testing.T) {
 	}
 }
 
-// acceptedKeys reads the keys the apps.yaml decoder accepts from its own
-// source: the string tables it passes to mapping() and the keys it get()s.
-// A mapping whose keys come from somewhere this cannot read fails the test,
-// so a new table is not silently left out.
-func acceptedKeys(t *testing.T) []string {
-	t.Helper()
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, filepath.Join(root, "config"), func(fi fs.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg := pkgs["config"]
-	if pkg == nil {
-		t.Fatal("config/: no package config")
-	}
-	strs := func(lit *ast.CompositeLit) []string {
-		var out []string
-		for _, e := range lit.Elts {
-			if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
-				s, _ := strconv.Unquote(b.Value)
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	// Package-level string tables, by name; a slice of one is that table.
-	tables := map[string][]string{}
-	aliases := map[string]string{}
-	for _, f := range pkg.Files {
-		for _, d := range f.Decls {
-			g, ok := d.(*ast.GenDecl)
-			if !ok || g.Tok != token.VAR {
-				continue
-			}
-			for _, spec := range g.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, name := range vs.Names {
-					if i >= len(vs.Values) {
-						continue
-					}
-					switch v := vs.Values[i].(type) {
-					case *ast.CompositeLit:
-						tables[name.Name] = strs(v)
-					case *ast.SliceExpr:
-						if id, ok := v.X.(*ast.Ident); ok {
-							aliases[name.Name] = id.Name
-						}
-					}
-				}
-			}
-		}
-	}
-	// Tables config derives from release's exported lists.
-	derived := map[string][]string{"roleKeys": roleNames()}
-	// Local variables that hold one table or another (keys := envKeys).
-	locals := map[string][]string{}
-	for _, f := range pkg.Files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
-				for i, l := range as.Lhs {
-					li, lok := l.(*ast.Ident)
-					ri, rok := as.Rhs[i].(*ast.Ident)
-					if lok && rok {
-						locals[li.Name] = append(locals[li.Name], ri.Name)
-					}
-				}
-			}
-			return true
-		})
-	}
-	var resolve func(name string, depth int) ([]string, bool)
-	resolve = func(name string, depth int) ([]string, bool) {
-		if alias, ok := aliases[name]; ok {
-			name = alias
-		}
-		switch {
-		case tables[name] != nil:
-			return tables[name], true
-		case derived[name] != nil:
-			return derived[name], true
-		case locals[name] != nil && depth < 3:
-			var out []string
-			for _, from := range locals[name] {
-				ks, ok := resolve(from, depth+1)
-				if !ok {
-					return nil, false
-				}
-				out = append(out, ks...)
-			}
-			return out, true
-		}
-		return nil, false
-	}
-	keys := map[string]bool{}
-	mappings := 0
-	for _, f := range pkg.Files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			switch {
-			case sel.Sel.Name == "mapping" && len(call.Args) == 2:
-				mappings++
-				var found []string
-				known := true
-				switch a := call.Args[1].(type) {
-				case *ast.Ident:
-					if a.Name != "nil" { // nil: any key (names of apps, tables, users)
-						found, known = resolve(a.Name, 0)
-					}
-				case *ast.SelectorExpr:
-					if x, ok := a.X.(*ast.Ident); ok && x.Name == "release" && a.Sel.Name == "HookNames" {
-						found = release.HookNames
-					} else {
-						known = false
-					}
-				case *ast.CompositeLit:
-					found = strs(a)
-				default:
-					known = false
-				}
-				if !known {
-					t.Errorf("%s: apps.yaml keys come from %s, which this test cannot read; teach acceptedKeys", fset.Position(call.Pos()), exprString(call.Args[1]))
-				}
-				for _, k := range found {
-					keys[k] = true
-				}
-			case sel.Sel.Name == "get" && len(call.Args) == 2:
-				if b, ok := call.Args[1].(*ast.BasicLit); ok && b.Kind == token.STRING {
-					s, _ := strconv.Unquote(b.Value)
-					keys[s] = true
-				}
-			}
-			return true
-		})
-	}
-	if mappings < 5 {
-		t.Fatalf("found %d calls of mapping() in config/: the decoder changed shape; teach acceptedKeys to read it", mappings)
-	}
-	out := make([]string, 0, len(keys))
-	for k := range keys {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+// acceptedKeys is every key apps.yaml takes: the decoder's own struct
+// tags (config.Keys), and the names hooks and roles are keyed by.
+func acceptedKeys() []string {
+	keys := append(config.Keys(), release.HookNames...)
+	keys = append(keys, roleNames()...)
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 func roleNames() []string {
@@ -234,19 +87,9 @@ func roleNames() []string {
 	return out
 }
 
-func exprString(e ast.Expr) string {
-	switch v := e.(type) {
-	case *ast.Ident:
-		return v.Name
-	case *ast.SelectorExpr:
-		return exprString(v.X) + "." + v.Sel.Name
-	}
-	return "an expression"
-}
-
 func TestAppsYAMLDocCoversEveryKey(t *testing.T) {
 	doc := read(t, "docs/apps-yaml.md")
-	keys := acceptedKeys(t)
+	keys := acceptedKeys()
 	// The test must not pass by reading nothing: these are certainly
 	// accepted.
 	for _, k := range []string{"apps", "time_zone", "version_tables", "keep", "storage_exclude", "timeout", "table_prefix", "terminal_users", "restart", "act_as"} {
