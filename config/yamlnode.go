@@ -318,19 +318,6 @@ func (d *decoder) str(v val) string {
 	return out
 }
 
-func (d *decoder) strList(v val) []string {
-	items := d.list(v)
-	out := make([]string, 0, len(items))
-	for _, it := range items {
-		s := d.str(it)
-		if s == "" && !d.failed() {
-			d.failf(it, "must not be empty")
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 // integer accepts a YAML integer or a string that is one after expansion
 // (keep: ${BACKUPS_KEPT}).
 func (d *decoder) integer(v val) int {
