@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -198,10 +199,17 @@ func loadConfig(getenv func(string) string, need ...string) (*config.Settings, *
 	return settings, file, nil
 }
 
+// settingsMu makes loadSettings's write-then-read of the process
+// environment one step, so that Runs side by side (parallel tests) each
+// read their own getenv's settings.
+var settingsMu sync.Mutex
+
 // loadSettings reads the settings through getenv (envconfig reads the
 // process environment, so a test's getenv is applied to it first) and
 // requires need among them.
 func loadSettings(getenv func(string) string, need ...string) (*config.Settings, error) {
+	settingsMu.Lock()
+	defer settingsMu.Unlock()
 	for _, name := range []string{config.EnvDatabaseURL, config.EnvRedisURL, config.EnvAppsFile, config.EnvArtifactDir,
 		config.EnvSecretKey, config.EnvSecretKeyPrevious, config.EnvBackupKey, config.EnvHTTPAddr, config.EnvSlackAPIURL, config.EnvTimeZone,
 		config.EnvSlackBotToken, config.EnvSlackSigningSecret, config.EnvSlackAppToken} {

@@ -63,6 +63,7 @@ func utcMicro(t *time.Time) *time.Time {
 }
 
 func TestReleaseRoundTrip(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	cet := time.FixedZone("CET", 3600)
@@ -125,6 +126,7 @@ func TestReleaseRoundTrip(t *testing.T) {
 }
 
 func TestOpenStatesMatchIndex(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "store")
 	openStore(t, dsn)
 	var def string
@@ -145,6 +147,7 @@ func TestOpenStatesMatchIndex(t *testing.T) {
 }
 
 func TestCreateReleaseOneOpenPerEnvironment(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	const n = 20
@@ -215,6 +218,7 @@ func TestCreateReleaseOneOpenPerEnvironment(t *testing.T) {
 }
 
 func TestAddApprovalConcurrent(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	if err := s.CreateRelease(ctx, newRelease("crm-r1", "crm", "production")); err != nil {
@@ -276,6 +280,7 @@ func TestAddApprovalConcurrent(t *testing.T) {
 }
 
 func TestMoveReleaseCompareAndSet(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	for round := range 5 {
@@ -336,6 +341,7 @@ func TestMoveReleaseCompareAndSet(t *testing.T) {
 }
 
 func TestLeases(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	r := newRelease("crm-r1", "crm", "production")
@@ -439,6 +445,7 @@ func TestLeases(t *testing.T) {
 }
 
 func TestStepsChecksBackupMessage(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	if err := s.CreateRelease(ctx, newRelease("crm-r1", "crm", "production")); err != nil {
@@ -502,6 +509,7 @@ func TestStepsChecksBackupMessage(t *testing.T) {
 }
 
 func TestListReleases(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -548,6 +556,7 @@ func TestListReleases(t *testing.T) {
 }
 
 func TestHolds(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	if h, err := s.GetHold(ctx, "crm", "production"); h != nil || err != nil {
@@ -604,6 +613,7 @@ func TestHolds(t *testing.T) {
 // locked, every other is refused naming that one, and the hold is the
 // winner's.
 func TestHoldConcurrentLockers(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	const lockers = 12

@@ -68,6 +68,7 @@ func embeddedVersions(t *testing.T) []int {
 }
 
 func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migr")
 	openStore(t, dsn).Close()
 	want := embeddedVersions(t)
@@ -85,6 +86,7 @@ func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 }
 
 func TestConcurrentOpenOnFreshDatabase(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrrace")
 	const n = 4
 	errs := make([]error, n)
@@ -110,6 +112,7 @@ func TestConcurrentOpenOnFreshDatabase(t *testing.T) {
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrnew")
 	openStore(t, dsn).Close()
 	conn := testenv.Connect(t, dsn)
@@ -129,6 +132,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrfail")
 	fsys := fstest.MapFS{
 		"migrations/0001_ok.sql":  {Data: []byte("CREATE TABLE t1 (a int);")},
@@ -156,6 +160,7 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 }
 
 func TestLoadMigrationsRejectsBadNames(t *testing.T) {
+	t.Parallel()
 	for name, fsys := range map[string]fstest.MapFS{
 		"bad name":  {"migrations/init.sql": {}},
 		"version 0": {"migrations/0000_zero.sql": {}},
@@ -168,6 +173,7 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 }
 
 func TestNextIDConcurrent(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	const n = 50
@@ -224,6 +230,7 @@ func sampleBackup(id, env string, created time.Time) *release.Backup {
 }
 
 func TestBackupRoundTrip(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	// A zone other than UTC and nanoseconds PostgreSQL cannot keep.
@@ -289,6 +296,7 @@ func TestBackupRoundTrip(t *testing.T) {
 }
 
 func TestBackupNotFound(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	checks := map[string]error{}
@@ -308,6 +316,7 @@ func TestBackupNotFound(t *testing.T) {
 }
 
 func TestListBackupsNewestFirst(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -345,6 +354,7 @@ func TestListBackupsNewestFirst(t *testing.T) {
 }
 
 func TestSaveBackupInvalid(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := sampleBackup("", "production", time.Now())
 	if err := s.SaveBackup(context.Background(), b); release.ErrorCode(err) != release.CodeInvalid {
@@ -353,6 +363,7 @@ func TestSaveBackupInvalid(t *testing.T) {
 }
 
 func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := Open(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", nil)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestVariables(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
 	at := time.Date(2025, 6, 1, 10, 0, 0, 123456789, time.UTC)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestVersions(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
