@@ -100,7 +100,7 @@ var drops struct {
 	slot    chan struct{} // bounds the connections the drops take
 	mu      sync.Mutex
 	errs    []error
-	pending map[chan struct{}]bool // closed when its drop ends
+	pending map[chan struct{}]string // closed when its drop ends -> the test's name
 }
 
 // dropAfter drops a database of an ended test: in the background under
@@ -117,9 +117,9 @@ func dropAfter(t testing.TB, name string) {
 	done := make(chan struct{})
 	drops.mu.Lock()
 	if drops.pending == nil {
-		drops.pending = map[chan struct{}]bool{}
+		drops.pending = map[chan struct{}]string{}
 	}
-	drops.pending[done] = true
+	drops.pending[done] = t.Name()
 	drops.mu.Unlock()
 	drops.wg.Add(1)
 	go func() {
@@ -138,15 +138,17 @@ func dropAfter(t testing.TB, name string) {
 }
 
 // DropRoleAfterDatabases drops role when the test ends, after the
-// databases whose drops started before (a role cannot go while it owns
+// databases of the test and its subtests (a role cannot go while it owns
 // anything): register it before creating the databases that use it.
 func DropRoleAfterDatabases(t testing.TB, role string) {
 	t.Helper()
 	t.Cleanup(func() {
 		drops.mu.Lock()
 		var wait []chan struct{}
-		for ch := range drops.pending {
-			wait = append(wait, ch)
+		for ch, name := range drops.pending {
+			if name == t.Name() || strings.HasPrefix(name, t.Name()+"/") {
+				wait = append(wait, ch)
+			}
 		}
 		drops.mu.Unlock()
 		for _, ch := range wait {
@@ -346,7 +348,7 @@ func Run(m *testing.M) int {
 	templates.mu.Lock()
 	templates.inMain = true
 	templates.mu.Unlock()
-	drops.slot = make(chan struct{}, 4)
+	drops.slot = make(chan struct{}, 8)
 	code := m.Run()
 	drops.wg.Wait()
 	errs := append(drops.errs, dropTemplates())
