@@ -441,11 +441,3 @@ func awaitingRelease() *release.Release {
 		FileHash: "9f2c4e1ab37d5c60e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7", RequestedBy: "U04ALICE", RequestedAt: at,
 		State: release.StateAwaitingApproval, Channel: "C0123456789", Steps: steps}
 }
-
-func decodeBlocks(t *testing.T, c call) string {
-	t.Helper()
-	if c.Form.Get("blocks") != "" {
-		return c.Form.Get("blocks")
-	}
-	return c.Body
-}

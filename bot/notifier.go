@@ -140,9 +140,7 @@ func (n *Notifier) ReleaseChanged(_ context.Context, r *release.Release, e relea
 		}
 	}
 	m.latest, m.dirty = snap, true
-	for _, o := range n.extras(snap, e) {
-		m.outbox = append(m.outbox, o)
-	}
+	m.outbox = append(m.outbox, n.extras(snap, e)...)
 	if !m.running {
 		m.running = true
 		n.wg.Add(1)

@@ -91,6 +91,7 @@ func stepNamed(t *testing.T, steps []stepJSON, name string) (int, stepJSON) {
 // before the checks, as its own persisted step; where an environment has
 // none, the release's final message says the app must be restarted.
 func TestRestartStepAfterTheApply(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	hook, marker := restartHook(t, env, "production")
 	editApps(t, env, productionRestart, "          "+hook)
@@ -141,6 +142,7 @@ func TestRestartStepAfterTheApply(t *testing.T) {
 // the checks do not run, and the ways out are named (maintenance stays on
 // where it was turned on; staging has no maintenance hooks).
 func TestFailedRestartStep(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	editApps(t, env, stagingApprovals, stagingApprovals+"\n        hooks:\n          restart: {exec: [\"sh\", \"-c\", \"echo cannot reach the cluster >&2; exit 3\"]}")
 	m := createMigration(t, env)
@@ -175,6 +177,7 @@ func TestFailedRestartStep(t *testing.T) {
 // hook exists they offer `restart APP ENV`, which runs it under the
 // environment's lock and is refused while the environment is locked.
 func TestRestartAfterVariableChanges(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	hook, marker := restartHook(t, env, "production")
 	editApps(t, env, productionRestart, "          "+hook)
@@ -219,6 +222,7 @@ func TestRestartAfterVariableChanges(t *testing.T) {
 // keeps the choice. Production with the plugin disabled or not installed is
 // still refused; with it enabled, it is not.
 func TestDeployNewPlugins(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 	const plugin = "workflow-json-query (@nocobase/plugin-workflow-json-query 2.2.15): not registered in the target"
@@ -262,6 +266,7 @@ func TestDeployNewPlugins(t *testing.T) {
 // A migration the target's marker records: the plan says who applied it
 // and when and lists no changes; deploy refuses it at request time.
 func TestDeployAlreadyApplied(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
@@ -295,6 +300,7 @@ func TestDeployAlreadyApplied(t *testing.T) {
 // Missing variables are named before new plugins: the variables' form
 // comes first, then the plugins' confirmation, each once.
 func TestDeployRefusalOrder(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("ab", 32)
 	m := createMigration(t, env)

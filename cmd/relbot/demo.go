@@ -363,18 +363,6 @@ func (d *demo) badChange(ctx context.Context, sample *fixtures.Sample) error {
 	return nil
 }
 
-// refusal shows a command relbot must refuse, and fails the demo if it
-// does not.
-func (d *demo) refusal(ctx context.Context, user, text, want string) error {
-	fmt.Fprintf(d.io.Out, "\n%s> /relbot %s\n", user, text)
-	reply, err := d.disp.Handle(ctx, commands.Request{User: user, Channel: "C0CRMRELEASE", Text: text})
-	d.print(reply, err)
-	if err == nil || !strings.Contains(commands.ErrorReply(err).Text, want) {
-		return fmt.Errorf("/relbot %s: expected a refusal saying %q", text, want)
-	}
-	return nil
-}
-
 func execOn(ctx context.Context, dsn, sql string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {

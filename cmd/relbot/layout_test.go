@@ -27,6 +27,7 @@ func layoutDB(t *testing.T, l fixtures.Layout, env string) string {
 // writes the app's table, and a migration carries configuration and
 // deploys; between two layouts, plan and deploy refuse.
 func TestLayoutsFromTheTerminal(t *testing.T) {
+	t.Parallel()
 	all := fixtures.Layouts[4].Layout
 	dir := t.TempDir()
 	_, botDSN := testenv.NewDatabase(t, "bot")

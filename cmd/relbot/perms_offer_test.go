@@ -18,6 +18,7 @@ import (
 // what is missing and who may supply it, in the terminal and in Slack, and
 // no form opens.
 func TestMissingVariablesFormOnlyForWhoMaySetThem(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
 	withRoles(t, env, "", `roles: {variables: [U04ALICE], secrets: [U04ALICE]}`)
@@ -83,6 +84,7 @@ func TestMissingVariablesFormOnlyForWhoMaySetThem(t *testing.T) {
 // ID — in the channel's message and in release show, without the requester
 // and those who approved already.
 func TestApprovalRequestNamesApproveRoleHolders(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	slack := newTestStandIn(t)
 	slackEnv(env, slack)
@@ -122,6 +124,7 @@ func TestApprovalRequestNamesApproveRoleHolders(t *testing.T) {
 // target's. A development user may not carry production's data over by
 // resuming a restore an approver started.
 func TestResumeOfARestoreNeedsTheSourcesRole(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	r := must(t, run(t, env, "backup", "create", "crm", "production", "--as", "U01AAA"))
 	b := regexp.MustCompile(`crm-b[0-9]+`).FindString(r.out)

@@ -156,6 +156,7 @@ func allRoles(who string) string {
 // reason naming the role, and nothing changes — rows, files, Slack posts.
 // A member of the group is accepted; terminal_users binds the OS user.
 func TestTerminalRefusesOutsideRoles(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	lookups := &groupLookups{}
 	slack := newTestStandIn(t, releaseManagers(lookups))
@@ -253,6 +254,7 @@ func TestTerminalRefusesOutsideRoles(t *testing.T) {
 // are refused naming the role, and change nothing (rows, files, channel
 // posts); a member of an allowed Slack user group is accepted.
 func TestSlackRefusesOutsideRoles(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	lookups := &groupLookups{}
 	slack := newTestStandIn(t, releaseManagers(lookups))

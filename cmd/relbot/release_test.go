@@ -101,6 +101,7 @@ func dbState(t *testing.T, dsn string) string {
 // The whole chain from the terminal: staging first, then the same file to
 // production with two approvals; refusals along the way.
 func TestReleaseChain(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 
@@ -141,6 +142,7 @@ func TestReleaseChain(t *testing.T) {
 // A validation check that fails after the apply fails the release; the
 // rollback restores production exactly as it was before.
 func TestFailedCheckAndRollback(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
 	anchor := "          - {name: customers kept, sql: 'SELECT count(*) > 0 FROM customers'}\n"
@@ -194,6 +196,7 @@ func firstDifference(a, b string) string {
 // 20 concurrent deploys and approvals of one environment: one release,
 // each approval counted once, one run.
 func TestConcurrentDeploysAndApprovals(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
@@ -342,10 +345,12 @@ func binary(t *testing.T) string {
 // after the migration, the release is interrupted at that step, and
 // resume finishes it.
 func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
+	t.Parallel()
 	bin := binary(t)
 	for _, step := range []string{"preflight", "maintenance on", "scale down", "pre-release backup", "apply migration",
 		"apply migration (before commit)", "validation checks", "scale up", "maintenance off"} {
 		t.Run(step, func(t *testing.T) {
+			t.Parallel()
 			env := releaseEnv(t)
 			env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
 			m := createMigration(t, env)
@@ -428,6 +433,7 @@ const testLeaseTTL = 3 * time.Second
 // recovery, checked there, and users are switched to recovery, which
 // abandons the interrupted deploy that held production.
 func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
+	t.Parallel()
 	bin := binary(t)
 	env := releaseEnv(t)
 	env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
@@ -449,6 +455,7 @@ func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 // A release waiting for its --at time can be cancelled; one not approved
 // within expire ends as expired.
 func TestScheduledCancelAndExpiry(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
 	if !strings.Contains(string(apps), "expire: 24h") {
@@ -467,6 +474,8 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	refused(t, run(t, env, "approve", "crm-r3", "--as", "U01AAA"), "not awaiting approval")
 	must(t, run(t, env, "release", "show", "crm-r3"), "expired", "not approved within 2s")
+	// Back to a day, so that crm-r4 waits however slow the commands below.
+	os.WriteFile(env["RELBOT_APPS_FILE"], apps, 0o600)
 	// An expired release frees its environment.
 	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r4", "awaiting approval")
 	// Only its requester or an approver may withdraw it.
@@ -477,6 +486,7 @@ func TestScheduledCancelAndExpiry(t *testing.T) {
 // TestFreezeWindow: a release into a frozen environment is refused now and
 // at a time inside the window, and can be scheduled for after it.
 func TestFreezeWindow(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	now := time.Now().UTC()
 	window := fmt.Sprintf(`freeze: ["%s - %s"]`, now.Add(-time.Hour).Format("Mon 15:04"), now.Add(time.Hour).Format("Mon 15:04"))
@@ -530,6 +540,7 @@ func deployAtThenCancel(t *testing.T, env map[string]string, m string, at time.T
 // its checks; only then may users be switched to it, as a release of the
 // environment they leave, approved there; a stale restore is refused.
 func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	switched := filepath.Join(t.TempDir(), "switched")
 	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])

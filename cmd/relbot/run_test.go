@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/fixtures"
+	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
 )
 
@@ -29,6 +30,7 @@ func run(t *testing.T, env map[string]string, args ...string) result {
 }
 
 func TestHelpNeedsNoSettings(t *testing.T) {
+	t.Parallel()
 	r := run(t, nil, "help")
 	if r.code != 0 || !strings.Contains(r.out, "backup create") || !strings.Contains(r.out, "deploy") {
 		t.Fatalf("help: %+v", r)
@@ -36,6 +38,7 @@ func TestHelpNeedsNoSettings(t *testing.T) {
 }
 
 func TestUsageErrorExitsTwo(t *testing.T) {
+	t.Parallel()
 	r := run(t, nil, "backup", "create", "crm")
 	if r.code != 2 || !strings.Contains(r.err, "backup create APP ENV") {
 		t.Fatalf("got %+v", r)
@@ -62,6 +65,7 @@ func TestUsageErrorExitsTwo(t *testing.T) {
 }
 
 func TestMissingSettingIsNamed(t *testing.T) {
+	t.Parallel()
 	r := run(t, map[string]string{}, "apps")
 	if r.code != 1 || !strings.Contains(r.err, "RELBOT_DATABASE_URL") || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
 		t.Fatalf("got %+v", r)
@@ -69,6 +73,7 @@ func TestMissingSettingIsNamed(t *testing.T) {
 }
 
 func TestMalformedAppsFileIsNamed(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "bot")
 	apps := filepath.Join(t.TempDir(), "apps.yaml")
 	os.WriteFile(apps, []byte("apps:\n  crm:\n    environmnts: []\n"), 0o600)
@@ -82,13 +87,8 @@ func TestMalformedAppsFileIsNamed(t *testing.T) {
 // have, and returns them as an environment.
 func sampleEnv(t *testing.T) map[string]string {
 	t.Helper()
-	prefix := testenv.UniqueName("cmd")
 	dir := t.TempDir()
-	sample, err := fixtures.Create(context.Background(), testenv.AdminDSN(), prefix, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fixtures.Drop(context.Background(), testenv.AdminDSN(), prefix) })
+	sample := sampleapp.Create(t, dir)
 	_, botDSN := testenv.NewDatabase(t, "bot")
 	appsFile := filepath.Join(dir, "apps.yaml")
 	if err := os.WriteFile(appsFile, []byte(fixtures.AppsYAML(sample)), 0o600); err != nil {
@@ -108,6 +108,7 @@ func sampleEnv(t *testing.T) map[string]string {
 }
 
 func TestBackupCommandsFromTheTerminal(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 
 	r := run(t, env, "backup", "create", "crm", "production", "--as", "alice", "--json")
@@ -174,6 +175,7 @@ func TestBackupCommandsFromTheTerminal(t *testing.T) {
 
 // The README's first command works on this machine with no settings.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	prefix := testenv.UniqueName("demo")
 	env := map[string]string{"RELBOT_DEMO_PREFIX": prefix, "RELBOT_DEMO_DIR": t.TempDir(), "RELBOT_DEMO_PG": testenv.AdminDSN()}
 	t.Cleanup(func() {
@@ -194,6 +196,7 @@ func TestDemo(t *testing.T) {
 
 // keep: 2 keeps the two newest backups and the newest verified one.
 func TestBackupRetention(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	apps, err := os.ReadFile(env["RELBOT_APPS_FILE"])
 	if err != nil {

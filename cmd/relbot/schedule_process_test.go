@@ -18,6 +18,7 @@ import (
 // share the bot's database and Redis; an @every schedule ticks several
 // times while both run, and each tick gives exactly one scheduled backup.
 func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
+	t.Parallel()
 	bin := binary(t)
 	env := sampleEnv(t)
 	slackEnv(env, newTestStandIn(t))

@@ -41,6 +41,7 @@ func sortedKeys(m map[string]string) []string {
 // never arrive, neither as rows nor as a key that would decrypt them. Into
 // recovery, which must be able to take production's place, they travel.
 func TestRestoreKeepsTheTargetsSecrets(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	dsn := func(key string) string { return env["CRM_"+key+"_DATABASE_URL"] }
 	key := func(key string) []byte {

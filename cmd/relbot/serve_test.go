@@ -115,6 +115,7 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 }
 
 func TestServeNeedsSlackSettings(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"RELBOT_DATABASE_URL": "postgres://localhost/x"}
 	r := run(t, env, "serve")
 	if r.code != 1 || !strings.Contains(r.err, "SLACK_BOT_TOKEN") {
@@ -132,6 +133,7 @@ func TestServeNeedsSlackSettings(t *testing.T) {
 // self-approval on the way), the release message updated to its outcome,
 // and a clean stop.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	env := releaseEnv(t)
 	m := createMigration(t, env)
 	slack := newTestStandIn(t)
@@ -236,6 +238,7 @@ func mustRead(t *testing.T, path string) []byte {
 // An approval typed in a terminal updates the release's message in the
 // channel, as a click would: every view of a release shows the same state.
 func TestTerminalApprovalUpdatesSlack(t *testing.T) {
+	t.Parallel()
 	slackAPI := newTestStandIn(t)
 	env := releaseEnv(t)
 	env["SLACK_BOT_TOKEN"] = "xoxb-test-token"
@@ -258,6 +261,7 @@ func TestTerminalApprovalUpdatesSlack(t *testing.T) {
 // submission stores them (the one marked secret as a secret) and the
 // deploy then goes through.
 func TestSlackAsksForMissingVariables(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
 	m := createMigration(t, env)

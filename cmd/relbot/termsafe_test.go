@@ -11,6 +11,7 @@ import (
 )
 
 func TestTermSafeEscapesControls(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"plain text\n\tindented, café ✓\n": "plain text\n\tindented, café ✓\n",
 		"\x1b]0;pwned\x07title":            `\u001b]0;pwned\u0007title`,
@@ -35,6 +36,7 @@ func TestTermSafeEscapesControls(t *testing.T) {
 // terminal escaped, in text and in --json, which stays JSON carrying the
 // exact text.
 func TestTerminalEscapesStoredText(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	must(t, run(t, env, "lock", "crm", "staging", "placeholder", "--as", "alice"), "locked")
 	evil := "\x1b]0;pwned\x07incident \u009b31m42"

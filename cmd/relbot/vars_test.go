@@ -65,6 +65,7 @@ func oneErrorLine(t *testing.T, what string, r result, code int, want string) {
 }
 
 func TestVariablesFromTheTerminal(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"], _ = randomKey(t)
 
@@ -142,6 +143,7 @@ func TestVariablesFromTheTerminal(t *testing.T) {
 // A canary secret set in every environment appears in no output, no log
 // line, nowhere in relbot's database in clear, and NocoBase reads it back.
 func TestCanarySecretNeverLeaks(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	env["RELBOT_SECRET_KEY"], _ = randomKey(t)
 	env["RELBOT_LOG_LEVEL"] = "debug" // logs go to stderr, which is checked too
@@ -239,6 +241,7 @@ func TestCanarySecretNeverLeaks(t *testing.T) {
 }
 
 func TestSecretKeyRotation(t *testing.T) {
+	t.Parallel()
 	env := sampleEnv(t)
 	oldHex, oldKey := randomKey(t)
 	newHex, newKey := randomKey(t)

@@ -43,6 +43,7 @@ func refusedOnce(t *testing.T, what string, r result, want string) {
 }
 
 func TestVersionCommandsFromTheTerminal(t *testing.T) {
+	t.Parallel()
 	env := versionEnv(t)
 
 	r := run(t, env, "version", "create", "crm", "Contracts", "page", "and", "segment", "--as", "alice", "--json")
@@ -150,6 +151,7 @@ func TestVersionCommandsFromTheTerminal(t *testing.T) {
 }
 
 func TestDriftFromTheTerminal(t *testing.T) {
+	t.Parallel()
 	env := versionEnv(t)
 	r := run(t, env, "drift", "crm", "development", "production")
 	if r.code != 0 {

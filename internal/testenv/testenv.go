@@ -1,14 +1,19 @@
 // Package testenv gives tests their own real PostgreSQL databases and the
-// local Redis. Each database is created for one test and dropped after it.
+// local Redis. Each database is created for one test and dropped after it;
+// a template (an expensive fixture built once per test process, cloned per
+// test) is dropped when the process's tests end, by Main.
 package testenv
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +59,117 @@ func UniqueName(prefix string) string {
 func NewDatabase(t testing.TB, prefix string) (name, dsn string) {
 	t.Helper()
 	name = UniqueName("t_" + prefix)
-	Exec(t, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	t.Cleanup(func() { DropDatabase(t, name) })
+	createDatabase(t, name, "")
 	return name, DSNFor(name)
+}
+
+// createDatabase creates database name (a copy of template, if not empty)
+// that commits without waiting for its WAL to reach the disk: the server
+// is shared and its disk busy, and a test's database needs no durability
+// across a server crash (a killed client loses nothing either way).
+func createDatabase(t testing.TB, name, template string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
+	}
+	defer conn.Close(context.Background())
+	id := pgx.Identifier{name}.Sanitize()
+	create := "CREATE DATABASE " + id
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	for _, sql := range []string{"SET synchronous_commit = off", create, "ALTER DATABASE " + id + " SET synchronous_commit = off"} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if sql == create {
+			t.Cleanup(func() { dropAfter(t, name) })
+		}
+	}
+}
+
+// drops are the test databases being dropped in the background. DROP
+// DATABASE waits for a checkpoint, which takes seconds on a busy server;
+// drops side by side share one. So under Main a test hands its databases
+// to these goroutines and ends; Main waits for them before it exits.
+var drops struct {
+	wg      sync.WaitGroup
+	slot    chan struct{} // bounds the connections the drops take
+	mu      sync.Mutex
+	errs    []error
+	pending map[chan struct{}]string // closed when its drop ends -> the test's name
+}
+
+// dropAfter drops a database of an ended test: in the background under
+// Main, else at once.
+func dropAfter(t testing.TB, name string) {
+	t.Helper()
+	templates.mu.Lock()
+	inMain := templates.inMain
+	templates.mu.Unlock()
+	if !inMain {
+		DropDatabase(t, name)
+		return
+	}
+	done := make(chan struct{})
+	drops.mu.Lock()
+	if drops.pending == nil {
+		drops.pending = map[chan struct{}]string{}
+	}
+	drops.pending[done] = t.Name()
+	drops.mu.Unlock()
+	drops.wg.Add(1)
+	go func() {
+		defer drops.wg.Done()
+		drops.slot <- struct{}{}
+		defer func() { <-drops.slot }()
+		err := dropNow(name)
+		drops.mu.Lock()
+		if err != nil {
+			drops.errs = append(drops.errs, err)
+		}
+		delete(drops.pending, done)
+		drops.mu.Unlock()
+		close(done)
+	}()
+}
+
+// DropRoleAfterDatabases drops role when the test ends, after the
+// databases of the test and its subtests (a role cannot go while it owns
+// anything): register it before creating the databases that use it.
+func DropRoleAfterDatabases(t testing.TB, role string) {
+	t.Helper()
+	t.Cleanup(func() {
+		drops.mu.Lock()
+		var wait []chan struct{}
+		for ch, name := range drops.pending {
+			if name == t.Name() || strings.HasPrefix(name, t.Name()+"/") {
+				wait = append(wait, ch)
+			}
+		}
+		drops.mu.Unlock()
+		for _, ch := range wait {
+			<-ch
+		}
+		Exec(t, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+	})
+}
+
+func dropNow(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	return nil
 }
 
 // DropDatabase drops a database if it exists, ending its sessions first.
@@ -136,4 +249,139 @@ func CloseAndWait(t testing.TB, conn *pgx.Conn) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// NewDatabaseFrom creates a database for this test as a copy of template
+// (CREATE DATABASE ... TEMPLATE: a file copy, much faster than loading the
+// fixture again) and drops it when the test ends.
+func NewDatabaseFrom(t testing.TB, prefix, template string) (name, dsn string) {
+	t.Helper()
+	name = UniqueName("t_" + prefix)
+	createDatabase(t, name, template)
+	return name, DSNFor(name)
+}
+
+// templates are the databases Template built in this process; Main drops
+// them.
+var templates struct {
+	mu     sync.Mutex
+	inMain bool
+	byKey  map[string]*templateDB
+}
+
+type templateDB struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+// Template returns the name of a database that load filled once in this
+// test process (the first caller for key builds it, others wait), for
+// NewDatabaseFrom to copy. Nobody stays connected to it: a copy needs its
+// template to be idle. The package's TestMain must run its tests through
+// Main, which drops the templates after them.
+func Template(t testing.TB, key string, load func(ctx context.Context, dsn string) error) string {
+	t.Helper()
+	templates.mu.Lock()
+	if !templates.inMain {
+		templates.mu.Unlock()
+		t.Fatal("testenv.Template: the package's TestMain must call testenv.Main, which drops the templates")
+	}
+	if templates.byKey == nil {
+		templates.byKey = map[string]*templateDB{}
+	}
+	tp := templates.byKey[key]
+	if tp == nil {
+		tp = &templateDB{}
+		templates.byKey[key] = tp
+	}
+	templates.mu.Unlock()
+	tp.once.Do(func() { tp.name, tp.err = buildTemplate(key, load) })
+	if tp.err != nil {
+		t.Fatalf("template %s: %v", key, tp.err)
+	}
+	return tp.name
+}
+
+func buildTemplate(key string, load func(ctx context.Context, dsn string) error) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close(context.Background())
+	name := UniqueName("tmpl_" + key)
+	id := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+id); err != nil {
+		return "", err
+	}
+	// As createDatabase's; the setting is not copied to the clones.
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+id+" SET synchronous_commit = off"); err != nil {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE "+id)
+		return "", err
+	}
+	err = load(ctx, DSNFor(name))
+	// The loader's sessions end a moment after it closes them.
+	for err == nil {
+		var n int
+		if err = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name).Scan(&n); err != nil || n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)")
+		return "", err
+	}
+	return name, nil
+}
+
+// Main runs a package's tests (call it from TestMain), waits for their
+// databases to be dropped, and drops the templates they built. A database
+// that could not be dropped fails the run.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to do after it: it returns the exit
+// code instead of exiting.
+func Run(m *testing.M) int {
+	templates.mu.Lock()
+	templates.inMain = true
+	templates.mu.Unlock()
+	drops.slot = make(chan struct{}, 8)
+	code := m.Run()
+	drops.wg.Wait()
+	errs := append(drops.errs, dropTemplates())
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		code = 1
+	}
+	return code
+}
+
+func dropTemplates() error {
+	templates.mu.Lock()
+	defer templates.mu.Unlock()
+	var names []string
+	for _, tp := range templates.byKey {
+		if tp.name != "" {
+			names = append(names, tp.name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		return fmt.Errorf("drop templates: %w", err)
+	}
+	defer admin.Close(context.Background())
+	for _, name := range names {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop template %s: %w", name, err)
+		}
+	}
+	return nil
 }

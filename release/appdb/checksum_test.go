@@ -11,6 +11,7 @@ func checksumOf(parts ...string) (string, int64) {
 }
 
 func TestRowChecksum(t *testing.T) {
+	t.Parallel()
 	base, rows := checksumOf("a\t1\n", "b\t2\n", "c\t3\n")
 	if rows != 3 {
 		t.Fatalf("rows %d", rows)

@@ -19,6 +19,7 @@ import (
 // the layout read the deploy request makes; one between alike
 // installations goes through.
 func TestCollectionSchemaCompared(t *testing.T) {
+	t.Parallel()
 	l := fixtures.Layouts[4].Layout
 	for _, tc := range []struct {
 		name, dev, prod string

@@ -451,9 +451,11 @@ var fkCases = []schemaCase{
 }
 
 func TestForeignKeysInEveryCombinationAndOrder(t *testing.T) {
+	t.Parallel()
 	for _, sc := range fkCases {
 		for _, names := range nameOrders {
 			t.Run(sc.name+"/"+names["{P}"], func(t *testing.T) {
+				t.Parallel()
 				runSchemaCase(t, sc, names, false)
 			})
 		}
@@ -463,8 +465,12 @@ func TestForeignKeysInEveryCombinationAndOrder(t *testing.T) {
 // Every combination, failing at the very end: the target stays
 // byte-identical (pg_dump --schema-only and every table's checksum).
 func TestForeignKeyCombinationsFailingAtTheEndChangeNothing(t *testing.T) {
+	t.Parallel()
 	for _, sc := range fkCases {
-		t.Run(sc.name, func(t *testing.T) { runSchemaCase(t, sc, nameOrders[1], true) })
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			runSchemaCase(t, sc, nameOrders[1], true)
+		})
 	}
 }
 
@@ -627,10 +633,17 @@ var inheritCases = []schemaCase{
 }
 
 func TestInheritanceInMigrations(t *testing.T) {
+	t.Parallel()
 	for _, sc := range inheritCases {
 		for _, names := range nameOrders {
-			t.Run(sc.name+"/"+names["{P}"], func(t *testing.T) { runSchemaCase(t, sc, names, false) })
+			t.Run(sc.name+"/"+names["{P}"], func(t *testing.T) {
+				t.Parallel()
+				runSchemaCase(t, sc, names, false)
+			})
 		}
 	}
-	t.Run("failing at the end", func(t *testing.T) { runSchemaCase(t, inheritCases[1], nameOrders[0], true) })
+	t.Run("failing at the end", func(t *testing.T) {
+		t.Parallel()
+		runSchemaCase(t, inheritCases[1], nameOrders[0], true)
+	})
 }

@@ -65,6 +65,7 @@ func tableRows(t *testing.T, conn *pgx.Conn, ident string) []string {
 // development -> production migration carries every configuration table
 // row for row while production keeps its business rows and variables.
 func TestPresetAndMigrationInEveryLayout(t *testing.T) {
+	t.Parallel()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
 			l := relLayout(tc.Layout)
@@ -192,6 +193,7 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 // plan and at the apply, naming the setting that differs, and changes
 // nothing.
 func TestMismatchedLayoutsRefused(t *testing.T) {
+	t.Parallel()
 	all := fixtures.Layouts[4].Layout
 	for _, tc := range []struct {
 		from, to fixtures.Layout
@@ -235,6 +237,7 @@ func TestMismatchedLayoutsRefused(t *testing.T) {
 // A preset that finds no table of its list, or only a few, is said loudly
 // in the file's summary and in the plan.
 func TestPresetThatMatchesNothingIsLoud(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, sql string
 		want      []string
@@ -283,6 +286,7 @@ func TestPresetThatMatchesNothingIsLoud(t *testing.T) {
 // apps.yaml may name tables by their real names or by NocoBase's plain
 // ones; both find the same table, and naming one twice is refused.
 func TestRuleNamesInEitherForm(t *testing.T) {
+	t.Parallel()
 	lay := fixtures.Layouts[4].Layout
 	dev := nocobaseEnv(t, lay, fixtures.Development)
 	l := relLayout(lay)

@@ -112,6 +112,7 @@ func structure(t pgschema.Table) string {
 }
 
 func TestChainDevelopmentStagingProduction(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Staging, fixtures.Production)
 	e := &Engine{SigningKey: testKey}
 	file := makeFile(t, e, app)
@@ -198,6 +199,7 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 // A failure at the very end (the marker row violates a constraint planted
 // in the target) leaves the target exactly as it was.
 func TestFailureLeavesTargetAsItWas(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Production)
 	e := &Engine{SigningKey: testKey}
 	file := makeFile(t, e, app)
@@ -226,6 +228,7 @@ func TestFailureLeavesTargetAsItWas(t *testing.T) {
 }
 
 func TestBadFilesAreRefusedBeforeTouchingTheTarget(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Staging)
 	e := &Engine{SigningKey: testKey}
 	file := makeFile(t, e, app)
@@ -261,6 +264,7 @@ func TestBadFilesAreRefusedBeforeTouchingTheTarget(t *testing.T) {
 // Canary secrets of every environment never end up in a file; a file
 // whose rows would carry one is refused, naming where, never the value.
 func TestSecretsNeverInAFile(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	e := &Engine{SigningKey: testKey}
 	var canaries []string
@@ -320,6 +324,7 @@ func decoded(t *testing.T, e *Engine, file []byte) []byte {
 }
 
 func TestRulesRefuseBadOverrides(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	dev, _ := app.Env(fixtures.Development)
 	conn, err := pgschema.Connect(ctxT(t), dev.Database)
@@ -371,6 +376,7 @@ var _ = filepath.Join
 // A plan against a copy of the source itself finds nothing to change:
 // values compare as values (booleans, json, numbers), not as text forms.
 func TestPlanAgainstIdenticalTargetCountsNothing(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Staging)
 	e := &Engine{SigningKey: testKey}
 	file := makeFile(t, e, app)
@@ -395,6 +401,7 @@ func TestPlanAgainstIdenticalTargetCountsNothing(t *testing.T) {
 // What the target has and development does not is listed as destructive;
 // it is kept unless destructive changes are allowed.
 func TestDestructiveChangesNeedPermission(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Production)
 	e := &Engine{SigningKey: testKey}
 	file := makeFile(t, e, app)
@@ -439,11 +446,10 @@ func TestDestructiveChangesNeedPermission(t *testing.T) {
 // to their owner with their grants, and a table the migration adds goes to
 // the role that owns the target's tables.
 func TestApplyKeepsOwnersAndGrants(t *testing.T) {
+	t.Parallel()
 	owner, reader2 := testenv.UniqueName("relbot_app"), testenv.UniqueName("relbot_report")
-	t.Cleanup(func() { // after the databases are dropped
-		testenv.Exec(t, "DROP ROLE IF EXISTS "+owner)
-		testenv.Exec(t, "DROP ROLE IF EXISTS "+reader2)
-	})
+	testenv.DropRoleAfterDatabases(t, owner) // after the databases are dropped
+	testenv.DropRoleAfterDatabases(t, reader2)
 	testenv.Exec(t, "CREATE ROLE "+owner)
 	testenv.Exec(t, "CREATE ROLE "+reader2)
 	app := sampleApp(t, fixtures.Development, fixtures.Production)

@@ -74,6 +74,7 @@ func createFile(t *testing.T, e *Engine, app *release.App) []byte {
 // one the target also has, and a version change are not. Check and Plan
 // say the same.
 func TestNewPluginsInEveryLayout(t *testing.T) {
+	t.Parallel()
 	source := `('acl', '@nocobase/plugin-acl', '2.2.15', true, true, true, '{}'),
 		('workflow-json-query', '@nocobase/plugin-workflow-json-query', '2.2.15', true, true, false, '{}'),
 		('map', '@nocobase/plugin-map', '2.2.15', true, true, false, '{}'),
@@ -124,6 +125,7 @@ func TestNewPluginsInEveryLayout(t *testing.T) {
 // file without one brings none; the same registry on both sides brings
 // none.
 func TestNewPluginsEdges(t *testing.T) {
+	t.Parallel()
 	e := &Engine{SigningKey: testKey}
 	l := pluginLayouts[0]
 	rows := `('acl', '@nocobase/plugin-acl', '2.2.15', true, true, true, '{}')`
@@ -151,6 +153,7 @@ func TestNewPluginsEdges(t *testing.T) {
 // A file the target's marker records: Check and Plan say who applied it
 // and when, and the plan lists no changes.
 func TestAlreadyAppliedPlanListsNothing(t *testing.T) {
+	t.Parallel()
 	e := &Engine{SigningKey: testKey}
 	app, tgt := pluginApp(t, pluginLayouts[0], `('map', '@nocobase/plugin-map', '2.2.15', true, true, false, '{}')`, "")
 	file := createFile(t, e, app)
@@ -175,6 +178,7 @@ func TestAlreadyAppliedPlanListsNothing(t *testing.T) {
 }
 
 func TestCopyField(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{`plain`: "plain", `a\tb`: "a\tb", `a\\b`: `a\b`, `line\nnext`: "line\nnext", `\\N`: `\N`} {
 		if got, ok := copyField(in); !ok || got != want {
 			t.Errorf("copyField(%q) = %q, %v; want %q", in, got, ok, want)

@@ -50,6 +50,7 @@ func copyRow(fields ...string) []byte {
 // or URL alphabet), percent-encoded in either case or as a query string;
 // it names the column and row, never the value, and lets harmless rows by.
 func TestScanFindsEncodedSecrets(t *testing.T) {
+	t.Parallel()
 	table := &pgschema.Table{Schema: "public", Name: "settings", PrimaryKey: []string{"id"}, Columns: []pgschema.Column{
 		{Name: "id", Type: "bigint"}, {Name: "note", Type: "text"}, {Name: "options", Type: "json"}, {Name: "schema", Type: "jsonb"},
 	}}
@@ -116,6 +117,7 @@ func TestScanFindsEncodedSecrets(t *testing.T) {
 }
 
 func TestCopyUnescape(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		`plain`: "plain", `a\\b`: `a\b`, `\t\n\r\b\f\v`: "\t\n\r\b\f\v", `\101\x42\7`: "AB\x07", `\xZ`: "xZ", `\q`: "q",
 	} {
@@ -129,6 +131,7 @@ func TestCopyUnescape(t *testing.T) {
 // \u escapes into a json column (json keeps the text as written) and
 // base64-encoded into a jsonb one stops the file.
 func TestEscapedSecretStopsTheFile(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	e := &Engine{SigningKey: testKey}
 	dev, _ := app.Env(fixtures.Development)

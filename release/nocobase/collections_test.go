@@ -23,6 +23,7 @@ func execDSN(t *testing.T, dsn, sql string) {
 // the catalogue read, the full inspection and a backup's reading; a
 // stated value is checked against it.
 func TestCollectionSchemaDetected(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -76,6 +77,7 @@ func TestCollectionSchemaDetected(t *testing.T) {
 // Collections in the system schema, or none, are NocoBase's default; their
 // tables spread over several schemas cannot be decided without apps.yaml.
 func TestCollectionSchemaDefaultAndUndecidable(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := fixtures.Layouts[4].Layout
 	env := layoutEnv(t, l)
@@ -104,6 +106,7 @@ func TestCollectionSchemaDefaultAndUndecidable(t *testing.T) {
 // from the main app by its applications table, and said loudly: relbot
 // handles the main app's tables only.
 func TestSubAppSchemasDetected(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	main := fixtures.Layouts[4].Layout
 	env := layoutEnv(t, main)

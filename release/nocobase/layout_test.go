@@ -39,6 +39,7 @@ func layoutEnv(t *testing.T, l fixtures.Layout) *release.Environment {
 }
 
 func TestUnderscoreIsNocoBases(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"uiSchemas": "ui_schemas", "createdAt": "created_at", "x-uid": "x-uid", "flow_nodes": "flow_nodes",
 		"main_desktopRoutes_path": "main_desktop_routes_path", "dataSourcesRolesResourcesActions": "data_sources_roles_resources_actions",
@@ -57,6 +58,7 @@ func TestUnderscoreIsNocoBases(t *testing.T) {
 // Every layout is detected from the database, by the full inspection and
 // by the cheap catalogue read, and a stated layout is checked against it.
 func TestDetectEveryLayout(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -100,6 +102,7 @@ func TestDetectEveryLayout(t *testing.T) {
 // A database with two installations cannot be decided without apps.yaml;
 // with it, it can. An empty one takes the stated layout or the default.
 func TestUndecidableAndEmptyDatabases(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	env := layoutEnv(t, fixtures.Layout{})
 	if err := fixtures.LoadNocoBase(ctx, env.Database, fixtures.Layouts[4].Layout, fixtures.Staging); err != nil {
@@ -134,6 +137,7 @@ func TestUndecidableAndEmptyDatabases(t *testing.T) {
 // The variables table is read and written where the layout puts it, with
 // its real column names, in the form NocoBase decrypts.
 func TestVariablesInEveryLayout(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {

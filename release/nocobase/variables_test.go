@@ -53,6 +53,7 @@ func readRow(t *testing.T, env *release.Environment, name string) row {
 }
 
 func TestSecretDecryptsTheNocoBaseWay(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	env := newEnv(t)
 	now := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
@@ -110,6 +111,7 @@ func TestSecretDecryptsTheNocoBaseWay(t *testing.T) {
 }
 
 func TestKeyFromRelbotOverridesTheFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	env := newEnv(t)
 	key := fixtures.AESKey("elsewhere")
@@ -123,6 +125,7 @@ func TestKeyFromRelbotOverridesTheFile(t *testing.T) {
 }
 
 func TestMissingKeyOrTable(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	env := newEnv(t)
 	v := &Variables{}

@@ -20,11 +20,9 @@ var allKindsSQL string
 // dropped after its databases.
 func allKinds(t *testing.T) string {
 	owner, reader := testenv.UniqueName("relbot_kinds_owner"), testenv.UniqueName("relbot_kinds_reader")
-	t.Cleanup(func() {
-		for _, r := range []string{owner, reader} {
-			testenv.Exec(t, "DROP ROLE IF EXISTS "+r)
-		}
-	})
+	for _, r := range []string{owner, reader} {
+		testenv.DropRoleAfterDatabases(t, r)
+	}
 	testenv.Exec(t, "CREATE ROLE "+owner)
 	testenv.Exec(t, "CREATE ROLE "+reader)
 	return strings.NewReplacer("{{owner}}", owner, "{{reader}}", reader).Replace(allKindsSQL)
@@ -75,6 +73,7 @@ func rowSums(t *testing.T, dsn string) map[string]string {
 // database and in place over the same kinds of objects, and verify
 // agrees.
 func TestEveryObjectKindRoundTrips(t *testing.T) {
+	t.Parallel()
 	sql := allKinds(t)
 	e := &Engine{Workers: 2}
 	src := newEnv(t, "kindsrc", sql, nil)

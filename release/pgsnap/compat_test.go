@@ -17,6 +17,7 @@ import (
 // made by bd8b166 from testdata/rich.sql) still restores exactly, into an
 // empty database and in place, and still verifies.
 func TestOldFormatArchiveStillRestores(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2}
 	a := openArchiveFile(t, filepath.Join("testdata", "v1-rich.relbot"))
 	_, meta, err := e.openArchive(a, "crm")

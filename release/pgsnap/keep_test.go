@@ -30,6 +30,7 @@ func variables(t *testing.T, dsn string) map[string]string {
 // the target's own, whatever the app's table layout, in place and into an
 // empty database (where there are none: the backup's are not loaded).
 func TestRestoreKeepsTablesAndFiles(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2}
 	src := newEnv(t, "keepsrc", layoutSQL+`
 		INSERT INTO nocobase.nb_environment_variables VALUES ('2026-01-01', '2026-01-02', 'ERP_TOKEN', 'secret', 'cafe0001prod'), (now(), now(), 'SITE', 'default', 'prod.example.com');

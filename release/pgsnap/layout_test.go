@@ -17,6 +17,7 @@ import (
 // versions in every layout; a stated layout the database contradicts is a
 // warning naming both, and the backup is still taken.
 func TestBackupManifestInEveryLayout(t *testing.T) {
+	t.Parallel()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
 			want := release.Layout{Schema: tc.Layout.Schema, TablePrefix: tc.Layout.Prefix, Underscored: tc.Layout.Underscored}

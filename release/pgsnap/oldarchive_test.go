@@ -22,6 +22,7 @@ INSERT INTO orders SELECT i, 1 + i % 40, i * 1.25, timestamptz '2026-11-01 00:00
 // checks, verifies and restores with its passphrase: the same schema, rows
 // and files as the database it was taken of; a wrong passphrase is told.
 func TestOldHKDFBackupStillRestores(t *testing.T) {
+	t.Parallel()
 	want := newEnv(t, "oldwant", oldBackupSQL, nil)
 	wantFiles := map[string]string{"apps/main/readme.txt": "written before scrypt\n", "uploads/a.txt": "an upload\n"}
 	a := openArchiveFile(t, "testdata/hkdf-backup.relbot")

@@ -197,6 +197,7 @@ var sourceFiles = map[string]string{
 }
 
 func TestBackupRestoreIsIdentical(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2}
 	src := newEnv(t, "src", richSQL, sourceFiles)
 	if err := os.MkdirAll(filepath.Join(src.Storage, "db"), 0o755); err != nil {
@@ -294,6 +295,7 @@ func lineDiff(a, b string) string {
 // transaction; the total across both tables never changes. A backup taken
 // while transfers run must see that total.
 func TestBackupIsConsistentUnderWrites(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2}
 	src := newEnv(t, "busy", `
 		CREATE TABLE left_side (id int PRIMARY KEY, amount bigint NOT NULL, pad text);
@@ -362,6 +364,7 @@ func TestBackupIsConsistentUnderWrites(t *testing.T) {
 // Every bad archive is refused with one clear message before the target is
 // touched.
 func TestBadArchivesChangeNothing(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2, Passphrase: "the right backup passphrase"}
 	src := newEnv(t, "src", richSQL, sourceFiles)
 	path, _ := backup(t, e, src)
@@ -549,6 +552,7 @@ func rewriteMeta(t *testing.T, file []byte, pass string, change func(*Meta)) str
 }
 
 func TestExcluded(t *testing.T) {
+	t.Parallel()
 	pats := []string{"logs/**", "gateway.sock", "*.tmp"}
 	for rel, want := range map[string]bool{
 		"logs": true, "logs/main/a.log": true, "logsx/a": false, "gateway.sock": true,
@@ -565,6 +569,7 @@ var _ = errors.New
 // Every database of the sample app comes back identical: pg_dump of the
 // schema, every table's rows, every storage file.
 func TestFixtureEnvironmentsRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := &Engine{Workers: 2}
 	for _, envName := range fixtures.Chain {
 		t.Run(envName, func(t *testing.T) {

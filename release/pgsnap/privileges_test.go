@@ -12,15 +12,14 @@ import (
 // Owners and grants come back with a restore, into an empty database and
 // in place; a role the server does not have is named in a warning.
 func TestOwnersAndGrantsAreRestored(t *testing.T) {
+	t.Parallel()
 	app, report, gone := testenv.UniqueName("relbot_app"), testenv.UniqueName("relbot_report"), testenv.UniqueName("relbot_gone")
 	restorer := testenv.UniqueName("relbot_restorer")
 	// Registered before the databases, so that it runs after they are
 	// dropped: a role cannot go while it owns anything.
-	t.Cleanup(func() {
-		for _, r := range []string{app, report, gone, restorer} {
-			testenv.Exec(t, "DROP ROLE IF EXISTS "+r)
-		}
-	})
+	for _, r := range []string{app, report, gone, restorer} {
+		testenv.DropRoleAfterDatabases(t, r)
+	}
 	for _, r := range []string{app, report, gone} {
 		testenv.Exec(t, "CREATE ROLE "+r)
 	}

@@ -31,7 +31,6 @@ type scriptReader struct {
 	entry string
 	typ   string
 	seq   int
-	err   error
 }
 
 func newScriptReader(r io.Reader) *scriptReader {

@@ -10,6 +10,7 @@ import (
 // The script reader splits pg_dump's output where PostgreSQL would, not at
 // every semicolon.
 func TestScriptReaderSplitsWherePostgresDoes(t *testing.T) {
+	t.Parallel()
 	script := `\restrict abc123
 --
 -- PostgreSQL database dump
@@ -68,6 +69,7 @@ SELECT pg_catalog.lowrite(0, '\x3b3b');
 }
 
 func TestSettingsFollowTheScript(t *testing.T) {
+	t.Parallel()
 	stmts := withSettings([]statement{
 		{SQL: "SET default_tablespace = ''"}, {SQL: "CREATE INDEX a ON t (x)"},
 		{SQL: "SET default_tablespace = fast"}, {SQL: "SELECT pg_catalog.set_config('search_path', '', false)"}, {SQL: "CREATE INDEX b ON t (y)"},
@@ -81,6 +83,7 @@ func TestSettingsFollowTheScript(t *testing.T) {
 }
 
 func TestUnrestrictDropsOnlyTheRestrictLines(t *testing.T) {
+	t.Parallel()
 	in := "\\restrict Ab12\nSELECT '\\restrict me';\n\\restrict not a key line\n\\unrestrict Ab12\n"
 	b, err := io.ReadAll(newUnrestrict(strings.NewReader(in)))
 	if err != nil {
@@ -92,6 +95,7 @@ func TestUnrestrictDropsOnlyTheRestrictLines(t *testing.T) {
 }
 
 func TestTableOfPostData(t *testing.T) {
+	t.Parallel()
 	for sql, want := range map[string]string{
 		"ALTER TABLE ONLY app.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id, region)": "app.orders",
 		`CREATE UNIQUE INDEX "x y" ON ONLY public."Ui Schemas" USING btree (a)`:                "Ui Schemas",
@@ -105,6 +109,7 @@ func TestTableOfPostData(t *testing.T) {
 }
 
 func TestFirstDifferenceIgnoresOnlyVersionComments(t *testing.T) {
+	t.Parallel()
 	a := "--\n-- Dumped from database version 15.20\n-- Dumped by pg_dump version 15.20\nCREATE TABLE t (a int);\nALTER TABLE t OWNER TO x;\n"
 	b := "--\n-- Dumped from database version 15.21\n-- Dumped by pg_dump version 15.21\nCREATE TABLE t (a int);\nALTER TABLE t OWNER TO x;\n"
 	if d, err := firstDifference(strings.NewReader(a), strings.NewReader(b)); err != nil || d != "" {
@@ -120,6 +125,7 @@ func TestFirstDifferenceIgnoresOnlyVersionComments(t *testing.T) {
 }
 
 func TestPgDumpTargetKeepsThePasswordOffTheCommandLine(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ dsn, db, arg, password string }{
 		{"postgres://relbot:s3cret@db:5432/crm?sslmode=disable", "", "postgres://relbot@db:5432/crm?sslmode=disable", "s3cret"},
 		{"postgres://relbot:s3cret@db/crm", "scratch", "postgres://relbot@db/scratch", "s3cret"},

@@ -36,7 +36,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.Run(m)
 	if sample != nil {
 		_ = fixtures.Drop(context.Background(), testenv.AdminDSN(), sample.Prefix)
 	}

@@ -22,6 +22,7 @@ func layoutEnv(t *testing.T, l fixtures.Layout, env string) *release.Environment
 // tables in every layout; a diff and a restore find them; drift sees the
 // core and plugin versions and says when two layouts differ.
 func TestVersionsAndDriftInEveryLayout(t *testing.T) {
+	t.Parallel()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
 			l := tc.Layout
@@ -84,6 +85,7 @@ func TestVersionsAndDriftInEveryLayout(t *testing.T) {
 }
 
 func TestDriftNamesDifferentLayouts(t *testing.T) {
+	t.Parallel()
 	dev := layoutEnv(t, fixtures.Layout{}, fixtures.Development)
 	prod := layoutEnv(t, fixtures.Layouts[4].Layout, fixtures.Production)
 	app := &release.App{Name: "crm", Builtin: "nocobase", Environments: []*release.Environment{dev, prod}}

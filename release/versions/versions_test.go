@@ -160,6 +160,7 @@ var devChanges = []string{
 }
 
 func TestCreateDiffRestoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	dsn := app.Source().Database
 	e := &Engine{}
@@ -246,6 +247,7 @@ func TestCreateDiffRestoreRoundTrip(t *testing.T) {
 }
 
 func TestRestoreStructureChangesAndDamage(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	dsn := app.Source().Database
 	e := &Engine{}
@@ -295,6 +297,7 @@ func TestRestoreStructureChangesAndDamage(t *testing.T) {
 }
 
 func TestMigrationFromVersion(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development)
 	e := &Engine{}
 	blobs := newBlobs()
@@ -338,6 +341,7 @@ func TestMigrationFromVersion(t *testing.T) {
 }
 
 func TestDrift(t *testing.T) {
+	t.Parallel()
 	app := sampleApp(t, fixtures.Development, fixtures.Production)
 	dev, _ := app.Env(fixtures.Development)
 	prod, _ := app.Env(fixtures.Production)
@@ -373,6 +377,7 @@ func TestDrift(t *testing.T) {
 // change of the parent, and restoring the parent leaves the children's
 // rows alone.
 func TestVersionsOfInheritedTablesCountOwnRows(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "inherit_versions")
 	exec(t, dsn,
 		`CREATE TABLE events (id int PRIMARY KEY, title text NOT NULL DEFAULT '', CONSTRAINT events_title CHECK (title <> 'x'))`,

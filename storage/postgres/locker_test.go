@@ -11,11 +11,13 @@ import (
 )
 
 func TestLockerContract(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	lockertest.Run(t, func(t *testing.T) release.Locker { return s.Locker() })
 }
 
 func TestDedupeContract(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	lockertest.RunDedupe(t, func(t *testing.T) lockertest.Deduper { return s.Dedupe() })
 }
@@ -23,6 +25,7 @@ func TestDedupeContract(t *testing.T) {
 // Two stores on one database stand for two relbot processes: a lock one
 // takes is refused to the other.
 func TestLockerSharedBetweenProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, dsn := testenv.NewDatabase(t, "locker")
 	a, b := openStore(t, dsn), openStore(t, dsn)

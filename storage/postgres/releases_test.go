@@ -18,6 +18,7 @@ func TestStoreContract(t *testing.T) {
 }
 
 func TestOpenStatesMatchIndex(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "store")
 	openStore(t, dsn)
 	var def string

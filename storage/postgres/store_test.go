@@ -65,6 +65,7 @@ func embeddedVersions(t *testing.T) []int {
 }
 
 func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migr")
 	openStore(t, dsn).Close()
 	want := embeddedVersions(t)
@@ -82,6 +83,7 @@ func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
 }
 
 func TestConcurrentOpenOnFreshDatabase(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrrace")
 	const n = 4
 	errs := make([]error, n)
@@ -107,6 +109,7 @@ func TestConcurrentOpenOnFreshDatabase(t *testing.T) {
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrnew")
 	openStore(t, dsn).Close()
 	conn := testenv.Connect(t, dsn)
@@ -126,6 +129,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	_, dsn := testenv.NewDatabase(t, "migrfail")
 	fsys := fstest.MapFS{
 		"migrations/0001_ok.sql":  {Data: []byte("CREATE TABLE t1 (a int);")},
@@ -153,6 +157,7 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 }
 
 func TestLoadMigrationsRejectsBadNames(t *testing.T) {
+	t.Parallel()
 	for name, fsys := range map[string]fstest.MapFS{
 		"bad name":  {"migrations/init.sql": {}},
 		"version 0": {"migrations/0000_zero.sql": {}},
@@ -165,6 +170,7 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 }
 
 func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := Open(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", nil)

@@ -63,7 +63,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"RecordsAreCopies", testRecordsAreCopies},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each subtest has a store of its own
+			tc.fn(t, newStore(t))
+		})
 	}
 }
 
