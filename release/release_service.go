@@ -95,7 +95,7 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 		r.State = StateScheduled
 		return r, nil
 	}
-	detail := fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)
+	detail := Count(e.Approvals.Required, "approval") + " needed"
 	if r.SecretsTravel() {
 		detail += "; " + SecretsTravelNote
 	}
