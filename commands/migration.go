@@ -76,7 +76,7 @@ func migrationFields(m *release.Migration) []Field {
 		{"Migration", m.ID},
 		{"From", m.App + " " + m.SourceEnv},
 		{"Made by", m.CreatedBy},
-		{"Tables", fmt.Sprintf("%d, rows of %d carried (%s rows)", len(m.Summary.Tables), carried, count(rows))},
+		{"Tables", fmt.Sprintf("%d, rows of %d carried (%s)", len(m.Summary.Tables), carried, release.Count(rows, "row"))},
 		{"Variables", vars},
 		{"Size", release.Bytes(m.Size)},
 		{"SHA-256", m.SHA256},

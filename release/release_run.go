@@ -278,7 +278,7 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if res.AlreadyApplied != nil {
 			return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
 		}
-		return withWarnings(fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
+		return withWarnings(fmt.Sprintf("%s in one transaction, %s", Count(len(res.Steps), "statement and load|statements and loads"), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
 	case StepRestore:
 		b, err := s.Store.GetBackup(ctx, r.Backup)
 		if err != nil {
@@ -293,7 +293,7 @@ func (s *Service) doStep(ctx context.Context, r *Release, a *App, e *Environment
 		if err != nil {
 			return "", true, err
 		}
-		return withWarnings(fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
+		return withWarnings(fmt.Sprintf("%s restored %s: %s, %s, %s in %s", b.ID, rep.Mode, Count(rep.Tables, "table"), Count(rep.Rows, "row"), Count(rep.Files, "file"), rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
 	case StepRestart:
 		return s.hook(ctx, e, HookRestart)
 	case StepChecks:
@@ -360,7 +360,7 @@ func (s *Service) preReleaseBackup(ctx context.Context, r *Release, a *App, e *E
 	if _, err := s.Backups.Check(ctx, art, a.Name); err != nil {
 		return "", true, err
 	}
-	return fmt.Sprintf("%s: %d tables, %d rows, %d files; every checksum verified", b.ID, b.Manifest.Tables, b.Manifest.Rows, b.Manifest.Files), true, nil
+	return fmt.Sprintf("%s: %s, %s, %s; every checksum verified", b.ID, Count(b.Manifest.Tables, "table"), Count(b.Manifest.Rows, "row"), Count(b.Manifest.Files, "file")), true, nil
 }
 
 // validate runs the environment's checks; any failure fails the step.
