@@ -82,20 +82,11 @@ func pluralOf(w string) string {
 // List joins items as English prose: "crm", "crm and hr",
 // "alice, bob and carol"; nothing is "none".
 func List(items []string) string {
-	return join(items, "and")
-}
-
-// ListOr joins items as alternatives: "alice, bob or carol".
-func ListOr(items []string) string {
-	return join(items, "or")
-}
-
-func join(items []string, word string) string {
 	switch len(items) {
 	case 0:
 		return "none"
 	case 1:
 		return items[0]
 	}
-	return strings.Join(items[:len(items)-1], ", ") + " " + word + " " + items[len(items)-1]
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
