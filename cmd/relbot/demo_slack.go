@@ -64,6 +64,14 @@ func person(user string) string {
 	return user
 }
 
+// name is how the channel names a user.
+func name(user string) string {
+	if n, ok := demoPeople[user]; ok {
+		return n
+	}
+	return user
+}
+
 // isTTY reports whether w is a terminal, where styles may be printed.
 func isTTY(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -159,7 +167,7 @@ func (s *slackDemo) send(ctx context.Context, path, body, user string) error {
 	for time.Now().Before(deadline) {
 		for _, p := range s.slack.since(before) {
 			if p.Method == "response" {
-				s.show("relbot (to "+person(user)+" only)", p)
+				s.show("relbot (to "+name(user)+" only)", p)
 				return nil
 			}
 		}

@@ -35,7 +35,7 @@ var emoji = map[string]string{
 	"white_check_mark": "✅", "x": "❌", "hourglass_flowing_sand": "⏳", "calendar": "📅",
 	"arrows_counterclockwise": "🔄", "rewind": "⏪", "no_entry": "⛔", "heavy_multiplication_x": "✖",
 	"hourglass": "⌛", "warning": "⚠️", "white_large_square": "⬜", "heavy_minus_sign": "➖",
-	"loudspeaker": "📢", "rotating_light": "🚨",
+	"loudspeaker": "📢", "rotating_light": "🚨", "no_entry_sign": "🚫", "rocket": "🚀",
 }
 
 // Render turns one mrkdwn text into terminal text.

@@ -117,3 +117,32 @@ func TestBackupNoticeTitleOnce(t *testing.T) {
 		t.Errorf("failed notice:\n%s", text)
 	}
 }
+
+// Every emoji relbot's Slack messages use prints as the emoji, not as its
+// short code.
+func TestEveryEmojiRelbotSendsIsDrawn(t *testing.T) {
+	files, _ := filepath.Glob("../../bot/*.go")
+	more, _ := filepath.Glob("*.go")
+	code := regexp.MustCompile(`:([a-z_]+):`)
+	seen := 0
+	for _, f := range append(files, more...) {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lit := range regexp.MustCompile(`"[^"\n]*"`).FindAllString(string(src), -1) {
+			for _, m := range code.FindAllStringSubmatch(lit, -1) {
+				seen++
+				if _, ok := emoji[m[1]]; !ok {
+					t.Errorf("%s sends :%s:, which the demo prints raw", f, m[1])
+				}
+			}
+		}
+	}
+	if seen < 10 {
+		t.Errorf("found only %d emoji in the senders' source", seen)
+	}
+}
