@@ -68,10 +68,7 @@ func migrationFields(m *release.Migration) []Field {
 			rows += t.Rows
 		}
 	}
-	vars := "none"
-	if len(m.Summary.Variables) > 0 {
-		vars = strings.Join(m.Summary.Variables, ", ")
-	}
+	vars := release.List(m.Summary.Variables) // "none" when it references none
 	fields := []Field{
 		{"Migration", m.ID},
 		{"From", m.App + " " + m.SourceEnv},

@@ -241,7 +241,7 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 			// No form for someone who may not fill it in: say who may.
 			return Reply{}, &release.Error{Code: release.ErrorCode(err), Err: perr,
 				Message: fmt.Sprintf("%s lacks variables %s references: %s; %s: ask them to supply the variables, then deploy again",
-					missing.Env, missing.Migration, strings.Join(missing.Names, ", "), release.ErrorMessage(perr))}
+					missing.Env, missing.Migration, release.List(missing.Names), release.ErrorMessage(perr))}
 		}
 		return Reply{Missing: missing}, err
 	}

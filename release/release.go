@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -317,5 +316,5 @@ type MissingVariables struct {
 }
 
 func (m *MissingVariables) Error() string {
-	return m.Env + " lacks variables: " + strings.Join(m.Names, ", ")
+	return m.Env + " lacks variables: " + List(m.Names)
 }

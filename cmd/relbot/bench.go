@@ -120,8 +120,8 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "source: %s on disk, %d tables, %d rows; %d workers; warm cache (a first COPY pass reads everything once)\n\n",
-		release.Bytes(srcBytes), tables, rows, workers)
+	fmt.Fprintf(io.Out, "source: %s on disk, %s, %s; %s; warm cache (a first COPY pass reads everything once)\n\n",
+		release.Bytes(srcBytes), release.Count(tables, "table"), release.Count(rows, "row"), release.Count(workers, "worker"))
 
 	w := strconv.Itoa(workers)
 	archive := filepath.Join(dir, "relbot.archive")

@@ -78,8 +78,8 @@ func benchMigrate(ctx context.Context, io Stdio, admin, dir string, size int64, 
 			rows += t.Rows
 		}
 	}
-	fmt.Fprintf(io.Out, "source: %s; migration file %s carrying %d tables, %d rows (uiSchemas %d)\n\n",
-		release.Bytes(srcBytes), release.Bytes(pathSize(file)), carried, rows, tableRows(sum, "uiSchemas"))
+	fmt.Fprintf(io.Out, "source: %s; migration file %s carrying %s, %s (uiSchemas %d)\n\n",
+		release.Bytes(srcBytes), release.Bytes(pathSize(file)), release.Count(carried, "table"), release.Count(rows, "row"), tableRows(sum, "uiSchemas"))
 
 	copyM, err := measure(ctx, "plain COPY into empty tables", []string{self, benchWorker, "copyin", emptyDSN, w, file})
 	if err != nil {
