@@ -16,18 +16,18 @@ func TestPolicyNamesApproveRoleHolders(t *testing.T) {
 		app  func(prod *release.Environment, a *release.App)
 		want string
 	}{
-		{"approvers", func(*release.Environment, *release.App) {}, "more needed from <@U02BBB>, <@U03CCC>"},
+		{"approvers", func(*release.Environment, *release.App) {}, "more approval needed (<@U02BBB> and <@U03CCC> may approve"},
 		{"environment's roles", func(p *release.Environment, _ *release.App) {
 			p.Approvals.Approvers = nil
 			p.Roles = release.Roles{release.RoleApprove: {"U05DAN", "@release-managers", "S0OPS1234"}}
-		}, "more needed from <@U05DAN>, @release-managers, <!subteam^S0OPS1234>"},
+		}, "more approval needed (<@U05DAN>, @release-managers and <!subteam^S0OPS1234> may approve"},
 		{"app's roles", func(p *release.Environment, a *release.App) {
 			p.Approvals.Approvers = nil
 			a.Roles = release.Roles{release.RoleApprove: {"U06ERIN"}}
-		}, "more needed from <@U06ERIN>"},
+		}, "more approval needed (<@U06ERIN> may approve"},
 		{"anyone", func(p *release.Environment, _ *release.App) {
 			p.Roles = release.Roles{release.RoleApprove: {release.Anyone}}
-		}, "more needed from anyone in the channel"},
+		}, "more approval needed (anyone in the channel may approve"},
 	}
 	for _, tc := range cases {
 		prod := &release.Environment{Name: "production", Approvals: release.ApprovalPolicy{Required: 2, Approvers: []string{"U01AAA", "U02BBB", "U03CCC"}}}

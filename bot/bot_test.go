@@ -234,7 +234,7 @@ func TestApproveClicksRunTheRelease(t *testing.T) {
 		t.Fatalf("the retried click was handled %d times", approvals)
 	}
 	waitFor(t, "the second answer", func() bool { return len(f.Calls("response/")) == 2 })
-	if ans := f.Calls("response/")[1].Body; !strings.Contains(ans, "You approved") || !strings.Contains(ans, "scheduled") {
+	if ans := f.Calls("response/")[1].Body; !strings.Contains(ans, "You approved") || !strings.Contains(ans, "It is running.") {
 		t.Fatalf("answer: %s", ans)
 	}
 }

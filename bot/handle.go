@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -237,8 +235,8 @@ func (b *Bot) submitVariables(ctx context.Context, ic *slack.InteractionCallback
 		set = append(set, name)
 	}
 	b.log.Info("slack: variables supplied", "app", m.App, "env", m.Env, "count", len(set))
-	b.respond(ctx, t, note(":white_check_mark: %s variable(s) of %s %s set: %s. Deploy again with `/relbot deploy %s %s`.",
-		strconv.Itoa(len(set)), m.App, m.Env, strings.Join(set, ", "), m.Migration, m.Env), false)
+	b.respond(ctx, t, note(":white_check_mark: %s of %s %s set: %s. Deploy again with `/relbot deploy %s %s`.",
+		release.Count(len(set), "variable"), m.App, m.Env, release.List(set), m.Migration, m.Env), false)
 }
 
 func refusal(what string, err error) Message {
@@ -258,6 +256,9 @@ func note(format string, args ...string) Message {
 
 func stateNote(rep commands.Reply) string {
 	if v, ok := rep.Data.(commands.ReleaseView); ok {
+		if commands.RunsNow(v.State, v.At, time.Now()) {
+			return " It is running."
+		}
 		return fmt.Sprintf(" It is now %s.", v.State)
 	}
 	return ""

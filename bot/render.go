@@ -195,7 +195,7 @@ func users(ids []string) string {
 	for i, id := range ids {
 		out[i] = user(id)
 	}
-	return strings.Join(out, ", ")
+	return release.List(out)
 }
 
 // date renders a time in each reader's own zone, with a UTC fallback.
@@ -310,7 +310,8 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 		fields = fields[:maxFields]
 	}
 	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
-	blocks = append(blocks, section(fmt.Sprintf("%s *%s*", stateIcon[r.State], capital(string(r.State)))))
+	state := release.State(commands.StateWords(r.State, r.At, time.Now()))
+	blocks = append(blocks, section(fmt.Sprintf("%s *%s*", stateIcon[state], capital(string(state)))))
 
 	if p.Required > 0 || len(r.Approvals) > 0 {
 		blocks = append(blocks, section(approvalsText(r, p)))
@@ -359,19 +360,13 @@ func approvalsText(r *release.Release, p release.ApprovalPolicy) string {
 	}
 	if r.State == release.StateAwaitingApproval {
 		if left := p.Required - len(r.Approvals); left > 0 {
-			fmt.Fprintf(&b, "\n%d more needed", left)
 			var eligible []string
 			for _, a := range p.Approvers {
 				if !slices.Contains(names, a) && (p.AllowSelf || a != r.RequestedBy) {
-					eligible = append(eligible, a)
+					eligible = append(eligible, user(a))
 				}
 			}
-			if len(eligible) > 0 {
-				b.WriteString(" from " + users(eligible))
-			}
-			if !p.AllowSelf {
-				b.WriteString(" (the requester may not approve)")
-			}
+			b.WriteString("\n" + commands.ApprovalsNeeded(len(r.Approvals), left, eligible, "", !p.AllowSelf))
 		}
 	}
 	return b.String()
@@ -457,10 +452,10 @@ func outcome(r *release.Release) string {
 		}
 		return s
 	case release.StateScheduled:
-		if r.At != nil {
+		if !commands.RunsNow(r.State, r.At, time.Now()) {
 			return ":calendar: Starts at " + date(*r.At)
 		}
-		return ":calendar: Approved: starting"
+		return ":arrows_counterclockwise: Approved: it is running"
 	}
 	return ""
 }
@@ -739,8 +734,8 @@ func VariablesModal(m release.MissingVariables, channel string) slack.ModalViewR
 	if len(names) > maxFormVariables {
 		names = names[:maxFormVariables]
 	}
-	blocks := []slack.Block{section(fmt.Sprintf("%s %s lacks %d variable(s) that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
-		escape(m.App), escape(m.Env), len(m.Names), escape(m.Migration), escape(m.Env)))}
+	blocks := []slack.Block{section(fmt.Sprintf("%s %s lacks %s that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
+		escape(m.App), escape(m.Env), release.Count(len(m.Names), "variable"), escape(m.Migration), escape(m.Env)))}
 	var options []*slack.OptionBlockObject
 	for _, n := range names {
 		input := slack.NewPlainTextInputBlockElement(plain("value", 150), "value")

@@ -120,7 +120,7 @@ func TestReleaseMessageGolden(t *testing.T) {
 
 func TestReleaseMessageShowsWhatMatters(t *testing.T) {
 	awaiting := blocksText(t, RenderRelease(releaseIn("awaiting"), policy))
-	for _, want := range []string{"crm-r5 · deploy crm-m7 to crm production", "*Approvals:* 1 of 2 — <@U01AAA>", "1 more needed from <@U02BBB>, <@U03CCC>",
+	for _, want := range []string{"crm-r5 · deploy crm-m7 to crm production", "*Approvals:* 1 of 2 — <@U01AAA>", "1 more approval needed (<@U02BBB> and <@U03CCC> may approve; the requester may not)",
 		ActionApprove, ActionReject, "<@U04ALICE>"} {
 		if !strings.Contains(awaiting, want) {
 			t.Errorf("awaiting message lacks %q", want)

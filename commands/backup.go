@@ -73,9 +73,9 @@ func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCrea
 	fields := []Field{
 		{"Backup", b.ID},
 		{"Environment", b.App + " " + b.Env},
-		{"Size", humanBytes(b.Size)},
-		{"Database", fmt.Sprintf("%s %s, %s %s", count(m.Tables), plural(m.Tables, "table", "tables"), count(m.Rows), plural(m.Rows, "row", "rows"))},
-		{"Storage", fmt.Sprintf("%s %s, %s", count(m.Files), plural(m.Files, "file", "files"), humanBytes(m.FileBytes))},
+		{"Size", release.Bytes(b.Size)},
+		{"Database", release.Count(m.Tables, "table") + ", " + release.Count(m.Rows, "row")},
+		{"Storage", release.Count(m.Files, "file") + ", " + release.Bytes(m.FileBytes)},
 		{"Took", humanDuration(m.Duration)},
 		{"SHA-256", b.SHA256},
 	}
@@ -107,7 +107,7 @@ func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (R
 			kind += " (" + b.ReleaseID + ")"
 		}
 		table.Rows = append(table.Rows, []string{
-			b.ID, kind, d.when(b.CreatedAt), b.CreatedBy, humanBytes(b.Size),
+			b.ID, kind, d.when(b.CreatedAt), b.CreatedBy, release.Bytes(b.Size),
 			count(b.Manifest.Tables), count(b.Manifest.Rows), count(b.Manifest.Files), verified,
 		})
 	}
@@ -115,7 +115,7 @@ func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (R
 		return newReply(fmt.Sprintf("No backups of %s %s yet.", c.App, c.Env), nil, nil, views,
 			fmt.Sprintf("Take one with: backup create %s %s", c.App, c.Env)), nil
 	}
-	title := fmt.Sprintf("%d %s of %s %s, newest first", len(views), plural(len(views), "backup", "backups"), c.App, c.Env)
+	title := fmt.Sprintf("%s of %s %s, newest first", release.Count(len(views), "backup"), c.App, c.Env)
 	return newReply(title, nil, table, views), nil
 }
 
@@ -131,21 +131,20 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 		Problems: append([]string{}, rep.Problems...), DurationMS: rep.Duration.Milliseconds()}
 	fields := []Field{
 		{"Backup", fmt.Sprintf("%s (%s %s, %s, %s)", b.ID, b.App, b.Env, b.Kind, d.when(b.CreatedAt))},
-		{"Restored", fmt.Sprintf("%s %s, %s %s, %s %s", count(rep.Tables), plural(rep.Tables, "table", "tables"),
-			count(rep.Rows), plural(rep.Rows, "row", "rows"), count(rep.Files), plural(rep.Files, "file", "files"))},
+		{"Restored", release.Count(rep.Tables, "table") + ", " + release.Count(rep.Rows, "row") + ", " + release.Count(rep.Files, "file")},
 		{"Took", humanDuration(rep.Duration)},
 	}
 	if rep.OK() {
 		return newReply(fmt.Sprintf("Backup %s verified: it restores and matches its manifest", b.ID), fields, nil, view), nil
 	}
-	lines := []string{"", fmt.Sprintf("%d %s:", len(rep.Problems), plural(len(rep.Problems), "problem", "problems"))}
+	lines := []string{"", release.Count(len(rep.Problems), "problem") + ":"}
 	for _, p := range rep.Problems {
 		lines = append(lines, "  - "+p)
 	}
 	r := newReply(fmt.Sprintf("Backup %s FAILED verification", b.ID), fields, nil, view, lines...)
 	r.Public = true // a damaged backup concerns everyone who may need it
-	return r, release.Errorf(release.CodeDamaged, "backup %s failed verification: %d %s",
-		b.ID, len(rep.Problems), plural(len(rep.Problems), "problem", "problems"))
+	return r, release.Errorf(release.CodeDamaged, "backup %s failed verification: %s",
+		b.ID, release.Count(len(rep.Problems), "problem"))
 }
 
 func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
@@ -160,7 +159,7 @@ func warningLines(ws []string) []string {
 	if len(ws) == 0 {
 		return nil
 	}
-	lines := []string{"", fmt.Sprintf("%d %s:", len(ws), plural(len(ws), "warning", "warnings"))}
+	lines := []string{"", release.Count(len(ws), "warning") + ":"}
 	for _, w := range ws {
 		lines = append(lines, "  - "+w)
 	}

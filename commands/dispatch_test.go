@@ -293,8 +293,8 @@ func TestHelpWithoutService(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 12_900_000: "12.3 MiB", 5 << 40: "5.0 TiB"} {
-		if got := humanBytes(in); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
+		if got := release.Bytes(in); got != want {
+			t.Errorf("release.Bytes(%d) = %q, want %q", in, got, want)
 		}
 	}
 	for in, want := range map[time.Duration]string{0: "0s", 349_600 * time.Microsecond: "350ms", 4240 * time.Millisecond: "4.2s",

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/relbot/relbot/release"
 )
 
 func (d *Dispatcher) drift(ctx context.Context, _ Request, c Drift) (Reply, error) {
@@ -23,9 +25,9 @@ func (d *Dispatcher) drift(ctx context.Context, _ Request, c Drift) (Reply, erro
 		}
 		return newReply(title, nil, nil, dr), nil
 	}
-	title := fmt.Sprintf("Drift between %s: %d %s, %d version %s, %d variable %s",
-		pair, len(dr.Schema), plural(len(dr.Schema), "table differs", "tables differ"),
-		len(dr.Versions), plural(len(dr.Versions), "difference", "differences"), vars, plural(vars, "name", "names"))
+	title := fmt.Sprintf("Drift between %s: %s, %s, %s",
+		pair, release.Count(len(dr.Schema), "table differs|tables differ"),
+		release.Count(len(dr.Versions), "version difference"), release.Count(vars, "variable name"))
 	var lines []string
 	lines = append(lines, "", "Schema:")
 	if len(dr.Schema) == 0 {

@@ -2,25 +2,11 @@ package commands
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-)
 
-// humanBytes prints a size in binary units: "512 B", "12.3 MiB".
-func humanBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		v /= 1024
-		if v < 1024 || unit == "TiB" {
-			return fmt.Sprintf("%.1f %s", v, unit)
-		}
-	}
-	return "" // unreachable: the loop returns at TiB
-}
+	"github.com/relbot/relbot/release"
+)
 
 // humanDuration rounds to what a reader cares about at that scale:
 // "350ms", "4.2s", "3m12s", "1h5m".
@@ -39,22 +25,7 @@ func humanDuration(d time.Duration) string {
 }
 
 // count prints an integer with thousands separators: "1,234,567".
-func count[T int | int64](n T) string {
-	s := strconv.FormatInt(int64(n), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func count[T int | int64](n T) string { return release.Number(n) }
 
 // ago prints how long before now t was, coarsely: "just now", "5m ago",
 // "3h ago", "2d ago".
@@ -69,11 +40,4 @@ func ago(t, now time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
-}
-
-func plural[T int | int64](n T, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -68,17 +68,14 @@ func migrationFields(m *release.Migration) []Field {
 			rows += t.Rows
 		}
 	}
-	vars := "none"
-	if len(m.Summary.Variables) > 0 {
-		vars = strings.Join(m.Summary.Variables, ", ")
-	}
+	vars := release.List(m.Summary.Variables) // "none" when it references none
 	fields := []Field{
 		{"Migration", m.ID},
 		{"From", m.App + " " + m.SourceEnv},
 		{"Made by", m.CreatedBy},
-		{"Tables", fmt.Sprintf("%d, rows of %d carried (%s rows)", len(m.Summary.Tables), carried, count(rows))},
+		{"Tables", fmt.Sprintf("%d, rows of %d carried (%s)", len(m.Summary.Tables), carried, release.Count(rows, "row"))},
 		{"Variables", vars},
-		{"Size", humanBytes(m.Size)},
+		{"Size", release.Bytes(m.Size)},
 		{"SHA-256", m.SHA256},
 	}
 	if m.Summary.CoreVersion != "" {
@@ -132,7 +129,7 @@ func (d *Dispatcher) migrationList(ctx context.Context, _ Request, c MigrationLi
 	if len(views) == 0 {
 		return newReply(fmt.Sprintf("No migrations of %s yet.", c.App), nil, nil, views, fmt.Sprintf("Make one with: migration create %s --note \"what changed\"", c.App)), nil
 	}
-	return newReply(fmt.Sprintf("%d %s of %s, newest first", len(views), plural(len(views), "migration", "migrations"), c.App), nil, table, views), nil
+	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "migration"), c.App), nil, table, views), nil
 }
 
 func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationShow) (Reply, error) {
@@ -205,7 +202,7 @@ func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPl
 	writeTable(&b, rows)
 	lines = append(lines, "Rows:", strings.TrimRight(b.String(), "\n"))
 	if unchanged > 0 {
-		lines = append(lines, fmt.Sprintf("(%d more %s whose rows stay as they are)", unchanged, plural(unchanged, "table", "tables")))
+		lines = append(lines, fmt.Sprintf("(%s more whose rows stay as they are)", release.Count(unchanged, "table")))
 	}
 	lines = append(lines, "", fmt.Sprintf("Statements, in order (%d):", len(plan.Statements)))
 	for _, s := range plan.Statements {

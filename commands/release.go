@@ -112,7 +112,7 @@ func what(r *release.Release) string {
 func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...string) Reply {
 	fields := []Field{
 		{"Release", r.ID + " — " + what(r)},
-		{"State", string(r.State)},
+		{"State", StateWords(r.State, r.At, d.now())},
 		{"Requested", fmt.Sprintf("by %s, %s", r.RequestedBy, d.when(r.RequestedAt))},
 	}
 	if r.At != nil {
@@ -126,11 +126,11 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		for _, a := range r.Approvals {
 			names = append(names, a.By)
 		}
-		fields = append(fields, Field{"Approved by", strings.Join(names, ", ")})
+		fields = append(fields, Field{"Approved by", release.List(names)})
 	}
 	if r.State == release.StateAwaitingApproval {
 		if who := d.mayApprove(r); who != "" {
-			fields = append(fields, Field{"May approve", who})
+			fields = append(fields, Field{"Approvals", who})
 		}
 	}
 	if r.Backup != "" && r.Kind == release.KindDeploy {
@@ -155,7 +155,7 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 			if log != whole && logCut == "" {
 				logCut = s.Name
 			}
-			table.Rows = append(table.Rows, []string{s.Name, string(s.State), s.Took, log})
+			table.Rows = append(table.Rows, []string{s.Name, StepMark(s.State) + " " + string(s.State), s.Took, log})
 		}
 	}
 	if logCut != "" {
@@ -182,9 +182,10 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	return reply
 }
 
-// mayApprove names who may still approve r: the approve role's holders
-// (however apps.yaml states them) who have not approved it yet, and not
-// its requester unless the environment allows self-approval.
+// mayApprove says how many approvals r still needs and who may give them:
+// the approve role's holders (however apps.yaml states them) who have not
+// approved it yet, and not its requester unless the environment allows
+// self-approval.
 func (d *Dispatcher) mayApprove(r *release.Release) string {
 	a, err := d.Service.App(r.App)
 	if err != nil {
@@ -194,9 +195,13 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 	if err != nil {
 		return ""
 	}
+	left := e.Approvals.Required - len(r.Approvals)
+	if left <= 0 {
+		return ""
+	}
 	members, restricted, from := a.Holders(e, release.ActApprove)
 	if !restricted {
-		return "anyone"
+		return ApprovalsNeeded(len(r.Approvals), left, []string{"anyone"}, "", !e.Approvals.AllowSelf)
 	}
 	done := map[string]bool{}
 	for _, ap := range r.Approvals {
@@ -208,10 +213,7 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 			who = append(who, m)
 		}
 	}
-	if len(who) == 0 {
-		return "nobody else (" + from + ")"
-	}
-	return strings.Join(who, ", ") + " (" + from + ")"
+	return ApprovalsNeeded(len(r.Approvals), left, who, from, !e.Approvals.AllowSelf)
 }
 
 // runIfRunnable runs a scheduled release in the foreground when this
@@ -270,7 +272,7 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 			// No form for someone who may not fill it in: say who may.
 			return Reply{}, &release.Error{Code: release.ErrorCode(err), Err: perr,
 				Message: fmt.Sprintf("%s lacks variables %s references: %s; %s: ask them to supply the variables, then deploy again",
-					missing.Env, missing.Migration, strings.Join(missing.Names, ", "), release.ErrorMessage(perr))}
+					missing.Env, missing.Migration, release.List(missing.Names), release.ErrorMessage(perr))}
 		}
 		return Reply{Missing: missing}, err
 	}
@@ -368,7 +370,7 @@ func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) 
 	if len(views) == 0 {
 		return newReply(fmt.Sprintf("No releases of %s yet.", c.App), nil, nil, views), nil
 	}
-	return newReply(fmt.Sprintf("%d %s of %s, newest first", len(views), plural(len(views), "release", "releases"), c.App), nil, table, views), nil
+	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "release"), c.App), nil, table, views), nil
 }
 
 func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) (Reply, error) {

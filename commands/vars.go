@@ -65,7 +65,7 @@ func (d *Dispatcher) varList(ctx context.Context, _ Request, c VarList) (Reply, 
 		return newReply(fmt.Sprintf("No variables in %s %s yet.", c.App, c.Env), nil, nil, views,
 			fmt.Sprintf("Set one with: var set %s %s NAME=VALUE, or secret set %s %s NAME", c.App, c.Env, c.App, c.Env)), nil
 	}
-	title := fmt.Sprintf("%d %s of %s %s (secrets masked)", len(views), plural(len(views), "variable", "variables"), c.App, c.Env)
+	title := fmt.Sprintf("%s of %s %s (secrets masked)", release.Count(len(views), "variable"), c.App, c.Env)
 	return newReply(title, nil, table, views), nil
 }
 

@@ -71,7 +71,7 @@ func (d *Dispatcher) versionList(ctx context.Context, _ Request, c VersionList) 
 	if len(views) == 0 {
 		return newReply(fmt.Sprintf("No versions of %s yet.", c.App), nil, nil, views, fmt.Sprintf("Save one with: version create %s \"what the configuration holds\"", c.App)), nil
 	}
-	return newReply(fmt.Sprintf("%d %s of %s, newest first", len(views), plural(len(views), "version", "versions"), c.App), nil, table, views), nil
+	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "version"), c.App), nil, table, views), nil
 }
 
 func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) (Reply, error) {
@@ -85,10 +85,10 @@ func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) 
 		removed += t.Removed
 		changed += t.Changed
 	}
-	title := fmt.Sprintf("%s -> %s: no differences in %d %s", diff.From, diff.To, diff.Unchanged, plural(diff.Unchanged, "table", "tables"))
+	title := fmt.Sprintf("%s -> %s: no differences in %s", diff.From, diff.To, release.Count(diff.Unchanged, "table"))
 	if len(diff.Tables) > 0 {
-		title = fmt.Sprintf("%s -> %s: %d %s (rows: %s added, %s removed, %s changed); %d unchanged",
-			diff.From, diff.To, len(diff.Tables), plural(len(diff.Tables), "table differs", "tables differ"), count(added), count(removed), count(changed), diff.Unchanged)
+		title = fmt.Sprintf("%s -> %s: %s (rows: %s added, %s removed, %s changed); %d unchanged",
+			diff.From, diff.To, release.Count(len(diff.Tables), "table differs|tables differ"), count(added), count(removed), count(changed), diff.Unchanged)
 	}
 	if len(diff.Tables) == 0 {
 		return newReply(title, nil, nil, diff), nil

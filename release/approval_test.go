@@ -154,7 +154,7 @@ func TestApprovals(t *testing.T) {
 			policy:    release.ApprovalPolicy{Required: 2, Approvers: threeApprovers},
 			requester: "U07DEV",
 			approvals: []approval{{by: "U02BBB"}, {by: "U03CCC", runnable: true}},
-			state:     release.StateScheduled, approved: "U02BBB U03CCC", reason: "approved by U02BBB, U03CCC",
+			state:     release.StateScheduled, approved: "U02BBB U03CCC", reason: "approved by U02BBB and U03CCC",
 		},
 		{
 			name:      "a second approval by the same person does not count",

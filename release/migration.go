@@ -117,7 +117,7 @@ type NewPluginsRefusal struct {
 }
 
 func (n *NewPluginsRefusal) Error() string {
-	return fmt.Sprintf("%s brings %d plugin(s) %s lacks", n.Migration, len(n.Plugins), n.Env)
+	return fmt.Sprintf("%s brings %s %s lacks", n.Migration, Count(len(n.Plugins), "plugin"), n.Env)
 }
 
 // TablePlan is what happens to one table's rows.

@@ -334,5 +334,5 @@ type MissingVariables struct {
 }
 
 func (m *MissingVariables) Error() string {
-	return m.Env + " lacks variables: " + strings.Join(m.Names, ", ")
+	return m.Env + " lacks variables: " + List(m.Names)
 }

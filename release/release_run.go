@@ -263,7 +263,7 @@ func (s *Service) preReleaseBackup(ctx context.Context, r *Release, a *App, e *E
 	if _, err := s.Backups.Check(ctx, art, a.Name); err != nil {
 		return "", true, err
 	}
-	return fmt.Sprintf("%s: %d tables, %d rows, %d files; every checksum verified", b.ID, b.Manifest.Tables, b.Manifest.Rows, b.Manifest.Files), true, nil
+	return fmt.Sprintf("%s: %s, %s, %s; every checksum verified", b.ID, Count(b.Manifest.Tables, "table"), Count(b.Manifest.Rows, "row"), Count(b.Manifest.Files, "file")), true, nil
 }
 
 // validate runs the environment's checks; any failure fails the step.

@@ -124,7 +124,7 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 		}
 		return r, nil
 	}
-	detail := fmt.Sprintf("%d approval(s) needed", e.Approvals.Required)
+	detail := Count(e.Approvals.Required, "approval") + " needed"
 	if r.SecretsTravel() {
 		detail += "; " + SecretsTravelNote
 	}
@@ -177,7 +177,7 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 		if len(missing) > 0 {
 			return "", &Error{Code: CodeConflict,
 				Message: fmt.Sprintf("%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
-					e.Name, m.ID, strings.Join(missing, ", "), a.Name, e.Name, a.Name, e.Name),
+					e.Name, m.ID, List(missing), a.Name, e.Name, a.Name, e.Name),
 				Err: &MissingVariables{App: a.Name, Env: e.Name, Migration: m.ID, Names: missing}}
 		}
 	}
@@ -375,7 +375,7 @@ func approverNames(as []Approval) string {
 	for i, a := range as {
 		names[i] = a.By
 	}
-	return strings.Join(names, ", ")
+	return List(names)
 }
 
 // Reject ends a release awaiting approval.

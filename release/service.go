@@ -78,7 +78,7 @@ func (s *Service) App(name string) (*App, error) {
 		names = append(names, a.Name)
 	}
 	sort.Strings(names)
-	return nil, Errorf(CodeNotFound, "no app %q (configured: %v)", name, names)
+	return nil, Errorf(CodeNotFound, "no app %q (configured: %s)", name, List(names))
 }
 
 func (s *Service) appEnv(app, env string) (*App, *Environment, error) {

@@ -195,7 +195,7 @@ func applyStep(ctx context.Context, s *Service, r *Release, _ *App, e *Environme
 	if res.AlreadyApplied != nil {
 		return fmt.Sprintf("already applied by %s at %s: nothing to do", res.AlreadyApplied.By, res.AlreadyApplied.At.Format(time.RFC3339)), true, nil
 	}
-	return withWarnings(fmt.Sprintf("%d statements and loads in one transaction, %s", len(res.Steps), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
+	return withWarnings(fmt.Sprintf("%s in one transaction, %s", Count(len(res.Steps), "statement and load|statements and loads"), res.Duration.Round(time.Millisecond)), res.Warnings), true, nil
 }
 
 // applyProbe: the target's marker row, written in the apply's own
@@ -221,7 +221,7 @@ func restoreStep(ctx context.Context, s *Service, r *Release, a *App, e *Environ
 	if err != nil {
 		return "", true, err
 	}
-	return withWarnings(fmt.Sprintf("%s restored %s: %d tables, %d rows, %d files in %s", b.ID, rep.Mode, rep.Tables, rep.Rows, rep.Files, rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
+	return withWarnings(fmt.Sprintf("%s restored %s: %s, %s, %s in %s", b.ID, rep.Mode, Count(rep.Tables, "table"), Count(rep.Rows, "row"), Count(rep.Files, "file"), rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
 }
 
 func checksStep(ctx context.Context, s *Service, r *Release, _ *App, e *Environment) (string, bool, error) {

@@ -104,7 +104,7 @@ func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
-	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}}
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} // binary either way, as relbot prints sizes
 	u := strings.ToUpper(strings.TrimSpace(s))
 	for _, x := range units {
 		if n, ok := strings.CutSuffix(u, x.suffix); ok {
@@ -138,8 +138,8 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "source: %s on disk, %d tables, %d rows; %d workers; warm cache (a first COPY pass reads everything once)\n\n",
-		human(srcBytes), tables, rows, workers)
+	fmt.Fprintf(io.Out, "source: %s on disk, %s, %s; %s; warm cache (a first COPY pass reads everything once)\n\n",
+		release.Bytes(srcBytes), release.Count(tables, "table"), release.Count(rows, "row"), release.Count(workers, "worker"))
 
 	w := strconv.Itoa(workers)
 	archive := filepath.Join(dir, "relbot.archive")
@@ -200,9 +200,9 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	for _, m := range ms {
 		out := "-"
 		if m.output >= 0 {
-			out = human(m.output)
+			out = release.Bytes(m.output)
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%.2fx\t\n", m.name, m.wall.Seconds(), out, human(m.rssKB*1024), ratio(m.wall, copyWall))
+		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%.2fx\t\n", m.name, m.wall.Seconds(), out, release.Bytes(m.rssKB*1024), ratio(m.wall, copyWall))
 	}
 	_ = tw.Flush()
 	rb, fc, fd := byName["relbot backup"], byName["pg_dump -Fc"], byName["pg_dump -Fd -j "+w]
@@ -211,7 +211,7 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	fmt.Fprintf(io.Out, "relbot backup / plain COPY:          %.2fx time   (target <= 1.5)\n", ratio(rb.wall, copyWall))
 	fmt.Fprintf(io.Out, "relbot archive / pg_dump -Fc file:   %.2fx size   (target <= 1)\n", float64(rb.output)/float64(fc.output))
 	fmt.Fprintf(io.Out, "relbot restore / pg_restore -j %s:    %.2fx time   (target <= 1)\n", w, ratio(rr.wall, pr.wall))
-	fmt.Fprintf(io.Out, "relbot peak RSS: backup %s, restore %s (target < 150 MB)\n", human(rb.rssKB*1024), human(rr.rssKB*1024))
+	fmt.Fprintf(io.Out, "relbot peak RSS: backup %s, restore %s (target < 150 MiB)\n", release.Bytes(rb.rssKB*1024), release.Bytes(rr.rssKB*1024))
 	return nil
 }
 
@@ -231,7 +231,7 @@ func benchSource(ctx context.Context, io Stdio, admin, dir string, size int64, r
 	if srcBytes > 0 {
 		return srcDSN, srcBytes, nil
 	}
-	fmt.Fprintf(io.Out, "generating a NocoBase-like database of about %s ...\n", human(size))
+	fmt.Fprintf(io.Out, "generating a NocoBase-like database of about %s ...\n", release.Bytes(size))
 	if _, err := recreateDatabase(ctx, admin, "relbot_bench_src"); err != nil {
 		return "", 0, err
 	}
@@ -282,18 +282,6 @@ func pathSize(p string) int64 {
 		return nil
 	})
 	return n
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func dbName(dsn string) string {

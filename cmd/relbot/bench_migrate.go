@@ -78,8 +78,8 @@ func benchMigrate(ctx context.Context, io Stdio, admin, dir string, size int64, 
 			rows += t.Rows
 		}
 	}
-	fmt.Fprintf(io.Out, "source: %s; migration file %s carrying %d tables, %d rows (uiSchemas %d)\n\n",
-		human(srcBytes), human(pathSize(file)), carried, rows, tableRows(sum, "uiSchemas"))
+	fmt.Fprintf(io.Out, "source: %s; migration file %s carrying %s, %s (uiSchemas %d)\n\n",
+		release.Bytes(srcBytes), release.Bytes(pathSize(file)), release.Count(carried, "table"), release.Count(rows, "row"), tableRows(sum, "uiSchemas"))
 
 	copyM, err := measure(ctx, "plain COPY into empty tables", []string{self, benchWorker, "copyin", emptyDSN, w, file})
 	if err != nil {
@@ -92,7 +92,7 @@ func benchMigrate(ctx context.Context, io Stdio, admin, dir string, size int64, 
 	tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\twall\tpeak RSS\tvs plain COPY\t")
 	for _, m := range []measurement{copyM, applyM} {
-		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%.2fx\t\n", m.name, m.wall.Seconds(), human(m.rssKB*1024), ratio(m.wall, copyM.wall))
+		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%.2fx\t\n", m.name, m.wall.Seconds(), release.Bytes(m.rssKB*1024), ratio(m.wall, copyM.wall))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(io.Out, "\nrelbot apply / plain COPY: %.2fx (target <= 1.5); the apply also drops and re-creates the tables, builds their keys and indexes, and commits all in one transaction\n", ratio(applyM.wall, copyM.wall))

@@ -228,7 +228,7 @@ func (d *demo) run(ctx context.Context, admin, dir, prefix string, keep bool) er
 	if err != nil {
 		return err
 	}
-	d.say("recovery is identical to production: %d tables, %d rows, %d storage files (logs excluded by the NocoBase preset)", tables, rows, files)
+	d.say("recovery is identical to production: %s, %s, %s (logs excluded by the NocoBase preset)", release.Count(tables, "table"), release.Count(rows, "row"), release.Count(files, "storage file"))
 	return d.migrations(ctx, sys, sample)
 }
 
@@ -359,7 +359,7 @@ func (d *demo) badChange(ctx context.Context, sample *fixtures.Sample) error {
 			return fmt.Errorf("table %s of staging differs from before the bad release", k)
 		}
 	}
-	d.say("staging is back exactly as before the bad release: %d tables identical", len(before))
+	d.say("staging is back exactly as before the bad release: %s identical", release.Count(len(before), "table"))
 	return nil
 }
 

@@ -7,11 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/fixtures"
@@ -45,6 +49,33 @@ type slackDemo struct {
 	done    chan int
 	clicks  int
 	channel string
+	mrkdwn  mrkdwnRenderer // how the channel's messages are printed
+}
+
+// demoPeople are the names the channel shows for the demo's Slack users.
+var demoPeople = map[string]string{"U01AAA": "bob", "U02BBB": "carol", "U03CCC": "dan"}
+
+// person is how the demo's narration names a user: the channel's name
+// with the Slack ID, or the terminal name as it is.
+func person(user string) string {
+	if n, ok := demoPeople[user]; ok {
+		return n + " (" + user + ")"
+	}
+	return user
+}
+
+// name is how the channel names a user.
+func name(user string) string {
+	if n, ok := demoPeople[user]; ok {
+		return n
+	}
+	return user
+}
+
+// isTTY reports whether w is a terminal, where styles may be printed.
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 const demoSigningSecret = "relbot-demo-signing-secret"
@@ -68,7 +99,8 @@ func (d *demo) startSlack(ctx context.Context, settings *config.Settings, sample
 	go func() {
 		done <- Run(serveCtx, []string{"serve"}, Stdio{In: strings.NewReader(""), Out: watch, Err: watch}, func(k string) string { return env[k] })
 	}()
-	s := &slackDemo{d: d, slack: stand, secret: demoSigningSecret, client: &http.Client{Timeout: 10 * time.Second}, stop: stop, done: done, channel: "C0CRMRELEASE"}
+	s := &slackDemo{d: d, slack: stand, secret: demoSigningSecret, client: &http.Client{Timeout: 10 * time.Second}, stop: stop, done: done, channel: "C0CRMRELEASE",
+		mrkdwn: mrkdwnRenderer{tty: isTTY(d.io.Out), names: demoPeople}}
 	select {
 	case addr := <-watch.found:
 		s.base = "http://" + addr
@@ -95,7 +127,7 @@ func (s *slackDemo) close() {
 
 // command types a slash command in the channel and shows relbot's answer.
 func (s *slackDemo) command(ctx context.Context, user, text string) error {
-	fmt.Fprintf(s.d.io.Out, "\n%s> /relbot %s\n", user, text)
+	fmt.Fprintf(s.d.io.Out, "\n%s> /relbot %s\n", person(user), text)
 	body := url.Values{"team_id": {"T0001"}, "channel_id": {s.channel}, "channel_name": {"crm-releases"}, "user_id": {user}, "user_name": {strings.ToLower(user)},
 		"command": {"/relbot"}, "text": {text}, "response_url": {s.slack.responseURL()}, "trigger_id": {fmt.Sprintf("demo.%d", time.Now().UnixNano())}}
 	return s.send(ctx, "/slack/commands", body.Encode(), user)
@@ -105,7 +137,7 @@ func (s *slackDemo) command(ctx context.Context, user, text string) error {
 func (s *slackDemo) click(ctx context.Context, user, action, releaseID string) error {
 	s.clicks++
 	label := strings.TrimPrefix(action, "relbot_")
-	fmt.Fprintf(s.d.io.Out, "\n%s clicks [%s] on %s's message\n", user, strings.ToUpper(label[:1])+label[1:], releaseID)
+	fmt.Fprintf(s.d.io.Out, "\n%s clicks [%s] on %s's message\n", person(user), strings.ToUpper(label[:1])+label[1:], releaseID)
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": user, "username": strings.ToLower(user), "team_id": "T0001"},
 		"api_app_id": "A123456", "team": map[string]any{"id": "T0001"}, "channel": map[string]any{"id": s.channel, "name": "crm-releases"},
@@ -135,7 +167,7 @@ func (s *slackDemo) send(ctx context.Context, path, body, user string) error {
 	for time.Now().Before(deadline) {
 		for _, p := range s.slack.since(before) {
 			if p.Method == "response" {
-				s.show("relbot (to "+user+" only)", p)
+				s.show("relbot (to "+name(user)+" only)", p)
 				return nil
 			}
 		}
@@ -145,10 +177,7 @@ func (s *slackDemo) send(ctx context.Context, path, body, user string) error {
 }
 
 func (s *slackDemo) show(who string, p slackPost) {
-	lines := blocksText(p.Blocks)
-	if len(lines) == 0 {
-		lines = strings.Split(p.Text, "\n")
-	}
+	lines := slackLines(p, s.mrkdwn)
 	for i, l := range lines {
 		if i == demoMaxLines {
 			fmt.Fprintf(s.d.io.Out, "  %s | ... (%d more lines)\n", who, len(lines)-i)
@@ -156,6 +185,16 @@ func (s *slackDemo) show(who string, p slackPost) {
 		}
 		fmt.Fprintf(s.d.io.Out, "  %s | %s\n", who, l)
 	}
+}
+
+// slackLines is a message as the channel shows it: its blocks, else its
+// notification text, with mrkdwn rendered for a terminal.
+func slackLines(p slackPost, r mrkdwnRenderer) []string {
+	lines := blocksText(p.Blocks, r.Render)
+	if len(lines) == 0 {
+		lines = strings.Split(strings.Trim(r.Render(p.Text), "\n"), "\n")
+	}
+	return lines
 }
 
 // channel prints what the channel shows now: each message in its latest

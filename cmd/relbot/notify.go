@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
 )
 
@@ -22,18 +23,19 @@ func (n *termNotifier) ReleaseChanged(_ context.Context, r *release.Release, e r
 	var line string
 	switch e.Kind {
 	case release.EventStepStarted:
-		line = fmt.Sprintf("%s ▶ %s", r.ID, e.Step)
+		line = fmt.Sprintf("%s %s %s", r.ID, commands.StepMark(release.StepRunning), e.Step)
 	case release.EventStepFinished:
-		state := "?"
+		state, mark := "?", "?"
 		for _, s := range r.Steps {
 			if s.Name == e.Step {
-				state = string(s.State)
+				state, mark = string(s.State), commands.StepMark(s.State)
 				if s.Started != nil && s.Ended != nil {
 					state += fmt.Sprintf(" in %s", s.Ended.Sub(*s.Started).Round(time.Millisecond))
 				}
 			}
 		}
-		line = fmt.Sprintf("%s ✔ %s: %s", r.ID, e.Step, state)
+		// The mark is the step's outcome: a failed step is never ticked.
+		line = fmt.Sprintf("%s %s %s: %s", r.ID, mark, e.Step, state)
 		if detail := firstDetail(e.Detail); detail != "" {
 			line += " — " + detail
 		}

@@ -100,22 +100,22 @@ func TestApprovalRequestNamesApproveRoleHolders(t *testing.T) {
 	m := createMigration(t, env)
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "U01AAA"), "crm-r2", "awaiting approval")
-	must(t, run(t, env, "release", "show", "crm-r2"), "May approve", "U05DAN, @release-managers, S0OPS1234 (roles.approve of crm production)")
+	must(t, run(t, env, "release", "show", "crm-r2"), "Approvals", "2 approvals needed (U05DAN, @release-managers and S0OPS1234 may approve as roles.approve of crm production")
 	// The message is Block Kit JSON, which escapes < and >.
 	lastMessage := func() string {
 		return strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(slack.lastMessage("C0CRMRELEASE", "crm-r2"))
 	}
 	msg := lastMessage()
-	if !strings.Contains(msg, "2 more needed from <@U05DAN>, @release-managers, <!subteam^S0OPS1234>") {
+	if !strings.Contains(msg, "2 approvals needed (<@U05DAN>, @release-managers and <!subteam^S0OPS1234> may approve") {
 		t.Fatalf("the approval request does not name the approve role's holders:\n%s", msg)
 	}
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U05DAN"), "U05DAN approved crm-r2")
-	r := must(t, run(t, env, "release", "show", "crm-r2"), "@release-managers, S0OPS1234 (roles.approve")
+	r := must(t, run(t, env, "release", "show", "crm-r2"), "(@release-managers and S0OPS1234 may approve as roles.approve")
 	if strings.Contains(r.out, "U05DAN, @release") {
 		t.Fatalf("who approved already is still asked to:\n%s", r.out)
 	}
 	eventually(t, "the updated request", 10*time.Second, func() bool {
-		return strings.Contains(lastMessage(), "1 more needed from @release-managers, <!subteam^S0OPS1234>")
+		return strings.Contains(lastMessage(), "1 more approval needed (@release-managers and <!subteam^S0OPS1234> may approve")
 	})
 }
 

@@ -44,9 +44,9 @@ func runRekey(ctx context.Context, args []string, std Stdio, getenv func(string)
 	case total == 0:
 		fmt.Fprintf(std.Out, "No secrets to re-encrypt; new ones are sealed with RELBOT_SECRET_KEY (key id %s).\n", id)
 	case n == 0:
-		fmt.Fprintf(std.Out, "All %d secrets are already encrypted with RELBOT_SECRET_KEY (key id %s); RELBOT_SECRET_KEY_PREVIOUS is not needed.\n", total, id)
+		fmt.Fprintf(std.Out, "Every secret (%s) is already encrypted with RELBOT_SECRET_KEY (key id %s); RELBOT_SECRET_KEY_PREVIOUS is not needed.\n", release.Count(total, "secret"), id)
 	default:
-		fmt.Fprintf(std.Out, "Re-encrypted %d of %d secrets with RELBOT_SECRET_KEY (key id %s). RELBOT_SECRET_KEY_PREVIOUS can now be removed.\n", n, total, id)
+		fmt.Fprintf(std.Out, "Re-encrypted %d of %s with RELBOT_SECRET_KEY (key id %s). RELBOT_SECRET_KEY_PREVIOUS can now be removed.\n", n, release.Count(total, "secret"), id)
 	}
 	return exitOK
 }

@@ -120,7 +120,7 @@ func TestReleaseChain(t *testing.T) {
 	r = must(t, run(t, env, "approve", "crm-r2", "--as", "U02BBB"), "succeeded")
 	refused(t, run(t, env, "approve", "crm-r2", "--as", "U03CCC"), "not awaiting approval")
 
-	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA, U02BBB", "crm-b", "admin can sign in")
+	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA and U02BBB", "crm-b", "admin can sign in")
 	for _, step := range []string{"preflight", "maintenance on", "scale down", "pre-release backup", "apply migration", "validation checks", "scale up", "maintenance off"} {
 		if !strings.Contains(show.out, step) {
 			t.Fatalf("release show lacks step %q:\n%s", step, show.out)

@@ -192,6 +192,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
+	// Slack's messages print as Slack shows them, not as raw mrkdwn.
+	for _, raw := range []string{"&gt;", "&lt;", "&amp;", "<!date^", "<@", "<!subteam^", ":white_check_mark:", "```"} {
+		if strings.Contains(r.out, raw) {
+			t.Errorf("demo output shows raw mrkdwn %q", raw)
+		}
+	}
 }
 
 // keep: 2 keeps the two newest backups and the newest verified one.

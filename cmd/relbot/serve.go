@@ -197,14 +197,21 @@ func backupNotifier(api *slack.Client, log *slog.Logger) func(context.Context, s
 			log.Warn("backup notice without a channel", "app", app, "env", n.Env, "ok", n.OK)
 			return
 		}
-		text := n.Title() + "\n" + n.Text()
-		if !n.OK {
-			text = ":rotating_light: " + text
-		}
-		if _, _, err := api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, true)); err != nil { // escaped: reasons come from databases and users
+		if _, _, err := api.PostMessageContext(ctx, channel, slack.MsgOptionText(backupNoticeText(n), true)); err != nil { // escaped: reasons come from databases and users
 			log.Error("post backup notice", "app", app, "env", n.Env, "err", err)
 		}
 	}
+}
+
+// backupNoticeText is the channel's text of a scheduler notice: the title
+// in bold, once (Text starts with it), then its facts; an alert when it
+// failed.
+func backupNoticeText(n scheduler.BackupNotice) string {
+	text := "*" + n.Title() + "*" + strings.TrimPrefix(n.Text(), n.Title())
+	if !n.OK {
+		return ":rotating_light: " + text
+	}
+	return text
 }
 
 // keepRecovering marks releases whose runner died as interrupted, at start

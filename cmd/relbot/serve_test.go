@@ -212,7 +212,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if os.Getenv("RELBOT_TEST_SHOW_LOG") != "" {
 		defer func() { t.Log(stderr.String()) }()
 	}
-	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA, U02BBB")
+	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA and U02BBB")
 	_ = show
 
 	cancel()

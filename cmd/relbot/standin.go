@@ -150,28 +150,39 @@ func (s *standIn) lastMessage(channel, release string) string {
 // responseURL is where relbot's answers to commands and clicks go.
 func (s *standIn) responseURL() string { return s.GetAPIURL() + "response/" }
 
-// blocksText renders Block Kit as the plain lines a reader sees.
-func blocksText(blocks string) []string {
+// blocksText renders Block Kit as the lines a reader sees, each text
+// object through render (mrkdwn as Slack shows it; nil: as it is).
+func blocksText(blocks string, render func(string) string) []string {
 	var bs []map[string]any
 	if json.Unmarshal([]byte(blocks), &bs) != nil {
 		return nil
+	}
+	if render == nil {
+		render = func(s string) string { return s }
 	}
 	var out []string
 	text := func(v any) string {
 		if m, ok := v.(map[string]any); ok {
 			if t, ok := m["text"].(string); ok {
-				return t
+				if m["type"] == "plain_text" {
+					return t
+				}
+				return render(t)
 			}
 		}
 		return ""
 	}
 	for _, b := range bs {
 		if t := text(b["text"]); t != "" {
-			out = append(out, strings.Split(t, "\n")...)
+			if b["type"] == "header" {
+				t = render("*" + t + "*")
+			}
+			out = append(out, strings.Split(strings.Trim(t, "\n"), "\n")...)
 		}
 		if fs, ok := b["fields"].([]any); ok {
 			for _, f := range fs {
-				out = append(out, strings.ReplaceAll(text(f), "\n", " "))
+				// A field is "*Name*\nvalue": one line, "Name: value".
+				out = append(out, strings.ReplaceAll(strings.Replace(strings.TrimSpace(text(f)), "\n", ": ", 1), "\n", " "))
 			}
 		}
 		if es, ok := b["elements"].([]any); ok {
@@ -181,7 +192,7 @@ func blocksText(blocks string) []string {
 					if t := text(em["text"]); t != "" && em["type"] == "button" {
 						parts = append(parts, "["+t+"]")
 					} else if t, ok := em["text"].(string); ok {
-						parts = append(parts, t)
+						parts = append(parts, render(t))
 					}
 				}
 			}

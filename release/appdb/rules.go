@@ -119,7 +119,7 @@ func Rules(app *release.App, l release.Layout, s *pgschema.Schema) ([]TableRule,
 	preset := presetNames(l)
 	out := make([]TableRule, 0, len(exists))
 	for key, t := range exists {
-		out = append(out, defaultRule(app, l, key, t, overrides, builtin, preset))
+		out = append(out, defaultRule(app, l, key, t, overrides, written, builtin, preset))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
 	return out, nil
@@ -167,35 +167,43 @@ func pathTable(l release.Layout, t *pgschema.Table) bool {
 	return strings.HasSuffix(t.Name, l.Column("_desktopRoutes_path")) || strings.HasSuffix(t.Name, l.Column("_mobileRoutes_path"))
 }
 
-func defaultRule(app *release.App, l release.Layout, key string, t *pgschema.Table, overrides map[string]release.Rule, builtin map[string]bool, preset map[string]string) TableRule {
+// decided is a table's rule with the reason that decided it, which names
+// the rule: "NocoBase configuration table → overwrite". The Why column
+// shows the reason beside the rule, so it must never read as another.
+func decided(key string, r release.Rule, why string) TableRule {
+	return TableRule{key, r, why + " → " + string(r)}
+}
+
+func defaultRule(app *release.App, l release.Layout, key string, t *pgschema.Table, overrides map[string]release.Rule, written map[string]string,
+	builtin map[string]bool, preset map[string]string) TableRule {
 	if r, ok := overrides[key]; ok {
-		return TableRule{key, r, "apps.yaml override"}
+		return decided(key, r, "stated in apps.yaml (rules."+written[key]+")")
 	}
 	if builtin[key] {
-		return TableRule{key, release.RuleOverwrite, "built-in table (apps.yaml builtin list)"}
+		return decided(key, release.RuleOverwrite, "listed in apps.yaml builtin")
 	}
 	if app.Builtin != "nocobase" {
-		return TableRule{key, release.RuleSchemaOnly, "user table"}
+		return decided(key, release.RuleSchemaOnly, "user table: its rows stay in each environment")
 	}
 	name, known := preset[key]
 	as := ""
 	if known && name != key {
-		as = ", " + name + " in NocoBase's names"
+		as = " (" + name + " in NocoBase's names)"
 	}
 	switch {
 	case name == "applicationPlugins":
-		return TableRule{key, release.RuleOverwrite, "NocoBase plugin registry: configuration" + as}
+		return decided(key, release.RuleOverwrite, "NocoBase plugin registry: configuration"+as)
 	case name == nocobaseVariables:
-		return TableRule{key, release.RuleSchemaOnly, "NocoBase variables: values never travel" + as}
+		return decided(key, release.RuleSchemaOnly, "NocoBase variables: values never travel"+as)
 	case pathTable(l, t) || nocobaseLinkTables[name]:
-		return TableRule{key, release.RuleOverwrite, "NocoBase configuration link table" + as}
+		return decided(key, release.RuleOverwrite, "NocoBase configuration link table"+as)
 	}
 	pt, ok := nocobasePreset[name]
 	if !known || !ok {
-		return TableRule{key, release.RuleSchemaOnly, "user table"}
+		return decided(key, release.RuleSchemaOnly, "user table: its rows stay in each environment")
 	}
 	if len(pt.rules) == 0 {
-		return TableRule{key, release.RuleSchemaOnly, "NocoBase runtime table" + as}
+		return decided(key, release.RuleSchemaOnly, "NocoBase table whose plugin declares no rule"+as)
 	}
 	// Runtime and business data stay where they were written, even where a
 	// plugin also allows overwrite; system configuration takes the plugin's
@@ -203,19 +211,22 @@ func defaultRule(app *release.App, l release.Layout, key string, t *pgschema.Tab
 	if pt.category == "business" || pt.category == "runtime" {
 		for _, r := range []string{"schema-only", "skip"} {
 			if slices.Contains(pt.rules, r) {
-				return TableRule{key, release.Rule(r), "NocoBase " + pt.category + " data" + as}
+				return decided(key, release.Rule(r), "NocoBase "+pt.category+" data stays where it is written"+as)
 			}
 		}
 	}
+	what := "NocoBase table"
+	if pt.category == "system" {
+		what = "NocoBase system table"
+	}
 	rule := release.Rule(pt.rules[0])
 	if rule.NeedsPrimaryKey() && len(t.PrimaryKey) == 0 {
-		rule = release.RuleOverwrite
+		return decided(key, release.RuleOverwrite, fmt.Sprintf("%s%s: its plugin prefers %s, which needs a primary key it lacks", what, as, rule))
 	}
-	category := pt.category + " "
-	if category == "- " {
-		category = ""
+	if pt.category == "system" && rule == release.RuleOverwrite {
+		return decided(key, rule, "NocoBase configuration table"+as)
 	}
-	return TableRule{key, rule, fmt.Sprintf("NocoBase %stable (%s)%s", category, strings.Join(pt.rules, ", "), as)}
+	return decided(key, rule, what+as+", as its plugin prefers")
 }
 
 // minPresetTables is "a handful": a NocoBase database with fewer of the

@@ -138,7 +138,7 @@ func checkTarget(ctx context.Context, conn *pgx.Conn, meta *Meta, env string) er
 		return err
 	}
 	if n > 0 {
-		return release.Errorf(release.CodeConflict, "the database of %s is in use by %d other session(s) (%s): stop the app or turn maintenance on, then restore again", env, n, who)
+		return release.Errorf(release.CodeConflict, "the database of %s is in use by %s (%s): stop the app or turn maintenance on, then restore again", env, release.Count(n, "other session"), who)
 	}
 	return nil
 }

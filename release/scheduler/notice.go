@@ -75,11 +75,11 @@ func (n BackupNotice) Text() string {
 	}
 	if n.Kind == KindBackup && n.Backup != nil {
 		m := n.Backup.Manifest
-		line("size %s, %d tables, %d rows, %d files (%s), in %s", Bytes(n.Backup.Size), m.Tables, m.Rows, m.Files,
-			Bytes(m.FileBytes), round(m.Duration))
+		line("size %s, %s, %s, %s (%s), in %s", release.Bytes(n.Backup.Size), release.Count(m.Tables, "table"), release.Count(m.Rows, "row"),
+			release.Count(m.Files, "file"), release.Bytes(m.FileBytes), round(m.Duration))
 		line("sha256 %s", n.Backup.SHA256)
 		if n.Keep > 0 {
-			line("%d backups kept (keep %d)", n.Kept, n.Keep)
+			line("%s kept (keep %d)", release.Count(n.Kept, "backup"), n.Keep)
 		}
 		for _, w := range m.Warnings {
 			line("warning: %s", w)
@@ -88,9 +88,10 @@ func (n BackupNotice) Text() string {
 	if n.Kind == KindVerify && n.Report != nil {
 		r := n.Report
 		if r.OK() {
-			line("restored into a scratch database: %d tables, %d rows, %d files match the manifest, in %s", r.Tables, r.Rows, r.Files, round(r.Duration))
+			line("restored into a scratch database: %s, %s, %s match the manifest, in %s", release.Count(r.Tables, "table"), release.Count(r.Rows, "row"),
+				release.Count(r.Files, "file"), round(r.Duration))
 		} else {
-			line("%d problem(s) found in %s:", len(r.Problems), round(r.Duration))
+			line("%s found in %s:", release.Count(len(r.Problems), "problem"), round(r.Duration))
 			for i, p := range r.Problems {
 				if i == 10 {
 					line("  … and %d more", len(r.Problems)-i)
@@ -107,20 +108,6 @@ func (n BackupNotice) Text() string {
 		line("what to do: %s", n.WhatToDo)
 	}
 	return b.String()
-}
-
-// Bytes renders a size for people: 512 B, 3.4 MB, 1.2 GB.
-func Bytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 func round(d time.Duration) time.Duration {

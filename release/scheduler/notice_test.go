@@ -24,7 +24,7 @@ func ExampleBackupNotice_Text() {
 	fmt.Println(failed.Text())
 	// Output:
 	// Scheduled backup crm-b12 of crm production done
-	// size 48.2 MB, 54 tables, 120345 rows, 7 files (2.3 MB), in 3.2s
+	// size 46.0 MiB, 54 tables, 120,345 rows, 7 files (2.2 MiB), in 3.2s
 	// sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 	// 14 backups kept (keep 14)
 	//

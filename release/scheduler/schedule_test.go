@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relbot/relbot/release"
 )
 
 func TestSchedulePrevNext(t *testing.T) {
@@ -62,10 +64,20 @@ func TestClaimKey(t *testing.T) {
 	}
 }
 
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 48_200_000: "48.2 MB", 3_100_000_000: "3.1 GB"} {
-		if got := Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %s, want %s", n, got, want)
+// TestNoticeSizesAreIEC: the channel's backup notices use the units of
+// every other transport (release.Bytes), not SI units of their own.
+func TestNoticeSizesAreIEC(t *testing.T) {
+	n := BackupNotice{App: "crm", Env: "production", Kind: KindBackup, OK: true, Kept: 1, Keep: 3,
+		Backup: &release.Backup{ID: "crm-b1", Size: 3 << 30, Manifest: release.BackupSummary{Tables: 1, Rows: 1, Files: 1, FileBytes: 1536}}}
+	text := n.Text()
+	for _, want := range []string{"size 3.0 GiB", "1 table, 1 row, 1 file (1.5 KiB)", "1 backup kept (keep 3)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("notice lacks %q:\n%s", want, text)
+		}
+	}
+	for _, bad := range []string{" GB", " MB", " kB", "(s)"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("notice says %q:\n%s", bad, text)
 		}
 	}
 }

@@ -1,0 +1,69 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// Every step's emoji in the checklist comes from its state: each state
+// has its own, and only done is ticked.
+func TestStepIconsComeFromTheOutcome(t *testing.T) {
+	seen := map[string]release.StepState{}
+	for _, s := range []release.StepState{release.StepPending, release.StepRunning, release.StepDone, release.StepFailed, release.StepSkipped} {
+		icon := stepIcon[s]
+		if icon == "" {
+			t.Errorf("step state %q has no icon", s)
+		}
+		if other, dup := seen[icon]; dup {
+			t.Errorf("states %q and %q share %s", other, s, icon)
+		}
+		seen[icon] = s
+		if (icon == ":white_check_mark:") != (s == release.StepDone) {
+			t.Errorf("state %q shows %s: only done is ticked", s, icon)
+		}
+	}
+	failed := releaseIn("failed")
+	for _, line := range strings.Split(stepsText(failed), "\n") {
+		if strings.Contains(line, release.StepChecks) && (!strings.HasPrefix(line, ":x: ") || strings.Contains(line, ":white_check_mark:")) {
+			t.Errorf("the failed checks step reads %q", line)
+		}
+	}
+}
+
+// After the last approval of a release without --at, the message and the
+// approver's note say it is running; scheduled is kept for a time ahead.
+func TestApprovedReleaseSaysRunningNotScheduled(t *testing.T) {
+	r := releaseIn("awaiting")
+	r.State = release.StateScheduled
+	r.Approvals = append(r.Approvals, release.Approval{By: "U02BBB", At: *at(1, 0)})
+	now := blocksText(t, RenderRelease(r, policy))
+	if !strings.Contains(now, "*Running*") || strings.Contains(now, "*Scheduled*") || !strings.Contains(now, "it is running") {
+		t.Errorf("approved release without a start time:\n%s", now)
+	}
+	if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateScheduled}}); got != " It is running." {
+		t.Errorf("approver's note = %q", got)
+	}
+	later := time.Now().Add(time.Hour)
+	r.At = &later
+	ahead := blocksText(t, RenderRelease(r, policy))
+	if !strings.Contains(ahead, "*Scheduled*") || !strings.Contains(ahead, "Starts at") {
+		t.Errorf("approved release with --at ahead:\n%s", ahead)
+	}
+	if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateScheduled, At: &later}}); got != " It is now scheduled." {
+		t.Errorf("approver's note with --at ahead = %q", got)
+	}
+}
+
+// The Slack approvals section uses the one sentence the terminal uses.
+func TestApprovalsSentence(t *testing.T) {
+	p := release.ApprovalPolicy{Required: 2, Approvers: []string{"U01AAA", "U02BBB", "U03CCC"}, AllowSelf: true}
+	r := awaitingRelease()
+	got := approvalsText(r, p)
+	if want := "2 approvals needed (<@U01AAA>, <@U02BBB> and <@U03CCC> may approve)"; !strings.Contains(got, want) {
+		t.Errorf("approvals = %q, want %q in it", got, want)
+	}
+}
