@@ -409,7 +409,7 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	if n.Late {
 		log.Info("taking a scheduled backup missed while the bot was down")
 	}
-	b, err := s.Service.CreateBackup(release.AsSystem(ctx), Actor, j.app.Name, j.name, release.BackupScheduled)
+	b, err := s.createWaiting(ctx, j, period, log)
 	if err != nil {
 		s.settle(ctx, lock, key, true)
 		if ctx.Err() != nil {
@@ -419,8 +419,8 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 		todo := fmt.Sprintf("check that the database of %s %s is reachable and the artifact directory is writable and not full; then %s",
 			j.app.Name, j.name, byHand)
 		if release.ErrorCode(err) == release.CodeConflict {
-			todo = fmt.Sprintf("another backup of %s %s was still running when this one was due; if this repeats, space out backup.schedule in apps.yaml; %s once it ends",
-				j.app.Name, j.name, byHand)
+			todo = fmt.Sprintf("another backup or a release of %s %s still held it %s after this one was due; if this repeats, space out backup.schedule in apps.yaml; %s once it ends",
+				j.app.Name, j.name, grace(period).Round(time.Second), byHand)
 		}
 		return fail(err, todo)
 	}
@@ -433,6 +433,29 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	}
 	log.Info("scheduled backup done", "backup", b.ID, "bytes", b.Size, "late", n.Late)
 	return s.notify(ctx, j, n), true
+}
+
+// createWaiting takes the scheduled backup. While another backup or a
+// release holds the environment (a catch-up run at start just before a
+// tick, a deploy), it waits for it, polling, up to the tick's grace; only
+// then is the conflict the run's failure.
+func (s *Scheduler) createWaiting(ctx context.Context, j *envJobs, period time.Duration, log *slog.Logger) (*release.Backup, error) {
+	deadline := time.Now().Add(grace(period))
+	poll := min(max(period/40, 100*time.Millisecond), time.Second)
+	for waited := false; ; waited = true {
+		b, err := s.Service.CreateBackup(release.AsSystem(ctx), Actor, j.app.Name, j.name, release.BackupScheduled)
+		if release.ErrorCode(err) != release.CodeConflict || time.Now().Add(poll).After(deadline) {
+			return b, err
+		}
+		if !waited {
+			log.Info("scheduled backup waits for the environment", "err", err, "up_to", time.Until(deadline).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(poll):
+		}
+	}
 }
 
 // runVerify verifies the environment's newest backup for tick, unless the

@@ -521,6 +521,62 @@ func TestFailingBackupAlertsAndOthersRun(t *testing.T) {
 	}
 }
 
+// TestBackupWaitsForABusyEnvironment: a tick that finds the environment
+// held (another backup still running, a release) waits for it and then
+// takes its backup; held past the tick's grace, the run fails and says so.
+func TestBackupWaitsForABusyEnvironment(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, nil)
+	svc, _ := r.service(t, nil)
+	var n notices
+	s := r.scheduler(t, svc, "replica-a", &n)
+	key := "backup:crm/production"
+
+	held, err := svc.Locker.TryLock(ctx, key, "another backup", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const busy = 1500 * time.Millisecond
+	go func() {
+		time.Sleep(busy)
+		_ = held.Unlock(ctx)
+	}()
+	tick := baseDay().Add(2 * time.Hour)
+	r.clock.Set(tick)
+	start := time.Now()
+	got := s.Tick(ctx, tick)
+	if len(got) != 1 || !got[0].OK || got[0].Backup == nil {
+		t.Fatalf("a tick during a busy second: %+v", got)
+	}
+	if took := time.Since(start); took < busy {
+		t.Fatalf("the backup ran after %s, while the environment was still held (%s)", took, busy)
+	}
+	if bs := scheduled(t, svc, "production"); len(bs) != 1 {
+		t.Fatalf("production backups: %v", backupIDs(bs))
+	}
+
+	// Held for longer than an @every 2s schedule's grace (1 s): a failure
+	// naming the holder and what to do.
+	r2 := newRig(t, func(y string) string { return mustReplace(t, y, `schedule: "0 2 * * *"`, `schedule: "@every 2s"`) })
+	svc2, _ := r2.service(t, nil)
+	s2 := r2.scheduler(t, svc2, "replica-a", &n)
+	if _, err := svc2.Locker.TryLock(ctx, key, "a long release", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tick2 := baseDay().Add(2 * time.Hour)
+	r2.clock.Set(tick2)
+	got = s2.Tick(ctx, tick2)
+	if len(got) != 1 || got[0].OK {
+		t.Fatalf("a tick held past its grace: %+v", got)
+	}
+	if !strings.Contains(got[0].Err, "is held by a long release") || !strings.Contains(got[0].WhatToDo, "still held it 1s after this one was due") {
+		t.Errorf("the failure says:\nerr: %s\ntodo: %s", got[0].Err, got[0].WhatToDo)
+	}
+	if bs := scheduled(t, svc2, "production"); len(bs) != 0 {
+		t.Fatalf("production backups while held: %v", backupIDs(bs))
+	}
+}
+
 // TestRun: Run takes the missed backup at start, then one per tick of an
 // @every schedule, and returns when its context ends.
 func TestRun(t *testing.T) {
