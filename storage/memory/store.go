@@ -82,6 +82,42 @@ func viaJSON[T any](v T) (T, error) {
 	return out, err
 }
 
+// getCopy returns a copy of the record id of a kind, or CodeNotFound.
+func getCopy[T any](recs map[string]*T, kind, id string, copyOf func(*T) (*T, error)) (*T, error) {
+	r, ok := recs[id]
+	if !ok {
+		return nil, release.Errorf(release.CodeNotFound, "no %s %s", kind, id)
+	}
+	return copyOf(r)
+}
+
+// listCopies returns copies of the records keep selects, sorted by order;
+// never nil, as storage/postgres gives an empty list.
+func listCopies[T any](recs map[string]*T, keep func(*T) bool, copyOf func(*T) (*T, error), order func(a, b *T) int) ([]*T, error) {
+	out := []*T{}
+	for _, r := range recs {
+		if keep(r) {
+			c, err := copyOf(r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, order)
+	return out, nil
+}
+
+// saveNew records c under id; an ID already saved is refused (such a
+// record is never replaced).
+func saveNew[T any](recs map[string]*T, kind, id string, c *T) error {
+	if _, ok := recs[id]; ok {
+		return fmt.Errorf("save %s %s: a %s with this ID exists", kind, id, kind)
+	}
+	recs[id] = c
+	return nil
+}
+
 // NextID allocates the next ID of kind for app.
 func (s *Store) NextID(ctx context.Context, app, kind string) (string, error) {
 	if app == "" || kind == "" {
@@ -134,31 +170,17 @@ func copyBackup(b *release.Backup) (*release.Backup, error) {
 func (s *Store) GetBackup(ctx context.Context, id string) (*release.Backup, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.backups[id]
-	if !ok {
-		return nil, release.Errorf(release.CodeNotFound, "no backup %s", id)
-	}
-	return copyBackup(b)
+	return getCopy(s.backups, "backup", id, copyBackup)
 }
 
 // ListBackups returns an environment's backups, newest first.
 func (s *Store) ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []*release.Backup{}
-	for _, b := range s.backups {
-		if b.App == app && b.Env == env {
-			c, err := copyBackup(b)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b *release.Backup) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
-	})
-	return out, nil
+	return listCopies(s.backups, func(b *release.Backup) bool { return b.App == app && b.Env == env }, copyBackup,
+		func(a, b *release.Backup) int {
+			return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+		})
 }
 
 // DeleteBackup removes the record, or returns CodeNotFound.
@@ -537,42 +559,24 @@ func (s *Store) SaveMigration(ctx context.Context, m *release.Migration) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.migrations[m.ID]; ok {
-		return fmt.Errorf("save migration %s: a migration with this ID exists", m.ID)
-	}
-	s.migrations[m.ID] = c
-	return nil
+	return saveNew(s.migrations, "migration", m.ID, c)
 }
 
 // GetMigration finds a migration by ID, or returns CodeNotFound.
 func (s *Store) GetMigration(ctx context.Context, id string) (*release.Migration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.migrations[id]
-	if !ok {
-		return nil, release.Errorf(release.CodeNotFound, "no migration %s", id)
-	}
-	return copyMigration(m)
+	return getCopy(s.migrations, "migration", id, copyMigration)
 }
 
 // ListMigrations returns an app's migrations, newest first.
 func (s *Store) ListMigrations(ctx context.Context, app string) ([]*release.Migration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []*release.Migration{}
-	for _, m := range s.migrations {
-		if m.App == app {
-			c, err := copyMigration(m)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b *release.Migration) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
-	})
-	return out, nil
+	return listCopies(s.migrations, func(m *release.Migration) bool { return m.App == app }, copyMigration,
+		func(a, b *release.Migration) int {
+			return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+		})
 }
 
 func copyRun(r *release.MigrationRun) (*release.MigrationRun, error) {
@@ -653,22 +657,14 @@ func (s *Store) SaveVersion(ctx context.Context, v *release.Version) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.versions[v.ID]; ok {
-		return fmt.Errorf("save version %s: a version with this ID exists", v.ID)
-	}
-	s.versions[v.ID] = c
-	return nil
+	return saveNew(s.versions, "version", v.ID, c)
 }
 
 // GetVersion finds a version by ID, or returns CodeNotFound.
 func (s *Store) GetVersion(ctx context.Context, id string) (*release.Version, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.versions[id]
-	if !ok {
-		return nil, release.Errorf(release.CodeNotFound, "no version %s", id)
-	}
-	return copyVersion(v)
+	return getCopy(s.versions, "version", id, copyVersion)
 }
 
 // ListVersions returns an app's versions, newest first; of two made at
@@ -676,20 +672,10 @@ func (s *Store) GetVersion(ctx context.Context, id string) (*release.Version, er
 func (s *Store) ListVersions(ctx context.Context, app string) ([]*release.Version, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []*release.Version{}
-	for _, v := range s.versions {
-		if v.App == app {
-			c, err := copyVersion(v)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b *release.Version) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(len(b.ID), len(a.ID)), strings.Compare(b.ID, a.ID))
-	})
-	return out, nil
+	return listCopies(s.versions, func(v *release.Version) bool { return v.App == app }, copyVersion,
+		func(a, b *release.Version) int {
+			return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(len(b.ID), len(a.ID)), strings.Compare(b.ID, a.ID))
+		})
 }
 
 // DeleteVersion removes a version's record, or returns CodeNotFound.
