@@ -401,6 +401,7 @@ func TestStepFailures(t *testing.T) {
 	const (
 		notApplied  = "the migration was not applied: the target is as it was"
 		applied     = "the migration was applied and maintenance stays on: roll back with `rollback crm-r1`"
+		offByHand   = "turn maintenance off by hand: run the maintenance_off hook of crm staging in apps.yaml (relbot has no command for it)"
 		broughtBack = "scale up=done, maintenance off=done"
 	)
 	all := []string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}
@@ -433,11 +434,11 @@ func TestStepFailures(t *testing.T) {
 		{KindDeploy, "staging", []string{HookRestart},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=failed, validation checks=skipped, scale up=skipped, maintenance off=skipped",
 			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart},
-			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "or roll back with `rollback crm-r1` (restores crm-b1)"}},
+			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "check it, and " + offByHand, "or roll back with `rollback crm-r1` (restores crm-b1)"}},
 		{KindDeploy, "staging", []string{"checks"},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=failed, scale up=skipped, maintenance off=skipped",
 			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks"},
-			[]string{"validation checks failed: 1 of 1 checks failed: home page", applied}},
+			[]string{"validation checks failed: 1 of 1 checks failed: home page", applied, "(it ends by turning maintenance off), or fix it and " + offByHand}},
 		{KindDeploy, "staging", []string{HookScaleUp},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=done, scale up=failed, maintenance off=skipped",
 			all[:8], []string{"scale up failed", applied}},
