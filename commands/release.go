@@ -152,7 +152,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		for _, s := range releaseView(r).Steps {
 			whole := strings.ReplaceAll(strings.TrimSpace(s.Log), "\n", " | ")
 			log := release.Cut(whole, maxLogCell)
-			if log != whole && logCut == "" {
+			// The hint names the failed step when its log is cut (what the
+			// reader wants next), else the first cut one.
+			if log != whole && (logCut == "" || s.State == release.StepFailed) {
 				logCut = s.Name
 			}
 			table.Rows = append(table.Rows, []string{s.Name, StepMark(s.State) + " " + string(s.State), s.Took, log})
@@ -367,10 +369,14 @@ func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) 
 		}
 		table.Rows = append(table.Rows, []string{r.ID, string(r.Kind), r.Env, subject, string(r.State), d.when(r.RequestedAt), r.RequestedBy})
 	}
-	if len(views) == 0 {
-		return newReply(fmt.Sprintf("No releases of %s yet.", c.App), nil, nil, views), nil
+	of := c.App
+	if c.Env != "" {
+		of += " " + c.Env
 	}
-	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "release"), c.App), nil, table, views), nil
+	if len(views) == 0 {
+		return newReply(fmt.Sprintf("No releases of %s yet.", of), nil, nil, views), nil
+	}
+	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "release"), of), nil, table, views), nil
 }
 
 func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) (Reply, error) {

@@ -213,6 +213,54 @@ func TestReleaseShowStep(t *testing.T) {
 	}
 }
 
+// The cut-log hint names the failed step when its log is cut, not the
+// first cut step before it.
+func TestReleaseShowHintNamesFailedStep(t *testing.T) {
+	long := strings.Repeat("checked chain, marker, plugins and variables ", 10)
+	fake := newFake()
+	fake.releases = []*release.Release{{ID: "crm-r4", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateFailed,
+		RequestedBy: "alice", RequestedAt: t0, Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepDone, Log: long},
+			{Name: release.StepApply, State: release.StepDone, Log: long},
+			{Name: release.StepChecks, State: release.StepFailed, Log: "1 of 2 checks failed: " + long},
+			{Name: release.StepScaleUp, State: release.StepSkipped, Log: long},
+		}}}
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Text, `a step's whole log: release show crm-r4 --step "validation checks"`) {
+		t.Fatalf("the hint does not name the failed step:\n%s", r.Text)
+	}
+	// Without a failed step it names the first cut one.
+	fake.releases[0].Steps[2].State = release.StepDone
+	if r, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"}); err != nil ||
+		!strings.Contains(r.Text, "a step's whole log: release show crm-r4 --step preflight") {
+		t.Fatalf("the hint does not name the first cut step: %v\n%s", err, r.Text)
+	}
+}
+
+// release list names the environment it lists when one is given.
+func TestReleaseListHeader(t *testing.T) {
+	fake := newFake()
+	fake.releases = []*release.Release{
+		{ID: "crm-r2", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
+		{ID: "crm-r1", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
+	}
+	d := &Dispatcher{Service: fake}
+	for text, want := range map[string]string{
+		"release list crm":            "2 releases of crm, newest first",
+		"release list crm production": "1 release of crm production, newest first",
+		"release list crm recovery":   "No releases of crm recovery yet.",
+	} {
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: text})
+		if err != nil || !strings.HasPrefix(r.Text, want) {
+			t.Fatalf("%s: %v\n%s\nwant it to start %q", text, err, r.Text, want)
+		}
+	}
+}
+
 // TestStatusAfterASwitch: once a switch moved production's users to
 // recovery, status says so, in text and JSON, whatever ran in production
 // since (here a cancelled deploy).
