@@ -47,6 +47,12 @@ func TestApprovedReleaseSaysRunningNotScheduled(t *testing.T) {
 	if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateScheduled}}); got != " It is running." {
 		t.Errorf("approver's note = %q", got)
 	}
+	// After the first of two approvals the approver hears how many more.
+	for left, want := range map[int]string{1: " It still needs 1 more approval.", 2: " It still needs 2 more approvals."} {
+		if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateAwaitingApproval, ApprovalsLeft: left}}); got != want {
+			t.Errorf("approver's note with %d left = %q, want %q", left, got, want)
+		}
+	}
 	later := time.Now().Add(time.Hour)
 	r.At = &later
 	ahead := blocksText(t, RenderRelease(r, policy))

@@ -33,6 +33,9 @@ type ReleaseView struct {
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
 	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
+	// ApprovalsLeft is how many more approvals an awaiting release needs
+	// (the environment's policy says; set where the reply knows it).
+	ApprovalsLeft int `json:"approvals_left,omitempty"`
 }
 
 // ApprovalView is one approval.
@@ -179,7 +182,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.Switchable() {
 		extra = append(extra, "", fmt.Sprintf("Users can be moved to %s with: switch %s (a release of the environment they leave, approved there)", r.Env, r.ID))
 	}
-	reply := newReply(title, fields, table, releaseView(r), extra...)
+	view := releaseView(r)
+	view.ApprovalsLeft = d.ApprovalsLeft(r)
+	reply := newReply(title, fields, table, view, extra...)
 	reply.Public = true
 	return reply
 }
@@ -197,7 +202,7 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 	if err != nil {
 		return ""
 	}
-	left := e.Approvals.Required - len(r.Approvals)
+	left := approvalsLeft(r, e)
 	if left <= 0 {
 		return ""
 	}
@@ -216,6 +221,28 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 		}
 	}
 	return ApprovalsNeeded(len(r.Approvals), left, who, from, !e.Approvals.AllowSelf)
+}
+
+// approvalsLeft is how many more approvals r needs in e.
+func approvalsLeft(r *release.Release, e *release.Environment) int {
+	if r.State != release.StateAwaitingApproval {
+		return 0
+	}
+	return max(e.Approvals.Required-len(r.Approvals), 0)
+}
+
+// ApprovalsLeft is how many more approvals r needs, 0 when it needs none
+// or its app or environment is unknown.
+func (d *Dispatcher) ApprovalsLeft(r *release.Release) int {
+	a, err := d.Service.App(r.App)
+	if err != nil {
+		return 0
+	}
+	e, err := a.Env(r.Env)
+	if err != nil {
+		return 0
+	}
+	return approvalsLeft(r, e)
 }
 
 // runIfRunnable runs a scheduled release in the foreground when this
@@ -304,6 +331,9 @@ func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply
 	}
 	title := fmt.Sprintf("%s approved %s", req.User, r.ID)
 	if !runnable {
+		if left := d.ApprovalsLeft(r); left > 0 {
+			title += "; it still needs " + release.Count(left, "more approval|more approvals")
+		}
 		return d.releaseReply(r, title), nil
 	}
 	return d.runIfRunnable(ctx, r, title)

@@ -23,8 +23,16 @@ func (f *fakeService) RequestDeploy(_ context.Context, actor, migration, env str
 
 func (f *fakeService) Approve(_ context.Context, actor, id string) (*release.Release, bool, error) {
 	f.record("approve %s by %s", id, actor)
-	return &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, RequestedBy: "alice", State: release.StateScheduled,
-		Approvals: []release.Approval{{By: actor, At: t0}}}, true, nil
+	r := &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, RequestedBy: "alice", State: release.StateScheduled,
+		Approvals: []release.Approval{{By: actor, At: t0}}}
+	// Where production needs more than this one approval, it waits.
+	if a, err := f.App("crm"); err == nil {
+		if e, err := a.Env("production"); err == nil && e.Approvals.Required > len(r.Approvals) {
+			r.State = release.StateAwaitingApproval
+			return r, false, nil
+		}
+	}
+	return r, true, nil
 }
 
 func (f *fakeService) Reject(_ context.Context, actor, id, reason string) (*release.Release, error) {
@@ -210,6 +218,29 @@ func TestReleaseShowStep(t *testing.T) {
 	_, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step backup"})
 	if err == nil || ExitCode(err) != 1 || ErrorReply(err).Text != `crm-r4 has no step "backup"; its steps are "preflight", "restore backup"` {
 		t.Fatalf("unknown step: %v", err)
+	}
+}
+
+// The first of two approvals says how many more the release needs, in
+// the title and in JSON.
+func TestApproveSaysHowManyMore(t *testing.T) {
+	fake := newFake()
+	prod, _ := fake.apps[0].Env("production")
+	prod.Approvals.Required = 3
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "bob approved crm-r3; it still needs 2 more approvals"; r.Title != want || !strings.HasPrefix(r.Text, want+"\n") {
+		t.Fatalf("title %q, want %q:\n%s", r.Title, want, r.Text)
+	}
+	if v := r.Data.(ReleaseView); v.ApprovalsLeft != 2 {
+		t.Fatalf("approvals_left %d, want 2", v.ApprovalsLeft)
+	}
+	prod.Approvals.Required = 2
+	if r, err = d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r3"}); err != nil || r.Title != "bob approved crm-r3; it still needs 1 more approval" {
+		t.Fatalf("title %q (%v)", r.Title, err)
 	}
 }
 
