@@ -160,7 +160,8 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 			if log != whole && (logCut == "" || s.State == release.StepFailed) {
 				logCut = s.Name
 			}
-			table.Rows = append(table.Rows, []string{s.Name, StepMark(s.State) + " " + string(s.State), s.Took, log})
+			shown := ShownStepState(r.State, s.State)
+			table.Rows = append(table.Rows, []string{s.Name, StepMark(shown) + " " + string(shown), s.Took, log})
 		}
 	}
 	if logCut != "" {
@@ -461,7 +462,7 @@ func stepLog(r *release.Release, name string) (Reply, error) {
 			names = append(names, fmt.Sprintf("%q", s.Name))
 			continue
 		}
-		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, s.State)
+		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, ShownStepState(r.State, s.State))
 		if s.Took != "" {
 			title += ", took " + s.Took
 		}

@@ -244,6 +244,44 @@ func TestApproveSaysHowManyMore(t *testing.T) {
 	}
 }
 
+// Steps that never ran in a release that ended read "not run", not
+// pending, in the view and in --step; --json keeps the stored state. A
+// release that may still run keeps them pending.
+func TestEndedReleaseStepsNotRun(t *testing.T) {
+	fake := newFake()
+	rel := &release.Release{ID: "crm-r4", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateRejected,
+		RequestedBy: "alice", RequestedAt: t0, Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepPending},
+			{Name: release.StepApply, State: release.StepPending},
+		}}
+	fake.releases = []*release.Release{rel}
+	d := &Dispatcher{Service: fake}
+	for _, st := range []release.State{release.StateRejected, release.StateCancelled, release.StateExpired} {
+		rel.State = st
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(r.Text, "pending") || r.Table.Rows[0][1] != "– not run" || r.Table.Rows[1][1] != "– not run" {
+			t.Fatalf("%s: steps shown as %q, %q:\n%s", st, r.Table.Rows[0][1], r.Table.Rows[1][1], r.Text)
+		}
+		if v := r.Data.(ReleaseView); v.Steps[0].State != release.StepPending {
+			t.Fatalf("%s: JSON step state %q", st, v.Steps[0].State)
+		}
+		if r, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step preflight"}); err != nil ||
+			!strings.HasPrefix(r.Text, "Release crm-r4, step preflight: not run") {
+			t.Fatalf("%s --step: %v\n%s", st, err, r.Text)
+		}
+	}
+	for _, st := range []release.State{release.StateAwaitingApproval, release.StateScheduled, release.StateInterrupted} {
+		rel.State = st
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+		if err != nil || r.Table.Rows[0][1] != "· pending" {
+			t.Fatalf("%s: step shown as %q (%v)", st, r.Table.Rows[0][1], err)
+		}
+	}
+}
+
 // The cut-log hint names the failed step when its log is cut, not the
 // first cut step before it.
 func TestReleaseShowHintNamesFailedStep(t *testing.T) {
