@@ -233,8 +233,11 @@ func switchStep(ctx context.Context, s *Service, r *Release, a *App, _ *Environm
 }
 
 // failedDefault says where a failed deploy left the target.
-func failedDefault(r *Release, _ int, committed bool) string {
+func failedDefault(r *Release, failed int, committed bool) string {
 	switch {
+	case r.Kind == KindDeploy && committed && !inMaintenance(r.Steps[:failed]):
+		// The environment has no maintenance_on hook: nothing stays on.
+		return fmt.Sprintf("; the migration was applied: roll back with `rollback %s`, or fix it", r.ID)
 	case r.Kind == KindDeploy && committed:
 		return fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s` (it ends by turning maintenance off), or fix it and %s", r.ID, maintenanceOffByHand(r))
 	case r.Kind == KindDeploy:

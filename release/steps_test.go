@@ -527,6 +527,22 @@ func TestStepFailures(t *testing.T) {
 	}
 }
 
+// Where maintenance never went on (the environment has no maintenance_on
+// hook), a failure after the apply does not say it stays on.
+func TestFailedAfterApplyWithoutMaintenance(t *testing.T) {
+	r := &Release{ID: "crm-r1", App: "crm", Env: "staging", Kind: KindDeploy, Steps: []Step{
+		{Name: StepPreflight, State: StepDone}, {Name: StepMaintenanceOn, State: StepSkipped}, {Name: StepApply, State: StepDone},
+		{Name: StepChecks, State: StepFailed}, {Name: StepMaintenanceOff, State: StepSkipped},
+	}}
+	if got, want := failedDefault(r, 3, true), "; the migration was applied: roll back with `rollback crm-r1`, or fix it"; got != want {
+		t.Errorf("without maintenance: %q, want %q", got, want)
+	}
+	r.Steps[1].State = StepDone
+	if got := failedDefault(r, 3, true); !strings.Contains(got, "maintenance stays on") || !strings.Contains(got, "maintenance_off hook of crm staging") {
+		t.Errorf("in maintenance: %q", got)
+	}
+}
+
 // A runner that died inside the apply: the interruption says whether the
 // migration committed, and resume either marks the apply done without
 // running it again or runs it.
