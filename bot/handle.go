@@ -259,6 +259,11 @@ func stateNote(rep commands.Reply) string {
 		if commands.RunsNow(v.State, v.At, time.Now()) {
 			return " It is running."
 		}
+		// After an approval that was not the last, the approver hears how
+		// many are still needed; a fresh request keeps "awaiting approval".
+		if v.State == release.StateAwaitingApproval && v.ApprovalsLeft > 0 && len(v.Approvals) > 0 {
+			return " It still needs " + release.Count(v.ApprovalsLeft, "more approval|more approvals") + "."
+		}
 		return fmt.Sprintf(" It is now %s.", v.State)
 	}
 	return ""

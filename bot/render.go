@@ -376,6 +376,10 @@ func stepsText(r *release.Release) string {
 	var b strings.Builder
 	b.WriteString("*Steps*")
 	for _, s := range r.Steps {
+		if commands.ShownStepState(r.State, s.State) == commands.StepNotRun {
+			fmt.Fprintf(&b, "\n%s %s — not run", stepIcon[release.StepSkipped], escape(s.Name))
+			continue
+		}
 		fmt.Fprintf(&b, "\n%s %s", stepIcon[s.State], escape(s.Name))
 		switch {
 		case s.State == release.StepRunning && s.Started != nil:

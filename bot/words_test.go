@@ -34,6 +34,21 @@ func TestStepIconsComeFromTheOutcome(t *testing.T) {
 	}
 }
 
+// A release that ended before some steps ran lists them as not run, not
+// as pending; one that may still run keeps them pending.
+func TestEndedReleaseStepsNotRun(t *testing.T) {
+	r := releaseIn("running")
+	r.State = release.StateFailed
+	text := stepsText(r)
+	if strings.Contains(text, stepIcon[release.StepPending]) || !strings.Contains(text, "\n:heavy_minus_sign: "+release.StepScaleUp+" — not run") {
+		t.Errorf("an ended release's steps:\n%s", text)
+	}
+	r = releaseIn("awaiting")
+	if text := stepsText(r); strings.Contains(text, "not run") || !strings.Contains(text, stepIcon[release.StepPending]+" "+release.StepPreflight) {
+		t.Errorf("an awaiting release's steps:\n%s", text)
+	}
+}
+
 // After the last approval of a release without --at, the message and the
 // approver's note say it is running; scheduled is kept for a time ahead.
 func TestApprovedReleaseSaysRunningNotScheduled(t *testing.T) {
@@ -46,6 +61,16 @@ func TestApprovedReleaseSaysRunningNotScheduled(t *testing.T) {
 	}
 	if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateScheduled}}); got != " It is running." {
 		t.Errorf("approver's note = %q", got)
+	}
+	// After the first of two approvals the approver hears how many more.
+	for left, want := range map[int]string{1: " It still needs 1 more approval.", 2: " It still needs 2 more approvals."} {
+		given := []commands.ApprovalView{{By: "U01AAA"}}
+		if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateAwaitingApproval, Approvals: given, ApprovalsLeft: left}}); got != want {
+			t.Errorf("approver's note with %d left = %q, want %q", left, got, want)
+		}
+	}
+	if got := stateNote(commands.Reply{Data: commands.ReleaseView{State: release.StateAwaitingApproval, ApprovalsLeft: 2}}); got != " It is now awaiting approval." {
+		t.Errorf("requester's note = %q", got)
 	}
 	later := time.Now().Add(time.Hour)
 	r.At = &later

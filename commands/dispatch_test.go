@@ -31,6 +31,8 @@ type fakeService struct {
 	// releases, when set, is what GetRelease and ListReleases answer
 	// (ListReleases: newest first, as the store lists them).
 	releases []*release.Release
+	// runs, when set, is what ShowMigration lists as the applies.
+	runs []*release.MigrationRun
 }
 
 var _ Service = (*fakeService)(nil)

@@ -31,13 +31,20 @@ type MigrationRunView struct {
 	StartedAt time.Time `json:"started_at"`
 	OK        bool      `json:"ok"`
 	Error     string    `json:"error,omitempty"`
+	// AlreadyApplied is set on a no-op: the target had the file already,
+	// so this run changed nothing (the target's marker has one row).
+	AlreadyApplied *release.AppliedBy `json:"already_applied,omitempty"`
 }
 
 func migrationView(m *release.Migration, runs []*release.MigrationRun) MigrationView {
 	v := MigrationView{ID: m.ID, App: m.App, SourceEnv: m.SourceEnv, Version: m.Version, Note: m.Note, CreatedBy: m.CreatedBy,
 		CreatedAt: m.CreatedAt, Size: m.Size, SHA256: m.SHA256, Summary: m.Summary}
 	for _, r := range runs {
-		v.Applies = append(v.Applies, MigrationRunView{Env: r.Env, By: r.By, StartedAt: r.StartedAt, OK: r.OK, Error: r.Error})
+		rv := MigrationRunView{Env: r.Env, By: r.By, StartedAt: r.StartedAt, OK: r.OK, Error: r.Error}
+		if r.Result != nil {
+			rv.AlreadyApplied = r.Result.AlreadyApplied
+		}
+		v.Applies = append(v.Applies, rv)
 	}
 	return v
 }
@@ -143,11 +150,15 @@ func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationSh
 	if len(runs) > 0 {
 		extra = append(extra, "", "Applied:")
 		for _, r := range runs {
-			state := "ok"
-			if !r.OK {
-				state = "FAILED: " + r.Error
+			state := "  ok"
+			switch {
+			case !r.OK:
+				state = "  FAILED: " + r.Error
+			case r.Result != nil && r.Result.AlreadyApplied != nil:
+				// A re-apply that found the file applied changed nothing.
+				state = ": no-op, already applied on " + d.when(r.Result.AlreadyApplied.At)
 			}
-			extra = append(extra, fmt.Sprintf("  %s  %s by %s  %s", d.when(r.StartedAt), r.Env, r.By, state))
+			extra = append(extra, fmt.Sprintf("  %s  %s by %s%s", d.when(r.StartedAt), r.Env, r.By, state))
 		}
 	}
 	return newReply(fmt.Sprintf("Migration %s", m.ID), fields, rulesTable(m.Summary), migrationView(m, runs), extra...), nil

@@ -2,8 +2,11 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relbot/relbot/release"
 )
@@ -29,6 +32,9 @@ func (f *fakeService) ListMigrations(_ context.Context, app string) ([]*release.
 func (f *fakeService) ShowMigration(_ context.Context, id string) (*release.Migration, []*release.MigrationRun, error) {
 	if id != fakeMigration.ID {
 		return nil, nil, release.Errorf(release.CodeNotFound, "no migration %s", id)
+	}
+	if f.runs != nil {
+		return fakeMigration, f.runs, nil
 	}
 	return fakeMigration, []*release.MigrationRun{{Migration: id, Env: "staging", By: "bob", StartedAt: t0, OK: true}}, nil
 }
@@ -67,5 +73,35 @@ func TestMigrationReplies(t *testing.T) {
 	}
 	if _, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m9"}); release.ErrorCode(err) != release.CodeNotFound {
 		t.Fatalf("unknown migration: %v", err)
+	}
+}
+
+// A re-apply that found the file applied changed nothing: migration show
+// says so instead of listing it as another apply, in text and JSON.
+func TestMigrationShowNoOpApply(t *testing.T) {
+	f := newFake()
+	later := t0.Add(time.Hour)
+	f.runs = []*release.MigrationRun{
+		{Migration: "crm-m1", Env: "staging", By: "alice", StartedAt: t0, OK: true, Result: &release.ApplyResult{}},
+		{Migration: "crm-m1", Env: "staging", By: "alice", StartedAt: later, OK: true,
+			Result: &release.ApplyResult{AlreadyApplied: &release.AppliedBy{Migration: "crm-m1", At: t0, By: "alice"}}},
+	}
+	d := &Dispatcher{Service: f, Location: time.UTC}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := fmt.Sprintf("  %s  staging by alice  ok", d.when(t0))
+	noop := fmt.Sprintf("  %s  staging by alice: no-op, already applied on %s", d.when(later), d.when(t0))
+	if !strings.Contains(r.Text, first+"\n") || !strings.Contains(r.Text, noop) || strings.Count(r.Text, " ok") != 1 {
+		t.Fatalf("show must tell the no-op from the apply:\n%s", r.Text)
+	}
+	v := r.Data.(MigrationView)
+	if len(v.Applies) != 2 || v.Applies[0].AlreadyApplied != nil || v.Applies[1].AlreadyApplied == nil || !v.Applies[1].AlreadyApplied.At.Equal(t0) {
+		t.Fatalf("JSON applies: %+v", v.Applies)
+	}
+	b, _ := json.Marshal(v.Applies[1])
+	if !strings.Contains(string(b), `"already_applied":{`) {
+		t.Fatalf("JSON: %s", b)
 	}
 }

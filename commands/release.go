@@ -33,6 +33,9 @@ type ReleaseView struct {
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
 	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
+	// ApprovalsLeft is how many more approvals an awaiting release needs
+	// (the environment's policy says; set where the reply knows it).
+	ApprovalsLeft int `json:"approvals_left,omitempty"`
 }
 
 // ApprovalView is one approval.
@@ -152,10 +155,13 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 		for _, s := range releaseView(r).Steps {
 			whole := strings.ReplaceAll(strings.TrimSpace(s.Log), "\n", " | ")
 			log := release.Cut(whole, maxLogCell)
-			if log != whole && logCut == "" {
+			// The hint names the failed step when its log is cut (what the
+			// reader wants next), else the first cut one.
+			if log != whole && (logCut == "" || s.State == release.StepFailed) {
 				logCut = s.Name
 			}
-			table.Rows = append(table.Rows, []string{s.Name, StepMark(s.State) + " " + string(s.State), s.Took, log})
+			shown := ShownStepState(r.State, s.State)
+			table.Rows = append(table.Rows, []string{s.Name, StepMark(shown) + " " + string(shown), s.Took, log})
 		}
 	}
 	if logCut != "" {
@@ -177,7 +183,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.Switchable() {
 		extra = append(extra, "", fmt.Sprintf("Users can be moved to %s with: switch %s (a release of the environment they leave, approved there)", r.Env, r.ID))
 	}
-	reply := newReply(title, fields, table, releaseView(r), extra...)
+	view := releaseView(r)
+	view.ApprovalsLeft = d.ApprovalsLeft(r)
+	reply := newReply(title, fields, table, view, extra...)
 	reply.Public = true
 	return reply
 }
@@ -195,7 +203,7 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 	if err != nil {
 		return ""
 	}
-	left := e.Approvals.Required - len(r.Approvals)
+	left := approvalsLeft(r, e)
 	if left <= 0 {
 		return ""
 	}
@@ -214,6 +222,28 @@ func (d *Dispatcher) mayApprove(r *release.Release) string {
 		}
 	}
 	return ApprovalsNeeded(len(r.Approvals), left, who, from, !e.Approvals.AllowSelf)
+}
+
+// approvalsLeft is how many more approvals r needs in e.
+func approvalsLeft(r *release.Release, e *release.Environment) int {
+	if r.State != release.StateAwaitingApproval {
+		return 0
+	}
+	return max(e.Approvals.Required-len(r.Approvals), 0)
+}
+
+// ApprovalsLeft is how many more approvals r needs, 0 when it needs none
+// or its app or environment is unknown.
+func (d *Dispatcher) ApprovalsLeft(r *release.Release) int {
+	a, err := d.Service.App(r.App)
+	if err != nil {
+		return 0
+	}
+	e, err := a.Env(r.Env)
+	if err != nil {
+		return 0
+	}
+	return approvalsLeft(r, e)
 }
 
 // runIfRunnable runs a scheduled release in the foreground when this
@@ -302,6 +332,9 @@ func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply
 	}
 	title := fmt.Sprintf("%s approved %s", req.User, r.ID)
 	if !runnable {
+		if left := d.ApprovalsLeft(r); left > 0 {
+			title += "; it still needs " + release.Count(left, "more approval|more approvals")
+		}
 		return d.releaseReply(r, title), nil
 	}
 	return d.runIfRunnable(ctx, r, title)
@@ -367,10 +400,14 @@ func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) 
 		}
 		table.Rows = append(table.Rows, []string{r.ID, string(r.Kind), r.Env, subject, string(r.State), d.when(r.RequestedAt), r.RequestedBy})
 	}
-	if len(views) == 0 {
-		return newReply(fmt.Sprintf("No releases of %s yet.", c.App), nil, nil, views), nil
+	of := c.App
+	if c.Env != "" {
+		of += " " + c.Env
 	}
-	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "release"), c.App), nil, table, views), nil
+	if len(views) == 0 {
+		return newReply(fmt.Sprintf("No releases of %s yet.", of), nil, nil, views), nil
+	}
+	return newReply(fmt.Sprintf("%s of %s, newest first", release.Count(len(views), "release"), of), nil, table, views), nil
 }
 
 func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) (Reply, error) {
@@ -425,7 +462,7 @@ func stepLog(r *release.Release, name string) (Reply, error) {
 			names = append(names, fmt.Sprintf("%q", s.Name))
 			continue
 		}
-		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, s.State)
+		title := fmt.Sprintf("Release %s, step %s: %s", r.ID, s.Name, ShownStepState(r.State, s.State))
 		if s.Took != "" {
 			title += ", took " + s.Took
 		}

@@ -23,8 +23,16 @@ func (f *fakeService) RequestDeploy(_ context.Context, actor, migration, env str
 
 func (f *fakeService) Approve(_ context.Context, actor, id string) (*release.Release, bool, error) {
 	f.record("approve %s by %s", id, actor)
-	return &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, RequestedBy: "alice", State: release.StateScheduled,
-		Approvals: []release.Approval{{By: actor, At: t0}}}, true, nil
+	r := &release.Release{ID: id, App: "crm", Env: "production", Kind: release.KindDeploy, RequestedBy: "alice", State: release.StateScheduled,
+		Approvals: []release.Approval{{By: actor, At: t0}}}
+	// Where production needs more than this one approval, it waits.
+	if a, err := f.App("crm"); err == nil {
+		if e, err := a.Env("production"); err == nil && e.Approvals.Required > len(r.Approvals) {
+			r.State = release.StateAwaitingApproval
+			return r, false, nil
+		}
+	}
+	return r, true, nil
 }
 
 func (f *fakeService) Reject(_ context.Context, actor, id, reason string) (*release.Release, error) {
@@ -210,6 +218,115 @@ func TestReleaseShowStep(t *testing.T) {
 	_, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step backup"})
 	if err == nil || ExitCode(err) != 1 || ErrorReply(err).Text != `crm-r4 has no step "backup"; its steps are "preflight", "restore backup"` {
 		t.Fatalf("unknown step: %v", err)
+	}
+}
+
+// The first of two approvals says how many more the release needs, in
+// the title and in JSON.
+func TestApproveSaysHowManyMore(t *testing.T) {
+	fake := newFake()
+	prod, _ := fake.apps[0].Env("production")
+	prod.Approvals.Required = 3
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "bob approved crm-r3; it still needs 2 more approvals"; r.Title != want || !strings.HasPrefix(r.Text, want+"\n") {
+		t.Fatalf("title %q, want %q:\n%s", r.Title, want, r.Text)
+	}
+	if v := r.Data.(ReleaseView); v.ApprovalsLeft != 2 {
+		t.Fatalf("approvals_left %d, want 2", v.ApprovalsLeft)
+	}
+	prod.Approvals.Required = 2
+	if r, err = d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r3"}); err != nil || r.Title != "bob approved crm-r3; it still needs 1 more approval" {
+		t.Fatalf("title %q (%v)", r.Title, err)
+	}
+}
+
+// Steps that never ran in a release that ended read "not run", not
+// pending, in the view and in --step; --json keeps the stored state. A
+// release that may still run keeps them pending.
+func TestEndedReleaseStepsNotRun(t *testing.T) {
+	fake := newFake()
+	rel := &release.Release{ID: "crm-r4", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateRejected,
+		RequestedBy: "alice", RequestedAt: t0, Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepPending},
+			{Name: release.StepApply, State: release.StepPending},
+		}}
+	fake.releases = []*release.Release{rel}
+	d := &Dispatcher{Service: fake}
+	for _, st := range []release.State{release.StateRejected, release.StateCancelled, release.StateExpired} {
+		rel.State = st
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(r.Text, "pending") || r.Table.Rows[0][1] != "– not run" || r.Table.Rows[1][1] != "– not run" {
+			t.Fatalf("%s: steps shown as %q, %q:\n%s", st, r.Table.Rows[0][1], r.Table.Rows[1][1], r.Text)
+		}
+		if v := r.Data.(ReleaseView); v.Steps[0].State != release.StepPending {
+			t.Fatalf("%s: JSON step state %q", st, v.Steps[0].State)
+		}
+		if r, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step preflight"}); err != nil ||
+			!strings.HasPrefix(r.Text, "Release crm-r4, step preflight: not run") {
+			t.Fatalf("%s --step: %v\n%s", st, err, r.Text)
+		}
+	}
+	for _, st := range []release.State{release.StateAwaitingApproval, release.StateScheduled, release.StateInterrupted} {
+		rel.State = st
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+		if err != nil || r.Table.Rows[0][1] != "· pending" {
+			t.Fatalf("%s: step shown as %q (%v)", st, r.Table.Rows[0][1], err)
+		}
+	}
+}
+
+// The cut-log hint names the failed step when its log is cut, not the
+// first cut step before it.
+func TestReleaseShowHintNamesFailedStep(t *testing.T) {
+	long := strings.Repeat("checked chain, marker, plugins and variables ", 10)
+	fake := newFake()
+	fake.releases = []*release.Release{{ID: "crm-r4", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateFailed,
+		RequestedBy: "alice", RequestedAt: t0, Steps: []release.Step{
+			{Name: release.StepPreflight, State: release.StepDone, Log: long},
+			{Name: release.StepApply, State: release.StepDone, Log: long},
+			{Name: release.StepChecks, State: release.StepFailed, Log: "1 of 2 checks failed: " + long},
+			{Name: release.StepScaleUp, State: release.StepSkipped, Log: long},
+		}}}
+	d := &Dispatcher{Service: fake}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Text, `a step's whole log: release show crm-r4 --step "validation checks"`) {
+		t.Fatalf("the hint does not name the failed step:\n%s", r.Text)
+	}
+	// Without a failed step it names the first cut one.
+	fake.releases[0].Steps[2].State = release.StepDone
+	if r, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"}); err != nil ||
+		!strings.Contains(r.Text, "a step's whole log: release show crm-r4 --step preflight") {
+		t.Fatalf("the hint does not name the first cut step: %v\n%s", err, r.Text)
+	}
+}
+
+// release list names the environment it lists when one is given.
+func TestReleaseListHeader(t *testing.T) {
+	fake := newFake()
+	fake.releases = []*release.Release{
+		{ID: "crm-r2", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
+		{ID: "crm-r1", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
+	}
+	d := &Dispatcher{Service: fake}
+	for text, want := range map[string]string{
+		"release list crm":            "2 releases of crm, newest first",
+		"release list crm production": "1 release of crm production, newest first",
+		"release list crm recovery":   "No releases of crm recovery yet.",
+	} {
+		r, err := d.Handle(context.Background(), Request{User: "alice", Text: text})
+		if err != nil || !strings.HasPrefix(r.Text, want) {
+			t.Fatalf("%s: %v\n%s\nwant it to start %q", text, err, r.Text, want)
+		}
 	}
 }
 

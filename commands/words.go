@@ -65,6 +65,21 @@ var stepMarks = map[release.StepState]string{
 	release.StepSkipped: "–",
 	release.StepRunning: "▶",
 	release.StepPending: "·",
+	StepNotRun:          "–",
+}
+
+// StepNotRun is how a pending step of a release that ended (rejected,
+// cancelled, expired) is shown: it will never run, so it is not pending.
+// Display only: the stored state, and --json, stay pending.
+const StepNotRun release.StepState = "not run"
+
+// ShownStepState is a step's state as people read it in a release that
+// is in state rs.
+func ShownStepState(rs release.State, s release.StepState) release.StepState {
+	if s == release.StepPending && !rs.Open() {
+		return StepNotRun
+	}
+	return s
 }
 
 // StepMark is the mark a terminal shows beside a step: it comes from the

@@ -233,10 +233,13 @@ func switchStep(ctx context.Context, s *Service, r *Release, a *App, _ *Environm
 }
 
 // failedDefault says where a failed deploy left the target.
-func failedDefault(r *Release, _ int, committed bool) string {
+func failedDefault(r *Release, failed int, committed bool) string {
 	switch {
+	case r.Kind == KindDeploy && committed && !inMaintenance(r.Steps[:failed]):
+		// The environment has no maintenance_on hook: nothing stays on.
+		return fmt.Sprintf("; the migration was applied: roll back with `rollback %s`, or fix it", r.ID)
 	case r.Kind == KindDeploy && committed:
-		return fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s`, or fix and turn maintenance off", r.ID)
+		return fmt.Sprintf("; the migration was applied and maintenance stays on: roll back with `rollback %s` (it ends by turning maintenance off), or fix it and %s", r.ID, maintenanceOffByHand(r))
 	case r.Kind == KindDeploy:
 		why := "; the migration was not applied: the target is as it was"
 		if r.Backup != "" {
@@ -247,12 +250,18 @@ func failedDefault(r *Release, _ int, committed bool) string {
 	return ""
 }
 
+// maintenanceOffByHand names the only way to end maintenance outside a
+// release: relbot has no command for it, so it is the environment's hook.
+func maintenanceOffByHand(r *Release) string {
+	return fmt.Sprintf("turn maintenance off by hand: run the maintenance_off hook of %s %s in apps.yaml (relbot has no command for it)", r.App, r.Env)
+}
+
 // failedRestart: the change is in the database; the app still runs what
 // it read at start, so users must not meet it before it restarts.
 func failedRestart(r *Release, failed int, _ bool) string {
 	why := "; the change was made but the app was not restarted and still runs its old configuration"
 	if inMaintenance(r.Steps[:failed]) {
-		why += fmt.Sprintf("; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), check it, and turn maintenance off", r.App, r.Env)
+		why += fmt.Sprintf("; maintenance stays on: restart it (`restart %s %s` runs the hook again, or restart it by hand), check it, and %s", r.App, r.Env, maintenanceOffByHand(r))
 	} else {
 		why += fmt.Sprintf(": restart it (`restart %s %s` runs the hook again, or restart it by hand) and check it", r.App, r.Env)
 	}

@@ -401,6 +401,7 @@ func TestStepFailures(t *testing.T) {
 	const (
 		notApplied  = "the migration was not applied: the target is as it was"
 		applied     = "the migration was applied and maintenance stays on: roll back with `rollback crm-r1`"
+		offByHand   = "turn maintenance off by hand: run the maintenance_off hook of crm staging in apps.yaml (relbot has no command for it)"
 		broughtBack = "scale up=done, maintenance off=done"
 	)
 	all := []string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}
@@ -433,11 +434,11 @@ func TestStepFailures(t *testing.T) {
 		{KindDeploy, "staging", []string{HookRestart},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=failed, validation checks=skipped, scale up=skipped, maintenance off=skipped",
 			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart},
-			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "or roll back with `rollback crm-r1` (restores crm-b1)"}},
+			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "check it, and " + offByHand, "or roll back with `rollback crm-r1` (restores crm-b1)"}},
 		{KindDeploy, "staging", []string{"checks"},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=failed, scale up=skipped, maintenance off=skipped",
 			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks"},
-			[]string{"validation checks failed: 1 of 1 checks failed: home page", applied}},
+			[]string{"validation checks failed: 1 of 1 checks failed: home page", applied, "(it ends by turning maintenance off), or fix it and " + offByHand}},
 		{KindDeploy, "staging", []string{HookScaleUp},
 			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=done, scale up=failed, maintenance off=skipped",
 			all[:8], []string{"scale up failed", applied}},
@@ -523,6 +524,22 @@ func TestStepFailures(t *testing.T) {
 				t.Errorf("moves %v, want %v", store.moves, want)
 			}
 		})
+	}
+}
+
+// Where maintenance never went on (the environment has no maintenance_on
+// hook), a failure after the apply does not say it stays on.
+func TestFailedAfterApplyWithoutMaintenance(t *testing.T) {
+	r := &Release{ID: "crm-r1", App: "crm", Env: "staging", Kind: KindDeploy, Steps: []Step{
+		{Name: StepPreflight, State: StepDone}, {Name: StepMaintenanceOn, State: StepSkipped}, {Name: StepApply, State: StepDone},
+		{Name: StepChecks, State: StepFailed}, {Name: StepMaintenanceOff, State: StepSkipped},
+	}}
+	if got, want := failedDefault(r, 3, true), "; the migration was applied: roll back with `rollback crm-r1`, or fix it"; got != want {
+		t.Errorf("without maintenance: %q, want %q", got, want)
+	}
+	r.Steps[1].State = StepDone
+	if got := failedDefault(r, 3, true); !strings.Contains(got, "maintenance stays on") || !strings.Contains(got, "maintenance_off hook of crm staging") {
+		t.Errorf("in maintenance: %q", got)
 	}
 }
 
