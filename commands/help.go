@@ -59,10 +59,7 @@ func helpReply(topic string) (Reply, error) {
 		}
 		return newReply(topic+" commands", nil, nil, entries, lines...), nil
 	}
-	msg := fmt.Sprintf("there is no command %s", quoteShort(topic))
-	if guess := closest(strings.Fields(topic), append(allTopics(), processTopics()...)); guess != "" {
-		msg += fmt.Sprintf("; did you mean %q?", guess)
-	}
+	msg := notACommand("there is no command "+quoteShort(topic), strings.Fields(topic), append(allTopics(), processTopics()...))
 	return Reply{}, usageErr("help", "%s", msg)
 }
 

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -99,5 +100,68 @@ func TestSuggestFlag(t *testing.T) {
 	}
 	if got := UnknownFlag("serve", "jsn", nil); got != "serve takes no flags, but got --jsn" {
 		t.Errorf("UnknownFlag without flags = %q", got)
+	}
+}
+
+// TestEveryCommandAndGroupTakesHelp: "X --help", "X -h", "--help X" and
+// "help X" are help for X, for every command and group of the grammar, in
+// Slack's text and in the terminal's words; the help itself is no error.
+func TestEveryCommandAndGroupTakesHelp(t *testing.T) {
+	topics := Names()
+	for g := range groups {
+		topics = append(topics, g)
+	}
+	for _, topic := range topics {
+		for _, form := range []string{topic + " --help", topic + " -h", "--help " + topic, "-h " + topic, "help " + topic} {
+			for via, parse := range map[string]func(string) (Command, error){
+				"Parse":      Parse,
+				"ParseWords": func(s string) (Command, error) { return ParseWords(strings.Fields(s)) },
+			} {
+				c, err := parse(form)
+				if err != nil || c != (Help{Topic: topic}) {
+					t.Errorf("%s(%q) = %#v, %v; want help for %s", via, form, c, err, topic)
+					continue
+				}
+				r, err := (&Dispatcher{}).Run(context.Background(), Request{}, c)
+				if ExitCode(err) != 0 || !strings.Contains(r.Text, "usage: ") {
+					t.Errorf("%s: %v\n%s", form, err, r.Text)
+				}
+			}
+		}
+	}
+}
+
+// TestUnknownCommandMessages: a sentence ends before the pointer to help,
+// with or without a suggestion, and help of an unknown topic says the
+// same as an unknown command does, suggesting within a group first.
+func TestUnknownCommandMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		"maintenance":       `unknown command "maintenance". Type "help" for the list of commands.`,
+		"statu crm":         `unknown command "statu"; did you mean "status"? Type "help" for the list of commands.`,
+		"help nosuch":       `there is no command "nosuch". Type "help" for the list of commands.`,
+		"help statu":        `there is no command "statu"; did you mean "status"? Type "help" for the list of commands.`,
+		"help backup creat": `there is no command "backup creat"; did you mean "backup create"? Type "help" for the list of commands.`,
+		"help bench slak":   `there is no command "bench slak"; did you mean "bench slack"? Type "help" for the list of commands.`,
+		"help backup zzzz":  `there is no command "backup zzzz"; did you mean "backup"? Type "help" for the list of commands.`,
+	} {
+		_, err := Parse(in)
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Message != want {
+			t.Errorf("Parse(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestSlackHelpHasNoTerminalFlags: --as and --json are the terminal's
+// (cmd/relbot adds them to its list); Slack's list must not offer them.
+func TestSlackHelpHasNoTerminalFlags(t *testing.T) {
+	list, err := helpReply("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"--as", "--json"} {
+		if strings.Contains(list.Text, f) {
+			t.Errorf("Slack's help list mentions %s:\n%s", f, list.Text)
+		}
 	}
 }

@@ -66,6 +66,14 @@ func parseTokens(toks []token) (Command, error) {
 	if len(toks) == 0 {
 		return Help{}, nil
 	}
+	// "--help status" is "help status"; "backup --help" is "help backup"
+	// (a command's own "--help" is parseArgs' business).
+	if isHelpFlag(toks[0]) {
+		return parseArgs(byName["help"], toks[1:])
+	}
+	if g := strings.ToLower(toks[0].text); groups[g] != nil && len(toks) > 1 && isHelpFlag(toks[1]) {
+		return Help{Topic: g}, nil
+	}
 	s, n, err := lookup(toks)
 	if err != nil {
 		return nil, err
@@ -107,11 +115,36 @@ func lookup(toks []token) (*spec, int, error) {
 	for _, t := range toks[:min(2, len(toks))] {
 		typed = append(typed, t.text)
 	}
-	msg := fmt.Sprintf("unknown command %s", quoteShort(toks[0].text))
-	if guess := closest(typed, allTopics()); guess != "" {
-		msg += fmt.Sprintf("; did you mean %q?", guess)
+	return nil, 0, &UsageError{Message: notACommand("unknown command "+quoteShort(toks[0].text), typed, allTopics())}
+}
+
+// notACommand ends lead ("unknown command \"x\"") with the nearest of
+// candidates to the words typed, if one is near, and where to look.
+func notACommand(lead string, typed, candidates []string) string {
+	if guess := suggestCommand(typed, candidates); guess != "" {
+		lead += fmt.Sprintf("; did you mean %q?", guess)
+	} else {
+		lead += "."
 	}
-	return nil, 0, &UsageError{Message: msg + ` Type "help" for the list of commands.`}
+	return lead + ` Type "help" for the list of commands.`
+}
+
+// suggestCommand is the candidate nearest to the words typed, or "". When
+// the first word names a group, its subcommands are tried first: the group
+// alone is nearer "backup creat" than "backup create" is.
+func suggestCommand(typed, candidates []string) string {
+	if len(typed) > 1 {
+		var subs []string
+		for _, c := range candidates {
+			if strings.HasPrefix(c, strings.ToLower(typed[0])+" ") {
+				subs = append(subs, c)
+			}
+		}
+		if guess := closest(typed, subs); guess != "" {
+			return guess
+		}
+	}
+	return closest(typed, candidates)
 }
 
 // parseArgs reads positional words and flags after the command words.
@@ -121,9 +154,9 @@ func parseArgs(s *spec, toks []token) (Command, error) {
 			return nil, err
 		}
 	}
-	// "--help" first or last asks for this command's help; elsewhere it may
-	// be part of a reason, so it is left alone.
-	if n := len(toks); n > 0 && (isHelpFlag(toks[0]) || isHelpFlag(toks[n-1])) {
+	// "--help" first or last asks for this command's help; elsewhere, or
+	// after "--", it may be part of a reason, so it is left alone.
+	if n := len(toks); n > 0 && (isHelpFlag(toks[0]) || (isHelpFlag(toks[n-1]) && !slices.ContainsFunc(toks[:n-1], isEndOfFlags))) {
 		return Help{Topic: s.name}, nil
 	}
 	var (
@@ -135,7 +168,14 @@ func parseArgs(s *spec, toks []token) (Command, error) {
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if len(pos) < len(s.args) && s.args[len(pos)].rest {
-			// A rest argument takes every remaining word as written.
+			// A rest argument takes every remaining word as written, but
+			// for a first "--" before them, which only ends the flags.
+			if !endFlags && isEndOfFlags(t) {
+				i++
+			}
+			if i == len(toks) {
+				break // "lock crm production --": the reason is missing
+			}
 			words := make([]string, 0, len(toks)-i)
 			for _, r := range toks[i:] {
 				words = append(words, r.text)
@@ -143,7 +183,7 @@ func parseArgs(s *spec, toks []token) (Command, error) {
 			pos = append(pos, strings.Join(words, " "))
 			break
 		}
-		if !t.quoted && !endFlags && t.text == "--" {
+		if !endFlags && isEndOfFlags(t) {
 			endFlags = true
 			continue
 		}
@@ -223,6 +263,9 @@ func parseArgs(s *spec, toks []token) (Command, error) {
 }
 
 func isHelpFlag(t token) bool { return !t.quoted && (t.text == "--help" || t.text == "-h") }
+
+// isEndOfFlags is an unquoted "--"; a quoted one is a word.
+func isEndOfFlags(t token) bool { return !t.quoted && t.text == "--" }
 
 // validate checks one word against the shape its kind requires. meta names
 // the slot in messages ("ENV", "--into ENV").

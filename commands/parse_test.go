@@ -30,6 +30,27 @@ var parseCases = []parseCase{
 	{in: "backup create --help", want: Help{Topic: "backup create"}},
 	{in: "deploy crm-m7 production --help", want: Help{Topic: "deploy"}},
 	{in: "reject crm-r5 -h", want: Help{Topic: "reject"}},
+	{in: "backup --help", want: Help{Topic: "backup"}},
+	{in: "Release -h", want: Help{Topic: "release"}},
+	{in: "--help status", want: Help{Topic: "status"}},
+	{in: "--help backup create", want: Help{Topic: "backup create"}},
+	{in: "--help", want: Help{}},
+	{in: "--help nosuch", errHas: []string{`there is no command "nosuch". Type "help"`}},
+	{in: "backup nosuch --help", errHas: []string{`backup has no subcommand "nosuch"`}},
+	{in: `"--help" status`, errHas: []string{`unknown command "--help".`}}, // quoted: a word
+
+	// "--" ends the flags and is not part of the text; a later one is text.
+	{in: "lock crm development -- --note is a word here", want: Lock{App: "crm", Env: "development", Reason: "--note is a word here"}},
+	{in: "version create crm -- --note hello", want: VersionCreate{App: "crm", Description: "--note hello"}},
+	{in: "lock crm development -- -- twice", want: Lock{App: "crm", Env: "development", Reason: "-- twice"}},
+	{in: "lock crm -- development -- x", want: Lock{App: "crm", Env: "development", Reason: "-- x"}},
+	{in: "lock crm development before -- after", want: Lock{App: "crm", Env: "development", Reason: "before -- after"}},
+	{in: `lock crm development "--" quoted`, want: Lock{App: "crm", Env: "development", Reason: "-- quoted"}},
+	{in: "lock crm development -- see --help", want: Lock{App: "crm", Env: "development", Reason: "see --help"}},
+	{in: "reject crm-r5 -- -h", want: Reject{Release: "crm-r5", Reason: "-h"}},
+	{in: "reject crm-r5 --", want: Reject{Release: "crm-r5"}},
+	{in: "lock crm development --", errHas: []string{"missing REASON"}},
+	{in: "migration create crm -- --note x", errHas: []string{`unexpected extra argument "--note"`}},
 
 	// apps, status
 	{in: "apps", want: Apps{}},
@@ -471,6 +492,12 @@ func TestParseWords(t *testing.T) {
 		{[]string{"deploy", "crm-m1", "production", "--at", "2026-12-01", "22:00"}, Deploy{Migration: "crm-m1", Env: "production", At: "2026-12-01 22:00"}},
 		{nil, Help{}},
 		{[]string{"status", "crm", "--help"}, Help{Topic: "status"}},
+		{[]string{"backup", "--help"}, Help{Topic: "backup"}},
+		{[]string{"--help", "status"}, Help{Topic: "status"}},
+		// "--" ends the flags and is not text; a later one is.
+		{[]string{"lock", "crm", "development", "--", "--note", "is", "a", "word", "here"}, Lock{App: "crm", Env: "development", Reason: "--note is a word here"}},
+		{[]string{"version", "create", "crm", "--", "--note hello"}, VersionCreate{App: "crm", Description: "--note hello"}},
+		{[]string{"version", "create", "crm", "--", "--", "x"}, VersionCreate{App: "crm", Description: "-- x"}},
 	} {
 		got, err := ParseWords(c.words)
 		if err != nil || !reflect.DeepEqual(got, c.want) {

@@ -65,8 +65,16 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 		d = sys.dispatcher
 	}
 	reply, err := d.Run(ctx, req, cmd)
+	if h, ok := cmd.(commands.Help); ok && h.Topic == "" && err == nil {
+		// The list is the grammar's, shared with Slack, which has no such
+		// flags; only the terminal mentions them (its JSON stays the list).
+		reply.Text += "\n" + terminalFlagsLine
+	}
 	return report(io, reply, err, asJSON)
 }
+
+// terminalFlagsLine ends the terminal's command list.
+const terminalFlagsLine = "From a terminal, the commands above also take --as USER (who acts; by default you) and --json (print the reply as JSON)."
 
 // report prints a reply and/or an error and returns the exit code.
 func report(io Stdio, reply commands.Reply, err error, asJSON bool) int {
@@ -95,8 +103,10 @@ func report(io Stdio, reply commands.Reply, err error, asJSON bool) int {
 	return commands.ExitCode(err)
 }
 
-// terminalFlags takes --as USER, --as=USER and --json out of the words;
-// --help or -h alone is help.
+// terminalFlags takes --as USER, --as=USER and --json out of the words
+// before the first "--" (after it every word is the command's, "--"
+// included, as the grammar ends its flags there too); --help or -h alone
+// is help.
 func terminalFlags(args []string) (words []string, as string, asJSON bool, err error) {
 	setAs := func(v string) error {
 		if as != "" {
@@ -111,6 +121,8 @@ func terminalFlags(args []string) (words []string, as string, asJSON bool, err e
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
+		case a == "--":
+			return append(words, args[i:]...), as, asJSON, nil
 		case a == "--json":
 			asJSON = true
 		case a == "--as":
