@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,7 +35,13 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	if !strings.Contains(string(apps), `schedule: "0 2 * * *"`) {
 		t.Fatal("sample apps.yaml changed: no production backup schedule to shorten")
 	}
-	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), `schedule: "0 2 * * *"`, `schedule: "@every 4s"`, 1)), 0o600)
+	// Ticks far enough apart for a backup to end before the next one,
+	// however loaded the machine: three times what one takes here now (a
+	// backup still running at the next tick rightly fails that tick).
+	t0 := time.Now()
+	must(t, run(t, env, "backup", "create", "crm", "production"))
+	every := max(4*time.Second, 3*time.Since(t0)).Round(time.Second)
+	os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), `schedule: "0 2 * * *"`, fmt.Sprintf(`schedule: "@every %s"`, every), 1)), 0o600)
 
 	type replica struct {
 		cmd    *exec.Cmd
@@ -66,7 +73,7 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	contested := func() int {
 		return count(func(log string) int { return strings.Count(log, "scheduled run taken by another replica") })
 	}
-	eventually(t, "three scheduled backups, one tick contested", 90*time.Second, func() bool {
+	eventually(t, "three scheduled backups, one tick contested", max(90*time.Second, 8*every), func() bool {
 		return count(func(log string) int { return len(done.FindAllString(log, -1)) }) >= 3 && contested() > 0
 	})
 	for _, r := range replicas {
