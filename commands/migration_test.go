@@ -46,7 +46,7 @@ func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release
 }
 
 func TestMigrationReplies(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: `migration create crm --note "new contracts page"`})
 	if err != nil || !strings.Contains(r.Text, "crm-m1") || !strings.Contains(r.Text, "overwrite") || !strings.Contains(r.Text, "API_BASE_URL") {
 		t.Fatalf("create: %v\n%s", err, r.Text)

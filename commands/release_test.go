@@ -118,7 +118,7 @@ func (f *fakeService) Layouts(_ context.Context, app string) ([]release.LayoutRe
 }
 
 func TestStatus(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestStatus(t *testing.T) {
 
 func TestReleaseCommands(t *testing.T) {
 	fake := newFake()
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "deploy crm-m1 production"})
 	if err != nil || !strings.Contains(r.Text, "approve crm-r1") {
 		t.Fatalf("deploy: %v\n%s", err, r.Text)
@@ -174,7 +174,7 @@ func TestReleaseShowStep(t *testing.T) {
 			{Name: release.StepPreflight, State: release.StepDone, Log: "ok"},
 			{Name: release.StepRestore, State: release.StepDone, Started: &started, Ended: &ended, Log: long},
 		}}}
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestStatusAfterASwitch(t *testing.T) {
 			Steps: []release.Step{{Name: release.StepSwitch, State: release.StepDone, Ended: &ended}}},
 		{ID: "crm-r1", App: "crm", Env: release.RecoveryEnv, Kind: release.KindRestore, Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0.Add(-time.Hour)},
 	}
-	d := &Dispatcher{Service: fake, Location: time.UTC}
+	d := &Dispatcher{Services: all(fake), Location: time.UTC}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
 	if err != nil {
 		t.Fatal(err)
