@@ -28,7 +28,7 @@ type Dispatcher interface {
 	Run(ctx context.Context, req commands.Request, cmd commands.Command) (commands.Reply, error)
 }
 
-// Runner runs a release that became runnable (release.Service satisfies it).
+// Runner runs a release that became runnable (release.ReleaseService satisfies it).
 type Runner interface {
 	Run(ctx context.Context, id string) (*release.Release, error)
 }

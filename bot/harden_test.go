@@ -21,7 +21,7 @@ func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
 	f := newFakeSlack(t)
 	svc := newFakeService()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Service: svc, Location: time.UTC},
+	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: services(svc), Location: time.UTC},
 		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 1, Queue: 1})
 	srv := httptest.NewServer(b.Handler())
 	release := make(chan struct{})

@@ -143,10 +143,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// services serves every area the commands call from svc.
+func services(svc *fakeService) commands.Services {
+	return commands.Services{Core: svc, Backups: svc, Migrations: svc, Versions: svc, Variables: svc, Releases: svc}
+}
+
 // fakeService is the domain as the commands see it, for the few methods
 // the bot's paths reach; the others panic (nil embedded interface).
 type fakeService struct {
-	commands.Service
+	commands.Core
+	commands.Backups
+	commands.Migrations
+	commands.Versions
+	commands.Variables
+	commands.Releases
 	mu       sync.Mutex
 	app      *release.App
 	rels     map[string]*release.Release
@@ -201,7 +211,7 @@ func (s *fakeService) SetMessage(_ context.Context, id, channel, ts string) erro
 	return nil
 }
 
-// Approve applies the same policy as release.Service.Approve.
+// Approve applies the same policy as release.ReleaseService.Approve.
 func (s *fakeService) Approve(ctx context.Context, actor, id string) (*release.Release, bool, error) {
 	s.mu.Lock()
 	s.called("Approve " + actor + " " + id)
@@ -242,7 +252,7 @@ func (s *fakeService) Approve(ctx context.Context, actor, id string) (*release.R
 }
 
 // RequestSwitch refuses what is not a restore into recovery that passed,
-// as release.Service does, and otherwise records a switch awaiting the
+// as release.ReleaseService does, and otherwise records a switch awaiting the
 // approvals of production.
 func (s *fakeService) RequestSwitch(_ context.Context, actor, id string) (*release.Release, error) {
 	s.mu.Lock()
@@ -313,7 +323,7 @@ func newTestBot(t *testing.T, f *fakeSlack, svc *fakeService, logs io.Writer) (*
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n := NewNotifier(NotifierConfig{API: f.api(), Messages: svc, Policies: PolicyFunc(svc.App), Log: log, Interval: 50 * time.Millisecond})
 	svc.notifier = n
-	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Service: svc, Location: time.UTC},
+	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: services(svc), Location: time.UTC},
 		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 2})
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(func() {

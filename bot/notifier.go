@@ -20,7 +20,7 @@ type MessageStore interface {
 	SetMessage(ctx context.Context, id, channel, ts string) error
 }
 
-// Policies finds an environment's approval policy (release.Service's App
+// Policies finds an environment's approval policy (release.Core's App
 // satisfies it through PolicyFunc).
 type Policies func(app, env string) release.ApprovalPolicy
 

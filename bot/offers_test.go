@@ -40,7 +40,7 @@ func (s *fakeService) Restart(_ context.Context, actor, app, env string) (*relea
 // newPlugin is what the fake's deploy finds production lacks.
 var newPlugin = release.NewPlugin{Name: "workflow-json-query", PackageName: "@nocobase/plugin-workflow-json-query", Version: "2.2.15", InTarget: "not registered"}
 
-// RequestDeploy refuses without allowNewPlugins, as release.Service does
+// RequestDeploy refuses without allowNewPlugins, as release.ReleaseService does
 // for a migration that brings plugins the target lacks.
 func (s *fakeService) RequestDeploy(_ context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error) {
 	s.mu.Lock()

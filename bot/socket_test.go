@@ -61,7 +61,7 @@ func TestSocketMode(t *testing.T) {
 	})
 	svc := newFakeService()
 	b := New(Config{API: slack.New("xoxb-test", slack.OptionAPIURL(f.GetAPIURL()), slack.OptionAppLevelToken("xapp-1-test")),
-		Dispatcher: &commands.Dispatcher{Service: svc}, Runner: svc, Dedupe: newMemDedupe()})
+		Dispatcher: &commands.Dispatcher{Services: services(svc)}, Runner: svc, Dedupe: newMemDedupe()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -62,7 +62,7 @@ type VerifyView struct {
 }
 
 func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCreate) (Reply, error) {
-	b, err := d.Service.CreateBackup(ctx, req.User, c.App, c.Env, release.BackupManual)
+	b, err := d.Backups.CreateBackup(ctx, req.User, c.App, c.Env, release.BackupManual)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -86,7 +86,7 @@ func (d *Dispatcher) backupCreate(ctx context.Context, req Request, c BackupCrea
 }
 
 func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (Reply, error) {
-	bs, err := d.Service.ListBackups(ctx, c.App, c.Env)
+	bs, err := d.Backups.ListBackups(ctx, c.App, c.Env)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -120,7 +120,7 @@ func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (R
 }
 
 func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVerify) (Reply, error) {
-	b, rep, err := d.Service.VerifyBackup(ctx, req.User, c.Backup)
+	b, rep, err := d.Backups.VerifyBackup(ctx, req.User, c.Backup)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -148,7 +148,7 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 }
 
 func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
-	rel, err := d.Service.RestoreBackup(ctx, req.User, c.Backup, c.Into)
+	rel, err := d.Releases.RestoreBackup(ctx, req.User, c.Backup, c.Into)
 	if err != nil {
 		return Reply{}, err
 	}

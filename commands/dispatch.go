@@ -11,37 +11,62 @@ import (
 	"github.com/relbot/relbot/release"
 )
 
-// Service is what the commands need from the domain.
-type Service interface {
+// Core is what every command may need from the domain: the configured
+// apps and whether someone may do something (release.Core).
+type Core interface {
 	Apps() []*release.App
 	App(name string) (*release.App, error)
+	// Permit checks actor's role for an action without doing it.
+	Permit(ctx context.Context, actor string, act release.Action, app, env string) error
+}
+
+// Backups are the backup commands' service (backup.go; release.BackupService).
+// A restore is a release: Releases.RestoreBackup.
+type Backups interface {
 	CreateBackup(ctx context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error)
 	ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error)
 	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
-	// RestoreBackup requests a restore release.
-	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Release, error)
-	// Variables and secrets (vars.go).
+}
+
+// Variables are variables and secrets (vars.go; release.VariableService).
+type Variables interface {
 	ListVariables(ctx context.Context, app, env string) ([]release.VariableView, error)
 	SetVariable(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)
 	UnsetVariable(ctx context.Context, actor, app, env, name string) error
 	SetSecret(ctx context.Context, actor, app, env, name, value string) (*release.VariableView, error)
 	UnsetSecret(ctx context.Context, actor, app, env, name string) error
-	// Permit checks actor's role for an action without doing it.
-	Permit(ctx context.Context, actor string, act release.Action, app, env string) error
-	// Restart runs an environment's restart hook (restart.go).
-	Restart(ctx context.Context, actor, app, env string) (*release.RestartResult, error)
-	// Migration files (migration.go).
+	// RefuseSecretIn refuses free text (what names it) that holds the value
+	// of a secret relbot knows.
+	RefuseSecretIn(ctx context.Context, what, text string) error
+}
+
+// Migrations are migration files (migration.go) and environments' NocoBase
+// layouts (status, apps) (release.MigrationService).
+type Migrations interface {
 	CreateMigration(ctx context.Context, actor, app, version, note string) (*release.Migration, error)
 	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)
 	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
 	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
-	// Versions (version.go) and drift (drift.go).
+	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
+}
+
+// Versions are versions (version.go) and drift (drift.go)
+// (release.VersionService).
+type Versions interface {
 	CreateVersion(ctx context.Context, actor, app, description string) (*release.Version, error)
 	ListVersions(ctx context.Context, app string) ([]*release.Version, error)
 	DiffVersion(ctx context.Context, app, from, to string) (*release.VersionDiff, error)
 	RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *release.Version, rep *release.VersionRestoreReport, err error)
 	Drift(ctx context.Context, app, from, to string) (*release.Drift, error)
-	// Releases (release.go).
+}
+
+// Releases are releases (release.go), restores of backups, restarts
+// (restart.go) and locks (release.ReleaseService).
+type Releases interface {
+	// RestoreBackup requests a restore release.
+	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Release, error)
+	// Restart runs an environment's restart hook.
+	Restart(ctx context.Context, actor, app, env string) (*release.RestartResult, error)
 	RequestDeploy(ctx context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error)
 	Approve(ctx context.Context, actor, id string) (*release.Release, bool, error)
 	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
@@ -55,16 +80,22 @@ type Service interface {
 	Lock(ctx context.Context, actor, app, env, reason string) (*release.Hold, error)
 	Unlock(ctx context.Context, actor, app, env string) error
 	Holds(ctx context.Context) ([]release.Hold, error)
-	// RefuseSecretIn refuses free text (what names it) that holds the value
-	// of a secret relbot knows.
-	RefuseSecretIn(ctx context.Context, what, text string) error
-	// Layouts reads each environment's NocoBase layout (status, apps).
-	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
 }
 
-// Dispatcher runs commands against a Service. Only help works without one.
+// Services are the domain's services the commands call, one per area.
+type Services struct {
+	Core       Core
+	Backups    Backups
+	Migrations Migrations
+	Versions   Versions
+	Variables  Variables
+	Releases   Releases
+}
+
+// Dispatcher runs commands against the domain's Services. Only help works
+// without them.
 type Dispatcher struct {
-	Service Service
+	Services
 	// Now and Location are for showing times; nil means time.Now and
 	// time.Local.
 	Now      func() time.Time
@@ -149,7 +180,7 @@ func (d *Dispatcher) Run(ctx context.Context, req Request, cmd Command) (Reply, 
 	if !ok {
 		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available yet", cmd.Name())
 	}
-	if d.Service == nil && cmd.Name() != "help" {
+	if d.Core == nil && cmd.Name() != "help" {
 		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available: relbot was started without its service", cmd.Name())
 	}
 	if err := d.checkFreeText(ctx, cmd); err != nil {
@@ -201,7 +232,7 @@ type AppView struct {
 }
 
 func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error) {
-	apps := d.Service.Apps()
+	apps := d.Core.Apps()
 	if len(apps) == 0 {
 		return newReply("No apps are configured (see apps.yaml).", nil, nil, []AppView{}), nil
 	}
@@ -232,7 +263,7 @@ func (d *Dispatcher) apps(ctx context.Context, _ Request, _ Apps) (Reply, error)
 			v.LastBackup = &bv
 			lastText = fmt.Sprintf("%s (%s, %s)", last.ID, last.Env, ago(last.CreatedAt, now))
 		}
-		layouts, err := d.Service.Layouts(ctx, a.Name)
+		layouts, err := d.Migrations.Layouts(ctx, a.Name)
 		if err != nil {
 			return Reply{}, err
 		}
@@ -254,7 +285,7 @@ func (d *Dispatcher) lastBackup(ctx context.Context, a *release.App) (*release.B
 		if e == nil {
 			continue
 		}
-		bs, err := d.Service.ListBackups(ctx, a.Name, e.Name)
+		bs, err := d.Backups.ListBackups(ctx, a.Name, e.Name)
 		if err != nil {
 			return nil, err
 		}

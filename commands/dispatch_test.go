@@ -35,7 +35,20 @@ type fakeService struct {
 	runs []*release.MigrationRun
 }
 
-var _ Service = (*fakeService)(nil)
+var _ everything = (*fakeService)(nil)
+
+// everything is a fake of every area's service.
+type everything interface {
+	Core
+	Backups
+	Migrations
+	Versions
+	Variables
+	Releases
+}
+
+// all serves every area from one fake.
+func all(s everything) Services { return Services{s, s, s, s, s, s} }
 
 func newFake() *fakeService {
 	env := func(n string) *release.Environment { return &release.Environment{Name: n} }
@@ -151,7 +164,7 @@ func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (
 }
 
 func newDispatcher(f *fakeService) *Dispatcher {
-	return &Dispatcher{Service: f, Now: func() time.Time { return t0 }, Location: time.UTC}
+	return &Dispatcher{Services: all(f), Now: func() time.Time { return t0 }, Location: time.UTC}
 }
 
 func TestHandle(t *testing.T) {

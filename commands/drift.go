@@ -9,7 +9,7 @@ import (
 )
 
 func (d *Dispatcher) drift(ctx context.Context, _ Request, c Drift) (Reply, error) {
-	dr, err := d.Service.Drift(ctx, c.App, c.From, c.To)
+	dr, err := d.Versions.Drift(ctx, c.App, c.From, c.To)
 	if err != nil {
 		return Reply{}, err
 	}

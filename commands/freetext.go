@@ -42,7 +42,7 @@ func (d *Dispatcher) checkFreeText(ctx context.Context, cmd Command) error {
 		if err := PlainText(f.what, f.text); err != nil {
 			return err
 		}
-		if err := d.Service.RefuseSecretIn(ctx, f.what, f.text); err != nil {
+		if err := d.Variables.RefuseSecretIn(ctx, f.what, f.text); err != nil {
 			return err
 		}
 	}

@@ -79,7 +79,7 @@ func TestFreeTextIsChecked(t *testing.T) {
 	for _, f := range fields {
 		for name, b := range bad {
 			svc := &recording{fakeService: newFake()}
-			d := &Dispatcher{Service: svc}
+			d := &Dispatcher{Services: all(svc)}
 			_, err := d.Run(context.Background(), Request{User: "alice"}, f.cmd(b.text))
 			msg := release.ErrorMessage(err)
 			if err == nil || !strings.HasPrefix(msg, f.what+" ") || !strings.Contains(msg, b.want) {
@@ -93,14 +93,14 @@ func TestFreeTextIsChecked(t *testing.T) {
 			}
 		}
 		svc := &recording{fakeService: newFake()}
-		d := &Dispatcher{Service: svc}
+		d := &Dispatcher{Services: all(svc)}
 		if _, err := d.Run(context.Background(), Request{User: "alice"}, f.cmd("two\tlines\r\nof text, café")); err != nil || len(svc.reached) != 1 {
 			t.Errorf("%s with tabs and line breaks: %v (%v)", f.what, err, svc.reached)
 		}
 	}
 	// Typed as a command, the same text is refused the same way.
 	svc := &recording{fakeService: newFake()}
-	d := &Dispatcher{Service: svc}
+	d := &Dispatcher{Services: all(svc)}
 	_, err := d.Handle(context.Background(), Request{User: "alice", Text: "lock crm production db\x00failover"})
 	if !strings.Contains(release.ErrorMessage(err), "the lock reason holds the control character NUL") || len(svc.reached) != 0 {
 		t.Fatalf("typed lock with NUL: %v (%v)", err, svc.reached)
@@ -112,7 +112,7 @@ func TestFreeTextIsChecked(t *testing.T) {
 func TestInternalErrorsAreLogged(t *testing.T) {
 	var logs bytes.Buffer
 	svc := &recording{fakeService: newFake(), fail: errors.New("pq: connection reset by peer")}
-	d := &Dispatcher{Service: svc, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	d := &Dispatcher{Services: all(svc), Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	_, err := d.Run(context.Background(), Request{User: "alice"}, Lock{App: "crm", Env: "production", Reason: "incident"})
 	if ErrorReply(err).Text != "internal error (see the bot's log)" {
 		t.Fatalf("user reads %q", ErrorReply(err).Text)

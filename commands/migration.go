@@ -98,7 +98,7 @@ func migrationFields(m *release.Migration) []Field {
 }
 
 func (d *Dispatcher) migrationCreate(ctx context.Context, req Request, c MigrationCreate) (Reply, error) {
-	m, err := d.Service.CreateMigration(ctx, req.User, c.App, c.Version, c.Note)
+	m, err := d.Migrations.CreateMigration(ctx, req.User, c.App, c.Version, c.Note)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -110,14 +110,14 @@ func (d *Dispatcher) migrationCreate(ctx context.Context, req Request, c Migrati
 
 // nextEnv names the environment after the source, for the hint.
 func nextEnv(d *Dispatcher, m *release.Migration) string {
-	if a, err := d.Service.App(m.App); err == nil && len(a.Environments) > 1 {
+	if a, err := d.Core.App(m.App); err == nil && len(a.Environments) > 1 {
 		return a.Environments[1].Name
 	}
 	return "ENV"
 }
 
 func (d *Dispatcher) migrationList(ctx context.Context, _ Request, c MigrationList) (Reply, error) {
-	ms, err := d.Service.ListMigrations(ctx, c.App)
+	ms, err := d.Migrations.ListMigrations(ctx, c.App)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -140,7 +140,7 @@ func (d *Dispatcher) migrationList(ctx context.Context, _ Request, c MigrationLi
 }
 
 func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationShow) (Reply, error) {
-	m, runs, err := d.Service.ShowMigration(ctx, c.Migration)
+	m, runs, err := d.Migrations.ShowMigration(ctx, c.Migration)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -165,7 +165,7 @@ func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationSh
 }
 
 func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPlan) (Reply, error) {
-	m, plan, err := d.Service.PlanMigration(ctx, c.Migration, c.Env)
+	m, plan, err := d.Migrations.PlanMigration(ctx, c.Migration, c.Env)
 	if err != nil {
 		return Reply{}, err
 	}

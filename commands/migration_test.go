@@ -52,7 +52,7 @@ func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release
 }
 
 func TestMigrationReplies(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: `migration create crm --note "new contracts page"`})
 	if err != nil || !strings.Contains(r.Text, "crm-m1") || !strings.Contains(r.Text, "overwrite") || !strings.Contains(r.Text, "API_BASE_URL") {
 		t.Fatalf("create: %v\n%s", err, r.Text)
@@ -86,7 +86,7 @@ func TestMigrationShowNoOpApply(t *testing.T) {
 		{Migration: "crm-m1", Env: "staging", By: "alice", StartedAt: later, OK: true,
 			Result: &release.ApplyResult{AlreadyApplied: &release.AppliedBy{Migration: "crm-m1", At: t0, By: "alice"}}},
 	}
-	d := &Dispatcher{Service: f, Location: time.UTC}
+	d := &Dispatcher{Services: all(f), Location: time.UTC}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m1"})
 	if err != nil {
 		t.Fatal(err)

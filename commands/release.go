@@ -195,7 +195,7 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 // approved it yet, and not its requester unless the environment allows
 // self-approval.
 func (d *Dispatcher) mayApprove(r *release.Release) string {
-	a, err := d.Service.App(r.App)
+	a, err := d.Core.App(r.App)
 	if err != nil {
 		return ""
 	}
@@ -235,7 +235,7 @@ func approvalsLeft(r *release.Release, e *release.Environment) int {
 // ApprovalsLeft is how many more approvals r needs, 0 when it needs none
 // or its app or environment is unknown.
 func (d *Dispatcher) ApprovalsLeft(r *release.Release) int {
-	a, err := d.Service.App(r.App)
+	a, err := d.Core.App(r.App)
 	if err != nil {
 		return 0
 	}
@@ -259,12 +259,12 @@ func (d *Dispatcher) runIfRunnable(ctx context.Context, r *release.Release, titl
 		}
 		return d.releaseReply(r, title, "", hint), nil
 	}
-	done, err := d.Service.Run(ctx, r.ID)
+	done, err := d.Releases.Run(ctx, r.ID)
 	if done == nil {
 		done = r
 	}
 	if err != nil {
-		if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
+		if cur, gerr := d.Releases.GetRelease(ctx, r.ID); gerr == nil {
 			done = cur
 		}
 		var hint []string
@@ -276,7 +276,7 @@ func (d *Dispatcher) runIfRunnable(ctx context.Context, r *release.Release, titl
 		}
 		return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State), hint...), err
 	}
-	if cur, gerr := d.Service.GetRelease(ctx, r.ID); gerr == nil {
+	if cur, gerr := d.Releases.GetRelease(ctx, r.ID); gerr == nil {
 		done = cur
 	}
 	return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State)), nil
@@ -295,7 +295,7 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 		}
 		at = &t
 	}
-	r, err := d.Service.RequestDeploy(ctx, req.User, c.Migration, c.Env, at, c.AllowNewPlugins)
+	r, err := d.Releases.RequestDeploy(ctx, req.User, c.Migration, c.Env, at, c.AllowNewPlugins)
 	var missing *release.MissingVariables
 	if errors.As(err, &missing) {
 		if perr := d.mayFill(ctx, req.User, missing); perr != nil {
@@ -319,14 +319,14 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 // mayFill says whether actor may supply m's variables: the form asks for
 // each as a variable or a secret, so both roles are needed.
 func (d *Dispatcher) mayFill(ctx context.Context, actor string, m *release.MissingVariables) error {
-	if err := d.Service.Permit(ctx, actor, release.ActVarSet, m.App, m.Env); err != nil {
+	if err := d.Core.Permit(ctx, actor, release.ActVarSet, m.App, m.Env); err != nil {
 		return err
 	}
-	return d.Service.Permit(ctx, actor, release.ActSecretSet, m.App, m.Env)
+	return d.Core.Permit(ctx, actor, release.ActSecretSet, m.App, m.Env)
 }
 
 func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply, error) {
-	r, runnable, err := d.Service.Approve(ctx, req.User, c.Release)
+	r, runnable, err := d.Releases.Approve(ctx, req.User, c.Release)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -341,7 +341,7 @@ func (d *Dispatcher) approve(ctx context.Context, req Request, c Approve) (Reply
 }
 
 func (d *Dispatcher) reject(ctx context.Context, req Request, c Reject) (Reply, error) {
-	r, err := d.Service.Reject(ctx, req.User, c.Release, c.Reason)
+	r, err := d.Releases.Reject(ctx, req.User, c.Release, c.Reason)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -349,7 +349,7 @@ func (d *Dispatcher) reject(ctx context.Context, req Request, c Reject) (Reply, 
 }
 
 func (d *Dispatcher) cancel(ctx context.Context, req Request, c Cancel) (Reply, error) {
-	r, err := d.Service.Cancel(ctx, req.User, c.Release)
+	r, err := d.Releases.Cancel(ctx, req.User, c.Release)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -357,20 +357,20 @@ func (d *Dispatcher) cancel(ctx context.Context, req Request, c Cancel) (Reply, 
 }
 
 func (d *Dispatcher) resume(ctx context.Context, req Request, c Resume) (Reply, error) {
-	r, err := d.Service.Resume(ctx, req.User, c.Release)
+	r, err := d.Releases.Resume(ctx, req.User, c.Release)
 	if r == nil {
 		if err != nil {
 			return Reply{}, err
 		}
 	}
-	if cur, gerr := d.Service.GetRelease(ctx, c.Release); gerr == nil {
+	if cur, gerr := d.Releases.GetRelease(ctx, c.Release); gerr == nil {
 		r = cur
 	}
 	return d.releaseReply(r, fmt.Sprintf("Release %s %s", r.ID, r.State)), err
 }
 
 func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Reply, error) {
-	r, err := d.Service.RequestRollback(ctx, req.User, c.Release, c.Into)
+	r, err := d.Releases.RequestRollback(ctx, req.User, c.Release, c.Into)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -378,7 +378,7 @@ func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Rep
 }
 
 func (d *Dispatcher) switchTraffic(ctx context.Context, req Request, c Switch) (Reply, error) {
-	r, err := d.Service.RequestSwitch(ctx, req.User, c.Release)
+	r, err := d.Releases.RequestSwitch(ctx, req.User, c.Release)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -386,7 +386,7 @@ func (d *Dispatcher) switchTraffic(ctx context.Context, req Request, c Switch) (
 }
 
 func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) (Reply, error) {
-	rs, err := d.Service.ListReleases(ctx, c.App, c.Env)
+	rs, err := d.Releases.ListReleases(ctx, c.App, c.Env)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -411,7 +411,7 @@ func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) 
 }
 
 func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) (Reply, error) {
-	r, err := d.Service.GetRelease(ctx, c.Release)
+	r, err := d.Releases.GetRelease(ctx, c.Release)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -479,7 +479,7 @@ func stepLog(r *release.Release, name string) (Reply, error) {
 }
 
 func (d *Dispatcher) lock(ctx context.Context, req Request, c Lock) (Reply, error) {
-	h, err := d.Service.Lock(ctx, req.User, c.App, c.Env, c.Reason)
+	h, err := d.Releases.Lock(ctx, req.User, c.App, c.Env, c.Reason)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -490,7 +490,7 @@ func (d *Dispatcher) lock(ctx context.Context, req Request, c Lock) (Reply, erro
 }
 
 func (d *Dispatcher) unlock(ctx context.Context, req Request, c Unlock) (Reply, error) {
-	if err := d.Service.Unlock(ctx, req.User, c.App, c.Env); err != nil {
+	if err := d.Releases.Unlock(ctx, req.User, c.App, c.Env); err != nil {
 		return Reply{}, err
 	}
 	r := newReply(fmt.Sprintf("%s %s is unlocked", c.App, c.Env), nil, nil, map[string]string{"app": c.App, "env": c.Env})

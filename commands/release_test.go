@@ -126,7 +126,7 @@ func (f *fakeService) Layouts(_ context.Context, app string) ([]release.LayoutRe
 }
 
 func TestStatus(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func TestStatus(t *testing.T) {
 
 func TestReleaseCommands(t *testing.T) {
 	fake := newFake()
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "deploy crm-m1 production"})
 	if err != nil || !strings.Contains(r.Text, "approve crm-r1") {
 		t.Fatalf("deploy: %v\n%s", err, r.Text)
@@ -182,7 +182,7 @@ func TestReleaseShowStep(t *testing.T) {
 			{Name: release.StepPreflight, State: release.StepDone, Log: "ok"},
 			{Name: release.StepRestore, State: release.StepDone, Started: &started, Ended: &ended, Log: long},
 		}}}
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestApproveSaysHowManyMore(t *testing.T) {
 	fake := newFake()
 	prod, _ := fake.apps[0].Env("production")
 	prod.Approvals.Required = 3
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "bob", Text: "approve crm-r3"})
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestEndedReleaseStepsNotRun(t *testing.T) {
 			{Name: release.StepApply, State: release.StepPending},
 		}}
 	fake.releases = []*release.Release{rel}
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	for _, st := range []release.State{release.StateRejected, release.StateCancelled, release.StateExpired} {
 		rel.State = st
 		r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
@@ -294,7 +294,7 @@ func TestReleaseShowHintNamesFailedStep(t *testing.T) {
 			{Name: release.StepChecks, State: release.StepFailed, Log: "1 of 2 checks failed: " + long},
 			{Name: release.StepScaleUp, State: release.StepSkipped, Log: long},
 		}}}
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestReleaseListHeader(t *testing.T) {
 		{ID: "crm-r2", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
 		{ID: "crm-r1", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateSucceeded, RequestedAt: t0},
 	}
-	d := &Dispatcher{Service: fake}
+	d := &Dispatcher{Services: all(fake)}
 	for text, want := range map[string]string{
 		"release list crm":            "2 releases of crm, newest first",
 		"release list crm production": "1 release of crm production, newest first",
@@ -342,7 +342,7 @@ func TestStatusAfterASwitch(t *testing.T) {
 			Steps: []release.Step{{Name: release.StepSwitch, State: release.StepDone, Ended: &ended}}},
 		{ID: "crm-r1", App: "crm", Env: release.RecoveryEnv, Kind: release.KindRestore, Backup: "crm-b1", State: release.StateSucceeded, RequestedAt: t0.Add(-time.Hour)},
 	}
-	d := &Dispatcher{Service: fake, Location: time.UTC}
+	d := &Dispatcher{Services: all(fake), Location: time.UTC}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
 	if err != nil {
 		t.Fatal(err)

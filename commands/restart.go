@@ -17,7 +17,7 @@ type RestartView struct {
 }
 
 func (d *Dispatcher) restart(ctx context.Context, req Request, c Restart) (Reply, error) {
-	res, err := d.Service.Restart(ctx, req.User, c.App, c.Env)
+	res, err := d.Releases.Restart(ctx, req.User, c.App, c.Env)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -38,7 +38,7 @@ func (d *Dispatcher) restart(ctx context.Context, req Request, c Restart) (Reply
 // change reached the app's own variables table; a change relbot alone
 // keeps needs no restart, unless the environment defines one anyway.
 func (d *Dispatcher) restartNote(r *Reply, app, env string, inApp bool) {
-	a, err := d.Service.App(app)
+	a, err := d.Core.App(app)
 	if err != nil {
 		return
 	}

@@ -28,7 +28,7 @@ func TestRestartAfterVariableChanges(t *testing.T) {
 	f := newFake()
 	f.apps[0].Builtin = release.BuiltinNocoBase
 	// newFake's crm production has a restart hook, staging none.
-	d := &Dispatcher{Service: f}
+	d := &Dispatcher{Services: all(f)}
 
 	// With a restart hook: the reply says why and offers it.
 	for _, text := range []string{"secret set crm production TOKEN", "secret unset crm production TOKEN", "var unset crm production API_URL"} {
@@ -75,7 +75,7 @@ func TestDeployNewPlugins(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
 	f.newPlugins = []release.NewPlugin{{Name: "workflow-json-query", PackageName: "@nocobase/plugin-workflow-json-query", Version: "2.2.15", InTarget: "not registered"}}
-	d := &Dispatcher{Service: f}
+	d := &Dispatcher{Services: all(f)}
 
 	r, err := d.Handle(ctx, Request{User: "alice", Text: "deploy crm-m1 production --at 22:00"})
 	var refusal *release.NewPluginsRefusal
@@ -99,7 +99,7 @@ func TestDeployNewPlugins(t *testing.T) {
 func TestPlanAlreadyApplied(t *testing.T) {
 	f := newFake()
 	f.applied = &release.AppliedBy{Migration: "crm-m1", At: t0, By: "bob"}
-	d := &Dispatcher{Service: f, Location: time.UTC}
+	d := &Dispatcher{Services: all(f), Location: time.UTC}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration plan crm-m1 production"})
 	if err != nil {
 		t.Fatal(err)

@@ -75,15 +75,15 @@ func switchedAt(r *release.Release) time.Time {
 }
 
 func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, error) {
-	a, err := d.Service.App(c.App)
+	a, err := d.Core.App(c.App)
 	if err != nil {
 		return Reply{}, err
 	}
-	holds, err := d.Service.Holds(ctx)
+	holds, err := d.Releases.Holds(ctx)
 	if err != nil {
 		return Reply{}, err
 	}
-	rs, err := d.Service.ListReleases(ctx, a.Name, "")
+	rs, err := d.Releases.ListReleases(ctx, a.Name, "")
 	if err != nil {
 		return Reply{}, err
 	}
@@ -92,7 +92,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 		envs = append(envs, a.Recovery)
 	}
 	now := d.now()
-	layouts, err := d.Service.Layouts(ctx, a.Name)
+	layouts, err := d.Migrations.Layouts(ctx, a.Name)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -125,7 +125,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 			}
 		}
 		backup := "none"
-		if bs, err := d.Service.ListBackups(ctx, a.Name, name); err == nil && len(bs) > 0 {
+		if bs, err := d.Backups.ListBackups(ctx, a.Name, name); err == nil && len(bs) > 0 {
 			bv := backupView(bs[0])
 			v.LastBackup = &bv
 			backup = fmt.Sprintf("%s %s, %s", bs[0].ID, bs[0].Kind, ago(bs[0].CreatedAt, now))

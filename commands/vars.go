@@ -42,7 +42,7 @@ func where(v release.VariableView) string {
 }
 
 func (d *Dispatcher) varList(ctx context.Context, _ Request, c VarList) (Reply, error) {
-	vs, err := d.Service.ListVariables(ctx, c.App, c.Env)
+	vs, err := d.Variables.ListVariables(ctx, c.App, c.Env)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -102,7 +102,7 @@ func capital(s string) string {
 }
 
 func (d *Dispatcher) varSet(ctx context.Context, req Request, c VarSet) (Reply, error) {
-	v, err := d.Service.SetVariable(ctx, req.User, c.App, c.Env, c.Var, c.Value)
+	v, err := d.Variables.SetVariable(ctx, req.User, c.App, c.Env, c.Var, c.Value)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -112,7 +112,7 @@ func (d *Dispatcher) varSet(ctx context.Context, req Request, c VarSet) (Reply, 
 func (d *Dispatcher) secretSet(ctx context.Context, req Request, c SecretSet) (Reply, error) {
 	// Check the place and the user's role first, so nobody types a secret
 	// for nothing.
-	if err := d.Service.Permit(ctx, req.User, release.ActSecretSet, c.App, c.Env); err != nil {
+	if err := d.Core.Permit(ctx, req.User, release.ActSecretSet, c.App, c.Env); err != nil {
 		return Reply{}, err
 	}
 	if req.Secret == nil {
@@ -126,7 +126,7 @@ func (d *Dispatcher) secretSet(ctx context.Context, req Request, c SecretSet) (R
 		// The reader's error is about the stream, never the value.
 		return Reply{}, release.Errorf(release.CodeInvalid, "could not read the value of secret %s: %v (nothing was stored)", c.Var, err)
 	}
-	v, err := d.Service.SetSecret(ctx, req.User, c.App, c.Env, c.Var, value)
+	v, err := d.Variables.SetSecret(ctx, req.User, c.App, c.Env, c.Var, value)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -139,21 +139,21 @@ func (d *Dispatcher) unsetReply(kind, app, env, name string) Reply {
 	r.Public = true
 	// The app's table is written for NocoBase apps: the running app still
 	// has the value it read at start.
-	if a, err := d.Service.App(app); err == nil {
+	if a, err := d.Core.App(app); err == nil {
 		d.restartNote(&r, app, env, a.Builtin == release.BuiltinNocoBase)
 	}
 	return r
 }
 
 func (d *Dispatcher) varUnset(ctx context.Context, req Request, c VarUnset) (Reply, error) {
-	if err := d.Service.UnsetVariable(ctx, req.User, c.App, c.Env, c.Var); err != nil {
+	if err := d.Variables.UnsetVariable(ctx, req.User, c.App, c.Env, c.Var); err != nil {
 		return Reply{}, err
 	}
 	return d.unsetReply("variable", c.App, c.Env, c.Var), nil
 }
 
 func (d *Dispatcher) secretUnset(ctx context.Context, req Request, c SecretUnset) (Reply, error) {
-	if err := d.Service.UnsetSecret(ctx, req.User, c.App, c.Env, c.Var); err != nil {
+	if err := d.Variables.UnsetSecret(ctx, req.User, c.App, c.Env, c.Var); err != nil {
 		return Reply{}, err
 	}
 	return d.unsetReply("secret", c.App, c.Env, c.Var), nil

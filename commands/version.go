@@ -43,7 +43,7 @@ func (d *Dispatcher) versionFields(v *release.Version) []Field {
 }
 
 func (d *Dispatcher) versionCreate(ctx context.Context, req Request, c VersionCreate) (Reply, error) {
-	v, err := d.Service.CreateVersion(ctx, req.User, c.App, c.Description)
+	v, err := d.Versions.CreateVersion(ctx, req.User, c.App, c.Description)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -54,7 +54,7 @@ func (d *Dispatcher) versionCreate(ctx context.Context, req Request, c VersionCr
 }
 
 func (d *Dispatcher) versionList(ctx context.Context, _ Request, c VersionList) (Reply, error) {
-	vs, err := d.Service.ListVersions(ctx, c.App)
+	vs, err := d.Versions.ListVersions(ctx, c.App)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -75,7 +75,7 @@ func (d *Dispatcher) versionList(ctx context.Context, _ Request, c VersionList) 
 }
 
 func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) (Reply, error) {
-	diff, err := d.Service.DiffVersion(ctx, c.App, c.From, c.To)
+	diff, err := d.Versions.DiffVersion(ctx, c.App, c.From, c.To)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -131,7 +131,7 @@ type VersionRestoreReportView struct {
 }
 
 func (d *Dispatcher) versionRestore(ctx context.Context, req Request, c VersionRestore) (Reply, error) {
-	v, before, rep, err := d.Service.RestoreVersion(ctx, req.User, c.App, c.Version)
+	v, before, rep, err := d.Versions.RestoreVersion(ctx, req.User, c.App, c.Version)
 	if err != nil {
 		return Reply{}, err
 	}

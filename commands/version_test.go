@@ -57,7 +57,7 @@ func (f *fakeService) Drift(_ context.Context, app, from, to string) (*release.D
 
 func TestVersionReplies(t *testing.T) {
 	f := newFake()
-	d := &Dispatcher{Service: f}
+	d := &Dispatcher{Services: all(f)}
 	ctx := context.Background()
 	r, err := d.Handle(ctx, Request{User: "alice", Text: `version create crm Contracts page and segment`})
 	if err != nil || !r.Public || !strings.Contains(r.Text, "Version crm-v1 saved from crm development") || !strings.Contains(r.Text, "93 rows") {
@@ -97,7 +97,7 @@ func TestVersionReplies(t *testing.T) {
 }
 
 func TestDriftReply(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "drift crm development production"})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func TestStepMarkComesFromTheOutcome(t *testing.T) {
 
 // A failed step reads as failed in the terminal's release view.
 func TestReleaseViewMarksAFailedStepAsFailed(t *testing.T) {
-	d := &Dispatcher{Service: newFake()}
+	d := &Dispatcher{Services: all(newFake())}
 	r := &release.Release{ID: "crm-r4", App: "crm", Env: "staging", Kind: release.KindDeploy, Migration: "crm-m2", RequestedBy: "alice",
 		RequestedAt: t0, State: release.StateFailed, Reason: "1 of 3 checks failed: home page",
 		Steps: []release.Step{{Name: release.StepApply, State: release.StepDone}, {Name: release.StepChecks, State: release.StepFailed, Log: "home page: status 502"},
@@ -76,7 +76,7 @@ func TestReleaseViewApprovalsAndRunningWords(t *testing.T) {
 	f := newFake()
 	prod, _ := f.apps[0].Env("production")
 	prod.Approvals = release.ApprovalPolicy{Required: 2, Approvers: []string{"alice", "bob", "carol", "dan"}}
-	d := &Dispatcher{Service: f, Now: func() time.Time { return t0 }}
+	d := &Dispatcher{Services: all(f), Now: func() time.Time { return t0 }}
 	awaiting := &release.Release{ID: "crm-r5", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m2", RequestedBy: "dan",
 		RequestedAt: t0, State: release.StateAwaitingApproval}
 	text := d.releaseReply(awaiting, "Release crm-r5").Text

@@ -40,10 +40,10 @@ func (e *events) kinds() []release.EventKind {
 	return out
 }
 
-// domain is a Service over one app whose production needs policy, on a
+// domain is a ReleaseService over one app whose production needs policy, on a
 // fresh in-memory store, with a clock the test sets.
 type domain struct {
-	svc    *release.Service
+	svc    *release.ReleaseService
 	store  *memory.Store
 	events *events
 	now    time.Time
@@ -56,9 +56,7 @@ func newDomain(t *testing.T, policy release.ApprovalPolicy) *domain {
 		{Name: "production", Approvals: policy},
 	}}
 	d := &domain{store: memory.NewStore(), events: &events{}, now: requestedAt}
-	d.svc = release.NewService([]*release.App{app}, d.store, nil, nil, nil, nil)
-	d.svc.Releases = d.store
-	d.svc.Notifier = d.events
+	d.svc = &release.ReleaseService{Core: release.NewCore([]*release.App{app}, d.store, nil, nil), Store: d.store, Notifier: d.events}
 	d.svc.Now = func() time.Time { return d.now }
 	return d
 }

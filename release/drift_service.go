@@ -8,10 +8,7 @@ import (
 // Drift compares two environments of an app: the structure of every table
 // in migration scope, core and plugin versions, and which variable names
 // only one of them has. Variable values are never read for this.
-func (s *Service) Drift(ctx context.Context, app, from, to string) (*Drift, error) {
-	if s.Versioner == nil {
-		return nil, Errorf(CodeUnavailable, "drift is not available: relbot was started without its version engine")
-	}
+func (s *VersionService) Drift(ctx context.Context, app, from, to string) (*Drift, error) {
 	a, ea, err := s.appEnv(app, from)
 	if err != nil {
 		return nil, err
@@ -23,19 +20,16 @@ func (s *Service) Drift(ctx context.Context, app, from, to string) (*Drift, erro
 	if ea == eb {
 		return nil, Errorf(CodeInvalid, "drift compares two different environments; both are %s", ea.Name)
 	}
-	d, err := s.Versioner.Drift(ctx, a, ea, eb)
+	d, err := s.Engine.Drift(ctx, a, ea, eb)
 	if err != nil {
 		return nil, wrapUser(err, "drift between %s and %s failed", ea.Name, eb.Name)
 	}
 	d.VariablesOnlyIn = map[string][]string{ea.Name: {}, eb.Name: {}}
-	if s.Variables == nil {
-		return d, nil
-	}
-	na, err := s.VariableNames(ctx, a.Name, ea.Name)
+	na, err := s.Variables.VariableNames(ctx, a.Name, ea.Name)
 	if err != nil {
 		return nil, err
 	}
-	nb, err := s.VariableNames(ctx, a.Name, eb.Name)
+	nb, err := s.Variables.VariableNames(ctx, a.Name, eb.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func TestExpiry(t *testing.T) {
 		after   time.Duration // since the request
 		state   release.State
 		reason  string
-		read    func(ctx context.Context, s *release.Service, id string) error
+		read    func(ctx context.Context, s *release.ReleaseService, id string) error
 		readErr release.Code // what the read itself returns
 	}{
 		{name: "just before the window ends", expire: time.Hour, after: time.Hour - time.Second,
@@ -83,17 +83,17 @@ func TestExpiryOnce(t *testing.T) {
 	}
 }
 
-func getRelease(ctx context.Context, s *release.Service, id string) error {
+func getRelease(ctx context.Context, s *release.ReleaseService, id string) error {
 	_, err := s.GetRelease(ctx, id)
 	return err
 }
 
-func listReleases(ctx context.Context, s *release.Service, _ string) error {
+func listReleases(ctx context.Context, s *release.ReleaseService, _ string) error {
 	_, err := s.ListReleases(ctx, "crm", "production")
 	return err
 }
 
-func approve(ctx context.Context, s *release.Service, id string) error {
+func approve(ctx context.Context, s *release.ReleaseService, id string) error {
 	_, _, err := s.Approve(ctx, "U02BBB", id)
 	return err
 }

@@ -184,7 +184,7 @@ type LayoutReader interface {
 // Layouts reports the layout of each environment of app, the recovery
 // environment last; an environment that cannot be read says why in its
 // report instead of failing the others.
-func (s *Service) Layouts(ctx context.Context, app string) ([]LayoutReport, error) {
+func (s *MigrationService) Layouts(ctx context.Context, app string) ([]LayoutReport, error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, err
@@ -196,20 +196,15 @@ func (s *Service) Layouts(ctx context.Context, app string) ([]LayoutReport, erro
 	out := make([]LayoutReport, 0, len(envs))
 	for _, e := range envs {
 		rep := LayoutReport{Env: e.Name}
-		switch {
-		case s.LayoutReader == nil:
-			rep.Error = "relbot was started without its NocoBase engine"
-		default:
-			// A database that does not answer must not hold up a listing.
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			r, err := s.LayoutReader.Layout(lctx, e)
-			cancel()
-			if err != nil {
-				rep.Error = ErrorMessage(err)
-			} else {
-				rep = *r
-				rep.Env = e.Name
-			}
+		// A database that does not answer must not hold up a listing.
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, err := s.LayoutReader.Layout(lctx, e)
+		cancel()
+		if err != nil {
+			rep.Error = ErrorMessage(err)
+		} else {
+			rep = *r
+			rep.Env = e.Name
 		}
 		out = append(out, rep)
 	}
@@ -221,9 +216,9 @@ func (s *Service) Layouts(ctx context.Context, app string) ([]LayoutReport, erro
 // Migration Manager refuses the same. Files made before layouts were
 // recorded, and targets without NocoBase tables yet, are not refused here
 // (the engine says what it does with them).
-func (s *Service) checkLayouts(ctx context.Context, a *App, e *Environment, m *Migration) error {
+func (s *MigrationService) checkLayouts(ctx context.Context, a *App, e *Environment, m *Migration) error {
 	src := m.Summary.Layout
-	if src == nil || s.LayoutReader == nil {
+	if src == nil {
 		return nil
 	}
 	tgt, err := s.LayoutReader.Layout(ctx, e)

@@ -7,20 +7,23 @@ import (
 	"fmt"
 )
 
-func (s *Service) migrationsReady() error {
-	if s.Migrations == nil || s.Migrator == nil {
-		return Errorf(CodeUnavailable, "migrations are not available: relbot was started without them")
-	}
-	return nil
+// MigrationService makes migration files, plans and applies them, and
+// reads environments' NocoBase layouts (layout.go). A file may be made from
+// a saved version, and never carries a secret's value in clear.
+type MigrationService struct {
+	*Core
+	Store        MigrationStore
+	Engine       MigrationEngine
+	Artifacts    Artifacts
+	LayoutReader LayoutReader
+	Versions     *VersionService
+	Variables    *VariableService
 }
 
 // CreateMigration writes a migration file from the app's source
 // environment. Every secret relbot knows is scanned for: a file whose rows
 // hold one in clear is refused.
-func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note string) (*Migration, error) {
-	if err := s.migrationsReady(); err != nil {
-		return nil, err
-	}
+func (s *MigrationService) CreateMigration(ctx context.Context, actor, app, version, note string) (*Migration, error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, err
@@ -32,7 +35,7 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	// the source's schema and the version's rows, dropped afterwards.
 	source := a.Source()
 	if version != "" {
-		env, drop, err := s.versionSource(ctx, a, version)
+		env, drop, err := s.Versions.versionSource(ctx, a, version)
 		if err != nil {
 			return nil, err
 		}
@@ -40,12 +43,10 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 		source = env
 	}
 	var secrets []string
-	if s.Variables != nil {
-		if secrets, err = s.SecretValues(ctx); err != nil {
-			return nil, err
-		}
+	if secrets, err = s.Variables.SecretValues(ctx); err != nil {
+		return nil, err
 	}
-	id, err := s.Store.NextID(ctx, a.Name, "m")
+	id, err := s.IDs.NextID(ctx, a.Name, "m")
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	}
 	hw := &hashingWriter{w: w, h: sha256.New()}
 	now := s.Now().UTC()
-	sum, err := s.Migrator.Create(ctx, MigrationInput{App: a, Source: source, ID: id, By: actor, Note: note, Version: version, CreatedAt: now, Secrets: secrets}, hw)
+	sum, err := s.Engine.Create(ctx, MigrationInput{App: a, Source: source, ID: id, By: actor, Note: note, Version: version, CreatedAt: now, Secrets: secrets}, hw)
 	if err != nil {
 		_ = w.Abort()
 		return nil, wrapUser(err, "migration create for %s failed", a.Name)
@@ -66,7 +67,7 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 	}
 	m := &Migration{ID: id, App: a.Name, SourceEnv: a.Source().Name, Version: version, Note: note, CreatedBy: actor, CreatedAt: now,
 		Artifact: artifact, Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Summary: *sum}
-	if err := s.Migrations.SaveMigration(ctx, m); err != nil {
+	if err := s.Store.SaveMigration(ctx, m); err != nil {
 		_ = s.Artifacts.Remove(context.Background(), artifact)
 		return nil, err
 	}
@@ -75,26 +76,20 @@ func (s *Service) CreateMigration(ctx context.Context, actor, app, version, note
 }
 
 // ListMigrations lists an app's migrations, newest first.
-func (s *Service) ListMigrations(ctx context.Context, app string) ([]*Migration, error) {
-	if err := s.migrationsReady(); err != nil {
-		return nil, err
-	}
+func (s *MigrationService) ListMigrations(ctx context.Context, app string) ([]*Migration, error) {
 	if _, err := s.App(app); err != nil {
 		return nil, err
 	}
-	return s.Migrations.ListMigrations(ctx, app)
+	return s.Store.ListMigrations(ctx, app)
 }
 
 // ShowMigration returns a migration with its applies so far.
-func (s *Service) ShowMigration(ctx context.Context, id string) (*Migration, []*MigrationRun, error) {
-	if err := s.migrationsReady(); err != nil {
-		return nil, nil, err
-	}
-	m, err := s.Migrations.GetMigration(ctx, id)
+func (s *MigrationService) ShowMigration(ctx context.Context, id string) (*Migration, []*MigrationRun, error) {
+	m, err := s.Store.GetMigration(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	runs, err := s.Migrations.ListMigrationRuns(ctx, id)
+	runs, err := s.Store.ListMigrationRuns(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +97,7 @@ func (s *Service) ShowMigration(ctx context.Context, id string) (*Migration, []*
 }
 
 // PlanMigration says what applying a migration to env would do.
-func (s *Service) PlanMigration(ctx context.Context, id, env string) (*Migration, *MigrationPlan, error) {
+func (s *MigrationService) PlanMigration(ctx context.Context, id, env string) (*Migration, *MigrationPlan, error) {
 	m, a, e, err := s.migrationTarget(ctx, id, env)
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +111,7 @@ func (s *Service) PlanMigration(ctx context.Context, id, env string) (*Migration
 		return nil, nil, err
 	}
 	defer art.Close()
-	plan, err := s.Migrator.Plan(ctx, art, a, e, known)
+	plan, err := s.Engine.Plan(ctx, art, a, e, known)
 	if err != nil {
 		return nil, nil, wrapUser(err, "plan of %s for %s failed", id, env)
 	}
@@ -126,7 +121,7 @@ func (s *Service) PlanMigration(ctx context.Context, id, env string) (*Migration
 // ApplyMigration applies a migration to env in one transaction and keeps
 // its execution log. Releases call it inside their run; it takes the
 // environment's lock only when the caller does not hold it.
-func (s *Service) ApplyMigration(ctx context.Context, actor, id, env string, opts ApplyOptions) (*ApplyResult, error) {
+func (s *MigrationService) ApplyMigration(ctx context.Context, actor, id, env string, opts ApplyOptions) (*ApplyResult, error) {
 	m, a, e, err := s.migrationTarget(ctx, id, env)
 	if err != nil {
 		return nil, err
@@ -143,12 +138,12 @@ func (s *Service) ApplyMigration(ctx context.Context, actor, id, env string, opt
 	}
 	defer art.Close()
 	start := s.Now().UTC()
-	res, err := s.Migrator.Apply(ctx, art, a, e, opts)
+	res, err := s.Engine.Apply(ctx, art, a, e, opts)
 	run := &MigrationRun{Migration: id, Env: e.Name, By: actor, StartedAt: start, OK: err == nil, Result: res}
 	if err != nil {
 		run.Error = ErrorMessage(err)
 	}
-	if serr := s.Migrations.SaveMigrationRun(ctx, run); serr != nil {
+	if serr := s.Store.SaveMigrationRun(ctx, run); serr != nil {
 		s.Log.Error("save migration run", "migration", id, "env", e.Name, "err", serr)
 	}
 	if err != nil {
@@ -157,11 +152,8 @@ func (s *Service) ApplyMigration(ctx context.Context, actor, id, env string, opt
 	return res, nil
 }
 
-func (s *Service) migrationTarget(ctx context.Context, id, env string) (*Migration, *App, *Environment, error) {
-	if err := s.migrationsReady(); err != nil {
-		return nil, nil, nil, err
-	}
-	m, err := s.Migrations.GetMigration(ctx, id)
+func (s *MigrationService) migrationTarget(ctx context.Context, id, env string) (*Migration, *App, *Environment, error) {
+	m, err := s.Store.GetMigration(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -179,11 +171,8 @@ func (s *Service) migrationTarget(ctx context.Context, id, env string) (*Migrati
 	return m, a, e, nil
 }
 
-// knownVariables are the variable names env has, or nil when relbot does
-// not manage variables (then no check is made).
-func (s *Service) knownVariables(ctx context.Context, a *App, e *Environment) (map[string]bool, error) {
-	if s.Variables == nil {
-		return nil, nil
-	}
-	return s.VariableNames(ctx, a.Name, e.Name)
+// knownVariables are the variable names env has: a migration needing one
+// it lacks is refused.
+func (s *MigrationService) knownVariables(ctx context.Context, a *App, e *Environment) (map[string]bool, error) {
+	return s.Variables.VariableNames(ctx, a.Name, e.Name)
 }

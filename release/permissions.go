@@ -118,7 +118,7 @@ type permission struct {
 }
 
 // permissions is the one table of who may do what; every entry point of
-// Service that changes state checks it through authorize.
+// a service that changes state checks it through authorize (Core).
 var permissions = map[Action]permission{
 	ActDeploy:          {RoleDeploy, "deploy to %s", defaultAnyone},
 	ActApprove:         {RoleApprove, "approve releases to %s", defaultApprovers},
@@ -213,7 +213,7 @@ func FromTerminal(ctx context.Context, osUser, mapped string) context.Context {
 // Permit checks, without doing anything, that actor may do act on app's
 // env: for a transport that asks for input (a secret's value) only once
 // the user may give it.
-func (s *Service) Permit(ctx context.Context, actor string, act Action, app, env string) error {
+func (s *Core) Permit(ctx context.Context, actor string, act Action, app, env string) error {
 	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (s *Service) Permit(ctx context.Context, actor string, act Action, app, env
 
 // authorize is the one check of the permissions table: nil when actor
 // holds the role act needs on a's e, else a refusal naming the role.
-func (s *Service) authorize(ctx context.Context, actor string, act Action, a *App, e *Environment) error {
+func (s *Core) authorize(ctx context.Context, actor string, act Action, a *App, e *Environment) error {
 	if ctx.Value(systemKey) != nil {
 		return nil
 	}
@@ -258,7 +258,7 @@ func (s *Service) authorize(ctx context.Context, actor string, act Action, a *Ap
 	return Errorf(CodeForbidden, "%s may not %s: that needs the %s role (%s: %s)", actor, what, p.role, from, who)
 }
 
-func (s *Service) authorizeActAs(ctx context.Context, tu terminalUser, actor string, a *App, e *Environment) error {
+func (s *Core) authorizeActAs(ctx context.Context, tu terminalUser, actor string, a *App, e *Environment) error {
 	members, stated, from := holders(a, e, RoleActAs)
 	held, lookupErr := false, error(nil)
 	if stated {
@@ -284,7 +284,7 @@ func (s *Service) authorizeActAs(ctx context.Context, tu terminalUser, actor str
 // holds reports whether actor is one of members, directly or through a
 // Slack user group. A group that cannot be read never admits anyone: its
 // error is returned when no other member matched.
-func (s *Service) holds(ctx context.Context, actor string, members []string) (bool, error) {
+func (s *Core) holds(ctx context.Context, actor string, members []string) (bool, error) {
 	for _, m := range members {
 		if m == Anyone || (m == actor && !IsGroup(m)) {
 			return true, nil
@@ -320,7 +320,7 @@ func (s *Service) holds(ctx context.Context, actor string, members []string) (bo
 }
 
 // authorizeOn is authorize on a's environment named env.
-func (s *Service) authorizeOn(ctx context.Context, actor string, act Action, a *App, env string) error {
+func (s *Core) authorizeOn(ctx context.Context, actor string, act Action, a *App, env string) error {
 	e, err := a.Env(env)
 	if err != nil {
 		return err
@@ -329,7 +329,7 @@ func (s *Service) authorizeOn(ctx context.Context, actor string, act Action, a *
 }
 
 // authorizeOnRelease is authorize on release r's environment.
-func (s *Service) authorizeOnRelease(ctx context.Context, actor string, act Action, r *Release) error {
+func (s *Core) authorizeOnRelease(ctx context.Context, actor string, act Action, r *Release) error {
 	a, e, err := s.releaseEnv(r)
 	if err != nil {
 		return err
@@ -340,7 +340,7 @@ func (s *Service) authorizeOnRelease(ctx context.Context, actor string, act Acti
 // authorizeRestore checks a restore of a backup of environment from into
 // target (act is ActRestore or ActRollback): the target's own policy, and
 // the restore role of the environment the data belongs to.
-func (s *Service) authorizeRestore(ctx context.Context, actor string, act Action, a *App, target *Environment, from string) error {
+func (s *Core) authorizeRestore(ctx context.Context, actor string, act Action, a *App, target *Environment, from string) error {
 	if err := s.authorize(ctx, actor, act, a, target); err != nil {
 		return err
 	}

@@ -34,8 +34,8 @@ func permApp() *App {
 	}, Recovery: &Environment{Name: RecoveryEnv}}
 }
 
-func permService(a *App, g GroupMembers) *Service {
-	s := NewService([]*App{a}, nil, nil, nil, nil, nil)
+func permService(a *App, g GroupMembers) *Core {
+	s := NewCore([]*App{a}, nil, nil, nil)
 	s.Groups = g
 	return s
 }

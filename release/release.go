@@ -182,7 +182,7 @@ func (r *Release) RestartNeeded() string {
 
 // Switchable reports whether users could be moved to what r restored: a
 // rollback or restore into the recovery environment that succeeded, its
-// checks passed. (Service.RequestSwitch checks the rest.)
+// checks passed. (ReleaseService.RequestSwitch checks the rest.)
 func (r *Release) Switchable() bool {
 	return r.restoredRecovery() && r.checksRan()
 }

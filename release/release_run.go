@@ -12,7 +12,7 @@ import (
 // environment's lock and the release's lease, then runs the steps, each
 // persisted before and after. Another process already running the release
 // or the environment makes it fail at once, naming the holder.
-func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
+func (s *ReleaseService) Run(ctx context.Context, id string) (*Release, error) {
 	r, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
 	ttl := s.leaseTTL()
 	from := r.State
 	renew := func(ctx context.Context) error {
-		return s.Releases.RenewLease(ctx, id, s.Owner, s.Now().UTC().Add(ttl))
+		return s.Store.RenewLease(ctx, id, s.Owner, s.Now().UTC().Add(ttl))
 	}
 	err = s.holding(ctx, envLockKey(a.Name, e.Name), s.Owner+" running "+id, ttl, renew, func(ctx context.Context) error {
 		if err := s.move(ctx, r, from, StateRunning, ""); err != nil {
@@ -49,7 +49,7 @@ func (s *Service) Run(ctx context.Context, id string) (*Release, error) {
 
 // waitForStart waits for a scheduled release's time, telling users notice
 // before it. The release stays cancellable meanwhile.
-func (s *Service) waitForStart(ctx context.Context, r *Release, e *Environment) (*Release, error) {
+func (s *ReleaseService) waitForStart(ctx context.Context, r *Release, e *Environment) (*Release, error) {
 	if r.At == nil || !r.At.After(s.Now()) {
 		return r, nil
 	}
@@ -66,7 +66,7 @@ func (s *Service) waitForStart(ctx context.Context, r *Release, e *Environment) 
 			return r, ctx.Err()
 		case <-time.After(min(time.Second, time.Until(*r.At))):
 		}
-		cur, err := s.Releases.GetRelease(ctx, r.ID)
+		cur, err := s.Store.GetRelease(ctx, r.ID)
 		if err != nil {
 			return r, err
 		}
@@ -77,12 +77,12 @@ func (s *Service) waitForStart(ctx context.Context, r *Release, e *Environment) 
 	return r, nil
 }
 
-func (s *Service) saveSteps(ctx context.Context, r *Release) error {
-	return s.Releases.SaveSteps(ctx, r.ID, r.Steps)
+func (s *ReleaseService) saveSteps(ctx context.Context, r *Release) error {
+	return s.Store.SaveSteps(ctx, r.ID, r.Steps)
 }
 
 // runSteps runs every unfinished step in order, as the step table says.
-func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environment) error {
+func (s *ReleaseService) runSteps(ctx context.Context, r *Release, a *App, e *Environment) error {
 	for i := range r.Steps {
 		st := &r.Steps[i]
 		if st.State == StepDone || st.State == StepSkipped {
@@ -136,7 +136,7 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 	if r.Kind == KindRollback {
 		// In place, the rolled-back release's story ends here; a restore
 		// into another environment leaves it as it was.
-		if orig, err := s.Releases.GetRelease(ctx, r.RollbackOf); err == nil && orig.Env == r.Env {
+		if orig, err := s.Store.GetRelease(ctx, r.RollbackOf); err == nil && orig.Env == r.Env {
 			if err := s.move(ctx, orig, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
 				s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
 			}
@@ -156,7 +156,7 @@ func (s *Service) runSteps(ctx context.Context, r *Release, a *App, e *Environme
 // steps bring the app back (scale up, maintenance off) and the target is as
 // before; after a commit the rest is skipped and maintenance stays on, so
 // users do not meet a release that failed its checks.
-func (s *Service) fail(ctx context.Context, r *Release, a *App, e *Environment, failed int, cause error) error {
+func (s *ReleaseService) fail(ctx context.Context, r *Release, a *App, e *Environment, failed int, cause error) error {
 	committed := false
 	for _, st := range r.Steps[:failed] {
 		if s.step(st.Name).commits && st.State == StepDone {
@@ -217,12 +217,12 @@ func withWarnings(log string, warnings []string) string {
 
 // driftSummary says in one line how the previous environment and this one
 // differ (informational: the migration brings the structure along).
-func (s *Service) driftSummary(ctx context.Context, a *App, e *Environment) string {
+func (s *ReleaseService) driftSummary(ctx context.Context, a *App, e *Environment) string {
 	prev := a.Previous(e.Name)
-	if prev == nil || s.Versioner == nil {
+	if prev == nil {
 		return ""
 	}
-	d, err := s.Drift(ctx, a.Name, prev.Name, e.Name)
+	d, err := s.Versions.Drift(ctx, a.Name, prev.Name, e.Name)
 	if err != nil {
 		return "; drift not computed: " + ErrorMessage(err)
 	}
@@ -233,7 +233,7 @@ func (s *Service) driftSummary(ctx context.Context, a *App, e *Environment) stri
 	return fmt.Sprintf("; drift %s -> %s: %d schema, %d version, %d variable-name differences", prev.Name, e.Name, len(d.Schema), len(d.Versions), vars)
 }
 
-func (s *Service) hook(ctx context.Context, e *Environment, name string) (string, bool, error) {
+func (s *ReleaseService) hook(ctx context.Context, e *Environment, name string) (string, bool, error) {
 	if s.Hooks == nil {
 		return "", false, nil
 	}
@@ -246,34 +246,34 @@ func (s *Service) hook(ctx context.Context, e *Environment, name string) (string
 
 // preReleaseBackup takes the backup a rollback restores, and checks every
 // checksum of it before the migration may run.
-func (s *Service) preReleaseBackup(ctx context.Context, r *Release, a *App, e *Environment) (string, bool, error) {
-	b, err := s.backup(ctx, r.RequestedBy, a, e, BackupPreRelease, r.ID)
+func (s *ReleaseService) preReleaseBackup(ctx context.Context, r *Release, a *App, e *Environment) (string, bool, error) {
+	b, err := s.Backups.backup(ctx, r.RequestedBy, a, e, BackupPreRelease, r.ID)
 	if err != nil {
 		return "", true, err
 	}
-	if err := s.Releases.SetBackup(ctx, r.ID, b.ID); err != nil {
+	if err := s.Store.SetBackup(ctx, r.ID, b.ID); err != nil {
 		return "", true, err
 	}
 	r.Backup = b.ID
-	art, err := s.Artifacts.Open(ctx, b.Artifact)
+	art, err := s.Backups.Artifacts.Open(ctx, b.Artifact)
 	if err != nil {
 		return "", true, err
 	}
 	defer art.Close()
-	if _, err := s.Backups.Check(ctx, art, a.Name); err != nil {
+	if _, err := s.Backups.Engine.Check(ctx, art, a.Name); err != nil {
 		return "", true, err
 	}
 	return fmt.Sprintf("%s: %s, %s, %s; every checksum verified", b.ID, Count(b.Manifest.Tables, "table"), Count(b.Manifest.Rows, "row"), Count(b.Manifest.Files, "file")), true, nil
 }
 
 // validate runs the environment's checks; any failure fails the step.
-func (s *Service) validate(ctx context.Context, r *Release, e *Environment) (string, bool, error) {
+func (s *ReleaseService) validate(ctx context.Context, r *Release, e *Environment) (string, bool, error) {
 	if s.Checker == nil || len(e.Checks) == 0 {
 		return "", false, nil
 	}
 	results := s.Checker.Run(ctx, e)
 	r.Checks = results
-	if err := s.Releases.SaveChecks(ctx, r.ID, results); err != nil {
+	if err := s.Store.SaveChecks(ctx, r.ID, results); err != nil {
 		return "", true, err
 	}
 	var lines, failed []string
@@ -294,7 +294,7 @@ func (s *Service) validate(ctx context.Context, r *Release, e *Environment) (str
 }
 
 // Resume continues an interrupted release from its first unfinished step.
-func (s *Service) Resume(ctx context.Context, actor, id string) (*Release, error) {
+func (s *ReleaseService) Resume(ctx context.Context, actor, id string) (*Release, error) {
 	r, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -312,12 +312,12 @@ func (s *Service) Resume(ctx context.Context, actor, id string) (*Release, error
 // authorizeResume checks what requesting r checked: the role of its kind
 // on its environment and, for a restore or rollback, the restore role of
 // the environment its backup's data belongs to.
-func (s *Service) authorizeResume(ctx context.Context, actor string, r *Release) error {
+func (s *ReleaseService) authorizeResume(ctx context.Context, actor string, r *Release) error {
 	act := resumeActions[r.Kind]
 	if (r.Kind != KindRestore && r.Kind != KindRollback) || r.Backup == "" {
 		return s.authorizeOnRelease(ctx, actor, act, r)
 	}
-	b, a, err := s.backupOf(ctx, r.Backup)
+	b, a, err := s.Backups.backupOf(ctx, r.Backup)
 	if err != nil {
 		return err
 	}

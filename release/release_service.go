@@ -8,11 +8,19 @@ import (
 	"unicode/utf8"
 )
 
-// ReleaseParts are what releases need beyond backups and migrations.
-type ReleaseParts struct {
-	Releases ReleaseStore
-	Hooks    Hooks
-	Checker  Checker
+// ReleaseService requests, approves and runs releases: deploys, restores,
+// rollbacks, switches and restarts. It reaches backups, migrations,
+// versions and variables through their services.
+type ReleaseService struct {
+	*Core
+	Store      ReleaseStore
+	Backups    *BackupService
+	Migrations *MigrationService
+	Versions   *VersionService
+	Variables  *VariableService
+	Hooks      Hooks
+	Checker    Checker
+	// Notifier, when set, hears every change of a release.
 	Notifier Notifier
 	// LeaseTTL is how long a runner's claim lasts without renewal: how soon
 	// a dead runner is noticed (default 30s).
@@ -26,21 +34,14 @@ type ReleaseParts struct {
 	steps map[string]stepDef
 }
 
-func (s *Service) releasesReady() error {
-	if s.Releases == nil {
-		return Errorf(CodeUnavailable, "releases are not available: relbot was started without them")
-	}
-	return nil
-}
-
-func (s *Service) leaseTTL() time.Duration {
+func (s *ReleaseService) leaseTTL() time.Duration {
 	if s.LeaseTTL > 0 {
 		return s.LeaseTTL
 	}
 	return 30 * time.Second
 }
 
-func (s *Service) notify(ctx context.Context, r *Release, e Event) {
+func (s *ReleaseService) notify(ctx context.Context, r *Release, e Event) {
 	if s.Notifier != nil {
 		s.Notifier.ReleaseChanged(ctx, r, e)
 	}
@@ -53,15 +54,15 @@ func (s *Service) notify(ctx context.Context, r *Release, e Event) {
 // reason of a move that ends or stops the release (Release.Reason); the
 // note of a move to scheduled, running or succeeded is the store's only,
 // so replies and messages built from r read as they did.
-func (s *Service) move(ctx context.Context, r *Release, from, to State, reason string) error {
+func (s *ReleaseService) move(ctx context.Context, r *Release, from, to State, reason string) error {
 	if err := CheckMove(r.ID, from, to); err != nil {
 		return err
 	}
 	var err error
 	if to == StateRunning {
-		err = s.Releases.TakeLease(ctx, r.ID, from, s.Owner, s.Now().UTC().Add(s.leaseTTL()))
+		err = s.Store.TakeLease(ctx, r.ID, from, s.Owner, s.Now().UTC().Add(s.leaseTTL()))
 	} else {
-		err = s.Releases.MoveRelease(ctx, r.ID, from, to, reason)
+		err = s.Store.MoveRelease(ctx, r.ID, from, to, reason)
 	}
 	if err != nil {
 		return err
@@ -79,15 +80,12 @@ func (s *Service) move(ctx context.Context, r *Release, from, to State, reason s
 // A file the target already has is refused, naming who applied it and
 // when; one that brings plugins the target lacks is refused unless
 // allowNewPlugins (deploy --allow-new-plugins), a choice the release keeps.
-func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env string, at *time.Time, allowNewPlugins bool) (*Release, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
+func (s *ReleaseService) RequestDeploy(ctx context.Context, actor, migrationID, env string, at *time.Time, allowNewPlugins bool) (*Release, error) {
 	if at != nil && at.After(s.Now().Add(MaxScheduleAhead)) {
 		return nil, Errorf(CodeInvalid, "--at %s is more than %d days ahead: a release holds its environment until it runs, so schedule it closer to the time",
 			at.UTC().Format("2006-01-02 15:04 MST"), int(MaxScheduleAhead.Hours()/24))
 	}
-	m, a, e, err := s.migrationTarget(ctx, migrationID, env)
+	m, a, e, err := s.Migrations.migrationTarget(ctx, migrationID, env)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +101,8 @@ func (s *Service) RequestDeploy(ctx context.Context, actor, migrationID, env str
 
 // request records a new release and, when its environment needs no
 // approval, makes it scheduled at once.
-func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environment) (*Release, error) {
-	id, err := s.Store.NextID(ctx, a.Name, "r")
+func (s *ReleaseService) request(ctx context.Context, r *Release, a *App, e *Environment) (*Release, error) {
+	id, err := s.IDs.NextID(ctx, a.Name, "r")
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +111,7 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 	r.State = StateAwaitingApproval
 	r.Channel = a.Channel
 	r.Steps = stepsFor(r, e)
-	if err := s.Releases.CreateRelease(ctx, r); err != nil {
+	if err := s.Store.CreateRelease(ctx, r); err != nil {
 		return nil, err
 	}
 	s.Log.Info("release requested", "app", a.Name, "env", e.Name, "release", id, "kind", r.Kind, "by", r.RequestedBy)
@@ -136,9 +134,9 @@ func (s *Service) request(ctx context.Context, r *Release, a *App, e *Environmen
 // the previous environment, a file the target already has, plugins the
 // target lacks (unless allowed), missing variables, a freeze, a hold. Its
 // note says what was let through (new plugins allowed).
-func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time, allowNewPlugins bool) (note string, err error) {
+func (s *ReleaseService) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time, allowNewPlugins bool) (note string, err error) {
 	if prev := a.Previous(e.Name); prev != nil && prev != a.Source() {
-		rs, err := s.Releases.ListReleases(ctx, a.Name, prev.Name)
+		rs, err := s.Store.ListReleases(ctx, a.Name, prev.Name)
 		if err != nil {
 			return "", err
 		}
@@ -153,7 +151,7 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 			return "", Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
 		}
 	}
-	if err := s.checkLayouts(ctx, a, e, m); err != nil {
+	if err := s.Migrations.checkLayouts(ctx, a, e, m); err != nil {
 		return "", err
 	}
 	// The plugins are judged after the variables: a refusal for missing
@@ -163,7 +161,7 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 	if err != nil {
 		return "", err
 	}
-	known, err := s.knownVariables(ctx, a, e)
+	known, err := s.Migrations.knownVariables(ctx, a, e)
 	if err != nil {
 		return "", err
 	}
@@ -189,13 +187,13 @@ func (s *Service) preflightDeploy(ctx context.Context, a *App, e *Environment, m
 
 // checkTarget asks the target whether it has m already (refused: a file
 // is applied once) and which plugins m brings that it lacks.
-func (s *Service) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) ([]NewPlugin, error) {
-	art, err := s.Artifacts.Open(ctx, m.Artifact)
+func (s *ReleaseService) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) ([]NewPlugin, error) {
+	art, err := s.Migrations.Artifacts.Open(ctx, m.Artifact)
 	if err != nil {
 		return nil, err
 	}
 	defer art.Close()
-	c, err := s.Migrator.Check(ctx, art, a, e)
+	c, err := s.Migrations.Engine.Check(ctx, art, a, e)
 	if err != nil {
 		return nil, wrapUser(err, "cannot check %s %s before deploying %s", a.Name, e.Name, m.ID)
 	}
@@ -227,7 +225,7 @@ func newPluginsAllowed(a *App, e *Environment, m *Migration, plugins []NewPlugin
 }
 
 // preflightWindow refuses a frozen or held environment.
-func (s *Service) preflightWindow(ctx context.Context, a *App, e *Environment, at *time.Time) error {
+func (s *ReleaseService) preflightWindow(ctx context.Context, a *App, e *Environment, at *time.Time) error {
 	when := s.Now()
 	if at != nil && at.After(when) {
 		when = *at
@@ -237,7 +235,7 @@ func (s *Service) preflightWindow(ctx context.Context, a *App, e *Environment, a
 			return Errorf(CodeForbidden, "%s %s is frozen (%s): releases wait until the window ends, or deploy --at a time outside it", a.Name, e.Name, f.Text)
 		}
 	}
-	h, err := s.Releases.GetHold(ctx, a.Name, e.Name)
+	h, err := s.Store.GetHold(ctx, a.Name, e.Name)
 	if err != nil {
 		return err
 	}
@@ -249,21 +247,18 @@ func (s *Service) preflightWindow(ctx context.Context, a *App, e *Environment, a
 
 // GetRelease returns a release, expiring it first if its approval window
 // has passed.
-func (s *Service) GetRelease(ctx context.Context, id string) (*Release, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
+func (s *ReleaseService) GetRelease(ctx context.Context, id string) (*Release, error) {
 	if err := s.RecoverInterrupted(ctx); err != nil {
 		s.Log.Warn("recover interrupted releases", "err", err)
 	}
-	r, err := s.Releases.GetRelease(ctx, id)
+	r, err := s.Store.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return s.expire(ctx, r)
 }
 
-func (s *Service) expire(ctx context.Context, r *Release) (*Release, error) {
+func (s *ReleaseService) expire(ctx context.Context, r *Release) (*Release, error) {
 	if r.State != StateAwaitingApproval {
 		return r, nil
 	}
@@ -287,10 +282,7 @@ func (s *Service) expire(ctx context.Context, r *Release) (*Release, error) {
 }
 
 // ListReleases lists an app's releases (of env when given), newest first.
-func (s *Service) ListReleases(ctx context.Context, app, env string) ([]*Release, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
+func (s *ReleaseService) ListReleases(ctx context.Context, app, env string) ([]*Release, error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, err
@@ -305,7 +297,7 @@ func (s *Service) ListReleases(ctx context.Context, app, env string) ([]*Release
 	if err := s.RecoverInterrupted(ctx); err != nil {
 		s.Log.Warn("recover interrupted releases", "err", err)
 	}
-	rs, err := s.Releases.ListReleases(ctx, app, env)
+	rs, err := s.Store.ListReleases(ctx, app, env)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +309,7 @@ func (s *Service) ListReleases(ctx context.Context, app, env string) ([]*Release
 	return rs, nil
 }
 
-func (s *Service) releaseEnv(r *Release) (*App, *Environment, error) {
+func (s *Core) releaseEnv(r *Release) (*App, *Environment, error) {
 	a, err := s.App(r.App)
 	if err != nil {
 		return nil, nil, err
@@ -328,7 +320,7 @@ func (s *Service) releaseEnv(r *Release) (*App, *Environment, error) {
 
 // Approve records actor's approval. When the policy is met the release
 // becomes scheduled; the caller that made it so gets runnable=true.
-func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, runnable bool, err error) {
+func (s *ReleaseService) Approve(ctx context.Context, actor, id string) (r *Release, runnable bool, err error) {
 	if r, err = s.GetRelease(ctx, id); err != nil {
 		return nil, false, err
 	}
@@ -346,14 +338,14 @@ func (s *Service) Approve(ctx context.Context, actor, id string) (r *Release, ru
 	if err := s.authorize(ctx, actor, ActApprove, a, e); err != nil {
 		return nil, false, err
 	}
-	added, err := s.Releases.AddApproval(ctx, id, Approval{By: actor, At: s.Now().UTC()})
+	added, err := s.Store.AddApproval(ctx, id, Approval{By: actor, At: s.Now().UTC()})
 	if err != nil {
 		return nil, false, err
 	}
 	if !added {
 		return nil, false, Errorf(CodeConflict, "%s already approved %s", actor, id)
 	}
-	if r, err = s.Releases.GetRelease(ctx, id); err != nil {
+	if r, err = s.Store.GetRelease(ctx, id); err != nil {
 		return nil, false, err
 	}
 	s.notify(ctx, r, Event{Kind: EventApproved, Actor: actor, Detail: fmt.Sprintf("%d of %d", len(r.Approvals), p.Required)})
@@ -379,7 +371,7 @@ func approverNames(as []Approval) string {
 }
 
 // Reject ends a release awaiting approval.
-func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Release, error) {
+func (s *ReleaseService) Reject(ctx context.Context, actor, id, reason string) (*Release, error) {
 	r, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -409,7 +401,7 @@ func (s *Service) Reject(ctx context.Context, actor, id, reason string) (*Releas
 }
 
 // Cancel ends a release that has not started running.
-func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error) {
+func (s *ReleaseService) Cancel(ctx context.Context, actor, id string) (*Release, error) {
 	r, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -438,7 +430,7 @@ func (s *Service) Cancel(ctx context.Context, actor, id string) (*Release, error
 // RequestRollback asks for a deploy's pre-release backup to be restored:
 // in place, or into another environment (the app's recovery). It needs the
 // approvals a release to that environment needs.
-func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (*Release, error) {
+func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string) (*Release, error) {
 	orig, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -487,10 +479,7 @@ func (s *Service) RequestRollback(ctx context.Context, actor, id, into string) (
 }
 
 // Lock holds every release and restore of an environment.
-func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Hold, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
+func (s *ReleaseService) Lock(ctx context.Context, actor, app, env, reason string) (*Hold, error) {
 	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return nil, err
@@ -508,7 +497,7 @@ func (s *Service) Lock(ctx context.Context, actor, app, env, reason string) (*Ho
 	h := Hold{App: app, Env: e.Name, Reason: reason, By: actor, At: s.Now().UTC()}
 	// One statement places the hold or finds one placed already, so of two
 	// users locking at once only one is told "locked".
-	if err := s.Releases.PutHold(ctx, h); err != nil {
+	if err := s.Store.PutHold(ctx, h); err != nil {
 		return nil, err
 	}
 	s.Log.Info("environment locked", "app", app, "env", e.Name, "by", actor)
@@ -522,10 +511,7 @@ const MaxScheduleAhead = 30 * 24 * time.Hour
 const MaxHoldReason = 500
 
 // Unlock lifts a hold.
-func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {
-	if err := s.releasesReady(); err != nil {
-		return err
-	}
+func (s *ReleaseService) Unlock(ctx context.Context, actor, app, env string) error {
 	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return err
@@ -533,7 +519,7 @@ func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {
 	if err := s.authorize(ctx, actor, ActUnlock, a, e); err != nil {
 		return err
 	}
-	if err := s.Releases.DeleteHold(ctx, app, e.Name); err != nil {
+	if err := s.Store.DeleteHold(ctx, app, e.Name); err != nil {
 		if ErrorCode(err) == CodeNotFound {
 			return Errorf(CodeNotFound, "%s %s is not locked", app, e.Name)
 		}
@@ -544,18 +530,15 @@ func (s *Service) Unlock(ctx context.Context, actor, app, env string) error {
 }
 
 // Holds lists the manual locks in force.
-func (s *Service) Holds(ctx context.Context) ([]Hold, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
-	return s.Releases.ListHolds(ctx)
+func (s *ReleaseService) Holds(ctx context.Context) ([]Hold, error) {
+	return s.Store.ListHolds(ctx)
 }
 
 // RecoverInterrupted marks running releases whose runner stopped renewing
 // its lease as interrupted, naming the step they were at and, for the
 // apply, whether the migration committed (its marker row says so).
-func (s *Service) RecoverInterrupted(ctx context.Context) error {
-	rs, err := s.Releases.ExpiredLeases(ctx, s.Now().UTC())
+func (s *ReleaseService) RecoverInterrupted(ctx context.Context) error {
+	rs, err := s.Store.ExpiredLeases(ctx, s.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -589,16 +572,44 @@ func (s *Service) RecoverInterrupted(ctx context.Context) error {
 }
 
 // migrationApplied asks the target whether the release's file committed.
-func (s *Service) migrationApplied(ctx context.Context, r *Release) (bool, error) {
-	m, a, e, err := s.migrationTarget(ctx, r.Migration, r.Env)
+func (s *ReleaseService) migrationApplied(ctx context.Context, r *Release) (bool, error) {
+	m, a, e, err := s.Migrations.migrationTarget(ctx, r.Migration, r.Env)
 	if err != nil {
 		return false, err
 	}
-	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	art, err := s.Migrations.Artifacts.Open(ctx, m.Artifact)
 	if err != nil {
 		return false, err
 	}
 	defer art.Close()
-	done, err := s.Migrator.Applied(ctx, art, a, e)
+	done, err := s.Migrations.Engine.Applied(ctx, art, a, e)
 	return done != nil, err
+}
+
+// RestoreBackup requests a restore of a backup: into its own environment,
+// or into (any environment of the app, or "recovery"). Every restore is a
+// release of its target — recorded, run under the environment's lock with
+// its hooks and checks, approved as a release there when the environment
+// asks for approvals — so that users may be switched to recovery only
+// after its checks passed, and no environment is overwritten without a
+// trace.
+func (s *ReleaseService) RestoreBackup(ctx context.Context, actor, id, into string) (*Release, error) {
+	b, a, err := s.Backups.backupOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if into == "" {
+		into = b.Env
+	}
+	target, err := a.Env(into)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeRestore(ctx, actor, ActRestore, a, target, b.Env); err != nil {
+		return nil, err
+	}
+	if err := s.preflightWindow(ctx, a, target, nil); err != nil {
+		return nil, err
+	}
+	return s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor}, a, target)
 }

@@ -24,7 +24,7 @@ func (e *Environment) HasRestartHook() bool {
 // change of the environment it is refused while the environment is
 // locked, and it never overlaps a release there: it holds the
 // environment's lock.
-func (s *Service) Restart(ctx context.Context, actor, app, env string) (*RestartResult, error) {
+func (s *ReleaseService) Restart(ctx context.Context, actor, app, env string) (*RestartResult, error) {
 	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return nil, err
@@ -35,17 +35,12 @@ func (s *Service) Restart(ctx context.Context, actor, app, env string) (*Restart
 	if !e.HasRestartHook() {
 		return nil, Errorf(CodeConflict, "%s %s has no restart hook in apps.yaml: restart the app yourself to make it see the change (or define hooks: {restart: ...} for %s)", a.Name, e.Name, e.Name)
 	}
-	if s.Hooks == nil {
-		return nil, Errorf(CodeUnavailable, "hooks are not available: relbot was started without them")
+	h, err := s.Store.GetHold(ctx, a.Name, e.Name)
+	if err != nil {
+		return nil, err
 	}
-	if s.Releases != nil {
-		h, err := s.Releases.GetHold(ctx, a.Name, e.Name)
-		if err != nil {
-			return nil, err
-		}
-		if h != nil {
-			return nil, Errorf(CodeForbidden, "%s %s is locked by %s since %s: %s; unlock %s %s first, then restart it", a.Name, e.Name, h.By, h.At.UTC().Format("2006-01-02 15:04 MST"), h.Reason, a.Name, e.Name)
-		}
+	if h != nil {
+		return nil, Errorf(CodeForbidden, "%s %s is locked by %s since %s: %s; unlock %s %s first, then restart it", a.Name, e.Name, h.By, h.At.UTC().Format("2006-01-02 15:04 MST"), h.Reason, a.Name, e.Name)
 	}
 	res := &RestartResult{App: a.Name, Env: e.Name, By: actor}
 	start := s.Now()

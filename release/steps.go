@@ -15,7 +15,7 @@ import (
 
 // stepFunc does one step of r and returns its log; ran is false for a step
 // the environment does not configure (a hook it lacks): it is skipped.
-type stepFunc func(ctx context.Context, s *Service, r *Release, a *App, e *Environment) (log string, ran bool, err error)
+type stepFunc func(ctx context.Context, s *ReleaseService, r *Release, a *App, e *Environment) (log string, ran bool, err error)
 
 // stepDef is one step.
 type stepDef struct {
@@ -42,7 +42,7 @@ type stepDef struct {
 
 // commitProbe is how a committing step is resumed.
 type commitProbe struct {
-	committed func(ctx context.Context, s *Service, r *Release) (bool, error)
+	committed func(ctx context.Context, s *ReleaseService, r *Release) (bool, error)
 	// doneLog is the step's log when resume finds it committed.
 	doneLog string
 	// yes and no are what an interrupted release's reason adds.
@@ -127,7 +127,7 @@ func stepsFor(r *Release, e *Environment) []Step {
 
 // step finds a step's definition in the service's table; a name no table
 // knows (a release recorded by another relbot) fails when it runs.
-func (s *Service) step(name string) stepDef {
+func (s *ReleaseService) step(name string) stepDef {
 	table := s.steps
 	if table == nil {
 		table = stepTable
@@ -135,15 +135,15 @@ func (s *Service) step(name string) stepDef {
 	if d, ok := table[name]; ok {
 		return d
 	}
-	return stepDef{do: func(context.Context, *Service, *Release, *App, *Environment) (string, bool, error) {
+	return stepDef{do: func(context.Context, *ReleaseService, *Release, *App, *Environment) (string, bool, error) {
 		return "", false, Errorf(CodeInternal, "unknown step %q", name)
 	}}
 }
 
-func preflightStep(ctx context.Context, s *Service, r *Release, a *App, e *Environment) (string, bool, error) {
+func preflightStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e *Environment) (string, bool, error) {
 	switch r.Kind {
 	case KindDeploy:
-		m, err := s.Migrations.GetMigration(ctx, r.Migration)
+		m, err := s.Migrations.Store.GetMigration(ctx, r.Migration)
 		if err != nil {
 			return "", true, err
 		}
@@ -168,27 +168,27 @@ func preflightStep(ctx context.Context, s *Service, r *Release, a *App, e *Envir
 	return "freeze and locks checked", true, s.preflightWindow(ctx, a, e, nil)
 }
 
-func noticeStep(context.Context, *Service, *Release, *App, *Environment) (string, bool, error) {
+func noticeStep(context.Context, *ReleaseService, *Release, *App, *Environment) (string, bool, error) {
 	return "users were told before the start", true, nil
 }
 
 // hookStep runs one of the environment's hooks.
 func hookStep(hook string) stepFunc {
-	return func(ctx context.Context, s *Service, _ *Release, _ *App, e *Environment) (string, bool, error) {
+	return func(ctx context.Context, s *ReleaseService, _ *Release, _ *App, e *Environment) (string, bool, error) {
 		return s.hook(ctx, e, hook)
 	}
 }
 
-func backupStep(ctx context.Context, s *Service, r *Release, a *App, e *Environment) (string, bool, error) {
+func backupStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e *Environment) (string, bool, error) {
 	return s.preReleaseBackup(ctx, r, a, e)
 }
 
-func applyStep(ctx context.Context, s *Service, r *Release, _ *App, e *Environment) (string, bool, error) {
+func applyStep(ctx context.Context, s *ReleaseService, r *Release, _ *App, e *Environment) (string, bool, error) {
 	opts := ApplyOptions{}
 	if s.Pause != nil {
 		opts.BeforeCommit = func() { s.Pause(StepApply + " (before commit)") }
 	}
-	res, err := s.ApplyMigration(ctx, r.RequestedBy, r.Migration, e.Name, opts)
+	res, err := s.Migrations.ApplyMigration(ctx, r.RequestedBy, r.Migration, e.Name, opts)
 	if err != nil {
 		return "", true, err
 	}
@@ -201,34 +201,36 @@ func applyStep(ctx context.Context, s *Service, r *Release, _ *App, e *Environme
 // applyProbe: the target's marker row, written in the apply's own
 // transaction, says whether the migration committed.
 var applyProbe = &commitProbe{
-	committed: func(ctx context.Context, s *Service, r *Release) (bool, error) { return s.migrationApplied(ctx, r) },
-	doneLog:   "committed before the interruption (the target's marker records it)",
-	yes:       "the migration had committed (its marker is in the target)",
-	no:        "the migration had not committed: the target is as before it",
+	committed: func(ctx context.Context, s *ReleaseService, r *Release) (bool, error) {
+		return s.migrationApplied(ctx, r)
+	},
+	doneLog: "committed before the interruption (the target's marker records it)",
+	yes:     "the migration had committed (its marker is in the target)",
+	no:      "the migration had not committed: the target is as before it",
 }
 
-func restoreStep(ctx context.Context, s *Service, r *Release, a *App, e *Environment) (string, bool, error) {
-	b, err := s.Store.GetBackup(ctx, r.Backup)
+func restoreStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e *Environment) (string, bool, error) {
+	b, err := s.Backups.Store.GetBackup(ctx, r.Backup)
 	if err != nil {
 		return "", true, err
 	}
-	art, err := s.Artifacts.Open(ctx, b.Artifact)
+	art, err := s.Backups.Artifacts.Open(ctx, b.Artifact)
 	if err != nil {
 		return "", true, err
 	}
 	defer art.Close()
-	rep, err := s.Backups.Restore(ctx, art, a.Name, e, restoreOptions(b, e.Name))
+	rep, err := s.Backups.Engine.Restore(ctx, art, a.Name, e, restoreOptions(b, e.Name))
 	if err != nil {
 		return "", true, err
 	}
 	return withWarnings(fmt.Sprintf("%s restored %s: %s, %s, %s in %s", b.ID, rep.Mode, Count(rep.Tables, "table"), Count(rep.Rows, "row"), Count(rep.Files, "file"), rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
 }
 
-func checksStep(ctx context.Context, s *Service, r *Release, _ *App, e *Environment) (string, bool, error) {
+func checksStep(ctx context.Context, s *ReleaseService, r *Release, _ *App, e *Environment) (string, bool, error) {
 	return s.validate(ctx, r, e)
 }
 
-func switchStep(ctx context.Context, s *Service, r *Release, a *App, _ *Environment) (string, bool, error) {
+func switchStep(ctx context.Context, s *ReleaseService, r *Release, a *App, _ *Environment) (string, bool, error) {
 	return s.switchTraffic(ctx, r, a)
 }
 

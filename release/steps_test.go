@@ -245,13 +245,13 @@ func (c checks) Run(_ context.Context, env *Environment) []CheckResult {
 func engineSteps(l *stepLog) map[string]stepDef {
 	table := maps.Clone(stepTable)
 	fake := func(name string) stepFunc {
-		return func(_ context.Context, s *Service, r *Release, _ *App, _ *Environment) (string, bool, error) {
+		return func(_ context.Context, s *ReleaseService, r *Release, _ *App, _ *Environment) (string, bool, error) {
 			if err := l.call(name); err != nil {
 				return "", true, Errorf(CodeConflict, "%s: %w", name, err)
 			}
 			if name == "backup" {
 				r.Backup = "crm-b1"
-				return "", true, s.Releases.SetBackup(context.Background(), r.ID, r.Backup)
+				return "", true, s.Store.SetBackup(context.Background(), r.ID, r.Backup)
 			}
 			return name + " done", true, nil
 		}
@@ -263,7 +263,7 @@ func engineSteps(l *stepLog) map[string]stepDef {
 	}
 	apply := table[StepApply]
 	probe := *apply.resume
-	probe.committed = func(context.Context, *Service, *Release) (bool, error) {
+	probe.committed = func(context.Context, *ReleaseService, *Release) (bool, error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.fail["committed"], nil // "committed" in fail: the marker is there
@@ -286,16 +286,15 @@ func stepsApp() *App {
 	}, Recovery: &Environment{Name: RecoveryEnv, Hooks: allHooks, Checks: []Check{{Name: "home page"}}}}
 }
 
-func stepsService(l *stepLog) (*Service, *memReleases) {
+func stepsService(l *stepLog) (*ReleaseService, *memReleases) {
 	store := newMemReleases()
-	s := NewService([]*App{stepsApp()}, nil, nil, nil, freeLocker{}, nil)
-	s.Releases, s.Hooks, s.Checker = store, l, checks{l}
-	s.steps = engineSteps(l)
+	core := NewCore([]*App{stepsApp()}, nil, freeLocker{}, nil)
+	s := &ReleaseService{Core: core, Store: store, Hooks: l, Checker: checks{l}, steps: engineSteps(l)}
 	return s, store
 }
 
 // scheduled records a release of kind to env, ready to run.
-func scheduled(t *testing.T, s *Service, store *memReleases, kind ReleaseKind, env string) *Release {
+func scheduled(t *testing.T, s *ReleaseService, store *memReleases, kind ReleaseKind, env string) *Release {
 	t.Helper()
 	a, _ := s.App("crm")
 	e, err := a.Env(env)
@@ -615,8 +614,7 @@ func TestStateMoves(t *testing.T) {
 			pair := string(from) + " -> " + string(to)
 			store := newMemReleases()
 			store.rs["crm-r1"] = &Release{ID: "crm-r1", State: from}
-			s := &Service{Now: time.Now, Owner: "test"}
-			s.Releases = store
+			s := &ReleaseService{Core: &Core{Now: time.Now, Owner: "test"}, Store: store}
 			r := &Release{ID: "crm-r1", State: from}
 			err := s.move(context.Background(), r, from, to, "why")
 			if legal[pair] {

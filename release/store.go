@@ -5,13 +5,11 @@ import (
 	"time"
 )
 
-// Store keeps the bot's own records. Implementations translate "no such
-// record" into an *Error with CodeNotFound.
+// Store keeps the bot's records of backups (BackupService's store), and
+// numbers them. Implementations translate "no such record" into an *Error
+// with CodeNotFound.
 type Store interface {
-	// NextID allocates the next short ID of a kind for an app: kind "b"
-	// gives crm-b1, crm-b2, ...
-	NextID(ctx context.Context, app, kind string) (string, error)
-
+	IDs
 	SaveBackup(ctx context.Context, b *Backup) error
 	GetBackup(ctx context.Context, id string) (*Backup, error)
 	// ListBackups returns an environment's backups, newest first.

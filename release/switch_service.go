@@ -9,10 +9,7 @@ import (
 // after release id — a rollback or restore into it — passed its checks:
 // the recovery environment's switch_traffic hook runs once the environment
 // users leave (the restored backup's) has approved it, as a release there.
-func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release, error) {
-	if err := s.releasesReady(); err != nil {
-		return nil, err
-	}
+func (s *ReleaseService) RequestSwitch(ctx context.Context, actor, id string) (*Release, error) {
 	src, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -33,7 +30,7 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 	}
 	// A deploy interrupted in the environment users leave holds it; moving
 	// them away abandons it (it can still be rolled back later).
-	open, err := s.Releases.ListReleases(ctx, a.Name, from.Name)
+	open, err := s.Store.ListReleases(ctx, a.Name, from.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +48,7 @@ func (s *Service) RequestSwitch(ctx context.Context, actor, id string) (*Release
 // switchSource checks that users may be moved to what src restored into
 // the recovery environment, and returns the environment they would leave.
 // It holds at request time and again when the switch starts.
-func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Environment, error) {
+func (s *ReleaseService) switchSource(ctx context.Context, a *App, src *Release) (*Environment, error) {
 	if !src.restoredRecovery() {
 		return nil, Errorf(CodeConflict, "%s is a %s of %s %s that is %s: users can be moved only to the %s environment, after a rollback or restore into it succeeded with its checks passed",
 			src.ID, src.Kind, src.App, src.Env, src.State, RecoveryEnv)
@@ -70,7 +67,7 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 	if err := s.preflightWindow(ctx, a, a.Recovery, nil); err != nil {
 		return nil, err
 	}
-	rs, err := s.Releases.ListReleases(ctx, a.Name, RecoveryEnv)
+	rs, err := s.Store.ListReleases(ctx, a.Name, RecoveryEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +75,7 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 		return nil, Errorf(CodeConflict, "%s %s has changed since %s (%s is newer): switch to what the newest restore brought, once its checks pass",
 			a.Name, RecoveryEnv, src.ID, rs[0].ID)
 	}
-	b, err := s.Store.GetBackup(ctx, src.Backup)
+	b, err := s.Backups.Store.GetBackup(ctx, src.Backup)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +86,7 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 	if from.Name == RecoveryEnv {
 		return nil, Errorf(CodeConflict, "%s restored a backup of %s itself: there is no environment to move users from", src.ID, RecoveryEnv)
 	}
-	done, err := s.Releases.ListReleases(ctx, a.Name, from.Name)
+	done, err := s.Store.ListReleases(ctx, a.Name, from.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +100,8 @@ func (s *Service) switchSource(ctx context.Context, a *App, src *Release) (*Envi
 
 // checkSwitch checks, for switch release r, that users may still be moved
 // to what r.SwitchTo restored.
-func (s *Service) checkSwitch(ctx context.Context, a *App, r *Release) error {
-	src, err := s.Releases.GetRelease(ctx, r.SwitchTo)
+func (s *ReleaseService) checkSwitch(ctx context.Context, a *App, r *Release) error {
+	src, err := s.Store.GetRelease(ctx, r.SwitchTo)
 	if err != nil {
 		return err
 	}
@@ -115,7 +112,7 @@ func (s *Service) checkSwitch(ctx context.Context, a *App, r *Release) error {
 // switchTraffic runs the recovery environment's switch_traffic hook for
 // switch release r, holding the recovery environment so that nothing
 // restores into it meanwhile.
-func (s *Service) switchTraffic(ctx context.Context, r *Release, a *App) (string, bool, error) {
+func (s *ReleaseService) switchTraffic(ctx context.Context, r *Release, a *App) (string, bool, error) {
 	var out string
 	err := s.withLock(ctx, envLockKey(a.Name, RecoveryEnv), func(ctx context.Context) error {
 		// Checked again here, under recovery's lock: a resumed switch skips

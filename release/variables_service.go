@@ -10,6 +10,17 @@ import (
 	"time"
 )
 
+// VariableService keeps environments' variables and secrets. SecretKey
+// seals secrets; PreviousSecretKey only opens them, during a key rotation.
+// AppVariables, when set, writes a NocoBase app's own variables table.
+type VariableService struct {
+	*Core
+	Store             VariableStore
+	AppVariables      AppVariables
+	SecretKey         []byte
+	PreviousSecretKey []byte
+}
+
 // VariableView is one variable as users see it. A secret's Value is always
 // Masked: views never carry secret values.
 type VariableView struct {
@@ -28,25 +39,18 @@ const BuiltinNocoBase = "nocobase"
 
 // usesAppTable reports whether a's variables are also written to the
 // environment's own table; apps without the preset keep them in relbot only.
-func (s *Service) usesAppTable(a *App) bool {
+func (s *VariableService) usesAppTable(a *App) bool {
 	return a.Builtin == BuiltinNocoBase && s.AppVariables != nil
-}
-
-func (s *Service) varEnv(app, env string) (*App, *Environment, error) {
-	if s.Variables == nil {
-		return nil, nil, Errorf(CodeUnavailable, "variables are not available: relbot was started without its variable store")
-	}
-	return s.appEnv(app, env)
 }
 
 // ListVariables lists an environment's variables and secrets by name:
 // relbot's own and, for NocoBase apps, those of the app's table.
-func (s *Service) ListVariables(ctx context.Context, app, env string) ([]VariableView, error) {
-	a, e, err := s.varEnv(app, env)
+func (s *VariableService) ListVariables(ctx context.Context, app, env string) ([]VariableView, error) {
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.Variables.ListVariables(ctx, a.Name, e.Name)
+	stored, err := s.Store.ListVariables(ctx, a.Name, e.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +88,7 @@ func (s *Service) ListVariables(ctx context.Context, app, env string) ([]Variabl
 // VariableNames maps every variable name an environment has, in relbot's
 // store or in the app's table, to whether it is a secret. Release preflight
 // compares a migration's references with it.
-func (s *Service) VariableNames(ctx context.Context, app, env string) (map[string]bool, error) {
+func (s *VariableService) VariableNames(ctx context.Context, app, env string) (map[string]bool, error) {
 	vs, err := s.ListVariables(ctx, app, env)
 	if err != nil {
 		return nil, err
@@ -98,7 +102,7 @@ func (s *Service) VariableNames(ctx context.Context, app, env string) (map[strin
 
 // appNames reads the app's table; an environment whose database has no
 // such table yet has no variables there.
-func (s *Service) appNames(ctx context.Context, a *App, e *Environment) (map[string]bool, error) {
+func (s *VariableService) appNames(ctx context.Context, a *App, e *Environment) (map[string]bool, error) {
 	if !s.usesAppTable(a) {
 		return nil, nil
 	}
@@ -118,9 +122,9 @@ type existing struct {
 	secret          bool
 }
 
-func (s *Service) lookupVariable(ctx context.Context, a *App, e *Environment, name string) (existing, error) {
+func (s *VariableService) lookupVariable(ctx context.Context, a *App, e *Environment, name string) (existing, error) {
 	var x existing
-	stored, err := s.Variables.ListVariables(ctx, a.Name, e.Name)
+	stored, err := s.Store.ListVariables(ctx, a.Name, e.Name)
 	if err != nil {
 		return x, err
 	}
@@ -156,8 +160,8 @@ func shortQuote(s string) string {
 }
 
 // SetVariable sets a plain variable of an environment.
-func (s *Service) SetVariable(ctx context.Context, actor, app, env, name, value string) (*VariableView, error) {
-	a, e, err := s.varEnv(app, env)
+func (s *VariableService) SetVariable(ctx context.Context, actor, app, env, name, value string) (*VariableView, error) {
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +195,8 @@ func (s *Service) SetVariable(ctx context.Context, actor, app, env, name, value 
 
 // SetSecret sets a secret of an environment. The value is encrypted before
 // it is stored and never appears in errors or logs.
-func (s *Service) SetSecret(ctx context.Context, actor, app, env, name, value string) (*VariableView, error) {
-	a, e, err := s.varEnv(app, env)
+func (s *VariableService) SetSecret(ctx context.Context, actor, app, env, name, value string) (*VariableView, error) {
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +223,7 @@ func (s *Service) SetSecret(ctx context.Context, actor, app, env, name, value st
 	}
 	// Refuse to mix keys: a secret sealed now with a key that cannot open
 	// the others would leave the store readable by no single key.
-	all, err := s.Variables.AllSecrets(ctx)
+	all, err := s.Store.AllSecrets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +241,7 @@ func (s *Service) SetSecret(ctx context.Context, actor, app, env, name, value st
 
 // putVariable writes the app's table first: when the app cannot take the
 // value (no key, database down), relbot's store is left as it was.
-func (s *Service) putVariable(ctx context.Context, a *App, e *Environment, v StoredVariable, value string) (*VariableView, error) {
+func (s *VariableService) putVariable(ctx context.Context, a *App, e *Environment, v StoredVariable, value string) (*VariableView, error) {
 	kind := kindOf(v.Secret)
 	log := s.Log.With("app", a.Name, "env", e.Name, "name", v.Name, "kind", kind)
 	inApp := false
@@ -253,7 +257,7 @@ func (s *Service) putVariable(ctx context.Context, a *App, e *Environment, v Sto
 			inApp = true
 		}
 	}
-	if err := s.Variables.PutVariable(ctx, v); err != nil {
+	if err := s.Store.PutVariable(ctx, v); err != nil {
 		log.Error("store variable", "err", err)
 		return nil, wrapUser(err, "cannot store %s %s of %s %s", kind, v.Name, a.Name, e.Name)
 	}
@@ -273,17 +277,17 @@ func kindOf(secret bool) string {
 }
 
 // UnsetVariable removes a plain variable from relbot's store and the app's table.
-func (s *Service) UnsetVariable(ctx context.Context, actor, app, env, name string) error {
+func (s *VariableService) UnsetVariable(ctx context.Context, actor, app, env, name string) error {
 	return s.unset(ctx, actor, app, env, name, false)
 }
 
 // UnsetSecret removes a secret from relbot's store and the app's table.
-func (s *Service) UnsetSecret(ctx context.Context, actor, app, env, name string) error {
+func (s *VariableService) UnsetSecret(ctx context.Context, actor, app, env, name string) error {
 	return s.unset(ctx, actor, app, env, name, true)
 }
 
-func (s *Service) unset(ctx context.Context, actor, app, env, name string, secret bool) error {
-	a, e, err := s.varEnv(app, env)
+func (s *VariableService) unset(ctx context.Context, actor, app, env, name string, secret bool) error {
+	a, e, err := s.appEnv(app, env)
 	if err != nil {
 		return err
 	}
@@ -320,7 +324,7 @@ func (s *Service) unset(ctx context.Context, actor, app, env, name string, secre
 		}
 	}
 	if x.inRelbot {
-		if err := s.Variables.DeleteVariable(ctx, a.Name, e.Name, name); err != nil && ErrorCode(err) != CodeNotFound {
+		if err := s.Store.DeleteVariable(ctx, a.Name, e.Name, name); err != nil && ErrorCode(err) != CodeNotFound {
 			log.Error("delete variable", "err", err)
 			return wrapUser(err, "cannot remove %s %s of %s %s", kind, name, a.Name, e.Name)
 		}
@@ -330,7 +334,7 @@ func (s *Service) unset(ctx context.Context, actor, app, env, name string, secre
 }
 
 // secretKey is RELBOT_SECRET_KEY, needed only when a secret is read or written.
-func (s *Service) secretKey() ([]byte, error) {
+func (s *VariableService) secretKey() ([]byte, error) {
 	if len(s.SecretKey) == 0 {
 		return nil, Errorf(CodeUnavailable, "RELBOT_SECRET_KEY is not set: secrets cannot be stored or read without it (32 random bytes as 64 hex characters: openssl rand -hex 32)")
 	}
@@ -341,7 +345,7 @@ func (s *Service) secretKey() ([]byte, error) {
 }
 
 // keyFor returns the key, current or previous, whose id is id, or nil.
-func (s *Service) keyFor(id string) []byte {
+func (s *VariableService) keyFor(id string) []byte {
 	if len(s.SecretKey) > 0 && id == KeyID(s.SecretKey) {
 		return s.SecretKey
 	}
@@ -353,7 +357,7 @@ func (s *Service) keyFor(id string) []byte {
 
 // checkKeyIDs fails with one clear error when any secret was sealed with a
 // key relbot does not have; callers check before decrypting anything.
-func (s *Service) checkKeyIDs(vs []StoredVariable) error {
+func (s *VariableService) checkKeyIDs(vs []StoredVariable) error {
 	for _, v := range vs {
 		if s.keyFor(v.KeyID) == nil {
 			return Errorf(CodeIncompatible, "secrets were encrypted with another RELBOT_SECRET_KEY (key id %s); set the right key", v.KeyID)
@@ -364,7 +368,7 @@ func (s *Service) checkKeyIDs(vs []StoredVariable) error {
 
 // openAll decrypts every secret, or none: a wrong key is told before any
 // decryption, and a secret that does not open with its own key is damage.
-func (s *Service) openAll(vs []StoredVariable) ([]string, error) {
+func (s *VariableService) openAll(vs []StoredVariable) ([]string, error) {
 	if _, err := s.secretKey(); err != nil {
 		return nil, err
 	}
@@ -384,11 +388,8 @@ func (s *Service) openAll(vs []StoredVariable) ([]string, error) {
 
 // SecretValues returns the clear value of every secret relbot holds, so the
 // migration engine can refuse a file that carries one. Never log them.
-func (s *Service) SecretValues(ctx context.Context) ([]string, error) {
-	if s.Variables == nil {
-		return nil, nil
-	}
-	all, err := s.Variables.AllSecrets(ctx)
+func (s *VariableService) SecretValues(ctx context.Context) ([]string, error) {
+	all, err := s.Store.AllSecrets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +406,7 @@ const minSecretMatch = 6
 // RefuseSecretIn refuses free text someone typed (a description, a reason)
 // that holds the clear value of a secret relbot knows; what names the text.
 // commands checks every free-text field with it.
-func (s *Service) RefuseSecretIn(ctx context.Context, what, text string) error {
+func (s *VariableService) RefuseSecretIn(ctx context.Context, what, text string) error {
 	secrets, err := s.SecretValues(ctx)
 	if err != nil {
 		return err
@@ -422,8 +423,8 @@ func (s *Service) RefuseSecretIn(ctx context.Context, what, text string) error {
 // env, or nil when it is not set (the app's engine then reads its own key
 // file). env is matched by identity among the configured environments: the
 // AppVariables interface passes only the environment.
-func (s *Service) AppAESKey(ctx context.Context, env *Environment) ([]byte, error) {
-	if s.Variables == nil || env == nil {
+func (s *VariableService) AppAESKey(ctx context.Context, env *Environment) ([]byte, error) {
+	if env == nil {
 		return nil, nil
 	}
 	var app *App
@@ -437,7 +438,7 @@ func (s *Service) AppAESKey(ctx context.Context, env *Environment) ([]byte, erro
 	if app == nil {
 		return nil, nil
 	}
-	stored, err := s.Variables.ListVariables(ctx, app.Name, env.Name)
+	stored, err := s.Store.ListVariables(ctx, app.Name, env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -462,15 +463,12 @@ func (s *Service) AppAESKey(ctx context.Context, env *Environment) ([]byte, erro
 // opening it with RELBOT_SECRET_KEY_PREVIOUS. Every secret is decrypted
 // before any is written, so a missing key changes nothing; a run cut short
 // can be repeated. It returns how many were re-encrypted, of how many.
-func (s *Service) RekeySecrets(ctx context.Context) (rekeyed, total int, err error) {
-	if s.Variables == nil {
-		return 0, 0, Errorf(CodeUnavailable, "variables are not available: relbot was started without its variable store")
-	}
+func (s *VariableService) RekeySecrets(ctx context.Context) (rekeyed, total int, err error) {
 	key, err := s.secretKey()
 	if err != nil {
 		return 0, 0, err
 	}
-	all, err := s.Variables.AllSecrets(ctx)
+	all, err := s.Store.AllSecrets(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -488,7 +486,7 @@ func (s *Service) RekeySecrets(ctx context.Context) (rekeyed, total int, err err
 			return rekeyed, len(all), fmt.Errorf("encrypt secret %s of %s %s: %w", v.Name, v.App, v.Env, err)
 		}
 		v.Ciphertext, v.KeyID = sealed, current // who and when stay: the value did not change
-		if err := s.Variables.PutVariable(ctx, v); err != nil {
+		if err := s.Store.PutVariable(ctx, v); err != nil {
 			return rekeyed, len(all), wrapUser(err, "re-encrypting stopped after %d of %d secrets; run it again", rekeyed, len(all))
 		}
 		rekeyed++

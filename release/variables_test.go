@@ -47,13 +47,11 @@ func (s *memVars) AllSecrets(context.Context) ([]StoredVariable, error) {
 	return out, nil
 }
 
-func newVarService(t *testing.T, builtin string) (*Service, *memVars) {
+func newVarService(t *testing.T, builtin string) (*VariableService, *memVars) {
 	t.Helper()
 	app := &App{Name: "crm", Builtin: builtin, Environments: []*Environment{{Name: "development"}, {Name: "production"}}}
-	s := NewService([]*App{app}, nil, nil, nil, nil, nil)
 	store := &memVars{m: map[string]StoredVariable{}}
-	s.Variables = store
-	s.SecretKey = bytes.Repeat([]byte{1}, 32)
+	s := &VariableService{Core: NewCore([]*App{app}, nil, nil, nil), Store: store, SecretKey: bytes.Repeat([]byte{1}, 32)}
 	return s, store
 }
 

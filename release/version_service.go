@@ -9,15 +9,19 @@ import (
 	"unicode/utf8"
 )
 
-func (s *Service) versionsReady() error {
-	if s.Versions == nil || s.Versioner == nil {
-		return Errorf(CodeUnavailable, "versions are not available: relbot was started without them")
-	}
-	return nil
-}
-
 // versionLockKey serialises an app's version writes: a retention pass
 // never removes a blob that a version being created counts on.
+// VersionService saves, lists, compares and restores versions of an app's
+// source configuration, and compares environments (drift_service.go).
+type VersionService struct {
+	*Core
+	Store     VersionStore
+	Engine    VersionEngine
+	Artifacts Artifacts
+	// Variables tells drift which variable names only one side has.
+	Variables *VariableService
+}
+
 func versionLockKey(app string) string { return "versions:" + app }
 
 // versionBlobs keeps an app's blobs in the artifact store under
@@ -128,10 +132,7 @@ func (w *recordedWriter) Commit() error {
 }
 
 // CreateVersion saves a checkpoint of the app's source environment.
-func (s *Service) CreateVersion(ctx context.Context, actor, app, description string) (*Version, error) {
-	if err := s.versionsReady(); err != nil {
-		return nil, err
-	}
+func (s *VersionService) CreateVersion(ctx context.Context, actor, app, description string) (*Version, error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, err
@@ -162,8 +163,8 @@ func (s *Service) CreateVersion(ctx context.Context, actor, app, description str
 
 // createVersion snapshots and records a version; callers hold the app's
 // version lock.
-func (s *Service) createVersion(ctx context.Context, actor string, a *App, description string, auto bool) (*Version, error) {
-	id, err := s.Store.NextID(ctx, a.Name, "v")
+func (s *VersionService) createVersion(ctx context.Context, actor string, a *App, description string, auto bool) (*Version, error) {
+	id, err := s.IDs.NextID(ctx, a.Name, "v")
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 	// The blobs of a failed version go, unless the context ended: the
 	// version lock may be lost then, and another replica may already count
 	// on them (orphans cost only space).
-	snap, err := s.Versioner.Snapshot(ctx, a, src, blobs)
+	snap, err := s.Engine.Snapshot(ctx, a, src, blobs)
 	if err != nil {
 		log.Error("version failed", "err", err)
 		if ctx.Err() == nil {
@@ -184,10 +185,10 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 	}
 	v := &Version{ID: id, App: a.Name, Env: src.Name, Description: description, CreatedBy: actor, CreatedAt: now, Auto: auto,
 		CoreVersion: snap.CoreVersion, Plugins: snap.Plugins, Tables: snap.Tables}
-	if err := s.Versions.SaveVersion(ctx, v); err != nil {
+	if err := s.Store.SaveVersion(ctx, v); err != nil {
 		// A save that failed may still have committed: keep the blobs of
 		// a version that exists.
-		if _, gerr := s.Versions.GetVersion(ctx, id); ctx.Err() == nil && ErrorCode(gerr) == CodeNotFound {
+		if _, gerr := s.Store.GetVersion(ctx, id); ctx.Err() == nil && ErrorCode(gerr) == CodeNotFound {
 			blobs.drop(ctx, log)
 		}
 		return nil, err
@@ -200,12 +201,12 @@ func (s *Service) createVersion(ctx context.Context, actor string, a *App, descr
 // the blobs no remaining version refers to. Records go first, so a failure
 // half way leaves unreferenced blobs, never a version without its rows.
 // (A failed create removes the blobs it added itself: newBlobs.)
-func (s *Service) versionRetention(ctx context.Context, a *App) {
+func (s *VersionService) versionRetention(ctx context.Context, a *App) {
 	keep := a.VersionKeep
 	if keep <= 0 {
 		keep = DefaultVersionKeep
 	}
-	all, err := s.Versions.ListVersions(ctx, a.Name) // newest first
+	all, err := s.Store.ListVersions(ctx, a.Name) // newest first
 	if err != nil || len(all) <= keep {
 		if err != nil {
 			s.Log.Error("version retention", "app", a.Name, "err", err)
@@ -220,7 +221,7 @@ func (s *Service) versionRetention(ctx context.Context, a *App) {
 	}
 	blobs := versionBlobs{s.Artifacts, a.Name}
 	for _, v := range all[keep:] {
-		if err := s.Versions.DeleteVersion(ctx, v.ID); err != nil {
+		if err := s.Store.DeleteVersion(ctx, v.ID); err != nil {
 			s.Log.Error("version retention", "app", a.Name, "version", v.ID, "err", err)
 			return
 		}
@@ -238,19 +239,16 @@ func (s *Service) versionRetention(ctx context.Context, a *App) {
 }
 
 // ListVersions lists an app's versions, newest first.
-func (s *Service) ListVersions(ctx context.Context, app string) ([]*Version, error) {
-	if err := s.versionsReady(); err != nil {
-		return nil, err
-	}
+func (s *VersionService) ListVersions(ctx context.Context, app string) ([]*Version, error) {
 	if _, err := s.App(app); err != nil {
 		return nil, err
 	}
-	return s.Versions.ListVersions(ctx, app)
+	return s.Store.ListVersions(ctx, app)
 }
 
 // versionOf finds a version of app a; one of another app is refused.
-func (s *Service) versionOf(ctx context.Context, a *App, id string) (*Version, error) {
-	v, err := s.Versions.GetVersion(ctx, id)
+func (s *VersionService) versionOf(ctx context.Context, a *App, id string) (*Version, error) {
+	v, err := s.Store.GetVersion(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -262,10 +260,7 @@ func (s *Service) versionOf(ctx context.Context, a *App, id string) (*Version, e
 
 // DiffVersion compares version from with version to, or with the live
 // source database when to is empty.
-func (s *Service) DiffVersion(ctx context.Context, app, from, to string) (*VersionDiff, error) {
-	if err := s.versionsReady(); err != nil {
-		return nil, err
-	}
+func (s *VersionService) DiffVersion(ctx context.Context, app, from, to string) (*VersionDiff, error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, err
@@ -280,7 +275,7 @@ func (s *Service) DiffVersion(ctx context.Context, app, from, to string) (*Versi
 			return nil, err
 		}
 	}
-	d, err := s.Versioner.Diff(ctx, a, a.Source(), fv, tv, versionBlobs{s.Artifacts, a.Name})
+	d, err := s.Engine.Diff(ctx, a, a.Source(), fv, tv, versionBlobs{s.Artifacts, a.Name})
 	if err != nil {
 		return nil, wrapUser(err, "diff of %s failed", from)
 	}
@@ -290,10 +285,7 @@ func (s *Service) DiffVersion(ctx context.Context, app, from, to string) (*Versi
 // RestoreVersion makes the source's versioned tables exactly the version,
 // in one transaction. A version of the current state is saved first, so
 // the restore can itself be undone; it is returned with the report.
-func (s *Service) RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *Version, rep *VersionRestoreReport, err error) {
-	if err := s.versionsReady(); err != nil {
-		return nil, nil, nil, err
-	}
+func (s *VersionService) RestoreVersion(ctx context.Context, actor, app, id string) (restored, before *Version, rep *VersionRestoreReport, err error) {
 	a, err := s.App(app)
 	if err != nil {
 		return nil, nil, nil, err
@@ -312,7 +304,7 @@ func (s *Service) RestoreVersion(ctx context.Context, actor, app, id string) (re
 				return err
 			}
 			s.Log.Info("version restore started", "app", a.Name, "env", src.Name, "version", id, "by", actor, "before", before.ID)
-			if rep, err = s.Versioner.Restore(ctx, a, src, v, versionBlobs{s.Artifacts, a.Name}); err != nil {
+			if rep, err = s.Engine.Restore(ctx, a, src, v, versionBlobs{s.Artifacts, a.Name}); err != nil {
 				return wrapUser(err, "restore of %s failed", id)
 			}
 			s.versionRetention(ctx, a)
@@ -328,15 +320,12 @@ func (s *Service) RestoreVersion(ctx context.Context, actor, app, id string) (re
 
 // versionSource stands a saved version up as a scratch database shaped
 // like the source, for the migration engine to read; drop removes it.
-func (s *Service) versionSource(ctx context.Context, a *App, id string) (*Environment, func(), error) {
-	if err := s.versionsReady(); err != nil {
-		return nil, nil, err
-	}
+func (s *VersionService) versionSource(ctx context.Context, a *App, id string) (*Environment, func(), error) {
 	v, err := s.versionOf(ctx, a, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	env, drop, err := s.Versioner.Materialize(ctx, a, a.Source(), v, versionBlobs{s.Artifacts, a.Name})
+	env, drop, err := s.Engine.Materialize(ctx, a, a.Source(), v, versionBlobs{s.Artifacts, a.Name})
 	if err != nil {
 		return nil, nil, wrapUser(err, "cannot rebuild %s for a migration", id)
 	}

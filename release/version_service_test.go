@@ -17,9 +17,9 @@ import (
 	"github.com/relbot/relbot/storage/postgres"
 )
 
-// versionService is a Service over a real store, artifact directory and
+// versionService is a VersionService over a real store, artifact directory and
 // the sample app's development database, keeping keep versions.
-func versionService(t *testing.T, keep int) (*release.Service, string) {
+func versionService(t *testing.T, keep int) (*release.VersionService, string) {
 	t.Helper()
 	ctx := context.Background()
 	_, devDSN := testenv.NewDatabase(t, "dev")
@@ -54,9 +54,9 @@ func versionService(t *testing.T, keep int) (*release.Service, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := release.NewService(apps, store, arts, nil, memory.NewLocker(), nil)
-	svc.Versions = store
-	svc.Versioner = &versions.Engine{}
+	core := release.NewCore(apps, store, memory.NewLocker(), nil)
+	svc := &release.VersionService{Core: core, Store: store, Engine: &versions.Engine{}, Artifacts: arts,
+		Variables: &release.VariableService{Core: core, Store: store}}
 	return svc, dir
 }
 
@@ -127,6 +127,7 @@ func TestVersionServiceRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	svc, dir := versionService(t, 0)
+	migrations := &release.MigrationService{Core: svc.Core, Versions: svc, Variables: svc.Variables}
 	cases := []struct {
 		name string
 		call func() error
@@ -138,7 +139,7 @@ func TestVersionServiceRefusals(t *testing.T) {
 		{"unknown app", func() error { _, err := svc.CreateVersion(ctx, "a", "nope", "x"); return err }, release.CodeNotFound, `no app "nope"`},
 		{"unknown version", func() error { _, _, _, err := svc.RestoreVersion(ctx, "a", "crm", "crm-v9"); return err }, release.CodeNotFound, "no version crm-v9"},
 		{"unknown diff", func() error { _, err := svc.DiffVersion(ctx, "crm", "crm-v9", ""); return err }, release.CodeNotFound, "no version crm-v9"},
-		{"unknown migration source", func() error { _, err := svc.CreateMigration(ctx, "a", "crm", "crm-v9", ""); return err }, release.CodeUnavailable, "migrations are not available"},
+		{"unknown migration source", func() error { _, err := migrations.CreateMigration(ctx, "a", "crm", "crm-v9", ""); return err }, release.CodeNotFound, "no version crm-v9"},
 	}
 	for _, tc := range cases {
 		err := tc.call()
@@ -152,7 +153,7 @@ func TestVersionServiceRefusals(t *testing.T) {
 	// A version of another app is refused even when a caller skips the
 	// grammar's ID check.
 	other := &release.Version{ID: "shop-v1", App: "shop", Env: "development", Description: "x", CreatedBy: "c", CreatedAt: time.Now(), Tables: []release.VersionTable{}}
-	if err := svc.Versions.SaveVersion(ctx, other); err != nil {
+	if err := svc.Store.SaveVersion(ctx, other); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := svc.RestoreVersion(ctx, "a", "crm", "shop-v1"); release.ErrorCode(err) != release.CodeInvalid || !strings.Contains(err.Error(), "version shop-v1 is of app shop, not crm") {
@@ -180,8 +181,8 @@ func TestFailedVersionLeavesNoBlobs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	svc, dir := versionService(t, 10)
-	engine := svc.Versioner
-	svc.Versioner = failAfterSnapshot{engine}
+	engine := svc.Engine
+	svc.Engine = failAfterSnapshot{engine}
 	if _, err := svc.CreateVersion(ctx, "alice", "crm", "fails"); err == nil || !strings.Contains(err.Error(), "connection to development was lost") {
 		t.Fatalf("create: %v", err)
 	}
@@ -192,7 +193,7 @@ func TestFailedVersionLeavesNoBlobs(t *testing.T) {
 		t.Fatalf("versions after a failed create: %v %+v", err, list)
 	}
 
-	svc.Versioner = engine
+	svc.Engine = engine
 	v1, err := svc.CreateVersion(ctx, "alice", "crm", "first")
 	if err != nil {
 		t.Fatal(err)
@@ -202,14 +203,14 @@ func TestFailedVersionLeavesNoBlobs(t *testing.T) {
 	if _, err := conn.Exec(ctx, `UPDATE "uiSchemas" SET "name" = 'changed' WHERE "x-uid" = (SELECT min("x-uid") FROM "uiSchemas")`); err != nil {
 		t.Fatal(err)
 	}
-	svc.Versioner = failAfterSnapshot{engine}
+	svc.Engine = failAfterSnapshot{engine}
 	if _, err := svc.CreateVersion(ctx, "alice", "crm", "fails too"); err == nil {
 		t.Fatal("create did not fail")
 	}
 	if n := blobFiles(t, dir); n != blobs {
 		t.Fatalf("after a failed second version: %d blobs, want crm-v1's %d", n, blobs)
 	}
-	svc.Versioner = engine
+	svc.Engine = engine
 	if d, err := svc.DiffVersion(ctx, "crm", v1.ID, ""); err != nil || len(d.Tables) != 1 {
 		t.Fatalf("crm-v1 must still read all its blobs and see the one change: %v %+v", err, d)
 	}

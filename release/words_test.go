@@ -49,7 +49,7 @@ func TestListReadsAsEnglish(t *testing.T) {
 
 // A message listing names reads as English, not as Go's [crm hr].
 func TestUnknownAppListsTheConfiguredOnes(t *testing.T) {
-	s := NewService([]*App{{Name: "hr"}, {Name: "crm"}}, nil, nil, nil, nil, nil)
+	s := NewCore([]*App{{Name: "hr"}, {Name: "crm"}}, nil, nil, nil)
 	_, err := s.App("tickets")
 	if got, want := ErrorMessage(err), `no app "tickets" (configured: crm and hr)`; got != want {
 		t.Errorf("message = %q, want %q", got, want)

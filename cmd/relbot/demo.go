@@ -276,7 +276,7 @@ func (d *demo) migrations(ctx context.Context, sys *system, sample *fixtures.Sam
 	if err != nil {
 		return err
 	}
-	m, _, err := sys.service.ShowMigration(ctx, id)
+	m, _, err := sys.migrations.ShowMigration(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (d *demo) releases(ctx context.Context, sys *system, sample *fixtures.Sampl
 	if err := d.slackRelease(ctx, sys, d.settings, sample, d.dir, id); err != nil {
 		return err
 	}
-	again, err := sys.service.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
+	again, err := sys.migrations.ApplyMigration(ctx, "alice", id, fixtures.Staging, release.ApplyOptions{})
 	if err != nil {
 		return err
 	}

@@ -245,7 +245,7 @@ func (d *demo) slackRelease(ctx context.Context, sys *system, settings *config.S
 	if err := s.command(ctx, "alice", "deploy "+migration+" production --allow-new-plugins"); err != nil {
 		return err
 	}
-	rs, err := sys.service.ListReleases(ctx, "crm", "production")
+	rs, err := sys.releases.ListReleases(ctx, "crm", "production")
 	if err != nil || len(rs) == 0 || rs[0].State != release.StateAwaitingApproval {
 		return fmt.Errorf("the production release was not requested (%v)", err)
 	}
@@ -258,7 +258,7 @@ func (d *demo) slackRelease(ctx context.Context, sys *system, settings *config.S
 	deadline := time.Now().Add(3 * time.Minute)
 	var r *release.Release
 	for time.Now().Before(deadline) {
-		if r, err = sys.service.GetRelease(ctx, id); err != nil {
+		if r, err = sys.releases.GetRelease(ctx, id); err != nil {
 			return err
 		}
 		if r.State == release.StateSucceeded || r.State == release.StateFailed {

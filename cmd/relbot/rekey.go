@@ -30,8 +30,8 @@ func runRekey(ctx context.Context, args []string, std Stdio, getenv func(string)
 		return report(std, commands.Reply{}, err, false)
 	}
 	defer store.Close()
-	svc := release.NewService(nil, store, nil, nil, nil, log)
-	if err := wireVariables(svc, store, settings); err != nil {
+	svc, err := newVariables(release.NewCore(nil, store, nil, log), store, settings)
+	if err != nil {
 		fmt.Fprintln(std.Err, "relbot: "+oneLine(err.Error()))
 		return exitFailed
 	}

@@ -50,12 +50,27 @@ func Run(ctx context.Context, args []string, io Stdio, getenv func(string) strin
 
 // system is every part wired together.
 type system struct {
-	service    *release.Service
+	services
 	dispatcher *commands.Dispatcher
 	// dedupe remembers Slack deliveries: in Redis when configured, else
 	// in the bot's database.
 	dedupe bot.Dedupe
 	close  func()
+}
+
+// services are the domain's, one per area, each built once over one Core.
+type services struct {
+	core       *release.Core
+	backups    *release.BackupService
+	migrations *release.MigrationService
+	versions   *release.VersionService
+	variables  *release.VariableService
+	releases   *release.ReleaseService
+}
+
+// dispatch is what the commands call of each service.
+func (sv services) dispatch() commands.Services {
+	return commands.Services{Core: sv.core, Backups: sv.backups, Migrations: sv.migrations, Versions: sv.versions, Variables: sv.variables, Releases: sv.releases}
 }
 
 // build wires the parts from settings and apps. Only cmd knows them all.
@@ -111,35 +126,32 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		return nil, err
 	}
 	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, Log: log}
-	svc := release.NewService(apps, store, arts, engine, locker, log)
-	if err := wireVariables(svc, store, s); err != nil {
-		closeAll()
-		return nil, err
-	}
+	core := release.NewCore(apps, store, locker, log)
 	if s.SlackBotToken != "" {
 		// Roles may name Slack user groups; without a token a role that
 		// does is refused (release says why).
-		svc.Groups = bot.NewGroups(slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL)), bot.DefaultGroupRefresh)
+		core.Groups = bot.NewGroups(slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL)), bot.DefaultGroupRefresh)
 	}
-	svc.Migrations = store
-	svc.Migrator = &migrate.Engine{SigningKey: migrate.SigningKey(svc.SecretKey)}
-	svc.Versions = store
-	svc.Versioner = &versions.Engine{}
-	svc.LayoutReader = nocobase.Layouts{}
-	svc.ReleaseParts = release.ReleaseParts{
-		Releases: store,
-		Hooks:    &hooks.Runner{Log: log},
-		Checker:  &checks.Runner{},
-		LeaseTTL: o.leaseTTL,
-		Pause:    o.pause,
+	vars, err := newVariables(core, store, s)
+	if err != nil {
+		closeAll()
+		return nil, err
 	}
+	sv := services{core: core, variables: vars}
+	sv.backups = &release.BackupService{Core: core, Store: store, Artifacts: arts, Engine: engine}
+	sv.versions = &release.VersionService{Core: core, Store: store, Engine: &versions.Engine{}, Artifacts: arts, Variables: vars}
+	sv.migrations = &release.MigrationService{Core: core, Store: store, Engine: &migrate.Engine{SigningKey: migrate.SigningKey(vars.SecretKey)},
+		Artifacts: arts, LayoutReader: nocobase.Layouts{}, Versions: sv.versions, Variables: vars}
+	sv.releases = &release.ReleaseService{Core: core, Store: store,
+		Backups: sv.backups, Migrations: sv.migrations, Versions: sv.versions, Variables: vars,
+		Hooks: &hooks.Runner{Log: log}, Checker: &checks.Runner{}, LeaseTTL: o.leaseTTL, Pause: o.pause}
 	if o.progress != nil {
 		var n release.Notifier = &termNotifier{w: o.progress, now: time.Now}
 		// With Slack configured, what a terminal does (an approval, a run)
 		// updates the release's message in the channel too.
 		if s.SlackBotToken != "" {
 			api := slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL))
-			sn := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(svc.App), Log: log})
+			sn := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(core.App), Log: log})
 			n = bothNotifiers{n, sn}
 			closers = append(closers, func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -149,7 +161,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 				}
 			})
 		}
-		svc.Notifier = n
+		sv.releases.Notifier = n
 	}
 	loc, err := s.Location()
 	if err != nil {
@@ -157,8 +169,8 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		return nil, err
 	}
 	return &system{
-		service:    svc,
-		dispatcher: &commands.Dispatcher{Service: svc, Location: loc, Foreground: o.progress != nil, Log: log},
+		services:   sv,
+		dispatcher: &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log},
 		dedupe:     dedupe,
 		close:      closeAll,
 	}, nil

@@ -17,25 +17,25 @@ import (
 	"github.com/relbot/relbot/storage/postgres"
 )
 
-// wireVariables gives the service its variable store, the NocoBase engine
-// for apps' own tables, and the keys. A missing RELBOT_SECRET_KEY is not an
-// error here: only reading or writing a secret needs it, and says so.
-func wireVariables(svc *release.Service, store *postgres.Store, s *config.Settings) error {
-	svc.Variables = store
+// newVariables builds the variables service: its store, the NocoBase
+// engine for apps' own tables, and the keys. A missing RELBOT_SECRET_KEY is
+// not an error here: only reading or writing a secret needs it, and says so.
+func newVariables(core *release.Core, store *postgres.Store, s *config.Settings) (*release.VariableService, error) {
+	svc := &release.VariableService{Core: core, Store: store}
 	svc.AppVariables = &nocobase.Variables{KeyFor: svc.AppAESKey}
 	if s.SecretKey != "" {
 		key, err := s.SecretKeyBytes()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		svc.SecretKey = key
 	}
 	prev, err := s.PreviousSecretKeyBytes()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc.PreviousSecretKey = prev
-	return nil
+	return svc, nil
 }
 
 // secretReader reads one secret value from the terminal's stdin: without

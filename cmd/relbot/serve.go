@@ -109,9 +109,9 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		return exitFailed
 	}
 	defer sys.close()
-	svc := sys.service
+	svc := sys.releases
 
-	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Releases, Policies: bot.PolicyFunc(svc.App), Log: log})
+	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Store, Policies: bot.PolicyFunc(svc.App), Log: log})
 	svc.Notifier = notifier
 	// The server runs what becomes runnable; commands return at once.
 	sys.dispatcher.Foreground = false
@@ -138,7 +138,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	// is the record's last value: they read it from the end of the line.
 	slog.New(slog.NewTextHandler(io.Err, nil)).Info("relbot serve started",
 		"socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps), listeningOn, ln.Addr().String())
-	go checkBackupTools(ctx, svc.Backups, file.Apps, log)
+	go checkBackupTools(ctx, sys.backups.Engine, file.Apps, log)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -148,7 +148,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}()
 	// Nightly backups and verifies: every replica runs the scheduler; the
 	// shared locker lets exactly one take each tick.
-	sched := &scheduler.Scheduler{Service: svc, Log: log, Notify: backupNotifier(api, log)}
+	sched := &scheduler.Scheduler{Backups: sys.backups, Log: log, Notify: backupNotifier(api, log)}
 	go func() {
 		defer wg.Done()
 		if err := sched.Run(ctx); err != nil && ctx.Err() == nil {
@@ -217,7 +217,7 @@ func backupNoticeText(n scheduler.BackupNotice) string {
 // keepRecovering marks releases whose runner died as interrupted, at start
 // and every recoverEvery, and starts scheduled releases nobody runs (one
 // approved while no server was up, or whose server restarted).
-func keepRecovering(ctx context.Context, svc *release.Service, b *bot.Bot, log *slog.Logger) {
+func keepRecovering(ctx context.Context, svc *release.ReleaseService, b *bot.Bot, log *slog.Logger) {
 	t := time.NewTicker(recoverEvery)
 	defer t.Stop()
 	for {

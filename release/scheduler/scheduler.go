@@ -26,18 +26,18 @@ import (
 const Actor = "scheduler"
 
 // Scheduler runs the scheduled backups and verifies of every environment
-// of Service's apps. Set the fields, then call Run (or Tick); the fields
+// of Backups' apps. Set the fields, then call Run (or Tick); the fields
 // must not change afterwards.
 type Scheduler struct {
-	Service *release.Service
-	// Locker claims each tick across replicas; nil uses Service.Locker.
+	Backups *release.BackupService
+	// Locker claims each tick across replicas; nil uses Backups.Locker.
 	// Every replica must use the same one (Redis, or the bot's database).
 	Locker release.Locker
-	// Owner names this replica in claims; "" uses Service.Owner.
+	// Owner names this replica in claims; "" uses Backups.Owner.
 	Owner string
 	// Now is the clock Run reads; nil is time.Now.
 	Now func() time.Time
-	// Log defaults to Service.Log.
+	// Log defaults to Backups.Log.
 	Log *slog.Logger
 	// Notify tells an app's channel how a run went; nil logs the notice
 	// (LogNotify). It is called once per run this replica made, from the
@@ -66,16 +66,16 @@ type envJobs struct {
 func (s *Scheduler) init() {
 	s.once.Do(func() {
 		if s.Log == nil {
-			s.Log = s.Service.Log
+			s.Log = s.Backups.Log
 		}
 		if s.Log == nil {
 			s.Log = slog.New(slog.DiscardHandler)
 		}
 		if s.Locker == nil {
-			s.Locker = s.Service.Locker
+			s.Locker = s.Backups.Locker
 		}
 		if s.Owner == "" {
-			s.Owner = s.Service.Owner
+			s.Owner = s.Backups.Owner
 		}
 		if s.Owner == "" {
 			s.Owner = "relbot scheduler"
@@ -83,7 +83,7 @@ func (s *Scheduler) init() {
 		if s.Notify == nil {
 			s.Notify = LogNotify(s.Log)
 		}
-		for _, a := range s.Service.Apps() {
+		for _, a := range s.Backups.Apps() {
 			envs := append([]*release.Environment(nil), a.Environments...)
 			if a.Recovery != nil {
 				envs = append(envs, a.Recovery)
@@ -339,7 +339,7 @@ func (s *Scheduler) settle(ctx context.Context, lock release.Lock, key string, f
 
 // newestScheduled returns the environment's newest scheduled backup, or nil.
 func (s *Scheduler) newestScheduled(ctx context.Context, j *envJobs) (*release.Backup, error) {
-	all, err := s.Service.ListBackups(ctx, j.app.Name, j.name)
+	all, err := s.Backups.ListBackups(ctx, j.app.Name, j.name)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +428,7 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	n.OK = true
 	n.Backup = b
 	n.Duration = time.Since(start)
-	if all, err := s.Service.ListBackups(ctx, j.app.Name, j.name); err == nil {
+	if all, err := s.Backups.ListBackups(ctx, j.app.Name, j.name); err == nil {
 		n.Kept = len(all)
 	}
 	log.Info("scheduled backup done", "backup", b.ID, "bytes", b.Size, "late", n.Late)
@@ -443,7 +443,7 @@ func (s *Scheduler) createWaiting(ctx context.Context, j *envJobs, period time.D
 	deadline := time.Now().Add(grace(period))
 	poll := min(max(period/40, 100*time.Millisecond), time.Second)
 	for waited := false; ; waited = true {
-		b, err := s.Service.CreateBackup(release.AsSystem(ctx), Actor, j.app.Name, j.name, release.BackupScheduled)
+		b, err := s.Backups.CreateBackup(release.AsSystem(ctx), Actor, j.app.Name, j.name, release.BackupScheduled)
 		if release.ErrorCode(err) != release.CodeConflict || time.Now().Add(poll).After(deadline) {
 			return b, err
 		}
@@ -488,7 +488,7 @@ func (s *Scheduler) runVerify(ctx context.Context, j *envJobs, tick, now time.Ti
 	if !ok {
 		return n, false
 	}
-	all, err := s.Service.ListBackups(ctx, j.app.Name, j.name)
+	all, err := s.Backups.ListBackups(ctx, j.app.Name, j.name)
 	if err != nil {
 		s.settle(ctx, lock, key, true)
 		if ctx.Err() != nil {
@@ -502,7 +502,7 @@ func (s *Scheduler) runVerify(ctx context.Context, j *envJobs, tick, now time.Ti
 	}
 	newest := all[0]
 	n.Backup = newest
-	b, rep, err := s.Service.VerifyBackup(release.AsSystem(ctx), Actor, newest.ID)
+	b, rep, err := s.Backups.VerifyBackup(release.AsSystem(ctx), Actor, newest.ID)
 	if err != nil {
 		s.settle(ctx, lock, key, true)
 		if ctx.Err() != nil {

@@ -123,9 +123,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// service builds one replica's release.Service: its own connection pool
+// service builds one replica's release.BackupService: its own connection pool
 // to the shared bot database, and locker (nil: the database's).
-func (r *rig) service(t *testing.T, locker release.Locker) (*release.Service, *postgres.Store) {
+func (r *rig) service(t *testing.T, locker release.Locker) (*release.BackupService, *postgres.Store) {
 	t.Helper()
 	ctx := context.Background()
 	log := testLog(t)
@@ -145,7 +145,7 @@ func (r *rig) service(t *testing.T, locker release.Locker) (*release.Service, *p
 	if locker == nil {
 		locker = store.Locker()
 	}
-	svc := release.NewService(apps, store, arts, &pgsnap.Engine{Workers: 2, Log: log}, locker, log)
+	svc := &release.BackupService{Core: release.NewCore(apps, store, locker, log), Store: store, Artifacts: arts, Engine: &pgsnap.Engine{Workers: 2, Log: log}}
 	svc.Now = r.clock.Now
 	return svc, store
 }
@@ -175,11 +175,11 @@ func (n *notices) take() []scheduler.BackupNotice {
 	return out
 }
 
-func (r *rig) scheduler(t *testing.T, svc *release.Service, owner string, n *notices) *scheduler.Scheduler {
-	return &scheduler.Scheduler{Service: svc, Owner: owner, Now: r.clock.Now, Log: testLog(t), Notify: n.notify}
+func (r *rig) scheduler(t *testing.T, svc *release.BackupService, owner string, n *notices) *scheduler.Scheduler {
+	return &scheduler.Scheduler{Backups: svc, Owner: owner, Now: r.clock.Now, Log: testLog(t), Notify: n.notify}
 }
 
-func scheduled(t *testing.T, svc *release.Service, env string) []*release.Backup {
+func scheduled(t *testing.T, svc *release.BackupService, env string) []*release.Backup {
 	t.Helper()
 	all, err := svc.ListBackups(context.Background(), "crm", env)
 	if err != nil {
@@ -228,7 +228,7 @@ func TestOneBackupPerTickAcrossReplicas(t *testing.T) {
 	})
 }
 
-func onePerTick(t *testing.T, r *rig, svcA, svcB *release.Service, la, lb release.Locker, cleanup func([]string)) {
+func onePerTick(t *testing.T, r *rig, svcA, svcB *release.BackupService, la, lb release.Locker, cleanup func([]string)) {
 	ctx := context.Background()
 	var na, nb notices
 	sa := r.scheduler(t, svcA, "replica-a", &na)
@@ -584,7 +584,7 @@ func TestRun(t *testing.T) {
 	r.clock = nil
 	svc, _ := r.serviceRealTime(t)
 	var n notices
-	s := &scheduler.Scheduler{Service: svc, Owner: "replica-run", Log: testLog(t), Notify: n.notify}
+	s := &scheduler.Scheduler{Backups: svc, Owner: "replica-run", Log: testLog(t), Notify: n.notify}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -611,7 +611,7 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func (r *rig) serviceRealTime(t *testing.T) (*release.Service, *postgres.Store) {
+func (r *rig) serviceRealTime(t *testing.T) (*release.BackupService, *postgres.Store) {
 	r.clock = &clock{}
 	svc, store := r.service(t, nil)
 	svc.Now = time.Now
