@@ -71,10 +71,7 @@ func createDatabase(t testing.TB, name, template string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, AdminDSN())
-	if err != nil {
-		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
-	}
+	conn := connectAdmin(t, ctx)
 	defer conn.Close(context.Background())
 	id := pgx.Identifier{name}.Sanitize()
 	create := "CREATE DATABASE " + id
@@ -178,15 +175,23 @@ func DropDatabase(t testing.TB, name string) {
 	Exec(t, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
+// connectAdmin connects to the admin database or fails the test; the
+// caller closes the connection.
+func connectAdmin(t testing.TB, ctx context.Context) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, AdminDSN())
+	if err != nil {
+		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
+	}
+	return conn
+}
+
 // Exec runs one statement on the admin database.
 func Exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, AdminDSN())
-	if err != nil {
-		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
-	}
+	conn := connectAdmin(t, ctx)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -234,10 +239,7 @@ func CloseAndWait(t testing.TB, conn *pgx.Conn) {
 	conn.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminDSN())
-	if err != nil {
-		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
-	}
+	admin := connectAdmin(t, ctx)
 	defer admin.Close(context.Background())
 	for {
 		var alive bool
