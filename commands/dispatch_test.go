@@ -324,3 +324,19 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorReplyCodes: --json carries every release code as it is
+// (snake_case), and the text people read is the message alone.
+func TestErrorReplyCodes(t *testing.T) {
+	for _, code := range release.Codes {
+		r := ErrorReply(release.Errorf(code, "backup crm-b9 was not found"))
+		b, _ := json.Marshal(r.Data)
+		want := fmt.Sprintf(`{"error":{"code":%q,"message":"backup crm-b9 was not found"}}`, code)
+		if string(b) != want || strings.Contains(string(code), " ") {
+			t.Errorf("%s: --json %s, want %s", code, b, want)
+		}
+		if r.Text != "backup crm-b9 was not found" {
+			t.Errorf("%s: text %q", code, r.Text)
+		}
+	}
+}

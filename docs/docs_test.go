@@ -300,3 +300,21 @@ func TestBuiltBinariesStayOutOfGit(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsDocListsEveryErrorCode: the codes --json can print are the
+// ones docs/commands.md names.
+func TestCommandsDocListsEveryErrorCode(t *testing.T) {
+	doc := read(t, "docs/commands.md")
+	_, rest, ok := strings.Cut(doc, "<!-- codes -->")
+	listed, _, ok2 := strings.Cut(rest, "<!-- /codes -->")
+	if !ok || !ok2 {
+		t.Fatal("docs/commands.md has no <!-- codes --> list")
+	}
+	var want []string
+	for _, c := range release.Codes {
+		want = append(want, "`"+string(c)+"`")
+	}
+	if got := strings.Fields(strings.ReplaceAll(listed, ",", "")); !slices.Equal(got, want) {
+		t.Errorf("docs/commands.md lists the codes %v; release.Codes is %v", got, want)
+	}
+}

@@ -8,18 +8,23 @@ import (
 
 // Code classifies an error for the user and the transports (exit codes,
 // HTTP statuses). Adapters translate their own failures into one of these.
+// A code is snake_case, as --json prints it ({"error": {"code": "not_found"}});
+// people read the message, never the code.
 type Code string
 
 const (
 	CodeInvalid      Code = "invalid"
-	CodeNotFound     Code = "not found"
+	CodeNotFound     Code = "not_found"
 	CodeConflict     Code = "conflict"
 	CodeForbidden    Code = "forbidden"
-	CodeUnavailable  Code = "not available"
+	CodeUnavailable  Code = "not_available"
 	CodeInternal     Code = "internal"
 	CodeDamaged      Code = "damaged"
 	CodeIncompatible Code = "incompatible"
 )
+
+// Codes is every Code, for tests and documentation that must cover each.
+var Codes = []Code{CodeInvalid, CodeNotFound, CodeConflict, CodeForbidden, CodeUnavailable, CodeInternal, CodeDamaged, CodeIncompatible}
 
 // Error is what a user is shown: a code and one clear sentence. The wrapped
 // cause goes to logs only.

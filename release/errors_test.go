@@ -2,7 +2,13 @@ package release
 
 import (
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -69,5 +75,46 @@ func TestErrorfFoldedCauseOnce(t *testing.T) {
 	e := Errorf(CodeUnavailable, "cannot connect to staging's database: %w", cause)
 	if got, want := e.Error(), "cannot connect to staging's database: failed to connect: 127.0.0.1:5999: dial error [::1]:5999: dial error"; got != want {
 		t.Fatalf("Error() %q\nwant    %q", got, want)
+	}
+}
+
+// TestCodesAreSnakeCaseAndListed: every Code constant of errors.go is in
+// Codes, and each is snake_case, as --json prints it.
+func TestCodesAreSnakeCaseAndListed(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []Code
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, sp := range g.Specs {
+			v := sp.(*ast.ValueSpec)
+			if id, ok := v.Type.(*ast.Ident); !ok || id.Name != "Code" {
+				continue
+			}
+			for _, val := range v.Values {
+				s, err := strconv.Unquote(val.(*ast.BasicLit).Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				declared = append(declared, Code(s))
+			}
+		}
+	}
+	if len(declared) < 8 {
+		t.Fatalf("found %d Code constants in errors.go; the parse is broken", len(declared))
+	}
+	if !slices.Equal(declared, Codes) {
+		t.Errorf("Codes = %v, errors.go declares %v", Codes, declared)
+	}
+	snake := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+	for _, c := range declared {
+		if !snake.MatchString(string(c)) {
+			t.Errorf("code %q is not snake_case", c)
+		}
 	}
 }
