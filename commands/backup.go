@@ -16,7 +16,7 @@ type BackupView struct {
 	Kind       release.BackupKind `json:"kind"`
 	CreatedBy  string             `json:"created_by"`
 	CreatedAt  time.Time          `json:"created_at"`
-	Size       int64              `json:"size"`
+	Size       int64              `json:"size_bytes"`
 	SHA256     string             `json:"sha256"`
 	VerifiedAt *time.Time         `json:"verified_at,omitempty"`
 	Release    string             `json:"release,omitempty"`

@@ -11,7 +11,11 @@ import (
 	"github.com/relbot/relbot/release"
 )
 
-var snakeName = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+var (
+	snakeName = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	// sizeName is a size without its unit ("size", "file_size").
+	sizeName = regexp.MustCompile(`(^|_)size$`)
+)
 
 // jsonTypeStyle returns what in type t would print outside --json's one
 // style: a field without a snake_case json name (Go would print its Go
@@ -48,6 +52,9 @@ func jsonTypeStyle(t reflect.Type, path string, seen map[reflect.Type]bool) []st
 		}
 		if strings.Contains(name, "duration") && !strings.HasSuffix(name, "_ms") && !strings.HasSuffix(name, "_seconds") {
 			bad = append(bad, p+": a duration's json name must end in _ms or _seconds")
+		}
+		if sizeName.MatchString(name) {
+			bad = append(bad, p+": a size's json name must say its unit (size_bytes)")
 		}
 		bad = append(bad, jsonTypeStyle(f.Type, p, seen)...)
 	}

@@ -18,7 +18,7 @@ type MigrationView struct {
 	Note      string                   `json:"note,omitempty"`
 	CreatedBy string                   `json:"created_by"`
 	CreatedAt time.Time                `json:"created_at"`
-	Size      int64                    `json:"size"`
+	Size      int64                    `json:"size_bytes"`
 	SHA256    string                   `json:"sha256"`
 	Summary   release.MigrationSummary `json:"summary"`
 	Applies   []MigrationRunView       `json:"applies,omitempty"`

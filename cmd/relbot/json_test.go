@@ -23,6 +23,9 @@ var (
 	// durationWord names a duration, whose key must carry its unit.
 	durationWord = regexp.MustCompile(`(^|_)(duration|took|timeout|elapsed|interval|wait|expire|expiry|ttl|seconds|ms|ns)(_|$)`)
 	timeKey      = regexp.MustCompile(`(^|_)(at|since|until|time|started|ended)$`)
+	// sizeKey is a size without its unit ("size", "file_size"): sizes are
+	// size_bytes.
+	sizeKey = regexp.MustCompile(`(^|_)size$`)
 	// dataKeyed are the objects whose keys are names from the data (a
 	// plugin's, an environment's), not field names.
 	dataKeyed = regexp.MustCompile(`\.(plugins|variables_only_in)$`)
@@ -52,6 +55,9 @@ func jsonStyle(path string, v any) []string {
 					bad = append(bad, fmt.Sprintf("%s: a duration must be a number, got %v", p, val))
 				}
 			}
+			if sizeKey.MatchString(k) {
+				bad = append(bad, fmt.Sprintf("%s: a size's key must say its unit (size_bytes)", p))
+			}
 			if s, ok := val.(string); ok && timeKey.MatchString(k) {
 				if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
 					bad = append(bad, fmt.Sprintf("%s: %q is not an RFC 3339 time", p, s))
@@ -75,15 +81,15 @@ func TestJSONStyleCheck(t *testing.T) {
 	var v any
 	json.Unmarshal([]byte(`{"Required": 1, "okKey": 2, "took": "1.5s", "duration": 1500000000, "wait_ms": 3, "at": "yesterday",
 		"list": [{"Name": "x"}], "since": "2026-12-01T22:00:00Z", "timeout_seconds": 30, "seconds": 2, "expire": 3600000000000,
-		"manifest": {"plugins": {"api-keys": "1.0"}}}`), &v)
+		"manifest": {"plugins": {"api-keys": "1.0"}}, "size": 10, "size_bytes": 10}`), &v)
 	got := strings.Join(jsonStyle("", v), "\n")
 	for _, want := range []string{".Required: key", ".okKey: key", ".took: a duration's key", `.took: "1.5s" is a Go duration`, ".duration: a duration's key",
-		`.at: "yesterday" is not`, ".list[0].Name: key", ".seconds: a duration's key", ".expire: a duration's key"} {
+		`.at: "yesterday" is not`, ".list[0].Name: key", ".seconds: a duration's key", ".expire: a duration's key", ".size: a size's key"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the style check misses %q in:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "wait_ms") || strings.Contains(got, "since") || strings.Contains(got, "timeout_seconds") || strings.Contains(got, "api-keys") {
+	if strings.Contains(got, "wait_ms") || strings.Contains(got, "since") || strings.Contains(got, "timeout_seconds") || strings.Contains(got, "api-keys") || strings.Contains(got, ".size_bytes:") {
 		t.Errorf("the style check refuses good keys:\n%s", got)
 	}
 }
