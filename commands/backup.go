@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -21,6 +22,15 @@ type BackupView struct {
 	VerifiedAt *time.Time         `json:"verified_at,omitempty"`
 	Release    string             `json:"release,omitempty"`
 	Manifest   ManifestView       `json:"manifest"`
+}
+
+// MarshalJSON prints the kind as JSONWord does (pre_release).
+func (v BackupView) MarshalJSON() ([]byte, error) {
+	type plain BackupView
+	return json.Marshal(struct {
+		plain
+		Kind string `json:"kind"`
+	}{plain(v), JSONWord(v.Kind)})
 }
 
 // ManifestView is what a backup holds. (release.BackupSummary is stored

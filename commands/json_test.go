@@ -2,8 +2,10 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,61 @@ func TestJSONTypesHaveOneStyle(t *testing.T) {
 	}
 	if len(bad) > 0 {
 		t.Fatalf("--json types outside the style:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// TestJSONStatesAreSnakeCase: every release state and kind, step state and
+// backup kind prints as one snake_case token in --json, while the Go value
+// (and so the text) keeps its words.
+func TestJSONStatesAreSnakeCase(t *testing.T) {
+	states := map[release.State]bool{}
+	for from, tos := range release.Transitions {
+		states[from] = true
+		for _, to := range tos {
+			states[to] = true
+		}
+	}
+	if len(states) != 10 || !states[release.StateAwaitingApproval] || !states[release.StateRolledBack] {
+		t.Fatalf("states from Transitions: %v", states)
+	}
+	var words []string
+	check := func(v any, key, want string) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := m[key].(string)
+		if got != want || !snakeName.MatchString(got) {
+			t.Errorf("%T %s: %q in %s, want snake_case %q", v, key, got, b, want)
+		}
+		words = append(words, got)
+	}
+	for st := range states {
+		check(ReleaseView{State: st, Kind: release.KindDeploy}, "state", strings.ReplaceAll(string(st), " ", "_"))
+	}
+	for _, k := range []release.ReleaseKind{release.KindDeploy, release.KindRollback, release.KindRestore, release.KindSwitch} {
+		check(ReleaseView{State: release.StateRunning, Kind: k}, "kind", strings.ReplaceAll(string(k), " ", "_"))
+	}
+	for _, s := range []release.StepState{release.StepPending, release.StepRunning, release.StepDone, release.StepFailed, release.StepSkipped, StepNotRun} {
+		check(StepView{State: s}, "state", strings.ReplaceAll(string(s), " ", "_"))
+		check(StepLogView{Release: "crm-r1", StepView: StepView{State: s}}, "state", strings.ReplaceAll(string(s), " ", "_"))
+	}
+	for _, k := range []release.BackupKind{release.BackupManual, release.BackupPreRelease, release.BackupScheduled} {
+		check(BackupView{Kind: k}, "kind", strings.ReplaceAll(string(k), "-", "_"))
+	}
+	for _, w := range []string{"awaiting_approval", "rolled_back", "switch_traffic", "not_run", "pre_release"} {
+		if !slices.Contains(words, w) {
+			t.Errorf("no view printed %q: %v", w, words)
+		}
+	}
+	// The rest of a view is all there: the method only renames values.
+	b, _ := json.Marshal(StepLogView{Release: "crm-r1", StepView: StepView{Name: "apply migration", State: release.StepDone, Log: "ok"}})
+	if string(b) != `{"release":"crm-r1","name":"apply migration","log":"ok","state":"done"}` {
+		t.Errorf("step log view: %s", b)
 	}
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,6 +57,26 @@ type StepView struct {
 	Took string `json:"-"`
 }
 
+// MarshalJSON prints the kind and state as JSONWord does (awaiting_approval,
+// switch_traffic); the Go values keep the words the text shows.
+func (v ReleaseView) MarshalJSON() ([]byte, error) {
+	type plain ReleaseView // without this method
+	return json.Marshal(struct {
+		plain
+		Kind  string `json:"kind"`
+		State string `json:"state"`
+	}{plain(v), JSONWord(v.Kind), JSONWord(v.State)})
+}
+
+// MarshalJSON prints the state as JSONWord does (not_run).
+func (s StepView) MarshalJSON() ([]byte, error) {
+	type plain StepView
+	return json.Marshal(struct {
+		plain
+		State string `json:"state"`
+	}{plain(s), JSONWord(s.State)})
+}
+
 // CheckView is one validation check's result.
 type CheckView struct {
 	Name       string `json:"name"`
@@ -73,7 +94,8 @@ func releaseView(r *release.Release) ReleaseView {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
 	}
 	for _, s := range r.Steps {
-		sv := StepView{Name: s.Name, State: s.State, Started: s.Started, Ended: s.Ended, Log: s.Log}
+		// A step that never ran in a release that ended is not pending.
+		sv := StepView{Name: s.Name, State: ShownStepState(r.State, s.State), Started: s.Started, Ended: s.Ended, Log: s.Log}
 		if s.Started != nil && s.Ended != nil {
 			d := s.Ended.Sub(*s.Started)
 			ms := d.Milliseconds()
@@ -449,6 +471,16 @@ func holdView(h release.Hold) HoldView {
 type StepLogView struct {
 	Release string `json:"release"`
 	StepView
+}
+
+// MarshalJSON is needed as StepView's would be promoted and drop Release.
+func (v StepLogView) MarshalJSON() ([]byte, error) {
+	type plain StepView
+	return json.Marshal(struct {
+		Release string `json:"release"`
+		plain
+		State string `json:"state"`
+	}{v.Release, plain(v.StepView), JSONWord(v.State)})
 }
 
 // stepLog is one step of r with its whole log, the log release show cuts

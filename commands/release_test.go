@@ -245,8 +245,8 @@ func TestApproveSaysHowManyMore(t *testing.T) {
 }
 
 // Steps that never ran in a release that ended read "not run", not
-// pending, in the view and in --step; --json keeps the stored state. A
-// release that may still run keeps them pending.
+// pending, in the view and in --step, and --json says not_run. A release
+// that may still run keeps them pending, in text and JSON.
 func TestEndedReleaseStepsNotRun(t *testing.T) {
 	fake := newFake()
 	rel := &release.Release{ID: "crm-r4", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m1", State: release.StateRejected,
@@ -265,12 +265,16 @@ func TestEndedReleaseStepsNotRun(t *testing.T) {
 		if strings.Contains(r.Text, "pending") || r.Table.Rows[0][1] != "– not run" || r.Table.Rows[1][1] != "– not run" {
 			t.Fatalf("%s: steps shown as %q, %q:\n%s", st, r.Table.Rows[0][1], r.Table.Rows[1][1], r.Text)
 		}
-		if v := r.Data.(ReleaseView); v.Steps[0].State != release.StepPending {
-			t.Fatalf("%s: JSON step state %q", st, v.Steps[0].State)
+		if b, _ := json.Marshal(r.Data); strings.Count(string(b), `"state":"not_run"`) != 2 || strings.Contains(string(b), "pending") ||
+			!strings.Contains(string(b), `"state":"`+JSONWord(st)+`"`) {
+			t.Fatalf("%s: --json %s", st, b)
 		}
 		if r, err = d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4 --step preflight"}); err != nil ||
 			!strings.HasPrefix(r.Text, "Release crm-r4, step preflight: not run") {
 			t.Fatalf("%s --step: %v\n%s", st, err, r.Text)
+		}
+		if b, _ := json.Marshal(r.Data); !strings.HasPrefix(string(b), `{"release":"crm-r4","name":"preflight",`) || !strings.Contains(string(b), `"state":"not_run"`) {
+			t.Fatalf("%s --step --json: %s", st, b)
 		}
 	}
 	for _, st := range []release.State{release.StateAwaitingApproval, release.StateScheduled, release.StateInterrupted} {
@@ -279,6 +283,20 @@ func TestEndedReleaseStepsNotRun(t *testing.T) {
 		if err != nil || r.Table.Rows[0][1] != "· pending" {
 			t.Fatalf("%s: step shown as %q (%v)", st, r.Table.Rows[0][1], err)
 		}
+		if b, _ := json.Marshal(r.Data); strings.Count(string(b), `"state":"pending"`) != 2 || strings.Contains(string(b), "not_run") {
+			t.Fatalf("%s: --json %s", st, b)
+		}
+	}
+	// A deploy that failed at its first step never ran the second.
+	rel.State, rel.Steps[0].State = release.StateFailed, release.StepFailed
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "release show crm-r4"})
+	b, _ := json.Marshal(r.Data)
+	var got struct {
+		State string
+		Steps []struct{ Name, State string }
+	}
+	if err != nil || json.Unmarshal(b, &got) != nil || got.State != "failed" || len(got.Steps) != 2 || got.Steps[0].State != "failed" || got.Steps[1].State != "not_run" {
+		t.Fatalf("failed: --json %s (%v)", b, err)
 	}
 }
 

@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/relbot/relbot/release"
 )
@@ -69,9 +71,21 @@ var stepMarks = map[release.StepState]string{
 }
 
 // StepNotRun is how a pending step of a release that ended (rejected,
-// cancelled, expired) is shown: it will never run, so it is not pending.
-// Display only: the stored state, and --json, stay pending.
+// cancelled, expired, failed before it) is shown: it will never run, so it
+// is not pending. The stored state stays pending; --json says "not_run".
 const StepNotRun release.StepState = "not run"
+
+// JSONWord is an enum value (a state, a kind) as --json prints it: snake_case
+// ("awaiting approval" is awaiting_approval, "pre-release" pre_release), so
+// every value a program compares is one token. Text keeps the words.
+func JSONWord[S ~string](s S) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return '_'
+		}
+		return unicode.ToLower(r)
+	}, string(s))
+}
 
 // ShownStepState is a step's state as people read it in a release that
 // is in state rs.

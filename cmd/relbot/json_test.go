@@ -26,6 +26,11 @@ var (
 	// sizeKey is a size without its unit ("size", "file_size"): sizes are
 	// size_bytes.
 	sizeKey = regexp.MustCompile(`(^|_)size$`)
+	// enumKey holds a value programs compare (a state, a kind, an error
+	// code): one snake_case word.
+	enumKey = regexp.MustCompile(`^(state|kind|code)$`)
+	// endedState is a release state after which no step runs any more.
+	endedState = regexp.MustCompile(`^(succeeded|failed|rolled_back|rejected|cancelled|expired)$`)
 	// dataKeyed are the objects whose keys are names from the data (a
 	// plugin's, an environment's), not field names.
 	dataKeyed = regexp.MustCompile(`\.(plugins|variables_only_in)$`)
@@ -38,6 +43,14 @@ func jsonStyle(path string, v any) []string {
 	var bad []string
 	switch x := v.(type) {
 	case map[string]any:
+		if st, _ := x["state"].(string); endedState.MatchString(st) {
+			steps, _ := x["steps"].([]any)
+			for i, step := range steps {
+				if m, _ := step.(map[string]any); m["state"] == "pending" {
+					bad = append(bad, fmt.Sprintf("%s.steps[%d]: pending in a release that is %s (a step that never ran is not_run)", path, i, st))
+				}
+			}
+		}
 		for k, val := range x {
 			p := path + "." + k
 			if dataKeyed.MatchString(path) {
@@ -54,6 +67,9 @@ func jsonStyle(path string, v any) []string {
 				if _, ok := val.(float64); !ok && val != nil {
 					bad = append(bad, fmt.Sprintf("%s: a duration must be a number, got %v", p, val))
 				}
+			}
+			if sv, ok := val.(string); ok && enumKey.MatchString(k) && !snakeKey.MatchString(sv) {
+				bad = append(bad, fmt.Sprintf("%s: %q is not one snake_case word", p, sv))
 			}
 			if sizeKey.MatchString(k) {
 				bad = append(bad, fmt.Sprintf("%s: a size's key must say its unit (size_bytes)", p))
@@ -81,15 +97,19 @@ func TestJSONStyleCheck(t *testing.T) {
 	var v any
 	json.Unmarshal([]byte(`{"Required": 1, "okKey": 2, "took": "1.5s", "duration": 1500000000, "wait_ms": 3, "at": "yesterday",
 		"list": [{"Name": "x"}], "since": "2026-12-01T22:00:00Z", "timeout_seconds": 30, "seconds": 2, "expire": 3600000000000,
-		"manifest": {"plugins": {"api-keys": "1.0"}}, "size": 10, "size_bytes": 10}`), &v)
+		"manifest": {"plugins": {"api-keys": "1.0"}}, "size": 10, "size_bytes": 10,
+		"release": {"state": "rejected", "kind": "switch traffic", "steps": [{"state": "pending"}, {"state": "not_run"}]},
+		"open": {"state": "awaiting approval", "steps": [{"state": "pending"}]}, "error": {"code": "not_found"}}`), &v)
 	got := strings.Join(jsonStyle("", v), "\n")
 	for _, want := range []string{".Required: key", ".okKey: key", ".took: a duration's key", `.took: "1.5s" is a Go duration`, ".duration: a duration's key",
-		`.at: "yesterday" is not`, ".list[0].Name: key", ".seconds: a duration's key", ".expire: a duration's key", ".size: a size's key"} {
+		`.at: "yesterday" is not`, ".list[0].Name: key", ".seconds: a duration's key", ".expire: a duration's key", ".size: a size's key",
+		`.release.kind: "switch traffic" is not`, ".release.steps[0]: pending in a release that is rejected", `.open.state: "awaiting approval" is not`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the style check misses %q in:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "wait_ms") || strings.Contains(got, "since") || strings.Contains(got, "timeout_seconds") || strings.Contains(got, "api-keys") || strings.Contains(got, ".size_bytes:") {
+	if strings.Contains(got, "wait_ms") || strings.Contains(got, "since") || strings.Contains(got, "timeout_seconds") || strings.Contains(got, "api-keys") || strings.Contains(got, ".size_bytes:") ||
+		strings.Contains(got, "steps[1]") || strings.Contains(got, ".open.steps") || strings.Contains(got, "not_found") {
 		t.Errorf("the style check refuses good keys:\n%s", got)
 	}
 }

@@ -568,7 +568,7 @@ func TestSwitchTrafficAfterRestoreIntoRecovery(t *testing.T) {
 	if _, err := os.Stat(switched); err != nil {
 		t.Fatalf("the switch_traffic hook did not run: %v", err)
 	}
-	must(t, run(t, env, "release", "show", "crm-r2", "--json"), `"kind": "switch traffic"`, `"switch_to": "crm-r1"`, `"env": "production"`)
+	must(t, run(t, env, "release", "show", "crm-r2", "--json"), `"kind": "switch_traffic"`, `"switch_to": "crm-r1"`, `"env": "production"`)
 	// Status says where users are now, in text and JSON.
 	must(t, run(t, env, "status", "crm"), "Users of crm production are on recovery since crm-r2 switched them (to what crm-r1 restored)")
 	must(t, run(t, env, "status", "crm", "--json"), `"served_by": "recovery"`, `"users_of": "production"`, `"switch": "crm-r2"`)
