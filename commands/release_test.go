@@ -138,6 +138,29 @@ func TestStatus(t *testing.T) {
 			t.Fatalf("status lacks %q:\n%s", want, r.Text)
 		}
 	}
+	// --json: a default layout is left out rather than printed as {}; a
+	// stated or detected other one is there.
+	b, _ := json.Marshal(r.Data)
+	var envs []struct {
+		Env    string
+		Layout map[string]any
+	}
+	if err := json.Unmarshal(b, &envs); err != nil || len(envs) < 3 {
+		t.Fatalf("status --json: %v %s", err, b)
+	}
+	for _, e := range envs {
+		_, has := e.Layout["layout"]
+		if e.Env == "production" {
+			if l, _ := e.Layout["layout"].(map[string]any); l["table_prefix"] != "nb_" || l["schema"] != "nocobase" {
+				t.Errorf("production's layout: %v", e.Layout)
+			}
+		} else if has {
+			t.Errorf("%s: the default layout is printed: %v", e.Env, e.Layout)
+		}
+	}
+	if strings.Contains(string(b), "{}") {
+		t.Errorf("status --json has an empty object: %s", b)
+	}
 }
 
 func TestReleaseCommands(t *testing.T) {

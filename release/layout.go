@@ -140,8 +140,10 @@ func Underscore(name string) string {
 
 // LayoutReport is an environment's layout and how relbot knows it.
 type LayoutReport struct {
-	Env    string `json:"env"`
-	Layout Layout `json:"layout"`
+	Env string `json:"env"`
+	// Layout is omitted from JSON when it is NocoBase's default (schema
+	// public, no table prefix, camelCase), which would print as {}.
+	Layout Layout `json:"layout,omitzero"`
 	// Found: NocoBase's tables are in the database. Without them the
 	// layout is the stated one or the plain default.
 	Found bool `json:"found"`

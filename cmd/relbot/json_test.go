@@ -68,6 +68,9 @@ func jsonStyle(path string, v any) []string {
 					bad = append(bad, fmt.Sprintf("%s: a duration must be a number, got %v", p, val))
 				}
 			}
+			if m, ok := val.(map[string]any); ok && len(m) == 0 {
+				bad = append(bad, fmt.Sprintf("%s: an empty object says nothing; leave it out", p))
+			}
 			if sv, ok := val.(string); ok && enumKey.MatchString(k) && !snakeKey.MatchString(sv) {
 				bad = append(bad, fmt.Sprintf("%s: %q is not one snake_case word", p, sv))
 			}
@@ -99,11 +102,11 @@ func TestJSONStyleCheck(t *testing.T) {
 		"list": [{"Name": "x"}], "since": "2026-12-01T22:00:00Z", "timeout_seconds": 30, "seconds": 2, "expire": 3600000000000,
 		"manifest": {"plugins": {"api-keys": "1.0"}}, "size": 10, "size_bytes": 10,
 		"release": {"state": "rejected", "kind": "switch traffic", "steps": [{"state": "pending"}, {"state": "not_run"}]},
-		"open": {"state": "awaiting approval", "steps": [{"state": "pending"}]}, "error": {"code": "not_found"}}`), &v)
+		"open": {"state": "awaiting approval", "steps": [{"state": "pending"}]}, "error": {"code": "not_found"}, "layout": {}}`), &v)
 	got := strings.Join(jsonStyle("", v), "\n")
 	for _, want := range []string{".Required: key", ".okKey: key", ".took: a duration's key", `.took: "1.5s" is a Go duration`, ".duration: a duration's key",
 		`.at: "yesterday" is not`, ".list[0].Name: key", ".seconds: a duration's key", ".expire: a duration's key", ".size: a size's key",
-		`.release.kind: "switch traffic" is not`, ".release.steps[0]: pending in a release that is rejected", `.open.state: "awaiting approval" is not`} {
+		`.release.kind: "switch traffic" is not`, ".release.steps[0]: pending in a release that is rejected", `.open.state: "awaiting approval" is not`, ".layout: an empty object"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the style check misses %q in:\n%s", want, got)
 		}
