@@ -11,18 +11,29 @@ import (
 // VarView is what --json prints for one variable. Value is masked for a
 // secret: no reply ever carries a secret's value.
 type VarView struct {
-	Name      string     `json:"name"`
-	Kind      string     `json:"kind"` // "variable" or "secret"
-	Value     string     `json:"value"`
+	Name string `json:"name"`
+	Kind string `json:"kind"` // "variable" or "secret"
+	// Value is nil for a plain variable only the app's own table has:
+	// relbot reads only the names there, so it does not know the value
+	// (KeptInApp says so). "" is a value relbot keeps that is empty.
+	Value *string `json:"value,omitempty"`
+	// KeptInApp: the value lives in the app's own variables table only
+	// (where is "app"), not in relbot.
+	KeptInApp bool       `json:"kept_in_app,omitempty"`
 	Where     string     `json:"where"` // "relbot", "app" or "both"
 	UpdatedBy string     `json:"updated_by,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
 func varView(v release.VariableView) VarView {
-	out := VarView{Name: v.Name, Kind: "variable", Value: v.Value, Where: where(v), UpdatedBy: v.UpdatedBy}
-	if v.Secret {
-		out.Kind, out.Value = "secret", release.Masked
+	out := VarView{Name: v.Name, Kind: "variable", Where: where(v), UpdatedBy: v.UpdatedBy, KeptInApp: !v.InRelbot}
+	value := v.Value
+	switch {
+	case v.Secret:
+		out.Kind, value = "secret", release.Masked
+		out.Value = &value
+	case v.InRelbot:
+		out.Value = &value
 	}
 	if !v.UpdatedAt.IsZero() {
 		at := v.UpdatedAt
@@ -51,9 +62,12 @@ func (d *Dispatcher) varList(ctx context.Context, _ Request, c VarList) (Reply, 
 	for _, v := range vs {
 		view := varView(v)
 		views = append(views, view)
-		value := view.Value
-		if value == "" {
-			value = "(set in the app)" // relbot reads only names from the app's table
+		value := "(set in the app)" // relbot reads only names from the app's table
+		switch {
+		case view.Value != nil && *view.Value == "":
+			value = "(empty)"
+		case view.Value != nil:
+			value = *view.Value
 		}
 		updated := "-"
 		if view.UpdatedAt != nil {
@@ -76,7 +90,7 @@ func (d *Dispatcher) setReply(kind, app, env string, v *release.VariableView) (R
 	view := varView(*v)
 	fields := []Field{{"Where", whereText(view.Where)}}
 	if !v.Secret {
-		fields = append([]Field{{"Value", view.Value}}, fields...)
+		fields = append([]Field{{"Value", v.Value}}, fields...)
 	}
 	r := newReply(fmt.Sprintf("%s %s of %s %s set", capital(kind), v.Name, app, env), fields, nil, view)
 	r.Public = true

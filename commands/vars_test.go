@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -69,8 +70,26 @@ func TestVarCommands(t *testing.T) {
 			t.Errorf("var list lacks %q:\n%s", want, r.Text)
 		}
 	}
-	if views, ok := r.Data.([]VarView); !ok || len(views) != 3 || views[2].Value != release.Masked || views[1].UpdatedAt != nil {
+	if views, ok := r.Data.([]VarView); !ok || len(views) != 3 || views[2].Value == nil || *views[2].Value != release.Masked || views[1].UpdatedAt != nil {
 		t.Errorf("var list data: %#v", r.Data)
+	}
+	// --json says where a value lives: LEGACY's is in the app's table only,
+	// where relbot reads no values, so it has no "value" but kept_in_app.
+	b, _ := json.Marshal(r.Data)
+	var views []map[string]any
+	if err := json.Unmarshal(b, &views); err != nil || len(views) != 3 {
+		t.Fatalf("--json: %v %s", err, b)
+	}
+	if v := views[1]; v["name"] != "LEGACY" || v["kept_in_app"] != true || v["where"] != "app" {
+		t.Errorf("app-only variable: %v", v)
+	} else if _, has := v["value"]; has {
+		t.Errorf("app-only variable has a value: %v", v)
+	}
+	if v := views[0]; v["value"] != "https://x.example" || v["kept_in_app"] != nil {
+		t.Errorf("variable kept in relbot: %v", v)
+	}
+	if v := views[2]; v["value"] != release.Masked || v["kept_in_app"] != nil {
+		t.Errorf("secret kept in relbot: %v", v)
 	}
 
 	r, err = d.Handle(ctx, Request{User: "alice", Text: `var set crm staging GREETING="hello world"`})

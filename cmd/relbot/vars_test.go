@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,25 @@ func TestVariablesFromTheTerminal(t *testing.T) {
 	r = run(t, env, "var", "list", "crm", "staging", "--json")
 	if r.code != 0 || !strings.Contains(r.out, `"name": "WEBHOOK_KEY"`) || !strings.Contains(r.out, `"value": "********"`) || strings.Contains(r.out, "s3cr3t") {
 		t.Fatalf("var list --json: %+v", r)
+	}
+	// A value only the app's table has is not shown as "": relbot never
+	// read it, and says where it lives.
+	var listed []map[string]any
+	if err := json.Unmarshal([]byte(r.out), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range listed {
+		_, hasValue := v["value"]
+		switch v["name"] {
+		case "API_BASE_URL":
+			if hasValue || v["kept_in_app"] != true || v["where"] != "app" {
+				t.Errorf("app-only variable: %v", v)
+			}
+		case "API_TIMEOUT":
+			if v["value"] != "30" || v["kept_in_app"] != nil {
+				t.Errorf("variable relbot keeps: %v", v)
+			}
+		}
 	}
 	_, value, _ := appVar(t, env, "staging", "WEBHOOK_KEY")
 	if got, err := fixtures.DecryptSecret(fixtures.AESKey("staging"), value); err != nil || got != "s3cr3t-value" {
