@@ -27,9 +27,13 @@ type BackupNotice struct {
 	Kind string
 	OK   bool
 	// Tick is the scheduled instant the run was for; Late is set when it
-	// ran after a restart because the tick was missed.
-	Tick time.Time
-	Late bool
+	// ran after a restart because the tick was missed (the environment had
+	// scheduled backups before it). First is set instead when a backup run
+	// after its tick's grace is the environment's first scheduled one:
+	// that tick came before relbot ran the schedule, so none was missed.
+	Tick  time.Time
+	Late  bool
+	First bool
 	// Backup is the backup taken, or the one verified (nil when there was
 	// none or the backup failed).
 	Backup *release.Backup
@@ -45,9 +49,12 @@ type BackupNotice struct {
 	WhatToDo string
 }
 
+// place names the environment a notice is about.
+func place(n BackupNotice) string { return n.App + " " + n.Env }
+
 // Title is the notice's one-line headline.
 func (n BackupNotice) Title() string {
-	where := n.App + " " + n.Env
+	where := place(n)
 	switch {
 	case n.Kind == KindBackup && n.OK:
 		return fmt.Sprintf("Scheduled backup %s of %s done", n.Backup.ID, where)
@@ -70,8 +77,11 @@ func (n BackupNotice) Text() string {
 		b.WriteString("\n")
 		fmt.Fprintf(&b, format, args...)
 	}
-	if n.Late {
+	switch {
+	case n.Late:
 		line("taken late: the run of %s was missed while the bot was down", n.Tick.UTC().Format("2006-01-02 15:04 UTC"))
+	case n.First:
+		line("taken at start: the first scheduled backup of %s (the schedule's last run, %s, came before relbot ran it)", place(n), n.Tick.UTC().Format("2006-01-02 15:04 UTC"))
 	}
 	if n.Kind == KindBackup && n.Backup != nil {
 		m := n.Backup.Manifest

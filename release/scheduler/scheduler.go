@@ -371,11 +371,13 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 		return s.notify(ctx, j, n), true
 	}
 	byHand := fmt.Sprintf("run `backup create %s %s` by hand", j.app.Name, j.name)
+	first := false // the environment has no scheduled backup at all
 	taken := func() (bool, error) {
 		b, err := s.newestScheduled(ctx, j)
 		if err != nil {
 			return false, err
 		}
+		first = b == nil
 		if b != nil && !b.CreatedAt.Before(tick) {
 			log.Debug("scheduled backup already taken", "backup", b.ID)
 			return true, nil
@@ -387,6 +389,12 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 			return fail(err, "check that the bot's database is reachable; meanwhile "+byHand)
 		}
 		return n, false
+	}
+	if n.Late && first {
+		// Nothing says a run was missed: no scheduled backup was ever
+		// taken here (a fresh install, a schedule just added), so the last
+		// tick came before relbot ran this schedule, not while it was down.
+		n.Late, n.First = false, true
 	}
 	key := ClaimKey(j.app.Name, j.name, KindBackup, tick)
 	lock, ok, err := s.claim(ctx, key, claimTTL(period))
@@ -406,8 +414,11 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	if done, err := taken(); err == nil && done {
 		return n, false
 	}
-	if n.Late {
+	switch {
+	case n.Late:
 		log.Info("taking a scheduled backup missed while the bot was down")
+	case n.First:
+		log.Info("taking the first scheduled backup of this environment at start")
 	}
 	b, err := s.createWaiting(ctx, j, period, log)
 	if err != nil {
@@ -431,7 +442,7 @@ func (s *Scheduler) runBackup(ctx context.Context, j *envJobs, tick, now time.Ti
 	if all, err := s.Backups.ListBackups(ctx, j.app.Name, j.name); err == nil {
 		n.Kept = len(all)
 	}
-	log.Info("scheduled backup done", "backup", b.ID, "bytes", b.Size, "late", n.Late)
+	log.Info("scheduled backup done", "backup", b.ID, "bytes", b.Size, "late", n.Late, "first", n.First)
 	return s.notify(ctx, j, n), true
 }
 

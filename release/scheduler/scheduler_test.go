@@ -311,17 +311,20 @@ func TestMissedBackupTakenAtStart(t *testing.T) {
 		return backups
 	}
 
-	// No scheduled backup at all: taken at start, late, recorded at start.
+	// No scheduled backup at all (a fresh install, as the demo's): taken
+	// at start, recorded at start, and not called late: no run was missed
+	// while the bot was down, as it had never run this schedule.
 	at := base.Add(10 * time.Hour)
 	got := start(at)
-	if len(got) != 1 || !got[0].OK || !got[0].Late || !got[0].Tick.Equal(base.Add(2*time.Hour)) {
+	if len(got) != 1 || !got[0].OK || got[0].Late || !got[0].First || !got[0].Tick.Equal(base.Add(2*time.Hour)) {
 		t.Fatalf("start with none: %+v", got)
 	}
 	if bs := scheduled(t, svc, "production"); len(bs) != 1 || !bs[0].CreatedAt.Equal(at) {
 		t.Fatalf("after start: %+v", bs)
 	}
-	if !strings.Contains(got[0].Text(), "missed while the bot was down") {
-		t.Errorf("late notice should say so:\n%s", got[0].Text())
+	if text := got[0].Text(); strings.Contains(text, "late") || strings.Contains(text, "missed") ||
+		!strings.Contains(text, "taken at start: the first scheduled backup of crm production") {
+		t.Errorf("the first backup's notice:\n%s", text)
 	}
 
 	// Recent (taken after the latest tick): nothing at start.
@@ -332,10 +335,14 @@ func TestMissedBackupTakenAtStart(t *testing.T) {
 		t.Fatalf("start just before the next tick: %+v", got)
 	}
 
-	// Older than a period: taken at start.
+	// Older than a period: taken at start, late, as it says.
 	at = base.Add(2*24*time.Hour + 5*time.Hour)
-	if got := start(at); len(got) != 1 || !got[0].OK || !got[0].Late {
+	got = start(at)
+	if len(got) != 1 || !got[0].OK || !got[0].Late || got[0].First {
 		t.Fatalf("start with an old backup: %+v", got)
+	}
+	if !strings.Contains(got[0].Text(), "missed while the bot was down") {
+		t.Errorf("late notice should say so:\n%s", got[0].Text())
 	}
 	if bs := scheduled(t, svc, "production"); len(bs) != 2 || !bs[0].CreatedAt.Equal(at) {
 		t.Fatalf("after second start: %d scheduled", len(bs))
