@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -374,4 +375,24 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// "/relbot version" and "/relbot --version" answer relbot's own version, as
+// a terminal does, rather than asking for a subcommand; "version list" is
+// still the configuration versions'.
+func TestSlashVersionAnswersRelbotsVersion(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	_, srv := newTestBot(t, f, svc, nil)
+	for i, text := range []string{"version", "--version", "Version"} {
+		form, _ := url.ParseQuery(string(command(t, f, text)))
+		form.Set("trigger_id", fmt.Sprintf("trigger-version-%d", i)) // three deliveries, not one repeated
+		resp := post(t, srv, "/slack/commands", []byte(form.Encode()), testSecret, time.Now())
+		resp.Body.Close()
+		waitFor(t, "the answer to "+text, func() bool { return len(f.Calls("response/")) == i+1 })
+		ans := f.Calls("response/")[i].Body
+		if !strings.Contains(ans, "relbot ") || !strings.Contains(ans, "revision: ") || strings.Contains(ans, "subcommand") || strings.Contains(ans, "warning") {
+			t.Fatalf("/relbot %s: %s", text, ans)
+		}
+	}
 }

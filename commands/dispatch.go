@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -107,6 +108,8 @@ type Dispatcher struct {
 	// Log receives every internal error with its cause (users read only
 	// "internal error"); nil discards.
 	Log *slog.Logger
+	// BuildInfo is what "version" reports; nil is debug.ReadBuildInfo.
+	BuildInfo func() (*debug.BuildInfo, bool)
 }
 
 // handler runs one kind of command; cmd's dynamic type matches the key it
@@ -128,6 +131,7 @@ func on[C Command](f func(*Dispatcher, context.Context, Request, C) (Reply, erro
 // entry answers "not available yet"; implementing one is adding its entry.
 var handlers = map[string]handler{
 	"help":             on((*Dispatcher).help),
+	"version":          on((*Dispatcher).version),
 	"apps":             on((*Dispatcher).apps),
 	"backup create":    on((*Dispatcher).backupCreate),
 	"backup list":      on((*Dispatcher).backupList),
@@ -174,13 +178,23 @@ func (d *Dispatcher) Handle(ctx context.Context, req Request) (Reply, error) {
 	return d.Run(ctx, req, cmd)
 }
 
+// NeedsNoService reports whether cmd runs without the domain's services
+// (and so without settings): help and relbot's own version.
+func NeedsNoService(cmd Command) bool {
+	switch cmd.(type) {
+	case Help, Version:
+		return true
+	}
+	return false
+}
+
 // Run runs an already parsed command, e.g. one a Slack button stands for.
 func (d *Dispatcher) Run(ctx context.Context, req Request, cmd Command) (Reply, error) {
 	h, ok := handlers[cmd.Name()]
 	if !ok {
 		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available yet", cmd.Name())
 	}
-	if d.Core == nil && cmd.Name() != "help" {
+	if d.Core == nil && !NeedsNoService(cmd) {
 		return Reply{}, release.Errorf(release.CodeUnavailable, "%s is not available: relbot was started without its service", cmd.Name())
 	}
 	if err := d.checkFreeText(ctx, cmd); err != nil {

@@ -117,6 +117,13 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return Status{App: a[0]} },
 	},
 	{
+		name:    "version",
+		summary: "relbot's own version and the commit it was built from (also --version)",
+		help: "With no subcommand (or as --version), prints relbot's module version and the VCS stamp Go recorded when it was built: the revision, its time, and whether the work tree had uncommitted changes. " +
+			"A binary built without the stamp (go run, -buildvcs=false) says so. The subcommands below are versions of an app's configuration.",
+		build: func([]string, map[string]string) Command { return Version{} },
+	},
+	{
 		name: "version create", args: []arg{aApp, {meta: "DESCRIPTION", kind: kindText, rest: true}},
 		summary: "checkpoint development's configuration with a business description",
 		help:    "Saves the configuration tables of APP's development environment as a new version (e.g. crm-v3). Every remaining word is the description; quotes are optional.",

@@ -42,7 +42,7 @@ func helpReply(topic string) (Reply, error) {
 		return newReply("relbot commands", nil, &Table{Columns: []string{"Command", "What it does"}, Rows: rows}, entries,
 			"", `"help COMMAND" explains one, e.g. "help backup create".`,
 			"From a terminal, relbot also runs "+strings.Join(progs[:len(progs)-1], ", ")+" and "+progs[len(progs)-1]+` ("help serve" explains one).`), nil
-	case byName[topic] != nil:
+	case byName[topic] != nil && groups[topic] == nil:
 		s := byName[topic]
 		return newReply("usage: "+s.usage(), nil, nil, entry(s, true), "", s.help), nil
 	}
@@ -53,7 +53,8 @@ func helpReply(topic string) (Reply, error) {
 	case groups[topic] != nil:
 		var lines []string
 		var entries []HelpEntry
-		for _, s := range groups[topic] {
+		// A group that is a command too ("version") shows that first.
+		for _, s := range append(byNameList(topic), groups[topic]...) {
 			lines = append(lines, "usage: "+s.usage(), "  "+s.help, "")
 			entries = append(entries, entry(s, true))
 		}
@@ -61,6 +62,14 @@ func helpReply(topic string) (Reply, error) {
 	}
 	msg := notACommand("there is no command "+quoteShort(topic), strings.Fields(topic), append(allTopics(), processTopics()...))
 	return Reply{}, usageErr("help", "%s", msg)
+}
+
+// byNameList is the command named name, if any, as a list.
+func byNameList(name string) []*spec {
+	if s := byName[name]; s != nil {
+		return []*spec{s}
+	}
+	return nil
 }
 
 // ProcessCommand is a command of the relbot program itself rather than of
@@ -113,11 +122,6 @@ var processCommands = []ProcessCommand{
 		Help: "Decrypts every secret in relbot's database (with RELBOT_SECRET_KEY, or RELBOT_SECRET_KEY_PREVIOUS for those sealed before the rotation), then re-encrypts those under the old key with the new one. " +
 			"It can be re-run; once it reports success RELBOT_SECRET_KEY_PREVIOUS can be removed. It needs RELBOT_DATABASE_URL and takes no arguments.",
 	},
-	{
-		Name: "version", Usage: "version [--json]", Flags: []string{"json"},
-		Summary: "relbot's own version and the commit it was built from (also relbot --version)",
-		Help:    "Prints the module version and the VCS stamp Go recorded when relbot was built: the revision, its time, and whether the work tree had uncommitted changes. A binary built without the stamp (go run, -buildvcs=false) says so. --json prints the same as JSON.",
-	},
 }
 
 // ProcessCommands returns the program's own commands, in help's order.
@@ -148,8 +152,8 @@ func processEntry(p ProcessCommand) HelpEntry {
 }
 
 // processHelp answers help for a process command or group, or returns
-// false when topic names none. "version" is both relbot's own version and
-// the group of configuration versions, so it shows both.
+// false when topic names none. A process group that is a chat group too
+// shows both.
 func processHelp(topic string) (Reply, bool) {
 	var ps []ProcessCommand
 	if p := processCommand(topic); p != nil {

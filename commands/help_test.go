@@ -12,7 +12,7 @@ func TestHelpExplainsProcessCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(list.Text, `From a terminal, relbot also runs serve, demo, bench, rekey-secrets and version ("help serve" explains one).`) {
+	if !strings.Contains(list.Text, `From a terminal, relbot also runs serve, demo, bench and rekey-secrets ("help serve" explains one).`) {
 		t.Errorf("help list does not name the process commands:\n%s", list.Text)
 	}
 	for _, p := range processCommands {
@@ -41,12 +41,16 @@ func TestHelpExplainsProcessCommands(t *testing.T) {
 			t.Errorf("help bench lacks %q:\n%s", u, bench.Text)
 		}
 	}
-	// version is both relbot's own and the configuration versions' group.
+	// version is both relbot's own, a chat command, and the configuration
+	// versions' group: help shows the command first, then the group.
 	version, err := helpReply("version")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"usage: relbot version", "usage: version create APP DESCRIPTION...", "usage: version restore APP VERSION"} {
+	if !strings.HasPrefix(version.Text, "version commands\nusage: version\n  With no subcommand (or as --version)") {
+		t.Errorf("help version:\n%s", version.Text)
+	}
+	for _, u := range []string{"usage: version create APP DESCRIPTION...", "usage: version restore APP VERSION"} {
 		if !strings.Contains(version.Text, u) {
 			t.Errorf("help version lacks %q:\n%s", u, version.Text)
 		}

@@ -71,6 +71,10 @@ func parseTokens(toks []token) (Command, error) {
 	if isHelpFlag(toks[0]) {
 		return parseArgs(byName["help"], toks[1:])
 	}
+	// "--version" is "version": relbot's own, as programs answer it.
+	if !toks[0].quoted && toks[0].text == "--version" {
+		return parseArgs(byName["version"], toks[1:])
+	}
 	if g := strings.ToLower(toks[0].text); groups[g] != nil && len(toks) > 1 && isHelpFlag(toks[1]) {
 		return Help{Topic: g}, nil
 	}
@@ -85,7 +89,9 @@ func parseTokens(toks []token) (Command, error) {
 // phones capitalise the first word) and returns how many words it used.
 func lookup(toks []token) (*spec, int, error) {
 	first := strings.ToLower(toks[0].text)
-	if s := byName[first]; s != nil {
+	// A word that is both a command and a group ("version") is the command
+	// when no subcommand follows: alone, or before flags only.
+	if s := byName[first]; s != nil && (groups[first] == nil || len(toks) == 1 || !toks[1].quoted && strings.HasPrefix(toks[1].text, "-")) {
 		return s, 1, nil
 	}
 	if subs := groups[first]; subs != nil {
@@ -93,7 +99,7 @@ func lookup(toks []token) (*spec, int, error) {
 		for _, s := range subs {
 			names = append(names, strings.TrimPrefix(s.name, first+" "))
 		}
-		if len(toks) < 2 {
+		if len(toks) < 2 { // (a group that is also a command took this above)
 			return nil, 0, &UsageError{Command: first,
 				Message: fmt.Sprintf("%s needs a subcommand: %s", first, orList(names)),
 				Usage:   groupUsage(first)}
@@ -102,6 +108,9 @@ func lookup(toks []token) (*spec, int, error) {
 			return s, 2, nil
 		}
 		msg := fmt.Sprintf("%s has no subcommand %s; it has %s", first, quoteShort(toks[1].text), orList(names))
+		if byName[first] != nil {
+			msg += fmt.Sprintf(` ("%s" alone is a command too)`, first)
+		}
 		var subNames []string
 		for _, s := range subs {
 			subNames = append(subNames, s.name)
@@ -404,6 +413,9 @@ func slotNoun(k argKind) string {
 
 func groupUsage(group string) string {
 	var lines []string
+	if s := byName[group]; s != nil {
+		lines = append(lines, s.usage())
+	}
 	for _, s := range groups[group] {
 		lines = append(lines, s.usage())
 	}

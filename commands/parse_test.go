@@ -79,7 +79,14 @@ var parseCases = []parseCase{
 	{in: "version diff crm tickets-v2", errHas: []string{"tickets-v2 belongs to app tickets, not crm"}},
 	{in: "version restore crm crm-v3", want: VersionRestore{App: "crm", Version: "crm-v3"}},
 	{in: "version restore crm", errHas: []string{"missing VERSION", "version ID such as crm-v3"}},
-	{in: "version", errHas: []string{"version needs a subcommand: create, list, diff or restore", "usage: version create"}},
+	// "version" alone, or as --version, is relbot's own version; with a
+	// word after it, a configuration version's subcommand.
+	{in: "version", want: Version{}},
+	{in: "Version", want: Version{}},
+	{in: "--version", want: Version{}},
+	{in: "version --json", errHas: []string{"version takes no flags, but got --json", "usage: version"}},
+	{in: "--version crm", errHas: []string{`version takes no arguments, but got "crm"`}},
+	{in: "version crm", errHas: []string{`version has no subcommand "crm"`, `("version" alone is a command too)`, "usage: version\n       version create APP"}},
 	{in: "version craete crm x", errHas: []string{`did you mean "version create"`}},
 	{in: "version delete crm", errHas: []string{`version has no subcommand "delete"; it has create, list, diff or restore`}},
 
@@ -271,6 +278,9 @@ func TestUsageMatchesSpec(t *testing.T) {
 		"help [COMMAND]",
 		"apps",
 		"status APP",
+		// Not in SPEC.md's list: relbot's own version (issue 11), in
+		// Slack as in a terminal; "version" with a subcommand is below.
+		"version",
 		"version create APP DESCRIPTION...",
 		"version list APP",
 		"version diff APP FROM [TO]",

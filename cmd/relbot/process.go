@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,25 +14,13 @@ import (
 )
 
 // runProcess runs the program's own commands (serve, demo, bench,
-// rekey-secrets, version); ok is false when args are a chat command for
+// rekey-secrets); ok is false when args are a chat command for
 // the terminal transport instead.
 func runProcess(ctx context.Context, args []string, io Stdio, getenv func(string) string) (code int, ok bool) {
 	if len(args) == 0 {
 		return 0, false
 	}
 	switch args[0] {
-	case "--version":
-		return runVersion(args[1:], io), true
-	case "version":
-		// "version create crm ..." is the chat grammar's; "version" alone
-		// (or with flags only) is relbot's own.
-		if slices.ContainsFunc(args[1:], func(a string) bool { return !strings.HasPrefix(a, "-") }) {
-			return 0, false
-		}
-		if wantsHelp(args[1:]) {
-			return printHelp(ctx, io, "version"), true
-		}
-		return runVersion(args[1:], io), true
 	case "serve", "rekey-secrets":
 		if wantsHelp(args[1:]) {
 			return printHelp(ctx, io, args[0]), true
@@ -146,94 +133,9 @@ func parseFlags(name string, fs *flag.FlagSet, args []string, io Stdio) bool {
 	return true
 }
 
-// BuildView is what "relbot version --json" prints.
-type BuildView struct {
-	Module   string `json:"module"`
-	Version  string `json:"version"`
-	Revision string `json:"revision,omitempty"`
-	Time     string `json:"time,omitempty"`
-	Modified *bool  `json:"modified,omitempty"`
-	Go       string `json:"go"`
-	// Stamped is false when the build carries no VCS stamp (go run,
-	// go build -buildvcs=false, or a tree without git).
-	Stamped bool `json:"stamped"`
-}
-
-// buildView reads what Go recorded of the build.
-func buildView(bi *debug.BuildInfo, ok bool) BuildView {
-	v := BuildView{Module: "github.com/relbot/relbot", Version: "unknown"}
-	if !ok || bi == nil {
-		return v
-	}
-	v.Go = bi.GoVersion
-	if bi.Main.Path != "" {
-		v.Module = bi.Main.Path
-	}
-	if bi.Main.Version != "" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision, v.Stamped = s.Value, true
-		case "vcs.time":
-			v.Time = s.Value
-		case "vcs.modified":
-			m := s.Value == "true"
-			v.Modified = &m
-		}
-	}
-	return v
-}
-
-func (v BuildView) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "relbot %s (%s)\n", v.Version, v.Module)
-	if !v.Stamped {
-		b.WriteString("  revision: not recorded: built without a VCS stamp (go run, -buildvcs=false, or in a linked git worktree)\n")
-	} else {
-		fmt.Fprintf(&b, "  revision: %s\n", v.Revision)
-		if v.Time != "" {
-			fmt.Fprintf(&b, "  time:     %s\n", v.Time)
-		}
-		if v.Modified != nil {
-			state := "no (built from a clean work tree)"
-			if *v.Modified {
-				state = "yes (the work tree had uncommitted changes)"
-			}
-			fmt.Fprintf(&b, "  modified: %s\n", state)
-		}
-	}
-	if v.Go != "" {
-		fmt.Fprintf(&b, "  go:       %s\n", v.Go)
-	}
-	return strings.TrimRight(b.String(), "\n")
-}
-
-// readBuildInfo is debug.ReadBuildInfo; tests replace it.
+// readBuildInfo is what "relbot version" reads (debug.ReadBuildInfo);
+// tests replace it.
 var readBuildInfo = debug.ReadBuildInfo
-
-func versionFlags() (*flag.FlagSet, *bool) {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	return fs, fs.Bool("json", false, "print as JSON")
-}
-
-// runVersion is "relbot version" and "relbot --version".
-func runVersion(args []string, io Stdio) int {
-	fs, asJSON := versionFlags()
-	if !parseFlags("version", fs, args, io) {
-		return exitUsage
-	}
-	v := buildView(readBuildInfo())
-	if *asJSON {
-		enc := json.NewEncoder(io.Out)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(v)
-		return exitOK
-	}
-	fmt.Fprintln(io.Out, v.text())
-	return exitOK
-}
 
 // terminalFlagNames are the flags the terminal itself takes out of the words
 // before the grammar sees them.

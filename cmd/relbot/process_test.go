@@ -79,8 +79,20 @@ func TestVersionLeavesTheGrammarsVersionCommands(t *testing.T) {
 		t.Errorf("version list crm: %+v", r)
 	}
 	r = run(t, nil, "version", "--jsn")
-	if r.code != 2 || r.err != "relbot: unknown flag --jsn; did you mean --json?\n  usage: relbot version [--json]\n" || r.out != "" {
+	if r.code != 2 || r.err != "relbot: unknown flag --jsn; did you mean --json?\n  usage: version\n" || r.out != "" {
 		t.Errorf("version --jsn: %+v", r)
+	}
+	// A subcommand version has not is refused, saying "version" alone is
+	// a command too; help shows both.
+	r = run(t, nil, "version", "lst", "crm")
+	if r.code != 2 || !strings.Contains(r.err, `version has no subcommand "lst"; did you mean "version list"?`) || !strings.Contains(r.err, "usage: version\n") {
+		t.Errorf("version lst: %+v", r)
+	}
+	for _, args := range [][]string{{"help", "version"}, {"version", "--help"}, {"version", "-h"}} {
+		r := run(t, nil, args...)
+		if r.code != 0 || !strings.Contains(r.out, "usage: version\n") || !strings.Contains(r.out, "usage: version create APP DESCRIPTION...") {
+			t.Errorf("%v: %+v", args, r)
+		}
 	}
 }
 
@@ -111,7 +123,7 @@ func TestEveryProcessCommandHasHelp(t *testing.T) {
 		}
 	}
 	r = run(t, nil, "help")
-	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench, rekey-secrets and version") {
+	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench and rekey-secrets") {
 		t.Errorf("help: %+v", r)
 	}
 }
@@ -144,7 +156,6 @@ func TestMisspeltFlagSuggestsTheRightOne(t *testing.T) {
 func TestProcessFlagsAreTheDocumentedOnes(t *testing.T) {
 	sets := map[string]*flag.FlagSet{}
 	sets["demo"], _ = demoFlags()
-	sets["version"], _ = versionFlags()
 	for _, sub := range []string{"backup", "migrate", "slack"} {
 		sets["bench "+sub], _ = benchFlags(sub)
 	}

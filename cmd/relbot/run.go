@@ -170,7 +170,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	return &system{
 		services:   sv,
-		dispatcher: &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log},
+		dispatcher: &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log, BuildInfo: readBuildInfo},
 		dedupe:     dedupe,
 		close:      closeAll,
 	}, nil

@@ -36,8 +36,8 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 		as = osName
 	}
 	req := commands.Request{User: as, Text: strings.Join(words, " "), JSON: asJSON, Secret: secretReader(io)}
-	d := &commands.Dispatcher{}
-	if cmd.Name() != "help" {
+	d := &commands.Dispatcher{BuildInfo: readBuildInfo}
+	if !commands.NeedsNoService(cmd) {
 		settings, file, err := loadConfig(getenv, config.EnvDatabaseURL)
 		if err != nil {
 			fmt.Fprintln(io.Err, configMessage(err))
