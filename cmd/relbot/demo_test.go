@@ -39,6 +39,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output says %q of a fresh install", wrong)
 		}
 	}
+	if strings.Contains(r.out, "Scheduled backup crm-b") && !strings.Contains(r.out, "taken at start: the first scheduled backup of crm") {
+		t.Errorf("the nightly report does not say it is the first scheduled backup")
+	}
 	// Slack's messages print as Slack shows them, not as raw mrkdwn.
 	for _, raw := range []string{"&gt;", "&lt;", "&amp;", "<!date^", "<@", "<!subteam^", ":white_check_mark:", "```"} {
 		if strings.Contains(r.out, raw) {
