@@ -105,8 +105,10 @@ var drops struct {
 // dropSlots is how many drops run side by side in a test process: each
 // waits on the server's next checkpoint, so they cost a connection, not
 // work. With 8, drops queued behind each other for minutes under load
-// (a package's tests done in 10 s, its process ending two minutes later).
-const dropSlots = 24
+// (a package's tests done in 10 s, its process ending two minutes later);
+// with 24 the shared server once ran out of its 100 connections (with
+// other test processes on it), failing a test.
+const dropSlots = 16
 
 // dropAfter drops a database of an ended test: in the background under
 // Main, else at once.
