@@ -30,7 +30,7 @@ func TestLayoutsFromTheTerminal(t *testing.T) {
 	t.Parallel()
 	all := fixtures.Layouts[4].Layout
 	dir := t.TempDir()
-	_, botDSN := testenv.NewDatabase(t, "bot")
+	botDSN := botDatabase(t)
 	dsn := map[string]string{
 		"crm_dev": layoutDB(t, all, fixtures.Development), "crm_prod": layoutDB(t, all, fixtures.Production),
 		"mixed_dev": layoutDB(t, fixtures.Layout{}, fixtures.Development), "mixed_prod": layoutDB(t, all, fixtures.Production),

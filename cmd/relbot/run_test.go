@@ -13,6 +13,7 @@ import (
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/storage/postgres"
 )
 
 type result struct {
@@ -74,7 +75,7 @@ func TestMissingSettingIsNamed(t *testing.T) {
 
 func TestMalformedAppsFileIsNamed(t *testing.T) {
 	t.Parallel()
-	_, dsn := testenv.NewDatabase(t, "bot")
+	dsn := botDatabase(t)
 	apps := filepath.Join(t.TempDir(), "apps.yaml")
 	os.WriteFile(apps, []byte("apps:\n  crm:\n    environmnts: []\n"), 0o600)
 	r := run(t, map[string]string{"RELBOT_DATABASE_URL": dsn, "RELBOT_APPS_FILE": apps, "RELBOT_ARTIFACT_DIR": t.TempDir()}, "apps")
@@ -83,13 +84,31 @@ func TestMalformedAppsFileIsNamed(t *testing.T) {
 	}
 }
 
+// botDatabase creates the bot's database for this test: a copy of this
+// process's template, whose schema one relbot run migrated. Each test's
+// first run would otherwise migrate a fresh one (storage/postgres's tests
+// and TestDemo do that).
+func botDatabase(t *testing.T) string {
+	t.Helper()
+	tmpl := testenv.Template(t, "bot", func(ctx context.Context, dsn string) error {
+		s, err := postgres.Open(ctx, dsn, nil)
+		if err != nil {
+			return err
+		}
+		s.Close()
+		return nil
+	})
+	_, dsn := testenv.NewDatabaseFrom(t, "bot", tmpl)
+	return dsn
+}
+
 // sampleEnv creates the sample app and the settings a terminal user would
 // have, and returns them as an environment.
 func sampleEnv(t *testing.T) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
 	sample := sampleapp.Create(t, dir)
-	_, botDSN := testenv.NewDatabase(t, "bot")
+	botDSN := botDatabase(t)
 	appsFile := filepath.Join(dir, "apps.yaml")
 	if err := os.WriteFile(appsFile, []byte(fixtures.AppsYAML(sample)), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,6 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
-
-	"github.com/relbot/relbot/internal/testenv"
 )
 
 // minimalApps writes an apps.yaml whose databases are never reached: the
@@ -150,7 +148,7 @@ func TestStandInAnswersAuthTest(t *testing.T) {
 // The record saying where serve listens is written whatever the log level
 // (the demo quiets the log to errors), in the log's format.
 func TestServeSaysWhereItListensAtAnyLevel(t *testing.T) {
-	_, dsn := testenv.NewDatabase(t, "bot")
+	dsn := botDatabase(t)
 	s := newTestStandIn(t)
 	env := serveEnv(t, s.GetAPIURL())
 	env["RELBOT_DATABASE_URL"] = dsn

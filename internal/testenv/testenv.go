@@ -89,82 +89,87 @@ func createDatabase(t testing.TB, name, template string) {
 }
 
 // drops are the test databases being dropped in the background. DROP
-// DATABASE waits for a checkpoint, which takes seconds on a busy server;
+// DATABASE waits for a checkpoint, which takes seconds on a busy server
+// (it syncs every file written since the last one, other processes' too);
 // drops side by side share one. So under Main a test hands its databases
-// to these goroutines and ends; Main waits for them before it exits.
+// to these goroutines and ends; Main waits for them, then drops the roles
+// the tests registered, before it exits.
 var drops struct {
-	wg      sync.WaitGroup
-	slot    chan struct{} // bounds the connections the drops take
-	mu      sync.Mutex
-	errs    []error
-	pending map[chan struct{}]string // closed when its drop ends -> the test's name
+	wg    sync.WaitGroup
+	slot  chan struct{} // bounds the connections the drops take
+	mu    sync.Mutex
+	errs  []error
+	roles []string // DropRoleAfterDatabases's, under Main
 }
+
+// dropSlots is how many drops run side by side in a test process: each
+// waits on the server's next checkpoint, so they cost a connection, not
+// work. With 8, drops queued behind each other for minutes under load
+// (a package's tests done in 10 s, its process ending two minutes later);
+// with 24 the shared server once ran out of its 100 connections (with
+// other test processes on it), failing a test.
+const dropSlots = 16
 
 // dropAfter drops a database of an ended test: in the background under
 // Main, else at once.
 func dropAfter(t testing.TB, name string) {
 	t.Helper()
-	templates.mu.Lock()
-	inMain := templates.inMain
-	templates.mu.Unlock()
-	if !inMain {
+	if !underMain() {
 		DropDatabase(t, name)
 		return
 	}
-	done := make(chan struct{})
-	drops.mu.Lock()
-	if drops.pending == nil {
-		drops.pending = map[chan struct{}]string{}
-	}
-	drops.pending[done] = t.Name()
-	drops.mu.Unlock()
 	drops.wg.Add(1)
 	go func() {
 		defer drops.wg.Done()
 		drops.slot <- struct{}{}
 		defer func() { <-drops.slot }()
-		err := dropNow(name)
-		drops.mu.Lock()
-		if err != nil {
+		if err := dropNow(name); err != nil {
+			drops.mu.Lock()
 			drops.errs = append(drops.errs, err)
+			drops.mu.Unlock()
 		}
-		delete(drops.pending, done)
-		drops.mu.Unlock()
-		close(done)
 	}()
 }
 
-// DropRoleAfterDatabases drops role when the test ends, after the
-// databases of the test and its subtests (a role cannot go while it owns
-// anything): register it before creating the databases that use it.
+func underMain() bool {
+	templates.mu.Lock()
+	defer templates.mu.Unlock()
+	return templates.inMain
+}
+
+// DropRoleAfterDatabases drops role after the databases of the test and
+// its subtests (a role cannot go while it owns anything): under Main,
+// after every database of the process, so the test need not wait for its
+// drops; else when the test ends. Register it before creating the
+// databases that use it.
 func DropRoleAfterDatabases(t testing.TB, role string) {
 	t.Helper()
-	t.Cleanup(func() {
+	if underMain() {
 		drops.mu.Lock()
-		var wait []chan struct{}
-		for ch, name := range drops.pending {
-			if name == t.Name() || strings.HasPrefix(name, t.Name()+"/") {
-				wait = append(wait, ch)
-			}
-		}
+		drops.roles = append(drops.roles, role)
 		drops.mu.Unlock()
-		for _, ch := range wait {
-			<-ch
-		}
-		Exec(t, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
-	})
+		return
+	}
+	// Cleanups run last-registered first: the databases' drops, registered
+	// after this one, have run by then.
+	t.Cleanup(func() { Exec(t, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()) })
 }
 
 func dropNow(name string) error {
+	return execAdmin("DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)")
+}
+
+// execAdmin runs one statement on the admin database, outside any test.
+func execAdmin(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, AdminDSN())
 	if err != nil {
-		return fmt.Errorf("drop %s: %w", name, err)
+		return fmt.Errorf("%s: %w", sql, err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("drop %s: %w", name, err)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
 }
@@ -340,7 +345,8 @@ func buildTemplate(key string, load func(ctx context.Context, dsn string) error)
 }
 
 // Main runs a package's tests (call it from TestMain), waits for their
-// databases to be dropped, and drops the templates they built. A database
+// databases to be dropped, and drops the templates they built and the
+// roles they registered (DropRoleAfterDatabases). A database
 // that could not be dropped fails the run.
 func Main(m *testing.M) { os.Exit(Run(m)) }
 
@@ -350,10 +356,13 @@ func Run(m *testing.M) int {
 	templates.mu.Lock()
 	templates.inMain = true
 	templates.mu.Unlock()
-	drops.slot = make(chan struct{}, 8)
+	drops.slot = make(chan struct{}, dropSlots)
 	code := m.Run()
 	drops.wg.Wait()
 	errs := append(drops.errs, dropTemplates())
+	for _, role := range drops.roles {
+		errs = append(errs, execAdmin("DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()))
+	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		code = 1

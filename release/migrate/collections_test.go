@@ -31,6 +31,7 @@ func TestCollectionSchemaCompared(t *testing.T) {
 		{name: "another schema", dev: "user_data", prod: "crm_data", refused: []string{"COLLECTION_MANAGER_SCHEMA is user_data in development"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dev := nocobaseEnv(t, l, fixtures.Development)
 			prod := nocobaseEnv(t, l, fixtures.Production)
 			for _, e := range []struct {

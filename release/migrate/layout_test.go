@@ -68,6 +68,7 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
 			l := relLayout(tc.Layout)
 			dev := nocobaseEnv(t, tc.Layout, fixtures.Development)
 			prod := nocobaseEnv(t, tc.Layout, fixtures.Production)
@@ -205,6 +206,7 @@ func TestMismatchedLayoutsRefused(t *testing.T) {
 		{fixtures.Layout{Schema: "nocobase"}, fixtures.Layout{}, []string{"DB_SCHEMA is nocobase in development, public in production"}},
 	} {
 		t.Run(fmt.Sprintf("%+v->%+v", tc.from, tc.to), func(t *testing.T) {
+			t.Parallel()
 			dev := nocobaseEnv(t, tc.from, fixtures.Development)
 			prod := nocobaseEnv(t, tc.to, fixtures.Production)
 			app := nocobaseApp(dev, prod)

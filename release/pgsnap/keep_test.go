@@ -94,6 +94,7 @@ func TestRestoreKeepsTablesAndFiles(t *testing.T) {
 	t.Run("the variables table under every layout", func(t *testing.T) {
 		for _, c := range fixtures.Layouts {
 			t.Run(c.Name, func(t *testing.T) {
+				t.Parallel()
 				l := c.Layout
 				src := newEnv(t, "keep"+c.Name, fixtures.NocoBaseSQL(l, fixtures.Production), nil)
 				dst := newEnv(t, "keepin"+c.Name, fixtures.NocoBaseSQL(l, fixtures.Staging), nil)

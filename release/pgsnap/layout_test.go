@@ -20,6 +20,7 @@ func TestBackupManifestInEveryLayout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range fixtures.Layouts {
 		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
 			want := release.Layout{Schema: tc.Layout.Schema, TablePrefix: tc.Layout.Prefix, Underscored: tc.Layout.Underscored}
 			_, dsn := testenv.NewDatabase(t, "nbsnap")
 			if err := fixtures.LoadNocoBase(ctxT(t), dsn, tc.Layout, fixtures.Production); err != nil {

@@ -573,6 +573,7 @@ func TestFixtureEnvironmentsRoundTrip(t *testing.T) {
 	e := &Engine{Workers: 2}
 	for _, envName := range fixtures.Chain {
 		t.Run(envName, func(t *testing.T) {
+			t.Parallel()
 			src := newEnv(t, envName, "", nil)
 			if err := fixtures.LoadEnv(ctxT(t), src.Database, envName); err != nil {
 				t.Fatal(err)
