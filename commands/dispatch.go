@@ -72,7 +72,7 @@ type Releases interface {
 	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
 	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
 	Resume(ctx context.Context, actor, id string) (*release.Release, error)
-	RequestRollback(ctx context.Context, actor, id, into string) (*release.Release, error)
+	RequestRollback(ctx context.Context, actor, id, into string, full bool) (*release.Release, error)
 	RequestSwitch(ctx context.Context, actor, id string) (*release.Release, error)
 	Run(ctx context.Context, id string) (*release.Release, error)
 	GetRelease(ctx context.Context, id string) (*release.Release, error)

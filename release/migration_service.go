@@ -152,6 +152,32 @@ func (s *MigrationService) ApplyMigration(ctx context.Context, actor, id, env st
 	return res, nil
 }
 
+// PrepareMigration prepares, ahead of a release's window and without
+// changing what users see, the apply of migration id to env with the
+// options the apply will use (the target's variables, nothing
+// destructive allowed).
+func (s *MigrationService) PrepareMigration(ctx context.Context, id, env string, opts PrepareOptions) (*Preparation, error) {
+	m, a, e, err := s.migrationTarget(ctx, id, env)
+	if err != nil {
+		return nil, err
+	}
+	if opts.KnownVariables == nil {
+		if opts.KnownVariables, err = s.knownVariables(ctx, a, e); err != nil {
+			return nil, err
+		}
+	}
+	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	defer art.Close()
+	p, err := s.Engine.Prepare(ctx, art, a, e, opts)
+	if err != nil {
+		return nil, wrapUser(err, "preparing %s for %s failed", id, env)
+	}
+	return p, nil
+}
+
 func (s *MigrationService) migrationTarget(ctx context.Context, id, env string) (*Migration, *App, *Environment, error) {
 	m, err := s.Store.GetMigration(ctx, id)
 	if err != nil {
