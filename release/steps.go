@@ -254,6 +254,7 @@ func retentionStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e
 	}
 	snaps, err := s.Migrations.Engine.Snapshots(ctx, a, e)
 	if err != nil {
+		s.Log.Warn("list release snapshots", "release", r.ID, "err", err)
 		return "warning: release snapshots not listed, none dropped: " + ErrorMessage(err), true, nil
 	}
 	var dropped, warnings []string
@@ -262,6 +263,7 @@ func retentionStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e
 			continue
 		}
 		if err := s.Migrations.Engine.DropSnapshot(ctx, a, e, sn.Name); err != nil {
+			s.Log.Warn("drop release snapshot", "release", r.ID, "snapshot", sn.Name, "err", err)
 			warnings = append(warnings, fmt.Sprintf("snapshot %s not dropped: %s", sn.Name, ErrorMessage(err)))
 			continue
 		}
