@@ -433,12 +433,13 @@ func (s *ReleaseService) Cancel(ctx context.Context, actor, id string) (*Release
 	return r, nil
 }
 
-// RequestRollback asks for a deploy to be taken back. The default, when
-// the deploy's apply kept a release snapshot that its environment still
-// has and no later release changed that environment, is the targeted
-// rollback: it puts back what the deploy changed and keeps rows users
-// wrote since to other tables. full (and any rollback --into another
-// environment) restores the pre-release backup instead: in place, or into
+// RequestRollback asks for a deploy to be taken back. The default for a
+// deploy whose apply kept a release snapshot is the targeted rollback: it
+// puts back what the deploy changed and keeps rows users wrote since to
+// other tables; it is refused, naming --full, when the environment no
+// longer keeps the snapshot or a later release changed it. full (and any
+// rollback --into another environment, and the default for a deploy
+// without a snapshot) restores the pre-release backup: in place, or into
 // the app's recovery. It needs the approvals a release to that
 // environment needs.
 func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string, full bool) (*Release, error) {
@@ -478,13 +479,11 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 	r := &Release{App: a.Name, Env: e.Name, Kind: KindRollback, RollbackOf: id, RequestedBy: actor}
 	if !full && e.Name == orig.Env && orig.Snapshot != "" {
 		r.Snapshot = orig.Snapshot
+		// A targeted rollback that cannot run any more is refused rather
+		// than turned into a full one: the full one loses what users
+		// wrote since, so it is asked for by name (--full).
 		if err := s.checkSnapshot(ctx, r, a, e); err != nil {
-			if orig.Backup == "" {
-				return nil, err
-			}
-			// Not possible any more: the full rollback is what is left.
-			s.Log.Info("targeted rollback not possible, full instead", "release", id, "why", ErrorMessage(err))
-			r.Snapshot = ""
+			return nil, err
 		}
 	}
 	if r.Snapshot == "" {
@@ -544,7 +543,7 @@ func (s *ReleaseService) checkSnapshot(ctx context.Context, r *Release, a *App, 
 	for _, sn := range snaps {
 		if sn.Name == r.Snapshot {
 			if sn.Reverted {
-				return Errorf(CodeConflict, "snapshot %s of %s was put back already", r.Snapshot, orig.ID)
+				return Errorf(CodeConflict, "the release snapshot of %s was put back already (by an earlier targeted rollback)", orig.ID)
 			}
 			return nil
 		}

@@ -25,7 +25,9 @@ func ranDeploy(t *testing.T, store *memReleases, id string, at time.Time, state 
 		Backup: "crm-b" + strings.TrimPrefix(id, "crm-r")}
 	r.Steps = stepsFor(r, a.Environments[1])
 	for i := range r.Steps {
-		r.Steps[i].State = StepDone
+		if state != StateCancelled {
+			r.Steps[i].State = StepDone
+		}
 	}
 	if snapshot {
 		r.Snapshot = id
@@ -58,9 +60,14 @@ func TestRollbackModes(t *testing.T) {
 		{name: "--full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, full: true, mode: full, steps: "restore backup"},
 		{name: "--into recovery is always full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, into: RecoveryEnv, mode: full, steps: "restore backup"},
 		{name: "no snapshot kept (an older plan): full", mode: full, steps: "restore backup"},
-		{name: "snapshot dropped since: full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r2"}}, mode: full, steps: "restore backup"},
-		{name: "snapshot reverted already: full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1", Reverted: true}}, mode: full, steps: "restore backup"},
-		{name: "a later deploy changed staging: full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}, {Name: "crm-r2"}}, later: StateSucceeded, mode: full, steps: "restore backup"},
+		// Never silently full: that would lose what users wrote since.
+		{name: "snapshot dropped since: refused, naming --full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r2"}},
+			refused: "crm staging no longer keeps the release snapshot of crm-r1 (a later release's retention dropped it): rollback crm-r1 --full restores crm-b1"},
+		{name: "snapshot dropped since, --full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r2"}}, full: true, mode: full, steps: "restore backup"},
+		{name: "snapshot reverted already: refused", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1", Reverted: true}}, refused: "the release snapshot of crm-r1 was put back already (by an earlier targeted rollback)"},
+		{name: "a later deploy changed staging: refused", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}, {Name: "crm-r2"}}, later: StateSucceeded,
+			refused: "crm-r2 changed crm staging after crm-r1: a targeted rollback of crm-r1 would undo it too; roll back crm-r2 first, or rollback crm-r1 --full restores crm-b1"},
+		{name: "a later deploy that failed before its apply does not count", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, later: StateCancelled, mode: targeted, steps: "revert"},
 		{name: "a later deploy that was rolled back does not count", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, later: StateRolledBack, mode: targeted, steps: "revert"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
