@@ -48,6 +48,8 @@ type Migrations interface {
 	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
 	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
 	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
+	// Snapshots are the release snapshots each target keeps (status).
+	Snapshots(ctx context.Context, app string) ([]release.EnvSnapshots, error)
 }
 
 // Versions are versions (version.go) and drift (drift.go)
