@@ -84,7 +84,7 @@ func TestTargetedRollbackKeepsRowsWrittenSince(t *testing.T) {
 	if n := ticketsWritten(t, dsn); n != 1 {
 		t.Fatalf("the ticket written after the deploy is gone (%d left): a targeted rollback keeps it", n)
 	}
-	if after := dbState(t, dsn); withoutTable(after, "public.tickets") != withoutTable(before, "public.tickets") {
+	if after := dbState(t, dsn); withoutTable(after, "tickets") != withoutTable(before, "tickets") {
 		t.Fatalf("staging after the targeted rollback differs from before the deploy (tickets aside):\n%s", firstDifference(before, after))
 	}
 	if n := markers(t, dsn); n != 0 {
