@@ -207,8 +207,15 @@ func TestPreparedApplyInEveryLayout(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
 			dev := nocobaseEnv(t, tc.Layout, fixtures.Development)
-			a := nocobaseEnv(t, tc.Layout, fixtures.Production)
-			b := nocobaseEnv(t, tc.Layout, fixtures.Production)
+			// Two copies of one production (its fixture has rows of its own
+			// made at load time, which two loads would not share).
+			tmpl := testenv.Template(t, "nb_prod_"+tc.Name, func(ctx context.Context, dsn string) error {
+				return fixtures.LoadNocoBase(ctx, dsn, tc.Layout, fixtures.Production)
+			})
+			_, aDSN := testenv.NewDatabaseFrom(t, "nb_pa", tmpl)
+			_, bDSN := testenv.NewDatabaseFrom(t, "nb_pb", tmpl)
+			a := &release.Environment{Name: fixtures.Production, Database: aDSN}
+			b := &release.Environment{Name: fixtures.Production, Database: bDSN}
 			app := nocobaseApp(dev, a)
 			e := &Engine{SigningKey: testKey}
 			var buf bytes.Buffer
@@ -236,5 +243,42 @@ func TestPreparedApplyInEveryLayout(t *testing.T) {
 			}
 			assertSame(t, a.Database, b.Database)
 		})
+	}
+}
+
+// A table whose shadow cannot be made ahead (its column's type is one the
+// apply makes) is loaded in the window and the preparation says why; a
+// prepared apply without a release snapshot drops what it replaces; both
+// end as the unprepared apply.
+func TestPreparationPartsInTheWindow(t *testing.T) {
+	t.Parallel()
+	rc := revertCase{
+		base: `CREATE TABLE {P} (id bigserial PRIMARY KEY, name text); INSERT INTO {P} (name) VALUES ('a');
+			CREATE TABLE {C} (id bigint PRIMARY KEY, p_id bigint REFERENCES {P}(id)); INSERT INTO {C} VALUES (1, 1);`,
+		src: `CREATE TYPE mood AS ENUM ('ok', 'sad'); ALTER TABLE {C} ADD COLUMN m mood; UPDATE {C} SET m = 'ok';
+			INSERT INTO {P} (name) VALUES ('b');`,
+		rules: map[string]release.Rule{"{P}": release.RuleOverwrite, "{C}": release.RuleOverwrite},
+	}
+	tt := setupTwo(t, rc, nameOrders[1])
+	prep, err := tt.e.Prepare(ctxT(t), reader(tt.file), tt.app, tt.b, release.PrepareOptions{Key: "rel-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prep.Tables) != 1 || prep.Tables[0] != "zz_collections" || len(prep.InWindow) != 1 || !strings.Contains(prep.InWindow[0], "aa_fields: its shadow table could not be made ahead") {
+		t.Fatalf("prepared %v, in the window %v", prep.Tables, prep.InWindow)
+	}
+	if _, err := tt.e.Apply(ctxT(t), reader(tt.file), tt.app, tt.a, release.ApplyOptions{By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tt.e.Apply(ctxT(t), reader(tt.file), tt.app, tt.b, release.ApplyOptions{By: "bob", Prepared: "rel-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log := stepsOf(res); !strings.Contains(log, "RENAME TO \"zz_collections\"") || !strings.Contains(log, "rows into aa_fields") {
+		t.Errorf("zz_collections not swapped in, or aa_fields not loaded:\n%s", log)
+	}
+	assertSame(t, tt.a.Database, tt.b.Database)
+	if n := countOf(t, tt.b.Database, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'relbot_snap%'`); n != 0 {
+		t.Errorf("a snapshot schema after an apply without snapshot")
 	}
 }

@@ -109,30 +109,18 @@ func (e *Engine) Prepare(ctx context.Context, a release.ArchiveReader, app *rele
 			continue
 		}
 		t0 := time.Now()
-		for _, s := range create {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return nil, applyError(s, err)
-			}
-		}
-		td := data[key]
-		rows, err := f.Rows(td)
+		n, err := prepareShadow(ctx, tx, f, data[key], sh, create, keys)
 		if err != nil {
-			return nil, err
-		}
-		shName := pgschema.Ident(sh.Schema, sh.Name)
-		tag, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+shName+" ("+pgschema.ColumnList(td.Columns)+") FROM STDIN (FREEZE)")
-		if err != nil {
-			return nil, applyError("prepare "+key, err)
-		}
-		if tag.RowsAffected() != td.Rows {
-			return nil, release.Errorf(release.CodeDamaged, "%s: %d rows loaded, the file says %d", key, tag.RowsAffected(), td.Rows)
-		}
-		for _, s := range append(keys, "ANALYZE "+shName) {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return nil, applyError(s, err)
+			var re *release.Error
+			if errors.As(err, &re) && re.Code == release.CodeDamaged {
+				return nil, err
 			}
+			// A type or function the apply makes first, say: the apply
+			// does this one in the window, as without preparation.
+			inWindow = append(inWindow, key+": its shadow table could not be made ahead ("+pgErrorText(err)+")")
+			continue
 		}
-		logStep(fmt.Sprintf("prepare %s: %d rows, keys and indexes", key, td.Rows), td.Rows, t0)
+		logStep(fmt.Sprintf("prepare %s: %d rows, keys and indexes", key, n), n, t0)
 		prepared[key] = sh
 		prep.Tables = append(prep.Tables, key)
 	}
@@ -147,6 +135,39 @@ func (e *Engine) Prepare(ctx context.Context, a release.ArchiveReader, app *rele
 	sort.Strings(inWindow)
 	prep.InWindow, prep.Steps, prep.Duration = inWindow, res.Steps, time.Since(start)
 	return prep, nil
+}
+
+// prepareShadow makes one shadow table and loads it, in a savepoint: a
+// table that cannot be made ahead leaves nothing behind.
+func prepareShadow(ctx context.Context, tx pgx.Tx, f *File, td TableData, sh shadow, create, keys []string) (int64, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer sp.Rollback(context.Background())
+	for _, s := range create {
+		if _, err := sp.Exec(ctx, s); err != nil {
+			return 0, err
+		}
+	}
+	rows, err := f.Rows(td)
+	if err != nil {
+		return 0, err
+	}
+	shName := pgschema.Ident(sh.Schema, sh.Name)
+	tag, err := sp.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+shName+" ("+pgschema.ColumnList(td.Columns)+") FROM STDIN (FREEZE)")
+	if err != nil {
+		return 0, err
+	}
+	if tag.RowsAffected() != td.Rows {
+		return 0, release.Errorf(release.CodeDamaged, "%s: %d rows loaded, the file says %d", td.Key, tag.RowsAffected(), td.Rows)
+	}
+	for _, s := range append(keys, "ANALYZE "+shName) {
+		if _, err := sp.Exec(ctx, s); err != nil {
+			return 0, err
+		}
+	}
+	return tag.RowsAffected(), sp.Commit(ctx)
 }
 
 // shadowStatements make src's shadow table sh: its columns (generated
