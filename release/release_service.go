@@ -473,7 +473,10 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, actor, ActRollback, a, e); err != nil {
+	// Either kind puts orig.Env's data back (the targeted one from its
+	// snapshot): the roles a restore of it there needs, before anything
+	// is read of the target.
+	if err := s.authorizeRestore(ctx, actor, ActRollback, a, e, orig.Env); err != nil {
 		return nil, err
 	}
 	r := &Release{App: a.Name, Env: e.Name, Kind: KindRollback, RollbackOf: id, RequestedBy: actor}
@@ -491,10 +494,6 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 			return nil, Errorf(CodeConflict, "%s has no pre-release backup: a full rollback has nothing to restore (rollback %s without --full puts back what it changed)", id, id)
 		}
 		r.Backup = orig.Backup
-		// The pre-release backup is orig.Env's data.
-		if err := s.authorizeRestore(ctx, actor, ActRollback, a, e, orig.Env); err != nil {
-			return nil, err
-		}
 	}
 	if err := s.preflightWindow(ctx, a, e, nil); err != nil {
 		return nil, err
