@@ -48,6 +48,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		res.AlreadyApplied = done
 		return res, err
 	}
+	// Reading the whole file to check its signature scales with the rows
+	// it carries, not with the target: said apart from the rest.
+	res.Steps = append(res.Steps, release.ExecutedStep{What: "check the migration file (its signature) and lock the target's applies", Duration: time.Since(start)})
 	tgt, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
 		return nil, err

@@ -95,6 +95,9 @@ type shadow struct {
 	Schema string `json:"schema"`
 	Name   string `json:"name"`
 	Rows   int64  `json:"rows"`
+	// Restore: the table is one an apply moved aside, whole (a revert
+	// moves it back): it has its identity, triggers and comments still.
+	Restore bool `json:"restore,omitempty"`
 }
 
 // compile compares the file's source schema with the target's and lists
@@ -117,9 +120,9 @@ func compileWindow(meta *Meta, target *pgschema.Schema, allow bool, aside string
 // compileRevert is the program that brings the tables in only (qualified
 // names) back to meta's definitions (those before an apply), touching no
 // other table: a target table in only that meta lacks is dropped.
-func compileRevert(meta *Meta, target *pgschema.Schema, only, dropViews map[string]bool) *program {
+func compileRevert(meta *Meta, target *pgschema.Schema, only, dropViews map[string]bool, back map[string]shadow) *program {
 	c := newCompiler(meta, target, true)
-	c.only, c.exact, c.dropViews = only, true, dropViews
+	c.only, c.exact, c.dropViews, c.swap = only, true, dropViews, back
 	return c.run()
 }
 
@@ -238,7 +241,9 @@ func (c *compiler) build() {
 			continue
 		}
 		why := needsRemake(tp.src, tp.tgt)
-		if why == "" && notSwapped != "" {
+		// With a release snapshot a table that may be made again is: the
+		// old one moved aside is the snapshot of its rows, not a copy.
+		if why == "" && notSwapped != "" && c.aside == "" {
 			if c.swap != nil {
 				c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": "+notSwapped)
 			}
@@ -267,6 +272,9 @@ func (c *compiler) build() {
 		}
 		tp.inPlace, tp.drop = false, true
 		tp.swapped = notSwapped == ""
+		if !tp.swapped && c.swap != nil {
+			c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": "+notSwapped)
+		}
 	}
 	touched := map[string]bool{} // quoted names of tables whose FKs are re-made
 	for _, tp := range plans {
@@ -421,6 +429,9 @@ func (c *compiler) build() {
 		}
 	}
 	for _, tp := range plans {
+		if tp.swapped && c.swap[tp.src.Key()].Restore {
+			continue // moved back with its triggers and comments
+		}
 		if tp.made() {
 			c.triggersAndComments(tp.src, nil, false)
 		} else {
@@ -474,7 +485,7 @@ func (c *compiler) dropTable(t *pgschema.Table, remade bool) {
 	aside := fmt.Sprintf("relbot_aside_%d", len(c.p.moved)+1)
 	c.sql("ALTER TABLE %s RENAME TO %s", name, pgschema.QuoteIdent(aside))
 	c.sql("ALTER TABLE %s SET SCHEMA %s", pgschema.Ident(t.Schema, aside), pgschema.QuoteIdent(c.aside))
-	c.p.moved[name] = pgschema.Ident(c.aside, aside)
+	c.p.moved[name] = aside
 }
 
 // canMoveAside reports whether t's index names (which move with it) are
@@ -514,12 +525,15 @@ func (c *compiler) swapIn(tp *tablePlan) {
 	c.createSequences(s)
 	for i := range s.Columns {
 		col := &s.Columns[i]
-		if col.Default != "" && col.Generated == "" {
+		if col.Default != "" && col.Generated == "" && !col.Inherited {
 			c.sql("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", name, pgschema.QuoteIdent(col.Name), col.Default)
 		}
-		if st := col.IdentityStatement(name, c.src.Sequence(col.IdentitySequence)); st != "" {
+		if st := col.IdentityStatement(name, c.src.Sequence(col.IdentitySequence)); st != "" && !sh.Restore {
 			c.sql("%s", st)
 		}
+	}
+	if sh.Restore {
+		return // its comments came with it
 	}
 	if s.Comment != "" {
 		c.sql("COMMENT ON TABLE %s IS %s", name, pgschema.QuoteLiteral(s.Comment))
@@ -1053,8 +1067,7 @@ func lossless(from, to string) bool {
 }
 
 // sequences sets the position of every sequence of a table that receives
-// rows: the source's for a table made again, never backwards for one whose
-// rows are merged.
+// rows: the source's, or the target's where it stood further.
 func (c *compiler) sequences(plans []*tablePlan) {
 	for _, tp := range plans {
 		name := tp.src.QualifiedName()
@@ -1063,14 +1076,28 @@ func (c *compiler) sequences(plans []*tablePlan) {
 				continue
 			}
 			seq := pgschema.QuoteLiteral(pgschema.Ident(s.Schema, s.Name))
-			switch {
-			case tp.made() && tp.rule.CarriesRows():
-				c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, s.LastValue, s.IsCalled)
-			case tp.rule.CarriesRows():
-				c.sql("SELECT pg_catalog.setval(%s, GREATEST(%d, (SELECT last_value FROM %s)), true)", seq, s.LastValue, pgschema.Ident(s.Schema, s.Name))
+			if !tp.rule.CarriesRows() {
+				continue
 			}
+			// The source's position, never behind where the target's stood
+			// (read in this transaction), so that no number is handed out
+			// twice, whether the table is made again or kept.
+			last, called := s.LastValue, s.IsCalled
+			if t := c.tgtSequence(pgschema.Ident(s.Schema, s.Name)); t != nil && !tp.new && t.IsCalled && (!called || t.LastValue > last) {
+				last, called = t.LastValue, true
+			}
+			c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, last, called)
 		}
 	}
+}
+
+func (c *compiler) tgtSequence(qualified string) *pgschema.Sequence {
+	for i := range c.tgt.Sequences {
+		if s := &c.tgt.Sequences[i]; pgschema.Ident(s.Schema, s.Name) == qualified {
+			return s
+		}
+	}
+	return nil
 }
 
 // triggersAndComments adds the source's triggers a table lacks (all of

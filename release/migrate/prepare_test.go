@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
@@ -70,6 +72,12 @@ func assertSame(t *testing.T, aDSN, bDSN string) {
 	}
 	if a, b := modelOf(t, aDSN), modelOf(t, bDSN); a != b {
 		t.Errorf("schema model differs:\n%s", lineDiff(a, b))
+	}
+	seqs := func(dsn string) string {
+		return strings.Join(testenvRows(t, dsn, `SELECT schemaname || '.' || sequencename || ' ' || coalesce(last_value, 0) FROM pg_sequences WHERE schemaname NOT LIKE 'relbot%' ORDER BY 1`), "\n")
+	}
+	if a, b := seqs(aDSN), seqs(bDSN); a != b {
+		t.Errorf("sequences differ:\n%s", lineDiff(a, b))
 	}
 	ra, rb := take(t, aDSN), take(t, bDSN)
 	for k, v := range ra.rows {
@@ -281,4 +289,19 @@ func TestPreparationPartsInTheWindow(t *testing.T) {
 	if n := countOf(t, tt.b.Database, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'relbot_snap%'`); n != 0 {
 		t.Errorf("a snapshot schema after an apply without snapshot")
 	}
+}
+
+func testenvRows(t *testing.T, dsn, q string) []string {
+	t.Helper()
+	conn := testenv.Connect(t, dsn)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctxT(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

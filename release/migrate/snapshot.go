@@ -55,6 +55,9 @@ type snapTable struct {
 	// Copy holds its rows as they were (qualified), for state rows.
 	Copy string `json:"copy,omitempty"`
 	Rows int64  `json:"rows,omitempty"`
+	// Aside is Copy's name when it is the table itself, moved aside by the
+	// apply (then Rows is -1: not counted).
+	Aside string `json:"aside,omitempty"`
 }
 
 // snapshotSchema is the schema that holds snapshot name's rows.
@@ -140,7 +143,7 @@ func takeSnapshot(ctx context.Context, tx pgx.Tx, name, by string, f *File, tgt 
 		}
 		if moved, ok := prog.moved[t.QualifiedName()]; ok {
 			// The program moves it here: it is its own snapshot.
-			st.tables = append(st.tables, snapTable{Table: t.QualifiedName(), Key: t.Key(), State: snapRows, Copy: moved, Rows: -1})
+			st.tables = append(st.tables, snapTable{Table: t.QualifiedName(), Key: t.Key(), State: snapRows, Copy: pgschema.Ident(schema, moved), Aside: moved, Rows: -1})
 			continue
 		}
 		cp := pgschema.Ident(schema, fmt.Sprintf("t%d", len(st.tables)+1))
@@ -327,7 +330,7 @@ func (e *Engine) Revert(ctx context.Context, app *release.App, target *release.E
 	if err != nil {
 		return nil, err
 	}
-	meta, only, err := snap.revertMeta(ctx, tx)
+	meta, only, back, err := snap.revertMeta(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +341,7 @@ func (e *Engine) Revert(ctx context.Context, app *release.App, target *release.E
 	if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
 		return nil, err
 	}
-	prog := compileRevert(meta, full, only, dropViews)
+	prog := compileRevert(meta, full, only, dropViews, back)
 	if len(prog.refusals) > 0 {
 		return nil, release.Errorf(release.CodeConflict, "release snapshot %s cannot be reverted on %s: %s; nothing was changed", snapshot, target.Name, strings.Join(prog.refusals, "; "))
 	}
@@ -390,17 +393,28 @@ func revertError(snapshot string, err error) error {
 // the tables the snapshot answers for, their rows from the snapshot
 // (overwrite) or left as they are (schema-only); only are the tables the
 // revert may change.
-func (r *snapshotRow) revertMeta(ctx context.Context, tx pgx.Tx) (*Meta, map[string]bool, error) {
+//
+// back are the tables the apply moved aside whole, which the revert moves
+// back (a rename, not a load); not a parent, whose children moved aside
+// with it would stay its children.
+func (r *snapshotRow) revertMeta(ctx context.Context, tx pgx.Tx) (*Meta, map[string]bool, map[string]shadow, error) {
 	only := map[string]bool{}
+	back := map[string]shadow{}
+	parents := map[string]bool{}
+	for i := range r.before.Tables {
+		for _, p := range r.before.Tables[i].Inherits {
+			parents[p] = true
+		}
+	}
 	state := map[string]snapTable{}
 	for _, t := range r.tables {
 		only[t.Table] = true
 		state[t.Table] = t
 		if t.State == snapRows {
 			if ok, err := hasTable(ctx, tx, t.Copy); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			} else if !ok {
-				return nil, nil, release.Errorf(release.CodeDamaged, "release snapshot %s lacks the rows of %s (%s is gone); nothing was changed: restore the full backup instead", r.name, t.Key, t.Copy)
+				return nil, nil, nil, release.Errorf(release.CodeDamaged, "release snapshot %s lacks the rows of %s (%s is gone); nothing was changed: restore the full backup instead", r.name, t.Key, t.Copy)
 			}
 		}
 	}
@@ -418,11 +432,14 @@ func (r *snapshotRow) revertMeta(ctx context.Context, tx pgx.Tx) (*Meta, map[str
 		case snapRows:
 			meta.Rules = append(meta.Rules, appdb.TableRule{Table: t.Key(), Rule: release.RuleOverwrite})
 			meta.Tables = append(meta.Tables, TableData{Key: t.Key(), Member: st.Copy, Columns: t.CopyColumns(), Rows: st.Rows})
+			if st.Aside != "" && !parents[t.QualifiedName()] {
+				back[t.Key()] = shadow{Schema: r.schema, Name: st.Aside, Restore: true}
+			}
 		default:
 			meta.Rules = append(meta.Rules, appdb.TableRule{Table: t.Key(), Rule: release.RuleSchemaOnly})
 		}
 	}
-	return meta, only, nil
+	return meta, only, back, nil
 }
 
 // loadFromSnapshot puts a table's rows back from the snapshot's copy of

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +17,11 @@ import (
 
 // BenchmarkApplyWindow compares, on the generated production database of
 // `relbot bench migrate` (fixtures.GenerateLarge; RELBOT_BENCH_MB sets its
-// size, 256 by default), the time an apply holds its transaction (the
-// maintenance window's share) without preparation, and with the
-// preparation done ahead (Prepare, measured apart) and a release snapshot.
+// size, 256 by default; it scales the configuration rows with it), the
+// time an apply holds its transaction (the maintenance window's share, the
+// file's signature check before it left out) without preparation, with a
+// release snapshot, and with the preparation done ahead (Prepare, measured
+// apart) and a release snapshot; then the targeted revert.
 // The target is a copy of the source: every configuration table's rows are
 // replaced, as in `relbot bench migrate`.
 func BenchmarkApplyWindow(b *testing.B) {
@@ -48,8 +52,9 @@ func BenchmarkApplyWindow(b *testing.B) {
 		}
 	}
 	file := buf.Bytes()
-	var plain, snapOnly, prepared, prepare time.Duration
+	var plain, snapOnly, prepared, prepare, revert time.Duration
 	var swapped int
+	var last *release.ApplyResult
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -64,12 +69,12 @@ func BenchmarkApplyWindow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		plain += res.Duration
+		plain += inTx(res)
 		res, err = e.Apply(ctx, reader(file), app, targets[1], release.ApplyOptions{By: "bench", Snapshot: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		snapOnly += res.Duration
+		snapOnly += inTx(res)
 		t0 := time.Now()
 		prep, err := e.Prepare(ctx, reader(file), app, targets[2], release.PrepareOptions{Key: "bench"})
 		if err != nil {
@@ -81,18 +86,31 @@ func BenchmarkApplyWindow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		prepared += res.Duration
+		prepared += inTx(res)
 		if len(res.Warnings) > 0 {
 			b.Logf("warnings: %v", res.Warnings)
 		}
+		last = res
+		rres, err := e.Revert(ctx, app, targets[2], "bench", release.RevertOptions{By: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		revert += rres.Duration
+	}
+	// Where the prepared apply's time goes: its slowest steps.
+	steps := slices.Clone(last.Steps)
+	slices.SortFunc(steps, func(x, y release.ExecutedStep) int { return int(y.Duration - x.Duration) })
+	for _, st := range steps[:min(5, len(steps))] {
+		b.Logf("prepared apply step %6.3fs %s", st.Duration.Seconds(), st.What)
 	}
 	n := float64(b.N)
 	b.ReportMetric(plain.Seconds()/n, "unprepared-s")
 	b.ReportMetric(snapOnly.Seconds()/n, "unprepared+snapshot-s")
 	b.ReportMetric(prepared.Seconds()/n, "prepared+snapshot-s")
 	b.ReportMetric(prepare.Seconds()/n, "prepare-ahead-s")
-	b.Logf("%d MiB source, %d carried rows (uiSchemas %d), %d tables swapped in: apply in the window %.2fs unprepared, %.2fs unprepared with snapshot, %.2fs prepared with snapshot (%.1fx shorter); Prepare ahead %.2fs",
-		mb, rows, summaryRows(sum, "uiSchemas"), swapped, plain.Seconds()/n, snapOnly.Seconds()/n, prepared.Seconds()/n, plain.Seconds()/prepared.Seconds(), prepare.Seconds()/n)
+	b.ReportMetric(revert.Seconds()/n, "revert-s")
+	b.Logf("%d MiB source, %d carried rows (uiSchemas %d), %d tables swapped in: apply in the window %.2fs unprepared, %.2fs unprepared with snapshot, %.2fs prepared with snapshot (%.1fx shorter); Prepare ahead %.2fs; targeted revert %.2fs",
+		mb, rows, summaryRows(sum, "uiSchemas"), swapped, plain.Seconds()/n, snapOnly.Seconds()/n, prepared.Seconds()/n, plain.Seconds()/prepared.Seconds(), prepare.Seconds()/n, revert.Seconds()/n)
 }
 
 func summaryRows(s *release.MigrationSummary, table string) int64 {
@@ -102,4 +120,14 @@ func summaryRows(s *release.MigrationSummary, table string) int64 {
 		}
 	}
 	return 0
+}
+
+// inTx is an apply's time less its first step (reading the file to check
+// its signature, before the transaction does anything).
+func inTx(res *release.ApplyResult) time.Duration {
+	d := res.Duration
+	if len(res.Steps) > 0 && strings.HasPrefix(res.Steps[0].What, "check the migration file") {
+		d -= res.Steps[0].Duration
+	}
+	return d
 }
