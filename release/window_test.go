@@ -219,3 +219,23 @@ func TestResumeAtTheRevert(t *testing.T) {
 		})
 	}
 }
+
+// A deploy cancelled before it ran drops whatever preparation its key
+// may hold; a rollback or restore has none to drop.
+func TestCancelDropsThePreparation(t *testing.T) {
+	for _, kind := range []ReleaseKind{KindDeploy, KindRestore} {
+		l := &stepLog{}
+		s, store := stepsService(l)
+		scheduled(t, s, store, kind, "staging")
+		if _, err := s.Cancel(context.Background(), "alice", "crm-r1"); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"unprepare crm-r1"}
+		if kind != KindDeploy {
+			want = nil
+		}
+		if strings.Join(l.called, ",") != strings.Join(want, ",") {
+			t.Errorf("%s cancelled: called %v, want %v", kind, l.called, want)
+		}
+	}
+}
