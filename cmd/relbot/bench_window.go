@@ -147,6 +147,9 @@ func benchWindowAs(ctx context.Context, io Stdio, admin, dir, prefix string, siz
 		// next sizes need the disk.
 		_ = dropDatabase(context.Background(), admin, rn.db)
 		_ = os.RemoveAll(filepath.Join(settings.ArtifactDir, app.Name, "backups"))
+		// The next release's preflight compares it with this environment:
+		// the production database it was copied from stands in for it.
+		e.Database = dsnWithDatabase(admin, dbName(admin), prodOf(prods, sizes, rn.size))
 		if err != nil {
 			return fmt.Errorf("%s: %w", rn.env, err)
 		}
