@@ -328,7 +328,9 @@ func (c *compiler) build() {
 		switch {
 		case tp.new:
 			c.p.created = append(c.p.created, tp.src.QualifiedName())
-		case tp.drop || tp.inPlace || tp.altered:
+		case tp.drop || tp.inPlace:
+			// (A column's new type is a change of definition: a revert
+			// casts it back and keeps the rows written since.)
 			c.p.rowsChanged[tp.tgt.QualifiedName()] = true
 		case tp.rule.CarriesRows():
 			if _, ok := c.data[tp.src.Key()]; ok {
@@ -878,11 +880,9 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 					using = "NULL::" + col.Type // no rows: no cast needed
 				}
 				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s", name, pgschema.QuoteIdent(col.Name), col.Type, using)
-				c.p.rowsChanged[name] = true
 				c.inherit(name, func(ch *pgschema.Table) {
 					if cc := ch.Column(col.Name); cc != nil {
 						cc.Type = col.Type
-						c.p.rowsChanged[ch.QualifiedName()] = true
 					}
 				})
 			} else {

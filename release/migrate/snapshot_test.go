@@ -278,6 +278,20 @@ var revertCases = []revertCase{
 		},
 	},
 	{
+		name: "column type widened on a kept business table",
+		base: `CREATE TABLE deals (id bigserial PRIMARY KEY, amount integer, code varchar(8));
+			CREATE TABLE {P} (id bigint PRIMARY KEY); INSERT INTO {P} VALUES (1);`,
+		src:   `ALTER TABLE deals ALTER COLUMN amount TYPE bigint; ALTER TABLE deals ALTER COLUMN code TYPE text; INSERT INTO {P} VALUES (2);`,
+		tgt:   `INSERT INTO deals (amount, code) VALUES (10, 'a'), (20, 'b');`,
+		rules: map[string]release.Rule{"deals": release.RuleSchemaOnly, "{P}": release.RuleOverwrite},
+		after: `INSERT INTO deals (amount, code) VALUES (30, 'since');`, written: []string{"deals"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			if n := countOf(t, dsn, `SELECT count(*) FROM deals WHERE amount IN (10, 20, 30)`); n != 3 {
+				t.Errorf("deals has %d of its 3 rows after the revert", n)
+			}
+		},
+	},
+	{
 		name: "rows merged into a kept table (upsert), triggers on it",
 		base: `CREATE TABLE {Q} (k text PRIMARY KEY, v text, touched int DEFAULT 0);
 			CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := NEW.touched + 1; RETURN NEW; END $$;
