@@ -29,6 +29,9 @@ type program struct {
 	// moved are the target tables (qualified) moved aside into the
 	// snapshot's schema rather than dropped, with their name there.
 	moved map[string]string
+	// rowsWhy says why the rows of a table the target keeps are in
+	// rowsChanged (a dropped column).
+	rowsWhy map[string]string
 	// swapped are the tables (keys) whose prepared shadow table is moved
 	// into place; inWindow the loads that are not, each with why.
 	swapped  []string
@@ -328,7 +331,9 @@ func (c *compiler) build() {
 		switch {
 		case tp.new:
 			c.p.created = append(c.p.created, tp.src.QualifiedName())
-		case tp.drop || tp.inPlace || tp.altered:
+		case tp.drop || tp.inPlace:
+			// (A column's new type is a change of definition: a revert
+			// casts it back and keeps the rows written since.)
 			c.p.rowsChanged[tp.tgt.QualifiedName()] = true
 		case tp.rule.CarriesRows():
 			if _, ok := c.data[tp.src.Key()]; ok {
@@ -878,11 +883,9 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 					using = "NULL::" + col.Type // no rows: no cast needed
 				}
 				c.sql("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s", name, pgschema.QuoteIdent(col.Name), col.Type, using)
-				c.p.rowsChanged[name] = true
 				c.inherit(name, func(ch *pgschema.Table) {
 					if cc := ch.Column(col.Name); cc != nil {
 						cc.Type = col.Type
-						c.p.rowsChanged[ch.QualifiedName()] = true
 					}
 				})
 			} else {
@@ -976,10 +979,10 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 			continue
 		}
 		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
-		c.p.rowsChanged[name] = true
+		c.rowsLost(name, tp.inPlace, "its column "+col.Name+" was dropped")
 		c.inherit(name, func(ch *pgschema.Table) {
 			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && c.parentsWith(ch, col.Name) <= 1 {
-				c.p.rowsChanged[ch.QualifiedName()] = true
+				c.rowsLost(ch.QualifiedName(), false, "its column "+col.Name+" was dropped with "+s.Key()+"'s")
 				// The children's values of it go too, whatever their rule.
 				c.destroy("column %s.%s goes with %s.%s, which it inherits", ch.Key(), col.Name, s.Key(), col.Name)
 				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
@@ -989,6 +992,19 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 		})
 	}
 	return func() { c.sqls(later) }
+}
+
+// rowsLost marks a table whose values the program drops: a release
+// snapshot keeps its rows, and says why when the table's rows are
+// otherwise the target's own (a revert puts all of them back as they were).
+func (c *compiler) rowsLost(qualified string, replaced bool, why string) {
+	c.p.rowsChanged[qualified] = true
+	if !replaced {
+		if c.p.rowsWhy == nil {
+			c.p.rowsWhy = map[string]string{}
+		}
+		c.p.rowsWhy[qualified] = why
+	}
 }
 
 // parentsWith counts the target parents of t that have column col.

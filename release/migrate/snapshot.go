@@ -58,6 +58,9 @@ type snapTable struct {
 	// Aside is Copy's name when it is the table itself, moved aside by the
 	// apply (then Rows is -1: not counted).
 	Aside string `json:"aside,omitempty"`
+	// Lost says why the rows of a table whose rows the target keeps were
+	// kept (a column the apply dropped): its revert puts them all back.
+	Lost string `json:"lost,omitempty"`
 }
 
 // snapshotSchema is the schema that holds snapshot name's rows.
@@ -152,7 +155,7 @@ func takeSnapshot(ctx context.Context, tx pgx.Tx, name, by string, f *File, tgt 
 		if err != nil {
 			return nil, applyError("keep the rows of "+t.Key(), err)
 		}
-		st.tables = append(st.tables, snapTable{Table: t.QualifiedName(), Key: t.Key(), State: snapRows, Copy: cp, Rows: tag.RowsAffected()})
+		st.tables = append(st.tables, snapTable{Table: t.QualifiedName(), Key: t.Key(), State: snapRows, Copy: cp, Rows: tag.RowsAffected(), Lost: prog.rowsWhy[t.QualifiedName()]})
 	}
 	logStep(fmt.Sprintf("release snapshot %s: the rows of %s kept (%d moved aside by the apply)", name, release.Count(len(st.tables), "table"), len(prog.moved)), 0, t0)
 	return st, nil
@@ -357,6 +360,11 @@ func (e *Engine) Revert(ctx context.Context, app *release.App, target *release.E
 		return nil, revertError(snapshot, err)
 	}
 	res.Warnings = append(append([]string{}, prog.warnings...), warnings...)
+	for _, t := range snap.tables {
+		if t.Lost != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("table %s: %s by %s, so the revert put back all its rows as they were; rows written to it since are not kept", t.Key, t.Lost, snap.migration))
+		}
+	}
 	t0 := time.Now()
 	if hasMarker {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+markerTable+` WHERE hash = $1`, snap.hash); err != nil {

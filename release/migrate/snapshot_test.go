@@ -29,6 +29,8 @@ type revertCase struct {
 	after   string
 	written []string
 	check   func(t *testing.T, r *strings.Replacer, dsn string)
+	// revertWarning must be in the revert's warnings.
+	revertWarning string
 }
 
 // ownDump is pg_dump --schema-only without relbot's own schemas.
@@ -178,6 +180,9 @@ func runRevertCase(t *testing.T, rc revertCase, names map[string]string) {
 	if rc.check != nil {
 		rc.check(t, re.r, re.tgtDSN)
 	}
+	if w := strings.Join(rres.Warnings, "\n"); (rc.revertWarning == "") != (w == "") || !strings.Contains(w, rc.revertWarning) {
+		t.Errorf("revert warnings %q, want %q", w, rc.revertWarning)
+	}
 	if done, err := re.e.Reverted(ctxT(t), re.app, re.tgt, "r-1"); !done || err != nil {
 		t.Fatalf("not reverted after the revert: %v %v", done, err)
 	}
@@ -276,6 +281,33 @@ var revertCases = []revertCase{
 				t.Errorf("deals has %d of its 3 rows after the revert", n)
 			}
 		},
+	},
+	{
+		name: "column type widened on a kept business table",
+		base: `CREATE TABLE deals (id bigserial PRIMARY KEY, amount integer, code varchar(8));
+			CREATE TABLE {P} (id bigint PRIMARY KEY); INSERT INTO {P} VALUES (1);`,
+		src:   `ALTER TABLE deals ALTER COLUMN amount TYPE bigint; ALTER TABLE deals ALTER COLUMN code TYPE text; INSERT INTO {P} VALUES (2);`,
+		tgt:   `INSERT INTO deals (amount, code) VALUES (10, 'a'), (20, 'b');`,
+		rules: map[string]release.Rule{"deals": release.RuleSchemaOnly, "{P}": release.RuleOverwrite},
+		after: `INSERT INTO deals (amount, code) VALUES (30, 'since');`, written: []string{"deals"},
+		check: func(t *testing.T, r *strings.Replacer, dsn string) {
+			if n := countOf(t, dsn, `SELECT count(*) FROM deals WHERE amount IN (10, 20, 30)`); n != 3 {
+				t.Errorf("deals has %d of its 3 rows after the revert", n)
+			}
+		},
+	},
+	{
+		name: "column dropped from a kept business table (destructive)",
+		base: `CREATE TABLE deals (id bigserial PRIMARY KEY, title text, legacy_code text NOT NULL DEFAULT 'x');
+			CREATE TABLE {P} (id bigint PRIMARY KEY); INSERT INTO {P} VALUES (1);`,
+		src:   `ALTER TABLE deals DROP COLUMN legacy_code; INSERT INTO {P} VALUES (2);`,
+		tgt:   `INSERT INTO deals (title, legacy_code) VALUES ('a', 'A1'), ('b', 'B2');`,
+		rules: map[string]release.Rule{"deals": release.RuleSchemaOnly, "{P}": release.RuleOverwrite},
+		allow: true,
+		// its rows come back as they were, values of the column with them,
+		// and the revert says that the row written since is not kept
+		after:         `INSERT INTO deals (title) VALUES ('since');`,
+		revertWarning: "table deals: its column legacy_code was dropped by rv-1, so the revert put back all its rows as they were",
 	},
 	{
 		name: "rows merged into a kept table (upsert), triggers on it",
