@@ -283,6 +283,47 @@ func TestSwitchClickRequestsTheSwitch(t *testing.T) {
 	}
 }
 
+// The two rollback buttons of a failed deploy's thread: the targeted one
+// requests the default rollback, the full one asks for --full; the answer
+// says which one was requested.
+func TestRollbackClicksRequestTheirKind(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	failed := releaseIn("failed")
+	failed.Snapshot = failed.ID
+	svc.rels["crm-r5"] = failed
+	_, srv := newTestBot(t, f, svc, nil)
+	click := func(action, ts string) {
+		body := fixture(t, f, "block_actions_approve.json")
+		body = bytes.ReplaceAll(body, []byte(`"relbot_approve"`), []byte(`"`+action+`"`))
+		body = bytes.ReplaceAll(body, []byte("U09MALLORY"), []byte("U03CCC"))
+		body = bytes.ReplaceAll(body, []byte("1700000012.345678"), []byte(ts))
+		if resp := post(t, srv, "/slack/interactions", interaction(body), testSecret, time.Now()); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	click(ActionRollback, "1700000030.000001")
+	waitFor(t, "the first answer", func() bool { return len(f.Calls("response/")) == 1 })
+	if ans := f.Calls("response/")[0].Body; !strings.Contains(ans, "targeted: puts back what crm-r5 changed, keeps rows written since") {
+		t.Fatalf("targeted answer: %s", ans)
+	}
+	delete(svc.rels, "crm-r8")
+	click(ActionRollbackFull, "1700000031.000001")
+	waitFor(t, "the second answer", func() bool { return len(f.Calls("response/")) == 2 })
+	if ans := f.Calls("response/")[1].Body; !strings.Contains(ans, "full: restores backup crm-b12 taken before crm-r5") {
+		t.Fatalf("full answer: %s", ans)
+	}
+	var got []string
+	for _, c := range svc.Calls() {
+		if strings.HasPrefix(c, "RequestRollback") {
+			got = append(got, c)
+		}
+	}
+	if want := "RequestRollback U03CCC crm-r5 full=false; RequestRollback U03CCC crm-r5 full=true"; strings.Join(got, "; ") != want {
+		t.Fatalf("calls %v, want %s", got, want)
+	}
+}
+
 // Reject opens a modal asking for the reason; its submission rejects.
 func TestRejectAsksForAReason(t *testing.T) {
 	f := newFakeSlack(t)

@@ -115,6 +115,8 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 		}
 	case ActionRollback:
 		b.requestByClick(ctx, t, req, commands.Rollback{Release: id}, "No rollback", ":rewind:")
+	case ActionRollbackFull:
+		b.requestByClick(ctx, t, req, commands.Rollback{Release: id, Full: true}, "No rollback", ":rewind:")
 	case ActionSwitch:
 		b.requestByClick(ctx, t, req, commands.Switch{Release: id}, "No switch", ":arrows_counterclockwise:")
 	default:

@@ -269,6 +269,27 @@ func (s *fakeService) RequestSwitch(_ context.Context, actor, id string) (*relea
 	return copyRelease(r), nil
 }
 
+// RequestRollback records a rollback of id awaiting approval: targeted
+// unless full (the fake's deploys all kept a snapshot).
+func (s *fakeService) RequestRollback(_ context.Context, actor, id, into string, full bool) (*release.Release, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.called(fmt.Sprintf("RequestRollback %s %s full=%v", actor, id, full))
+	src, ok := s.rels[id]
+	if !ok || src.Kind != release.KindDeploy {
+		return nil, release.Errorf(release.CodeInvalid, "%s is not a deploy", id)
+	}
+	r := &release.Release{ID: "crm-r8", App: "crm", Env: src.Env, Kind: release.KindRollback, RollbackOf: id,
+		RequestedBy: actor, RequestedAt: src.RequestedAt.Add(time.Hour), State: release.StateAwaitingApproval, Channel: src.Channel}
+	if full {
+		r.Backup = src.Backup
+	} else {
+		r.Snapshot = id
+	}
+	s.rels[r.ID] = r
+	return copyRelease(r), nil
+}
+
 func (s *fakeService) Reject(ctx context.Context, actor, id, reason string) (*release.Release, error) {
 	s.mu.Lock()
 	s.called("Reject " + actor + " " + id + " " + reason)

@@ -30,10 +30,14 @@ const (
 
 // Action IDs of the buttons relbot renders; the value is the release ID.
 const (
-	ActionApprove  = "relbot_approve"
-	ActionReject   = "relbot_reject"
-	ActionRollback = "relbot_rollback"
-	ActionSwitch   = "relbot_switch"
+	ActionApprove = "relbot_approve"
+	ActionReject  = "relbot_reject"
+	// ActionRollback requests the default rollback: targeted for a deploy
+	// that kept a release snapshot (refused if it no longer can be), full
+	// otherwise. ActionRollbackFull always restores the backup.
+	ActionRollback     = "relbot_rollback"
+	ActionRollbackFull = "relbot_rollback_full"
+	ActionSwitch       = "relbot_switch"
 )
 
 // Action IDs of buttons whose value is not a release ID but JSON: the
@@ -242,7 +246,10 @@ func subject(r *release.Release) string {
 	case release.KindDeploy:
 		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
 	case release.KindRollback:
-		return fmt.Sprintf("rollback of %s into %s %s", r.RollbackOf, r.App, r.Env)
+		if r.Targeted() {
+			return fmt.Sprintf("targeted rollback of %s in %s %s", r.RollbackOf, r.App, r.Env)
+		}
+		return fmt.Sprintf("full rollback of %s into %s %s", r.RollbackOf, r.App, r.Env)
 	case release.KindSwitch:
 		return fmt.Sprintf("move users of %s %s to %s", r.App, r.Env, release.RecoveryEnv)
 	}
@@ -288,8 +295,16 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 		} else {
 			field("Pre-release backup", "taken before the migration")
 		}
+		if r.Snapshot != "" {
+			field("Release snapshot", escape(r.Snapshot)+": what the apply changed, for a targeted rollback")
+		}
 	case release.KindRollback:
-		field("Restores", escape(r.Backup))
+		field("Rollback", escape(r.RollbackMode()))
+		if r.Targeted() {
+			field("Puts back", "snapshot "+escape(r.Snapshot))
+		} else {
+			field("Restores", escape(r.Backup))
+		}
 		field("Rolls back", escape(r.RollbackOf))
 	case release.KindSwitch:
 		field("Moves users to", fmt.Sprintf("%s (restored by %s from %s)", release.RecoveryEnv, escape(r.SwitchTo), escape(r.Backup)))
@@ -444,7 +459,7 @@ func outcome(r *release.Release) string {
 			s += ": " + reason
 		}
 		if r.Rollbackable() {
-			s += "\nDetails and a Rollback button are in the thread."
+			s += "\nDetails and the rollback buttons are in the thread."
 		}
 		return s
 	case release.StateInterrupted:
@@ -527,15 +542,41 @@ func RenderFailure(r *release.Release, step string) Message {
 		blocks = append(blocks, codeSections(log, maxBlocks-4)...)
 	}
 	if r.Rollbackable() {
-		btn := slack.NewButtonBlockElement(ActionRollback, r.ID, plain("Rollback", 75))
-		btn.Style = slack.StyleDanger
-		btn.Confirm = slack.NewConfirmationBlockObject(plain("Roll back?", 100),
-			plain(fmt.Sprintf("Restore %s into %s %s. The environment's approvals apply.", r.Backup, r.App, r.Env), 300),
-			plain("Roll back", 30), plain("Cancel", 30))
-		blocks = append(blocks, section(fmt.Sprintf("Roll back restores the pre-release backup %s (`rollback %s` in a terminal).", escape(r.Backup), r.ID)),
-			slack.NewActionBlock("failure_actions", btn))
+		btns, text := rollbackButtons(r)
+		blocks = append(blocks, section(text), slack.NewActionBlock("failure_actions", btns...))
 	}
 	return message(fmt.Sprintf("%s failed at %s: %s", r.ID, step, r.Reason), blocks...)
+}
+
+// rollbackButtons are the ways back from deploy r, each labelled with what
+// it does, and the text that explains them: the targeted rollback where
+// its apply kept a snapshot, the full one where it took a backup.
+func rollbackButtons(r *release.Release) ([]slack.BlockElement, string) {
+	var btns []slack.BlockElement
+	var lines []string
+	if r.Snapshot != "" {
+		btn := slack.NewButtonBlockElement(ActionRollback, r.ID, plain("Targeted rollback", 75))
+		btn.Style = slack.StyleDanger
+		btn.Confirm = slack.NewConfirmationBlockObject(plain("Targeted rollback?", 100),
+			plain(fmt.Sprintf("Put back what %s changed in %s %s; rows written since to other tables are kept. The environment's approvals apply.", r.ID, r.App, r.Env), 300),
+			plain("Roll back", 30), plain("Cancel", 30))
+		btns = append(btns, btn)
+		lines = append(lines, fmt.Sprintf("*Targeted rollback* puts back what %s changed, keeps rows written since (`rollback %s` in a terminal).", r.ID, r.ID))
+	}
+	if r.Backup != "" {
+		action, flag := ActionRollback, ""
+		if r.Snapshot != "" {
+			action, flag = ActionRollbackFull, " --full"
+		}
+		btn := slack.NewButtonBlockElement(action, r.ID, plain("Full rollback (restore "+r.Backup+")", 75))
+		btn.Style = slack.StyleDanger
+		btn.Confirm = slack.NewConfirmationBlockObject(plain("Full rollback?", 100),
+			plain(fmt.Sprintf("Restore backup %s, taken before %s, into %s %s: what users wrote since is lost. The environment's approvals apply.", r.Backup, r.ID, r.App, r.Env), 300),
+			plain("Restore", 30), plain("Cancel", 30))
+		btns = append(btns, btn)
+		lines = append(lines, fmt.Sprintf("*Full rollback* restores the pre-release backup %s taken before %s (`rollback %s%s` in a terminal).", escape(r.Backup), r.ID, r.ID, flag))
+	}
+	return btns, strings.Join(lines, "\n")
 }
 
 // RenderSwitchOffer renders the thread message of a rollback or restore

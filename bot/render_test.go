@@ -137,6 +137,55 @@ func TestReleaseMessageShowsWhatMatters(t *testing.T) {
 	}
 }
 
+// A failed deploy that kept a release snapshot offers both rollbacks,
+// each button saying what it does; one that kept none only the full one,
+// and that button asks for the full one by itself.
+func TestRollbackButtonsSayWhichIsWhich(t *testing.T) {
+	buttons := func(m Message) map[string]string { // action ID -> label
+		t.Helper()
+		out := map[string]string{}
+		for _, b := range m.Blocks {
+			if ab, ok := b.(*slack.ActionBlock); ok {
+				for _, e := range ab.Elements.ElementSet {
+					if btn, ok := e.(*slack.ButtonBlockElement); ok {
+						out[btn.ActionID] = btn.Text.Text + " | " + btn.Confirm.Text.Text
+					}
+				}
+			}
+		}
+		return out
+	}
+	r := releaseIn("failed")
+	r.Snapshot = r.ID
+	m := RenderFailure(r, release.StepChecks)
+	got := buttons(m)
+	if len(got) != 2 || !strings.HasPrefix(got[ActionRollback], "Targeted rollback | Put back what crm-r5 changed in crm production; rows written since to other tables are kept") ||
+		!strings.HasPrefix(got[ActionRollbackFull], "Full rollback (restore crm-b12) | Restore backup crm-b12, taken before crm-r5, into crm production: what users wrote since is lost") {
+		t.Errorf("with a snapshot: %v", got)
+	}
+	text := blocksText(t, m)
+	for _, want := range []string{"`rollback crm-r5` in a terminal", "`rollback crm-r5 --full` in a terminal"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("failure thread lacks %q:\n%s", want, text)
+		}
+	}
+	r.Snapshot = ""
+	got = buttons(RenderFailure(r, release.StepChecks))
+	if len(got) != 1 || !strings.HasPrefix(got[ActionRollback], "Full rollback (restore crm-b12)") {
+		t.Errorf("without a snapshot: %v", got)
+	}
+	// The rollback's own message says which one it is.
+	rb := &release.Release{ID: "crm-r6", App: "crm", Env: "production", Kind: release.KindRollback, RollbackOf: "crm-r5", Snapshot: "crm-r5",
+		State: release.StateScheduled, RequestedBy: "U04ALICE", RequestedAt: *at(4, 0)}
+	if msg := blocksText(t, RenderRelease(rb, policy)); !strings.Contains(msg, "targeted: puts back what crm-r5 changed, keeps rows written since") || !strings.Contains(msg, "targeted rollback of crm-r5") {
+		t.Errorf("targeted rollback's message:\n%s", msg)
+	}
+	rb.Snapshot, rb.Backup = "", "crm-b12"
+	if msg := blocksText(t, RenderRelease(rb, policy)); !strings.Contains(msg, "full: restores backup crm-b12 taken before crm-r5") || !strings.Contains(msg, "full rollback of crm-r5") {
+		t.Errorf("full rollback's message:\n%s", msg)
+	}
+}
+
 func blocksText(t *testing.T, m Message) string {
 	t.Helper()
 	b, err := json.Marshal(m)

@@ -96,9 +96,13 @@ type Cancel struct{ Release string }
 // Resume continues an interrupted release.
 type Resume struct{ Release string }
 
-// Rollback restores a release's pre-release backup; an empty Into means in
-// place.
-type Rollback struct{ Release, Into string }
+// Rollback takes a deploy back: targeted by default where it can be, Full
+// restores the pre-release backup; an empty Into means in place (any other
+// is a full rollback).
+type Rollback struct {
+	Release, Into string
+	Full          bool
+}
 
 // Switch moves users to the recovery environment a rollback or restore
 // brought back.

@@ -49,6 +49,8 @@ type Migrations interface {
 	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
 	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
 	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
+	// Snapshots are the release snapshots each target keeps (status).
+	Snapshots(ctx context.Context, app string) ([]release.EnvSnapshots, error)
 }
 
 // Versions are versions (version.go) and drift (drift.go)
@@ -73,7 +75,7 @@ type Releases interface {
 	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
 	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
 	Resume(ctx context.Context, actor, id string) (*release.Release, error)
-	RequestRollback(ctx context.Context, actor, id, into string) (*release.Release, error)
+	RequestRollback(ctx context.Context, actor, id, into string, full bool) (*release.Release, error)
 	RequestSwitch(ctx context.Context, actor, id string) (*release.Release, error)
 	Run(ctx context.Context, id string) (*release.Release, error)
 	GetRelease(ctx context.Context, id string) (*release.Release, error)

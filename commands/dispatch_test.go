@@ -33,6 +33,8 @@ type fakeService struct {
 	releases []*release.Release
 	// runs, when set, is what ShowMigration lists as the applies.
 	runs []*release.MigrationRun
+	// snapshots is what Snapshots answers (status).
+	snapshots []release.EnvSnapshots
 }
 
 var _ everything = (*fakeService)(nil)

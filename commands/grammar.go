@@ -285,10 +285,15 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return Resume{Release: a[0]} },
 	},
 	{
-		name: "rollback", args: []arg{aRelease}, flags: []flag{fInto},
-		summary: "restore a release's pre-release backup, in place or --into another environment",
-		help:    "Restores the pre-release backup of RELEASE in place, or with --into into an independent environment (e.g. recovery), where its checks run before traffic may be switched to it.",
-		build:   func(a []string, f map[string]string) Command { return Rollback{Release: a[0], Into: f["into"]} },
+		name: "rollback", args: []arg{aRelease}, flags: []flag{{name: "full", kind: kindSwitch}, fInto},
+		summary: "take a deploy back: put back what it changed, or --full restore its pre-release backup",
+		help: "Takes RELEASE, a deploy, back. When its apply kept a release snapshot (and the environment still has it, and no later release changed the environment), " +
+			"the rollback is targeted: it puts back exactly what RELEASE changed and keeps the rows users wrote since. " +
+			"With --full, or when no snapshot is left, it restores the pre-release backup in place; with --into (e.g. recovery), always full, into an independent environment, where its checks run before traffic may be switched to it.",
+		build: func(a []string, f map[string]string) Command {
+			_, full := f["full"]
+			return Rollback{Release: a[0], Into: f["into"], Full: full}
+		},
 	},
 	{
 		name: "switch", args: []arg{aRelease},

@@ -112,6 +112,13 @@ var processCommands = []ProcessCommand{
 		Help:    "Generates (or with --reuse keeps) the same database as bench backup, makes a migration file of its configuration tables and times applying it to a production-sized copy, beside a plain COPY of the same rows into empty tables.",
 	},
 	{
+		Name: "bench window", Usage: "bench window [--sizes SIZES] [--reuse]", Flags: []string{"sizes", "reuse"},
+		Summary: "time a release's maintenance window the classic way and the window way, per database size",
+		Help: "Generates (or with --reuse keeps) NocoBase-like production databases of each of --sizes (default 1GB,4GB) and, in one run, deploys the same configuration migration to a copy of each " +
+			"through the release service twice: the classic way (pre-release backup inside the window, the rows loaded in the apply) and the window way (backup and preparation before maintenance on, the prepared tables swapped in). " +
+			"Prints for each size how long users were held out (maintenance on to off), the whole release, and the ratios.",
+	},
+	{
 		Name: "bench slack", Usage: "bench slack [--rate N] [--seconds N]", Flags: []string{"rate", "seconds"},
 		Summary: "drive relbot serve with signed Slack requests and print ack latency",
 		Help:    "Starts relbot serve on the sample app with a stand-in Slack and sends signed slash commands and button clicks from another process at --rate requests per second (1-2000, default 200) for --seconds (1-300, default 30), then prints ack latency p50, p99 and max.",

@@ -13,23 +13,29 @@ import (
 
 // ReleaseView is what --json prints for a release.
 type ReleaseView struct {
-	ID          string              `json:"id"`
-	App         string              `json:"app"`
-	Env         string              `json:"env"`
-	Kind        release.ReleaseKind `json:"kind"`
-	Migration   string              `json:"migration,omitempty"`
-	FileHash    string              `json:"file_hash,omitempty"`
-	Backup      string              `json:"backup,omitempty"`
-	RollbackOf  string              `json:"rollback_of,omitempty"`
-	SwitchTo    string              `json:"switch_to,omitempty"`
-	RequestedBy string              `json:"requested_by"`
-	RequestedAt time.Time           `json:"requested_at"`
-	At          *time.Time          `json:"at,omitempty"`
-	State       release.State       `json:"state"`
-	Reason      string              `json:"reason,omitempty"`
-	Approvals   []ApprovalView      `json:"approvals"`
-	Steps       []StepView          `json:"steps"`
-	Checks      []CheckView         `json:"checks,omitempty"`
+	ID        string              `json:"id"`
+	App       string              `json:"app"`
+	Env       string              `json:"env"`
+	Kind      release.ReleaseKind `json:"kind"`
+	Migration string              `json:"migration,omitempty"`
+	FileHash  string              `json:"file_hash,omitempty"`
+	Backup    string              `json:"backup,omitempty"`
+	// Snapshot: a deploy's kept release snapshot; a targeted rollback's.
+	Snapshot   string `json:"snapshot,omitempty"`
+	RollbackOf string `json:"rollback_of,omitempty"`
+	// Rollback is a rollback's mode, "targeted" or "full"; RollbackMode
+	// says in words what it does.
+	Rollback     string         `json:"rollback,omitempty"`
+	RollbackMode string         `json:"rollback_mode,omitempty"`
+	SwitchTo     string         `json:"switch_to,omitempty"`
+	RequestedBy  string         `json:"requested_by"`
+	RequestedAt  time.Time      `json:"requested_at"`
+	At           *time.Time     `json:"at,omitempty"`
+	State        release.State  `json:"state"`
+	Reason       string         `json:"reason,omitempty"`
+	Approvals    []ApprovalView `json:"approvals"`
+	Steps        []StepView     `json:"steps"`
+	Checks       []CheckView    `json:"checks,omitempty"`
 
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
@@ -90,6 +96,10 @@ func releaseView(r *release.Release) ReleaseView {
 		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}}
 	v.AllowNewPlugins = r.AllowNewPlugins
+	v.Snapshot, v.RollbackMode = r.Snapshot, r.RollbackMode()
+	if r.Kind == release.KindRollback {
+		v.Rollback, _, _ = strings.Cut(v.RollbackMode, ":")
+	}
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{a.By, a.At})
 	}
@@ -126,7 +136,7 @@ func what(r *release.Release) string {
 	case release.KindDeploy:
 		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
 	case release.KindRollback:
-		return fmt.Sprintf("rollback of %s: restore %s into %s %s", r.RollbackOf, r.Backup, r.App, r.Env)
+		return fmt.Sprintf("rollback of %s in %s %s, %s", r.RollbackOf, r.App, r.Env, r.RollbackMode())
 	case release.KindSwitch:
 		return fmt.Sprintf("move users of %s %s to %s, restored by %s", r.App, r.Env, release.RecoveryEnv, r.SwitchTo)
 	}
@@ -160,6 +170,12 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	}
 	if r.Backup != "" && r.Kind == release.KindDeploy {
 		fields = append(fields, Field{"Pre-release backup", r.Backup})
+	}
+	if r.Snapshot != "" && r.Kind == release.KindDeploy {
+		fields = append(fields, Field{"Release snapshot", r.Snapshot + " (what its apply changed, for a targeted rollback)"})
+	}
+	if r.Kind == release.KindRollback {
+		fields = append(fields, Field{"Rollback", r.RollbackMode()})
 	}
 	if r.SecretsTravel() {
 		fields = append(fields, Field{"Secrets", release.SecretsTravelNote})
@@ -294,7 +310,7 @@ func (d *Dispatcher) runIfRunnable(ctx context.Context, r *release.Release, titl
 		case done.State == release.StateInterrupted:
 			hint = []string{"", "Ways out: " + done.WaysOut()}
 		case done.Rollbackable():
-			hint = []string{"", fmt.Sprintf("Roll back with: rollback %s (restores %s)", r.ID, done.Backup)}
+			hint = []string{"", "Roll back: " + done.RollbackWays()}
 		}
 		return d.releaseReply(done, fmt.Sprintf("Release %s %s", r.ID, done.State), hint...), err
 	}
@@ -392,7 +408,7 @@ func (d *Dispatcher) resume(ctx context.Context, req Request, c Resume) (Reply, 
 }
 
 func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Reply, error) {
-	r, err := d.Releases.RequestRollback(ctx, req.User, c.Release, c.Into)
+	r, err := d.Releases.RequestRollback(ctx, req.User, c.Release, c.Into, c.Full)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -417,7 +433,10 @@ func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) 
 	for _, r := range rs {
 		views = append(views, releaseView(r))
 		subject := r.Migration
-		if r.Kind != release.KindDeploy {
+		switch {
+		case r.Targeted():
+			subject = "snapshot " + r.Snapshot
+		case r.Kind != release.KindDeploy:
 			subject = r.Backup
 		}
 		table.Rows = append(table.Rows, []string{r.ID, string(r.Kind), r.Env, subject, string(r.State), d.when(r.RequestedAt), r.RequestedBy})
@@ -446,7 +465,7 @@ func (d *Dispatcher) releaseShow(ctx context.Context, _ Request, c ReleaseShow) 
 		extra = []string{"", "Ways out: " + r.WaysOut()}
 	case release.StateFailed:
 		if r.Rollbackable() {
-			extra = []string{"", fmt.Sprintf("Roll back with: rollback %s (restores %s)", r.ID, r.Backup)}
+			extra = []string{"", "Roll back: " + r.RollbackWays()}
 		}
 	}
 	reply := d.releaseReply(r, fmt.Sprintf("Release %s", r.ID), extra...)

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,8 @@ func (f *fakeService) Resume(_ context.Context, actor, id string) (*release.Rele
 	return &release.Release{ID: id, State: release.StateSucceeded}, nil
 }
 
-func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string) (*release.Release, error) {
+func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string, full bool) (*release.Release, error) {
+	f.record("rollback %s %s into=%q full=%v", actor, id, into, full)
 	return &release.Release{ID: "crm-r2", Kind: release.KindRollback, RollbackOf: id, Env: into, State: release.StateAwaitingApproval}, nil
 }
 
@@ -106,6 +108,10 @@ func (f *fakeService) Holds(context.Context) ([]release.Hold, error) {
 
 // Layouts: crm's production is laid out as NocoBase with all three
 // settings, its other environments are plain, recovery does not answer.
+func (f *fakeService) Snapshots(_ context.Context, app string) ([]release.EnvSnapshots, error) {
+	return f.snapshots, nil
+}
+
 func (f *fakeService) Layouts(_ context.Context, app string) ([]release.LayoutReport, error) {
 	a, err := f.App(app)
 	if err != nil {
@@ -160,6 +166,56 @@ func TestStatus(t *testing.T) {
 	}
 	if strings.Contains(string(b), "{}") {
 		t.Errorf("status --json has an empty object: %s", b)
+	}
+}
+
+// status shows the release snapshots each target keeps, in the table and
+// in --json, and says so when a target cannot be read.
+func TestStatusShowsReleaseSnapshots(t *testing.T) {
+	f := newFake()
+	f.snapshots = []release.EnvSnapshots{
+		{Env: "staging", Snapshots: []release.SnapshotInfo{}},
+		{Env: "production", Snapshots: []release.SnapshotInfo{{Name: "crm-r7", Migration: "crm-m3", TakenAt: t0, Tables: 4, Bytes: 2 << 20}}},
+		{Env: release.RecoveryEnv, Error: "cannot connect to database crm_recovery of recovery"},
+	}
+	d := &Dispatcher{Services: all(f)}
+	r, err := d.Handle(context.Background(), Request{User: "alice", Text: "status crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Release snapshots", "crm-r7 (crm-m3, 4 tables, 2.0 MiB)", "none"} {
+		if !strings.Contains(r.Text, want) {
+			t.Fatalf("status lacks %q:\n%s", want, r.Text)
+		}
+	}
+	b, err := json.Marshal(r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"snapshots":[{"name":"crm-r7","migration":"crm-m3","taken_at":"2026-03-10T12:00:00Z","tables":4,"size_bytes":2097152,"reverted":false}]`,
+		`"snapshots_error":"cannot connect to database crm_recovery of recovery"`} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("--json lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+// rollback passes --full on; the reply says which rollback it is.
+func TestRollbackFullFlag(t *testing.T) {
+	f := newFake()
+	d := &Dispatcher{Services: all(f)}
+	for in, want := range map[string]string{
+		"rollback crm-r1":                 `rollback alice crm-r1 into="" full=false`,
+		"rollback crm-r1 --full":          `rollback alice crm-r1 into="" full=true`,
+		"rollback crm-r1 --into recovery": `rollback alice crm-r1 into="recovery" full=false`,
+	} {
+		f.calls = nil
+		if _, err := d.Handle(context.Background(), Request{User: "alice", Text: in}); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if !slices.Contains(f.calls, want) {
+			t.Errorf("%s called %v, want %s", in, f.calls, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/relbot/relbot/release"
@@ -18,6 +19,10 @@ type EnvStatus struct {
 	Frozen      []string              `json:"freeze,omitempty"`
 	Approvals   ApprovalPolicyView    `json:"approvals"`
 	Layout      *release.LayoutReport `json:"layout,omitempty"`
+	// Snapshots are the release snapshots the environment keeps, newest
+	// first (a targeted rollback puts one back); nil for the source.
+	Snapshots      []release.SnapshotInfo `json:"snapshots,omitempty"`
+	SnapshotsError string                 `json:"snapshots_error,omitempty"`
 	// Users says which environment serves this environment's users: itself
 	// unless a switch moved them to recovery. For recovery it is set only
 	// while it serves the users of another environment.
@@ -96,7 +101,11 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 	if err != nil {
 		return Reply{}, err
 	}
-	table := &Table{Columns: []string{"Environment", "Release in progress", "Last release", "Last backup", "Lock", "NocoBase layout"}}
+	snaps, err := d.Migrations.Snapshots(ctx, a.Name)
+	if err != nil {
+		return Reply{}, err
+	}
+	table := &Table{Columns: []string{"Environment", "Release in progress", "Last release", "Last backup", "Release snapshots", "Lock", "NocoBase layout"}}
 	var views []EnvStatus
 	switched := switchedAway(rs)
 	var moved []string // sentences under the table
@@ -148,6 +157,12 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 				layout = layouts[i].Text()
 			}
 		}
+		kept := "-" // the source: nothing is applied there
+		for _, es := range snaps {
+			if es.Env == name {
+				v.Snapshots, v.SnapshotsError, kept = es.Snapshots, es.Error, snapshotsText(es)
+			}
+		}
 		if e == a.Recovery {
 			for _, from := range envs {
 				sw := switched[from.Name]
@@ -169,10 +184,29 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 			v.Users = &UsersView{ServedBy: name}
 		}
 		views = append(views, v)
-		table.Rows = append(table.Rows, []string{name, open, last, backup, lock, layout})
+		table.Rows = append(table.Rows, []string{name, open, last, backup, kept, lock, layout})
 	}
 	if len(moved) > 0 {
 		moved = append([]string{""}, moved...)
 	}
 	return newReply(fmt.Sprintf("Status of %s", a.Name), nil, table, views, moved...), nil
+}
+
+// snapshotsText is the status cell of an environment's release snapshots.
+func snapshotsText(es release.EnvSnapshots) string {
+	if es.Error != "" {
+		return "unknown: " + es.Error
+	}
+	if len(es.Snapshots) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, sn := range es.Snapshots {
+		p := fmt.Sprintf("%s (%s, %s, %s", sn.Name, sn.Migration, release.Count(sn.Tables, "table"), release.Bytes(sn.Bytes))
+		if sn.Reverted {
+			p += ", put back"
+		}
+		parts = append(parts, p+")")
+	}
+	return strings.Join(parts, "; ")
 }

@@ -149,6 +149,13 @@ type ApplyOptions struct {
 	// BeforeCommit, when set, is called after every statement ran and
 	// before the transaction commits (a fault-injection point for tests).
 	BeforeCommit func()
+	// Prepared names a preparation (WindowEngine.Prepare) to swap in; if
+	// the target changed since it was made, the apply does that work in
+	// its transaction instead and its log says so.
+	Prepared string
+	// Snapshot, when set, names the release snapshot the apply keeps, in
+	// its own transaction, of everything it changes.
+	Snapshot string
 }
 
 // ApplyResult is the execution log of an apply.
@@ -178,6 +185,7 @@ type MigrationEngine interface {
 	// Check reads, without changing it, what a deploy must know of the
 	// target before it is requested: the marker and the plugins it lacks.
 	Check(ctx context.Context, file ArchiveReader, app *App, target *Environment) (*TargetCheck, error)
+	WindowEngine
 }
 
 // MigrationRun is the record of one apply of a migration to an

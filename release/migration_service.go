@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 )
 
 // MigrationService makes migration files, plans and applies them, and
@@ -152,6 +153,32 @@ func (s *MigrationService) ApplyMigration(ctx context.Context, actor, id, env st
 	return res, nil
 }
 
+// PrepareMigration prepares, ahead of a release's window and without
+// changing what users see, the apply of migration id to env with the
+// options the apply will use (the target's variables, nothing
+// destructive allowed).
+func (s *MigrationService) PrepareMigration(ctx context.Context, id, env string, opts PrepareOptions) (*Preparation, error) {
+	m, a, e, err := s.migrationTarget(ctx, id, env)
+	if err != nil {
+		return nil, err
+	}
+	if opts.KnownVariables == nil {
+		if opts.KnownVariables, err = s.knownVariables(ctx, a, e); err != nil {
+			return nil, err
+		}
+	}
+	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	defer art.Close()
+	p, err := s.Engine.Prepare(ctx, art, a, e, opts)
+	if err != nil {
+		return nil, wrapUser(err, "preparing %s for %s failed", id, env)
+	}
+	return p, nil
+}
+
 func (s *MigrationService) migrationTarget(ctx context.Context, id, env string) (*Migration, *App, *Environment, error) {
 	m, err := s.Store.GetMigration(ctx, id)
 	if err != nil {
@@ -175,4 +202,47 @@ func (s *MigrationService) migrationTarget(ctx context.Context, id, env string) 
 // it lacks is refused.
 func (s *MigrationService) knownVariables(ctx context.Context, a *App, e *Environment) (map[string]bool, error) {
 	return s.Variables.VariableNames(ctx, a.Name, e.Name)
+}
+
+// EnvSnapshots are the release snapshots one environment keeps.
+type EnvSnapshots struct {
+	Env       string         `json:"env"`
+	Snapshots []SnapshotInfo `json:"snapshots"`
+	// Error says why they could not be listed.
+	Error string `json:"error,omitempty"`
+}
+
+// Snapshots lists, per environment migrations are applied to (every one
+// but the source, recovery last), the release snapshots it keeps, newest
+// first; an environment that cannot be read says why instead of failing
+// the others.
+func (s *MigrationService) Snapshots(ctx context.Context, app string) ([]EnvSnapshots, error) {
+	a, err := s.App(app)
+	if err != nil {
+		return nil, err
+	}
+	var envs []*Environment
+	for _, e := range a.Environments {
+		if e != a.Source() {
+			envs = append(envs, e)
+		}
+	}
+	if a.Recovery != nil {
+		envs = append(envs, a.Recovery)
+	}
+	out := make([]EnvSnapshots, 0, len(envs))
+	for _, e := range envs {
+		es := EnvSnapshots{Env: e.Name, Snapshots: []SnapshotInfo{}}
+		// A database that does not answer must not hold up a listing.
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		snaps, err := s.Engine.Snapshots(lctx, a, e)
+		cancel()
+		if err != nil {
+			es.Error = ErrorMessage(err)
+		} else if snaps != nil {
+			es.Snapshots = snaps
+		}
+		out = append(out, es)
+	}
+	return out, nil
 }

@@ -13,7 +13,9 @@ type ReleaseKind string
 const (
 	// KindDeploy applies a migration file.
 	KindDeploy ReleaseKind = "deploy"
-	// KindRollback restores a release's pre-release backup.
+	// KindRollback takes a deploy back: targeted (Release.Snapshot set),
+	// it puts back what the deploy's apply changed from the release
+	// snapshot the apply kept; full, it restores the pre-release backup.
 	KindRollback ReleaseKind = "rollback"
 	// KindRestore restores a backup (backup restore, approved like a release).
 	KindRestore ReleaseKind = "restore"
@@ -94,13 +96,16 @@ const (
 	StepMaintenanceOn  = "maintenance on"
 	StepScaleDown      = "scale down"
 	StepBackup         = "pre-release backup"
+	StepPrepare        = "prepare apply"
 	StepApply          = "apply migration"
+	StepRevert         = "revert"
 	StepRestore        = "restore backup"
 	StepRestart        = "restart app"
 	StepChecks         = "validation checks"
 	StepSwitch         = "switch traffic"
 	StepScaleUp        = "scale up"
 	StepMaintenanceOff = "maintenance off"
+	StepRetention      = "snapshot retention"
 )
 
 // StepState is where one step stands.
@@ -117,13 +122,17 @@ const (
 // Release is one deploy, rollback or restore of one environment, with its
 // whole story.
 type Release struct {
-	ID          string // crm-r5
-	App         string
-	Env         string
-	Kind        ReleaseKind
-	Migration   string // deploy: the migration ID
-	FileHash    string // deploy: the migration file's sha256
-	Backup      string // rollback/restore: the backup restored; deploy: the pre-release backup
+	ID        string // crm-r5
+	App       string
+	Env       string
+	Kind      ReleaseKind
+	Migration string // deploy: the migration ID
+	FileHash  string // deploy: the migration file's sha256
+	Backup    string // rollback/restore: the backup restored; deploy: the pre-release backup
+	// Snapshot: deploy: the release snapshot its apply kept in the target
+	// (named after the release), empty when it kept none; rollback: the
+	// snapshot a targeted rollback puts back (empty: a full rollback).
+	Snapshot    string
 	RollbackOf  string // rollback: the release rolled back
 	SwitchTo    string // switch: the rollback or restore into recovery users move to
 	RequestedBy string
@@ -152,15 +161,50 @@ type Release struct {
 // Rollbackable reports whether `rollback` can take r back: a deploy that
 // took its pre-release backup and then ran, or was interrupted.
 func (r *Release) Rollbackable() bool {
-	return r.Kind == KindDeploy && r.Backup != "" &&
+	return r.Kind == KindDeploy && (r.Backup != "" || r.Snapshot != "") &&
 		(r.State == StateFailed || r.State == StateInterrupted || r.State == StateSucceeded)
+}
+
+// Targeted reports whether r is a targeted rollback: it puts back what a
+// deploy changed, from the release snapshot its apply kept, instead of
+// restoring the whole pre-release backup.
+func (r *Release) Targeted() bool { return r.Kind == KindRollback && r.Snapshot != "" }
+
+// RollbackWays says what `rollback` does to deploy r, in a few words:
+// the targeted rollback when its apply kept a snapshot, then the full one.
+func (r *Release) RollbackWays() string {
+	var ways []string
+	if r.Snapshot != "" {
+		ways = append(ways, fmt.Sprintf("`rollback %s` puts back what it changed, keeping rows written since", r.ID))
+	}
+	if r.Backup != "" {
+		flag := ""
+		if r.Snapshot != "" {
+			flag = " --full"
+		}
+		ways = append(ways, fmt.Sprintf("`rollback %s%s` restores %s", r.ID, flag, r.Backup))
+	}
+	return strings.Join(ways, "; ")
+}
+
+// RollbackMode says which rollback r is, and what it does: "targeted:
+// puts back what crm-r7 changed, keeps rows written since" or "full:
+// restores backup crm-b12 taken before crm-r7". Empty for other kinds.
+func (r *Release) RollbackMode() string {
+	switch {
+	case r.Targeted():
+		return fmt.Sprintf("targeted: puts back what %s changed, keeps rows written since", r.RollbackOf)
+	case r.Kind == KindRollback:
+		return fmt.Sprintf("full: restores backup %s taken before %s", r.Backup, r.RollbackOf)
+	}
+	return ""
 }
 
 // WaysOut names the commands that lead on from an interrupted release.
 func (r *Release) WaysOut() string {
 	s := fmt.Sprintf("resume %s (continues from its first unfinished step)", r.ID)
 	if r.Rollbackable() {
-		s += fmt.Sprintf(" or rollback %s (restores %s)", r.ID, r.Backup)
+		s += " or roll back: " + r.RollbackWays()
 	}
 	return s
 }
@@ -247,6 +291,8 @@ type ReleaseStore interface {
 	SaveChecks(ctx context.Context, id string, checks []CheckResult) error
 	// SetBackup records the pre-release backup of a deploy.
 	SetBackup(ctx context.Context, id, backup string) error
+	// SetSnapshot records the release snapshot a deploy's apply kept.
+	SetSnapshot(ctx context.Context, id, snapshot string) error
 	// TakeLease makes owner the runner of a release in state `from`, moving
 	// it to running, until `until`. Fails with CodeConflict otherwise.
 	TakeLease(ctx context.Context, id string, from State, owner string, until time.Time) error

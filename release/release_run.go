@@ -133,6 +133,7 @@ func (s *ReleaseService) runSteps(ctx context.Context, r *Release, a *App, e *En
 	if err := s.move(ctx, r, StateRunning, StateSucceeded, ""); err != nil {
 		return err
 	}
+	s.unprepare(ctx, r)
 	if r.Kind == KindRollback {
 		// In place, the rolled-back release's story ends here; a restore
 		// into another environment leaves it as it was.
@@ -192,6 +193,7 @@ func (s *ReleaseService) fail(ctx context.Context, r *Release, a *App, e *Enviro
 	if err := s.move(ctx, r, StateRunning, StateFailed, why); err != nil {
 		return err
 	}
+	s.unprepare(ctx, r)
 	s.Log.Error("release failed", "release", r.ID, "step", name, "err", cause)
 	s.notify(ctx, r, Event{Kind: EventFailed, Step: name, Detail: why})
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf("%s failed at %s: %s", r.ID, name, ErrorMessage(cause)), Err: cause}

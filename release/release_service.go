@@ -30,6 +30,11 @@ type ReleaseService struct {
 	// fault-injection point for the crash tests. Production leaves it nil.
 	Pause func(step string)
 
+	// ClassicWindow makes deploys requested through this service run the
+	// plan before issue 13 (the backup inside the window, no preparation,
+	// no snapshot). Only `relbot bench window` sets it, to compare.
+	ClassicWindow bool
+
 	// steps replaces stepTable in tests that fake the engines' steps.
 	steps map[string]stepDef
 }
@@ -110,7 +115,7 @@ func (s *ReleaseService) request(ctx context.Context, r *Release, a *App, e *Env
 	r.RequestedAt = s.Now().UTC()
 	r.State = StateAwaitingApproval
 	r.Channel = a.Channel
-	r.Steps = stepsFor(r, e)
+	r.Steps = stepsOf(planFor(r, s.ClassicWindow), r, e)
 	if err := s.Store.CreateRelease(ctx, r); err != nil {
 		return nil, err
 	}
@@ -423,14 +428,21 @@ func (s *ReleaseService) Cancel(ctx context.Context, actor, id string) (*Release
 	if err := s.move(ctx, r, r.State, StateCancelled, why); err != nil {
 		return nil, err
 	}
+	s.unprepare(ctx, r)
 	s.notify(ctx, r, Event{Kind: EventCancelled, Actor: actor})
 	return r, nil
 }
 
-// RequestRollback asks for a deploy's pre-release backup to be restored:
-// in place, or into another environment (the app's recovery). It needs the
-// approvals a release to that environment needs.
-func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string) (*Release, error) {
+// RequestRollback asks for a deploy to be taken back. The default for a
+// deploy whose apply kept a release snapshot is the targeted rollback: it
+// puts back what the deploy changed and keeps rows users wrote since to
+// other tables; it is refused, naming --full, when the environment no
+// longer keeps the snapshot or a later release changed it. full (and any
+// rollback --into another environment, and the default for a deploy
+// without a snapshot) restores the pre-release backup: in place, or into
+// the app's recovery. It needs the approvals a release to that
+// environment needs.
+func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string, full bool) (*Release, error) {
 	orig, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -438,7 +450,7 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 	if orig.Kind != KindDeploy {
 		return nil, Errorf(CodeInvalid, "%s is a %s; only a deploy can be rolled back", id, orig.Kind)
 	}
-	if orig.Backup == "" {
+	if orig.Backup == "" && orig.Snapshot == "" {
 		return nil, Errorf(CodeConflict, "%s has no pre-release backup (it stopped before taking one): nothing to roll back to", id)
 	}
 	switch orig.State {
@@ -461,9 +473,27 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 	if err != nil {
 		return nil, err
 	}
-	// The pre-release backup is orig.Env's data.
+	// Either kind puts orig.Env's data back (the targeted one from its
+	// snapshot): the roles a restore of it there needs, before anything
+	// is read of the target.
 	if err := s.authorizeRestore(ctx, actor, ActRollback, a, e, orig.Env); err != nil {
 		return nil, err
+	}
+	r := &Release{App: a.Name, Env: e.Name, Kind: KindRollback, RollbackOf: id, RequestedBy: actor}
+	if !full && e.Name == orig.Env && orig.Snapshot != "" {
+		r.Snapshot = orig.Snapshot
+		// A targeted rollback that cannot run any more is refused rather
+		// than turned into a full one: the full one loses what users
+		// wrote since, so it is asked for by name (--full).
+		if err := s.checkSnapshot(ctx, r, a, e); err != nil {
+			return nil, err
+		}
+	}
+	if r.Snapshot == "" {
+		if orig.Backup == "" {
+			return nil, Errorf(CodeConflict, "%s has no pre-release backup: a full rollback has nothing to restore (rollback %s without --full puts back what it changed)", id, id)
+		}
+		r.Backup = orig.Backup
 	}
 	if err := s.preflightWindow(ctx, a, e, nil); err != nil {
 		return nil, err
@@ -474,8 +504,66 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 		if err := s.move(ctx, orig, StateInterrupted, StateFailed, "interrupted; rolled back by a rollback release"); err != nil {
 			return nil, err
 		}
+		s.unprepare(ctx, orig)
 	}
-	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindRollback, Backup: orig.Backup, RollbackOf: id, RequestedBy: actor}, a, e)
+	return s.request(ctx, r, a, e)
+}
+
+// checkSnapshot refuses a targeted rollback r that cannot run: the
+// snapshot is gone (dropped by a later release's retention) or reverted
+// already, or a later release changed the environment since.
+func (s *ReleaseService) checkSnapshot(ctx context.Context, r *Release, a *App, e *Environment) error {
+	rs, err := s.Store.ListReleases(ctx, a.Name, e.Name)
+	if err != nil {
+		return err
+	}
+	var orig *Release
+	for _, o := range rs {
+		if o.ID == r.RollbackOf {
+			orig = o
+		}
+	}
+	if orig == nil {
+		return Errorf(CodeNotFound, "no release %s of %s %s", r.RollbackOf, a.Name, e.Name)
+	}
+	for _, o := range rs {
+		if o.ID == orig.ID || o.ID == r.ID || !o.RequestedAt.After(orig.RequestedAt) {
+			continue
+		}
+		if changedTarget(o) {
+			return Errorf(CodeConflict, "%s changed %s %s after %s: a targeted rollback of %s would undo it too; roll back %s first, or rollback %s --full restores %s",
+				o.ID, a.Name, e.Name, orig.ID, orig.ID, o.ID, orig.ID, orig.Backup)
+		}
+	}
+	snaps, err := s.Migrations.Engine.Snapshots(ctx, a, e)
+	if err != nil {
+		return wrapUser(err, "cannot list the release snapshots of %s %s", a.Name, e.Name)
+	}
+	for _, sn := range snaps {
+		if sn.Name == r.Snapshot {
+			if sn.Reverted {
+				return Errorf(CodeConflict, "the release snapshot of %s was put back already (by an earlier targeted rollback)", orig.ID)
+			}
+			return nil
+		}
+	}
+	return Errorf(CodeConflict, "%s %s no longer keeps the release snapshot of %s (a later release's retention dropped it): rollback %s --full restores %s",
+		a.Name, e.Name, orig.ID, orig.ID, orig.Backup)
+}
+
+// changedTarget reports whether release o changed its environment's data:
+// its committing step (apply, revert, restore) was done, and a deploy
+// that was rolled back since does not count.
+func changedTarget(o *Release) bool {
+	if o.State == StateRolledBack {
+		return false
+	}
+	for _, st := range o.Steps {
+		if (st.Name == StepApply || st.Name == StepRevert || st.Name == StepRestore) && st.State == StepDone {
+			return true
+		}
+	}
+	return false
 }
 
 // Lock holds every release and restore of an environment.

@@ -198,6 +198,16 @@ type freeLock struct{}
 func (freeLock) Refresh(context.Context, time.Duration) error { return nil }
 func (freeLock) Unlock(context.Context) error                 { return nil }
 
+func (m *memReleases) SetSnapshot(_ context.Context, id, snapshot string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.get(id)
+	if err == nil {
+		r.Snapshot = snapshot
+	}
+	return err
+}
+
 // stepLog records, in order, the hooks and engine steps a run called.
 type stepLog struct {
 	mu     sync.Mutex
@@ -253,24 +263,66 @@ func engineSteps(l *stepLog) map[string]stepDef {
 				r.Backup = "crm-b1"
 				return "", true, s.Store.SetBackup(context.Background(), r.ID, r.Backup)
 			}
+			if name == "apply" && applyOptions(r).Snapshot != "" {
+				return "apply done", true, s.keptSnapshot(context.Background(), r)
+			}
 			return name + " done", true, nil
 		}
 	}
-	for step, engine := range map[string]string{StepPreflight: "preflight", StepBackup: "backup", StepApply: "apply", StepRestore: "restore"} {
+	for step, engine := range map[string]string{StepPreflight: "preflight", StepBackup: "backup", StepPrepare: "prepare", StepApply: "apply", StepRestore: "restore"} {
 		d := table[step]
 		d.do = fake(engine)
 		table[step] = d
 	}
 	apply := table[StepApply]
 	probe := *apply.resume
-	probe.committed = func(context.Context, *ReleaseService, *Release) (bool, error) {
+	probe.committed = probeApply(func(context.Context, *ReleaseService, *Release) (bool, error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.fail["committed"], nil // "committed" in fail: the marker is there
-	}
+	})
 	apply.resume = &probe
 	table[StepApply] = apply
 	return table
+}
+
+// windowEngine is the fake of the engine's window methods the real steps
+// call (revert, its probe, retention, unprepare); the rest of the engine
+// is faked as steps above.
+type windowEngine struct {
+	MigrationEngine // nil: the faked steps call nothing else
+	l               *stepLog
+	// snapshots are those the target keeps, newest first.
+	snapshots []SnapshotInfo
+}
+
+func (w *windowEngine) Unprepare(_ context.Context, _ *App, _ *Environment, key string) error {
+	return w.l.call("unprepare " + key)
+}
+
+func (w *windowEngine) Revert(_ context.Context, _ *App, _ *Environment, snapshot string, _ RevertOptions) (*ApplyResult, error) {
+	if err := w.l.call("revert " + snapshot); err != nil {
+		return nil, err
+	}
+	return &ApplyResult{Steps: []ExecutedStep{{What: "put back"}}}, nil
+}
+
+func (w *windowEngine) Reverted(context.Context, *App, *Environment, string) (bool, error) {
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	return w.l.fail["reverted"], nil
+}
+
+func (w *windowEngine) Snapshots(context.Context, *App, *Environment) ([]SnapshotInfo, error) {
+	return slices.Clone(w.snapshots), nil
+}
+
+func (w *windowEngine) DropSnapshot(_ context.Context, _ *App, _ *Environment, name string) error {
+	if err := w.l.call("drop " + name); err != nil {
+		return err
+	}
+	w.snapshots = slices.DeleteFunc(w.snapshots, func(s SnapshotInfo) bool { return s.Name == name })
+	return nil
 }
 
 var allHooks = map[string]Hook{HookMaintenanceOn: {}, HookMaintenanceOff: {}, HookScaleDown: {}, HookScaleUp: {}, HookRestart: {}, HookSwitchTraffic: {}}
@@ -289,7 +341,8 @@ func stepsApp() *App {
 func stepsService(l *stepLog) (*ReleaseService, *memReleases) {
 	store := newMemReleases()
 	core := NewCore([]*App{stepsApp()}, nil, freeLocker{}, nil)
-	s := &ReleaseService{Core: core, Store: store, Hooks: l, Checker: checks{l}, steps: engineSteps(l)}
+	s := &ReleaseService{Core: core, Store: store, Hooks: l, Checker: checks{l}, steps: engineSteps(l),
+		Migrations: &MigrationService{Core: core, Engine: &windowEngine{l: l, snapshots: []SnapshotInfo{{Name: "crm-r1"}, {Name: "crm-r0"}}}}}
 	return s, store
 }
 
@@ -302,7 +355,12 @@ func scheduled(t *testing.T, s *ReleaseService, store *memReleases, kind Release
 		t.Fatal(err)
 	}
 	r := &Release{ID: "crm-r1", App: "crm", Env: e.Name, Kind: kind, State: StateScheduled, RequestedAt: time.Now(), RequestedBy: "alice"}
-	if kind != KindDeploy {
+	switch kind {
+	case kindTargeted:
+		r.Kind, r.Snapshot, r.RollbackOf = KindRollback, "crm-r0", "crm-r0"
+	case KindRollback:
+		r.Backup, r.RollbackOf = "crm-b1", "crm-r0"
+	case KindRestore:
 		r.Backup = "crm-b1"
 	}
 	r.Steps = stepsFor(r, e)
@@ -311,6 +369,9 @@ func scheduled(t *testing.T, s *ReleaseService, store *memReleases, kind Release
 	}
 	return r
 }
+
+// kindTargeted stands, in these tables, for a targeted rollback.
+const kindTargeted ReleaseKind = "targeted rollback"
 
 func stepStates(r *Release) string {
 	var b []string
@@ -333,38 +394,66 @@ func names(steps []Step) []string {
 // and hooks do not change a plan (hooks an environment lacks are skipped
 // when the release runs).
 func TestStepPlans(t *testing.T) {
-	deploy := []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
+	// The backup and the preparation run before the window, while users
+	// work; the retention after it.
+	deploy := []string{StepPreflight, StepBackup, StepPrepare, StepMaintenanceOn, StepScaleDown, StepApply, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff, StepRetention}
 	withNotice := slices.Insert(slices.Clone(deploy), 1, StepNotice)
+	classic := []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepBackup, StepApply, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
 	restoreInPlace := []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRestore, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
 	restoreRecovery := []string{StepPreflight, StepRestore, StepRestart, StepChecks}
+	targeted := []string{StepPreflight, StepMaintenanceOn, StepScaleDown, StepRevert, StepRestart, StepChecks, StepScaleUp, StepMaintenanceOff}
 	at := time.Now().Add(time.Hour)
 	a := stepsApp()
 	staging, production := a.Environments[1], a.Environments[2]
 	for _, c := range []struct {
-		name string
-		r    Release
-		e    *Environment
-		want []string
+		name    string
+		r       Release
+		e       *Environment
+		classic bool
+		want    []string
 	}{
-		{"deploy now", Release{Kind: KindDeploy}, staging, deploy},
-		{"deploy now where notice is given", Release{Kind: KindDeploy}, production, deploy},
-		{"deploy --at where no notice is given", Release{Kind: KindDeploy, At: &at}, staging, deploy},
-		{"deploy --at with notice", Release{Kind: KindDeploy, At: &at}, production, withNotice},
-		{"deploy without hooks or checks", Release{Kind: KindDeploy}, a.Environments[0], deploy},
-		{"rollback in place", Release{Kind: KindRollback, Backup: "crm-b1"}, production, restoreInPlace},
-		{"rollback --at in place (no notice step)", Release{Kind: KindRollback, At: &at}, production, restoreInPlace},
-		{"rollback into recovery", Release{Kind: KindRollback, Backup: "crm-b1"}, a.Recovery, restoreRecovery},
-		{"restore in place", Release{Kind: KindRestore, Backup: "crm-b1"}, staging, restoreInPlace},
-		{"restore into recovery", Release{Kind: KindRestore, Backup: "crm-b1"}, a.Recovery, restoreRecovery},
-		{"switch", Release{Kind: KindSwitch, SwitchTo: "crm-r2"}, production, []string{StepPreflight, StepSwitch}},
+		{"deploy now", Release{Kind: KindDeploy}, staging, false, deploy},
+		{"deploy now where notice is given", Release{Kind: KindDeploy}, production, false, deploy},
+		{"deploy --at where no notice is given", Release{Kind: KindDeploy, At: &at}, staging, false, deploy},
+		{"deploy --at with notice", Release{Kind: KindDeploy, At: &at}, production, false, withNotice},
+		{"deploy without hooks or checks", Release{Kind: KindDeploy}, a.Environments[0], false, deploy},
+		{"deploy the classic way (bench window)", Release{Kind: KindDeploy}, staging, true, classic},
+		{"deploy --at with notice the classic way", Release{Kind: KindDeploy, At: &at}, production, true, slices.Insert(slices.Clone(classic), 1, StepNotice)},
+		{"rollback in place", Release{Kind: KindRollback, Backup: "crm-b1"}, production, false, restoreInPlace},
+		{"rollback --at in place (no notice step)", Release{Kind: KindRollback, At: &at}, production, false, restoreInPlace},
+		{"rollback into recovery", Release{Kind: KindRollback, Backup: "crm-b1"}, a.Recovery, false, restoreRecovery},
+		{"targeted rollback", Release{Kind: KindRollback, Snapshot: "crm-r1", RollbackOf: "crm-r1"}, production, false, targeted},
+		{"targeted rollback, classic service (only deploys change)", Release{Kind: KindRollback, Snapshot: "crm-r1"}, staging, true, targeted},
+		{"restore in place", Release{Kind: KindRestore, Backup: "crm-b1"}, staging, false, restoreInPlace},
+		{"restore in place, classic service", Release{Kind: KindRestore, Backup: "crm-b1"}, staging, true, restoreInPlace},
+		{"restore into recovery", Release{Kind: KindRestore, Backup: "crm-b1"}, a.Recovery, false, restoreRecovery},
+		{"switch", Release{Kind: KindSwitch, SwitchTo: "crm-r2"}, production, false, []string{StepPreflight, StepSwitch}},
 	} {
-		got := stepsFor(&c.r, c.e)
+		got := stepsOf(planFor(&c.r, c.classic), &c.r, c.e)
 		if !slices.Equal(names(got), c.want) {
 			t.Errorf("%s:\n got %v\nwant %v", c.name, names(got), c.want)
 		}
 		for _, st := range got {
 			if st.State != StepPending {
 				t.Errorf("%s: step %s starts %s, want pending", c.name, st.Name, st.State)
+			}
+		}
+		// The apply swaps in a preparation and keeps a snapshot exactly
+		// when the plan prepared it.
+		r := c.r
+		r.ID, r.Steps = "crm-r9", got
+		want := ApplyOptions{}
+		if slices.Contains(c.want, StepPrepare) {
+			want = ApplyOptions{Prepared: "crm-r9", Snapshot: "crm-r9"}
+		}
+		if opts := applyOptions(&r); opts.Prepared != want.Prepared || opts.Snapshot != want.Snapshot {
+			t.Errorf("%s: apply options %+v, want %+v", c.name, opts, want)
+		}
+	}
+	for _, p := range [][]planStep{classicDeployPlan, targetedPlan} {
+		for _, st := range p {
+			if d, ok := stepTable[st.name]; !ok || d.do == nil {
+				t.Errorf("a plan names step %q the table does not define", st.name)
 			}
 		}
 	}
@@ -379,13 +468,13 @@ func TestStepPlans(t *testing.T) {
 			}
 		}
 	}
-	// The committing steps are exactly the two that change the target's
-	// data, and only the apply is resumed by asking the target.
+	// The committing steps are exactly the three that change the target's
+	// data, and the apply and the revert are resumed by asking the target.
 	for name, d := range stepTable {
-		if want := name == StepApply || name == StepRestore; d.commits != want {
+		if want := name == StepApply || name == StepRestore || name == StepRevert; d.commits != want {
 			t.Errorf("step %s commits=%v, want %v", name, d.commits, want)
 		}
-		if want := name == StepApply; (d.resume != nil) != want {
+		if want := name == StepApply || name == StepRevert; (d.resume != nil) != want {
 			t.Errorf("step %s has a resume probe: %v, want %v", name, d.resume != nil, want)
 		}
 		if want := name == StepScaleUp || name == StepMaintenanceOff; d.undo != want {
@@ -403,7 +492,14 @@ func TestStepFailures(t *testing.T) {
 		offByHand   = "turn maintenance off by hand: run the maintenance_off hook of crm staging in apps.yaml (relbot has no command for it)"
 		broughtBack = "scale up=done, maintenance off=done"
 	)
-	all := []string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}
+	const (
+		before     = "preflight=done, pre-release backup=done, prepare apply=done, "
+		unprepare  = "unprepare crm-r1"
+		targetedUp = "preflight=done, maintenance on=done, scale down=done, "
+	)
+	all := []string{"preflight", "backup", "prepare", HookMaintenanceOn, HookScaleDown, "apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}
+	upTo := func(n int, more ...string) []string { return append(slices.Clone(all[:n]), more...) }
+	broughtBackCalls := []string{HookScaleUp, HookMaintenanceOff, unprepare}
 	for _, c := range []struct {
 		kind   ReleaseKind
 		env    string
@@ -413,42 +509,55 @@ func TestStepFailures(t *testing.T) {
 		reason []string // the release's reason contains each
 	}{
 		{KindDeploy, "staging", []string{"preflight"},
-			"preflight=failed, maintenance on=skipped, scale down=skipped, pre-release backup=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack,
-			[]string{"preflight", HookScaleUp, HookMaintenanceOff}, []string{"preflight failed: preflight: preflight broke", notApplied}},
-		{KindDeploy, "staging", []string{HookMaintenanceOn},
-			"preflight=done, maintenance on=failed, scale down=skipped, pre-release backup=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack,
-			[]string{"preflight", HookMaintenanceOn, HookScaleUp, HookMaintenanceOff}, []string{"maintenance on failed: hook maintenance_on: maintenance_on broke", notApplied}},
+			"preflight=failed, pre-release backup=skipped, prepare apply=skipped, maintenance on=skipped, scale down=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack + ", snapshot retention=skipped",
+			upTo(1, broughtBackCalls...), []string{"preflight failed: preflight: preflight broke", notApplied}},
+		// The backup and the preparation fail while users still work.
 		{KindDeploy, "staging", []string{"backup"},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=failed, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack,
-			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", HookScaleUp, HookMaintenanceOff}, []string{"pre-release backup failed", notApplied}},
+			"preflight=done, pre-release backup=failed, prepare apply=skipped, maintenance on=skipped, scale down=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack + ", snapshot retention=skipped",
+			upTo(2, broughtBackCalls...), []string{"pre-release backup failed", notApplied}},
+		{KindDeploy, "staging", []string{"prepare"},
+			"preflight=done, pre-release backup=done, prepare apply=failed, maintenance on=skipped, scale down=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack + ", snapshot retention=skipped",
+			upTo(3, broughtBackCalls...), []string{"prepare apply failed: prepare: prepare broke", notApplied}},
+		{KindDeploy, "staging", []string{HookMaintenanceOn},
+			before + "maintenance on=failed, scale down=skipped, apply migration=skipped, restart app=skipped, validation checks=skipped, " + broughtBack + ", snapshot retention=skipped",
+			upTo(4, broughtBackCalls...), []string{"maintenance on failed: hook maintenance_on: maintenance_on broke", notApplied}},
 		{KindDeploy, "staging", []string{"apply"},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=failed, restart app=skipped, validation checks=skipped, " + broughtBack,
-			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookScaleUp, HookMaintenanceOff},
+			before + "maintenance on=done, scale down=done, apply migration=failed, restart app=skipped, validation checks=skipped, " + broughtBack + ", snapshot retention=skipped",
+			upTo(6, broughtBackCalls...),
 			[]string{"apply migration failed", notApplied + " (rollback crm-r1 restores crm-b1 if needed)"}},
 		// An undo step that fails is marked so, and the next still runs.
 		{KindDeploy, "staging", []string{"apply", HookScaleUp},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=failed, restart app=skipped, validation checks=skipped, scale up=failed, maintenance off=done",
-			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookScaleUp, HookMaintenanceOff}, []string{notApplied}},
+			before + "maintenance on=done, scale down=done, apply migration=failed, restart app=skipped, validation checks=skipped, scale up=failed, maintenance off=done, snapshot retention=skipped",
+			upTo(6, broughtBackCalls...), []string{notApplied}},
 		// After the apply committed nothing is undone: maintenance stays on.
 		{KindDeploy, "staging", []string{HookRestart},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=failed, validation checks=skipped, scale up=skipped, maintenance off=skipped",
-			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart},
-			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "check it, and " + offByHand, "or roll back with `rollback crm-r1` (restores crm-b1)"}},
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=failed, validation checks=skipped, scale up=skipped, maintenance off=skipped, snapshot retention=skipped",
+			upTo(7, unprepare),
+			[]string{"the change was made but the app was not restarted", "maintenance stays on: restart it (`restart crm staging`", "check it, and " + offByHand,
+				"or roll back: `rollback crm-r1` puts back what it changed, keeping rows written since; `rollback crm-r1 --full` restores crm-b1"}},
 		{KindDeploy, "staging", []string{"checks"},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=failed, scale up=skipped, maintenance off=skipped",
-			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "backup", "apply", HookRestart, "checks"},
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=done, validation checks=failed, scale up=skipped, maintenance off=skipped, snapshot retention=skipped",
+			upTo(8, unprepare),
 			[]string{"validation checks failed: 1 of 1 checks failed: home page", applied, "(it ends by turning maintenance off), or fix it and " + offByHand}},
 		{KindDeploy, "staging", []string{HookScaleUp},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=done, scale up=failed, maintenance off=skipped",
-			all[:8], []string{"scale up failed", applied}},
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=done, validation checks=done, scale up=failed, maintenance off=skipped, snapshot retention=skipped",
+			upTo(9, unprepare), []string{"scale up failed", applied}},
 		{KindDeploy, "staging", []string{HookMaintenanceOff},
-			"preflight=done, maintenance on=done, scale down=done, pre-release backup=done, apply migration=done, restart app=done, validation checks=done, scale up=done, maintenance off=failed",
-			all, []string{"maintenance off failed", applied}},
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=done, validation checks=done, scale up=done, maintenance off=failed, snapshot retention=skipped",
+			upTo(10, unprepare), []string{"maintenance off failed", applied}},
+		// Success: the retention drops the older snapshot, keeps this one's.
+		{KindDeploy, "staging", nil,
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=done, validation checks=done, scale up=done, maintenance off=done, snapshot retention=done",
+			upTo(10, "drop crm-r0", unprepare), nil},
+		// A snapshot retention cannot drop is a warning: the release succeeded.
+		{KindDeploy, "staging", []string{"drop crm-r0"},
+			before + "maintenance on=done, scale down=done, apply migration=done, restart app=done, validation checks=done, scale up=done, maintenance off=done, snapshot retention=done",
+			upTo(10, "drop crm-r0", unprepare), nil},
 		// Without hooks, a restart that cannot run is skipped, and a failed
 		// restart outside maintenance says to restart and check.
 		{KindDeploy, "development", nil,
-			"preflight=done, maintenance on=skipped, scale down=skipped, pre-release backup=done, apply migration=done, restart app=skipped, validation checks=skipped, scale up=skipped, maintenance off=skipped",
-			[]string{"preflight", "backup", "apply"}, nil},
+			before + "maintenance on=skipped, scale down=skipped, apply migration=done, restart app=skipped, validation checks=skipped, scale up=skipped, maintenance off=skipped, snapshot retention=done",
+			[]string{"preflight", "backup", "prepare", "apply", "drop crm-r0", unprepare}, nil},
 		{KindRestore, "staging", []string{"restore"},
 			"preflight=done, maintenance on=done, scale down=done, restore backup=failed, restart app=skipped, validation checks=skipped, " + broughtBack,
 			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "restore", HookScaleUp, HookMaintenanceOff}, []string{"restore backup failed: restore: restore broke"}},
@@ -462,6 +571,24 @@ func TestStepFailures(t *testing.T) {
 		{KindRollback, RecoveryEnv, nil,
 			"preflight=done, restore backup=done, restart app=done, validation checks=done",
 			[]string{"preflight", "restore", HookRestart, "checks"}, nil},
+		{KindRollback, "staging", nil,
+			"preflight=done, maintenance on=done, scale down=done, restore backup=done, restart app=done, validation checks=done, scale up=done, maintenance off=done",
+			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "restore", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}, nil},
+		// The targeted rollback: the revert instead of the restore.
+		{kindTargeted, "staging", nil,
+			targetedUp + "revert=done, restart app=done, validation checks=done, scale up=done, maintenance off=done",
+			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "revert crm-r0", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}, nil},
+		{kindTargeted, "staging", []string{"revert crm-r0"},
+			targetedUp + "revert=failed, restart app=skipped, validation checks=skipped, " + broughtBack,
+			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "revert crm-r0", HookScaleUp, HookMaintenanceOff},
+			[]string{"revert failed: targeted rollback of crm-r0 failed"}},
+		// After the revert committed, maintenance stays on.
+		{kindTargeted, "staging", []string{"checks"},
+			targetedUp + "revert=done, restart app=done, validation checks=failed, scale up=skipped, maintenance off=skipped",
+			[]string{"preflight", HookMaintenanceOn, HookScaleDown, "revert crm-r0", HookRestart, "checks"}, []string{"validation checks failed"}},
+		{kindTargeted, "development", nil,
+			"preflight=done, maintenance on=skipped, scale down=skipped, revert=done, restart app=skipped, validation checks=skipped, scale up=skipped, maintenance off=skipped",
+			[]string{"preflight", "revert crm-r0"}, nil},
 	} {
 		name := fmt.Sprintf("%s %s failing %v", c.kind, c.env, c.fail)
 		t.Run(name, func(t *testing.T) {
@@ -476,7 +603,7 @@ func TestStepFailures(t *testing.T) {
 				t.Fatalf("no release: %v", err)
 			}
 			wantState := StateFailed
-			if len(c.fail) == 0 {
+			if len(c.fail) == 0 || strings.HasPrefix(c.fail[0], "drop ") {
 				wantState = StateSucceeded
 			}
 			stored, _ := store.GetRelease(context.Background(), "crm-r1")
@@ -580,10 +707,15 @@ func TestResumeAtTheApply(t *testing.T) {
 			if stored := store.rs[r.ID]; got.State != StateSucceeded || stored.State != StateSucceeded || stored.Reason != "" {
 				t.Fatalf("resumed: %s, stored %s %q", got.State, stored.State, stored.Reason)
 			}
-			wantCalls := []string{"apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff}
+			// Resumed after the commit, the probe records the snapshot the
+			// apply kept, so the retention still keeps it alone.
+			wantCalls := []string{"apply", HookRestart, "checks", HookScaleUp, HookMaintenanceOff, "drop crm-r0", "unprepare crm-r1"}
+			if stored := store.rs[r.ID]; stored.Snapshot != "crm-r1" {
+				t.Errorf("snapshot recorded %q, want crm-r1", stored.Snapshot)
+			}
 			if committed {
 				wantCalls = wantCalls[1:]
-				if log := got.Steps[4].Log; log != "committed before the interruption (the target's marker records it)" {
+				if log := got.Steps[5].Log; log != "committed before the interruption (the target's marker records it)" {
 					t.Errorf("apply log %q", log)
 				}
 			}

@@ -34,9 +34,9 @@ const benchWorker = "__bench"
 // runBench compares relbot's backup and restore with pg_dump, pg_restore
 // and a plain COPY of every table, side by side on one generated database.
 func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) string) int {
-	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate" && args[0] != "slack") {
-		fmt.Fprintln(io.Err, "relbot: bench needs one of backup, migrate or slack")
-		fmt.Fprintln(io.Err, "  usage: relbot bench backup|migrate [--size SIZE] [--workers N] [--reuse] | relbot bench slack [--rate N] [--seconds N]")
+	if len(args) == 0 || (args[0] != "backup" && args[0] != "migrate" && args[0] != "slack" && args[0] != "window") {
+		fmt.Fprintln(io.Err, "relbot: bench needs one of backup, migrate, window or slack")
+		fmt.Fprintln(io.Err, "  usage: relbot bench backup|migrate [--size SIZE] [--workers N] [--reuse] | relbot bench window [--sizes SIZES] [--reuse] | relbot bench slack [--rate N] [--seconds N]")
 		return exitUsage
 	}
 	fs, o := benchFlags(args[0])
@@ -56,6 +56,18 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	dir := getenv("RELBOT_BENCH_DIR")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "relbot-bench")
+	}
+	if args[0] == "window" {
+		sizes, err := parseSizes(o.sizes)
+		if err != nil {
+			fmt.Fprintln(io.Err, "relbot: --sizes: "+err.Error())
+			return exitUsage
+		}
+		if err := benchWindow(ctx, io, admin, dir+"-window", sizes, *reuse); err != nil {
+			fmt.Fprintln(io.Err, "relbot: bench: "+oneLine(err.Error()))
+			return exitFailed
+		}
+		return exitOK
 	}
 	if args[0] == "slack" {
 		if *rate <= 0 || *seconds <= 0 || *rate > 2000 || *seconds > 300 {
@@ -81,14 +93,19 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 
 // benchOptions are bench's flags; each subcommand takes only its own.
 type benchOptions struct {
-	size                   string
+	size, sizes            string
 	workers, rate, seconds int
 	reuse                  bool
 }
 
 func benchFlags(sub string) (*flag.FlagSet, *benchOptions) {
-	o := &benchOptions{size: "1GB", workers: 2, rate: 200, seconds: 30}
+	o := &benchOptions{size: "1GB", sizes: "1GB,4GB", workers: 2, rate: 200, seconds: 30}
 	fs := flag.NewFlagSet("bench "+sub, flag.ContinueOnError)
+	if sub == "window" {
+		fs.StringVar(&o.sizes, "sizes", o.sizes, "sizes of the generated production databases, comma-separated (e.g. 1GB,4GB)")
+		fs.BoolVar(&o.reuse, "reuse", o.reuse, "reuse the generated production databases from an earlier run")
+		return fs, o
+	}
 	if sub == "slack" {
 		fs.IntVar(&o.rate, "rate", o.rate, "requests per second")
 		fs.IntVar(&o.seconds, "seconds", o.seconds, "how long")

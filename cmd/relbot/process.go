@@ -41,7 +41,7 @@ func runProcess(ctx context.Context, args []string, io Stdio, getenv func(string
 		switch {
 		case len(args) == 1 || (len(args) == 2 && wantsHelp(args[1:])):
 			return printHelp(ctx, io, "bench"), true
-		case wantsHelp(args[2:]) && slices.Contains([]string{"backup", "migrate", "slack"}, args[1]):
+		case wantsHelp(args[2:]) && slices.Contains([]string{"backup", "migrate", "window", "slack"}, args[1]):
 			return printHelp(ctx, io, "bench "+args[1]), true
 		}
 		return runBench(ctx, args[1:], io, getenv), true

@@ -130,19 +130,22 @@ func TestEveryProcessCommandHasHelp(t *testing.T) {
 
 func TestMisspeltFlagSuggestsTheRightOne(t *testing.T) {
 	for args, want := range map[string]string{
-		"demo --kep":                 "relbot: unknown flag --kep; did you mean --keep?\n  usage: relbot demo [--keep=false]\n",
-		"bench slack --rat 3":        "relbot: unknown flag --rat; did you mean --rate?\n  usage: relbot bench slack [--rate N] [--seconds N]\n",
-		"bench backup --sise 1GB":    "relbot: unknown flag --sise; did you mean --size?\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
-		"bench backup --rate 3":      "relbot: unknown flag --rate; bench backup takes --size, --workers or --reuse\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
-		"serve --jsn":                "relbot: serve takes no flags, but got --jsn\n  usage: relbot serve\n",
-		"rekey-secrets --force":      "relbot: rekey-secrets takes no flags, but got --force\n  usage: relbot rekey-secrets\n",
-		"demo extra":                 "relbot: demo takes no arguments, but got \"extra\"\n  usage: relbot demo [--keep=false]\n",
-		"status crm --jsn":           "relbot: unknown flag --jsn; did you mean --json?\n  usage: status APP\n",
-		"migration create crm --not": "relbot: unknown flag --not; did you mean --note?\n  usage: migration create APP [--version VERSION] [--note TEXT]\n",
-		"status crm --xyz":           "relbot: status takes no flags, but got --xyz\n  usage: status APP\n",
-		"bench slack --rate abc":     "relbot: invalid value \"abc\" for flag -rate: parse error\n  usage: relbot bench slack [--rate N] [--seconds N]\n",
-		"bench backup --size":        "relbot: flag needs an argument: -size\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
-		"demo --keep false":          "relbot: demo takes no arguments, but got \"false\" (a flag that is on or off takes its value after =, as --keep=false)\n  usage: relbot demo [--keep=false]\n",
+		"demo --kep":                   "relbot: unknown flag --kep; did you mean --keep?\n  usage: relbot demo [--keep=false]\n",
+		"bench slack --rat 3":          "relbot: unknown flag --rat; did you mean --rate?\n  usage: relbot bench slack [--rate N] [--seconds N]\n",
+		"bench backup --sise 1GB":      "relbot: unknown flag --sise; did you mean --size?\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
+		"bench backup --rate 3":        "relbot: unknown flag --rate; bench backup takes --size, --workers or --reuse\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
+		"serve --jsn":                  "relbot: serve takes no flags, but got --jsn\n  usage: relbot serve\n",
+		"rekey-secrets --force":        "relbot: rekey-secrets takes no flags, but got --force\n  usage: relbot rekey-secrets\n",
+		"demo extra":                   "relbot: demo takes no arguments, but got \"extra\"\n  usage: relbot demo [--keep=false]\n",
+		"status crm --jsn":             "relbot: unknown flag --jsn; did you mean --json?\n  usage: status APP\n",
+		"migration create crm --not":   "relbot: unknown flag --not; did you mean --note?\n  usage: migration create APP [--version VERSION] [--note TEXT]\n",
+		"status crm --xyz":             "relbot: status takes no flags, but got --xyz\n  usage: status APP\n",
+		"bench slack --rate abc":       "relbot: invalid value \"abc\" for flag -rate: parse error\n  usage: relbot bench slack [--rate N] [--seconds N]\n",
+		"bench backup --size":          "relbot: flag needs an argument: -size\n  usage: relbot bench backup [--size SIZE] [--workers N] [--reuse]\n",
+		"bench window --size 1GB":      "relbot: unknown flag --size; did you mean --sizes?\n  usage: relbot bench window [--sizes SIZES] [--reuse]\n",
+		"bench window --sizes 1GB,1GB": "relbot: --sizes: 1GB is given twice\n",
+		"bench window --sizes 1GB,x":   "relbot: --sizes: \"x\" is not a size like 1GB or 200MB\n",
+		"demo --keep false":            "relbot: demo takes no arguments, but got \"false\" (a flag that is on or off takes its value after =, as --keep=false)\n  usage: relbot demo [--keep=false]\n",
 	} {
 		r := run(t, nil, strings.Fields(args)...)
 		if r.code != 2 || r.err != want || r.out != "" {
@@ -156,7 +159,7 @@ func TestMisspeltFlagSuggestsTheRightOne(t *testing.T) {
 func TestProcessFlagsAreTheDocumentedOnes(t *testing.T) {
 	sets := map[string]*flag.FlagSet{}
 	sets["demo"], _ = demoFlags()
-	for _, sub := range []string{"backup", "migrate", "slack"} {
+	for _, sub := range []string{"backup", "migrate", "window", "slack"} {
 		sets["bench "+sub], _ = benchFlags(sub)
 	}
 	for _, p := range commands.ProcessCommands() {

@@ -66,10 +66,14 @@ func createMigration(t *testing.T, env map[string]string) string {
 	return m.ID
 }
 
-// dbState is a database's schema dump and every table's rows.
+// dbState is a database's schema dump and every table's rows, but for
+// relbot's own schemas in a target (relbot: the marker and the engine's
+// bookkeeping; relbot_prep_*, relbot_snap_*: preparations and release
+// snapshots), which come and go beside the app's data; tests count the
+// marker rows themselves (markers).
 func dbState(t *testing.T, dsn string) string {
 	t.Helper()
-	out, err := exec.Command("pg_dump", "--schema-only", "--dbname", dsn).Output()
+	out, err := exec.Command("pg_dump", "--schema-only", "--exclude-schema=relbot*", "--dbname", dsn).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +93,9 @@ func dbState(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	for i := range s.Tables {
+		if strings.HasPrefix(s.Tables[i].Schema, "relbot") {
+			continue
+		}
 		ti, err := pgsnap.TableChecksum(context.Background(), conn, &s.Tables[i])
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +176,7 @@ func TestFailedCheckAndRollback(t *testing.T) {
 		t.Fatal("the failed release did not change production: the test proves nothing")
 	}
 	// Production's approvers may restore its data; U01AAA asks, two others approve.
-	must(t, run(t, env, "rollback", "crm-r2", "--as", "U01AAA"), "awaiting approval")
+	must(t, run(t, env, "rollback", "crm-r2", "--full", "--as", "U01AAA"), "awaiting approval", "full: restores backup crm-b")
 	must(t, run(t, env, "approve", "crm-r3", "--as", "U02BBB"))
 	r = run(t, env, "approve", "crm-r3", "--as", "U03CCC")
 	// The rollback's own checks run on the restored production: the
@@ -343,12 +350,13 @@ func binary(t *testing.T) string {
 // For each step, the process running a release is killed (SIGKILL) while
 // it is at that step. The target is then either fully before or fully
 // after the migration, the release is interrupted at that step, and
-// resume finishes it.
+// resume finishes it. The steps before the window (the backup, the
+// preparation) and the one after it (retention) are among them.
 func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 	t.Parallel()
 	bin := binary(t)
-	for _, step := range []string{"preflight", "maintenance on", "scale down", "pre-release backup", "apply migration",
-		"apply migration (before commit)", "validation checks", "scale up", "maintenance off"} {
+	for _, step := range []string{"preflight", "pre-release backup", "prepare apply", "maintenance on", "scale down", "apply migration",
+		"apply migration (before commit)", "validation checks", "scale up", "maintenance off", "snapshot retention"} {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			env := releaseEnv(t)
@@ -379,6 +387,46 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			if n := markers(t, env["CRM_STAGING_DATABASE_URL"]); n != 1 {
 				t.Fatalf("marker rows %d, want 1: the file applied exactly once", n)
 			}
+			// The resumed release kept its snapshot: the targeted rollback is offered.
+			must(t, run(t, env, "release", "show", "crm-r1"), "Release snapshot", "crm-r1")
+		})
+	}
+	// The targeted rollback, killed at each of its steps: staging is either
+	// as the deploy left it or as before the deploy, and resume ends it
+	// as before the deploy.
+	for _, step := range []string{"preflight", "maintenance on", "scale down", "revert", "revert (before commit)", "validation checks", "scale up", "maintenance off"} {
+		t.Run("targeted rollback/"+step, func(t *testing.T) {
+			t.Parallel()
+			env := releaseEnv(t)
+			env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
+			m := createMigration(t, env)
+			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+			must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+			deployed := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+
+			killAt(t, bin, env, step, "rollback", "crm-r1", "--as", "alice")
+
+			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
+			reverted := markers(t, env["CRM_STAGING_DATABASE_URL"]) == 0
+			wantStep := strings.TrimSuffix(step, " (before commit)")
+			show := must(t, run(t, env, "release", "show", "crm-r2"), "interrupted", fmt.Sprintf("during %q", wantStep), "resume crm-r2", "targeted")
+			if wantStep == "revert" && (reverted || !strings.Contains(show.out, "the revert had not committed")) {
+				t.Fatalf("killed inside the revert: it must not have committed and the release must say so:\n%s", show.out)
+			}
+			switch {
+			case !reverted && after != deployed:
+				t.Fatalf("staging changed although the revert did not commit:\n%s", firstDifference(deployed, after))
+			case reverted && after != before:
+				t.Fatalf("staging was half-way after the kill:\n%s", firstDifference(before, after))
+			}
+			must(t, run(t, env, "resume", "crm-r2", "--as", "alice"), "succeeded")
+			if final := dbState(t, env["CRM_STAGING_DATABASE_URL"]); final != before {
+				t.Fatalf("after the resumed rollback staging differs from before the deploy:\n%s", firstDifference(before, final))
+			}
+			if n := markers(t, env["CRM_STAGING_DATABASE_URL"]); n != 0 {
+				t.Fatalf("marker rows %d after the rollback, want 0", n)
+			}
+			must(t, run(t, env, "release", "show", "crm-r1"), "rolled back")
 		})
 	}
 }

@@ -27,6 +27,50 @@ import (
 // never part of a migration, a version or a drift.
 const MarkerSchema = "relbot"
 
+// Prefixes of the schemas where relbot keeps, in a target, a release's
+// snapshot (the tables an apply replaced or edited, as they were) and a
+// prepared apply's shadow tables. Like MarkerSchema they are relbot's own.
+const (
+	SnapshotSchemaPrefix = "relbot_snap_"
+	PrepareSchemaPrefix  = "relbot_prep_"
+)
+
+// IsOwnSchema reports whether a schema is relbot's own bookkeeping, never
+// part of a migration, a version or a drift.
+func IsOwnSchema(name string) bool {
+	return name == MarkerSchema || strings.HasPrefix(name, SnapshotSchemaPrefix) || strings.HasPrefix(name, PrepareSchemaPrefix)
+}
+
+// WithoutOwn is s without relbot's own schemas and what is in them.
+func WithoutOwn(s *pgschema.Schema) *pgschema.Schema {
+	out := *s
+	out.Tables = nil
+	for _, t := range s.Tables {
+		if !IsOwnSchema(t.Schema) {
+			out.Tables = append(out.Tables, t)
+		}
+	}
+	out.Schemas = nil
+	for _, ns := range s.Schemas {
+		if !IsOwnSchema(ns.Name) {
+			out.Schemas = append(out.Schemas, ns)
+		}
+	}
+	out.Sequences = nil
+	for _, sq := range s.Sequences {
+		if !IsOwnSchema(sq.Schema) {
+			out.Sequences = append(out.Sequences, sq)
+		}
+	}
+	out.Privileges = nil
+	for _, p := range s.Privileges {
+		if !IsOwnSchema(p.Schema) {
+			out.Privileges = append(out.Privileges, p)
+		}
+	}
+	return &out
+}
+
 // Connect opens an engine connection (pgschema.SessionParams) to dsn, or
 // to database db on the same server when db is not empty. env, when not
 // empty, names the environment in errors ("cannot connect to staging's

@@ -80,7 +80,7 @@ func Rules(app *release.App, l release.Layout, s *pgschema.Schema) ([]TableRule,
 	exists := map[string]*pgschema.Table{}
 	for i := range s.Tables {
 		t := &s.Tables[i]
-		if t.Schema == MarkerSchema {
+		if IsOwnSchema(t.Schema) {
 			continue
 		}
 		exists[t.Key()] = t
@@ -130,7 +130,7 @@ func Rules(app *release.App, l release.Layout, s *pgschema.Schema) ([]TableRule,
 // NocoBase 2.2.15 calls name under layout l. Real names win, so a user
 // table is never shadowed by a mapped one.
 func ResolveName(l release.Layout, s *pgschema.Schema, name string) (string, bool) {
-	if t := s.Table(name); t != nil && t.Schema != MarkerSchema {
+	if t := s.Table(name); t != nil && !IsOwnSchema(t.Schema) {
 		return name, true
 	}
 	if key := l.Key(name); s.Table(key) != nil {

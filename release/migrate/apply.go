@@ -48,6 +48,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		res.AlreadyApplied = done
 		return res, err
 	}
+	// Reading the whole file to check its signature scales with the rows
+	// it carries, not with the target: said apart from the rest.
+	res.Steps = append(res.Steps, release.ExecutedStep{What: "check the migration file (its signature) and lock the target's applies", Duration: time.Since(start)})
 	tgt, err := pgschema.Inspect(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -60,44 +63,49 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
 		return nil, err
 	}
-	prog := compile(f.Meta, tgt, opts.AllowDestructive)
+	logStep := logTo(res)
+	var swap map[string]shadow
+	var prepWarnings []string
+	if opts.Prepared != "" {
+		t0 := time.Now()
+		swap, prepWarnings, err = usePreparation(ctx, tx, opts.Prepared, f, tgt)
+		if err != nil {
+			return nil, err
+		}
+		logStep(fmt.Sprintf("preparation %s: %s ready to swap in", opts.Prepared, release.Count(len(swap), "table")), 0, t0)
+	}
+	aside := ""
+	if opts.Snapshot != "" {
+		if err := checkName("release snapshot", opts.Snapshot); err != nil {
+			return nil, err
+		}
+		aside = snapshotSchema(opts.Snapshot)
+	}
+	prog := compileWindow(f.Meta, tgt, opts.AllowDestructive, aside, swap)
 	if len(prog.refusals) > 0 {
 		return nil, release.Errorf(release.CodeConflict, "migration %s cannot be applied to %s: %s; nothing was changed", f.Meta.ID, target.Name, strings.Join(prog.refusals, "; "))
 	}
-	logStep := func(what string, rows int64, t0 time.Time) {
-		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
-	}
-	for _, st := range prog.steps {
-		t0 := time.Now()
-		if st.kind == stepLoad {
-			n, err := f.load(ctx, tx, st.load)
-			if err != nil {
-				return nil, err
-			}
-			logStep(st.load.describe(), n, t0)
-			continue
+	prepWarnings = append(prepWarnings, unused(opts.Prepared, swap, prog)...)
+	var snap *snapshotTaking
+	if opts.Snapshot != "" {
+		if snap, err = takeSnapshot(ctx, tx, opts.Snapshot, opts.By, f, tgt, prog, logStep); err != nil {
+			return nil, err
 		}
-		tag, err := tx.Exec(ctx, st.sql)
-		if err != nil {
-			return nil, applyError(st.sql, err)
-		}
-		logStep(appdb.FirstLine(st.sql), tag.RowsAffected(), t0)
 	}
-	t0 := time.Now()
-	stmts, warnings, err := keepPrivileges(ctx, tx, tgt)
+	if err := runProgram(ctx, tx, prog, f.load, logStep); err != nil {
+		return nil, err
+	}
+	warnings, err := restorePrivileges(ctx, tx, tgt, target.Name, logStep)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range stmts {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return nil, applyError(s, err)
+	res.Warnings = append(append(append(prepWarnings, prog.warnings...), uncarried(f.Meta.SourceEnv, f.Meta.Schema, target.Name, tgt)...), warnings...)
+	if snap != nil {
+		if err := snap.record(ctx, tx, logStep); err != nil {
+			return nil, err
 		}
 	}
-	if len(stmts) > 0 {
-		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", target.Name, len(stmts)), 0, t0)
-	}
-	res.Warnings = append(append(append([]string{}, prog.warnings...), uncarried(f.Meta.SourceEnv, f.Meta.Schema, target.Name, tgt)...), warnings...)
-	t0 = time.Now()
+	t0 := time.Now()
 	for _, s := range markerDDL {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return nil, applyError(s, err)
@@ -116,6 +124,55 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// runProgram runs prog's steps in tx; load brings one table's rows.
+func runProgram(ctx context.Context, tx pgx.Tx, prog *program, load func(context.Context, pgx.Tx, *load) (int64, error), logStep stepLogger) error {
+	for _, st := range prog.steps {
+		t0 := time.Now()
+		if st.kind == stepLoad {
+			n, err := load(ctx, tx, st.load)
+			if err != nil {
+				return err
+			}
+			logStep(st.load.describe(), n, t0)
+			continue
+		}
+		tag, err := tx.Exec(ctx, st.sql)
+		if err != nil {
+			return applyError(st.sql, err)
+		}
+		logStep(appdb.FirstLine(st.sql), tag.RowsAffected(), t0)
+	}
+	return nil
+}
+
+// restorePrivileges gives what the program made again the owners and
+// grants before had (keepPrivileges).
+func restorePrivileges(ctx context.Context, tx pgx.Tx, before *pgschema.Schema, env string, logStep stepLogger) ([]string, error) {
+	t0 := time.Now()
+	stmts, warnings, err := keepPrivileges(ctx, tx, before)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return nil, applyError(s, err)
+		}
+	}
+	if len(stmts) > 0 {
+		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", env, len(stmts)), 0, t0)
+	}
+	return warnings, nil
+}
+
+// stepLogger adds one line to an execution log.
+type stepLogger func(what string, rows int64, t0 time.Time)
+
+func logTo(res *release.ApplyResult) stepLogger {
+	return func(what string, rows int64, t0 time.Time) {
+		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
+	}
 }
 
 // Applied reads target's marker for this file.
@@ -230,23 +287,9 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	}
 	name := l.table.QualifiedName()
 	cols := pgschema.ColumnList(l.data.Columns)
-	for _, tg := range l.trigOff {
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
-			return 0, applyError("disable triggers of "+l.table.Key(), err)
-		}
-	}
-	enable := func() error {
-		for _, tg := range l.trigOff {
-			mode := map[string]string{"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}[tg.Enabled]
-			if mode == "" {
-				mode = "ENABLE"
-			}
-			// As it was: a replica or always trigger stays one.
-			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" "+mode+" TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
-				return applyError("enable triggers of "+l.table.Key(), err)
-			}
-		}
-		return nil
+	enable, err := triggersOff(ctx, tx, l)
+	if err != nil {
+		return 0, err
 	}
 	if l.fresh {
 		// The table was made or emptied in this transaction: FREEZE writes
@@ -273,12 +316,29 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, "COPY "+tmp+" ("+cols+") FROM STDIN"); err != nil {
 		return 0, applyError("load "+l.table.Key(), err)
 	}
-	overriding := ""
-	for _, c := range l.table.Columns {
+	insert := "INSERT INTO " + name + " (" + cols + ")" + overriding(l.table) + " SELECT " + cols + " FROM " + tmp + onConflict(l)
+	tag, err := tx.Exec(ctx, insert)
+	if err != nil {
+		return 0, applyError(insert, err)
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), enable()
+}
+
+// overriding lets an insert write an identity column declared ALWAYS.
+func overriding(t *pgschema.Table) string {
+	for _, c := range t.Columns {
 		if c.Identity == "a" {
-			overriding = " OVERRIDING SYSTEM VALUE"
+			return " OVERRIDING SYSTEM VALUE"
 		}
 	}
+	return ""
+}
+
+// onConflict merges rows by the table's primary key as l's rule says.
+func onConflict(l *load) string {
 	conflict := " ON CONFLICT (" + pgschema.ColumnList(l.table.PrimaryKey) + ") DO NOTHING"
 	if l.rule == release.RuleUpsert {
 		var set []string
@@ -291,15 +351,31 @@ func (f *File) load(ctx context.Context, tx pgx.Tx, l *load) (int64, error) {
 			conflict = " ON CONFLICT (" + pgschema.ColumnList(l.table.PrimaryKey) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		}
 	}
-	insert := "INSERT INTO " + name + " (" + cols + ")" + overriding + " SELECT " + cols + " FROM " + tmp + conflict
-	tag, err := tx.Exec(ctx, insert)
-	if err != nil {
-		return 0, applyError(insert, err)
+	return conflict
+}
+
+// triggersOff disables the triggers l names for the load; enable puts
+// each back as it was.
+func triggersOff(ctx context.Context, tx pgx.Tx, l *load) (enable func() error, err error) {
+	name := l.table.QualifiedName()
+	for _, tg := range l.trigOff {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" DISABLE TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
+			return nil, applyError("disable triggers of "+l.table.Key(), err)
+		}
 	}
-	if _, err := tx.Exec(ctx, "DROP TABLE "+tmp); err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), enable()
+	return func() error {
+		for _, tg := range l.trigOff {
+			mode := map[string]string{"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}[tg.Enabled]
+			if mode == "" {
+				mode = "ENABLE"
+			}
+			// As it was: a replica or always trigger stays one.
+			if _, err := tx.Exec(ctx, "ALTER TABLE "+name+" "+mode+" TRIGGER "+pgschema.QuoteIdent(tg.Name)); err != nil {
+				return applyError("enable triggers of "+l.table.Key(), err)
+			}
+		}
+		return nil
+	}, nil
 }
 
 // uncarried names what either side has that the schema model does not
@@ -665,6 +741,8 @@ func keepPrivileges(ctx context.Context, tx pgx.Tx, before *pgschema.Schema) (st
 	if err != nil {
 		return nil, nil, fmt.Errorf("read owners and grants: %w", err)
 	}
+	// What relbot keeps in its own schemas (snapshots) keeps relbot's owner.
+	after = slices.DeleteFunc(after, func(p pgschema.Privileges) bool { return appdb.IsOwnSchema(p.Schema) })
 	key := func(p pgschema.Privileges) string { return p.Kind + " " + pgschema.Key(p.Schema, p.Name) }
 	old := map[string]pgschema.Privileges{}
 	for _, p := range before.Privileges {

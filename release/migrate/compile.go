@@ -20,6 +20,22 @@ type program struct {
 	refusals    []string
 	// loads are the tables whose rows the file brings, in step order.
 	loads []load
+	// rowsChanged are the target tables (qualified) whose rows the
+	// program replaces, merges into, rewrites or drops; created are the
+	// tables it makes that the target lacks. A release snapshot keeps the
+	// rows of the former.
+	rowsChanged map[string]bool
+	created     []string
+	// moved are the target tables (qualified) moved aside into the
+	// snapshot's schema rather than dropped, with their name there.
+	moved map[string]string
+	// rowsWhy says why the rows of a table the target keeps are in
+	// rowsChanged (a dropped column).
+	rowsWhy map[string]string
+	// swapped are the tables (keys) whose prepared shadow table is moved
+	// into place; inWindow the loads that are not, each with why.
+	swapped  []string
+	inWindow []string
 }
 
 type stepKind int
@@ -56,6 +72,35 @@ type compiler struct {
 	tgtSeqs  map[string]bool
 	scope    map[string]bool // quoted names of source tables not skipped
 	data     map[string]TableData
+	// only, when set (a revert), limits the program to these target
+	// tables (qualified): target tables outside it are neither dropped
+	// nor changed, whatever the source has.
+	only map[string]bool
+	// exact brings kept tables to the source's definition exactly: what
+	// the source lacks (constraints, indexes, triggers, comments) goes, as
+	// for an overwritten table, while the rows stay.
+	exact bool
+	// dropViews, with only, are the target's views the revert drops (those
+	// the apply made); other views the source lacks are made again.
+	dropViews map[string]bool
+	// swap are the prepared shadow tables, by source table key: such a
+	// table is made again by moving its shadow into place.
+	swap map[string]shadow
+	// aside, when set, is the snapshot's schema: tables the program drops
+	// are moved there instead, and so kept as they were.
+	aside      string
+	asideNames map[string]bool
+}
+
+// shadow is a table prepared ahead with the file's rows, keys and
+// indexes, in schema Schema under Name.
+type shadow struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	Rows   int64  `json:"rows"`
+	// Restore: the table is one an apply moved aside, whole (a revert
+	// moves it back): it has its identity, triggers and comments still.
+	Restore bool `json:"restore,omitempty"`
 }
 
 // compile compares the file's source schema with the target's and lists
@@ -63,12 +108,39 @@ type compiler struct {
 // run only with allow; those of overwritten tables are what overwrite means,
 // and are listed all the same.
 func compile(meta *Meta, target *pgschema.Schema, allow bool) *program {
-	c := &compiler{meta: meta, src: meta.Schema, tgt: withoutMarker(target), allow: allow,
+	return newCompiler(meta, target, allow).run()
+}
+
+// compileWindow is compile for an apply that keeps a release snapshot in
+// schema aside (tables it drops are moved there) and swaps in the
+// prepared shadow tables swap (either may be empty).
+func compileWindow(meta *Meta, target *pgschema.Schema, allow bool, aside string, swap map[string]shadow) *program {
+	c := newCompiler(meta, target, allow)
+	c.aside, c.swap = aside, swap
+	return c.run()
+}
+
+// compileRevert is the program that brings the tables in only (qualified
+// names) back to meta's definitions (those before an apply), touching no
+// other table: a target table in only that meta lacks is dropped.
+func compileRevert(meta *Meta, target *pgschema.Schema, only, dropViews map[string]bool, back map[string]shadow) *program {
+	c := newCompiler(meta, target, true)
+	c.only, c.exact, c.dropViews, c.swap = only, true, dropViews, back
+	return c.run()
+}
+
+func newCompiler(meta *Meta, target *pgschema.Schema, allow bool) *compiler {
+	return &compiler{meta: meta, src: meta.Schema, tgt: withoutMarker(target), allow: allow,
 		tgtTable: map[string]*pgschema.Table{}, data: map[string]TableData{}}
+}
+
+func (c *compiler) run() *program {
+	c.p.rowsChanged = map[string]bool{}
+	c.p.moved = map[string]string{}
 	for i := range c.tgt.Tables {
 		c.tgtTable[c.tgt.Tables[i].Key()] = &c.tgt.Tables[i]
 	}
-	for _, td := range meta.Tables {
+	for _, td := range c.meta.Tables {
 		c.data[td.Key] = td
 	}
 	c.build()
@@ -108,6 +180,7 @@ type tablePlan struct {
 	drop    bool // overwritten by drop and create
 	inPlace bool // overwritten in place: emptied of its own rows, reloaded
 	altered bool // column types changed: foreign keys are re-made
+	swapped bool // made by moving its prepared shadow into place
 }
 
 // made reports whether the table is created in this apply.
@@ -158,14 +231,25 @@ func (c *compiler) build() {
 	// target children are too.
 	for i := len(plans) - 1; i >= 0; i-- {
 		tp := plans[i]
+		notSwapped := c.swappable(tp)
 		if !tp.inPlace {
 			if tp.tgt != nil && !slices.Equal(tp.src.Inherits, tp.tgt.Inherits) {
 				c.warn("table %s: its parent tables differ from %s's and stay as the target has them (%s keeps its rows)", tp.src.Key(), c.meta.SourceEnv, tp.rule)
 			}
+			if tp.new && notSwapped == "" {
+				tp.swapped = true
+			} else if c.swap != nil && tp.rule.CarriesRows() && notSwapped != "" {
+				c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": "+notSwapped)
+			}
 			continue
 		}
 		why := needsRemake(tp.src, tp.tgt)
-		if why == "" {
+		// With a release snapshot a table that may be made again is: the
+		// old one moved aside is the snapshot of its rows, not a copy.
+		if why == "" && notSwapped != "" && c.aside == "" {
+			if c.swap != nil {
+				c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": "+notSwapped)
+			}
 			continue
 		}
 		blocked := ""
@@ -181,10 +265,19 @@ func (c *compiler) build() {
 			blocked = strings.Join(tp.tgt.Dependents, ", ") + " depends on it"
 		}
 		if blocked != "" {
-			c.warn("overwrite %s: %s differs from %s's and stays as the target has it (%s)", tp.src.Key(), why, c.meta.SourceEnv, blocked)
+			if why != "" {
+				c.warn("overwrite %s: %s differs from %s's and stays as the target has it (%s)", tp.src.Key(), why, c.meta.SourceEnv, blocked)
+			}
+			if c.swap != nil {
+				c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": emptied and loaded in place, as "+blocked)
+			}
 			continue
 		}
 		tp.inPlace, tp.drop = false, true
+		tp.swapped = notSwapped == ""
+		if !tp.swapped && c.swap != nil {
+			c.p.inWindow = append(c.p.inWindow, tp.src.Key()+": "+notSwapped)
+		}
 	}
 	touched := map[string]bool{} // quoted names of tables whose FKs are re-made
 	for _, tp := range plans {
@@ -206,7 +299,7 @@ func (c *compiler) build() {
 	var dropTables []*pgschema.Table
 	for i := range c.tgt.Tables {
 		t := &c.tgt.Tables[i]
-		if !inSource[t.Key()] {
+		if !inSource[t.Key()] && c.inOnly(t.QualifiedName()) {
 			if c.allow {
 				c.destroy("table %s is not in %s: dropped", t.Key(), c.meta.SourceEnv)
 				if len(t.Dependents) > 0 {
@@ -219,6 +312,7 @@ func (c *compiler) build() {
 				}
 				dropTables = append(dropTables, t)
 				touched[t.QualifiedName()] = true
+				c.p.rowsChanged[t.QualifiedName()] = true
 			} else {
 				c.destroy("table %s is not in %s: kept (dropping it needs approval of destructive changes)", t.Key(), c.meta.SourceEnv)
 			}
@@ -230,6 +324,21 @@ func (c *compiler) build() {
 		c.scope[tp.src.QualifiedName()] = true
 		if tp.made() {
 			made[tp.src.QualifiedName()] = true
+		}
+		if tp.swapped {
+			c.p.swapped = append(c.p.swapped, tp.src.Key())
+		}
+		switch {
+		case tp.new:
+			c.p.created = append(c.p.created, tp.src.QualifiedName())
+		case tp.drop || tp.inPlace:
+			// (A column's new type is a change of definition: a revert
+			// casts it back and keeps the rows written since.)
+			c.p.rowsChanged[tp.tgt.QualifiedName()] = true
+		case tp.rule.CarriesRows():
+			if _, ok := c.data[tp.src.Key()]; ok {
+				c.p.rowsChanged[tp.tgt.QualifiedName()] = true
+			}
 		}
 	}
 	srcPost, tgtPost := c.postObjects()
@@ -259,17 +368,19 @@ func (c *compiler) build() {
 					c.destroy("column %s.%s is not in %s: dropped (overwrite)", tp.src.Key(), col.Name, c.meta.SourceEnv)
 				}
 			}
-			c.sql("DROP TABLE %s", t.QualifiedName())
+			c.dropTable(t, true)
 		}
 	}
 	for i := len(dropTables) - 1; i >= 0; i-- {
-		c.sql("DROP TABLE %s", dropTables[i].QualifiedName())
+		c.dropTable(dropTables[i], false)
 	}
 
 	// Build up, parents first.
 	var post []func()
 	for _, tp := range plans {
-		if tp.made() {
+		if tp.swapped {
+			c.swapIn(tp)
+		} else if tp.made() {
 			c.createSequences(tp.src)
 			c.sqls(tp.src.CreateStatements(c.src.Sequence))
 		} else {
@@ -278,7 +389,7 @@ func (c *compiler) build() {
 	}
 	c.ownSequences(made)
 	for _, tp := range plans {
-		if td, ok := c.data[tp.src.Key()]; ok && tp.rule.CarriesRows() {
+		if td, ok := c.data[tp.src.Key()]; ok && tp.rule.CarriesRows() && !tp.swapped {
 			l := load{table: tp.src, data: td, rule: tp.rule, fresh: tp.emptied(), target: tp.tgt}
 			if !tp.made() {
 				for _, tg := range tp.tgt.Triggers {
@@ -292,7 +403,7 @@ func (c *compiler) build() {
 		}
 	}
 	for _, tp := range plans {
-		if tp.made() {
+		if tp.made() && !tp.swapped {
 			c.sqls(tp.src.KeyStatements())
 		}
 	}
@@ -308,7 +419,7 @@ func (c *compiler) build() {
 		if o.inSource {
 			continue
 		}
-		if c.allow && o.view {
+		if c.allow && o.view && (c.only == nil || c.dropViews[o.key]) {
 			c.destroy("%s is not in %s: dropped", o.what, c.meta.SourceEnv)
 			continue
 		}
@@ -318,15 +429,123 @@ func (c *compiler) build() {
 		c.sqls(o.refresh)
 	}
 	for _, o := range tgtPost {
-		if !o.inSource && !(c.allow && o.view) {
+		if !o.inSource && !(c.allow && o.view && (c.only == nil || c.dropViews[o.key])) {
 			c.sqls(o.refresh)
 		}
 	}
 	for _, tp := range plans {
+		if tp.swapped && c.swap[tp.src.Key()].Restore {
+			continue // moved back with its triggers and comments
+		}
 		if tp.made() {
 			c.triggersAndComments(tp.src, nil, false)
 		} else {
-			c.triggersAndComments(tp.src, tp.tgt, tp.inPlace)
+			c.triggersAndComments(tp.src, tp.tgt, tp.inPlace || c.exact)
+		}
+	}
+}
+
+// swappable says why tp's rows cannot come from a prepared shadow
+// table, or "" when they can (if the table may be made again).
+func (c *compiler) swappable(tp *tablePlan) string {
+	switch {
+	case c.swap == nil:
+		return "not prepared"
+	case tp.rule != release.RuleOverwrite:
+		return "its rows are merged (" + string(tp.rule) + ") into the rows the target keeps"
+	case len(tp.src.Inherits) > 0:
+		return "it inherits from another table"
+	}
+	if _, ok := c.data[tp.src.Key()]; !ok {
+		return "the file holds no rows of it"
+	}
+	if _, ok := c.swap[tp.src.Key()]; !ok {
+		return "it was not prepared"
+	}
+	return ""
+}
+
+// dropTable drops a target table, or with a snapshot moves it aside into
+// the snapshot's schema, where it is the snapshot of its rows. Serial
+// sequences of a table made again stay where they are (its new columns
+// use them); the moved table loses its defaults, which would hold them.
+func (c *compiler) dropTable(t *pgschema.Table, remade bool) {
+	name := t.QualifiedName()
+	if c.aside == "" || !c.canMoveAside(t) {
+		c.sql("DROP TABLE %s", name)
+		return
+	}
+	if remade {
+		for _, s := range c.tgt.Sequences {
+			if !s.Identity && s.OwnerTable == name {
+				c.sql("ALTER SEQUENCE %s OWNED BY NONE", pgschema.Ident(s.Schema, s.Name))
+			}
+		}
+	}
+	for _, col := range t.Columns {
+		if col.Default != "" && col.Generated == "" && !col.Inherited {
+			c.sql("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", name, pgschema.QuoteIdent(col.Name))
+		}
+	}
+	aside := fmt.Sprintf("relbot_aside_%d", len(c.p.moved)+1)
+	c.sql("ALTER TABLE %s RENAME TO %s", name, pgschema.QuoteIdent(aside))
+	c.sql("ALTER TABLE %s SET SCHEMA %s", pgschema.Ident(t.Schema, aside), pgschema.QuoteIdent(c.aside))
+	c.p.moved[name] = aside
+}
+
+// canMoveAside reports whether t's index names (which move with it) are
+// free in the snapshot's schema.
+func (c *compiler) canMoveAside(t *pgschema.Table) bool {
+	if c.asideNames == nil {
+		c.asideNames = map[string]bool{}
+	}
+	var names []string
+	for _, con := range t.Constraints {
+		if con.Type == "p" || con.Type == "u" || con.Type == "x" {
+			names = append(names, con.Name)
+		}
+	}
+	for _, ix := range t.Indexes {
+		names = append(names, ix.Name)
+	}
+	for _, n := range names {
+		if c.asideNames[n] {
+			return false
+		}
+	}
+	for _, n := range names {
+		c.asideNames[n] = true
+	}
+	return true
+}
+
+// swapIn moves tp's prepared shadow table into place and gives it what
+// the shadow was made without: defaults, identity, comments.
+func (c *compiler) swapIn(tp *tablePlan) {
+	sh := c.swap[tp.src.Key()]
+	s := tp.src
+	name := s.QualifiedName()
+	c.sql("ALTER TABLE %s SET SCHEMA %s", pgschema.Ident(sh.Schema, sh.Name), pgschema.QuoteIdent(s.Schema))
+	c.sql("ALTER TABLE %s RENAME TO %s", pgschema.Ident(s.Schema, sh.Name), pgschema.QuoteIdent(s.Name))
+	c.createSequences(s)
+	for i := range s.Columns {
+		col := &s.Columns[i]
+		if col.Default != "" && col.Generated == "" && !col.Inherited {
+			c.sql("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", name, pgschema.QuoteIdent(col.Name), col.Default)
+		}
+		if st := col.IdentityStatement(name, c.src.Sequence(col.IdentitySequence)); st != "" && !sh.Restore {
+			c.sql("%s", st)
+		}
+	}
+	if sh.Restore {
+		return // its comments came with it
+	}
+	if s.Comment != "" {
+		c.sql("COMMENT ON TABLE %s IS %s", name, pgschema.QuoteLiteral(s.Comment))
+	}
+	for _, col := range s.Columns {
+		if col.Comment != "" {
+			c.sql("COMMENT ON COLUMN %s.%s IS %s", name, pgschema.QuoteIdent(col.Name), pgschema.QuoteLiteral(col.Comment))
 		}
 	}
 }
@@ -547,7 +766,9 @@ func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) 
 				}
 			}
 			changed := srcCon != nil && srcCon.Def != con.Def
-			if !touched[name] && !touched[con.References] && !changed {
+			// A revert takes off the foreign keys its tables did not have.
+			extra := c.exact && tp != nil && srcCon == nil
+			if !touched[name] && !touched[con.References] && !changed && !extra {
 				continue
 			}
 			c.sql("%s", con.DropStatement(name))
@@ -561,7 +782,7 @@ func (c *compiler) dropForeignKeys(touched map[string]bool, plans []*tablePlan) 
 			case tp != nil:
 				c.destroy("foreign key %s of %s is not in %s: dropped", con.Name, t.Key(), c.meta.SourceEnv)
 			case !droppedTable(c, name):
-				if c.allow && !c.inSourceQualified(con.References) {
+				if droppedTable(c, con.References) {
 					continue // it points at a table that goes
 				}
 				add(name, con)
@@ -593,7 +814,12 @@ func (c *compiler) inSourceQualified(qualified string) bool {
 }
 
 func droppedTable(c *compiler, qualified string) bool {
-	return c.allow && !c.inSourceQualified(qualified)
+	return c.allow && !c.inSourceQualified(qualified) && c.inOnly(qualified)
+}
+
+// inOnly reports whether the program may change target table qualified.
+func (c *compiler) inOnly(qualified string) bool {
+	return c.only == nil || c.only[qualified]
 }
 
 func hasConstraint(t *pgschema.Table, name string) bool {
@@ -689,11 +915,11 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 		if have.Identity != col.Identity || have.Generated != col.Generated {
 			c.warn("column %s.%s: identity or generation differs from %s's and is not changed", s.Key(), col.Name, c.meta.SourceEnv)
 		}
-		if tp.inPlace && have.Comment != col.Comment {
+		if (tp.inPlace || c.exact) && have.Comment != col.Comment {
 			c.sql("COMMENT ON COLUMN %s.%s IS %s", name, pgschema.QuoteIdent(col.Name), commentValue(col.Comment))
 		}
 	}
-	if tp.inPlace && t.Comment != s.Comment {
+	if (tp.inPlace || c.exact) && t.Comment != s.Comment {
 		c.sql("COMMENT ON TABLE %s IS %s", name, commentValue(s.Comment))
 	}
 	// Constraints and indexes that differ are dropped now, made again after
@@ -724,7 +950,7 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 		}
 		later = append(later, ix.Def)
 	}
-	if tp.inPlace {
+	if tp.inPlace || c.exact {
 		for _, con := range t.Constraints {
 			if con.Type != "f" && !con.Inherited && findConstraint(s, con.Name) == nil {
 				c.destroy("constraint %s of %s is not in %s: dropped (overwrite)", con.Name, s.Key(), c.meta.SourceEnv)
@@ -753,8 +979,10 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 			continue
 		}
 		c.sql("ALTER TABLE %s DROP COLUMN %s", name, pgschema.QuoteIdent(col.Name))
+		c.rowsLost(name, tp.inPlace, "its column "+col.Name+" was dropped")
 		c.inherit(name, func(ch *pgschema.Table) {
 			if cc := ch.Column(col.Name); cc != nil && cc.Inherited && c.parentsWith(ch, col.Name) <= 1 {
+				c.rowsLost(ch.QualifiedName(), false, "its column "+col.Name+" was dropped with "+s.Key()+"'s")
 				// The children's values of it go too, whatever their rule.
 				c.destroy("column %s.%s goes with %s.%s, which it inherits", ch.Key(), col.Name, s.Key(), col.Name)
 				ch.Columns = slices.DeleteFunc(slices.Clone(ch.Columns), func(x pgschema.Column) bool { return x.Name == col.Name })
@@ -764,6 +992,19 @@ func (c *compiler) alterTable(tp *tablePlan) func() {
 		})
 	}
 	return func() { c.sqls(later) }
+}
+
+// rowsLost marks a table whose values the program drops: a release
+// snapshot keeps its rows, and says why when the table's rows are
+// otherwise the target's own (a revert puts all of them back as they were).
+func (c *compiler) rowsLost(qualified string, replaced bool, why string) {
+	c.p.rowsChanged[qualified] = true
+	if !replaced {
+		if c.p.rowsWhy == nil {
+			c.p.rowsWhy = map[string]string{}
+		}
+		c.p.rowsWhy[qualified] = why
+	}
 }
 
 // parentsWith counts the target parents of t that have column col.
@@ -842,8 +1083,7 @@ func lossless(from, to string) bool {
 }
 
 // sequences sets the position of every sequence of a table that receives
-// rows: the source's for a table made again, never backwards for one whose
-// rows are merged.
+// rows: the source's, or the target's where it stood further.
 func (c *compiler) sequences(plans []*tablePlan) {
 	for _, tp := range plans {
 		name := tp.src.QualifiedName()
@@ -852,14 +1092,28 @@ func (c *compiler) sequences(plans []*tablePlan) {
 				continue
 			}
 			seq := pgschema.QuoteLiteral(pgschema.Ident(s.Schema, s.Name))
-			switch {
-			case tp.made() && tp.rule.CarriesRows():
-				c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, s.LastValue, s.IsCalled)
-			case tp.rule.CarriesRows():
-				c.sql("SELECT pg_catalog.setval(%s, GREATEST(%d, (SELECT last_value FROM %s)), true)", seq, s.LastValue, pgschema.Ident(s.Schema, s.Name))
+			if !tp.rule.CarriesRows() {
+				continue
 			}
+			// The source's position, never behind where the target's stood
+			// (read in this transaction), so that no number is handed out
+			// twice, whether the table is made again or kept.
+			last, called := s.LastValue, s.IsCalled
+			if t := c.tgtSequence(pgschema.Ident(s.Schema, s.Name)); t != nil && !tp.new && t.IsCalled && (!called || t.LastValue > last) {
+				last, called = t.LastValue, true
+			}
+			c.sql("SELECT pg_catalog.setval(%s, %d, %t)", seq, last, called)
 		}
 	}
+}
+
+func (c *compiler) tgtSequence(qualified string) *pgschema.Sequence {
+	for i := range c.tgt.Sequences {
+		if s := &c.tgt.Sequences[i]; pgschema.Ident(s.Schema, s.Name) == qualified {
+			return s
+		}
+	}
+	return nil
 }
 
 // triggersAndComments adds the source's triggers a table lacks (all of

@@ -190,28 +190,7 @@ func summarize(m *Meta, warnings []string) *release.MigrationSummary {
 }
 
 // withoutMarker drops relbot's own bookkeeping schema from a schema.
-func withoutMarker(s *pgschema.Schema) *pgschema.Schema {
-	out := *s
-	out.Tables = nil
-	for _, t := range s.Tables {
-		if t.Schema != appdb.MarkerSchema {
-			out.Tables = append(out.Tables, t)
-		}
-	}
-	out.Schemas = nil
-	for _, ns := range s.Schemas {
-		if ns.Name != appdb.MarkerSchema {
-			out.Schemas = append(out.Schemas, ns)
-		}
-	}
-	out.Sequences = nil
-	for _, sq := range s.Sequences {
-		if sq.Schema != appdb.MarkerSchema {
-			out.Sequences = append(out.Sequences, sq)
-		}
-	}
-	return &out
-}
+func withoutMarker(s *pgschema.Schema) *pgschema.Schema { return appdb.WithoutOwn(s) }
 
 type hashWriter struct {
 	w io.Writer

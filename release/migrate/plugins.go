@@ -175,7 +175,7 @@ func targetPlugins(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, key str
 	t := tgt.Table(key)
 	if t == nil {
 		for i := range tgt.Tables {
-			if isPluginTable(tgt.Tables[i].Name) && tgt.Tables[i].Schema != appdb.MarkerSchema {
+			if isPluginTable(tgt.Tables[i].Name) && !appdb.IsOwnSchema(tgt.Tables[i].Schema) {
 				t = &tgt.Tables[i]
 				break
 			}

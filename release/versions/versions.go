@@ -43,26 +43,7 @@ func inspect(ctx context.Context, q pgschema.Querier) (*pgschema.Schema, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := *s
-	out.Tables = nil
-	for _, t := range s.Tables {
-		if t.Schema != appdb.MarkerSchema {
-			out.Tables = append(out.Tables, t)
-		}
-	}
-	out.Schemas = nil
-	for _, ns := range s.Schemas {
-		if ns.Name != appdb.MarkerSchema {
-			out.Schemas = append(out.Schemas, ns)
-		}
-	}
-	out.Sequences = nil
-	for _, sq := range s.Sequences {
-		if sq.Schema != appdb.MarkerSchema {
-			out.Sequences = append(out.Sequences, sq)
-		}
-	}
-	return &out, nil
+	return appdb.WithoutOwn(s), nil
 }
 
 // versioned lists the tables a version holds, by name, with the reason:

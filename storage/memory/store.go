@@ -434,6 +434,11 @@ func (s *Store) SetBackup(ctx context.Context, id, backup string) error {
 	return s.update(id, func(r *release.Release) { r.Backup = backup })
 }
 
+// SetSnapshot records the release snapshot a deploy's apply kept.
+func (s *Store) SetSnapshot(ctx context.Context, id, snapshot string) error {
+	return s.update(id, func(r *release.Release) { r.Snapshot = snapshot })
+}
+
 // SetMessage records where the release's Slack message is.
 func (s *Store) SetMessage(ctx context.Context, id, channel, ts string) error {
 	return s.update(id, func(r *release.Release) { r.Channel, r.MessageTS = channel, ts })

@@ -304,7 +304,7 @@ func testReleaseRoundTrip(t *testing.T, s Store) {
 	base := time.Date(2025, 3, 4, 5, 6, 7, 123456789, cet)
 	r := &release.Release{
 		ID: "crm-r5", App: "crm", Env: "production", Kind: release.KindRollback,
-		Migration: "crm-m7", FileHash: strings.Repeat("ab", 32), Backup: "crm-b12", RollbackOf: "crm-r4", AllowNewPlugins: true,
+		Migration: "crm-m7", FileHash: strings.Repeat("ab", 32), Backup: "crm-b12", Snapshot: "crm-r4", RollbackOf: "crm-r4", AllowNewPlugins: true,
 		RequestedBy: "U01ALICE", RequestedAt: base, At: tp(base.Add(time.Hour)),
 		State: release.StateScheduled, Reason: "because",
 		// Out of time order: read back ordered by time.
@@ -673,6 +673,9 @@ func testStepsChecksBackupMessage(t *testing.T, s Store) {
 	if err := s.SetBackup(ctx, "crm-r1", "crm-b3"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetSnapshot(ctx, "crm-r1", "crm-r1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.SetMessage(ctx, "crm-r1", "C1", "1.2"); err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +683,7 @@ func testStepsChecksBackupMessage(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(r.Steps, short) || !reflect.DeepEqual(r.Checks, checks) || r.Backup != "crm-b3" || r.Channel != "C1" || r.MessageTS != "1.2" {
+	if !reflect.DeepEqual(r.Steps, short) || !reflect.DeepEqual(r.Checks, checks) || r.Backup != "crm-b3" || r.Snapshot != "crm-r1" || r.Channel != "C1" || r.MessageTS != "1.2" {
 		t.Fatalf("after saves: %+v", r)
 	}
 	// Concurrent replacements of one release serialise instead of colliding.
@@ -702,10 +705,11 @@ func testStepsChecksBackupMessage(t *testing.T, s Store) {
 		t.Fatalf("steps after clearing: %+v", r.Steps)
 	}
 	for what, err := range map[string]error{
-		"steps":   s.SaveSteps(ctx, "crm-r404", short),
-		"checks":  s.SaveChecks(ctx, "crm-r404", checks),
-		"backup":  s.SetBackup(ctx, "crm-r404", "b"),
-		"message": s.SetMessage(ctx, "crm-r404", "C", "1"),
+		"steps":    s.SaveSteps(ctx, "crm-r404", short),
+		"checks":   s.SaveChecks(ctx, "crm-r404", checks),
+		"backup":   s.SetBackup(ctx, "crm-r404", "b"),
+		"snapshot": s.SetSnapshot(ctx, "crm-r404", "s"),
+		"message":  s.SetMessage(ctx, "crm-r404", "C", "1"),
 	} {
 		wantErr(t, what, err, release.CodeNotFound, "no release crm-r404")
 	}
