@@ -66,18 +66,17 @@ func modelOf(t *testing.T, dsn string) string {
 }
 
 type revertEnv struct {
-	e        *Engine
-	app      *release.App
-	tgt      *release.Environment
-	file     []byte
-	r        *strings.Replacer
-	exec     func(dsn, sql string)
-	tgtDSN   string
-	before   snapshot
-	dump     string
-	model    string
-	srcDSN   string
-	applyRes *release.ApplyResult
+	e      *Engine
+	app    *release.App
+	tgt    *release.Environment
+	file   []byte
+	r      *strings.Replacer
+	exec   func(dsn, sql string)
+	tgtDSN string
+	before snapshot
+	dump   string
+	model  string
+	srcDSN string
 }
 
 func setupRevert(t *testing.T, rc revertCase, names map[string]string) *revertEnv {
