@@ -52,6 +52,19 @@ func replacer(names map[string]string) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
+// execReplaced runs a case's setup SQL, its names replaced by r, in dsn.
+func execReplaced(t *testing.T, r *strings.Replacer, dsn, sql string) {
+	t.Helper()
+	if strings.TrimSpace(sql) == "" {
+		return
+	}
+	conn := testenv.Connect(t, dsn)
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctxT(t), r.Replace(sql)); err != nil {
+		t.Fatalf("setup: %v\n%s", err, r.Replace(sql))
+	}
+}
+
 // runSchemaCase builds both databases, makes a file from the source and
 // applies it to the target, then checks the result.
 // With failAtEnd the marker row violates a constraint planted in the
@@ -62,17 +75,7 @@ func runSchemaCase(t *testing.T, sc schemaCase, names map[string]string, failAtE
 	r := replacer(names)
 	_, srcDSN := testenv.NewDatabase(t, "fk_src")
 	_, tgtDSN := testenv.NewDatabase(t, "fk_tgt")
-	execAll := func(dsn, sql string) {
-		t.Helper()
-		if strings.TrimSpace(sql) == "" {
-			return
-		}
-		conn := testenv.Connect(t, dsn)
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctxT(t), r.Replace(sql)); err != nil {
-			t.Fatalf("setup: %v\n%s", err, r.Replace(sql))
-		}
-	}
+	execAll := func(dsn, sql string) { t.Helper(); execReplaced(t, r, dsn, sql) }
 	execAll(srcDSN, sc.base)
 	execAll(tgtDSN, sc.base)
 	execAll(srcDSN, sc.src)

@@ -30,17 +30,7 @@ func setupTwo(t *testing.T, rc revertCase, names map[string]string) *twoTargets 
 	_, srcDSN := testenv.NewDatabase(t, "pp_src")
 	_, aDSN := testenv.NewDatabase(t, "pp_a")
 	_, bDSN := testenv.NewDatabase(t, "pp_b")
-	execAll := func(dsn, sql string) {
-		t.Helper()
-		if strings.TrimSpace(sql) == "" {
-			return
-		}
-		conn := testenv.Connect(t, dsn)
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctxT(t), r.Replace(sql)); err != nil {
-			t.Fatalf("setup: %v\n%s", err, r.Replace(sql))
-		}
-	}
+	execAll := func(dsn, sql string) { t.Helper(); execReplaced(t, r, dsn, sql) }
 	execAll(srcDSN, rc.base)
 	execAll(srcDSN, rc.src)
 	for _, dsn := range []string{aDSN, bDSN} {

@@ -84,17 +84,7 @@ func setupRevert(t *testing.T, rc revertCase, names map[string]string) *revertEn
 	r := replacer(names)
 	_, srcDSN := testenv.NewDatabase(t, "rv_src")
 	_, tgtDSN := testenv.NewDatabase(t, "rv_tgt")
-	execAll := func(dsn, sql string) {
-		t.Helper()
-		if strings.TrimSpace(sql) == "" {
-			return
-		}
-		conn := testenv.Connect(t, dsn)
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctxT(t), r.Replace(sql)); err != nil {
-			t.Fatalf("setup: %v\n%s", err, r.Replace(sql))
-		}
-	}
+	execAll := func(dsn, sql string) { t.Helper(); execReplaced(t, r, dsn, sql) }
 	execAll(srcDSN, rc.base)
 	execAll(tgtDSN, rc.base)
 	execAll(srcDSN, rc.src)
