@@ -133,11 +133,19 @@ func (s *ReleaseService) runSteps(ctx context.Context, r *Release, a *App, e *En
 	if err := s.move(ctx, r, StateRunning, StateSucceeded, ""); err != nil {
 		return err
 	}
+	// A release that is no longer running has no lease to renew: the
+	// holder cancels ctx at its next tick, and what follows must not be
+	// cut short by that.
+	ctx = context.WithoutCancel(ctx)
 	s.unprepare(ctx, r)
 	if r.Kind == KindRollback {
 		// In place, the rolled-back release's story ends here; a restore
 		// into another environment leaves it as it was.
-		if orig, err := s.Store.GetRelease(ctx, r.RollbackOf); err == nil && orig.Env == r.Env {
+		orig, err := s.Store.GetRelease(ctx, r.RollbackOf)
+		switch {
+		case err != nil:
+			s.Log.Warn("mark rolled back", "release", r.RollbackOf, "err", err)
+		case orig.Env == r.Env:
 			if err := s.move(ctx, orig, orig.State, StateRolledBack, "rolled back by "+r.ID); err != nil {
 				s.Log.Warn("mark rolled back", "release", orig.ID, "err", err)
 			}
