@@ -173,10 +173,10 @@ func assertUnchanged(t *testing.T, dsn string, before snapshot, beforeDump strin
 }
 
 // dumpSchema is pg_dump --schema-only of a database without relbot's own
-// bookkeeping schema.
+// schemas (bookkeeping, release snapshots, preparations).
 func dumpSchema(t *testing.T, dsn string) string {
 	t.Helper()
-	out, err := exec.Command("pg_dump", "--schema-only", "--exclude-schema=relbot", "--dbname", dsn).Output()
+	out, err := exec.Command("pg_dump", "--schema-only", "--exclude-schema=relbot*", "--dbname", dsn).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func setupTwo(t *testing.T, rc revertCase, names map[string]string) *twoTargets 
 // schema model) and rows, relbot's own schemas aside.
 func assertSame(t *testing.T, aDSN, bDSN string) {
 	t.Helper()
-	if a, b := ownDump(t, aDSN), ownDump(t, bDSN); a != b {
+	if a, b := dumpSchema(t, aDSN), dumpSchema(t, bDSN); a != b {
 		t.Errorf("pg_dump differs:\n%s", lineDiff(a, b))
 	}
 	if a, b := modelOf(t, aDSN), modelOf(t, bDSN); a != b {
@@ -103,7 +103,7 @@ func TestPreparedApplyEqualsUnprepared(t *testing.T) {
 			t.Run(rc.name+"/"+[]string{"a-z", "z-a"}[i], func(t *testing.T) {
 				t.Parallel()
 				tt := setupTwo(t, rc, names)
-				beforeDump, beforeModel, before := ownDump(t, tt.b.Database), modelOf(t, tt.b.Database), take(t, tt.b.Database)
+				beforeDump, beforeModel, before := dumpSchema(t, tt.b.Database), modelOf(t, tt.b.Database), take(t, tt.b.Database)
 				if _, err := tt.e.Apply(ctxT(t), reader(tt.file), tt.app, tt.a, release.ApplyOptions{By: "bob", AllowDestructive: rc.allow}); err != nil {
 					t.Fatalf("unprepared apply: %v", err)
 				}

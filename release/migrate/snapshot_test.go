@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +30,6 @@ type revertCase struct {
 	check   func(t *testing.T, r *strings.Replacer, dsn string)
 	// revertWarning must be in the revert's warnings.
 	revertWarning string
-}
-
-// ownDump is pg_dump --schema-only without relbot's own schemas.
-func ownDump(t *testing.T, dsn string) string {
-	t.Helper()
-	out, err := exec.Command("pg_dump", "--schema-only", "--exclude-schema=relbot*", "--dbname", dsn).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keep []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(l, `\restrict`) && !strings.HasPrefix(l, `\unrestrict`) {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 // modelOf is the schema model's tables and views without relbot's own,
@@ -102,14 +85,14 @@ func setupRevert(t *testing.T, rc revertCase, names map[string]string) *revertEn
 		t.Fatalf("create: %v", err)
 	}
 	return &revertEnv{e: e, app: app, tgt: tgt, file: buf.Bytes(), r: r, exec: execAll, tgtDSN: tgtDSN, srcDSN: srcDSN,
-		before: take(t, tgtDSN), dump: ownDump(t, tgtDSN), model: modelOf(t, tgtDSN)}
+		before: take(t, tgtDSN), dump: dumpSchema(t, tgtDSN), model: modelOf(t, tgtDSN)}
 }
 
 // assertAsBefore checks that the target's definitions are those before
 // the apply and the rows of every table but skip are too.
 func (re *revertEnv) assertAsBefore(t *testing.T, skip []string) {
 	t.Helper()
-	if got := ownDump(t, re.tgtDSN); got != re.dump {
+	if got := dumpSchema(t, re.tgtDSN); got != re.dump {
 		t.Errorf("schema (pg_dump) differs from before the apply:\n%s", lineDiff(re.dump, got))
 	}
 	if got := modelOf(t, re.tgtDSN); got != re.model {
@@ -430,7 +413,7 @@ func TestRevertInEveryLayout(t *testing.T) {
 			if _, err := e.Create(ctxT(t), release.MigrationInput{App: app, Source: dev, ID: "crm-m1", By: "alice", CreatedAt: time.Now().UTC()}, &buf); err != nil {
 				t.Fatal(err)
 			}
-			re := &revertEnv{tgtDSN: prod.Database, r: strings.NewReplacer(), before: take(t, prod.Database), dump: ownDump(t, prod.Database), model: modelOf(t, prod.Database)}
+			re := &revertEnv{tgtDSN: prod.Database, r: strings.NewReplacer(), before: take(t, prod.Database), dump: dumpSchema(t, prod.Database), model: modelOf(t, prod.Database)}
 			if _, err := e.Apply(ctxT(t), reader(buf.Bytes()), app, prod, release.ApplyOptions{By: "bob", Snapshot: "rel-7"}); err != nil {
 				t.Fatal(err)
 			}
