@@ -301,6 +301,12 @@ func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *arc
 	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+pgschema.QuoteLiteral(snapshotID)); err != nil {
 		return fmt.Errorf("join snapshot: %w", err)
 	}
+	// A range of a split table without a TID range scan is a scan of the
+	// whole table: a server set against TID scans must not make each range
+	// read it all.
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_tidscan = on"); err != nil {
+		return err
+	}
 	for j := range queue {
 		r, err := copyRows(ctx, conn, j, aw)
 		if err != nil {
