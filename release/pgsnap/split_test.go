@@ -380,3 +380,26 @@ func TestNoSplitBeforePostgres14(t *testing.T) {
 		t.Fatalf("jobs %+v", jobs)
 	}
 }
+
+// A part's member names its table and part even where the manifest is
+// not at hand, whatever the table's name holds (slashes included).
+func TestPartMemberLabel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		key         string
+		part, parts int
+		want        string
+	}{
+		{"tickets", 2, 4, "table tickets part 3 of 4 (member table-part/tickets/3-of-4)"},
+		{`odd.a/b "c"`, 0, 2, `table odd.a/b "c" part 1 of 2 (member table-part/odd.a/b "c"/1-of-2)`},
+	} {
+		if got := memberLabel(partMember(c.key, c.part, c.parts)); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+		ti := TableInfo{Key: c.key, Parts: make([]TablePart, c.parts)}
+		ti.Parts[c.part].Member = partMember(c.key, c.part, c.parts)
+		if got := partLabel(ti, c.part); got != c.want {
+			t.Errorf("partLabel: got %q, want %q", got, c.want)
+		}
+	}
+}
