@@ -151,8 +151,8 @@ func (f *fakeService) VerifyBackup(_ context.Context, actor, id string) (*releas
 	return b, f.verify, nil
 }
 
-func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Release, error) {
-	f.record("restore %s %s %q", actor, id, into)
+func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error) {
+	f.record("restore %s %s %q%s", actor, id, into, noAnalyzeWord(noAnalyze))
 	b, err := f.get(id)
 	if err != nil {
 		return nil, err
@@ -341,4 +341,13 @@ func TestErrorReplyCodes(t *testing.T) {
 			t.Errorf("%s: text %q", code, r.Text)
 		}
 	}
+}
+
+// noAnalyzeWord is how the fake records --no-analyze: only when given, so
+// that the records of other restores read as before.
+func noAnalyzeWord(noAnalyze bool) string {
+	if noAnalyze {
+		return " no-analyze"
+	}
+	return ""
 }

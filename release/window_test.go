@@ -79,7 +79,7 @@ func TestRollbackModes(t *testing.T) {
 			if c.later != "" {
 				ranDeploy(t, store, "crm-r2", t0.Add(time.Minute), c.later, true)
 			}
-			r, err := s.RequestRollback(context.Background(), "alice", "crm-r1", c.into, c.full)
+			r, err := s.RequestRollback(context.Background(), "alice", "crm-r1", c.into, c.full, false)
 			if c.refused != "" {
 				if err == nil || !strings.Contains(ErrorMessage(err), c.refused) {
 					t.Fatalf("err %v, want a refusal saying %q", err, c.refused)
@@ -117,11 +117,11 @@ func TestRollbackRefusals(t *testing.T) {
 	// (not possible with the plan, but a record may say so).
 	ranDeploy(t, store, "crm-r1", time.Now(), StateSucceeded, true)
 	store.rs["crm-r1"].Backup = ""
-	_, err := s.RequestRollback(context.Background(), "alice", "crm-r1", "", true)
+	_, err := s.RequestRollback(context.Background(), "alice", "crm-r1", "", true, false)
 	if err == nil || !strings.Contains(ErrorMessage(err), "crm-r1 has no pre-release backup: a full rollback has nothing to restore") {
 		t.Fatalf("--full without a backup: %v", err)
 	}
-	_, err = s.RequestRollback(context.Background(), "alice", "crm-r1", "", false)
+	_, err = s.RequestRollback(context.Background(), "alice", "crm-r1", "", false, false)
 	if err == nil || !strings.Contains(ErrorMessage(err), "no longer keeps the release snapshot of crm-r1") {
 		t.Fatalf("targeted without the snapshot: %v", err)
 	}

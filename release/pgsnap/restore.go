@@ -103,6 +103,15 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 			return nil, fmt.Errorf("the database was restored but its storage could not be swapped in: %w", err)
 		}
 	}
+	// Before the restore is reported done: a recovered production without
+	// statistics plans every query as on empty tables. The rows and files
+	// are in by now, so a failed ANALYZE is a warning, not a failed restore.
+	if !opts.NoAnalyze {
+		if report.Analyzed, report.AnalyzeTime, err = e.analyze(ctx, conn, target.Database, ""); err != nil {
+			e.log().Warn("ANALYZE after the restore failed", "err", err)
+			report.Warnings = append(report.Warnings, fmt.Sprintf("the restored database was not analyzed (%v): run ANALYZE in it before heavy use", err))
+		}
+	}
 	report.Warnings = append(report.Warnings, meta.Warnings...)
 	report.Warnings = append(report.Warnings, privWarnings...)
 	report.Duration = time.Since(start)
