@@ -95,6 +95,41 @@ type TableInfo struct {
 	// Checksum is the RowChecksum of the rows; the archive member's own
 	// sha256 guards the bytes.
 	Checksum string `json:"checksum"`
+	// Parts is set when the table was split into ranges read by several
+	// workers; then Member is "" and Rows, Bytes and Checksum stay the
+	// table's totals (Checksum is the parts' RowChecksums summed).
+	Parts []TablePart `json:"parts,omitempty"`
+}
+
+// TablePart records one range of a split table: its own member, rows and
+// RowChecksum.
+type TablePart struct {
+	Member   string `json:"member"`
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes"`
+	Checksum string `json:"checksum"`
+	// FromPage and ToPage are the ctid pages [FromPage, ToPage) the part
+	// holds; ToPage 0 means to the table's end (the last part is open so
+	// that pages added after the size was read are not missed).
+	FromPage int64 `json:"from_page"`
+	ToPage   int64 `json:"to_page,omitempty"`
+}
+
+// partCount is how many members hold ti's rows: one for an unsplit table
+// (old archives included).
+func (ti TableInfo) partCount() int {
+	if len(ti.Parts) > 0 {
+		return len(ti.Parts)
+	}
+	return 1
+}
+
+// part is entry i of the members holding ti's rows.
+func (ti TableInfo) part(i int) TablePart {
+	if len(ti.Parts) > 0 {
+		return ti.Parts[i]
+	}
+	return TablePart{Member: ti.Member, Rows: ti.Rows, Bytes: ti.Bytes, Checksum: ti.Checksum}
 }
 
 // FileInfo records one entry of the storage directory.

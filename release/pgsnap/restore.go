@@ -260,16 +260,33 @@ func tableSQL(meta *Meta, ti TableInfo) (string, string, error) {
 	return t.QualifiedName(), appdb.CopyInSQL(t), nil
 }
 
-// loadTable streams one table's rows from the archive into COPY FROM;
-// freeze when the table was made or emptied in the current transaction.
+// loadTable streams all of one table's rows (every part, one after the
+// other) from the archive into COPY FROM; freeze when the table was made
+// or emptied in the current transaction.
 func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo, freeze bool) error {
+	for i := range ti.partCount() {
+		if err := loadPart(ctx, conn, ar, meta, ti, i, freeze); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadPart streams entry part of the members holding ti's rows into COPY
+// FROM and checks that part's row count; freeze only when the table was
+// made or emptied in the current transaction (COPY refuses it otherwise).
+func loadPart(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo, part int, freeze bool) error {
 	_, sql, err := tableSQL(meta, ti)
 	if err != nil {
 		return err
 	}
-	m, ok := ar.Member(ti.Member)
+	if part < 0 || part >= ti.partCount() {
+		return fmt.Errorf("load %s: no part %d of %d", ti.Key, part+1, ti.partCount())
+	}
+	p := ti.part(part)
+	m, ok := ar.Member(p.Member)
 	if !ok {
-		return release.Errorf(release.CodeDamaged, "backup archive has no rows for table %s", ti.Key)
+		return release.Errorf(release.CodeDamaged, "backup archive has no rows for %s", partLabel(ti, part))
 	}
 	if freeze {
 		sql += " (FREEZE)"
@@ -280,12 +297,21 @@ func loadTable(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Me
 		if errors.As(err, &d) {
 			return archiveError(err)
 		}
-		return fmt.Errorf("load %s: %w", ti.Key, err)
+		return fmt.Errorf("load %s: %w", partLabel(ti, part), err)
 	}
-	if tag.RowsAffected() != ti.Rows {
-		return release.Errorf(release.CodeDamaged, "table %s: %d rows loaded, the manifest says %d", ti.Key, tag.RowsAffected(), ti.Rows)
+	if tag.RowsAffected() != p.Rows {
+		return release.Errorf(release.CodeDamaged, "%s: %d rows loaded, the manifest says %d", partLabel(ti, part), tag.RowsAffected(), p.Rows)
 	}
 	return nil
+}
+
+// partLabel names a table, or one part of a split table, for users:
+// "table X" or "table X part 3 of 4 (member table/X.3)".
+func partLabel(ti TableInfo, part int) string {
+	if len(ti.Parts) == 0 {
+		return "table " + ti.Key
+	}
+	return fmt.Sprintf("table %s part %d of %d (member %s)", ti.Key, part+1, len(ti.Parts), ti.Parts[part].Member)
 }
 
 func execAll(ctx context.Context, q pgschema.Querier, stmts []string) error {
