@@ -37,7 +37,12 @@ type Engine struct {
 	Passphrase string
 	// PGBin is the directory of pg_dump; empty finds it on PATH.
 	PGBin string
-	Log   *slog.Logger
+	// MaintenanceWorkMem is each restore worker's maintenance_work_mem
+	// (what its index and key builds may sort in), as PostgreSQL writes
+	// it: "512MB". Empty: a quarter of the server's effective_cache_size
+	// shared by the workers, within 64MB..1GB.
+	MaintenanceWorkMem string
+	Log                *slog.Logger
 }
 
 var _ release.BackupEngine = (*Engine)(nil)
