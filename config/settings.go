@@ -53,10 +53,10 @@ type Settings struct {
 	// RestoreMemory is each restore worker's maintenance_work_mem ("512MB");
 	// empty: derived from the server's settings (pgsnap.Engine).
 	RestoreMemory string
-	HTTPAddr          string
-	SlackAPIURL       string
-	TimeZone          string // freeze windows and --at, unless apps.yaml names a zone
-	LogLevel          string // empty: the command's own default
+	HTTPAddr      string
+	SlackAPIURL   string
+	TimeZone      string // freeze windows and --at, unless apps.yaml names a zone
+	LogLevel      string // empty: the command's own default
 
 	SlackBotToken      string
 	SlackSigningSecret string
