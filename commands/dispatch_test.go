@@ -235,6 +235,7 @@ func TestHandle(t *testing.T) {
 		{"backup verify crm-b9", nil, []check{fails(release.CodeNotFound, "backup crm-b9 not found")}},
 		{"backup restore crm-b1 --into recovery", nil, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Restore crm-r9 requested: restore crm-b1 into crm recovery")}},
 		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
+		{"backup restore crm-b1 --no-analyze", nil, []check{ok, called(`restore alice crm-b1 "" no-analyze`)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.text, func(t *testing.T) {
