@@ -58,3 +58,14 @@ func (c *RowChecksum) Sum() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// Add adds o's rows to c. The sum does not depend on how rows are grouped,
+// so a table read in parts (ranges read by several workers) has the
+// checksum of the same table read whole.
+func (c *RowChecksum) Add(o *RowChecksum) {
+	var carry uint64
+	for i := 3; i >= 0; i-- {
+		c.acc[i], carry = bits.Add64(c.acc[i], o.acc[i], carry)
+	}
+	c.Rows += o.Rows
+}

@@ -1,6 +1,9 @@
 package appdb
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func checksumOf(parts ...string) (string, int64) {
 	var c RowChecksum
@@ -31,5 +34,32 @@ func TestRowChecksum(t *testing.T) {
 	}
 	if empty, n := checksumOf(); n != 0 || empty != "0000000000000000000000000000000000000000000000000000000000000000" {
 		t.Errorf("empty table: %s %d", empty, n)
+	}
+}
+
+// A table read in ranges by several workers has, with its parts' sums
+// added, the checksum and row count of the table read whole; with 200
+// rows the 64-bit words carry into each other many times.
+func TestRowChecksumAddEqualsWhole(t *testing.T) {
+	t.Parallel()
+	var whole RowChecksum
+	parts := make([]RowChecksum, 3)
+	for i := range 200 {
+		row := []byte(fmt.Sprintf("%d\trow %d\n", i, i*7))
+		whole.Write(row)
+		parts[i%3].Write(row)
+	}
+	var merged RowChecksum
+	for i := len(parts) - 1; i >= 0; i-- {
+		merged.Add(&parts[i])
+	}
+	if merged.Sum() != whole.Sum() || merged.Rows != whole.Rows {
+		t.Fatalf("merged %s (%d rows), whole %s (%d rows)", merged.Sum(), merged.Rows, whole.Sum(), whole.Rows)
+	}
+	var short RowChecksum
+	short.Add(&parts[0])
+	short.Add(&parts[1])
+	if short.Sum() == whole.Sum() {
+		t.Fatal("a missing part kept the checksum")
 	}
 }

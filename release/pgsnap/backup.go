@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,10 +85,14 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 
 	// Largest first, so the last table to finish is a small one.
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
-	results := make(chan TableInfo, len(tables))
+	jobs, err := e.planCopies(ctx, snap.tx, serverNum, tables, log)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	results := make(chan copyResult, len(jobs))
 
 	g, gctx := errgroup.WithContext(ctx)
-	queue := feed(gctx, g, tables)
+	queue := feed(gctx, g, jobs)
 	for range e.workers() {
 		g.Go(func() error { return e.copyWorker(gctx, env.Database, snap.id, aw, queue, results) })
 	}
@@ -124,9 +129,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
 	}
 	close(results)
-	for ti := range results {
-		meta.Tables = append(meta.Tables, ti)
-	}
+	meta.Tables = tableInfos(tables, results)
 	sort.Slice(meta.Tables, func(i, j int) bool { return meta.Tables[i].Key < meta.Tables[j].Key })
 	meta.Files = files
 	// Ending the snapshot's transaction only now keeps the locks until every
@@ -207,9 +210,10 @@ func lockTables(ctx context.Context, tx pgx.Tx, tables []*pgschema.Table) error 
 // ordinary table, partitions and inheritance children included (COPY reads
 // a table's own rows, not its children's), with the columns COPY writes.
 // Partitioned tables hold no rows; views, foreign tables and extensions'
-// tables are pg_dump's.
+// tables are pg_dump's. Bytes is the table's size with its TOAST: a table
+// of large values is mostly TOAST.
 func listTables(ctx context.Context, q pgschema.Querier) ([]*pgschema.Table, error) {
-	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_catalog.pg_relation_size(c.oid),
+	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_catalog.pg_table_size(c.oid),
 			coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
 				WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}')
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -281,8 +285,9 @@ func feed[T any](ctx context.Context, g *errgroup.Group, items []T) <-chan T {
 	return queue
 }
 
-// copyWorker joins the exported snapshot and copies tables from queue.
-func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *archive.Writer, queue <-chan *pgschema.Table, results chan<- TableInfo) error {
+// copyWorker joins the exported snapshot and copies tables, or ranges of
+// split tables, from queue.
+func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *archive.Writer, queue <-chan copyJob, results chan<- copyResult) error {
 	conn, err := appdb.Connect(ctx, dsn, "", "")
 	if err != nil {
 		return err
@@ -296,30 +301,36 @@ func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *arc
 	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+pgschema.QuoteLiteral(snapshotID)); err != nil {
 		return fmt.Errorf("join snapshot: %w", err)
 	}
-	for t := range queue {
-		ti, err := copyTable(ctx, conn, t, aw)
+	for j := range queue {
+		r, err := copyRows(ctx, conn, j, aw)
 		if err != nil {
 			return err
 		}
-		results <- ti
+		results <- r
 	}
 	return nil
 }
 
-func copyTable(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, aw *archive.Writer) (TableInfo, error) {
-	mw, err := aw.Create(tablePrefix + t.Key())
+// copyRows streams one job's rows (a table, or one range of a split
+// table) into its own member.
+func copyRows(ctx context.Context, conn *pgx.Conn, j copyJob, aw *archive.Writer) (copyResult, error) {
+	name, sql, what := tablePrefix+j.t.Key(), appdb.CopyOutSQL(j.t), j.t.Key()
+	if j.parts > 1 {
+		name, sql = partMember(j.t.Key(), j.part, j.parts), copyRangeSQL(j.t, j.from, j.to)
+		what = fmt.Sprintf("%s part %d of %d", j.t.Key(), j.part+1, j.parts)
+	}
+	mw, err := aw.Create(name)
 	if err != nil {
-		return TableInfo{}, err
+		return copyResult{}, err
 	}
-	var rows appdb.RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &rows), appdb.CopyOutSQL(t)); err != nil {
-		return TableInfo{}, fmt.Errorf("copy %s: %w", t.Key(), err)
+	r := copyResult{job: j}
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &r.sum), sql); err != nil {
+		return copyResult{}, fmt.Errorf("copy %s: %w", what, err)
 	}
-	m, err := mw.Close()
-	if err != nil {
-		return TableInfo{}, err
+	if r.member, err = mw.Close(); err != nil {
+		return copyResult{}, err
 	}
-	return TableInfo{Key: t.Key(), Schema: t.Schema, Name: t.Name, Member: m.Name, Columns: t.CopyColumns(), Rows: rows.Rows, Bytes: m.Bytes, Checksum: rows.Sum()}, nil
+	return r, nil
 }
 
 // backupFiles copies every regular file and directory of the storage
@@ -403,4 +414,137 @@ func backupFile(p, rel string, info fs.FileInfo, aw *archive.Writer) (FileInfo, 
 		return FileInfo{}, err
 	}
 	return FileInfo{Path: rel, Mode: uint32(info.Mode().Perm()), ModTime: info.ModTime().UTC(), Size: m.Bytes, SHA256: m.SHA256, Member: m.Name}, nil
+}
+
+// defaultSplitBytes is the size above which a table is split when
+// Engine.SplitBytes is 0: big enough that small tables stay one member,
+// small enough that the largest tables of a database of a few GB spread
+// over the workers.
+const defaultSplitBytes = 64 << 20
+
+// maxParts bounds how many ranges (and members) one table is split into.
+const maxParts = 64
+
+// tidRangeVersion is the first server that scans a ctid range without
+// reading the whole table (TID Range Scan, PostgreSQL 14).
+const tidRangeVersion = 140000
+
+func (e *Engine) splitBytes() int64 {
+	switch {
+	case e.SplitBytes > 0:
+		return e.SplitBytes
+	case e.SplitBytes < 0:
+		return 0
+	}
+	return defaultSplitBytes
+}
+
+// copyJob is one worker's COPY: a whole table (parts 1), or pages
+// [from, to) of a split one (to 0: up to the end).
+type copyJob struct {
+	t           *pgschema.Table
+	table       int // index in the backup's list of tables
+	part, parts int
+	from, to    int64
+	bytes       int64 // an estimate, to order the jobs
+}
+
+type copyResult struct {
+	job    copyJob
+	member archive.Member
+	sum    appdb.RowChecksum
+}
+
+// planCopies makes the workers' jobs: one per table, except that a table
+// above the split size is split into ranges of ctid pages, so that its
+// rows are read by several workers at once. The jobs are ordered largest
+// first; a split table's ranges, each a fraction of it, then spread over
+// the workers among the other tables. tables is ordered largest first.
+func (e *Engine) planCopies(ctx context.Context, tx pgx.Tx, serverNum int, tables []*pgschema.Table, log *slog.Logger) ([]copyJob, error) {
+	split := e.splitBytes()
+	var big int
+	for _, t := range tables {
+		if split > 0 && t.Bytes > split {
+			big++
+		}
+	}
+	if big > 0 && serverNum < tidRangeVersion {
+		// Each range would be a scan of the whole table.
+		log.Info("big tables are not split: scanning a ctid range needs PostgreSQL 14 or newer", "server_version_num", serverNum, "tables", big)
+		split = 0
+	}
+	jobs := make([]copyJob, 0, len(tables))
+	for i, t := range tables {
+		parts, pages := 1, int64(0)
+		if split > 0 && t.Bytes > split {
+			// The main fork's pages now: the rows the snapshot sees are on
+			// them (the lock keeps the table from being rewritten); pages
+			// added since are past the last range's open end.
+			err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_relation_size($1::text::pg_catalog.regclass) / current_setting('block_size')::bigint", t.QualifiedName()).Scan(&pages)
+			if err != nil {
+				return nil, fmt.Errorf("size of %s: %w", t.Key(), err)
+			}
+			parts = int(min(int64(maxParts), pages, max(int64(e.workers()), (t.Bytes+split-1)/split)))
+		}
+		if parts < 2 {
+			jobs = append(jobs, copyJob{t: t, table: i, parts: 1, bytes: t.Bytes})
+			continue
+		}
+		log.Info("table split into ranges", "table", t.Key(), "bytes", t.Bytes, "pages", pages, "parts", parts)
+		for p := range parts {
+			j := copyJob{t: t, table: i, part: p, parts: parts, from: pages * int64(p) / int64(parts), bytes: t.Bytes / int64(parts)}
+			if p < parts-1 {
+				j.to = pages * int64(p+1) / int64(parts)
+			}
+			jobs = append(jobs, j)
+		}
+	}
+	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].bytes > jobs[b].bytes })
+	return jobs, nil
+}
+
+// copyRangeSQL reads pages [from, to) of t (to 0: to the end), its own
+// rows only (ONLY: not an inheritance child's), as COPY t TO writes them.
+func copyRangeSQL(t *pgschema.Table, from, to int64) string {
+	where := fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", from)
+	if to > 0 {
+		where += fmt.Sprintf(" AND ctid < '(%d,0)'::pg_catalog.tid", to)
+	}
+	return "COPY (SELECT " + pgschema.ColumnList(t.CopyColumns()) + " FROM ONLY " + t.QualifiedName() + " WHERE " + where + ") TO STDOUT"
+}
+
+// partMember names the member of part (from 0) of a table split in
+// parts: under its own prefix, as a table's member may be named anything
+// "table/" is followed by; the number after the last slash is the part.
+func partMember(key string, part, parts int) string {
+	return fmt.Sprintf("%s%s/%d-of-%d", tablePartPrefix, key, part+1, parts)
+}
+
+// tableInfos makes the manifest's tables from the workers' results: a
+// split table's parts in order, with its totals (rows, bytes, and the
+// parts' checksums added: the checksum of the table read whole).
+func tableInfos(tables []*pgschema.Table, results <-chan copyResult) []TableInfo {
+	byTable := make([][]copyResult, len(tables))
+	for r := range results {
+		byTable[r.job.table] = append(byTable[r.job.table], r)
+	}
+	out := make([]TableInfo, 0, len(tables))
+	for i, t := range tables {
+		rs := byTable[i]
+		sort.Slice(rs, func(a, b int) bool { return rs[a].job.part < rs[b].job.part })
+		ti := TableInfo{Key: t.Key(), Schema: t.Schema, Name: t.Name, Columns: t.CopyColumns()}
+		var total appdb.RowChecksum
+		for _, r := range rs {
+			total.Add(&r.sum)
+			ti.Bytes += r.member.Bytes
+			if r.job.parts > 1 {
+				ti.Parts = append(ti.Parts, TablePart{Member: r.member.Name, Rows: r.sum.Rows, Bytes: r.member.Bytes, Checksum: r.sum.Sum(), FromPage: r.job.from, ToPage: r.job.to})
+			} else {
+				ti.Member = r.member.Name
+			}
+		}
+		ti.Rows, ti.Checksum = total.Rows, total.Sum()
+		out = append(out, ti)
+	}
+	return out
 }

@@ -42,7 +42,11 @@ type Engine struct {
 	// it: "512MB". Empty: a quarter of the server's effective_cache_size
 	// shared by the workers, within 64MB..1GB.
 	MaintenanceWorkMem string
-	Log                *slog.Logger
+	// SplitBytes is the size (with TOAST) above which a backup splits a
+	// table into ranges of pages read by several workers and stored as
+	// several members; 0 means 64 MiB, a negative value never splits.
+	SplitBytes int64
+	Log        *slog.Logger
 }
 
 var _ release.BackupEngine = (*Engine)(nil)
@@ -177,7 +181,30 @@ func (e *Engine) openArchive(a release.ArchiveReader, app string) (*archive.Read
 	if err := json.Unmarshal(ar.Meta(), &m); err != nil || (m.Schema == nil && m.PgDump == nil) {
 		return nil, nil, release.Errorf(release.CodeDamaged, "backup archive's manifest is unreadable")
 	}
+	if err := checkTables(ar, &m); err != nil {
+		return nil, nil, err
+	}
 	return ar, &m, nil
+}
+
+// checkTables refuses a manifest naming rows the archive does not hold, or
+// a split table whose parts do not add up to its row count, before
+// anything reads them.
+func checkTables(ar *archive.Reader, m *Meta) error {
+	for _, ti := range m.Tables {
+		var rows int64
+		for i := range ti.partCount() {
+			p := ti.part(i)
+			if _, ok := ar.Member(p.Member); !ok {
+				return release.Errorf(release.CodeDamaged, "backup archive lacks the rows of %s", partLabel(ti, i))
+			}
+			rows += p.Rows
+		}
+		if rows != ti.Rows {
+			return release.Errorf(release.CodeDamaged, "backup archive's manifest is inconsistent: the %d parts of table %s hold %d rows, the table %d", len(ti.Parts), ti.Key, rows, ti.Rows)
+		}
+	}
+	return nil
 }
 
 // archiveError turns the archive package's errors into what users read.
@@ -203,6 +230,12 @@ func archiveError(err error) error {
 // memberLabel names an archive member the way users think of it.
 func memberLabel(member string) string {
 	switch {
+	case strings.HasPrefix(member, tablePartPrefix):
+		rest := strings.TrimPrefix(member, tablePartPrefix)
+		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+			return fmt.Sprintf("table %s part %s (member %s)", rest[:i], strings.Replace(rest[i+1:], "-of-", " of ", 1), member)
+		}
+		return "table " + rest
 	case strings.HasPrefix(member, tablePrefix):
 		return "table " + strings.TrimPrefix(member, tablePrefix)
 	case strings.HasPrefix(member, filePrefix):
@@ -214,8 +247,9 @@ func memberLabel(member string) string {
 }
 
 const (
-	tablePrefix = "table/"
-	filePrefix  = "file/"
+	tablePrefix     = "table/"
+	tablePartPrefix = "table-part/" // a range of a split table: see partMember
+	filePrefix      = "file/"
 )
 
 // Excluded reports whether a storage path (slash-separated, relative) is
