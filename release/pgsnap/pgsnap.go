@@ -47,6 +47,10 @@ type Engine struct {
 	// several members; 0 means 64 MiB, a negative value never splits.
 	SplitBytes int64
 	Log        *slog.Logger
+
+	// trace, when set (tests), hears "start NAME" and "end NAME" of each
+	// task of a fresh restore's schedule.
+	trace func(string)
 }
 
 var _ release.BackupEngine = (*Engine)(nil)

@@ -182,6 +182,19 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return r.runAll(ctx, tx, attach) })
 		})
 	}
+	if e.trace != nil {
+		for _, t := range tasks {
+			run := t.run
+			t.run = func(ctx context.Context, c *pgx.Conn) error {
+				e.trace("start " + t.name)
+				err := run(ctx, c)
+				if err == nil {
+					e.trace("end " + t.name)
+				}
+				return err
+			}
+		}
+	}
 	conns, err := e.openWorkers(ctx, dsn, db)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/relbot/relbot/release"
 )
 
 // events records when each task of a schedule started and ended, in the
@@ -207,5 +209,51 @@ func TestDefaultMaintenanceWorkMem(t *testing.T) {
 		if got := defaultMaintenanceWorkMem(c.cache, c.own, c.workers); got != c.want {
 			t.Errorf("cache %d, own %d, %d workers: %d, want %d", c.cache, c.own, c.workers, got, c.want)
 		}
+	}
+}
+
+// A split table restored into an empty database: its later parts load
+// after its first (which COPY FREEZEs), on both workers, and its keys are
+// built once all its parts are in, while other tables still load.
+func TestScheduledRestoreOfSplitTables(t *testing.T) {
+	t.Parallel()
+	src := newEnv(t, "schedsrc", splitSQL, nil)
+	path, _ := backup(t, &Engine{Workers: 2, SplitBytes: testSplitBytes}, src)
+	wantRows := rowSums(t, src.Database)
+	ev := &events{}
+	e := &Engine{Workers: 2, trace: ev.add}
+	dst := newEnv(t, "scheddst", "", nil)
+	if _, err := e.Restore(ctxT(t), openArchiveFile(t, path), "crm", dst, release.RestoreOptions{}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	equalMaps(t, "tables", wantRows, rowSums(t, dst.Database))
+	split := splitTables(t, path, e)
+	lastLoad := 0
+	for i, l := range ev.list {
+		if strings.HasPrefix(l, "start load ") {
+			lastLoad = i
+		}
+	}
+	for _, key := range []string{`Odd "Schema".Big Table`, "toasted"} {
+		ti := split[key]
+		if len(ti.Parts) < 2 {
+			t.Fatalf("%s was not split: %+v", key, ti)
+		}
+		build := ev.index(t, "start indexes and keys of "+key)
+		first := ev.index(t, "end load "+partLabel(ti, 0))
+		for i := range ti.Parts {
+			end := ev.index(t, "end load "+partLabel(ti, i))
+			if build < end {
+				t.Errorf("keys of %s built before %s was in: %q", key, partLabel(ti, i), ev.list)
+			}
+			if start := ev.index(t, "start load "+partLabel(ti, i)); i > 0 && start < first {
+				t.Errorf("%s started before the first part was in: %q", partLabel(ti, i), ev.list)
+			}
+		}
+	}
+	// Some table's keys are built while other tables still wait to load.
+	firstBuild := slices.IndexFunc(ev.list, func(s string) bool { return strings.HasPrefix(s, "start indexes and keys of ") })
+	if firstBuild < 0 || firstBuild > lastLoad {
+		t.Errorf("every build waited for every load: %q", ev.list)
 	}
 }
