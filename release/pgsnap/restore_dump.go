@@ -171,11 +171,14 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 		return nil, err
 	}
 	keys, attach, fks, rest := postDataPhases(post, meta)
+	version := serverVersion(ctx, conn)
 	tasks := restoreTasks(meta.Tables, skip, keys,
 		func(ti TableInfo, part int) func(context.Context, *pgx.Conn) error {
 			return func(ctx context.Context, c *pgx.Conn) error { return loadFreshPart(ctx, c, ar, meta, ti, part) }
 		},
-		func(g []statement) func(context.Context, *pgx.Conn) error { return jobs(r, [][]statement{g})[0] })
+		func(g []statement) func(context.Context, *pgx.Conn) error {
+			return parallelBuild(version, jobs(r, [][]statement{g})[0])
+		})
 	var serial []func(context.Context, *pgx.Conn) error
 	if len(attach) > 0 {
 		serial = append(serial, func(ctx context.Context, c *pgx.Conn) error {

@@ -62,6 +62,7 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 		cond  = sync.NewCond(&mu)
 		ready []*task
 		left  = len(tasks)
+		busy  int // workers running a task
 	)
 	for i, t := range tasks {
 		t.seq = i
@@ -77,13 +78,14 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 	})
 	defer stop()
 	// next waits for a ready task; nil when all are done or the schedule
-	// was stopped.
-	next := func() *task {
+	// was stopped. spare is how many other workers have nothing to do
+	// when it is taken.
+	next := func() (t *task, spare int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for {
 			if gctx.Err() != nil || left == 0 {
-				return nil
+				return nil, 0
 			}
 			if len(ready) > 0 {
 				best := 0
@@ -95,10 +97,14 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 				t := ready[best]
 				ready = append(ready[:best], ready[best+1:]...)
 				t.waits = running
-				return t
+				busy++
+				if len(ready) == 0 {
+					spare = len(conns) - busy
+				}
+				return t, spare
 			}
 			if stuck(tasks) {
-				return nil // a cycle of waits: never wait forever
+				return nil, 0 // a cycle of waits: never wait forever
 			}
 			cond.Wait()
 		}
@@ -107,6 +113,7 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 		mu.Lock()
 		defer mu.Unlock()
 		left--
+		busy--
 		t.waits = finished
 		for _, d := range t.then {
 			if d.waits--; d.waits == 0 {
@@ -118,11 +125,11 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 	for _, c := range conns {
 		g.Go(func() error {
 			for {
-				t := next()
+				t, spare := next()
 				if t == nil {
 					return gctx.Err()
 				}
-				if err := t.run(gctx, c); err != nil {
+				if err := t.run(context.WithValue(gctx, spareKey{}, spare), c); err != nil {
 					return err
 				}
 				done(t)
@@ -139,6 +146,15 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 		return fmt.Errorf("restore schedule: %d tasks wait for one another", left)
 	}
 	return nil
+}
+
+type spareKey struct{}
+
+// spareWorkers is how many workers had nothing to do when the task
+// running on ctx was taken (by schedule).
+func spareWorkers(ctx context.Context) int {
+	n, _ := ctx.Value(spareKey{}).(int)
+	return n
 }
 
 // stuck reports whether no task runs and none can become ready: only a
@@ -182,16 +198,24 @@ func (e *Engine) openWorkers(ctx context.Context, dsn, db string) (conns []*pgx.
 		if _, err := c.Exec(ctx, sessionSQL, mem); err != nil {
 			return conns, fmt.Errorf("set up a restore session (maintenance_work_mem %s): %w", mem, err)
 		}
-		// PostgreSQL 11 and later build a B-tree with parallel workers
-		// of their own: a build at the end of the restore, when the other
-		// workers have nothing left, uses their cores.
-		if serverVersion(ctx, c) >= 110000 {
-			if _, err := c.Exec(ctx, `SELECT pg_catalog.set_config('max_parallel_maintenance_workers', $1, false)`, fmt.Sprint(max(1, e.workers()-1))); err != nil {
-				return conns, err
-			}
-		}
 	}
 	return conns, nil
+}
+
+// parallelBuild runs an index and key build with as many parallel
+// maintenance workers (PostgreSQL 11 and later build a B-tree with
+// processes of their own) as the schedule's workers have nothing to do:
+// none while the others load or build, their cores at the end of the
+// restore, when one build is left.
+func parallelBuild(serverVersion int, run func(context.Context, *pgx.Conn) error) func(context.Context, *pgx.Conn) error {
+	return func(ctx context.Context, c *pgx.Conn) error {
+		if serverVersion >= 110000 {
+			if _, err := c.Exec(ctx, `SELECT pg_catalog.set_config('max_parallel_maintenance_workers', $1, false)`, fmt.Sprint(spareWorkers(ctx))); err != nil {
+				return err
+			}
+		}
+		return run(ctx, c)
+	}
 }
 
 func closeAll(conns []*pgx.Conn) {

@@ -257,3 +257,32 @@ func TestScheduledRestoreOfSplitTables(t *testing.T) {
 		t.Errorf("every build waited for every load: %q", ev.list)
 	}
 }
+
+// A task taken while other workers have nothing left to take hears how
+// many (a build then uses their cores); one taken among others, none.
+func TestScheduleTellsTheSpareWorkers(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	spare := map[string]int{}
+	job := func(name string, d time.Duration) func(context.Context, *pgx.Conn) error {
+		return func(ctx context.Context, _ *pgx.Conn) error {
+			mu.Lock()
+			spare[name] = spareWorkers(ctx)
+			mu.Unlock()
+			time.Sleep(d)
+			return nil
+		}
+	}
+	a := &task{name: "a", bytes: 3, run: job("a", 20*time.Millisecond)}
+	b := &task{name: "b", bytes: 2, run: job("b", 100*time.Millisecond)}
+	last := &task{name: "last", bytes: 1, build: true, run: job("last", 0)}
+	last.after(a)
+	// Three workers: a and b start together (a with b still ready, b with
+	// none ready but one worker idle); last, after a, while b runs.
+	if err := schedule(context.Background(), make([]*pgx.Conn, 3), []*task{a, b, last}); err != nil {
+		t.Fatal(err)
+	}
+	if spare["a"] != 0 || spare["b"] != 1 || spare["last"] != 1 {
+		t.Fatalf("spare workers %v, want a 0, b 1, last 1", spare)
+	}
+}
