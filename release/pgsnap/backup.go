@@ -301,6 +301,12 @@ func (e *Engine) copyWorker(ctx context.Context, dsn, snapshotID string, aw *arc
 	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+pgschema.QuoteLiteral(snapshotID)); err != nil {
 		return fmt.Errorf("join snapshot: %w", err)
 	}
+	// A range of a split table without a TID range scan is a scan of the
+	// whole table: a server set against TID scans must not make each range
+	// read it all.
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_tidscan = on"); err != nil {
+		return err
+	}
 	for j := range queue {
 		r, err := copyRows(ctx, conn, j, aw)
 		if err != nil {
@@ -323,10 +329,14 @@ func copyRows(ctx context.Context, conn *pgx.Conn, j copyJob, aw *archive.Writer
 	if err != nil {
 		return copyResult{}, err
 	}
-	r := copyResult{job: j}
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &r.sum), sql); err != nil {
+	var sum appdb.RowChecksum
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &sum), sql); err != nil {
 		return copyResult{}, fmt.Errorf("copy %s: %w", what, err)
 	}
+	// Only the sum is kept until the backup ends, not the buffer sum grew
+	// for rows cut between writes (a large bytea's size).
+	r := copyResult{job: j}
+	r.sum.Add(&sum)
 	if r.member, err = mw.Close(); err != nil {
 		return copyResult{}, err
 	}

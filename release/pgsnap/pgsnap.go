@@ -7,7 +7,10 @@
 // through the archive writer (zstd, sha256), while pg_dump itself writes
 // the schema (its pre-data and post-data sections) and what its data
 // section holds besides tables' rows (sequence values, large objects)
-// under the same snapshot. A restore works like pg_restore: pre-data,
+// under the same snapshot. A table above Engine.SplitBytes is read in
+// ranges of ctid pages by several workers, each range its own member
+// (TableInfo.Parts), so that one big table is not one worker's serial
+// tail. A restore works like pg_restore: pre-data,
 // rows, then post-data (indexes and keys, foreign keys, the rest).
 //
 // Archives written before pg_dump took the schema hold relbot's own model

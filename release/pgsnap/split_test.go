@@ -123,6 +123,21 @@ func TestSplitTablesRestoreExactly(t *testing.T) {
 		}
 	}
 
+	// Each range is read by a TID range scan, not a scan of the table.
+	conn := testenv.Connect(t, src.Database)
+	big := &pgschema.Table{Schema: `Odd "Schema"`, Name: "Big Table", Columns: []pgschema.Column{{Name: "id"}, {Name: "Note"}}}
+	for _, r := range [][2]int64{{0, 3}, {3, 7}, {7, 0}} {
+		sql := copyRangeSQL(big, r[0], r[1])
+		query := strings.TrimSuffix(strings.TrimPrefix(sql, "COPY ("), ") TO STDOUT")
+		var plan string
+		if err := conn.QueryRow(context.Background(), "EXPLAIN "+query).Scan(&plan); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if !strings.Contains(plan, "Tid Range Scan") {
+			t.Errorf("%s is planned as %s", sql, plan)
+		}
+	}
+
 	a := openArchiveFile(t, path)
 	report, err := e.Verify(ctxT(t), a, "crm", src)
 	if err != nil {
