@@ -10,8 +10,11 @@
 // under the same snapshot. A table above Engine.SplitBytes is read in
 // ranges of ctid pages by several workers, each range its own member
 // (TableInfo.Parts), so that one big table is not one worker's serial
-// tail. A restore works like pg_restore: pre-data,
-// rows, then post-data (indexes and keys, foreign keys, the rest).
+// tail. A restore works like pg_restore: pre-data, rows, then post-data
+// (indexes and keys, foreign keys, the rest); into an empty database the
+// rows and each table's indexes and keys are one schedule on the workers
+// (schedule.go), a build starting as soon as its table's rows are in. The
+// restored database is analyzed before the restore is done (analyze.go).
 //
 // Archives written before pg_dump took the schema hold relbot's own model
 // of it (Meta.Schema); they are restored from that model (restore_v1.go).
