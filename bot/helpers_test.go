@@ -271,7 +271,7 @@ func (s *fakeService) RequestSwitch(_ context.Context, actor, id string) (*relea
 
 // RequestRollback records a rollback of id awaiting approval: targeted
 // unless full (the fake's deploys all kept a snapshot).
-func (s *fakeService) RequestRollback(_ context.Context, actor, id, into string, full bool) (*release.Release, error) {
+func (s *fakeService) RequestRollback(_ context.Context, actor, id, into string, full, _ bool) (*release.Release, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.called(fmt.Sprintf("RequestRollback %s %s full=%v", actor, id, full))

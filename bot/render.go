@@ -321,6 +321,9 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	if r.AllowNewPlugins {
 		field("New plugins", "allowed by the requester")
 	}
+	if r.NoAnalyze {
+		field("Statistics", "not gathered after the restore (--no-analyze)")
+	}
 	if len(fields) > maxFields {
 		fields = fields[:maxFields]
 	}

@@ -158,7 +158,7 @@ func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVeri
 }
 
 func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRestore) (Reply, error) {
-	rel, err := d.Releases.RestoreBackup(ctx, req.User, c.Backup, c.Into)
+	rel, err := d.Releases.RestoreBackup(ctx, req.User, c.Backup, c.Into, c.NoAnalyze)
 	if err != nil {
 		return Reply{}, err
 	}

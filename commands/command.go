@@ -70,8 +70,11 @@ type BackupList struct{ App, Env string }
 type BackupVerify struct{ Backup string }
 
 // BackupRestore restores a backup; an empty Into means the backup's own
-// environment.
-type BackupRestore struct{ Backup, Into string }
+// environment. NoAnalyze skips the ANALYZE after the restore.
+type BackupRestore struct {
+	Backup, Into string
+	NoAnalyze    bool
+}
 
 // Deploy requests a release. At is the raw --at text (empty: now); resolve
 // it with ParseAt in the app's time zone.
@@ -98,10 +101,11 @@ type Resume struct{ Release string }
 
 // Rollback takes a deploy back: targeted by default where it can be, Full
 // restores the pre-release backup; an empty Into means in place (any other
-// is a full rollback).
+// is a full rollback). NoAnalyze (a full rollback only) skips the ANALYZE
+// after the restore.
 type Rollback struct {
-	Release, Into string
-	Full          bool
+	Release, Into   string
+	Full, NoAnalyze bool
 }
 
 // Switch moves users to the recovery environment a rollback or restore

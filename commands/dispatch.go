@@ -67,7 +67,7 @@ type Versions interface {
 // (restart.go) and locks (release.ReleaseService).
 type Releases interface {
 	// RestoreBackup requests a restore release.
-	RestoreBackup(ctx context.Context, actor, id, into string) (*release.Release, error)
+	RestoreBackup(ctx context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error)
 	// Restart runs an environment's restart hook.
 	Restart(ctx context.Context, actor, app, env string) (*release.RestartResult, error)
 	RequestDeploy(ctx context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error)
@@ -75,7 +75,7 @@ type Releases interface {
 	Reject(ctx context.Context, actor, id, reason string) (*release.Release, error)
 	Cancel(ctx context.Context, actor, id string) (*release.Release, error)
 	Resume(ctx context.Context, actor, id string) (*release.Release, error)
-	RequestRollback(ctx context.Context, actor, id, into string, full bool) (*release.Release, error)
+	RequestRollback(ctx context.Context, actor, id, into string, full, noAnalyze bool) (*release.Release, error)
 	RequestSwitch(ctx context.Context, actor, id string) (*release.Release, error)
 	Run(ctx context.Context, id string) (*release.Release, error)
 	GetRelease(ctx context.Context, id string) (*release.Release, error)

@@ -151,8 +151,8 @@ func (f *fakeService) VerifyBackup(_ context.Context, actor, id string) (*releas
 	return b, f.verify, nil
 }
 
-func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string) (*release.Release, error) {
-	f.record("restore %s %s %q", actor, id, into)
+func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error) {
+	f.record("restore %s %s %q%s", actor, id, into, noAnalyzeWord(noAnalyze))
 	b, err := f.get(id)
 	if err != nil {
 		return nil, err
@@ -235,6 +235,7 @@ func TestHandle(t *testing.T) {
 		{"backup verify crm-b9", nil, []check{fails(release.CodeNotFound, "backup crm-b9 not found")}},
 		{"backup restore crm-b1 --into recovery", nil, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Restore crm-r9 requested: restore crm-b1 into crm recovery")}},
 		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
+		{"backup restore crm-b1 --no-analyze", nil, []check{ok, called(`restore alice crm-b1 "" no-analyze`)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.text, func(t *testing.T) {
@@ -341,4 +342,13 @@ func TestErrorReplyCodes(t *testing.T) {
 			t.Errorf("%s: text %q", code, r.Text)
 		}
 	}
+}
+
+// noAnalyzeWord is how the fake records --no-analyze: only when given, so
+// that the records of other restores read as before.
+func noAnalyzeWord(noAnalyze bool) string {
+	if noAnalyze {
+		return " no-analyze"
+	}
+	return ""
 }

@@ -87,13 +87,14 @@ func (s *spec) flag(name string) *flag {
 }
 
 var (
-	aApp     = arg{meta: "APP", kind: kindApp}
-	aEnv     = arg{meta: "ENV", kind: kindEnv}
-	aName    = arg{meta: "NAME", kind: kindVarName}
-	aRelease = arg{meta: "RELEASE", kind: kindRelease}
-	aMigr    = arg{meta: "MIGRATION", kind: kindMigration}
-	aBackup  = arg{meta: "BACKUP", kind: kindBackup}
-	fInto    = flag{name: "into", meta: "ENV", kind: kindEnv}
+	aApp       = arg{meta: "APP", kind: kindApp}
+	aEnv       = arg{meta: "ENV", kind: kindEnv}
+	aName      = arg{meta: "NAME", kind: kindVarName}
+	aRelease   = arg{meta: "RELEASE", kind: kindRelease}
+	aMigr      = arg{meta: "MIGRATION", kind: kindMigration}
+	aBackup    = arg{meta: "BACKUP", kind: kindBackup}
+	fInto      = flag{name: "into", meta: "ENV", kind: kindEnv}
+	fNoAnalyze = flag{name: "no-analyze", kind: kindSwitch}
 )
 
 // grammar is every command, in the order of SPEC.md; help lists it so.
@@ -245,10 +246,14 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return BackupVerify{Backup: a[0]} },
 	},
 	{
-		name: "backup restore", args: []arg{aBackup}, flags: []flag{fInto},
+		name: "backup restore", args: []arg{aBackup}, flags: []flag{fInto, fNoAnalyze},
 		summary: "restore a backup in place or --into another environment; approval as for a release",
-		help:    "Restores BACKUP into its own environment, or with --into into another environment of the app (\"recovery\" names its independent recovery environment). Needs the same approvals as a release to that environment.",
-		build:   func(a []string, f map[string]string) Command { return BackupRestore{Backup: a[0], Into: f["into"]} },
+		help: "Restores BACKUP into its own environment, or with --into into another environment of the app (\"recovery\" names its independent recovery environment). Needs the same approvals as a release to that environment. " +
+			"The restored database is analyzed (planner statistics gathered) before the restore is reported done; --no-analyze skips that for a faster restore, and queries plan badly until autovacuum or an ANALYZE gathers them.",
+		build: func(a []string, f map[string]string) Command {
+			_, noAnalyze := f["no-analyze"]
+			return BackupRestore{Backup: a[0], Into: f["into"], NoAnalyze: noAnalyze}
+		},
 	},
 	{
 		name: "deploy", args: []arg{aMigr, aEnv}, flags: []flag{{name: "at", meta: "TIME", kind: kindAt}, {name: "allow-new-plugins", kind: kindSwitch}},
@@ -285,14 +290,16 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return Resume{Release: a[0]} },
 	},
 	{
-		name: "rollback", args: []arg{aRelease}, flags: []flag{{name: "full", kind: kindSwitch}, fInto},
+		name: "rollback", args: []arg{aRelease}, flags: []flag{{name: "full", kind: kindSwitch}, fInto, fNoAnalyze},
 		summary: "take a deploy back: put back what it changed, or --full restore its pre-release backup",
 		help: "Takes RELEASE, a deploy, back. When its apply kept a release snapshot (and the environment still has it, and no later release changed the environment), " +
 			"the rollback is targeted: it puts back exactly what RELEASE changed and keeps the rows users wrote since. " +
-			"With --full, or when no snapshot is left, it restores the pre-release backup in place; with --into (e.g. recovery), always full, into an independent environment, where its checks run before traffic may be switched to it.",
+			"With --full, or when no snapshot is left, it restores the pre-release backup in place; with --into (e.g. recovery), always full, into an independent environment, where its checks run before traffic may be switched to it. " +
+			"A full rollback analyzes the restored database before it is done; --no-analyze (full rollbacks only) skips that.",
 		build: func(a []string, f map[string]string) Command {
 			_, full := f["full"]
-			return Rollback{Release: a[0], Into: f["into"], Full: full}
+			_, noAnalyze := f["no-analyze"]
+			return Rollback{Release: a[0], Into: f["into"], Full: full, NoAnalyze: noAnalyze}
 		},
 	},
 	{

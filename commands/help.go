@@ -102,8 +102,9 @@ var processCommands = []ProcessCommand{
 	},
 	{
 		Name: "bench backup", Usage: "bench backup [--size SIZE] [--workers N] [--reuse]", Flags: []string{"size", "workers", "reuse"},
-		Summary: "time relbot's backup and restore against pg_dump, pg_restore and a plain COPY",
-		Help: "Generates a NocoBase-like database of --size (default 1GB, e.g. 200MB) on the local PostgreSQL, then times relbot backup, pg_dump -Fc, pg_dump -Fd -j N, relbot restore, pg_restore -j N and a plain COPY of every table, " +
+		Summary: "time relbot's backup and restore against pg_dump, pg_restore, pgcopydb and a plain COPY",
+		Help: "Generates a NocoBase-like database of --size (default 1GB, e.g. 200MB or 4GB) on the local PostgreSQL, then times relbot backup, pg_dump -Fc, pg_dump -Fd -j N, relbot restore (its ANALYZE included), pg_restore -j N, " +
+			"pgcopydb clone --table-jobs N --index-jobs N (when pgcopydb is on PATH) and a plain COPY of every table, " +
 			"each in its own process, and prints wall time, size, peak RSS and the ratios. --workers (default 2) is the parallelism; --reuse keeps the generated database from an earlier run.",
 	},
 	{

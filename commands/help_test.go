@@ -69,7 +69,7 @@ func TestUnknownFlagSuggestsTheNearest(t *testing.T) {
 		"status crm --hel":                                "unknown flag --hel; did you mean --help?",
 		"migration create crm --force":                    "unknown flag --force; migration create takes --version or --note",
 		"status crm --jsn":                                "status takes no flags, but got --jsn", // --json is the terminal's; Slack has none
-		"rollback crm-r5 --at 22:00":                      "unknown flag --at; rollback takes --full or --into",
+		"rollback crm-r5 --at 22:00":                      "unknown flag --at; rollback takes --full, --into or --no-analyze",
 		"deploy crm-m7 production --frobnicate-something": "unknown flag --frobnicate-something; deploy takes --at or --allow-new-plugins",
 	} {
 		_, err := Parse(in)

@@ -40,6 +40,8 @@ type ReleaseView struct {
 	// AllowNewPlugins: the requester chose to go on with plugins the
 	// target did not have.
 	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
+	// NoAnalyze: the requester chose a restore without ANALYZE.
+	NoAnalyze bool `json:"no_analyze,omitempty"`
 	// ApprovalsLeft is how many more approvals an awaiting release needs
 	// (the environment's policy says; set where the reply knows it).
 	ApprovalsLeft int `json:"approvals_left,omitempty"`
@@ -95,7 +97,7 @@ func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
 		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}}
-	v.AllowNewPlugins = r.AllowNewPlugins
+	v.AllowNewPlugins, v.NoAnalyze = r.AllowNewPlugins, r.NoAnalyze
 	v.Snapshot, v.RollbackMode = r.Snapshot, r.RollbackMode()
 	if r.Kind == release.KindRollback {
 		v.Rollback, _, _ = strings.Cut(v.RollbackMode, ":")
@@ -182,6 +184,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	}
 	if r.AllowNewPlugins {
 		fields = append(fields, Field{"New plugins", "allowed by the requester (--allow-new-plugins)"})
+	}
+	if r.NoAnalyze {
+		fields = append(fields, Field{"Statistics", "not gathered after the restore (--no-analyze): ANALYZE before heavy use"})
 	}
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
@@ -408,7 +413,7 @@ func (d *Dispatcher) resume(ctx context.Context, req Request, c Resume) (Reply, 
 }
 
 func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Reply, error) {
-	r, err := d.Releases.RequestRollback(ctx, req.User, c.Release, c.Into, c.Full)
+	r, err := d.Releases.RequestRollback(ctx, req.User, c.Release, c.Into, c.Full, c.NoAnalyze)
 	if err != nil {
 		return Reply{}, err
 	}

@@ -48,8 +48,8 @@ func (f *fakeService) Resume(_ context.Context, actor, id string) (*release.Rele
 	return &release.Release{ID: id, State: release.StateSucceeded}, nil
 }
 
-func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string, full bool) (*release.Release, error) {
-	f.record("rollback %s %s into=%q full=%v", actor, id, into, full)
+func (f *fakeService) RequestRollback(_ context.Context, actor, id, into string, full, noAnalyze bool) (*release.Release, error) {
+	f.record("rollback %s %s into=%q full=%v%s", actor, id, into, full, noAnalyzeWord(noAnalyze))
 	return &release.Release{ID: "crm-r2", Kind: release.KindRollback, RollbackOf: id, Env: into, State: release.StateAwaitingApproval}, nil
 }
 

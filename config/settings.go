@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ const (
 	EnvSecretKeyPrevious  = "RELBOT_SECRET_KEY_PREVIOUS"
 	EnvBackupKey          = "RELBOT_BACKUP_KEY"
 	EnvPGBin              = "RELBOT_PG_BIN"
+	EnvRestoreMemory      = "RELBOT_RESTORE_MAINTENANCE_WORK_MEM"
 	EnvHTTPAddr           = "RELBOT_HTTP_ADDR"
 	EnvSlackAPIURL        = "RELBOT_SLACK_API_URL"
 	EnvTimeZone           = "RELBOT_TIME_ZONE"
@@ -48,10 +50,13 @@ type Settings struct {
 	SecretKeyPrevious string
 	BackupKey         string // optional passphrase (>= 16 characters) encrypting backup archives
 	PGBin             string // directory of pg_dump; empty finds it on PATH
-	HTTPAddr          string
-	SlackAPIURL       string
-	TimeZone          string // freeze windows and --at, unless apps.yaml names a zone
-	LogLevel          string // empty: the command's own default
+	// RestoreMemory is each restore worker's maintenance_work_mem ("512MB");
+	// empty: derived from the server's settings (pgsnap.Engine).
+	RestoreMemory string
+	HTTPAddr      string
+	SlackAPIURL   string
+	TimeZone      string // freeze windows and --at, unless apps.yaml names a zone
+	LogLevel      string // empty: the command's own default
 
 	SlackBotToken      string
 	SlackSigningSecret string
@@ -78,6 +83,7 @@ var settings = []setting{
 	{EnvSecretKeyPrevious, func(s *Settings) *string { return &s.SecretKeyPrevious }, "", "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", checkSecretKey, true},
 	{EnvBackupKey, func(s *Settings) *string { return &s.BackupKey }, "", "a passphrase encrypting backup archives", checkBackupKey, true},
 	{EnvPGBin, func(s *Settings) *string { return &s.PGBin }, "", "the directory holding pg_dump (PostgreSQL's client programs), when it is not on PATH", checkPGBin, false},
+	{EnvRestoreMemory, func(s *Settings) *string { return &s.RestoreMemory }, "", "the maintenance_work_mem of each restore worker (its index builds), e.g. 512MB; by default a quarter of the server's effective_cache_size shared by the workers", checkMemory, false},
 	{EnvHTTPAddr, func(s *Settings) *string { return &s.HTTPAddr }, ":8080", "the HTTP listen address, e.g. :8080", checkHTTPAddr, false},
 	{EnvSlackAPIURL, func(s *Settings) *string { return &s.SlackAPIURL }, "https://slack.com/api/", "the Slack Web API base URL", checkSlackAPIURL, false},
 	{EnvTimeZone, func(s *Settings) *string { return &s.TimeZone }, "UTC", "an IANA time zone such as Europe/Paris", checkTimeZone, false},
@@ -350,6 +356,16 @@ func checkHTTPAddr(s string) string {
 func checkTimeZone(s string) string {
 	if _, err := time.LoadLocation(s); err != nil {
 		return fmt.Sprintf("unknown time zone %q (use an IANA name such as Europe/Paris)", s)
+	}
+	return ""
+}
+
+// memoryRE is a size as PostgreSQL's memory settings take it.
+var memoryRE = regexp.MustCompile(`^[1-9][0-9]{0,9}(kB|MB|GB|TB)$`)
+
+func checkMemory(s string) string {
+	if !memoryRE.MatchString(s) {
+		return fmt.Sprintf("must be a size as PostgreSQL writes it, a number and kB, MB, GB or TB, e.g. 512MB (got %q)", s)
 	}
 	return ""
 }

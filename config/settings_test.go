@@ -134,6 +134,7 @@ func TestSettingsErrors(t *testing.T) {
 			"SLACK_SIGNING_SECRET: must not contain spaces or line breaks", "abc"},
 		{"unknown setting", nil, []string{"NOPE"}, "NOPE: unknown setting", ""},
 		{"log level bad", map[string]string{EnvLogLevel: "loud"}, nil, `RELBOT_LOG_LEVEL: must be debug, info, warn or error (got "loud")`, ""},
+		{"restore memory bad", map[string]string{EnvRestoreMemory: "512 MB"}, nil, `RELBOT_RESTORE_MAINTENANCE_WORK_MEM: must be a size as PostgreSQL writes it, a number and kB, MB, GB or TB, e.g. 512MB (got "512 MB")`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

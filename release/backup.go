@@ -78,9 +78,13 @@ type RestoreReport struct {
 	Tables   int
 	Rows     int64
 	Files    int
-	Mode     string // "fresh (parallel)" or "in place (one transaction)"
-	Duration time.Duration
-	Warnings []string
+	Mode     string        // "fresh (parallel)" or "in place (one transaction)"
+	Duration time.Duration // everything, the ANALYZE included
+	// Analyzed is how many tables the ANALYZE after the load covered, in
+	// AnalyzeTime; both zero when RestoreOptions.NoAnalyze skipped it.
+	Analyzed    int
+	AnalyzeTime time.Duration
+	Warnings    []string
 }
 
 // ArchiveReader is an archive opened for random access.
@@ -113,6 +117,10 @@ type RestoreOptions struct {
 	// KeepFiles are storage paths (patterns as in storage_exclude) whose
 	// files stay the target's own: the backup's are not written.
 	KeepFiles []string
+	// NoAnalyze leaves the restored database without planner statistics
+	// (faster; autovacuum gathers them later): by default every table is
+	// analyzed before the restore is reported done.
+	NoAnalyze bool
 }
 
 // keepSecrets is what a backup restored into another environment than its

@@ -156,6 +156,9 @@ type Release struct {
 	// --allow-new-plugins, or the Slack confirmation) to go on with a
 	// migration that brings plugins the target does not have.
 	AllowNewPlugins bool
+	// NoAnalyze: restore, full rollback: the requester chose (--no-analyze)
+	// a restore that leaves the database without planner statistics.
+	NoAnalyze bool
 }
 
 // Rollbackable reports whether `rollback` can take r back: a deploy that

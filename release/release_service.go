@@ -441,8 +441,9 @@ func (s *ReleaseService) Cancel(ctx context.Context, actor, id string) (*Release
 // rollback --into another environment, and the default for a deploy
 // without a snapshot) restores the pre-release backup: in place, or into
 // the app's recovery. It needs the approvals a release to that
-// environment needs.
-func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string, full bool) (*Release, error) {
+// environment needs. noAnalyze (a rollback that restores the backup only)
+// leaves the restored database without planner statistics.
+func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into string, full, noAnalyze bool) (*Release, error) {
 	orig, err := s.GetRelease(ctx, id)
 	if err != nil {
 		return nil, err
@@ -495,6 +496,14 @@ func (s *ReleaseService) RequestRollback(ctx context.Context, actor, id, into st
 		}
 		r.Backup = orig.Backup
 	}
+	if noAnalyze && r.Snapshot != "" {
+		why := fmt.Sprintf("--no-analyze is for a rollback that restores a backup; rollback %s puts back what it changed from its snapshot and restores none", id)
+		if orig.Backup != "" {
+			why += fmt.Sprintf(" (rollback %s --full --no-analyze restores %s)", id, orig.Backup)
+		}
+		return nil, Errorf(CodeInvalid, "%s", why)
+	}
+	r.NoAnalyze = noAnalyze
 	if err := s.preflightWindow(ctx, a, e, nil); err != nil {
 		return nil, err
 	}
@@ -680,8 +689,9 @@ func (s *ReleaseService) migrationApplied(ctx context.Context, r *Release) (bool
 // its hooks and checks, approved as a release there when the environment
 // asks for approvals — so that users may be switched to recovery only
 // after its checks passed, and no environment is overwritten without a
-// trace.
-func (s *ReleaseService) RestoreBackup(ctx context.Context, actor, id, into string) (*Release, error) {
+// trace. noAnalyze leaves the restored database without planner
+// statistics (the restore's log says so).
+func (s *ReleaseService) RestoreBackup(ctx context.Context, actor, id, into string, noAnalyze bool) (*Release, error) {
 	b, a, err := s.Backups.backupOf(ctx, id)
 	if err != nil {
 		return nil, err
@@ -699,5 +709,5 @@ func (s *ReleaseService) RestoreBackup(ctx context.Context, actor, id, into stri
 	if err := s.preflightWindow(ctx, a, target, nil); err != nil {
 		return nil, err
 	}
-	return s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor}, a, target)
+	return s.request(ctx, &Release{App: a.Name, Env: target.Name, Kind: KindRestore, Backup: b.ID, RequestedBy: actor, NoAnalyze: noAnalyze}, a, target)
 }

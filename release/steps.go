@@ -431,11 +431,24 @@ func restoreStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e *
 		return "", true, err
 	}
 	defer art.Close()
-	rep, err := s.Backups.Engine.Restore(ctx, art, a.Name, e, restoreOptions(b, e.Name))
+	opts := restoreOptions(b, e.Name)
+	opts.NoAnalyze = r.NoAnalyze
+	rep, err := s.Backups.Engine.Restore(ctx, art, a.Name, e, opts)
 	if err != nil {
 		return "", true, err
 	}
-	return withWarnings(fmt.Sprintf("%s restored %s: %s, %s, %s in %s", b.ID, rep.Mode, Count(rep.Tables, "table"), Count(rep.Rows, "row"), Count(rep.Files, "file"), rep.Duration.Round(time.Millisecond)), rep.Warnings), true, nil
+	return withWarnings(fmt.Sprintf("%s restored %s: %s, %s, %s in %s; %s", b.ID, rep.Mode, Count(rep.Tables, "table"), Count(rep.Rows, "row"), Count(rep.Files, "file"), rep.Duration.Round(time.Millisecond), analyzedLog(rep, opts)), rep.Warnings), true, nil
+}
+
+// analyzedLog says whether the restored database has planner statistics.
+func analyzedLog(rep *RestoreReport, opts RestoreOptions) string {
+	switch {
+	case opts.NoAnalyze:
+		return "not analyzed (--no-analyze): the planner has no statistics until autovacuum or an ANALYZE gathers them"
+	case rep.Analyzed == 0 && rep.AnalyzeTime == 0:
+		return "not analyzed (see the warnings)"
+	}
+	return fmt.Sprintf("analyzed %s in %.1f s", Count(rep.Analyzed, "table"), rep.AnalyzeTime.Seconds())
 }
 
 func checksStep(ctx context.Context, s *ReleaseService, r *Release, _ *App, e *Environment) (string, bool, error) {

@@ -46,18 +46,23 @@ func TestRollbackModes(t *testing.T) {
 	targeted := "targeted: puts back what crm-r1 changed, keeps rows written since"
 	full := "full: restores backup crm-b1 taken before crm-r1"
 	for _, c := range []struct {
-		name     string
-		snapshot bool           // crm-r1 kept one
-		kept     []SnapshotInfo // what the target keeps
-		later    State          // a later deploy of staging, in this state ("" none)
-		into     string
-		full     bool
-		mode     string // the rollback's RollbackMode; "" refused
-		refused  string
-		steps    string
+		name      string
+		snapshot  bool           // crm-r1 kept one
+		kept      []SnapshotInfo // what the target keeps
+		later     State          // a later deploy of staging, in this state ("" none)
+		into      string
+		full      bool
+		noAnalyze bool
+		mode      string // the rollback's RollbackMode; "" refused
+		refused   string
+		steps     string
 	}{
 		{name: "default: targeted", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, mode: targeted, steps: "revert"},
 		{name: "--full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, full: true, mode: full, steps: "restore backup"},
+		{name: "--full --no-analyze", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, full: true, noAnalyze: true, mode: full, steps: "restore backup"},
+		{name: "--no-analyze on a targeted one: refused", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, noAnalyze: true,
+			refused: "--no-analyze is for a rollback that restores a backup; rollback crm-r1 puts back what it changed from its snapshot and restores none (rollback crm-r1 --full --no-analyze restores crm-b1)"},
+		{name: "--no-analyze without a snapshot: full", noAnalyze: true, mode: full, steps: "restore backup"},
 		{name: "--into recovery is always full", snapshot: true, kept: []SnapshotInfo{{Name: "crm-r1"}}, into: RecoveryEnv, mode: full, steps: "restore backup"},
 		{name: "no snapshot kept (an older plan): full", mode: full, steps: "restore backup"},
 		// Never silently full: that would lose what users wrote since.
@@ -79,7 +84,7 @@ func TestRollbackModes(t *testing.T) {
 			if c.later != "" {
 				ranDeploy(t, store, "crm-r2", t0.Add(time.Minute), c.later, true)
 			}
-			r, err := s.RequestRollback(context.Background(), "alice", "crm-r1", c.into, c.full)
+			r, err := s.RequestRollback(context.Background(), "alice", "crm-r1", c.into, c.full, c.noAnalyze)
 			if c.refused != "" {
 				if err == nil || !strings.Contains(ErrorMessage(err), c.refused) {
 					t.Fatalf("err %v, want a refusal saying %q", err, c.refused)
@@ -99,6 +104,9 @@ func TestRollbackModes(t *testing.T) {
 			if !strings.Contains(stepStates(stored), c.steps+"=pending") {
 				t.Errorf("steps %s lack %s", stepStates(stored), c.steps)
 			}
+			if stored.NoAnalyze != c.noAnalyze {
+				t.Errorf("stored NoAnalyze %v, want %v", stored.NoAnalyze, c.noAnalyze)
+			}
 			if c.mode == targeted && stored.Backup != "" {
 				t.Errorf("a targeted rollback names backup %s it does not restore", stored.Backup)
 			}
@@ -117,11 +125,11 @@ func TestRollbackRefusals(t *testing.T) {
 	// (not possible with the plan, but a record may say so).
 	ranDeploy(t, store, "crm-r1", time.Now(), StateSucceeded, true)
 	store.rs["crm-r1"].Backup = ""
-	_, err := s.RequestRollback(context.Background(), "alice", "crm-r1", "", true)
+	_, err := s.RequestRollback(context.Background(), "alice", "crm-r1", "", true, false)
 	if err == nil || !strings.Contains(ErrorMessage(err), "crm-r1 has no pre-release backup: a full rollback has nothing to restore") {
 		t.Fatalf("--full without a backup: %v", err)
 	}
-	_, err = s.RequestRollback(context.Background(), "alice", "crm-r1", "", false)
+	_, err = s.RequestRollback(context.Background(), "alice", "crm-r1", "", false, false)
 	if err == nil || !strings.Contains(ErrorMessage(err), "no longer keeps the release snapshot of crm-r1") {
 		t.Fatalf("targeted without the snapshot: %v", err)
 	}

@@ -191,6 +191,8 @@ func TestTerminalRefusesOutsideRoles(t *testing.T) {
 		{"reject", []string{"cancel", "crm-r2"}},
 		{"rollback", []string{"rollback", "crm-r1"}},
 		{"restore", []string{"backup", "restore", "crm-b2", "--into", "development"}},
+		{"restore", []string{"backup", "restore", "crm-b2", "--into", "development", "--no-analyze"}},
+		{"rollback", []string{"rollback", "crm-r1", "--full", "--no-analyze"}},
 		{"switch", []string{"switch", "crm-r3"}},
 		{"lock", []string{"lock", "crm", "staging", "mine"}},
 		{"lock", []string{"unlock", "crm", "development"}},

@@ -125,7 +125,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closeAll()
 		return nil, err
 	}
-	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, Log: log}
+	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, MaintenanceWorkMem: s.RestoreMemory, Log: log}
 	core := release.NewCore(apps, store, locker, log)
 	if s.SlackBotToken != "" {
 		// Roles may name Slack user groups; without a token a role that

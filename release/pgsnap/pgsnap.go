@@ -10,8 +10,11 @@
 // under the same snapshot. A table above Engine.SplitBytes is read in
 // ranges of ctid pages by several workers, each range its own member
 // (TableInfo.Parts), so that one big table is not one worker's serial
-// tail. A restore works like pg_restore: pre-data,
-// rows, then post-data (indexes and keys, foreign keys, the rest).
+// tail. A restore works like pg_restore: pre-data, rows, then post-data
+// (indexes and keys, foreign keys, the rest); into an empty database the
+// rows and each table's indexes and keys are one schedule on the workers
+// (schedule.go), a build starting as soon as its table's rows are in. The
+// restored database is analyzed before the restore is done (analyze.go).
 //
 // Archives written before pg_dump took the schema hold relbot's own model
 // of it (Meta.Schema); they are restored from that model (restore_v1.go).
@@ -40,11 +43,20 @@ type Engine struct {
 	Passphrase string
 	// PGBin is the directory of pg_dump; empty finds it on PATH.
 	PGBin string
+	// MaintenanceWorkMem is each restore worker's maintenance_work_mem
+	// (what its index and key builds may sort in), as PostgreSQL writes
+	// it: "512MB". Empty: a quarter of the server's effective_cache_size
+	// shared by the workers, within 64MB..1GB.
+	MaintenanceWorkMem string
 	// SplitBytes is the size (with TOAST) above which a backup splits a
 	// table into ranges of pages read by several workers and stored as
 	// several members; 0 means 64 MiB, a negative value never splits.
 	SplitBytes int64
 	Log        *slog.Logger
+
+	// trace, when set (tests), hears "start NAME" and "end NAME" of each
+	// task of a fresh restore's schedule.
+	trace func(string)
 }
 
 var _ release.BackupEngine = (*Engine)(nil)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/appdb"
@@ -103,6 +102,15 @@ func (e *Engine) Restore(ctx context.Context, a release.ArchiveReader, app strin
 			return nil, fmt.Errorf("the database was restored but its storage could not be swapped in: %w", err)
 		}
 	}
+	// Before the restore is reported done: a recovered production without
+	// statistics plans every query as on empty tables. The rows and files
+	// are in by now, so a failed ANALYZE is a warning, not a failed restore.
+	if !opts.NoAnalyze {
+		if report.Analyzed, report.AnalyzeTime, err = e.analyze(ctx, conn, target.Database, ""); err != nil {
+			e.log().Warn("ANALYZE after the restore failed", "err", err)
+			report.Warnings = append(report.Warnings, fmt.Sprintf("the restored database was not analyzed (%v): run ANALYZE in it before heavy use", err))
+		}
+	}
 	report.Warnings = append(report.Warnings, meta.Warnings...)
 	report.Warnings = append(report.Warnings, privWarnings...)
 	report.Duration = time.Since(start)
@@ -171,47 +179,28 @@ func sortByBytes(infos []TableInfo) {
 }
 
 // runParallel runs each phase's jobs on the engine's workers, one phase
-// after the other, each worker on its own connection.
+// after the other, each worker on its own connection, in the phase's order.
 func (e *Engine) runParallel(ctx context.Context, dsn, db string, phases ...[]func(context.Context, *pgx.Conn) error) error {
-	n := e.workers()
-	conns := make([]*pgx.Conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close(context.Background())
-			}
-		}
-	}()
-	for i := range conns {
-		c, err := appdb.Connect(ctx, dsn, db, "")
-		if err != nil {
-			return err
-		}
-		// Losing the last commits in a crash is harmless here: a failed
-		// restore is done again, and the final phase commits durably.
-		if _, err := c.Exec(ctx, "SET synchronous_commit = off; SET maintenance_work_mem = '256MB'"); err != nil {
-			return err
-		}
-		conns[i] = c
+	conns, err := e.openWorkers(ctx, dsn, db)
+	if err != nil {
+		return err
 	}
+	defer closeAll(conns)
 	for _, jobs := range phases {
-		g, gctx := errgroup.WithContext(ctx)
-		queue := feed(gctx, g, jobs)
-		for _, c := range conns {
-			g.Go(func() error {
-				for j := range queue {
-					if err := j(gctx, c); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
+		if err := schedule(ctx, conns, inOrder(jobs)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// inOrder is jobs as tasks that are taken in the list's order.
+func inOrder(jobs []func(context.Context, *pgx.Conn) error) []*task {
+	tasks := make([]*task, len(jobs))
+	for i, j := range jobs {
+		tasks[i] = &task{name: fmt.Sprintf("job %d", i+1), run: j}
+	}
+	return tasks
 }
 
 // loadFresh loads a table the restore has just made, in a transaction that
@@ -229,6 +218,25 @@ func loadFresh(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Me
 			return fmt.Errorf("load %s: %w", ti.Key, err)
 		}
 		return loadTable(ctx, tx.Conn(), ar, meta, ti, true)
+	})
+}
+
+// loadFreshPart loads one part of a table the restore has just made: the
+// first as loadFresh does (emptied in its transaction, COPY FREEZE), the
+// others, which wait for it, by a plain COPY in their own transaction.
+func loadFreshPart(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo, part int) error {
+	if part > 0 {
+		return loadPart(ctx, conn, ar, meta, ti, part, false)
+	}
+	name, _, err := tableSQL(meta, ti)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+name); err != nil {
+			return fmt.Errorf("load %s: %w", ti.Key, err)
+		}
+		return loadPart(ctx, tx.Conn(), ar, meta, ti, 0, true)
 	})
 }
 

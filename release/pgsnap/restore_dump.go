@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/release/pgschema"
 )
@@ -127,11 +128,11 @@ func restoreDumpInPlace(ctx context.Context, conn *pgx.Conn, ar *archive.Reader,
 }
 
 // restoreDumpParallel fills an empty database: pre-data and the data
-// section in one transaction, then rows by the workers, largest first,
-// then post-data: each table's indexes and keys on the workers (largest
-// table first), partitions' indexes attached, foreign keys on the workers,
-// and the rest (triggers, rules, policies, privileges, ...) in one
-// transaction. On failure it empties the database again.
+// section in one transaction, then rows and each table's indexes and keys
+// by the workers as restoreTasks schedules them, then partitions' indexes
+// attached, foreign keys on the workers, and the rest (triggers, rules,
+// policies, privileges, ...) in one transaction. On failure it empties
+// the database again.
 func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, db string, ar *archive.Reader, meta *Meta, kept *keptRows) (warnings []string, err error) {
 	pre, err := readSection(ar, meta.PgDump.PreData)
 	if err != nil {
@@ -169,50 +170,104 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 	if err != nil {
 		return nil, err
 	}
-	infos := append([]TableInfo(nil), meta.Tables...)
-	sortByBytes(infos)
 	keys, attach, fks, rest := postDataPhases(post, meta)
-	// A table's indexes and keys are built by the worker that loaded it,
-	// right after its rows, while the other workers keep loading (as
-	// pg_restore -j overlaps them); the groups of tables without rows of
-	// their own (partitioned tables, materialized views) follow.
-	groupOf := map[string][]statement{}
-	var others [][]statement
-	for _, g := range keys {
-		if t := tableOf(g[0].SQL); t != "" && slices.ContainsFunc(infos, func(ti TableInfo) bool { return ti.Key == t }) {
-			groupOf[t] = g
-		} else {
-			others = append(others, g)
-		}
-	}
-	var loads []func(context.Context, *pgx.Conn) error
-	for _, ti := range infos {
-		build := jobs(r, [][]statement{groupOf[ti.Key]})[0]
-		loads = append(loads, func(ctx context.Context, c *pgx.Conn) error {
-			if !skip[ti.Key] {
-				if err := loadFresh(ctx, c, ar, meta, ti); err != nil {
-					return err
-				}
-			}
-			return build(ctx, c)
+	version := serverVersion(ctx, conn)
+	tasks := restoreTasks(meta.Tables, skip, keys,
+		func(ti TableInfo, part int) func(context.Context, *pgx.Conn) error {
+			return func(ctx context.Context, c *pgx.Conn) error { return loadFreshPart(ctx, c, ar, meta, ti, part) }
+		},
+		func(g []statement) func(context.Context, *pgx.Conn) error {
+			return parallelBuild(version, jobs(r, [][]statement{g})[0])
+		})
+	var serial []func(context.Context, *pgx.Conn) error
+	if len(attach) > 0 {
+		serial = append(serial, func(ctx context.Context, c *pgx.Conn) error {
+			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return r.runAll(ctx, tx, attach) })
 		})
 	}
-	loads = append(loads, jobs(r, others)...)
-	serial := func(stmts []statement) []func(context.Context, *pgx.Conn) error {
-		if len(stmts) == 0 {
-			return nil
+	if e.trace != nil {
+		for _, t := range tasks {
+			run := t.run
+			t.run = func(ctx context.Context, c *pgx.Conn) error {
+				e.trace("start " + t.name)
+				err := run(ctx, c)
+				if err == nil {
+					e.trace("end " + t.name)
+				}
+				return err
+			}
 		}
-		return []func(context.Context, *pgx.Conn) error{func(ctx context.Context, c *pgx.Conn) error {
-			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return r.runAll(ctx, tx, stmts) })
-		}}
 	}
-	if err := e.runParallel(ctx, dsn, db, loads, serial(attach), jobs(r, fks)); err != nil {
+	conns, err := e.openWorkers(ctx, dsn, db)
+	if err != nil {
 		return nil, err
+	}
+	defer closeAll(conns)
+	start := time.Now()
+	if err := schedule(ctx, conns, tasks); err != nil {
+		return nil, err
+	}
+	e.log().Debug("rows, indexes and keys restored", "tasks", len(tasks), "duration", time.Since(start))
+	for _, phase := range [][]func(context.Context, *pgx.Conn) error{serial, jobs(r, fks)} {
+		if err := schedule(ctx, conns, inOrder(phase)); err != nil {
+			return nil, err
+		}
 	}
 	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return r.runAll(ctx, tx, rest) }); err != nil {
 		return nil, err
 	}
 	return append(notLoaded(meta, skip), r.warnings()...), nil
+}
+
+// restoreTasks is the schedule of a fresh restore's rows and keys: a load
+// of every part of every table (but those kept, skip), and a build of each
+// table's indexes and keys (a group of keys) that waits for its table's
+// parts, so that it starts as soon as the table's rows are in, while the
+// other workers go on loading. A split table's later parts wait for its
+// first, which empties the table in its own transaction to COPY FREEZE
+// (and would otherwise empty what they loaded). The groups of tables
+// without rows of their own (partitioned tables, materialized views) wait
+// for every load. Workers take builds before loads, the larger table's
+// first.
+func restoreTasks(tables []TableInfo, skip map[string]bool, keys [][]statement,
+	load func(ti TableInfo, part int) func(context.Context, *pgx.Conn) error,
+	build func([]statement) func(context.Context, *pgx.Conn) error) []*task {
+	infos := append([]TableInfo(nil), tables...)
+	sortByBytes(infos)
+	var tasks, loads []*task
+	parts := map[string][]*task{}
+	size := map[string]int64{}
+	for _, ti := range infos {
+		size[ti.Key] = ti.Bytes
+		if skip[ti.Key] {
+			parts[ti.Key] = nil
+			continue
+		}
+		for i := range ti.partCount() {
+			// By the table's size, not the part's: the first part of
+			// the largest table starts first, since the others wait
+			// for it, and then they go before smaller tables.
+			t := &task{name: "load " + partLabel(ti, i), bytes: ti.Bytes, run: load(ti, i)}
+			if i > 0 {
+				t.after(parts[ti.Key][0])
+			}
+			parts[ti.Key] = append(parts[ti.Key], t)
+			loads = append(loads, t)
+		}
+	}
+	tasks = append(tasks, loads...)
+	for _, g := range keys {
+		t := tableOf(g[0].SQL)
+		b := &task{name: "indexes and keys of " + t, bytes: size[t], build: true, run: build(g)}
+		if ps, ok := parts[t]; ok && t != "" {
+			b.after(ps...)
+		} else {
+			b.name = "indexes and keys: " + appdb.FirstLine(g[0].SQL)
+			b.after(loads...)
+		}
+		tasks = append(tasks, b)
+	}
+	return tasks
 }
 
 // jobs runs each group of statements on a worker, with the settings of

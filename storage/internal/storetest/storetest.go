@@ -304,7 +304,7 @@ func testReleaseRoundTrip(t *testing.T, s Store) {
 	base := time.Date(2025, 3, 4, 5, 6, 7, 123456789, cet)
 	r := &release.Release{
 		ID: "crm-r5", App: "crm", Env: "production", Kind: release.KindRollback,
-		Migration: "crm-m7", FileHash: strings.Repeat("ab", 32), Backup: "crm-b12", Snapshot: "crm-r4", RollbackOf: "crm-r4", AllowNewPlugins: true,
+		Migration: "crm-m7", FileHash: strings.Repeat("ab", 32), Backup: "crm-b12", Snapshot: "crm-r4", RollbackOf: "crm-r4", AllowNewPlugins: true, NoAnalyze: true,
 		RequestedBy: "U01ALICE", RequestedAt: base, At: tp(base.Add(time.Hour)),
 		State: release.StateScheduled, Reason: "because",
 		// Out of time order: read back ordered by time.
