@@ -286,3 +286,31 @@ func TestScheduleTellsTheSpareWorkers(t *testing.T) {
 		t.Fatalf("spare workers %v, want a 0, b 1, last 1", spare)
 	}
 }
+
+// A narrow table of many rows whose indexes take long (uiSchemaTreePath)
+// is loaded before a table of more bytes and few rows (attachments), so
+// that its index builds do not end the schedule alone.
+func TestScheduleWeighsIndexBuilds(t *testing.T) {
+	t.Parallel()
+	tables := []TableInfo{
+		{Key: "files", Member: "table/files", Bytes: 150 << 20, Rows: 1000},
+		{Key: "tree", Member: "table/tree", Bytes: 40 << 20, Rows: 650_000},
+		{Key: "notes", Member: "table/notes", Bytes: 1 << 20, Rows: 10},
+	}
+	keys := [][]statement{keyGroup("files", "files_pkey"),
+		append(keyGroup("tree", "tree_pkey"), keyGroup("tree", "tree_x")[0], keyGroup("tree", "tree_y")[0])}
+	first := &task{}
+	for _, tk := range restoreTasks(tables, nil, keys,
+		func(ti TableInfo, part int) func(context.Context, *pgx.Conn) error { return nil },
+		func(g []statement) func(context.Context, *pgx.Conn) error { return nil }) {
+		if !tk.build && tk.waits == 0 && (first.name == "" || before(tk, first)) {
+			first = tk
+		}
+	}
+	if first.name != "load table tree" {
+		t.Fatalf("first load %q, want tree's (650k rows, 3 indexes) before files' (150 MiB, 1000 rows)", first.name)
+	}
+	if w := restoreWeight(tables[2], 0); w != tables[2].Bytes {
+		t.Fatalf("a table without indexes weighs %d, want its bytes %d", w, tables[2].Bytes)
+	}
+}
