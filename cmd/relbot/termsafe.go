@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/relbot/relbot/commands"
@@ -15,15 +16,20 @@ import (
 // not UTF-8 as \xNN. \uXXXX is also a valid escape inside a JSON string,
 // so --json output stays JSON (encoding/json escapes C0 itself, not C1).
 // Each Write is escaped on its own: the terminal writes whole lines and
-// whole JSON documents.
+// whole JSON documents. Writes may come from several goroutines at once
+// (the log handler and a release's progress notices share stderr), so
+// they are taken one at a time: each keeps its lines whole.
 func termSafe(w io.Writer) io.Writer { return &safeWriter{w: w} }
 
 type safeWriter struct {
+	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
 }
 
 func (s *safeWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	clean := true
 	for i := 0; i < len(p); {
 		r, size := utf8.DecodeRune(p[i:])

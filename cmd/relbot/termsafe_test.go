@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,4 +69,34 @@ func TestTerminalEscapesStoredText(t *testing.T) {
 	}
 	// Refused before it is stored when typed.
 	refused(t, run(t, env, "lock", "crm", "production", "\x1b]0;x", "--as", "bob"), `the lock reason holds the control character ESC (U+001B) at byte 1`)
+}
+
+// The log handler and a release's progress notices write the terminal's
+// stderr from different goroutines: each write stays whole (and -race
+// sees no race on the writer).
+func TestTerminalWritesFromManyGoroutinesStayWhole(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	w := termSafe(&b)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				fmt.Fprintf(w, "goroutine %d says \x1b[31mhello\n", g)
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 8*200 {
+		t.Fatalf("%d lines, want %d", len(lines), 8*200)
+	}
+	line := regexp.MustCompile(`^goroutine [0-7] says \\u001b\[31mhello$`)
+	for _, l := range lines {
+		if !line.MatchString(l) {
+			t.Fatalf("a line was cut or mixed: %q", l)
+		}
+	}
 }
