@@ -61,6 +61,10 @@ func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
 	if code := click("X-Slack-Retry-Num", "1", "X-Slack-Retry-Reason", "http_error"); code != 200 {
 		t.Fatalf("retried click: status %d", code)
 	}
+	// Its job taken by the worker: with a queue of one, a second retry
+	// arriving while the first still waits in the queue is refused like
+	// any delivery while the queue is full (a loaded machine did that).
+	waitFor(t, "the retried click to be taken", func() bool { return b.queued.Load() == 0 })
 	if code := click("X-Slack-Retry-Num", "2", "X-Slack-Retry-Reason", "http_timeout"); code != 200 {
 		t.Fatalf("second retry: status %d", code)
 	}
