@@ -32,7 +32,7 @@ func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
 		_ = b.Shutdown(ctx)
 	})
 	// One job holds the worker, one fills the queue.
-	started := make(chan struct{})
+	started := make(chan struct{}, 1) // the worker may take the job before the test waits
 	hold := func(ctx context.Context) {
 		select {
 		case started <- struct{}{}:
