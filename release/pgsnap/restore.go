@@ -209,16 +209,7 @@ func inOrder(jobs []func(context.Context, *pgx.Conn) error) []*task {
 // rewrite every page to set hint bits (as pg_restore's TRUNCATE does for
 // WAL, this is for the pages).
 func loadFresh(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Meta, ti TableInfo) error {
-	name, _, err := tableSQL(meta, ti)
-	if err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+name); err != nil {
-			return fmt.Errorf("load %s: %w", ti.Key, err)
-		}
-		return loadTable(ctx, tx.Conn(), ar, meta, ti, true)
-	})
+	return truncateAndLoad(ctx, conn, meta, ti, func(c *pgx.Conn) error { return loadTable(ctx, c, ar, meta, ti, true) })
 }
 
 // loadFreshPart loads one part of a table the restore has just made: the
@@ -228,6 +219,11 @@ func loadFreshPart(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta
 	if part > 0 {
 		return loadPart(ctx, conn, ar, meta, ti, part, false)
 	}
+	return truncateAndLoad(ctx, conn, meta, ti, func(c *pgx.Conn) error { return loadPart(ctx, c, ar, meta, ti, 0, true) })
+}
+
+// truncateAndLoad empties ti's table and runs load in the same transaction.
+func truncateAndLoad(ctx context.Context, conn *pgx.Conn, meta *Meta, ti TableInfo, load func(*pgx.Conn) error) error {
 	name, _, err := tableSQL(meta, ti)
 	if err != nil {
 		return err
@@ -236,7 +232,7 @@ func loadFreshPart(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta
 		if _, err := tx.Exec(ctx, "TRUNCATE ONLY "+name); err != nil {
 			return fmt.Errorf("load %s: %w", ti.Key, err)
 		}
-		return loadPart(ctx, tx.Conn(), ar, meta, ti, 0, true)
+		return load(tx.Conn())
 	})
 }
 
