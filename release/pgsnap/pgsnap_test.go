@@ -304,45 +304,14 @@ func TestBackupIsConsistentUnderWrites(t *testing.T) {
 		INSERT INTO right_side SELECT i, 100, repeat(md5(i::text), 8) FROM generate_series(1, 150000) i;`, nil)
 	const total = 2 * 150000 * 100
 
-	ctx, cancel := context.WithCancel(ctxT(t))
-	var transfers atomic.Int64
-	done := make(chan error, 1)
-	go func() {
-		conn, err := pgx.Connect(ctx, src.Database)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer conn.Close(context.Background())
-		for i := 0; ctx.Err() == nil; i++ {
-			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, "UPDATE left_side SET amount = amount - 7 WHERE id = $1", 1+i%150000); err != nil {
-					return err
-				}
-				_, err := tx.Exec(ctx, "UPDATE right_side SET amount = amount + 7 WHERE id = $1", 150000-i%150000)
+	path, during := backupUnderWrites(t, src.Database, func() string { p, _ := backup(t, e, src); return p },
+		func(ctx context.Context, tx pgx.Tx, i int) error {
+			if _, err := tx.Exec(ctx, "UPDATE left_side SET amount = amount - 7 WHERE id = $1", 1+i%150000); err != nil {
 				return err
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				done <- err
-				return
 			}
-			transfers.Add(1)
-		}
-		done <- nil
-	}()
-	for transfers.Load() < 50 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	before := transfers.Load()
-	path, _ := backup(t, e, src)
-	during := transfers.Load() - before
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+			_, err := tx.Exec(ctx, "UPDATE right_side SET amount = amount + 7 WHERE id = $1", 150000-i%150000)
+			return err
+		})
 	if during == 0 {
 		t.Fatal("no transfer ran during the backup: the test proves nothing")
 	}
@@ -359,6 +328,52 @@ func TestBackupIsConsistentUnderWrites(t *testing.T) {
 		t.Fatalf("copy holds a total of %d, want %d (%d transfers ran during the backup)", got, total, during)
 	}
 	t.Logf("%d transfers committed while the backup ran", during)
+}
+
+// backupUnderWrites runs write, one transaction after another, on dsn
+// while backup runs (from the 50th commit on) and returns backup's archive
+// and how many writes committed while it ran. A failed write fails the
+// test.
+func backupUnderWrites(t *testing.T, dsn string, backup func() string, write func(ctx context.Context, tx pgx.Tx, i int) error) (string, int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	var writes atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close(context.Background())
+		for i := 0; ctx.Err() == nil; i++ {
+			if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return write(ctx, tx, i) }); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				done <- err
+				return
+			}
+			writes.Add(1)
+		}
+		done <- nil
+	}()
+	for writes.Load() < 50 {
+		select {
+		case err := <-done:
+			t.Fatalf("writes stopped before the backup: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	before := writes.Load()
+	path := backup()
+	during := writes.Load() - before
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return path, during
 }
 
 // Every bad archive is refused with one clear message before the target is

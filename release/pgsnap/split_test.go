@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -196,51 +195,18 @@ func TestSplitTableWrittenDuringBackup(t *testing.T) {
 		INSERT INTO ledger (amount, pad) SELECT 100, repeat(md5(i::text), 3) FROM generate_series(1, %d) i;`, initial), nil)
 	const total = initial * 100
 
-	ctx, cancel := context.WithCancel(ctxT(t))
-	var writes atomic.Int64
-	done := make(chan error, 1)
-	go func() {
-		conn, err := pgx.Connect(ctx, src.Database)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer conn.Close(context.Background())
-		for i := 0; ctx.Err() == nil; i++ {
-			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, "UPDATE ledger SET amount = amount - 3 WHERE id = $1", 1+i%initial); err != nil {
-					return err
-				}
-				if i%2 == 0 {
-					_, err := tx.Exec(ctx, "INSERT INTO ledger (amount, pad) VALUES (3, 'written during the backup')")
-					return err
-				}
-				_, err := tx.Exec(ctx, "UPDATE ledger SET amount = amount + 3 WHERE id = $1", initial-i%initial)
+	path, during := backupUnderWrites(t, src.Database, func() string { p, _ := backup(t, e, src); return p },
+		func(ctx context.Context, tx pgx.Tx, i int) error {
+			if _, err := tx.Exec(ctx, "UPDATE ledger SET amount = amount - 3 WHERE id = $1", 1+i%initial); err != nil {
 				return err
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				done <- err
-				return
 			}
-			writes.Add(1)
-		}
-		done <- nil
-	}()
-	for writes.Load() < 50 {
-		if len(done) > 0 {
-			t.Fatal(<-done)
-		}
-	}
-	before := writes.Load()
-	path, _ := backup(t, e, src)
-	during := writes.Load() - before
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+			if i%2 == 0 {
+				_, err := tx.Exec(ctx, "INSERT INTO ledger (amount, pad) VALUES (3, 'written during the backup')")
+				return err
+			}
+			_, err := tx.Exec(ctx, "UPDATE ledger SET amount = amount + 3 WHERE id = $1", initial-i%initial)
+			return err
+		})
 	if during == 0 {
 		t.Fatal("nothing was written during the backup: the test proves nothing")
 	}
