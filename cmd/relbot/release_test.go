@@ -365,6 +365,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			before := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 
 			killAt(t, bin, env, step, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice")
+			expireLeases(t, env)
 
 			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 			committed := markers(t, env["CRM_STAGING_DATABASE_URL"])
@@ -405,6 +406,7 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 			deployed := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 
 			killAt(t, bin, env, step, "rollback", "crm-r1", "--as", "alice")
+			expireLeases(t, env)
 
 			after := dbState(t, env["CRM_STAGING_DATABASE_URL"])
 			reverted := markers(t, env["CRM_STAGING_DATABASE_URL"]) == 0
@@ -432,8 +434,9 @@ func TestKilledRunnerIsInterruptedAndResumes(t *testing.T) {
 }
 
 // killAt runs relbot with args in a process of its own, kills it (SIGKILL)
-// when the release it runs reaches step, and waits for its lease
-// (RELBOT_LEASE_TTL, testLeaseTTL in these tests) to run out.
+// when the release it runs reaches step, and waits for the process to end.
+// The release keeps the dead runner's lease (RELBOT_LEASE_TTL, testLeaseTTL
+// in these tests) until it runs out.
 func killAt(t *testing.T, bin string, env map[string]string, step string, args ...string) {
 	t.Helper()
 	cmd := binaryCommand(bin, env, args...)
@@ -468,7 +471,32 @@ func killAt(t *testing.T, bin string, env map[string]string, step string, args .
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	time.Sleep(testLeaseTTL + 500*time.Millisecond) // the lease runs out
+}
+
+// expireLeases ends the killed runner's lease on its release and its locks
+// (of the environment, the app), as the clock would testLeaseTTL after the
+// kill. The kill matrix's 19 runs would otherwise each sleep 3.5 s holding
+// one of the package's parallel slots (a minute of slots, at the end of
+// CI); TestSwitchAfterAnInterruptedProductionDeploy waits for its leases
+// to run out on the clock.
+func expireLeases(t *testing.T, env map[string]string) {
+	t.Helper()
+	conn := testenv.Connect(t, env["RELBOT_DATABASE_URL"])
+	defer testenv.CloseAndWait(t, conn)
+	ctx := context.Background()
+	tag, err := conn.Exec(ctx, "UPDATE relbot_releases SET lease_until = now() - interval '1 second' WHERE state = 'running'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag.RowsAffected() != 1 {
+		t.Fatalf("expire the killed runner's lease: %d running releases, want 1", tag.RowsAffected())
+	}
+	if tag, err = conn.Exec(ctx, "UPDATE relbot_locks SET until = now() - interval '1 second' WHERE until > now()"); err != nil {
+		t.Fatal(err)
+	}
+	if tag.RowsAffected() == 0 {
+		t.Fatal("expire the killed runner's locks: it held none")
+	}
 }
 
 // testLeaseTTL is short, so that a killed runner's lease runs out soon, yet
@@ -490,6 +518,7 @@ func TestSwitchAfterAnInterruptedProductionDeploy(t *testing.T) {
 	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "alice"), "crm-r2", "awaiting approval")
 	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
 	killAt(t, bin, env, "validation checks", "approve", "crm-r2", "--as", "U02BBB")
+	time.Sleep(testLeaseTTL + 500*time.Millisecond) // the lease runs out on the clock
 	must(t, run(t, env, "release", "show", "crm-r2"), "interrupted")
 
 	refused(t, run(t, env, "rollback", "crm-r2", "--into", "staging", "--as", "alice"), "rollback --into takes the independent recovery environment")
