@@ -67,9 +67,14 @@ type Header struct {
 // Encryption records how the archive's key is derived from the passphrase
 // and a value that tells a wrong passphrase from damage.
 type Encryption struct {
-	Alg      string `json:"alg"`
-	Salt     []byte `json:"salt"`
-	KeyCheck string `json:"key_check"`
+	Alg string `json:"alg"`
+	// Salt is scrypt's (and, before algScryptArchiveSalt, HKDF's too).
+	Salt []byte `json:"salt"`
+	// ArchiveSalt is this archive's alone: its keys are expanded with it
+	// (algScryptArchiveSalt), so archives whose Salt is shared do not
+	// share a key.
+	ArchiveSalt []byte `json:"archive_salt,omitempty"`
+	KeyCheck    string `json:"key_check"`
 	// KDF is the password hash the passphrase goes through first; archives
 	// written before it existed (Alg algHKDF) have none.
 	KDF *KDF `json:"kdf,omitempty"`
@@ -89,7 +94,13 @@ const (
 	// hash speed. Still read; no longer written.
 	algHKDF = "aes-256-gcm/hkdf-sha256"
 	// algScrypt runs the passphrase through scrypt (Encryption.KDF) first.
+	// Still read; no longer written.
 	algScrypt = "aes-256-gcm/scrypt/hkdf-sha256"
+	// algScryptArchiveSalt is algScrypt with the keys expanded from the
+	// archive's own salt (Encryption.ArchiveSalt), which lets the
+	// archives of a process share scrypt's salt and its one run
+	// (writeSalt).
+	algScryptArchiveSalt = "aes-256-gcm/scrypt/hkdf-sha256/archive-salt"
 )
 
 // writeKDF is what new archives use: scrypt's recommended interactive
@@ -169,7 +180,7 @@ func masterKey(passphrase string, e *Encryption) ([]byte, error) {
 	switch e.Alg {
 	case algHKDF:
 		return []byte(passphrase), nil
-	case algScrypt:
+	case algScrypt, algScryptArchiveSalt:
 		if err := checkKDF(e.KDF); err != nil {
 			return nil, err
 		}
@@ -208,6 +219,19 @@ var scryptCache = struct {
 	sync.Mutex
 	keys map[string][]byte
 }{keys: map[string][]byte{}}
+
+// keySalt is the salt the archive's keys are expanded with.
+func keySalt(e *Encryption) ([]byte, error) {
+	if e.Alg != algScryptArchiveSalt {
+		return e.Salt, nil
+	}
+	if len(e.ArchiveSalt) != archiveSaltSize {
+		return nil, damaged("header", "archive salt of %d bytes, want %d", len(e.ArchiveSalt), archiveSaltSize)
+	}
+	return e.ArchiveSalt, nil
+}
+
+const archiveSaltSize = 16
 
 func deriveKey(master, salt []byte, purpose string) ([]byte, error) {
 	return hkdf.Key(sha256.New, master, salt, "relbot archive v1 "+purpose, 32)

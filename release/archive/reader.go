@@ -96,14 +96,18 @@ func Open(r io.ReaderAt, size int64, passphrase string) (*Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		check, err := keyCheck(master, e.Salt)
+		salt, err := keySalt(e)
+		if err != nil {
+			return nil, err
+		}
+		check, err := keyCheck(master, salt)
 		if err != nil {
 			return nil, err
 		}
 		if !hmac.Equal([]byte(check), []byte(e.KeyCheck)) {
 			return nil, ErrWrongKey
 		}
-		if ar.seal, err = newSealer(master, e.Salt); err != nil {
+		if ar.seal, err = newSealer(master, salt); err != nil {
 			return nil, err
 		}
 	}

@@ -55,12 +55,16 @@ func NewWriter(w io.Writer, h Header, passphrase string) (*Writer, error) {
 	aw := &Writer{w: w, enc: enc, names: map[string]bool{}}
 	h.Format = FormatVersion
 	if passphrase != "" {
-		salt := make([]byte, 16)
+		kdfSalt, err := writeSalt(passphrase)
+		if err != nil {
+			return nil, err
+		}
+		salt := make([]byte, archiveSaltSize)
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
 		kdf := writeKDF
-		e := &Encryption{Alg: algScrypt, Salt: salt, KDF: &kdf}
+		e := &Encryption{Alg: algScryptArchiveSalt, Salt: kdfSalt, ArchiveSalt: salt, KDF: &kdf}
 		master, err := masterKey(passphrase, e)
 		if err != nil {
 			return nil, err
@@ -118,6 +122,37 @@ func (aw *Writer) writeChunk(stored []byte, raw int) (ChunkRef, error) {
 	return ref, aw.append(stored)
 }
 
+// writeSalts is the scrypt salt this process writes archives with, per
+// passphrase. Every archive of an installation is encrypted with its one
+// backup key, so a scrypt salt per archive made an attacker do no more
+// work (the passphrase found for one archive opens them all); it cost
+// every backup a scrypt run, 0.1 s and 32 MiB here. Each archive still
+// has keys of its own, expanded with its own salt (ArchiveSalt).
+var writeSalts = struct {
+	sync.Mutex
+	byPassphrase map[[32]byte][]byte
+}{byPassphrase: map[[32]byte][]byte{}}
+
+func writeSalt(passphrase string) ([]byte, error) {
+	id := sha256.Sum256([]byte("relbot write salt\x00" + passphrase))
+	writeSalts.Lock()
+	defer writeSalts.Unlock()
+	if salt, ok := writeSalts.byPassphrase[id]; ok {
+		return salt, nil
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	writeSalts.byPassphrase[id] = salt
+	return salt, nil
+}
+
+// chunkBuffers are members' chunk buffers: a backup writes a member per
+// table and per file, most of them far smaller than a chunk, and a fresh
+// 4 MiB buffer for each was most of the writer's allocation.
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, ChunkSize); return &b }}
+
 // Create starts a member. Names must be unique.
 func (aw *Writer) Create(name string) (*MemberWriter, error) {
 	aw.mu.Lock()
@@ -126,7 +161,8 @@ func (aw *Writer) Create(name string) (*MemberWriter, error) {
 		return nil, fmt.Errorf("archive member %q written twice", name)
 	}
 	aw.names[name] = true
-	return &MemberWriter{aw: aw, m: Member{Name: name}, sum: sha256.New(), buf: make([]byte, 0, ChunkSize)}, nil
+	buf := chunkBuffers.Get().(*[]byte)
+	return &MemberWriter{aw: aw, m: Member{Name: name}, sum: sha256.New(), buf: (*buf)[:0]}, nil
 }
 
 // MemberWriter streams one member's content into chunks.
@@ -177,7 +213,9 @@ func (mw *MemberWriter) Close() (Member, error) {
 	mw.aw.mu.Lock()
 	mw.aw.members = append(mw.aw.members, mw.m)
 	mw.aw.mu.Unlock()
+	buf := mw.buf[:0]
 	mw.buf = nil
+	chunkBuffers.Put(&buf)
 	return mw.m, nil
 }
 
