@@ -109,12 +109,27 @@ func Inspect(ctx context.Context, q Querier) (*Schema, error) {
 	return s, nil
 }
 
+// description is the comment on catalog's object oid (its column sub, or
+// 0), or the empty string. It is obj_description and col_description written out as a
+// subquery: those are SQL functions, run through the function executor
+// for every row, which made them most of the time of a catalog's columns
+// read (5.6 ms against 2.3 ms for 470 columns here).
+func description(catalog, oid, sub string) string {
+	return `coalesce((SELECT ds.description FROM pg_catalog.pg_description ds WHERE ` + describes(catalog, oid, sub) + `), '')`
+}
+
+// describes is the condition that pg_description row ds is about
+// catalog's object oid (its column sub, or 0).
+func describes(catalog, oid, sub string) string {
+	return `ds.objoid = ` + oid + ` AND ds.classoid = 'pg_catalog.` + catalog + `'::pg_catalog.regclass AND ds.objsubid = ` + sub
+}
+
 func (s *Schema) warnf(format string, args ...any) {
 	s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...))
 }
 
 func (s *Schema) readNamespaces(ctx context.Context, q Querier) error {
-	rows, err := q.Query(ctx, `SELECT n.nspname, coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '')
+	rows, err := q.Query(ctx, `SELECT n.nspname, `+description("pg_namespace", "n.oid", "0")+`
 		FROM pg_catalog.pg_namespace n
 		WHERE `+userSchema+` AND `+notExtensionMember("pg_namespace", "n.oid")+`
 		ORDER BY n.nspname`)
@@ -150,7 +165,7 @@ func (s *Schema) readExtensions(ctx context.Context, q Querier) error {
 func (s *Schema) readEnums(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname,
 			array(SELECT e.enumlabel FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
-			coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), '')
+			`+description("pg_type", "t.oid", "0")+`
 		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 		WHERE t.typtype = 'e' AND `+userSchema+` AND `+notExtensionMember("pg_type", "t.oid")+`
 		ORDER BY n.nspname, t.typname`)
@@ -171,7 +186,7 @@ func (s *Schema) readDomains(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname, pg_catalog.format_type(t.typbasetype, t.typtypmod),
 			t.typnotnull, coalesce(t.typdefault, ''),
 			CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN `+fmt.Sprintf(collationOf, "t.typcollation")+` ELSE '' END,
-			coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), ''),
+			`+description("pg_type", "t.oid", "0")+`,
 			array(SELECT c.conname FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname),
 			array(SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname)
 		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -196,7 +211,7 @@ func (s *Schema) readDomains(ctx context.Context, q Querier) error {
 }
 
 func (s *Schema) readComposites(ctx context.Context, q Querier) error {
-	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname, coalesce(pg_catalog.obj_description(t.oid, 'pg_type'), ''),
+	rows, err := q.Query(ctx, `SELECT n.nspname, t.typname, `+description("pg_type", "t.oid", "0")+`,
 			array(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
 			array(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
 		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -223,7 +238,7 @@ func (s *Schema) readComposites(ctx context.Context, q Querier) error {
 func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT p.oid, n.nspname, p.proname, p.oid::regprocedure::text, p.prokind,
 			CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END,
-			coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
+			`+description("pg_proc", "p.oid", "0")+`
 		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 		WHERE `+userSchema+` AND `+notExtensionMember("pg_proc", "p.oid")+`
 		ORDER BY n.nspname, p.proname, p.oid::regprocedure::text`)
@@ -313,7 +328,7 @@ func (s *Schema) readFunctions(ctx context.Context, q Querier) error {
 
 func (s *Schema) readTables(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence = 'u',
-			coalesce(c.reloptions, '{}'), coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), ''),
+			coalesce(c.reloptions, '{}'), `+description("pg_class", "c.oid", "0")+`,
 			pg_catalog.pg_relation_size(c.oid)
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'f') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
@@ -515,7 +530,7 @@ func (s *Schema) readColumns(ctx context.Context, q Querier, oids []uint32, byOI
 	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
 			coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text,
 			CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN `+fmt.Sprintf(collationOf, "a.attcollation")+` ELSE '' END,
-			coalesce(pg_catalog.col_description(a.attrelid, a.attnum), ''),
+			`+description("pg_class", "a.attrelid", "a.attnum")+`,
 			NOT a.attislocal AND NOT (SELECT r.relispartition FROM pg_catalog.pg_class r WHERE r.oid = a.attrelid)
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -549,7 +564,7 @@ func (s *Schema) readConstraints(ctx context.Context, q Querier, oids []uint32, 
 			array(SELECT a.attname FROM unnest(co.conkey) WITH ORDINALITY k(num, ord)
 				JOIN pg_catalog.pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.num ORDER BY k.ord),
 			coalesce(rn.nspname, ''), coalesce(rc.relname, ''),
-			coalesce(pg_catalog.obj_description(co.oid, 'pg_constraint'), ''),
+			`+description("pg_constraint", "co.oid", "0")+`,
 			co.conislocal, (SELECT r.relispartition FROM pg_catalog.pg_class r WHERE r.oid = co.conrelid)
 		FROM pg_catalog.pg_constraint co
 		LEFT JOIN pg_catalog.pg_class rc ON rc.oid = co.confrelid
@@ -588,7 +603,7 @@ func (s *Schema) readConstraints(ctx context.Context, q Querier, oids []uint32, 
 
 func readIndexes(ctx context.Context, q Querier, oids []uint32, add func(uint32, Index)) error {
 	rows, err := q.Query(ctx, `SELECT i.indrelid, ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
-			coalesce(pg_catalog.obj_description(ic.oid, 'pg_class'), ''), i.indisvalid
+			`+description("pg_class", "ic.oid", "0")+`, i.indisvalid
 		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 		WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
 			WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p', 'u', 'x'))
@@ -614,7 +629,7 @@ func readIndexes(ctx context.Context, q Querier, oids []uint32, add func(uint32,
 
 func (s *Schema) readTriggers(ctx context.Context, q Querier, oids []uint32, byOID map[uint32]int) error {
 	rows, err := q.Query(ctx, `SELECT tg.tgrelid, tg.tgname, pg_catalog.pg_get_triggerdef(tg.oid), tg.tgenabled::text,
-			coalesce(pg_catalog.obj_description(tg.oid, 'pg_trigger'), '')
+			`+description("pg_trigger", "tg.oid", "0")+`
 		FROM pg_catalog.pg_trigger tg
 		WHERE tg.tgrelid = ANY($1) AND NOT tg.tgisinternal
 		ORDER BY tg.tgrelid, tg.tgname`, oids)
@@ -634,11 +649,58 @@ func (s *Schema) readTriggers(ctx context.Context, q Querier, oids []uint32, byO
 	return rows.Err()
 }
 
+// sequenceBatch is how many sequences one query reads the values of.
+const sequenceBatch = 500
+
+// readSequenceValues reads every sequence's last_value and is_called, a
+// query per sequenceBatch of them (a UNION ALL): a query per sequence was
+// two round trips each, most of Inspect's time on a catalog of hundreds
+// of tables, each with its sequence.
+func (s *Schema) readSequenceValues(ctx context.Context, q Querier) error {
+	for start := 0; start < len(s.Sequences); start += sequenceBatch {
+		batch := s.Sequences[start:min(start+sequenceBatch, len(s.Sequences))]
+		var b strings.Builder
+		for i, sq := range batch {
+			if i > 0 {
+				b.WriteString("\nUNION ALL ")
+			}
+			fmt.Fprintf(&b, "SELECT %d, last_value, is_called FROM %s", i, Ident(sq.Schema, sq.Name))
+		}
+		rows, err := q.Query(ctx, b.String())
+		if err != nil {
+			return fmt.Errorf("sequences' values: %w", err)
+		}
+		read := 0
+		for rows.Next() {
+			var i int
+			var last int64
+			var called bool
+			if err := rows.Scan(&i, &last, &called); err != nil {
+				rows.Close()
+				return fmt.Errorf("sequences' values: %w", err)
+			}
+			if i < 0 || i >= len(batch) {
+				rows.Close()
+				return fmt.Errorf("sequences' values: row %d of %d", i, len(batch))
+			}
+			batch[i].LastValue, batch[i].IsCalled = last, called
+			read++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sequences' values: %w", err)
+		}
+		if read != len(batch) {
+			return fmt.Errorf("sequences' values: %d rows for %d sequences", read, len(batch))
+		}
+	}
+	return nil
+}
+
 func (s *Schema) readSequences(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_catalog.format_type(sq.seqtypid, NULL),
 			sq.seqstart, sq.seqincrement, sq.seqmin, sq.seqmax, sq.seqcache, sq.seqcycle,
 			coalesce(tn.nspname, ''), coalesce(tc.relname, ''), coalesce(ta.attname, ''), coalesce(d.deptype = 'i', false),
-			coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '')
+			`+description("pg_class", "c.oid", "0")+`
 		FROM pg_catalog.pg_sequence sq
 		JOIN pg_catalog.pg_class c ON c.oid = sq.seqrelid
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -668,11 +730,11 @@ func (s *Schema) readSequences(ctx context.Context, q Querier) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if err := s.readSequenceValues(ctx, q); err != nil {
+		return err
+	}
 	for i := range s.Sequences {
 		sq := &s.Sequences[i]
-		if err := q.QueryRow(ctx, `SELECT last_value, is_called FROM `+Ident(sq.Schema, sq.Name)).Scan(&sq.LastValue, &sq.IsCalled); err != nil {
-			return fmt.Errorf("sequence %s: %w", Key(sq.Schema, sq.Name), err)
-		}
 		if sq.Identity {
 			for ti := range s.Tables {
 				t := &s.Tables[ti]
@@ -689,11 +751,11 @@ func (s *Schema) readSequences(ctx context.Context, q Querier) error {
 
 func (s *Schema) readViews(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid), c.relkind = 'm',
-			coalesce(c.reloptions, '{}'), coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), ''),
-			array(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
-				AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum),
-			array(SELECT pg_catalog.col_description(c.oid, a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid
-				AND a.attnum > 0 AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL ORDER BY a.attnum)
+			coalesce(c.reloptions, '{}'), `+description("pg_class", "c.oid", "0")+`,
+			array(SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_description ds ON `+describes("pg_class", "c.oid", "a.attnum")+`
+				WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum),
+			array(SELECT ds.description FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_description ds ON `+describes("pg_class", "c.oid", "a.attnum")+`
+				WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum)
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('v', 'm') AND `+userSchema+` AND `+notExtensionMember("pg_class", "c.oid")+`
 		ORDER BY n.nspname, c.relname`)
