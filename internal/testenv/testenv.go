@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // AdminDSN is the maintenance database tests connect to for CREATE DATABASE.
@@ -71,15 +72,14 @@ func createDatabase(t testing.TB, name, template string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn := connectAdmin(t, ctx)
-	defer conn.Close(context.Background())
+	pool := adminPool(t)
 	id := pgx.Identifier{name}.Sanitize()
 	create := "CREATE DATABASE " + id
 	if template != "" {
 		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
 	}
-	for _, sql := range []string{"SET synchronous_commit = off", create, "ALTER DATABASE " + id + " SET synchronous_commit = off"} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
+	for _, sql := range []string{create, "ALTER DATABASE " + id + " SET synchronous_commit = off"} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 		if sql == create {
@@ -163,15 +163,51 @@ func dropNow(name string) error {
 func execAdmin(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, AdminDSN())
+	pool, err := admin.pool()
 	if err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql); err != nil {
+	if _, err := pool.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
+}
+
+// admin is the process's connections to the admin database, shared by
+// its tests' creates, drops and waits. A connection per statement was
+// most of the tests' connections (about 1,800 of 8,600 in a run), each a
+// server process started and ended.
+var admin struct {
+	pool func() (*pgxpool.Pool, error)
+}
+
+// adminConns bounds the pool: drops (dropSlots) mostly wait on the
+// server's checkpoint, so they take turns on fewer connections.
+const adminConns = 8
+
+func init() {
+	admin.pool = sync.OnceValues(func() (*pgxpool.Pool, error) {
+		cfg, err := pgxpool.ParseConfig(AdminDSN())
+		if err != nil {
+			return nil, err
+		}
+		cfg.MaxConns = adminConns
+		cfg.MaxConnIdleTime = 10 * time.Second
+		// As the databases' own setting (createDatabase): nothing here
+		// needs to survive a server crash.
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+		return pgxpool.NewWithConfig(context.Background(), cfg)
+	})
+}
+
+// adminPool is admin.pool or fails the test.
+func adminPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := admin.pool()
+	if err != nil {
+		t.Fatalf("test PostgreSQL (%s): %v", AdminDSN(), err)
+	}
+	return pool
 }
 
 // DropDatabase drops a database if it exists, ending its sessions first.
@@ -180,25 +216,12 @@ func DropDatabase(t testing.TB, name string) {
 	Exec(t, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
-// connectAdmin connects to the admin database or fails the test; the
-// caller closes the connection.
-func connectAdmin(t testing.TB, ctx context.Context) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(ctx, AdminDSN())
-	if err != nil {
-		t.Fatalf("connect to test PostgreSQL (%s): %v", AdminDSN(), err)
-	}
-	return conn
-}
-
 // Exec runs one statement on the admin database.
 func Exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn := connectAdmin(t, ctx)
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+	if _, err := adminPool(t).Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -244,11 +267,10 @@ func CloseAndWait(t testing.TB, conn *pgx.Conn) {
 	conn.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin := connectAdmin(t, ctx)
-	defer admin.Close(context.Background())
+	pool := adminPool(t)
 	for {
 		var alive bool
-		if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
+		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil {
 			t.Fatalf("wait for session %d to end: %v", pid, err)
 		}
 		if !alive {
@@ -313,32 +335,31 @@ func Template(t testing.TB, key string, load func(ctx context.Context, dsn strin
 func buildTemplate(key string, load func(ctx context.Context, dsn string) error) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminDSN())
+	pool, err := admin.pool()
 	if err != nil {
 		return "", err
 	}
-	defer admin.Close(context.Background())
 	name := UniqueName("tmpl_" + key)
 	id := pgx.Identifier{name}.Sanitize()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+id); err != nil {
+	if _, err := pool.Exec(ctx, "CREATE DATABASE "+id); err != nil {
 		return "", err
 	}
 	// As createDatabase's; the setting is not copied to the clones.
-	if _, err := admin.Exec(ctx, "ALTER DATABASE "+id+" SET synchronous_commit = off"); err != nil {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE "+id)
+	if _, err := pool.Exec(ctx, "ALTER DATABASE "+id+" SET synchronous_commit = off"); err != nil {
+		_, _ = pool.Exec(context.Background(), "DROP DATABASE "+id)
 		return "", err
 	}
 	err = load(ctx, DSNFor(name))
 	// The loader's sessions end a moment after it closes them.
 	for err == nil {
 		var n int
-		if err = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name).Scan(&n); err != nil || n == 0 {
+		if err = pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name).Scan(&n); err != nil || n == 0 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if err != nil {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)")
+		_, _ = pool.Exec(context.Background(), "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)")
 		return "", err
 	}
 	return name, nil
@@ -363,6 +384,9 @@ func Run(m *testing.M) int {
 	for _, role := range drops.roles {
 		errs = append(errs, execAdmin("DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()))
 	}
+	if pool, err := admin.pool(); err == nil {
+		pool.Close()
+	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		code = 1
@@ -384,13 +408,12 @@ func dropTemplates() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminDSN())
+	pool, err := admin.pool()
 	if err != nil {
 		return fmt.Errorf("drop templates: %w", err)
 	}
-	defer admin.Close(context.Background())
 	for _, name := range names {
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		if _, err := pool.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			return fmt.Errorf("drop template %s: %w", name, err)
 		}
 	}
