@@ -163,7 +163,7 @@ func dropNow(name string) error {
 func execAdmin(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pool, err := admin.pool()
+	pool, err := admin()
 	if err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
@@ -173,37 +173,32 @@ func execAdmin(sql string) error {
 	return nil
 }
 
+// adminConns bounds the pool of connections to the admin database: drops
+// (dropSlots) mostly wait on the server's checkpoint, so they take turns
+// on fewer connections.
+const adminConns = 8
+
 // admin is the process's connections to the admin database, shared by
 // its tests' creates, drops and waits. A connection per statement was
 // most of the tests' connections (about 1,800 of 8,600 in a run), each a
 // server process started and ended.
-var admin struct {
-	pool func() (*pgxpool.Pool, error)
-}
+var admin = sync.OnceValues(func() (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(AdminDSN())
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = adminConns
+	cfg.MaxConnIdleTime = 10 * time.Second
+	// As the databases' own setting (createDatabase): nothing here needs
+	// to survive a server crash.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	return pgxpool.NewWithConfig(context.Background(), cfg)
+})
 
-// adminConns bounds the pool: drops (dropSlots) mostly wait on the
-// server's checkpoint, so they take turns on fewer connections.
-const adminConns = 8
-
-func init() {
-	admin.pool = sync.OnceValues(func() (*pgxpool.Pool, error) {
-		cfg, err := pgxpool.ParseConfig(AdminDSN())
-		if err != nil {
-			return nil, err
-		}
-		cfg.MaxConns = adminConns
-		cfg.MaxConnIdleTime = 10 * time.Second
-		// As the databases' own setting (createDatabase): nothing here
-		// needs to survive a server crash.
-		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-		return pgxpool.NewWithConfig(context.Background(), cfg)
-	})
-}
-
-// adminPool is admin.pool or fails the test.
+// adminPool is admin or fails the test.
 func adminPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := admin.pool()
+	pool, err := admin()
 	if err != nil {
 		t.Fatalf("test PostgreSQL (%s): %v", AdminDSN(), err)
 	}
@@ -335,7 +330,7 @@ func Template(t testing.TB, key string, load func(ctx context.Context, dsn strin
 func buildTemplate(key string, load func(ctx context.Context, dsn string) error) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pool, err := admin.pool()
+	pool, err := admin()
 	if err != nil {
 		return "", err
 	}
@@ -384,7 +379,7 @@ func Run(m *testing.M) int {
 	for _, role := range drops.roles {
 		errs = append(errs, execAdmin("DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()))
 	}
-	if pool, err := admin.pool(); err == nil {
+	if pool, err := admin(); err == nil {
 		pool.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -408,7 +403,7 @@ func dropTemplates() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := admin.pool()
+	pool, err := admin()
 	if err != nil {
 		return fmt.Errorf("drop templates: %w", err)
 	}
