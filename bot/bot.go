@@ -34,10 +34,12 @@ type Runner interface {
 }
 
 // Dedupe remembers keys for a while: First is true only the first time a
-// key is seen within ttl. storage/redis, storage/memory and
-// storage/postgres each have one.
+// key is seen within ttl; Seen says whether a key is remembered, without
+// marking it. storage/redis, storage/memory and storage/postgres each have
+// one.
 type Dedupe interface {
 	First(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	Seen(ctx context.Context, key string) (bool, error)
 }
 
 // Config is what a Bot needs.
@@ -150,7 +152,8 @@ func (b *Bot) work() {
 // no dedupe) is recorded only when the job has a place in the queue, so a
 // delivery refused while the queue is full is still new when Slack retries
 // it. It reports whether the delivery is handled: a duplicate is (nothing
-// to do); a refusal (shutting down, queue full) is not.
+// to do), even while the queue is full, as its first copy was taken; a
+// refusal (shutting down, queue full) is not.
 func (b *Bot) accept(ctx context.Context, key, name string, fn func(ctx context.Context)) bool {
 	// The read lock keeps Shutdown from closing jobs between the
 	// reservation and the send.
@@ -160,6 +163,9 @@ func (b *Bot) accept(ctx context.Context, key, name string, fn func(ctx context.
 		return false
 	}
 	if !b.reserve() {
+		if key != "" && b.seen(ctx, key) {
+			return true
+		}
 		b.log.Warn("slack work queue full: request refused", "job", name)
 		return false
 	}

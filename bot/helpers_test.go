@@ -378,6 +378,12 @@ func (d *memDedupe) First(_ context.Context, key string, _ time.Duration) (bool,
 	return true, nil
 }
 
+func (d *memDedupe) Seen(_ context.Context, key string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seen[key], nil
+}
+
 func sign(secret string, ts int64, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	fmt.Fprintf(mac, "v0:%d:", ts)

@@ -148,6 +148,26 @@ func (b *Bot) first(ctx context.Context, key string) bool {
 	return ok
 }
 
+// seen reports whether a delivery was taken before, without recording it.
+// A dedupe store that fails says no: the delivery is then refused like any
+// while the queue is full, and Slack retries it.
+func (b *Bot) seen(ctx context.Context, key string) bool {
+	if b.cfg.Dedupe == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ok, err := b.cfg.Dedupe.Seen(ctx, key)
+	if err != nil {
+		b.log.Warn("dedupe unavailable: a delivery while the queue is full is refused", "err", err)
+		return false
+	}
+	if ok {
+		b.log.Info("duplicate slack delivery ignored while the queue is full", "key", key)
+	}
+	return ok
+}
+
 func (b *Bot) serveCommand(w http.ResponseWriter, r *http.Request, body []byte) {
 	sc, err := DecodeCommand(body)
 	if err != nil {

@@ -160,6 +160,21 @@ func (d *Dedupe) First(ctx context.Context, key string, ttl time.Duration) (bool
 	return true, nil
 }
 
+// Seen reports whether key is remembered (First marked it within its
+// ttl), without marking it.
+func (d *Dedupe) Seen(ctx context.Context, key string) (bool, error) {
+	if key == "" {
+		return false, release.Errorf(release.CodeInvalid, "dedupe key is empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	exp, ok := d.seen[key]
+	return ok && d.now().Before(exp), nil
+}
+
 func checkLockArgs(key, owner string, ttl time.Duration) error {
 	if key == "" || owner == "" {
 		return release.Errorf(release.CodeInvalid, "a lock needs a key and an owner")

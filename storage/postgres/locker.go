@@ -158,6 +158,19 @@ func (d *Dedupe) First(ctx context.Context, key string, ttl time.Duration) (bool
 	return first, nil
 }
 
+// Seen reports whether key is remembered (First marked it within its
+// ttl), without marking it.
+func (d *Dedupe) Seen(ctx context.Context, key string) (bool, error) {
+	if key == "" {
+		return false, release.Errorf(release.CodeInvalid, "dedupe key is empty")
+	}
+	var seen bool
+	if err := d.s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM relbot_dedupe WHERE key = $1 AND until > now())`, key).Scan(&seen); err != nil {
+		return false, d.s.dbErr(err, "dedupe %s", key)
+	}
+	return seen, nil
+}
+
 // dbErr is internal for the lock and dedupe paths; cancellation
 // passes through as the caller's own doing.
 func (s *Store) dbErr(err error, format string, args ...any) error {

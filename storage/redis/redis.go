@@ -174,6 +174,19 @@ func (d *Dedupe) First(ctx context.Context, key string, ttl time.Duration) (bool
 	return ok, nil
 }
 
+// Seen reports whether key is remembered (First marked it within its
+// ttl), without marking it.
+func (d *Dedupe) Seen(ctx context.Context, key string) (bool, error) {
+	if key == "" {
+		return false, release.Errorf(release.CodeInvalid, "dedupe key is empty")
+	}
+	n, err := d.client.Exists(ctx, dedupePrefix+key).Result()
+	if err != nil {
+		return false, unavailable(fmt.Errorf("dedupe %s: %w", key, err))
+	}
+	return n > 0, nil
+}
+
 // unavailable tells the user Redis is down; the cause goes to the log.
 // Cancellation passes through: it is the caller's doing, not an outage.
 func unavailable(err error) error {

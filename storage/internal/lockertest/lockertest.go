@@ -20,6 +20,7 @@ import (
 // Deduper is what storage/redis.Dedupe and storage/memory.Dedupe share.
 type Deduper interface {
 	First(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	Seen(ctx context.Context, key string) (bool, error)
 }
 
 // Short TTLs keep the suite fast; the margins are wide enough for -race on
@@ -207,6 +208,27 @@ func RunDedupe(t *testing.T, newDedupe func(t *testing.T) Deduper) {
 		}
 	})
 
+	t.Run("SeenDoesNotMark", func(t *testing.T) {
+		d, k := newDedupe(t), key(t)
+		seen := func(when string, want bool) {
+			t.Helper()
+			if got, err := d.Seen(ctx, k); err != nil || got != want {
+				t.Fatalf("%s: Seen = %v, %v; want %v", when, got, err, want)
+			}
+		}
+		seen("before First", false)
+		seen("asked twice", false)
+		if got, err := d.First(ctx, k, shortTTL); err != nil || !got {
+			t.Fatalf("First after Seen = %v, %v; want true (Seen marked the key)", got, err)
+		}
+		seen("after First", true)
+		if got, err := d.Seen(ctx, k+"/other"); err != nil || got {
+			t.Fatalf("other key: Seen = %v, %v; want false", got, err)
+		}
+		time.Sleep(pastTTL)
+		seen("after the ttl", false)
+	})
+
 	t.Run("ForgottenAfterTTL", func(t *testing.T) {
 		d, k := newDedupe(t), key(t)
 		if got, _ := d.First(ctx, k, shortTTL); !got {
@@ -245,5 +267,7 @@ func RunDedupe(t *testing.T, newDedupe func(t *testing.T) Deduper) {
 		wantCode(t, "empty key", err, release.CodeInvalid)
 		_, err = d.First(ctx, key(t), 0)
 		wantCode(t, "zero ttl", err, release.CodeInvalid)
+		_, err = d.Seen(ctx, "")
+		wantCode(t, "empty key, Seen", err, release.CodeInvalid)
 	})
 }
