@@ -15,22 +15,30 @@ import (
 	"github.com/relbot/relbot/release"
 )
 
-// A click that arrives while the work queue is full gets 503 and is not
-// remembered: Slack's retry of it, once there is room, is handled (once).
-func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
-	f := newFakeSlack(t)
-	svc := newFakeService()
+// newBotOfOne is a bot with one worker and a queue of one, behind an HTTP
+// server; both end with the test.
+func newBotOfOne(t *testing.T, f *fakeSlack, svc *fakeService) (*Bot, *httptest.Server) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: services(svc), Location: time.UTC},
 		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 1, Queue: 1})
 	srv := httptest.NewServer(b.Handler())
-	release := make(chan struct{})
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = b.Shutdown(ctx)
 	})
+	return b, srv
+}
+
+// A click that arrives while the work queue is full gets 503 and is not
+// remembered: Slack's retry of it, once there is room, is handled (once).
+func TestClickRefusedWhileQueueFullIsTakenOnRetry(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	b, srv := newBotOfOne(t, f, svc)
+	release := make(chan struct{})
 	// One job holds the worker, one fills the queue.
 	started := make(chan struct{}, 1) // the worker may take the job before the test waits
 	hold := func(ctx context.Context) {
@@ -174,17 +182,8 @@ func TestRejectFormRefusesControlCharacters(t *testing.T) {
 func TestRetryOfATakenClickIsAcknowledgedWhileQueueFull(t *testing.T) {
 	f := newFakeSlack(t)
 	svc := newFakeService()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: services(svc), Location: time.UTC},
-		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 1, Queue: 1})
-	srv := httptest.NewServer(b.Handler())
+	b, srv := newBotOfOne(t, f, svc)
 	release := make(chan struct{})
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
 	// One job holds the worker; the click then takes the queue's one place.
 	started := make(chan struct{}, 1)
 	if !b.accept(context.Background(), "", "hold", func(ctx context.Context) { started <- struct{}{}; <-release }) {
