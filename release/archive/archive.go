@@ -225,13 +225,14 @@ func keySalt(e *Encryption) ([]byte, error) {
 	if e.Alg != algScryptArchiveSalt {
 		return e.Salt, nil
 	}
-	if len(e.ArchiveSalt) != archiveSaltSize {
-		return nil, damaged("header", "archive salt of %d bytes, want %d", len(e.ArchiveSalt), archiveSaltSize)
+	if len(e.ArchiveSalt) != saltSize {
+		return nil, damaged("header", "archive salt of %d bytes, want %d", len(e.ArchiveSalt), saltSize)
 	}
 	return e.ArchiveSalt, nil
 }
 
-const archiveSaltSize = 16
+// saltSize is the size of scrypt's salt and of an archive's own.
+const saltSize = 16
 
 func deriveKey(master, salt []byte, purpose string) ([]byte, error) {
 	return hkdf.Key(sha256.New, master, salt, "relbot archive v1 "+purpose, 32)

@@ -59,7 +59,7 @@ func NewWriter(w io.Writer, h Header, passphrase string) (*Writer, error) {
 		if err != nil {
 			return nil, err
 		}
-		salt := make([]byte, archiveSaltSize)
+		salt := make([]byte, saltSize)
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func writeSalt(passphrase string) ([]byte, error) {
 	if salt, ok := writeSalts.byPassphrase[id]; ok {
 		return salt, nil
 	}
-	salt := make([]byte, 16)
+	salt := make([]byte, saltSize)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
