@@ -73,6 +73,10 @@ type MigrationPlan struct {
 	// NewPlugins are plugins the file registers or enables that the
 	// target does not have (a deploy needs --allow-new-plugins for them).
 	NewPlugins []NewPlugin `json:"new_plugins"`
+
+	// Changes is the change summary: what the apply changes in the
+	// app's own terms (nil when the file was applied already).
+	Changes *Changes `json:"changes,omitempty"`
 }
 
 // NewPlugin is a plugin a migration registers or enables that its target
@@ -101,11 +105,12 @@ func (p NewPlugin) String() string {
 }
 
 // TargetCheck is what a deploy's preflight learns from the target itself:
-// whether the file was applied there already, and the plugins it would
-// bring that the target lacks.
+// whether the file was applied there already, the plugins it would bring
+// that the target lacks, and what it would change there.
 type TargetCheck struct {
 	AlreadyApplied *AppliedBy
 	NewPlugins     []NewPlugin
+	Changes        *Changes
 }
 
 // NewPluginsRefusal is why a deploy was refused when its migration brings

@@ -476,6 +476,9 @@ func (e *Engine) Plan(ctx context.Context, a release.ArchiveReader, app *release
 		return nil, err
 	}
 	plan.Warnings = append(plan.Warnings, orphans...)
+	if plan.Changes, err = f.changes(ctx, tx, tgt, target.Name, known); err != nil {
+		return nil, err
+	}
 	return plan, nil
 }
 

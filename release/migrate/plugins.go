@@ -17,8 +17,9 @@ import (
 )
 
 // Check reads what a deploy must know of the target before it is
-// requested: whether the file was applied there (the marker), and the
-// plugins the file registers or enables that the target does not have.
+// requested: whether the file was applied there (the marker), the plugins
+// the file registers or enables that the target does not have, and the
+// change summary approvers see.
 func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment) (*release.TargetCheck, error) {
 	f, tx, end, err := e.openOn(ctx, a, app, target, nil)
 	if err != nil {
@@ -34,6 +35,9 @@ func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app *releas
 		return nil, err
 	}
 	if c.NewPlugins, err = f.newPlugins(ctx, tx, tgt); err != nil {
+		return nil, err
+	}
+	if c.Changes, err = f.changes(ctx, tx, tgt, target.Name, nil); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -228,5 +232,5 @@ func copyField(s string) (string, bool) {
 	if s == `\N` {
 		return "", false
 	}
-	return string(copyUnescape([]byte(s))), true
+	return string(appdb.CopyUnescape([]byte(s))), true
 }

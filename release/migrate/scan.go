@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -123,7 +124,7 @@ func (s *rowScanner) row(line []byte) error {
 		if string(f) == `\N` {
 			continue
 		}
-		if s.holdsSecret(copyUnescape(f), i < len(s.isJSON) && s.isJSON[i]) {
+		if s.holdsSecret(appdb.CopyUnescape(f), i < len(s.isJSON) && s.isJSON[i]) {
 			return s.leakError(fields, i)
 		}
 	}
@@ -210,58 +211,6 @@ func (s *rowScanner) leakError(fields [][]byte, field int) error {
 	return release.Errorf(release.CodeForbidden, "migration refused: table %s, column %s, %s holds the value of a secret in clear; store it as a secret and reference it as {{$env.NAME}}", s.table.Key(), column, where)
 }
 
-// copyUnescape decodes one field of COPY's text format: backslash escapes
-// of control characters, octal \NNN and hex \xHH bytes.
-func copyUnescape(f []byte) []byte {
-	if bytes.IndexByte(f, '\\') < 0 {
-		return f
-	}
-	out := make([]byte, 0, len(f))
-	for i := 0; i < len(f); i++ {
-		c := f[i]
-		if c != '\\' || i+1 == len(f) {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch c = f[i]; c {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			n, j := 0, i
-			for ; j < len(f) && j < i+3 && f[j] >= '0' && f[j] <= '7'; j++ {
-				n = n*8 + int(f[j]-'0')
-			}
-			out = append(out, byte(n))
-			i = j - 1
-		case 'x':
-			n, j := 0, i+1
-			for ; j < len(f) && j < i+3 && hexVal(f[j]) >= 0; j++ {
-				n = n*16 + hexVal(f[j])
-			}
-			if j == i+1 {
-				out = append(out, 'x')
-				break
-			}
-			out = append(out, byte(n))
-			i = j - 1
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // jsonUnescape undoes JSON string escapes wherever they stand (JSON held in
 // a text column, or text that quotes JSON), leaving anything malformed as
 // it is. \uXXXX takes hex digits in either case, and surrogate pairs.
@@ -308,7 +257,7 @@ func hex4(b []byte) (rune, bool) {
 	}
 	var r rune
 	for _, c := range b[:4] {
-		h := hexVal(c)
+		h := appdb.HexDigit(c)
 		if h < 0 {
 			return 0, false
 		}
@@ -324,8 +273,8 @@ func percentDecode(v []byte, plus bool) []byte {
 	out := make([]byte, 0, len(v))
 	for i := 0; i < len(v); i++ {
 		switch {
-		case v[i] == '%' && i+2 < len(v) && hexVal(v[i+1]) >= 0 && hexVal(v[i+2]) >= 0:
-			out = append(out, byte(hexVal(v[i+1])<<4|hexVal(v[i+2])))
+		case v[i] == '%' && i+2 < len(v) && appdb.HexDigit(v[i+1]) >= 0 && appdb.HexDigit(v[i+2]) >= 0:
+			out = append(out, byte(appdb.HexDigit(v[i+1])<<4|appdb.HexDigit(v[i+2])))
 			i += 2
 		case plus && v[i] == '+':
 			out = append(out, ' ')
@@ -334,16 +283,4 @@ func percentDecode(v []byte, plus bool) []byte {
 		}
 	}
 	return out
-}
-
-func hexVal(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -121,7 +122,7 @@ func TestCopyUnescape(t *testing.T) {
 	for in, want := range map[string]string{
 		`plain`: "plain", `a\\b`: `a\b`, `\t\n\r\b\f\v`: "\t\n\r\b\f\v", `\101\x42\7`: "AB\x07", `\xZ`: "xZ", `\q`: "q",
 	} {
-		if got := string(copyUnescape([]byte(in))); got != want {
+		if got := string(appdb.CopyUnescape([]byte(in))); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}
