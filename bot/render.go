@@ -328,6 +328,9 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 		fields = fields[:maxFields]
 	}
 	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	if r.Kind == release.KindDeploy && r.Changes != nil {
+		blocks = append(blocks, section(changesText(r)))
+	}
 	state := release.State(commands.StateWords(r.State, r.At, time.Now()))
 	blocks = append(blocks, section(fmt.Sprintf("%s *%s*", stateIcon[state], capital(string(state)))))
 
@@ -349,6 +352,26 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 	}
 	text := fmt.Sprintf("%s %s: %s", r.ID, r.State, subject(r))
 	return message(text, blocks...)
+}
+
+// maxChangesShown is how many lines of a change summary the release
+// message shows; the plan lists them all.
+const maxChangesShown = 8
+
+// changesText is the change summary approvers judge: a count by kind,
+// the first changes, and where to read the rest.
+func changesText(r *release.Release) string {
+	c := r.Changes
+	var b strings.Builder
+	fmt.Fprintf(&b, "*Changes* against %s at the request: %s", escape(c.Against), escape(c.Headline()))
+	lines := c.Lines(maxChangesShown)
+	for _, l := range lines {
+		b.WriteString("\n• " + escape(release.Cut(l, maxLogInList*2)))
+	}
+	if len(c.Items) > maxChangesShown {
+		fmt.Fprintf(&b, "\nAll of them: `migration plan %s %s`", escape(r.Migration), escape(r.Env))
+	}
+	return b.String()
 }
 
 func capital(s string) string {

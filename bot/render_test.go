@@ -29,6 +29,18 @@ func at(min, sec int) *time.Time {
 // releaseIn returns crm-r5 as it stands at each point the golden files show.
 func releaseIn(state string) *release.Release {
 	r := awaitingRelease()
+	r.Changes = &release.Changes{Against: "production", Items: []release.Change{
+		{Kind: release.ChangePage, Action: "added", Name: "“Contracts”", Detail: "in “CRM”"},
+		{Kind: release.ChangePage, Action: "renamed", Name: "“Tickets” → “Support tickets”", Detail: "in “CRM”"},
+		{Kind: release.ChangeCollection, Action: "added", Name: "“Contracts” (contracts)", Detail: "6 fields"},
+		{Kind: release.ChangeField, Action: "added", Name: "“Customers” (customers) › segment", Detail: "select"},
+		{Kind: release.ChangeWorkflow, Action: "new version", Name: "“Notify on urgent ticket”", Detail: "nodes added: “Mark pending”"},
+		{Kind: release.ChangeRole, Action: "menu access", Name: "“Sales” (sales)", Detail: "now sees “Contracts”"},
+		{Kind: release.ChangeRole, Action: "permissions", Name: "“Member” (member)", Detail: "granted tickets: destroy; withdrawn <orders> & co: update"},
+		{Kind: release.ChangePlugin, Action: "added", Name: "workflow-json-query 2.2.15", Detail: "enabled"},
+		{Kind: release.ChangePlugin, Action: "upgraded", Name: "acl, action-bulk-edit, action-bulk-update and 37 more", Detail: "2.2.14 → 2.2.15"},
+		{Kind: release.ChangeVariable, Action: "newly referenced", Name: "CONTRACTS_SIGN_URL"},
+	}}
 	switch state {
 	case "awaiting":
 		r.Approvals = []release.Approval{{By: "U01AAA", At: *at(0, 0)}}

@@ -47,6 +47,9 @@ type Migrations interface {
 	CreateMigration(ctx context.Context, actor, app, version, note string) (*release.Migration, error)
 	ListMigrations(ctx context.Context, app string) ([]*release.Migration, error)
 	ShowMigration(ctx context.Context, id string) (*release.Migration, []*release.MigrationRun, error)
+	// NextChanges summarizes a migration against the next environment
+	// that lacks it.
+	NextChanges(ctx context.Context, m *release.Migration, runs []*release.MigrationRun) *release.Changes
 	PlanMigration(ctx context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error)
 	Layouts(ctx context.Context, app string) ([]release.LayoutReport, error)
 	// Snapshots are the release snapshots each target keeps (status).

@@ -22,6 +22,9 @@ type MigrationView struct {
 	SHA256    string                   `json:"sha256"`
 	Summary   release.MigrationSummary `json:"summary"`
 	Applies   []MigrationRunView       `json:"applies,omitempty"`
+	// Changes (migration show) is the change summary against the next
+	// environment that lacks it, as that environment is now.
+	Changes *release.Changes `json:"changes,omitempty"`
 }
 
 // MigrationRunView is one apply of a migration.
@@ -161,7 +164,15 @@ func (d *Dispatcher) migrationShow(ctx context.Context, _ Request, c MigrationSh
 			extra = append(extra, fmt.Sprintf("  %s  %s by %s%s", d.when(r.StartedAt), r.Env, r.By, state))
 		}
 	}
-	return newReply(fmt.Sprintf("Migration %s", m.ID), fields, rulesTable(m.Summary), migrationView(m, runs), extra...), nil
+	view := migrationView(m, runs)
+	if c := d.Migrations.NextChanges(ctx, m, runs); c != nil {
+		view.Changes = c
+		extra = append(extra, "", fmt.Sprintf("Changes in %s, as it is now: %s", c.Against, c.Headline()))
+		for _, l := range c.Lines(0) {
+			extra = append(extra, "  - "+l)
+		}
+	}
+	return newReply(fmt.Sprintf("Migration %s", m.ID), fields, rulesTable(m.Summary), view, extra...), nil
 }
 
 func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPlan) (Reply, error) {
@@ -185,6 +196,9 @@ func (d *Dispatcher) migrationPlan(ctx context.Context, _ Request, c MigrationPl
 			lines = append(lines, "  - "+it)
 		}
 		lines = append(lines, "")
+	}
+	if c := plan.Changes; c != nil {
+		section(fmt.Sprintf("Changes in %s: %s", c.Against, c.Headline()), c.Lines(0), "none")
 	}
 	section("DESTRUCTIVE changes:", plan.Destructive, "none")
 	section("Variables missing in "+c.Env+":", plan.MissingVariables, "none")

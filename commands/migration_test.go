@@ -39,6 +39,12 @@ func (f *fakeService) ShowMigration(_ context.Context, id string) (*release.Migr
 	return fakeMigration, []*release.MigrationRun{{Migration: id, Env: "staging", By: "bob", StartedAt: t0, OK: true}}, nil
 }
 
+func (f *fakeService) NextChanges(_ context.Context, m *release.Migration, runs []*release.MigrationRun) *release.Changes {
+	return &release.Changes{Against: "production", Items: []release.Change{
+		{Kind: release.ChangePage, Action: "added", Name: "“Contracts”", Detail: "in “CRM”"},
+		{Kind: release.ChangeRole, Action: "menu access", Name: "“Sales” (sales)", Detail: "now sees “Contracts”"}}}
+}
+
 func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release.Migration, *release.MigrationPlan, error) {
 	if f.applied != nil {
 		return fakeMigration, &release.MigrationPlan{Migration: id, Env: env, AlreadyApplied: f.applied}, nil
@@ -48,7 +54,8 @@ func (f *fakeService) PlanMigration(_ context.Context, id, env string) (*release
 		Statements:       []string{"DROP TABLE \"public\".\"uiSchemas\"", "-- load 93 rows into uiSchemas (overwrite)"},
 		Tables:           []release.TablePlan{{Table: "uiSchemas", Rule: release.RuleOverwrite, Insert: 20, Update: 3, Delete: 1}},
 		MissingVariables: []string{"API_BASE_URL"}, VersionChanges: []string{"core: 2.2.12 -> 2.2.15"},
-		NewPlugins: f.newPlugins}, nil
+		NewPlugins: f.newPlugins,
+		Changes:    &release.Changes{Against: env, Items: []release.Change{{Kind: release.ChangeWorkflow, Action: "new version", Name: "“Notify on urgent ticket”"}}}}, nil
 }
 
 func TestMigrationReplies(t *testing.T) {
@@ -59,8 +66,12 @@ func TestMigrationReplies(t *testing.T) {
 	}
 	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m1"})
 	if err != nil || !strings.Contains(r.Text, "staging by bob") || !strings.Contains(r.Text, "schema-only") ||
-		!strings.Contains(r.Text, "PRESET MATCHED ONLY 2 TABLES") || !strings.Contains(r.Text, "schema nocobase, table prefix nb_, camelCase names") {
+		!strings.Contains(r.Text, "PRESET MATCHED ONLY 2 TABLES") || !strings.Contains(r.Text, "schema nocobase, table prefix nb_, camelCase names") ||
+		!strings.Contains(r.Text, "Changes in production, as it is now: 1 page, 1 role\n  - page added: “Contracts” — in “CRM”\n  - role menu access: “Sales” (sales) — now sees “Contracts”") {
 		t.Fatalf("show: %v\n%s", err, r.Text)
+	}
+	if v := r.Data.(MigrationView); v.Changes == nil || len(v.Changes.Items) != 2 {
+		t.Fatalf("show's JSON lacks the change summary: %+v", v.Changes)
 	}
 	r, err = d.Handle(context.Background(), Request{User: "alice", Text: "migration plan crm-m1 production"})
 	if err != nil {
@@ -70,6 +81,9 @@ func TestMigrationReplies(t *testing.T) {
 	statements := strings.Index(r.Text, "Statements")
 	if destructive < 0 || statements < 0 || destructive > statements || !strings.Contains(r.Text, "customers.fax") || !strings.Contains(r.Text, "API_BASE_URL") {
 		t.Fatalf("plan must list destructive changes first:\n%s", r.Text)
+	}
+	if changes := strings.Index(r.Text, "Changes in production: 1 workflow\n  - workflow new version: “Notify on urgent ticket”"); changes < 0 || changes > destructive {
+		t.Fatalf("plan must open with the change summary:\n%s", r.Text)
 	}
 	if _, err := d.Handle(context.Background(), Request{User: "alice", Text: "migration show crm-m9"}); release.ErrorCode(err) != release.CodeNotFound {
 		t.Fatalf("unknown migration: %v", err)

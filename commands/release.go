@@ -42,6 +42,9 @@ type ReleaseView struct {
 	AllowNewPlugins bool `json:"allow_new_plugins,omitempty"`
 	// NoAnalyze: the requester chose a restore without ANALYZE.
 	NoAnalyze bool `json:"no_analyze,omitempty"`
+	// Changes: a deploy's change summary, against the target at the
+	// request.
+	Changes *release.Changes `json:"changes,omitempty"`
 	// ApprovalsLeft is how many more approvals an awaiting release needs
 	// (the environment's policy says; set where the reply knows it).
 	ApprovalsLeft int `json:"approvals_left,omitempty"`
@@ -97,7 +100,7 @@ func releaseView(r *release.Release) ReleaseView {
 	v := ReleaseView{ID: r.ID, App: r.App, Env: r.Env, Kind: r.Kind, Migration: r.Migration, FileHash: r.FileHash, Backup: r.Backup,
 		RollbackOf: r.RollbackOf, SwitchTo: r.SwitchTo, RequestedBy: r.RequestedBy, RequestedAt: r.RequestedAt, At: r.At, State: r.State, Reason: r.Reason,
 		Approvals: []ApprovalView{}, Steps: []StepView{}}
-	v.AllowNewPlugins, v.NoAnalyze = r.AllowNewPlugins, r.NoAnalyze
+	v.AllowNewPlugins, v.NoAnalyze, v.Changes = r.AllowNewPlugins, r.NoAnalyze, r.Changes
 	v.Snapshot, v.RollbackMode = r.Snapshot, r.RollbackMode()
 	if r.Kind == release.KindRollback {
 		v.Rollback, _, _ = strings.Cut(v.RollbackMode, ":")
@@ -209,6 +212,12 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	}
 	if logCut != "" {
 		extra = append([]string{"", fmt.Sprintf("Logs are cut to a line; a step's whole log: release show %s --step %s", r.ID, quoteStep(logCut))}, extra...)
+	}
+	if c := r.Changes; c != nil && r.Kind == release.KindDeploy {
+		extra = append(extra, "", fmt.Sprintf("Changes against %s at the request: %s", c.Against, c.Headline()))
+		for _, l := range c.Lines(0) {
+			extra = append(extra, "  - "+l)
+		}
 	}
 	if len(r.Checks) > 0 {
 		extra = append(extra, "", "Validation:")

@@ -97,6 +97,47 @@ func (s *MigrationService) ShowMigration(ctx context.Context, id string) (*Migra
 	return m, runs, nil
 }
 
+// NextChanges is the change summary of a migration against the first
+// environment after its source that has not had it applied, as that
+// environment is now; nil when every one has. The summary says so when
+// the environment cannot be read.
+func (s *MigrationService) NextChanges(ctx context.Context, m *Migration, runs []*MigrationRun) *Changes {
+	a, err := s.App(m.App)
+	if err != nil {
+		return nil
+	}
+	applied := map[string]bool{}
+	for _, r := range runs {
+		if r.OK {
+			applied[r.Env] = true
+		}
+	}
+	for _, e := range a.Environments {
+		if e == a.Source() || applied[e.Name] {
+			continue
+		}
+		c, err := s.checkFile(ctx, m, a, e)
+		switch {
+		case err != nil:
+			s.Log.Warn("change summary failed", "app", a.Name, "env", e.Name, "migration", m.ID, "err", err)
+			return &Changes{Against: e.Name, Items: []Change{}, Partial: []string{ErrorMessage(wrapUser(err, "cannot read %s %s to summarize %s", a.Name, e.Name, m.ID))}}
+		case c.AlreadyApplied != nil:
+			continue // applied there outside relbot's records
+		}
+		return c.Changes
+	}
+	return nil
+}
+
+func (s *MigrationService) checkFile(ctx context.Context, m *Migration, a *App, e *Environment) (*TargetCheck, error) {
+	art, err := s.Artifacts.Open(ctx, m.Artifact)
+	if err != nil {
+		return nil, err
+	}
+	defer art.Close()
+	return s.Engine.Check(ctx, art, a, e)
+}
+
 // PlanMigration says what applying a migration to env would do.
 func (s *MigrationService) PlanMigration(ctx context.Context, id, env string) (*Migration, *MigrationPlan, error) {
 	m, a, e, err := s.migrationTarget(ctx, id, env)

@@ -159,6 +159,9 @@ type Release struct {
 	// NoAnalyze: restore, full rollback: the requester chose (--no-analyze)
 	// a restore that leaves the database without planner statistics.
 	NoAnalyze bool
+	// Changes: deploy: the change summary approvers were shown, against
+	// the target as it was at the request.
+	Changes *Changes
 }
 
 // Rollbackable reports whether `rollback` can take r back: a deploy that

@@ -97,11 +97,12 @@ func (s *ReleaseService) RequestDeploy(ctx context.Context, actor, migrationID, 
 	if err := s.authorize(ctx, actor, ActDeploy, a, e); err != nil {
 		return nil, err
 	}
-	if _, err := s.preflightDeploy(ctx, a, e, m, at, allowNewPlugins); err != nil {
+	pf, err := s.preflightDeploy(ctx, a, e, m, at, allowNewPlugins)
+	if err != nil {
 		return nil, err
 	}
 	return s.request(ctx, &Release{App: a.Name, Env: e.Name, Kind: KindDeploy, Migration: m.ID, FileHash: m.SHA256, RequestedBy: actor, At: at,
-		AllowNewPlugins: allowNewPlugins}, a, e)
+		AllowNewPlugins: allowNewPlugins, Changes: pf.changes}, a, e)
 }
 
 // request records a new release and, when its environment needs no
@@ -139,11 +140,18 @@ func (s *ReleaseService) request(ctx context.Context, r *Release, a *App, e *Env
 // the previous environment, a file the target already has, plugins the
 // target lacks (unless allowed), missing variables, a freeze, a hold. Its
 // note says what was let through (new plugins allowed).
-func (s *ReleaseService) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time, allowNewPlugins bool) (note string, err error) {
+// deployPreflight is what a deploy's checks found: a note for the log and
+// the change summary against the target as it is now.
+type deployPreflight struct {
+	note    string
+	changes *Changes
+}
+
+func (s *ReleaseService) preflightDeploy(ctx context.Context, a *App, e *Environment, m *Migration, at *time.Time, allowNewPlugins bool) (deployPreflight, error) {
 	if prev := a.Previous(e.Name); prev != nil && prev != a.Source() {
 		rs, err := s.Store.ListReleases(ctx, a.Name, prev.Name)
 		if err != nil {
-			return "", err
+			return deployPreflight{}, err
 		}
 		passed := false
 		for _, r := range rs {
@@ -153,22 +161,22 @@ func (s *ReleaseService) preflightDeploy(ctx context.Context, a *App, e *Environ
 			}
 		}
 		if !passed {
-			return "", Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
+			return deployPreflight{}, Errorf(CodeForbidden, "%s has not passed %s: deploy %s to %s first (the same file, validated there, is what %s receives)", m.ID, prev.Name, m.ID, prev.Name, e.Name)
 		}
 	}
 	if err := s.Migrations.checkLayouts(ctx, a, e, m); err != nil {
-		return "", err
+		return deployPreflight{}, err
 	}
 	// The plugins are judged after the variables: a refusal for missing
 	// variables leads to a form, and the deploy that follows to the
 	// plugins' confirmation, each once.
-	plugins, err := s.checkTarget(ctx, a, e, m)
+	check, err := s.checkTarget(ctx, a, e, m)
 	if err != nil {
-		return "", err
+		return deployPreflight{}, err
 	}
 	known, err := s.Migrations.knownVariables(ctx, a, e)
 	if err != nil {
-		return "", err
+		return deployPreflight{}, err
 	}
 	if known != nil {
 		var missing []string
@@ -178,27 +186,23 @@ func (s *ReleaseService) preflightDeploy(ctx context.Context, a *App, e *Environ
 			}
 		}
 		if len(missing) > 0 {
-			return "", &Error{Code: CodeConflict,
+			return deployPreflight{}, &Error{Code: CodeConflict,
 				Message: fmt.Sprintf("%s lacks variables %s references: %s; supply them with var set %s %s NAME=VALUE or secret set %s %s NAME, then deploy again",
 					e.Name, m.ID, List(missing), a.Name, e.Name, a.Name, e.Name),
 				Err: &MissingVariables{App: a.Name, Env: e.Name, Migration: m.ID, Names: missing}}
 		}
 	}
-	if note, err = newPluginsAllowed(a, e, m, plugins, allowNewPlugins); err != nil {
-		return "", err
+	note, err := newPluginsAllowed(a, e, m, check.NewPlugins, allowNewPlugins)
+	if err != nil {
+		return deployPreflight{}, err
 	}
-	return note, s.preflightWindow(ctx, a, e, at)
+	return deployPreflight{note: note, changes: check.Changes}, s.preflightWindow(ctx, a, e, at)
 }
 
 // checkTarget asks the target whether it has m already (refused: a file
 // is applied once) and which plugins m brings that it lacks.
-func (s *ReleaseService) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) ([]NewPlugin, error) {
-	art, err := s.Migrations.Artifacts.Open(ctx, m.Artifact)
-	if err != nil {
-		return nil, err
-	}
-	defer art.Close()
-	c, err := s.Migrations.Engine.Check(ctx, art, a, e)
+func (s *ReleaseService) checkTarget(ctx context.Context, a *App, e *Environment, m *Migration) (*TargetCheck, error) {
+	c, err := s.Migrations.checkFile(ctx, m, a, e)
 	if err != nil {
 		return nil, wrapUser(err, "cannot check %s %s before deploying %s", a.Name, e.Name, m.ID)
 	}
@@ -206,7 +210,7 @@ func (s *ReleaseService) checkTarget(ctx context.Context, a *App, e *Environment
 		return nil, Errorf(CodeConflict, "%s was applied to %s %s already, by %s at %s (the target's relbot.applied_migrations records it): a file is applied once; make a new migration for further changes",
 			m.ID, a.Name, e.Name, done.By, done.At.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	return c.NewPlugins, nil
+	return c, nil
 }
 
 // newPluginsAllowed refuses plugins the target lacks unless the requester

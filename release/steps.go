@@ -204,13 +204,18 @@ func preflightStep(ctx context.Context, s *ReleaseService, r *Release, a *App, e
 		if m.SHA256 != r.FileHash {
 			return "", true, Errorf(CodeDamaged, "migration %s's file changed since the release was requested", m.ID)
 		}
-		note, err := s.preflightDeploy(ctx, a, e, m, nil, r.AllowNewPlugins)
+		pf, err := s.preflightDeploy(ctx, a, e, m, nil, r.AllowNewPlugins)
 		if err != nil {
 			return "", true, err
 		}
 		log := "chain, marker, plugins, variables, freeze and locks checked" + s.driftSummary(ctx, a, e)
-		if note != "" {
-			log += "\n" + note
+		if pf.note != "" {
+			log += "\n" + pf.note
+		}
+		if moved := r.Changes.Since(pf.changes); len(moved) > 0 {
+			// Approvers judged the summary of the request; say what the
+			// target's own changes since then make different.
+			log += "\nthe change summary differs from the one approved (" + e.Name + " changed since the request):\n  " + strings.Join(moved, "\n  ")
 		}
 		return log, true, nil
 	case KindSwitch:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/release"
 )
 
 // editApps replaces one line of the sample apps.yaml (it must be there).
@@ -312,4 +313,48 @@ func TestDeployRefusalOrder(t *testing.T) {
 	must(t, run(t, env, "var", "set", "crm", "staging", "CONTRACTS_SIGN_URL=https://sign.example.com", "--as", "alice"))
 	refused(t, run(t, env, "deploy", m, "staging", "--as", "alice"), "brings plugins crm staging does not have")
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+}
+
+// A deploy's request keeps the change summary approvers judge, in the
+// reply, release show and its JSON; when the target changes between the
+// request and the run, the preflight's log says how the summary moved.
+func TestDeployKeepsTheChangeSummary(t *testing.T) {
+	t.Parallel()
+	env := releaseEnv(t)
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "migration", "show", m), "Changes in production, as it is now:", `page added: “Contracts” — in “CRM”`)
+
+	prod := env["CRM_PROD_DATABASE_URL"]
+	conn := testenv.Connect(t, prod)
+	if _, err := conn.Exec(t.Context(), `INSERT INTO "applicationPlugins" ("name", "packageName", "version", "enabled", "installed", "builtIn", "options", "createdAt", "updatedAt")
+		VALUES ('workflow-json-query', '@nocobase/plugin-workflow-json-query', '2.2.15', true, true, false, '{}', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(t, env, "deploy", m, "production", "--as", "U03CCC"), "crm-r2", "awaiting approval",
+		"Changes against production at the request:", `page added: “Products” — in “CRM”`, `page renamed: “Tickets” → “Support tickets”`,
+		`role menu access: “Sales” (sales) — now sees “Contracts”, “Products”`)
+	var v struct {
+		Changes *release.Changes `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(must(t, run(t, env, "release", "show", "crm-r2", "--json")).out), &v); err != nil || v.Changes == nil || v.Changes.Against != "production" {
+		t.Fatalf("release show --json: %v %+v", err, v.Changes)
+	}
+	for _, c := range v.Changes.Items {
+		if c.Kind == release.ChangePage && c.Action == "renamed" && c.Name != "“Tickets” → “Support tickets”" {
+			t.Fatalf("renamed page: %+v", c)
+		}
+	}
+
+	// Someone renames a page in production while the release waits.
+	if _, err := conn.Exec(t.Context(), `UPDATE "desktopRoutes" SET "title" = 'Client list' WHERE "title" = 'Customers'`); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U01AAA"))
+	must(t, run(t, env, "approve", "crm-r2", "--as", "U02BBB"), "succeeded")
+	steps, _, _ := showRelease(t, env, "crm-r2")
+	if _, pre := stepNamed(t, steps, "preflight"); !strings.Contains(pre.Log, "the change summary differs from the one approved (production changed since the request):") ||
+		!strings.Contains(pre.Log, "+ page renamed: “Client list” → “Customers”") {
+		t.Fatalf("preflight log:\n%s", pre.Log)
+	}
 }

@@ -226,6 +226,11 @@ func copyRelease(r *release.Release) *release.Release {
 	if len(r.Checks) > 0 {
 		c.Checks = slices.Clone(r.Checks)
 	}
+	if r.Changes != nil {
+		ch := *r.Changes
+		ch.Items, ch.Partial = slices.Clone(ch.Items), slices.Clone(ch.Partial)
+		c.Changes = &ch
+	}
 	return &c
 }
 

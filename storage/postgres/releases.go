@@ -46,7 +46,7 @@ var openStates = func() []string {
 	return out
 }()
 
-const releaseColumns = `id, app, env, kind, migration, file_hash, backup, snapshot, rollback_of, switch_to, allow_new_plugins, no_analyze,
+const releaseColumns = `id, app, env, kind, migration, file_hash, backup, snapshot, rollback_of, switch_to, allow_new_plugins, no_analyze, changes,
 	requested_by, requested_at, at, state, reason, lease_owner, lease_until,
 	channel, message_ts, updated_at`
 
@@ -85,7 +85,7 @@ func scanRelease(row pgx.Row) (*release.Release, error) {
 		r           release.Release
 		kind, state string
 	)
-	err := row.Scan(&r.ID, &r.App, &r.Env, &kind, &r.Migration, &r.FileHash, &r.Backup, &r.Snapshot, &r.RollbackOf, &r.SwitchTo, &r.AllowNewPlugins, &r.NoAnalyze,
+	err := row.Scan(&r.ID, &r.App, &r.Env, &kind, &r.Migration, &r.FileHash, &r.Backup, &r.Snapshot, &r.RollbackOf, &r.SwitchTo, &r.AllowNewPlugins, &r.NoAnalyze, &r.Changes,
 		&r.RequestedBy, &r.RequestedAt, &r.At, &state, &r.Reason, &r.LeaseOwner, &r.LeaseUntil,
 		&r.Channel, &r.MessageTS, &r.UpdatedAt)
 	if err != nil {
@@ -114,12 +114,12 @@ func (s *Store) CreateRelease(ctx context.Context, r *release.Release) error {
 	for range 3 {
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			err := tx.QueryRow(ctx, `INSERT INTO relbot_releases (id, app, env, kind, migration, file_hash, backup,
-				rollback_of, switch_to, requested_by, requested_at, at, state, reason, lease_owner, lease_until, channel, message_ts, allow_new_plugins, snapshot, no_analyze)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+				rollback_of, switch_to, requested_by, requested_at, at, state, reason, lease_owner, lease_until, channel, message_ts, allow_new_plugins, snapshot, no_analyze, changes)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 				RETURNING updated_at`,
 				r.ID, r.App, r.Env, string(r.Kind), r.Migration, r.FileHash, r.Backup, r.RollbackOf, r.SwitchTo,
 				r.RequestedBy, micro(r.RequestedAt), microPtr(r.At), string(r.State), r.Reason,
-				r.LeaseOwner, microPtr(r.LeaseUntil), r.Channel, r.MessageTS, r.AllowNewPlugins, r.Snapshot, r.NoAnalyze).Scan(&r.UpdatedAt)
+				r.LeaseOwner, microPtr(r.LeaseUntil), r.Channel, r.MessageTS, r.AllowNewPlugins, r.Snapshot, r.NoAnalyze, r.Changes).Scan(&r.UpdatedAt)
 			if err != nil {
 				return err
 			}

@@ -320,6 +320,10 @@ func testReleaseRoundTrip(t *testing.T, s Store) {
 		},
 		LeaseOwner: "host-1/1234", LeaseUntil: tp(base.Add(30 * time.Second)),
 		Channel: "C0123", MessageTS: "1712345678.000100",
+		Changes: &release.Changes{Against: "production", Items: []release.Change{
+			{Kind: release.ChangePage, Action: "added", Name: "“Contracts”", Detail: "in “CRM”"},
+			{Kind: release.ChangeRole, Action: "permissions", Name: "“Sales” (sales)", Detail: "granted contracts: view"}},
+			Partial: []string{"uiSchemas"}},
 	}
 	if err := s.CreateRelease(ctx, r); err != nil {
 		t.Fatal(err)
