@@ -69,6 +69,10 @@ type Config struct {
 	// sender is an attacker holding a connection.
 	MaxConns                   int
 	HeaderTimeout, BodyTimeout time.Duration
+	// Metrics, when set, is served at /metrics; ObserveAck, when set, is
+	// told how long each Slack delivery over HTTP took to be answered.
+	Metrics    http.Handler
+	ObserveAck func(kind string, d time.Duration)
 }
 
 // Bot answers Slack. Create it with New; Shutdown stops it.
@@ -130,6 +134,9 @@ func New(cfg Config) *Bot {
 	}
 	return b
 }
+
+// QueueDepth is how many commands and clicks wait for a worker.
+func (b *Bot) QueueDepth() int { return int(b.queued.Load()) }
 
 func (b *Bot) work() {
 	defer b.workers.Done()

@@ -15,9 +15,12 @@ import (
 // Handler routes relbot's HTTP endpoints.
 func (b *Bot) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/slack/commands", b.signed(b.serveCommand))
-	mux.Handle("/slack/interactions", b.signed(b.serveInteraction))
-	mux.Handle("/slack/events", b.signed(b.serveEvent))
+	mux.Handle("/slack/commands", b.timed("command", b.signed(b.serveCommand)))
+	mux.Handle("/slack/interactions", b.timed("interaction", b.signed(b.serveInteraction)))
+	mux.Handle("/slack/events", b.timed("event", b.signed(b.serveEvent)))
+	if b.cfg.Metrics != nil {
+		mux.Handle("/metrics", b.cfg.Metrics)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -45,6 +48,19 @@ func (b *Bot) Handler() http.Handler {
 		io.WriteString(w, "ready\n")
 	})
 	return mux
+}
+
+// timed reports how long a Slack delivery took to be answered: Slack
+// gives up after 3 s.
+func (b *Bot) timed(kind string, next http.Handler) http.Handler {
+	if b.cfg.ObserveAck == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		next.ServeHTTP(w, r)
+		b.cfg.ObserveAck(kind, time.Since(start))
+	})
 }
 
 // signed reads the raw body and checks Slack's signature over it (v0

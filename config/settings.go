@@ -31,6 +31,7 @@ const (
 	EnvSlackAPIURL        = "RELBOT_SLACK_API_URL"
 	EnvTimeZone           = "RELBOT_TIME_ZONE"
 	EnvLogLevel           = "RELBOT_LOG_LEVEL"
+	EnvLogFormat          = "RELBOT_LOG_FORMAT"
 	EnvSlackBotToken      = "SLACK_BOT_TOKEN"
 	EnvSlackSigningSecret = "SLACK_SIGNING_SECRET"
 	EnvSlackAppToken      = "SLACK_APP_TOKEN"
@@ -57,6 +58,7 @@ type Settings struct {
 	SlackAPIURL   string
 	TimeZone      string // freeze windows and --at, unless apps.yaml names a zone
 	LogLevel      string // empty: the command's own default
+	LogFormat     string // text or json
 
 	SlackBotToken      string
 	SlackSigningSecret string
@@ -88,6 +90,7 @@ var settings = []setting{
 	{EnvSlackAPIURL, func(s *Settings) *string { return &s.SlackAPIURL }, "https://slack.com/api/", "the Slack Web API base URL", checkSlackAPIURL, false},
 	{EnvTimeZone, func(s *Settings) *string { return &s.TimeZone }, "UTC", "an IANA time zone such as Europe/Paris", checkTimeZone, false},
 	{EnvLogLevel, func(s *Settings) *string { return &s.LogLevel }, "", "how much the log says: debug, info, warn or error", checkLogLevel, false},
+	{EnvLogFormat, func(s *Settings) *string { return &s.LogFormat }, "text", "the log's format: text (key=value lines) or json (one object a line, for log collectors)", checkLogFormat, false},
 	{EnvSlackBotToken, func(s *Settings) *string { return &s.SlackBotToken }, "", "the Slack bot token, xoxb-...", checkToken, true},
 	{EnvSlackSigningSecret, func(s *Settings) *string { return &s.SlackSigningSecret }, "", "the Slack app's signing secret", checkToken, true},
 	{EnvSlackAppToken, func(s *Settings) *string { return &s.SlackAppToken }, "", "the Slack app-level token for Socket Mode, xapp-...", checkAppToken, true},
@@ -366,6 +369,13 @@ var memoryRE = regexp.MustCompile(`^[1-9][0-9]{0,9}(kB|MB|GB|TB)$`)
 func checkMemory(s string) string {
 	if !memoryRE.MatchString(s) {
 		return fmt.Sprintf("must be a size as PostgreSQL writes it, a number and kB, MB, GB or TB, e.g. 512MB (got %q)", s)
+	}
+	return ""
+}
+
+func checkLogFormat(s string) string {
+	if s != "text" && s != "json" {
+		return fmt.Sprintf("must be text or json (got %q)", s)
 	}
 	return ""
 }

@@ -176,7 +176,8 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}, nil
 }
 
-// newLogger logs to w at the level RELBOT_LOG_LEVEL names (default def).
+// newLogger logs to w at the level RELBOT_LOG_LEVEL names (default def),
+// in the format RELBOT_LOG_FORMAT names (text by default, or json).
 // It is made before the settings are read, so that even a refusal to start
 // is in the log's format; a malformed level is reported with the settings.
 func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Logger {
@@ -184,7 +185,15 @@ func newLogger(w io.Writer, getenv func(string) string, def slog.Level) *slog.Lo
 	if v := getenv(config.EnvLogLevel); v != "" {
 		_ = level.UnmarshalText([]byte(v))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(logHandler(w, getenv, &slog.HandlerOptions{Level: level}))
+}
+
+// logHandler writes records in the format RELBOT_LOG_FORMAT names.
+func logHandler(w io.Writer, getenv func(string) string, opts *slog.HandlerOptions) slog.Handler {
+	if getenv(config.EnvLogFormat) == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 // loadConfig reads the settings, requires need among them, and reads

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/relbot/relbot/config"
 	"github.com/relbot/relbot/fixtures"
 	"github.com/relbot/relbot/internal/sampleapp"
 	"github.com/relbot/relbot/internal/testenv"
@@ -234,5 +236,32 @@ func TestBackupRetention(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(env["RELBOT_ARTIFACT_DIR"], "crm", "backups", "crm-b2.relbot")); !os.IsNotExist(err) {
 		t.Fatalf("crm-b2's archive is still there: %v", err)
+	}
+}
+
+// RELBOT_LOG_FORMAT=json writes one JSON object a line with slog's keys;
+// text (the default) writes key=value lines.
+func TestLogFormat(t *testing.T) {
+	for format, check := range map[string]func(string) bool{
+		"json": func(line string) bool {
+			var v map[string]any
+			return json.Unmarshal([]byte(line), &v) == nil && v["msg"] == "release requested" && v["app"] == "crm" && v["level"] == "INFO"
+		},
+		"": func(line string) bool {
+			return strings.Contains(line, `msg="release requested" app=crm`)
+		},
+	} {
+		var buf bytes.Buffer
+		log := newLogger(&buf, func(k string) string {
+			if k == config.EnvLogFormat {
+				return format
+			}
+			return ""
+		}, slog.LevelInfo)
+		log.Info("release requested", "app", "crm")
+		log.Debug("not shown")
+		if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 1 || !check(lines[0]) {
+			t.Errorf("format %q: %q", format, buf.String())
+		}
 	}
 }

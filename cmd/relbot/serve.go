@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/relbot/relbot/bot"
 	"github.com/relbot/relbot/config"
+	"github.com/relbot/relbot/internal/metrics"
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/scheduler"
 	"github.com/relbot/relbot/storage/memory"
@@ -91,7 +93,17 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	opts := []slack.Option{slack.OptionAPIURL(settings.SlackAPIURL)}
+	// The bot's own figures (/metrics); the work queue is read from the
+	// bot made below.
+	var b *bot.Bot
+	queueDepth := func() int {
+		if b == nil {
+			return 0
+		}
+		return b.QueueDepth()
+	}
+	m := metrics.New(queueDepth, log)
+	opts := []slack.Option{slack.OptionAPIURL(settings.SlackAPIURL), slack.OptionHTTPClient(&http.Client{Transport: m.SlackTransport(nil)})}
 	if settings.SlackAppToken != "" {
 		opts = append(opts, slack.OptionAppLevelToken(settings.SlackAppToken))
 	}
@@ -110,12 +122,13 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}
 	defer sys.close()
 	svc := sys.releases
+	m.Records(sys.backups.Store, svc.Store, svc.Apps())
 
 	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Store, Policies: bot.PolicyFunc(svc.App), Log: log})
-	svc.Notifier = notifier
+	svc.Notifier = m.Notifier(notifier)
 	// The server runs what becomes runnable; commands return at once.
 	sys.dispatcher.Foreground = false
-	b := bot.New(bot.Config{
+	b = bot.New(bot.Config{
 		SigningSecret: settings.SlackSigningSecret,
 		API:           api,
 		Dispatcher:    sys.dispatcher,
@@ -125,7 +138,9 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 			_, err := svc.Holds(ctx) // one query of the bot's database
 			return err
 		},
-		Log: log,
+		Log:        log,
+		Metrics:    m.Handler(),
+		ObserveAck: m.ObserveAck,
 	})
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)
@@ -136,7 +151,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	// Where serve listens is said whatever RELBOT_LOG_LEVEL is (the demo
 	// and bench quiet the log to errors), in the same format. The address
 	// is the record's last value: they read it from the end of the line.
-	slog.New(slog.NewTextHandler(io.Err, nil)).Info("relbot serve started",
+	slog.New(logHandler(io.Err, getenv, nil)).Info("relbot serve started",
 		"socket_mode", settings.SlackAppToken != "", "apps", len(file.Apps), listeningOn, ln.Addr().String())
 	go checkBackupTools(ctx, sys.backups.Engine, file.Apps, log)
 
@@ -148,7 +163,11 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}()
 	// Nightly backups and verifies: every replica runs the scheduler; the
 	// shared locker lets exactly one take each tick.
-	sched := &scheduler.Scheduler{Backups: sys.backups, Log: log, Notify: backupNotifier(api, log)}
+	post := backupNotifier(api, log)
+	sched := &scheduler.Scheduler{Backups: sys.backups, Log: log, Notify: func(ctx context.Context, app, channel string, n scheduler.BackupNotice) {
+		m.ScheduledRun(app, n.Env, n.Kind, n.OK)
+		post(ctx, app, channel, n)
+	}}
 	go func() {
 		defer wg.Done()
 		if err := sched.Run(ctx); err != nil && ctx.Err() == nil {

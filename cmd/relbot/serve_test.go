@@ -18,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/slack-go/slack/slacktest"
+
+	"github.com/relbot/relbot/release"
 )
 
 type lockedBuffer struct {
@@ -214,6 +218,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA and U02BBB")
 	_ = show
+	scrapeAfterReleases(t, addr)
 
 	cancel()
 	select {
@@ -319,4 +324,82 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 		}
 	}
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+}
+
+// scrapeAfterReleases reads /metrics after TestServeEndToEnd's two
+// deploys: the releases and their steps, production's pre-release backup,
+// the Slack calls and the acks are all there.
+func scrapeAfterReleases(t *testing.T, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus's text format: %v", err)
+	}
+	// value finds the sample of a family whose labels include want.
+	value := func(name string, want map[string]string) (float64, bool) {
+		f, ok := families[name]
+		if !ok {
+			return 0, false
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue(), true
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue(), true
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount()), true
+			}
+		}
+		return 0, false
+	}
+	prod := map[string]string{"app": "crm", "env": "production"}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    float64
+	}{
+		{"relbot_releases_total", map[string]string{"app": "crm", "env": "staging", "kind": "deploy", "outcome": "succeeded"}, 1},
+		{"relbot_releases_total", map[string]string{"app": "crm", "env": "production", "kind": "deploy", "outcome": "succeeded"}, 1},
+		{"relbot_release_step_duration_seconds", map[string]string{"app": "crm", "env": "production", "step": release.StepBackup, "outcome": "done"}, 1},
+		{"relbot_release_step_duration_seconds", map[string]string{"app": "crm", "env": "production", "step": release.StepApply, "outcome": "done"}, 1},
+		{"relbot_last_backup_timestamp_seconds", prod, float64(time.Now().Add(-time.Hour).Unix())},
+		{"relbot_last_backup_size_bytes", prod, 1},
+		{"relbot_backups", map[string]string{"app": "crm", "env": "production", "kind": "pre-release"}, 1},
+		{"relbot_slack_api_calls_total", map[string]string{"method": "chat.postMessage", "result": "ok"}, 1},
+		{"relbot_slack_api_calls_total", map[string]string{"method": "chat.update", "result": "ok"}, 1},
+		{"relbot_slack_ack_seconds", map[string]string{"kind": "command"}, 4},
+		{"relbot_slack_ack_seconds", map[string]string{"kind": "interaction"}, 3},
+	} {
+		if v, ok := value(c.name, c.labels); !ok || v < c.min {
+			t.Errorf("/metrics: %s%v = %v (found %v), want at least %v", c.name, c.labels, v, ok, c.min)
+		}
+	}
+	for _, state := range []string{"running", "interrupted", "awaiting approval"} {
+		if v, ok := value("relbot_releases_open", map[string]string{"app": "crm", "env": "production", "state": state}); !ok || v != 0 {
+			t.Errorf("/metrics: open releases in state %s: %v (found %v), want 0", state, v, ok)
+		}
+	}
+	if v, ok := value("relbot_last_release_failed", prod); !ok || v != 0 {
+		t.Errorf("/metrics: production's last release failed = %v (found %v), want 0", v, ok)
+	}
+	if _, ok := value("relbot_work_queue_depth", nil); !ok {
+		t.Error("/metrics has no work queue depth")
+	}
 }
