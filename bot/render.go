@@ -26,6 +26,7 @@ const (
 	maxLogInList   = 150  // a step's log in the checklist; the rest goes to the thread
 	maxReasonShown = 1000 // an outcome's reason in the message; the rest goes to the thread
 	maxModalTitle  = 24
+	maxButtonValue = 2000 // a button's value: the action's arguments
 )
 
 // Action IDs of the buttons relbot renders; the value is the release ID.
@@ -103,8 +104,10 @@ func message(fallback string, blocks ...slack.Block) Message {
 	// Cut before escaping, so no entity is cut in half; cut more while the
 	// entities make it too long.
 	text := escape(truncate(fallback, maxFallback))
-	for n := maxFallback; utf8.RuneCountInString(text) > maxFallback; {
-		n -= utf8.RuneCountInString(text) - maxFallback
+	for n := maxFallback; utf8.RuneCountInString(text) > maxFallback && n > 0; {
+		// Entities grow the text by up to 5 times: shrink in proportion
+		// (an overshoot subtracted could take n below zero).
+		n = n*maxFallback/utf8.RuneCountInString(text) - 1
 		text = escape(truncate(fallback, n))
 	}
 	return Message{Text: text, Blocks: blocks}
@@ -117,23 +120,30 @@ func truncate(s string, n int) string {
 	}
 	const mark = " …"
 	r := []rune(s)
+	if n <= utf8.RuneCountInString(mark) {
+		return string(r[:max(n, 0)])
+	}
 	return string(r[:n-utf8.RuneCountInString(mark)]) + mark
 }
 
-// chunks splits s into pieces of at most n runes, preferring line breaks.
+// chunks splits s into pieces of at most n runes, preferring line breaks;
+// one pass over the runes, whatever the length of s.
 func chunks(s string, n int) []string {
+	r := []rune(s)
 	var out []string
-	for utf8.RuneCountInString(s) > n {
-		r := []rune(s)
+	for len(r) > n {
 		cut := n
-		if i := strings.LastIndex(string(r[:n]), "\n"); i > 0 {
-			cut = utf8.RuneCountInString(string(r[:n])[:i]) + 1
+		for i := n - 1; i > 0; i-- {
+			if r[i] == '\n' {
+				cut = i + 1
+				break
+			}
 		}
 		out = append(out, string(r[:cut]))
-		s = string(r[cut:])
+		r = r[cut:]
 	}
-	if s != "" || len(out) == 0 {
-		out = append(out, s)
+	if len(r) > 0 || len(out) == 0 {
+		out = append(out, string(r))
 	}
 	return out
 }
@@ -701,26 +711,36 @@ func RenderResult(rep commands.Reply, err error) Message {
 	}
 	body := len(m.Blocks)
 	if rep.Restart != nil {
-		btn := slack.NewButtonBlockElement(ActionRestart, metadata(restartValue{App: rep.Restart.App, Env: rep.Restart.Env}), plain("Restart "+rep.Restart.Env, 75))
-		btn.Confirm = slack.NewConfirmationBlockObject(plain("Restart the app?", 100),
-			plain(fmt.Sprintf("Run the restart hook of %s %s now. Users may see it restart.", rep.Restart.App, rep.Restart.Env), 300),
-			plain("Restart", 30), plain("Cancel", 30))
-		m.Blocks = append(m.Blocks, slack.NewActionBlock("restart_actions", btn))
+		value := metadata(restartValue{App: rep.Restart.App, Env: rep.Restart.Env})
+		if len(value) > maxButtonValue {
+			m.Blocks = append(m.Blocks, section(truncate(fmt.Sprintf("Restart the app with `/relbot restart %s %s` (its names are too long for a button).",
+				escape(rep.Restart.App), escape(rep.Restart.Env)), maxText)))
+		} else {
+			btn := slack.NewButtonBlockElement(ActionRestart, value, plain("Restart "+rep.Restart.Env, 75))
+			btn.Confirm = slack.NewConfirmationBlockObject(plain("Restart the app?", 100),
+				plain(fmt.Sprintf("Run the restart hook of %s %s now. Users may see it restart.", rep.Restart.App, rep.Restart.Env), 300),
+				plain("Restart", 30), plain("Cancel", 30))
+			m.Blocks = append(m.Blocks, slack.NewActionBlock("restart_actions", btn))
+		}
 	}
 	if o := rep.NewPlugins; o != nil && err != nil {
 		var list strings.Builder
 		for _, p := range o.Plugins {
 			list.WriteString("\n• " + escape(p.String()))
 		}
-		btn := slack.NewButtonBlockElement(ActionDeployNewPlugins, metadata(deployValue{Migration: o.Migration, Env: o.Env, At: o.At}), plain("Deploy with new plugins", 75))
-		btn.Style = slack.StyleDanger
-		btn.Confirm = slack.NewConfirmationBlockObject(plain("Deploy anyway?", 100),
-			plain(fmt.Sprintf("Request %s to %s although %s lacks these plugins. The release records your choice.", o.Migration, o.Env, o.Env), 300),
-			plain("Deploy", 30), plain("Cancel", 30))
 		m.Blocks = append(m.Blocks,
 			section(truncate(fmt.Sprintf("*Plugins %s does not have:*%s\nGo on only if %s can run them (`deploy %s %s --allow-new-plugins` in a terminal).",
-				escape(o.Env), list.String(), escape(o.Env), escape(o.Migration), escape(o.Env)), maxText)),
-			slack.NewActionBlock("new_plugins_actions", btn))
+				escape(o.Env), list.String(), escape(o.Env), escape(o.Migration), escape(o.Env)), maxText)))
+		// A button's value holds the deploy; one too long for Slack is
+		// left to the command the text gives.
+		if value := metadata(deployValue{Migration: o.Migration, Env: o.Env, At: o.At}); len(value) <= maxButtonValue {
+			btn := slack.NewButtonBlockElement(ActionDeployNewPlugins, value, plain("Deploy with new plugins", 75))
+			btn.Style = slack.StyleDanger
+			btn.Confirm = slack.NewConfirmationBlockObject(plain("Deploy anyway?", 100),
+				plain(fmt.Sprintf("Request %s to %s although %s lacks these plugins. The release records your choice.", o.Migration, o.Env, o.Env), 300),
+				plain("Deploy", 30), plain("Cancel", 30))
+			m.Blocks = append(m.Blocks, slack.NewActionBlock("new_plugins_actions", btn))
+		}
 	}
 	if len(m.Blocks) > maxBlocks {
 		// The offers come last: cut the body, keep them.
@@ -770,6 +790,14 @@ func RejectModal(id, channel string) slack.ModalViewRequest {
 // SecretModal asks for a secret's value. The value goes only to the
 // submission; it is never shown or logged.
 func SecretModal(p commands.SecretPrompt, channel string) slack.ModalViewRequest {
+	meta := metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, Channel: channel})
+	if len(meta) > maxMetadata {
+		// The form could not say which secret it sets: no form, the way
+		// that works instead.
+		return slack.ModalViewRequest{Type: slack.VTModal, CallbackID: CallbackSecret, Title: plain("Set a secret", maxModalTitle), Close: plain("Close", 24),
+			Blocks: slack.Blocks{BlockSet: []slack.Block{section(truncate(fmt.Sprintf("The names of %s %s %s are too long for a Slack form: set it from a terminal with `relbot secret set %s %s %s`.",
+				escape(p.App), escape(p.Env), escape(p.Var), escape(p.App), escape(p.Env), escape(p.Var)), maxText))}}}
+	}
 	input := slack.NewPlainTextInputBlockElement(plain("value", 150), "value")
 	return slack.ModalViewRequest{
 		Type:            slack.VTModal,
@@ -777,7 +805,7 @@ func SecretModal(p commands.SecretPrompt, channel string) slack.ModalViewRequest
 		Title:           plain("Set a secret", maxModalTitle),
 		Submit:          plain("Save", 24),
 		Close:           plain("Cancel", 24),
-		PrivateMetadata: metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, Channel: channel}),
+		PrivateMetadata: meta,
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			section(fmt.Sprintf("Value of secret *%s* for %s %s. It is stored encrypted and never shown again.", escape(p.Var), escape(p.App), escape(p.Env))),
 			slack.NewInputBlock("value", plain(p.Var, 2000), nil, input),
@@ -794,36 +822,64 @@ type variablesMeta struct {
 	Channel   string   `json:"channel,omitempty"`
 }
 
-// maxFormVariables bounds the inputs of one form (Slack allows 100
-// blocks; beyond this the terminal's var set is the way).
-const maxFormVariables = 20
+// maxFormVariables bounds the inputs of one form: two per block row is
+// Slack's 100 blocks with room to spare, and beyond it the terminal's
+// var set is the better way.
+const maxFormVariables = 40
+
+// Limits of the form's parts (Block Kit): a block_id, an option's value,
+// the view's private_metadata.
+const (
+	maxBlockID  = 255
+	maxOptValue = 150
+	maxMetadata = 3000
+)
 
 // VariablesModal asks the requester of a refused deploy for the variables
-// the target lacks: a value each, and which of them are secrets.
+// the target lacks: a value each, and which of them are secrets. It asks
+// for as many as fit Slack's limits (their number, a name's length in a
+// block_id and an option, the names together in private_metadata) and
+// names the others, to be set from the terminal or with var set.
 func VariablesModal(m release.MissingVariables, channel string) slack.ModalViewRequest {
-	names := m.Names
-	if len(names) > maxFormVariables {
-		names = names[:maxFormVariables]
+	meta := variablesMeta{App: m.App, Env: m.Env, Migration: m.Migration, Channel: channel}
+	var left []string
+	for _, n := range m.Names {
+		meta.Names = append(meta.Names, n)
+		if len(meta.Names) > maxFormVariables || len("var:"+n) > maxBlockID || len(n) > maxOptValue || len(metadata(meta)) > maxMetadata {
+			meta.Names = meta.Names[:len(meta.Names)-1]
+			left = append(left, n)
+		}
 	}
-	blocks := []slack.Block{section(fmt.Sprintf("%s %s lacks %s that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
-		escape(m.App), escape(m.Env), release.Count(len(m.Names), "variable"), escape(m.Migration), escape(m.Env)))}
+	intro := fmt.Sprintf("%s %s lacks %s that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
+		escape(m.App), escape(m.Env), release.Count(len(m.Names), "variable"), escape(m.Migration), escape(m.Env))
+	if len(left) > 0 {
+		intro += fmt.Sprintf("\n*This form asks for %d of them.* Set the other %s with `/relbot var set %s %s NAME=VALUE` (`secret set` for a secret): %s",
+			len(meta.Names), release.Count(len(left), "variable"), escape(m.App), escape(m.Env), escape(release.List(left)))
+	}
+	blocks := []slack.Block{section(intro)}
 	var options []*slack.OptionBlockObject
-	for _, n := range names {
+	for _, n := range meta.Names {
 		input := slack.NewPlainTextInputBlockElement(plain("value", 150), "value")
 		blocks = append(blocks, slack.NewInputBlock("var:"+n, plain(n, 2000), nil, input))
 		options = append(options, slack.NewOptionBlockObject(n, plain(n, 75), nil))
 	}
-	secrets := slack.NewCheckboxGroupsBlockElement("secrets", options...)
-	secretsBlock := slack.NewInputBlock("secrets", plain("Which are secrets?", 2000), nil, secrets)
-	secretsBlock.Optional = true
-	blocks = append(blocks, secretsBlock)
-	return slack.ModalViewRequest{
+	if len(options) > 0 {
+		// A multi-select takes up to 100 options where checkboxes take 10.
+		secrets := slack.NewOptionsMultiSelectBlockElement(slack.MultiOptTypeStatic, plain("none", 150), "secrets", options...)
+		secretsBlock := slack.NewInputBlock("secrets", plain("Which are secrets?", 2000), nil, secrets)
+		secretsBlock.Optional = true
+		blocks = append(blocks, secretsBlock)
+	}
+	view := slack.ModalViewRequest{
 		Type:            slack.VTModal,
 		CallbackID:      CallbackVariables,
 		Title:           plain("Missing variables", maxModalTitle),
-		Submit:          plain("Save", 24),
 		Close:           plain("Cancel", 24),
-		PrivateMetadata: metadata(variablesMeta{App: m.App, Env: m.Env, Migration: m.Migration, Names: names, Channel: channel}),
+		PrivateMetadata: metadata(meta),
 		Blocks:          slack.Blocks{BlockSet: blocks},
 	}
+	if len(meta.Names) > 0 {
+		view.Submit = plain("Save", 24) // a form with nothing to fill has no Save
+	}
+	return view
 }
