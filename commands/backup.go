@@ -20,6 +20,7 @@ type BackupView struct {
 	Size       int64              `json:"size_bytes"`
 	SHA256     string             `json:"sha256"`
 	VerifiedAt *time.Time         `json:"verified_at,omitempty"`
+	CheckedAt  *time.Time         `json:"checked_at,omitempty"`
 	Release    string             `json:"release,omitempty"`
 	Manifest   ManifestView       `json:"manifest"`
 }
@@ -54,7 +55,7 @@ func backupView(b *release.Backup) BackupView {
 	m := b.Manifest
 	return BackupView{
 		ID: b.ID, App: b.App, Env: b.Env, Kind: b.Kind, CreatedBy: b.CreatedBy, CreatedAt: b.CreatedAt,
-		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, Release: b.ReleaseID,
+		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, CheckedAt: b.CheckedAt, Release: b.ReleaseID,
 		Manifest: ManifestView{ServerVersion: m.ServerVersion, CoreVersion: m.CoreVersion, Plugins: m.Plugins, Tables: m.Tables, Rows: m.Rows,
 			Files: m.Files, FileBytes: m.FileBytes, DataBytes: m.DataBytes, DurationMS: m.Duration.Milliseconds(), Encrypted: m.Encrypted, Warnings: m.Warnings},
 	}
@@ -108,10 +109,7 @@ func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (R
 			continue
 		}
 		views = append(views, backupView(b))
-		verified := "never"
-		if b.VerifiedAt != nil {
-			verified = ago(*b.VerifiedAt, now)
-		}
+		verified := verification(b, now)
 		kind := string(b.Kind)
 		if b.ReleaseID != "" {
 			kind += " (" + b.ReleaseID + ")"
@@ -163,6 +161,71 @@ func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRes
 		return Reply{}, err
 	}
 	return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, what(rel)))
+}
+
+// verification says how far a backup was checked: restored by a verify,
+// or its checksums read back (a pre-release backup, before its apply).
+func verification(b *release.Backup, now time.Time) string {
+	switch {
+	case b.VerifiedAt != nil:
+		return ago(*b.VerifiedAt, now)
+	case b.CheckedAt != nil:
+		return "checksums, " + ago(*b.CheckedAt, now)
+	}
+	return "never"
+}
+
+func (d *Dispatcher) backupShow(ctx context.Context, _ Request, c BackupShow) (Reply, error) {
+	b, err := d.Backups.ShowBackup(ctx, c.Backup)
+	if err != nil {
+		return Reply{}, err
+	}
+	m := b.Manifest
+	now := d.now()
+	fields := []Field{
+		{"Backup", fmt.Sprintf("%s (%s %s, %s)", b.ID, b.App, b.Env, b.Kind)},
+		{"Created", fmt.Sprintf("%s by %s", d.when(b.CreatedAt), b.CreatedBy)},
+	}
+	if b.ReleaseID != "" {
+		fields = append(fields, Field{"Release", b.ReleaseID})
+	}
+	fields = append(fields,
+		Field{"Size", release.Bytes(b.Size)},
+		Field{"SHA-256", b.SHA256},
+		Field{"PostgreSQL", orDash(m.ServerVersion)},
+	)
+	if m.CoreVersion != "" {
+		fields = append(fields, Field{"NocoBase", fmt.Sprintf("%s, %s", m.CoreVersion, release.Count(len(m.Plugins), "plugin"))})
+	}
+	fields = append(fields,
+		Field{"Database", fmt.Sprintf("%s, %s (%s of COPY data)", release.Count(m.Tables, "table"), release.Count(m.Rows, "row"), release.Bytes(m.DataBytes))},
+		Field{"Storage", release.Count(m.Files, "file") + ", " + release.Bytes(m.FileBytes)},
+		Field{"Took", humanDuration(m.Duration)},
+		Field{"Encrypted", map[bool]string{true: "yes", false: "no"}[m.Encrypted]},
+		Field{"Verified", verification(b, now)},
+	)
+	extra := warningLines(m.Warnings)
+	if b.VerifiedAt == nil {
+		extra = append(extra, "", fmt.Sprintf("Check it restores: backup verify %s", b.ID))
+	}
+	return newReply(fmt.Sprintf("Backup %s", b.ID), fields, nil, backupView(b), extra...), nil
+}
+
+func (d *Dispatcher) backupDelete(ctx context.Context, req Request, c BackupDelete) (Reply, error) {
+	b, err := d.Backups.DeleteBackup(ctx, req.User, c.Backup)
+	if err != nil {
+		return Reply{}, err
+	}
+	r := newReply(fmt.Sprintf("Backup %s of %s %s deleted (%s, taken %s)", b.ID, b.App, b.Env, release.Bytes(b.Size), d.when(b.CreatedAt)), nil, nil, backupView(b))
+	r.Public = true // others may have counted on it
+	return r, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func warningLines(ws []string) []string {

@@ -69,6 +69,12 @@ type BackupList struct{ App, Env string }
 // with its manifest.
 type BackupVerify struct{ Backup string }
 
+// BackupShow shows one backup's manifest and verification.
+type BackupShow struct{ Backup string }
+
+// BackupDelete removes a backup's archive and record.
+type BackupDelete struct{ Backup string }
+
 // BackupRestore restores a backup; an empty Into means the backup's own
 // environment. NoAnalyze skips the ANALYZE after the restore.
 type BackupRestore struct {
@@ -146,6 +152,8 @@ func (MigrationPlan) Name() string   { return "migration plan" }
 func (BackupCreate) Name() string    { return "backup create" }
 func (BackupList) Name() string      { return "backup list" }
 func (BackupVerify) Name() string    { return "backup verify" }
+func (BackupShow) Name() string      { return "backup show" }
+func (BackupDelete) Name() string    { return "backup delete" }
 func (BackupRestore) Name() string   { return "backup restore" }
 func (Deploy) Name() string          { return "deploy" }
 func (Restart) Name() string         { return "restart" }

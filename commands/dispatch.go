@@ -27,6 +27,8 @@ type Backups interface {
 	CreateBackup(ctx context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error)
 	ListBackups(ctx context.Context, app, env string) ([]*release.Backup, error)
 	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
+	ShowBackup(ctx context.Context, id string) (*release.Backup, error)
+	DeleteBackup(ctx context.Context, actor, id string) (*release.Backup, error)
 }
 
 // Variables are variables and secrets (vars.go; release.VariableService).
@@ -141,6 +143,8 @@ var handlers = map[string]handler{
 	"backup create":    on((*Dispatcher).backupCreate),
 	"backup list":      on((*Dispatcher).backupList),
 	"backup verify":    on((*Dispatcher).backupVerify),
+	"backup show":      on((*Dispatcher).backupShow),
+	"backup delete":    on((*Dispatcher).backupDelete),
 	"backup restore":   on((*Dispatcher).backupRestore),
 	"var list":         on((*Dispatcher).varList),
 	"var set":          on((*Dispatcher).varSet),

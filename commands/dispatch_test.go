@@ -151,6 +151,15 @@ func (f *fakeService) VerifyBackup(_ context.Context, actor, id string) (*releas
 	return b, f.verify, nil
 }
 
+func (f *fakeService) ShowBackup(_ context.Context, id string) (*release.Backup, error) {
+	return f.get(id)
+}
+
+func (f *fakeService) DeleteBackup(_ context.Context, actor, id string) (*release.Backup, error) {
+	f.record("delete %s %s", actor, id)
+	return f.get(id)
+}
+
 func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error) {
 	f.record("restore %s %s %q%s", actor, id, into, noAnalyzeWord(noAnalyze))
 	b, err := f.get(id)

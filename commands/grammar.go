@@ -246,6 +246,19 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return BackupVerify{Backup: a[0]} },
 	},
 	{
+		name: "backup show", args: []arg{aBackup},
+		summary: "one backup's manifest: versions, tables with rows, files, warnings, verification",
+		help:    "Shows BACKUP's manifest: PostgreSQL, NocoBase core and plugin versions, tables and rows, storage files, its warnings, and when its checksums were last checked and when a verify last restored it.",
+		build:   func(a []string, _ map[string]string) Command { return BackupShow{Backup: a[0]} },
+	},
+	{
+		name: "backup delete", args: []arg{aBackup},
+		summary: "delete a backup's archive and record",
+		help: "Deletes BACKUP. Refused for the newest verified backup of its environment (the one to restore from) and for a pre-release backup a rollback may still restore (its release is open or is the environment's latest deploy). " +
+			"Needs the backup role there; by default the environment's approvers hold it for deletion.",
+		build: func(a []string, _ map[string]string) Command { return BackupDelete{Backup: a[0]} },
+	},
+	{
 		name: "backup restore", args: []arg{aBackup}, flags: []flag{fInto, fNoAnalyze},
 		summary: "restore a backup in place or --into another environment; approval as for a release",
 		help: "Restores BACKUP into its own environment, or with --into into another environment of the app (\"recovery\" names its independent recovery environment). Needs the same approvals as a release to that environment. " +

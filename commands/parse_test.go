@@ -154,6 +154,10 @@ var parseCases = []parseCase{
 	{in: "backup verify my-app-b3", want: BackupVerify{Backup: "my-app-b3"}},
 	{in: "backup verify crm-m7", errHas: []string{"crm-m7 is a migration ID; backup verify takes a backup ID like crm-b12", "usage: backup verify BACKUP"}},
 	{in: "backup verify crm-b", errHas: []string{"is not a backup ID"}},
+	{in: "backup show crm-b12", want: BackupShow{Backup: "crm-b12"}},
+	{in: "backup show crm-r3", errHas: []string{"backup show takes a backup ID like crm-b12"}},
+	{in: "backup delete crm-b12", want: BackupDelete{Backup: "crm-b12"}},
+	{in: "backup delete", errHas: []string{"usage: backup delete BACKUP"}},
 	{in: "backup restore crm-b12", want: BackupRestore{Backup: "crm-b12"}},
 	{in: "backup restore crm-b12 --into recovery", want: BackupRestore{Backup: "crm-b12", Into: "recovery"}},
 	{in: "backup restore crm-b12 --into=staging", want: BackupRestore{Backup: "crm-b12", Into: "staging"}},
@@ -164,7 +168,7 @@ var parseCases = []parseCase{
 	{in: "backup restore crm-b12 --into recovery --no-analyze", want: BackupRestore{Backup: "crm-b12", Into: "recovery", NoAnalyze: true}},
 	{in: "backup restore crm-b12 --no-analyze=yes", errHas: []string{"--no-analyze takes no value"}},
 	{in: "rollback crm-r5 --full --no-analyze", want: Rollback{Release: "crm-r5", Full: true, NoAnalyze: true}},
-	{in: "backup", errHas: []string{"backup needs a subcommand: create, list, verify or restore"}},
+	{in: "backup", errHas: []string{"backup needs a subcommand: create, list, verify, show, delete or restore"}},
 	{in: "bakup create crm production", errHas: []string{`unknown command "bakup"; did you mean "backup create"?`, `"help"`}},
 
 	// deploy
@@ -309,6 +313,9 @@ func TestUsageMatchesSpec(t *testing.T) {
 		"backup create APP ENV",
 		"backup list APP ENV",
 		"backup verify BACKUP",
+		// Not in SPEC.md's list: issue 14's backup commands.
+		"backup show BACKUP",
+		"backup delete BACKUP",
 		"backup restore BACKUP [--into ENV] [--no-analyze]",
 		"deploy MIGRATION ENV [--at TIME] [--allow-new-plugins]",
 		"approve RELEASE",

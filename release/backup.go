@@ -31,6 +31,9 @@ type Backup struct {
 	Manifest BackupSummary
 	// VerifiedAt is the time of the last verify that passed, if any.
 	VerifiedAt *time.Time
+	// CheckedAt is when its checksums were last read back and matched,
+	// short of a verify's restore (a pre-release backup before its apply).
+	CheckedAt *time.Time
 	// ReleaseID is set on pre-release backups.
 	ReleaseID string
 }

@@ -15,6 +15,9 @@ type BackupService struct {
 	Store     Store
 	Artifacts Artifacts
 	Engine    BackupEngine
+	// Releases tells which pre-release backups a release may still need;
+	// without it every pre-release backup is kept.
+	Releases ReleaseStore
 }
 
 // CreateBackup takes a backup of an environment now.
@@ -121,7 +124,7 @@ func (s *BackupService) applyRetention(ctx context.Context, a *App, e *Environme
 		if i < keep || b.ID == newestVerified {
 			continue
 		}
-		if inUse, err := s.backupInUse(ctx, b); err != nil || inUse {
+		if why, err := s.backupInUse(ctx, b); err != nil || why != "" {
 			continue
 		}
 		if err := s.Artifacts.Remove(ctx, b.Artifact); err != nil && ErrorCode(err) != CodeNotFound {
@@ -135,11 +138,86 @@ func (s *BackupService) applyRetention(ctx context.Context, a *App, e *Environme
 	return nil
 }
 
-// backupInUse reports whether an unfinished release may still roll back to
-// b. Until releases exist, a pre-release backup is never deleted by
-// retention.
-func (s *BackupService) backupInUse(_ context.Context, b *Backup) (bool, error) {
-	return b.Kind == BackupPreRelease, nil
+// backupInUse reports why a release may still need b, or "": a
+// pre-release backup is what a full rollback of its release restores, so
+// it is kept while that release is open or is its environment's latest
+// deploy (the one a rollback would take back). Older ones count as any
+// other backup.
+func (s *BackupService) backupInUse(ctx context.Context, b *Backup) (string, error) {
+	if b.Kind != BackupPreRelease {
+		return "", nil
+	}
+	if s.Releases == nil || b.ReleaseID == "" {
+		return "it is a pre-release backup", nil
+	}
+	rs, err := s.Releases.ListReleases(ctx, b.App, b.Env) // newest first
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rs {
+		if r.ID == b.ReleaseID && r.State.Open() {
+			return fmt.Sprintf("its release %s is %s", r.ID, r.State), nil
+		}
+	}
+	for _, r := range rs {
+		if r.Kind != KindDeploy || r.State.Open() {
+			continue
+		}
+		if r.ID == b.ReleaseID {
+			return fmt.Sprintf("it is the pre-release backup of %s, the latest deploy of %s %s, which a rollback restores", r.ID, b.App, b.Env), nil
+		}
+		break
+	}
+	return "", nil
+}
+
+// ShowBackup returns one backup's record: its manifest and verification.
+func (s *BackupService) ShowBackup(ctx context.Context, id string) (*Backup, error) {
+	b, _, err := s.backupOf(ctx, id)
+	return b, err
+}
+
+// DeleteBackup removes a backup's archive and record. It is refused for
+// the newest verified backup of its environment (the one to restore from)
+// and for a pre-release backup a release may still need.
+func (s *BackupService) DeleteBackup(ctx context.Context, actor, id string) (*Backup, error) {
+	b, a, err := s.backupOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeOn(ctx, actor, ActBackupDelete, a, b.Env); err != nil {
+		return nil, err
+	}
+	err = s.withLock(ctx, "backup:"+a.Name+"/"+b.Env, func(ctx context.Context) error {
+		all, err := s.Store.ListBackups(ctx, a.Name, b.Env)
+		if err != nil {
+			return err
+		}
+		for _, o := range all { // newest first
+			if o.VerifiedAt != nil {
+				if o.ID == b.ID {
+					return Errorf(CodeConflict, "%s is the newest verified backup of %s %s, the one to restore from: verify a newer one first (backup verify), then delete it", b.ID, a.Name, b.Env)
+				}
+				break
+			}
+		}
+		why, err := s.backupInUse(ctx, b)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return Errorf(CodeConflict, "%s is kept: %s", b.ID, why)
+		}
+		if err := s.Artifacts.Remove(ctx, b.Artifact); err != nil && ErrorCode(err) != CodeNotFound {
+			return err
+		}
+		return s.Store.DeleteBackup(ctx, b.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Log.Info("backup deleted", "app", a.Name, "env", b.Env, "backup", b.ID, "by", actor)
+	return b, nil
 }
 
 // ListBackups lists an environment's backups, newest first.

@@ -92,6 +92,7 @@ const (
 	ActSecretUnset     Action = "secret unset"
 	ActBackupCreate    Action = "backup create"
 	ActBackupVerify    Action = "backup verify"
+	ActBackupDelete    Action = "backup delete"
 	ActMigrationCreate Action = "migration create"
 	ActVersionCreate   Action = "version create"
 	ActVersionRestore  Action = "version restore"
@@ -136,6 +137,7 @@ var permissions = map[Action]permission{
 	ActSecretUnset:     {RoleSecrets, "unset secrets of %s", defaultApprovers},
 	ActBackupCreate:    {RoleBackup, "back up %s", defaultAnyone},
 	ActBackupVerify:    {RoleBackup, "verify backups of %s", defaultAnyone},
+	ActBackupDelete:    {RoleBackup, "delete backups of %s", defaultApprovers},
 	ActMigrationCreate: {RoleMigration, "create migrations from %s", defaultAnyone},
 	ActVersionCreate:   {RoleVersion, "create versions of %s", defaultAnyone},
 	ActVersionRestore:  {RoleVersionRestore, "restore versions into %s", defaultAnyone},

@@ -48,7 +48,8 @@ func TestDefaultRoles(t *testing.T) {
 	s := permService(a, nil)
 	ctx := context.Background()
 	approversOnly := map[Action]bool{ActApprove: true, ActReject: true, ActCancel: true, ActRestore: true, ActRestoreFrom: true,
-		ActLock: true, ActUnlock: true, ActVarSet: true, ActVarUnset: true, ActSecretSet: true, ActSecretUnset: true, ActRestart: true}
+		ActLock: true, ActUnlock: true, ActVarSet: true, ActVarUnset: true, ActSecretSet: true, ActSecretUnset: true, ActRestart: true,
+		ActBackupDelete: true}
 	for act, p := range permissions {
 		for _, e := range append(a.Environments, a.Recovery) {
 			err := s.authorize(ctx, "U09MALLORY", act, a, e)

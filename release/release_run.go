@@ -273,6 +273,11 @@ func (s *ReleaseService) preReleaseBackup(ctx context.Context, r *Release, a *Ap
 	if _, err := s.Backups.Engine.Check(ctx, art, a.Name); err != nil {
 		return "", true, err
 	}
+	checked := s.Now().UTC()
+	b.CheckedAt = &checked
+	if err := s.Backups.Store.SaveBackup(ctx, b); err != nil {
+		return "", true, err
+	}
 	return fmt.Sprintf("%s: %s, %s, %s; every checksum verified", b.ID, Count(b.Manifest.Tables, "table"), Count(b.Manifest.Rows, "row"), Count(b.Manifest.Files, "file")), true, nil
 }
 

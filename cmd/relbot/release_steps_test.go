@@ -358,3 +358,66 @@ func TestDeployKeepsTheChangeSummary(t *testing.T) {
 		t.Fatalf("preflight log:\n%s", pre.Log)
 	}
 }
+
+// backup show and backup delete, and retention of pre-release backups:
+// the latest deploy's is kept (a rollback restores it) until a newer
+// deploy replaces it; then it counts like any other backup. The newest
+// verified backup and a deletion by a non-approver are refused.
+func TestBackupShowDeleteAndPreReleaseRetention(t *testing.T) {
+	t.Parallel()
+	env := releaseEnv(t)
+	apps, err := os.ReadFile(env["RELBOT_APPS_FILE"])
+	if err != nil || !strings.Contains(string(apps), "keep: 14") {
+		t.Fatalf("sample apps.yaml: no keep: 14 to lower (%v)", err)
+	}
+	if err := os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "keep: 14", "keep: 1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deployToProduction := func(id string) string {
+		t.Helper()
+		m := createMigration(t, env)
+		must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+		must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "U03CCC"), id, "awaiting approval")
+		must(t, run(t, env, "approve", id, "--as", "U01AAA"))
+		must(t, run(t, env, "approve", id, "--as", "U02BBB"), "succeeded")
+		var v struct{ Backup string }
+		if err := json.Unmarshal([]byte(must(t, run(t, env, "release", "show", id, "--json")).out), &v); err != nil || v.Backup == "" {
+			t.Fatalf("release show %s: %v %+v", id, err, v)
+		}
+		return v.Backup
+	}
+	first := deployToProduction("crm-r2")
+	must(t, run(t, env, "backup", "list", "crm", "production"), first, "pre-release (crm-r2)", "checksums, ")
+	must(t, run(t, env, "backup", "show", first), "Backup "+first, "crm production, pre-release", "Release:", "crm-r2", "PostgreSQL:", "NocoBase:", "2.2.12", // production before the apply
+		"Verified:", "checksums, ", "backup verify "+first)
+	var shown struct {
+		CheckedAt  *time.Time `json:"checked_at"`
+		VerifiedAt *time.Time `json:"verified_at"`
+		Manifest   struct{ Tables int }
+	}
+	if err := json.Unmarshal([]byte(must(t, run(t, env, "backup", "show", first, "--json")).out), &shown); err != nil || shown.CheckedAt == nil || shown.VerifiedAt != nil || shown.Manifest.Tables == 0 {
+		t.Fatalf("backup show --json: %v %+v", err, shown)
+	}
+	refused(t, run(t, env, "backup", "delete", first, "--as", "U01AAA"), "is kept: it is the pre-release backup of crm-r2, the latest deploy of crm production, which a rollback restores")
+	refused(t, run(t, env, "backup", "delete", first, "--as", "alice"), "alice may not delete backups of crm production: that needs the backup role (by default the approvers")
+
+	// keep: 1, and a manual backup: the latest deploy's pre-release backup stays.
+	manual := must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice", "--json")).out
+	var mb struct{ ID string }
+	if err := json.Unmarshal([]byte(manual), &mb); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(t, env, "backup", "list", "crm", "production"), first, mb.ID)
+
+	// A newer deploy: the first pre-release backup is no longer needed, and
+	// the next backup's retention takes it (and the manual one) away.
+	second := deployToProduction("crm-r4")
+	must(t, run(t, env, "backup", "verify", second))
+	must(t, run(t, env, "backup", "create", "crm", "production", "--as", "alice"))
+	out := must(t, run(t, env, "backup", "list", "crm", "production")).out
+	if strings.Contains(out, first+" ") || strings.Contains(out, mb.ID+" ") || !strings.Contains(out, second) {
+		t.Fatalf("after the second deploy, keep: 1 should leave the newest backup and %s (the latest deploy's, verified):\n%s", second, out)
+	}
+	refused(t, run(t, env, "backup", "delete", second, "--as", "U01AAA"), "the newest verified backup of crm production")
+	refused(t, run(t, env, "backup", "delete", "crm-b404", "--as", "U01AAA"), "no backup crm-b404")
+}

@@ -138,7 +138,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		return nil, err
 	}
 	sv := services{core: core, variables: vars}
-	sv.backups = &release.BackupService{Core: core, Store: store, Artifacts: arts, Engine: engine}
+	sv.backups = &release.BackupService{Core: core, Store: store, Artifacts: arts, Engine: engine, Releases: store}
 	sv.versions = &release.VersionService{Core: core, Store: store, Engine: &versions.Engine{}, Artifacts: arts, Variables: vars}
 	sv.migrations = &release.MigrationService{Core: core, Store: store, Engine: &migrate.Engine{SigningKey: migrate.SigningKey(vars.SecretKey)},
 		Artifacts: arts, LayoutReader: nocobase.Layouts{}, Versions: sv.versions, Variables: vars}

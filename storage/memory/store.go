@@ -162,7 +162,7 @@ func copyBackup(b *release.Backup) (*release.Backup, error) {
 	if c.Manifest, err = viaJSON(b.Manifest); err != nil {
 		return nil, err
 	}
-	c.CreatedAt, c.VerifiedAt = micro(b.CreatedAt), microPtr(b.VerifiedAt)
+	c.CreatedAt, c.VerifiedAt, c.CheckedAt = micro(b.CreatedAt), microPtr(b.VerifiedAt), microPtr(b.CheckedAt)
 	return &c, nil
 }
 

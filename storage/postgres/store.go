@@ -105,22 +105,24 @@ func (s *Store) SaveBackup(ctx context.Context, b *release.Backup) error {
 	if err != nil {
 		return fmt.Errorf("backup %s: encode manifest: %w", b.ID, err)
 	}
-	var verified *time.Time
-	if b.VerifiedAt != nil {
-		v := b.VerifiedAt.Truncate(time.Microsecond)
-		verified = &v
+	micro := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		v := t.Truncate(time.Microsecond)
+		return &v
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO relbot_backups
-		(id, app, env, kind, created_by, created_at, artifact, size, sha256, manifest, verified_at, release_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''))
+		(id, app, env, kind, created_by, created_at, artifact, size, sha256, manifest, verified_at, release_id, checked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULLIF($12, ''), $13)
 		ON CONFLICT (id) DO UPDATE SET
 			app = excluded.app, env = excluded.env, kind = excluded.kind,
 			created_by = excluded.created_by, created_at = excluded.created_at,
 			artifact = excluded.artifact, size = excluded.size, sha256 = excluded.sha256,
 			manifest = excluded.manifest, verified_at = excluded.verified_at,
-			release_id = excluded.release_id`,
+			release_id = excluded.release_id, checked_at = excluded.checked_at`,
 		b.ID, b.App, b.Env, string(b.Kind), b.CreatedBy, b.CreatedAt.Truncate(time.Microsecond),
-		b.Artifact, b.Size, b.SHA256, manifest, verified, b.ReleaseID)
+		b.Artifact, b.Size, b.SHA256, manifest, micro(b.VerifiedAt), b.ReleaseID, micro(b.CheckedAt))
 	if err != nil {
 		return s.internal(err, "save backup %s", b.ID)
 	}
@@ -128,7 +130,7 @@ func (s *Store) SaveBackup(ctx context.Context, b *release.Backup) error {
 }
 
 const backupColumns = `id, app, env, kind, created_by, created_at, artifact, size, sha256,
-	manifest, verified_at, coalesce(release_id, '')`
+	manifest, verified_at, coalesce(release_id, ''), checked_at`
 
 func scanBackup(row pgx.Row) (*release.Backup, error) {
 	var (
@@ -137,16 +139,18 @@ func scanBackup(row pgx.Row) (*release.Backup, error) {
 		manifest []byte
 	)
 	err := row.Scan(&b.ID, &b.App, &b.Env, &kind, &b.CreatedBy, &b.CreatedAt, &b.Artifact,
-		&b.Size, &b.SHA256, &manifest, &b.VerifiedAt, &b.ReleaseID)
+		&b.Size, &b.SHA256, &manifest, &b.VerifiedAt, &b.ReleaseID, &b.CheckedAt)
 	if err != nil {
 		return nil, err
 	}
 	b.Kind = release.BackupKind(kind)
 	// pgx returns timestamptz in the local zone; records are UTC everywhere.
 	b.CreatedAt = b.CreatedAt.UTC()
-	if b.VerifiedAt != nil {
-		v := b.VerifiedAt.UTC()
-		b.VerifiedAt = &v
+	for _, t := range []**time.Time{&b.VerifiedAt, &b.CheckedAt} {
+		if *t != nil {
+			v := (*t).UTC()
+			*t = &v
+		}
 	}
 	if err := json.Unmarshal(manifest, &b.Manifest); err != nil {
 		return nil, fmt.Errorf("decode manifest: %w", err)

@@ -182,6 +182,8 @@ func testBackupRoundTrip(t *testing.T, s Store) {
 	b.Kind = release.BackupPreRelease
 	b.ReleaseID = "crm-r5"
 	b.VerifiedAt = &verified
+	checked := created.Add(time.Minute)
+	b.CheckedAt = &checked
 	if err := s.SaveBackup(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +195,8 @@ func testBackupRoundTrip(t *testing.T, s Store) {
 	want.CreatedAt = created.Truncate(time.Microsecond).UTC()
 	v := verified.Truncate(time.Microsecond).UTC()
 	want.VerifiedAt = &v
+	c := checked.Truncate(time.Microsecond).UTC()
+	want.CheckedAt = &c
 	if !reflect.DeepEqual(got, &want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, &want)
 	}
@@ -202,7 +206,7 @@ func testBackupRoundTrip(t *testing.T, s Store) {
 
 	// Saving again replaces the record.
 	b.Size = 1
-	b.VerifiedAt = nil
+	b.VerifiedAt, b.CheckedAt = nil, nil
 	b.ReleaseID = ""
 	if err := s.SaveBackup(ctx, b); err != nil {
 		t.Fatal(err)
@@ -211,7 +215,7 @@ func testBackupRoundTrip(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Size != 1 || got.VerifiedAt != nil || got.ReleaseID != "" {
+	if got.Size != 1 || got.VerifiedAt != nil || got.CheckedAt != nil || got.ReleaseID != "" {
 		t.Fatalf("after update: %+v", got)
 	}
 
