@@ -73,6 +73,9 @@ type Config struct {
 	// told how long each Slack delivery over HTTP took to be answered.
 	Metrics    http.Handler
 	ObserveAck func(kind string, d time.Duration)
+	// Pages, when set, serves the release pages (/releases/) and their
+	// style sheet.
+	Pages http.Handler
 }
 
 // Bot answers Slack. Create it with New; Shutdown stops it.

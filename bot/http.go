@@ -21,6 +21,10 @@ func (b *Bot) Handler() http.Handler {
 	if b.cfg.Metrics != nil {
 		mux.Handle("/metrics", b.cfg.Metrics)
 	}
+	if b.cfg.Pages != nil {
+		mux.Handle("/releases/", b.cfg.Pages)
+		mux.Handle("/style.css", b.cfg.Pages)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

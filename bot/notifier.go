@@ -59,6 +59,9 @@ type NotifierConfig struct {
 	// message (default one second): events in between are coalesced and
 	// the latest state wins.
 	Interval time.Duration
+	// ReleaseLink, when set, gives the signed address of a release's page,
+	// linked from its message.
+	ReleaseLink func(id string) string
 }
 
 // Notifier is release.Notifier for Slack: one message per release in the
@@ -291,7 +294,11 @@ func (n *Notifier) lookup(id string) string {
 }
 
 func (n *Notifier) sendMain(channel, ts string, r *release.Release) (string, error) {
-	msg := RenderRelease(r, n.cfg.Policies(r.App, r.Env))
+	link := ""
+	if n.cfg.ReleaseLink != nil {
+		link = n.cfg.ReleaseLink(r.ID)
+	}
+	msg := RenderReleaseLinked(r, n.cfg.Policies(r.App, r.Env), link)
 	ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
 	defer cancel()
 	if ts == "" {

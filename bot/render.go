@@ -280,6 +280,13 @@ func final(s release.State) bool {
 // approvals with buttons while awaiting, the checklist of steps and the
 // outcome. p is the approval policy of its environment.
 func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
+	return RenderReleaseLinked(r, p, "")
+}
+
+// RenderReleaseLinked is RenderRelease with a link to the release's page
+// (its whole logs, approvals, validation and change summary) beside its
+// state.
+func RenderReleaseLinked(r *release.Release, p release.ApprovalPolicy, link string) Message {
 	var blocks []slack.Block
 	blocks = append(blocks, slack.NewHeaderBlock(plain(fmt.Sprintf("%s · %s", r.ID, subject(r)), maxHeaderText)))
 
@@ -342,7 +349,11 @@ func RenderRelease(r *release.Release, p release.ApprovalPolicy) Message {
 		blocks = append(blocks, section(changesText(r)))
 	}
 	state := release.State(commands.StateWords(r.State, r.At, time.Now()))
-	blocks = append(blocks, section(fmt.Sprintf("%s *%s*", stateIcon[state], capital(string(state)))))
+	stateLine := fmt.Sprintf("%s *%s*", stateIcon[state], capital(string(state)))
+	if link != "" && len(link) < maxText/2 {
+		stateLine += fmt.Sprintf(" · <%s|Release page>", link) // a signed URL: nothing in it to escape
+	}
+	blocks = append(blocks, section(stateLine))
 
 	if p.Required > 0 || len(r.Approvals) > 0 {
 		blocks = append(blocks, section(approvalsText(r, p)))

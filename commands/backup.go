@@ -160,7 +160,7 @@ func (d *Dispatcher) backupRestore(ctx context.Context, req Request, c BackupRes
 	if err != nil {
 		return Reply{}, err
 	}
-	return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, what(rel)))
+	return d.runIfRunnable(ctx, rel, fmt.Sprintf("Restore %s requested: %s", rel.ID, What(rel)))
 }
 
 // verification says how far a backup was checked: restored by a verify,

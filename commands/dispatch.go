@@ -117,6 +117,9 @@ type Dispatcher struct {
 	Log *slog.Logger
 	// BuildInfo is what "version" reports; nil is debug.ReadBuildInfo.
 	BuildInfo func() (*debug.BuildInfo, bool)
+	// ReleaseLink, when set, gives the signed address of a release's page
+	// (relbot serve's, at RELBOT_PUBLIC_URL).
+	ReleaseLink func(id string) string
 }
 
 // handler runs one kind of command; cmd's dynamic type matches the key it

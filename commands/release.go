@@ -135,8 +135,8 @@ func quoteStep(name string) string {
 	return name
 }
 
-// what says in a few words what a release does.
-func what(r *release.Release) string {
+// What says in a few words what a release does.
+func What(r *release.Release) string {
 	switch r.Kind {
 	case release.KindDeploy:
 		return fmt.Sprintf("deploy %s to %s %s", r.Migration, r.App, r.Env)
@@ -151,7 +151,7 @@ func what(r *release.Release) string {
 // releaseReply renders a release's whole story: the same view everywhere.
 func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...string) Reply {
 	fields := []Field{
-		{"Release", r.ID + " — " + what(r)},
+		{"Release", r.ID + " — " + What(r)},
 		{"State", StateWords(r.State, r.At, d.now())},
 		{"Requested", fmt.Sprintf("by %s, %s", r.RequestedBy, d.when(r.RequestedAt))},
 	}
@@ -193,6 +193,9 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	}
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
+	}
+	if d.ReleaseLink != nil {
+		fields = append(fields, Field{"Page", d.ReleaseLink(r.ID)})
 	}
 	var table *Table
 	logCut := ""
@@ -365,7 +368,7 @@ func (d *Dispatcher) deploy(ctx context.Context, req Request, c Deploy) (Reply, 
 	if err != nil {
 		return Reply{}, err
 	}
-	return d.runIfRunnable(ctx, r, fmt.Sprintf("Release %s requested: %s", r.ID, what(r)))
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Release %s requested: %s", r.ID, What(r)))
 }
 
 // mayFill says whether actor may supply m's variables: the form asks for
@@ -426,7 +429,7 @@ func (d *Dispatcher) rollback(ctx context.Context, req Request, c Rollback) (Rep
 	if err != nil {
 		return Reply{}, err
 	}
-	return d.runIfRunnable(ctx, r, fmt.Sprintf("Rollback %s requested: %s", r.ID, what(r)))
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Rollback %s requested: %s", r.ID, What(r)))
 }
 
 func (d *Dispatcher) switchTraffic(ctx context.Context, req Request, c Switch) (Reply, error) {
@@ -434,7 +437,7 @@ func (d *Dispatcher) switchTraffic(ctx context.Context, req Request, c Switch) (
 	if err != nil {
 		return Reply{}, err
 	}
-	return d.runIfRunnable(ctx, r, fmt.Sprintf("Switch %s requested: %s", r.ID, what(r)))
+	return d.runIfRunnable(ctx, r, fmt.Sprintf("Switch %s requested: %s", r.ID, What(r)))
 }
 
 func (d *Dispatcher) releaseList(ctx context.Context, _ Request, c ReleaseList) (Reply, error) {

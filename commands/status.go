@@ -126,7 +126,7 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 			rv := releaseView(r)
 			if r.State.Open() && v.OpenRelease == nil {
 				v.OpenRelease = &rv
-				open = fmt.Sprintf("%s %s (%s)", r.ID, r.State, what(r))
+				open = fmt.Sprintf("%s %s (%s)", r.ID, r.State, What(r))
 			}
 			if !r.State.Open() && v.LastRelease == nil {
 				v.LastRelease = &rv

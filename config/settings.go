@@ -32,6 +32,8 @@ const (
 	EnvTimeZone           = "RELBOT_TIME_ZONE"
 	EnvLogLevel           = "RELBOT_LOG_LEVEL"
 	EnvLogFormat          = "RELBOT_LOG_FORMAT"
+	EnvPublicURL          = "RELBOT_PUBLIC_URL"
+	EnvLinkTTL            = "RELBOT_LINK_TTL"
 	EnvSlackBotToken      = "SLACK_BOT_TOKEN"
 	EnvSlackSigningSecret = "SLACK_SIGNING_SECRET"
 	EnvSlackAppToken      = "SLACK_APP_TOKEN"
@@ -59,6 +61,8 @@ type Settings struct {
 	TimeZone      string // freeze windows and --at, unless apps.yaml names a zone
 	LogLevel      string // empty: the command's own default
 	LogFormat     string // text or json
+	PublicURL     string // where users reach relbot serve's pages; empty: no pages linked
+	LinkTTL       string // how long a page's link opens it
 
 	SlackBotToken      string
 	SlackSigningSecret string
@@ -90,6 +94,8 @@ var settings = []setting{
 	{EnvSlackAPIURL, func(s *Settings) *string { return &s.SlackAPIURL }, "https://slack.com/api/", "the Slack Web API base URL", checkSlackAPIURL, false},
 	{EnvTimeZone, func(s *Settings) *string { return &s.TimeZone }, "UTC", "an IANA time zone such as Europe/Paris", checkTimeZone, false},
 	{EnvLogLevel, func(s *Settings) *string { return &s.LogLevel }, "", "how much the log says: debug, info, warn or error", checkLogLevel, false},
+	{EnvPublicURL, func(s *Settings) *string { return &s.PublicURL }, "", "the address users reach relbot serve at, such as https://relbot.example.com: release messages then link to signed, expiring release pages (RELBOT_SECRET_KEY signs them)", checkPublicURL, false},
+	{EnvLinkTTL, func(s *Settings) *string { return &s.LinkTTL }, "24h", "how long a page's link opens it, such as 24h or 30m", checkLinkTTL, false},
 	{EnvLogFormat, func(s *Settings) *string { return &s.LogFormat }, "text", "the log's format: text (key=value lines) or json (one object a line, for log collectors)", checkLogFormat, false},
 	{EnvSlackBotToken, func(s *Settings) *string { return &s.SlackBotToken }, "", "the Slack bot token, xoxb-...", checkToken, true},
 	{EnvSlackSigningSecret, func(s *Settings) *string { return &s.SlackSigningSecret }, "", "the Slack app's signing secret", checkToken, true},
@@ -371,6 +377,28 @@ func checkMemory(s string) string {
 		return fmt.Sprintf("must be a size as PostgreSQL writes it, a number and kB, MB, GB or TB, e.g. 512MB (got %q)", s)
 	}
 	return ""
+}
+
+func checkPublicURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return fmt.Sprintf("must be an http or https address such as https://relbot.example.com (got %q)", s)
+	}
+	return ""
+}
+
+func checkLinkTTL(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute || d > 30*24*time.Hour {
+		return fmt.Sprintf("must be a duration from 1m to 720h, such as 24h (got %q)", s)
+	}
+	return ""
+}
+
+// LinkDuration is RELBOT_LINK_TTL, checked.
+func (s *Settings) LinkDuration() time.Duration {
+	d, _ := time.ParseDuration(s.LinkTTL)
+	return d
 }
 
 func checkLogFormat(s string) string {

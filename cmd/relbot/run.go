@@ -24,6 +24,7 @@ import (
 	"github.com/relbot/relbot/storage/artifacts"
 	"github.com/relbot/relbot/storage/postgres"
 	"github.com/relbot/relbot/storage/redis"
+	"github.com/relbot/relbot/web"
 )
 
 // Stdio is where a run reads and writes.
@@ -52,6 +53,9 @@ func Run(ctx context.Context, args []string, io Stdio, getenv func(string) strin
 type system struct {
 	services
 	dispatcher *commands.Dispatcher
+	// links signs the release pages' addresses; nil without
+	// RELBOT_PUBLIC_URL (or RELBOT_SECRET_KEY).
+	links *web.Signer
 	// dedupe remembers Slack deliveries: in Redis when configured, else
 	// in the bot's database.
 	dedupe bot.Dedupe
@@ -151,7 +155,11 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		// updates the release's message in the channel too.
 		if s.SlackBotToken != "" {
 			api := slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL))
-			sn := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(core.App), Log: log})
+			nc := bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(core.App), Log: log}
+			if links, err := pageLinks(s); err == nil && links != nil {
+				nc.ReleaseLink = links.ReleaseLink // the terminal's updates keep the message's link
+			}
+			sn := bot.NewNotifier(nc)
 			n = bothNotifiers{n, sn}
 			closers = append(closers, func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -168,12 +176,38 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closeAll()
 		return nil, err
 	}
+	links, err := pageLinks(s)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	d := &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log, BuildInfo: readBuildInfo}
+	if links != nil {
+		d.ReleaseLink = links.ReleaseLink
+	}
 	return &system{
 		services:   sv,
-		dispatcher: &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log, BuildInfo: readBuildInfo},
+		dispatcher: d,
 		dedupe:     dedupe,
+		links:      links,
 		close:      closeAll,
 	}, nil
+}
+
+// pageLinks is the signer of release pages' links, when RELBOT_PUBLIC_URL
+// says where users reach relbot serve.
+func pageLinks(s *config.Settings) (*web.Signer, error) {
+	if s.PublicURL == "" {
+		return nil, nil
+	}
+	key, err := s.SecretKeyBytes()
+	if err != nil {
+		return nil, err
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("%s is set, and its pages' links are signed with %s, which is not", config.EnvPublicURL, config.EnvSecretKey)
+	}
+	return web.NewSigner(key, s.PublicURL, s.LinkDuration())
 }
 
 // newLogger logs to w at the level RELBOT_LOG_LEVEL names (default def),

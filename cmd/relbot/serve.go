@@ -24,6 +24,7 @@ import (
 	"github.com/relbot/relbot/storage/memory"
 	"github.com/relbot/relbot/storage/postgres"
 	"github.com/relbot/relbot/storage/redis"
+	"github.com/relbot/relbot/web"
 )
 
 // Every dedupe store works for the bot.
@@ -124,7 +125,13 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	svc := sys.releases
 	m.Records(sys.backups.Store, svc.Store, svc.Apps())
 
-	notifier := bot.NewNotifier(bot.NotifierConfig{API: api, Messages: svc.Store, Policies: bot.PolicyFunc(svc.App), Log: log})
+	nc := bot.NotifierConfig{API: api, Messages: svc.Store, Policies: bot.PolicyFunc(svc.App), Log: log}
+	var pages http.Handler
+	if sys.links != nil {
+		nc.ReleaseLink = sys.links.ReleaseLink
+		pages = (&web.Pages{Signer: sys.links, Releases: svc.Store, Log: log}).Handler()
+	}
+	notifier := bot.NewNotifier(nc)
 	svc.Notifier = m.Notifier(notifier)
 	// The server runs what becomes runnable; commands return at once.
 	sys.dispatcher.Foreground = false
@@ -141,6 +148,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		Log:        log,
 		Metrics:    m.Handler(),
 		ObserveAck: m.ObserveAck,
+		Pages:      pages,
 	})
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)

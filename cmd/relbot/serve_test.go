@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +140,8 @@ func TestServeNeedsSlackSettings(t *testing.T) {
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := releaseEnv(t)
+	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
+	env["RELBOT_PUBLIC_URL"] = "https://relbot.test" // where users would reach it: the links' host
 	m := createMigration(t, env)
 	slack := newTestStandIn(t)
 	slackEnv(env, slack)
@@ -146,7 +149,7 @@ func TestServeEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, done, stderr := startServe(t, ctx, env)
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/releases/crm-r1": 403} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil || resp.StatusCode != want {
 			t.Fatalf("%s: %v %v", path, resp, err)
@@ -219,6 +222,8 @@ func TestServeEndToEnd(t *testing.T) {
 	show := must(t, run(t, env, "release", "show", "crm-r2"), "succeeded", "U01AAA and U02BBB")
 	_ = show
 	scrapeAfterReleases(t, addr)
+	openReleasePage(t, addr, slack.lastMessage("C0CRMRELEASE", "crm-r2"), "crm-r2")
+	must(t, run(t, env, "release", "show", "crm-r2"), "Page:", "https://relbot.test/releases/crm-r2?exp=")
 
 	cancel()
 	select {
@@ -401,5 +406,49 @@ func scrapeAfterReleases(t *testing.T, addr string) {
 	}
 	if _, ok := value("relbot_work_queue_depth", nil); !ok {
 		t.Error("/metrics has no work queue depth")
+	}
+}
+
+// openReleasePage follows the release page link of a release's Slack
+// message to serve (its host is RELBOT_PUBLIC_URL's; the signature covers
+// the path) and checks what a person reads there.
+func openReleasePage(t *testing.T, addr, blocks, id string) {
+	t.Helper()
+	var link string
+	re := regexp.MustCompile(`<(https://relbot\.test/releases/` + id + `\?[^|>]+)\|Release page>`)
+	for _, line := range blocksText(blocks, nil) {
+		if m := re.FindStringSubmatch(line); m != nil {
+			link = m[1]
+		}
+	}
+	if link == "" {
+		t.Fatalf("the message of %s has no page link:\n%s", id, blocks)
+	}
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + u.RequestURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the page: %d\n%s", resp.StatusCode, body)
+	}
+	for _, want := range []string{"<h1>" + id + "</h1>", "succeeded", "U01AAA", "U02BBB", "pre-release backup", "apply migration", "validation checks",
+		"pages exist", `class="pass">pass`, "Changes", "page added: “Contracts”"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the page of %s lacks %q", id, want)
+		}
+	}
+	resp, err = http.Get("http://" + addr + u.Path + "?exp=" + u.Query().Get("exp") + "&sig=00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("a wrong signature: %d", resp.StatusCode)
 	}
 }
