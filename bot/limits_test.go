@@ -117,9 +117,10 @@ func (c limitChecker) blocks(list []any, max int) {
 	}
 }
 
-func checkMessage(t *testing.T, what string, m Message) {
+// asSent is a message or view as the Web API receives it.
+func asSent(t *testing.T, what string, x any) map[string]any {
 	t.Helper()
-	b, err := json.Marshal(m)
+	b, err := json.Marshal(x)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -127,6 +128,12 @@ func checkMessage(t *testing.T, what string, m Message) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+func checkMessage(t *testing.T, what string, m Message) {
+	t.Helper()
+	v := asSent(t, what, m)
 	c := limitChecker{t, what}
 	c.over("fallback text", v["text"], blockLimits.fallback)
 	list, _ := v["blocks"].([]any)
@@ -135,14 +142,7 @@ func checkMessage(t *testing.T, what string, m Message) {
 
 func checkView(t *testing.T, what string, view slack.ModalViewRequest) {
 	t.Helper()
-	b, err := json.Marshal(view)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
+	v := asSent(t, what, view)
 	c := limitChecker{t, what}
 	c.over("title", textOf(v["title"]), blockLimits.modalTitle)
 	c.over("submit", textOf(v["submit"]), blockLimits.modalButton)

@@ -199,6 +199,8 @@ func TestEveryJSONOutputHasOneStyle(t *testing.T) {
 	b := do("", "backup", "list", "crm", "production")
 	_ = b
 	do("", "backup", "verify", "crm-b1", "--as", "alice")
+	do("", "backup", "show", "crm-b1")
+	do("", "backup", "delete", "crm-b1", "--as", "U01AAA")                        // refused: the newest verified
 	do("", "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC") // runs
 	do("", "cancel", "crm-r1", "--as", "alice")                                   // refused: ran already
 	do("", "release", "list", "crm")

@@ -65,3 +65,35 @@ func HexDigit(c byte) int {
 	}
 	return -1
 }
+
+// Lines is a writer that hands each line of COPY text (without its
+// newline) to Line as the stream passes, however writes cut it; Line's
+// error stops the stream. Close reports a cut-off last line.
+type Lines struct {
+	Line    func(line []byte) error
+	partial []byte
+}
+
+func (l *Lines) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			l.partial = append(l.partial, p...)
+			break
+		}
+		line := p[:i]
+		if len(l.partial) > 0 {
+			line = append(l.partial, line...)
+		}
+		if err := l.Line(line); err != nil {
+			return 0, err
+		}
+		l.partial = l.partial[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Cut reports whether the stream ended in the middle of a line.
+func (l *Lines) Cut() bool { return len(l.partial) > 0 }

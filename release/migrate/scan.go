@@ -72,33 +72,23 @@ type rowScanner struct {
 	table   *pgschema.Table
 	refs    map[string]bool
 	secrets []secretPattern
-	partial []byte
+	lines   appdb.Lines
 	leak    error
 	cols    []string
 	isJSON  []bool // per COPY column: json or jsonb
 }
 
 func (s *rowScanner) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.partial = append(s.partial, p...)
-			break
+	if s.lines.Line == nil {
+		s.lines.Line = func(line []byte) error {
+			if err := s.row(line); err != nil {
+				s.leak = err
+				return err
+			}
+			return nil
 		}
-		line := p[:i]
-		if len(s.partial) > 0 {
-			s.partial = append(s.partial, line...)
-			line = s.partial
-		}
-		if err := s.row(line); err != nil {
-			s.leak = err
-			return 0, err
-		}
-		s.partial = s.partial[:0]
-		p = p[i+1:]
 	}
-	return n, nil
+	return s.lines.Write(p)
 }
 
 func (s *rowScanner) row(line []byte) error {

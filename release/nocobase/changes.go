@@ -207,10 +207,10 @@ func collectionChanges(before, after *Config) []release.Change {
 	if !before.Has("collections") && !after.Has("collections") && !before.Has("fields") && !after.Has("fields") {
 		return nil
 	}
-	ct, bc := collectionsByName(before)
-	_, ac := collectionsByName(after)
-	ft, bf := fieldsByName(before)
-	_, af := fieldsByName(after)
+	ct, bc := indexedBy(before, "collections", "name")
+	_, ac := indexedBy(after, "collections", "name")
+	ft, bf := indexedBy(before, "fields", "collectionName", "name")
+	_, af := indexedBy(after, "fields", "collectionName", "name")
 	fieldCount := func(fields map[string]configRow, coll string) int {
 		n := 0
 		for k := range fields {
@@ -307,31 +307,27 @@ func collectionChanges(before, after *Config) []release.Change {
 	return out
 }
 
+// indexedBy keys a table's rows by columns that name them for people
+// (a collection's name; a field's collection and name: its key is a random
+// uid, the same in both sides only when it was migrated).
+func indexedBy(c *Config, table string, cols ...string) (*summaryTable, map[string]configRow) {
+	t, rows := c.rowsOf(table)
+	m := map[string]configRow{}
+	for _, r := range rows {
+		parts := make([]string, len(cols))
+		for i, col := range cols {
+			parts[i] = r.get(t, col)
+		}
+		m[strings.Join(parts, "\x00")] = r
+	}
+	return t, m
+}
+
 func fieldKind(t *summaryTable, r configRow) string {
 	if itf := r.get(t, "interface"); itf != "" {
 		return itf
 	}
 	return r.get(t, "type")
-}
-
-func collectionsByName(c *Config) (*summaryTable, map[string]configRow) {
-	t, rows := c.rowsOf("collections")
-	m := map[string]configRow{}
-	for _, r := range rows {
-		m[r.get(t, "name")] = r
-	}
-	return t, m
-}
-
-// fieldsByName keys fields by collection and name; a field's key is a
-// random uid, the same in both sides only when it was migrated.
-func fieldsByName(c *Config) (*summaryTable, map[string]configRow) {
-	t, rows := c.rowsOf("fields")
-	m := map[string]configRow{}
-	for _, r := range rows {
-		m[r.get(t, "collectionName")+"\x00"+r.get(t, "name")] = r
-	}
-	return t, m
 }
 
 // workflowChanges compares workflows by key, the identity their versions
@@ -644,8 +640,8 @@ func pluginChanges(before, after *Config) []release.Change {
 	if !before.Has("applicationPlugins") && !after.Has("applicationPlugins") {
 		return nil
 	}
-	pt, bp := pluginsByName(before)
-	_, ap := pluginsByName(after)
+	pt, bp := indexedBy(before, "applicationPlugins", "name")
+	_, ap := indexedBy(after, "applicationPlugins", "name")
 	state := func(r configRow) string {
 		switch {
 		case r.get(pt, "enabled") == "t":
@@ -689,15 +685,6 @@ func pluginChanges(before, after *Config) []release.Change {
 		out = append(out, release.Change{Kind: release.ChangePlugin, Action: "upgraded", Name: label, Detail: change})
 	}
 	return out
-}
-
-func pluginsByName(c *Config) (*summaryTable, map[string]configRow) {
-	t, rows := c.rowsOf("applicationPlugins")
-	m := map[string]configRow{}
-	for _, r := range rows {
-		m[r.get(t, "name")] = r
-	}
-	return t, m
 }
 
 // uiTitle shows NocoBase's translated titles as people read them:

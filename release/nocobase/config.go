@@ -133,39 +133,22 @@ func (c *Config) Writer(key string, columns []string) io.WriteCloser {
 		}
 		rows := &configRows{def: t}
 		c.tables[t.name] = rows
-		return &copyReader{rows: rows, at: at, key: key}
+		w := &copyReader{rows: rows, at: at, key: key}
+		w.Line = w.row
+		return w
 	}
 	return nil
 }
 
 // copyReader parses COPY text rows as they stream past.
 type copyReader struct {
-	rows    *configRows
-	at      []int // per summary column, its field in the COPY row; -1 absent
-	key     string
-	partial []byte
+	appdb.Lines
+	rows *configRows
+	at   []int // per summary column, its field in the COPY row; -1 absent
+	key  string
 }
 
-func (w *copyReader) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.partial = append(w.partial, p...)
-			break
-		}
-		line := p[:i]
-		if len(w.partial) > 0 {
-			line = append(w.partial, line...)
-		}
-		w.row(line)
-		w.partial = w.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func (w *copyReader) row(line []byte) {
+func (w *copyReader) row(line []byte) error {
 	fields := bytes.Split(line, []byte{'\t'})
 	r := make(configRow, len(w.at))
 	for j, f := range w.at {
@@ -176,10 +159,11 @@ func (w *copyReader) row(line []byte) {
 		r[j] = &v
 	}
 	w.rows.rows = append(w.rows.rows, r)
+	return nil
 }
 
 func (w *copyReader) Close() error {
-	if len(w.partial) > 0 {
+	if w.Cut() {
 		return fmt.Errorf("rows of %s end in the middle of a row", w.key)
 	}
 	return nil
