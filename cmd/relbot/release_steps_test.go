@@ -318,9 +318,17 @@ func TestDeployRefusalOrder(t *testing.T) {
 // A deploy's request keeps the change summary approvers judge, in the
 // reply, release show and its JSON; when the target changes between the
 // request and the run, the preflight's log says how the summary moved.
+// Then its pre-release backup through backup list, show and delete.
 func TestDeployKeepsTheChangeSummary(t *testing.T) {
 	t.Parallel()
 	env := releaseEnv(t)
+	apps, err := os.ReadFile(env["RELBOT_APPS_FILE"])
+	if err != nil || !strings.Contains(string(apps), "keep: 14") {
+		t.Fatalf("sample apps.yaml: no keep: 14 to lower (%v)", err)
+	}
+	if err := os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "keep: 14", "keep: 1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m := createMigration(t, env)
 	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
 	must(t, run(t, env, "migration", "show", m), "Changes in production, as it is now:", `page added: “Contracts” — in “CRM”`)
@@ -357,36 +365,16 @@ func TestDeployKeepsTheChangeSummary(t *testing.T) {
 		!strings.Contains(pre.Log, "+ page renamed: “Client list” → “Customers”") {
 		t.Fatalf("preflight log:\n%s", pre.Log)
 	}
-}
 
-// backup show and backup delete from the terminal, and retention with a
-// pre-release backup: the latest deploy's is kept (a rollback restores
-// it) beyond keep. The newest verified backup and a deletion by a
-// non-approver are refused.
-func TestBackupShowDeleteAndPreReleaseRetention(t *testing.T) {
-	t.Parallel()
-	env := releaseEnv(t)
-	apps, err := os.ReadFile(env["RELBOT_APPS_FILE"])
-	if err != nil || !strings.Contains(string(apps), "keep: 14") {
-		t.Fatalf("sample apps.yaml: no keep: 14 to lower (%v)", err)
+	// The same release's pre-release backup: backup show and delete from
+	// the terminal, and retention (keep: 1) keeping what a rollback of the
+	// latest deploy restores. (A newer deploy freeing it:
+	// TestBackupDeleteKeepsWhatARollbackNeeds.)
+	var rel struct{ Backup string }
+	if err := json.Unmarshal([]byte(must(t, run(t, env, "release", "show", "crm-r2", "--json")).out), &rel); err != nil || rel.Backup == "" {
+		t.Fatalf("release show crm-r2: %v %+v", err, rel)
 	}
-	if err := os.WriteFile(env["RELBOT_APPS_FILE"], []byte(strings.Replace(string(apps), "keep: 14", "keep: 1", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	deployToProduction := func(id string) string { // returns its pre-release backup
-		t.Helper()
-		m := createMigration(t, env)
-		must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
-		must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "U03CCC"), id, "awaiting approval")
-		must(t, run(t, env, "approve", id, "--as", "U01AAA"))
-		must(t, run(t, env, "approve", id, "--as", "U02BBB"), "succeeded")
-		var v struct{ Backup string }
-		if err := json.Unmarshal([]byte(must(t, run(t, env, "release", "show", id, "--json")).out), &v); err != nil || v.Backup == "" {
-			t.Fatalf("release show %s: %v %+v", id, err, v)
-		}
-		return v.Backup
-	}
-	first := deployToProduction("crm-r2")
+	first := rel.Backup
 	must(t, run(t, env, "backup", "list", "crm", "production"), first, "pre-release (crm-r2)", "checksums, ")
 	must(t, run(t, env, "backup", "show", first), "Backup "+first, "crm production, pre-release", "Release:", "crm-r2", "PostgreSQL:", "NocoBase:", "2.2.12", // production before the apply
 		"Verified:", "checksums, ", "backup verify "+first)
