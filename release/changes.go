@@ -2,6 +2,8 @@ package release
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 )
 
@@ -118,4 +120,28 @@ func (c *Changes) Since(now *Changes) []string {
 		}
 	}
 	return out
+}
+
+// changeKinds orders a summary's kinds as an approver reads them; what
+// happened orders changes within a kind (added first, removed last),
+// then their names.
+var (
+	changeKinds = []ChangeKind{ChangePage, ChangeMobilePage, ChangeCollection, ChangeField, ChangeWorkflow, ChangeRole, ChangePlugin,
+		ChangeTable, ChangeVariable}
+	changeActions = map[string]int{"added": 0, "new version": 1, "renamed": 2, "moved": 3, "changed": 4, "upgraded": 4, "rows differ": 4,
+		"enabled": 5, "disabled": 5, "permissions": 6, "menu access": 7, "mobile menu access": 7, "removed": 8}
+)
+
+// SortChanges puts changes in the order summaries show them, the same
+// each time.
+func SortChanges(cs []Change) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		if ki, kj := slices.Index(changeKinds, cs[i].Kind), slices.Index(changeKinds, cs[j].Kind); ki != kj {
+			return ki < kj
+		}
+		if ai, aj := changeActions[cs[i].Action], changeActions[cs[j].Action]; ai != aj {
+			return ai < aj
+		}
+		return cs[i].Name < cs[j].Name
+	})
 }

@@ -110,7 +110,6 @@ func (f *File) changes(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, env
 			out.Items = append(out.Items, release.Change{Kind: release.ChangeTable, Action: "rows differ", Name: strings.Join(readable(differ), ", "), Detail: detail})
 		}
 	}
-	sortByKind(out.Items)
 	for _, v := range f.Meta.Variables {
 		if refs[v] {
 			continue
@@ -124,6 +123,7 @@ func (f *File) changes(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, env
 		}
 		out.Items = append(out.Items, release.Change{Kind: release.ChangeVariable, Action: "newly referenced", Name: v, Detail: detail})
 	}
+	release.SortChanges(out.Items)
 	return out, nil
 }
 
@@ -145,24 +145,4 @@ func (f *File) readInto(c *nocobase.Config, td TableData) error {
 		return release.Errorf(release.CodeDamaged, "migration file: %v", err)
 	}
 	return nil
-}
-
-// changeKinds orders a summary's kinds as an approver reads them; within
-// a kind, what is added comes first.
-var changeKinds = []release.ChangeKind{release.ChangePage, release.ChangeMobilePage, release.ChangeCollection, release.ChangeField,
-	release.ChangeWorkflow, release.ChangeRole, release.ChangePlugin, release.ChangeVariable, release.ChangeTable}
-
-func sortByKind(cs []release.Change) {
-	added := func(c release.Change) int {
-		if c.Action == "added" {
-			return 0
-		}
-		return 1
-	}
-	slices.SortStableFunc(cs, func(a, b release.Change) int {
-		if d := slices.Index(changeKinds, a.Kind) - slices.Index(changeKinds, b.Kind); d != 0 {
-			return d
-		}
-		return added(a) - added(b)
-	})
 }

@@ -14,7 +14,8 @@ import (
 // Summarize lists what changes between two sides of a NocoBase app's
 // configuration, in the words its users know: pages and menu entries,
 // collections and fields, workflows and their nodes, roles with their
-// permissions and menu access, plugins.
+// permissions and menu access, plugins; in no set order: release.SortChanges
+// orders them for showing, with the lines a caller adds.
 func Summarize(before, after *Config) []release.Change {
 	var out []release.Change
 	out = append(out, routeChanges(before, after, release.ChangePage, "desktopRoutes", "rolesDesktopRoutes", "desktopRouteId")...)
@@ -23,7 +24,6 @@ func Summarize(before, after *Config) []release.Change {
 	out = append(out, workflowChanges(before, after)...)
 	out = append(out, roleChanges(before, after)...)
 	out = append(out, pluginChanges(before, after)...)
-	sortChanges(out)
 	return out
 }
 
@@ -236,7 +236,7 @@ func collectionChanges(before, after *Config) []release.Change {
 		old, had := bc[name]
 		if !had {
 			detail := release.Count(fieldCount(af, name), "field")
-			if tmpl := jsonString(r.get(ct, "options"), "template"); tmpl != "" && tmpl != "general" {
+			if tmpl := jsonPath(r.get(ct, "options"), "template"); tmpl != "" && tmpl != "general" {
 				detail = tmpl + " collection, " + detail
 			}
 			out = append(out, release.Change{Kind: release.ChangeCollection, Action: "added", Name: collName(name), Detail: detail})
@@ -725,8 +725,6 @@ func jsonPath(s string, path ...string) string {
 	return out
 }
 
-func jsonString(s, key string) string { return jsonPath(s, key) }
-
 func jsonStrings(s string) []string {
 	var out []string
 	json.Unmarshal([]byte(s), &out)
@@ -759,22 +757,4 @@ func setDiff(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// sortChanges orders changes by kind as Summarize lists them, then by
-// what happened, then by name, so a summary reads the same each time.
-func sortChanges(cs []release.Change) {
-	kinds := []release.ChangeKind{release.ChangePage, release.ChangeMobilePage, release.ChangeCollection, release.ChangeField,
-		release.ChangeWorkflow, release.ChangeRole, release.ChangePlugin}
-	rank := map[string]int{"added": 0, "new version": 1, "renamed": 2, "moved": 3, "changed": 4, "upgraded": 4,
-		"enabled": 5, "disabled": 5, "permissions": 6, "menu access": 7, "mobile menu access": 7, "removed": 8}
-	sort.SliceStable(cs, func(i, j int) bool {
-		if ki, kj := slices.Index(kinds, cs[i].Kind), slices.Index(kinds, cs[j].Kind); ki != kj {
-			return ki < kj
-		}
-		if rank[cs[i].Action] != rank[cs[j].Action] {
-			return rank[cs[i].Action] < rank[cs[j].Action]
-		}
-		return cs[i].Name < cs[j].Name
-	})
 }
