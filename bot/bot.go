@@ -73,8 +73,8 @@ type Config struct {
 	// told how long each Slack delivery over HTTP took to be answered.
 	Metrics    http.Handler
 	ObserveAck func(kind string, d time.Duration)
-	// Pages, when set, serves the release pages (/releases/) and their
-	// style sheet.
+	// Pages, when set, serves the pages and downloads behind signed links
+	// (/releases/, /apps/, /backups/, /migrations/) and their style sheet.
 	Pages http.Handler
 }
 

@@ -22,8 +22,9 @@ func (b *Bot) Handler() http.Handler {
 		mux.Handle("/metrics", b.cfg.Metrics)
 	}
 	if b.cfg.Pages != nil {
-		mux.Handle("/releases/", b.cfg.Pages)
-		mux.Handle("/style.css", b.cfg.Pages)
+		for _, prefix := range []string{"/releases/", "/apps/", "/backups/", "/migrations/", "/style.css"} {
+			mux.Handle(prefix, b.cfg.Pages)
+		}
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

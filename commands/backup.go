@@ -124,7 +124,11 @@ func (d *Dispatcher) backupList(ctx context.Context, _ Request, c BackupList) (R
 			fmt.Sprintf("Take one with: backup create %s %s", c.App, c.Env)), nil
 	}
 	title := fmt.Sprintf("%s of %s %s, newest first", release.Count(len(views), "backup"), c.App, c.Env)
-	return newReply(title, nil, table, views), nil
+	var page []string
+	if d.Links != nil {
+		page = []string{"", "Page: " + d.Links.BackupsLink(c.App, c.Env)}
+	}
+	return newReply(title, nil, table, views, page...), nil
 }
 
 func (d *Dispatcher) backupVerify(ctx context.Context, req Request, c BackupVerify) (Reply, error) {
@@ -209,6 +213,26 @@ func (d *Dispatcher) backupShow(ctx context.Context, _ Request, c BackupShow) (R
 		extra = append(extra, "", fmt.Sprintf("Check it restores: backup verify %s", b.ID))
 	}
 	return newReply(fmt.Sprintf("Backup %s", b.ID), fields, nil, backupView(b), extra...), nil
+}
+
+func (d *Dispatcher) backupDownload(ctx context.Context, req Request, c BackupDownload) (Reply, error) {
+	if d.Links == nil {
+		return Reply{}, release.Errorf(release.CodeUnavailable, "backup download hands out a link to relbot serve's pages, and they are off here: set RELBOT_PUBLIC_URL (and RELBOT_SECRET_KEY)")
+	}
+	b, err := d.Backups.DownloadBackup(ctx, req.User, c.Backup)
+	if err != nil {
+		return Reply{}, err
+	}
+	link := d.Links.BackupFileLink(b.ID)
+	fields := []Field{
+		{"Link", link},
+		{"Size", release.Bytes(b.Size)},
+		{"SHA-256", b.SHA256},
+		{"Encrypted", map[bool]string{true: "yes: it downloads as stored, and restores with this environment's key", false: "no"}[b.Manifest.Encrypted]},
+	}
+	data := map[string]any{"backup": b.ID, "link": link, "size": b.Size, "sha256": b.SHA256}
+	return newReply(fmt.Sprintf("Download of backup %s (%s %s)", b.ID, b.App, b.Env), fields, nil, data,
+		"", "The link is yours: it holds "+b.Env+"'s data. Check the file with sha256sum after the download."), nil
 }
 
 func (d *Dispatcher) backupDelete(ctx context.Context, req Request, c BackupDelete) (Reply, error) {

@@ -72,6 +72,9 @@ type BackupVerify struct{ Backup string }
 // BackupShow shows one backup's manifest and verification.
 type BackupShow struct{ Backup string }
 
+// BackupDownload gives a signed link that downloads a backup's archive.
+type BackupDownload struct{ Backup string }
+
 // BackupDelete removes a backup's archive and record.
 type BackupDelete struct{ Backup string }
 
@@ -153,6 +156,7 @@ func (BackupCreate) Name() string    { return "backup create" }
 func (BackupList) Name() string      { return "backup list" }
 func (BackupVerify) Name() string    { return "backup verify" }
 func (BackupShow) Name() string      { return "backup show" }
+func (BackupDownload) Name() string  { return "backup download" }
 func (BackupDelete) Name() string    { return "backup delete" }
 func (BackupRestore) Name() string   { return "backup restore" }
 func (Deploy) Name() string          { return "deploy" }

@@ -29,6 +29,7 @@ type Backups interface {
 	VerifyBackup(ctx context.Context, actor, id string) (*release.Backup, *release.VerifyReport, error)
 	ShowBackup(ctx context.Context, id string) (*release.Backup, error)
 	DeleteBackup(ctx context.Context, actor, id string) (*release.Backup, error)
+	DownloadBackup(ctx context.Context, actor, id string) (*release.Backup, error)
 }
 
 // Variables are variables and secrets (vars.go; release.VariableService).
@@ -117,9 +118,19 @@ type Dispatcher struct {
 	Log *slog.Logger
 	// BuildInfo is what "version" reports; nil is debug.ReadBuildInfo.
 	BuildInfo func() (*debug.BuildInfo, bool)
-	// ReleaseLink, when set, gives the signed address of a release's page
-	// (relbot serve's, at RELBOT_PUBLIC_URL).
-	ReleaseLink func(id string) string
+	// Links, when set, gives the signed addresses of relbot serve's pages
+	// (at RELBOT_PUBLIC_URL); nil: no page is linked.
+	Links Links
+}
+
+// Links are the signed addresses of the pages relbot serve shows.
+type Links interface {
+	ReleaseLink(id string) string
+	AppLink(app string) string
+	BackupsLink(app, env string) string
+	// BackupFileLink downloads a backup's archive: handed out by backup
+	// download only, to those who may.
+	BackupFileLink(id string) string
 }
 
 // handler runs one kind of command; cmd's dynamic type matches the key it
@@ -147,6 +158,7 @@ var handlers = map[string]handler{
 	"backup list":      on((*Dispatcher).backupList),
 	"backup verify":    on((*Dispatcher).backupVerify),
 	"backup show":      on((*Dispatcher).backupShow),
+	"backup download":  on((*Dispatcher).backupDownload),
 	"backup delete":    on((*Dispatcher).backupDelete),
 	"backup restore":   on((*Dispatcher).backupRestore),
 	"var list":         on((*Dispatcher).varList),

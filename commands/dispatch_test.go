@@ -160,6 +160,11 @@ func (f *fakeService) DeleteBackup(_ context.Context, actor, id string) (*releas
 	return f.get(id)
 }
 
+func (f *fakeService) DownloadBackup(_ context.Context, actor, id string) (*release.Backup, error) {
+	f.record("download %s %s", actor, id)
+	return f.get(id)
+}
+
 func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error) {
 	f.record("restore %s %s %q%s", actor, id, into, noAnalyzeWord(noAnalyze))
 	b, err := f.get(id)
@@ -245,6 +250,7 @@ func TestHandle(t *testing.T) {
 		{"backup restore crm-b1 --into recovery", nil, []check{ok, public(true), called(`restore alice crm-b1 "recovery"`), has("Restore crm-r9 requested: restore crm-b1 into crm recovery")}},
 		{"backup restore crm-b1", nil, []check{ok, called(`restore alice crm-b1 ""`), has("Restore crm-r9 requested: restore crm-b1 into crm production", "approve crm-r9")}},
 		{"backup restore crm-b1 --no-analyze", nil, []check{ok, called(`restore alice crm-b1 "" no-analyze`)}},
+		{"backup download crm-b1", nil, []check{fails(release.CodeUnavailable, "set RELBOT_PUBLIC_URL")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.text, func(t *testing.T) {
@@ -265,6 +271,39 @@ func TestHandle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+type fakeLinks struct{}
+
+func (fakeLinks) ReleaseLink(id string) string { return "https://relbot.test/releases/" + id + "?sig" }
+func (fakeLinks) AppLink(app string) string    { return "https://relbot.test/apps/" + app + "?sig" }
+func (fakeLinks) BackupsLink(app, env string) string {
+	return "https://relbot.test/apps/" + app + "/" + env + "/backups?sig"
+}
+func (fakeLinks) BackupFileLink(id string) string {
+	return "https://relbot.test/backups/" + id + "/file?sig"
+}
+
+// With pages on, backup download answers the asker alone with the
+// archive's link (the service checked who asks), and status and backup
+// list name their pages.
+func TestPageLinks(t *testing.T) {
+	f := newFake()
+	d := newDispatcher(f)
+	d.Links = fakeLinks{}
+	ctx := context.Background()
+	r, err := d.Handle(ctx, Request{User: "alice", Channel: "C1", Text: "backup download crm-b1"})
+	if err != nil || r.Public || len(f.calls) != 1 || f.calls[0] != "download alice crm-b1" ||
+		!strings.Contains(r.Text, "https://relbot.test/backups/crm-b1/file?sig") || !strings.Contains(r.Text, "holds production's data") {
+		t.Errorf("backup download: %v public=%v calls=%q\n%s", err, r.Public, f.calls, r.Text)
+	}
+	if _, err := d.Handle(ctx, Request{User: "alice", Text: "backup download crm-b9"}); release.ErrorCode(err) != release.CodeNotFound {
+		t.Errorf("unknown backup: %v", err)
+	}
+	r, err = d.Handle(ctx, Request{User: "alice", Text: "backup list crm production"})
+	if err != nil || !strings.HasSuffix(r.Text, "Page: https://relbot.test/apps/crm/production/backups?sig") {
+		t.Errorf("backup list: %v\n%s", err, r.Text)
 	}
 }
 

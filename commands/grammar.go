@@ -252,6 +252,13 @@ var grammar = []*spec{
 		build:   func(a []string, _ map[string]string) Command { return BackupShow{Backup: a[0]} },
 	},
 	{
+		name: "backup download", args: []arg{aBackup},
+		summary: "a signed link that downloads a backup's archive, as stored",
+		help: "Answers with a link that downloads BACKUP's archive as it is stored (an encrypted backup stays encrypted) until the link expires (RELBOT_LINK_TTL). " +
+			"Needs relbot serve's pages (RELBOT_PUBLIC_URL) and the backup role on the backup's environment; by default its approvers hold it for downloads. The link is answered to you alone.",
+		build: func(a []string, _ map[string]string) Command { return BackupDownload{Backup: a[0]} },
+	},
+	{
 		name: "backup delete", args: []arg{aBackup},
 		summary: "delete a backup's archive and record",
 		help: "Deletes BACKUP. Refused for the newest verified backup of its environment (the one to restore from) and for a pre-release backup a rollback may still restore (its release is open or is the environment's latest deploy). " +

@@ -194,8 +194,8 @@ func (d *Dispatcher) releaseReply(r *release.Release, title string, extra ...str
 	if r.Reason != "" {
 		fields = append(fields, Field{"Outcome", r.Reason})
 	}
-	if d.ReleaseLink != nil {
-		fields = append(fields, Field{"Page", d.ReleaseLink(r.ID)})
+	if d.Links != nil {
+		fields = append(fields, Field{"Page", d.Links.ReleaseLink(r.ID)})
 	}
 	var table *Table
 	logCut := ""

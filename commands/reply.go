@@ -29,8 +29,9 @@ type Reply struct {
 	Title  string
 	Fields []Field
 	Table  *Table
-	Data   any  // what --json prints
-	Public bool // about shared state: post in the channel, not only to the user
+	Notes  []string // the lines Text has after the table
+	Data   any      // what --json prints
+	Public bool     // about shared state: post in the channel, not only to the user
 	// Prompt asks the transport to collect a secret's value privately (a
 	// Slack modal) and run secret set with it; nothing was changed yet.
 	Prompt *SecretPrompt
@@ -114,7 +115,7 @@ func newReply(title string, fields []Field, table *Table, data any, extra ...str
 	for _, line := range extra {
 		b.WriteString(line + "\n")
 	}
-	return Reply{Text: strings.TrimRight(b.String(), "\n"), Title: title, Fields: fields, Table: table, Data: data}
+	return Reply{Text: strings.TrimRight(b.String(), "\n"), Title: title, Fields: fields, Table: table, Notes: extra, Data: data}
 }
 
 func writeTable(b *strings.Builder, t *Table) {

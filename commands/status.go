@@ -189,6 +189,9 @@ func (d *Dispatcher) status(ctx context.Context, _ Request, c Status) (Reply, er
 	if len(moved) > 0 {
 		moved = append([]string{""}, moved...)
 	}
+	if d.Links != nil {
+		moved = append(moved, "", "Page: "+d.Links.AppLink(a.Name))
+	}
 	return newReply(fmt.Sprintf("Status of %s", a.Name), nil, table, views, moved...), nil
 }
 

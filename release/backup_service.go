@@ -177,6 +177,19 @@ func (s *BackupService) ShowBackup(ctx context.Context, id string) (*Backup, err
 	return b, err
 }
 
+// DownloadBackup returns backup id for actor to download, when actor may
+// take its environment's data away.
+func (s *BackupService) DownloadBackup(ctx context.Context, actor, id string) (*Backup, error) {
+	b, a, err := s.backupOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeOn(ctx, actor, ActBackupDownload, a, b.Env); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // DeleteBackup removes a backup's archive and record. It is refused for
 // the newest verified backup of its environment (the one to restore from)
 // and for a pre-release backup a release may still need.

@@ -161,6 +161,13 @@ type ApplyOptions struct {
 	// Snapshot, when set, names the release snapshot the apply keeps, in
 	// its own transaction, of everything it changes.
 	Snapshot string
+	// SQL, when set, receives every statement the apply runs, in full and
+	// in order, its steps as comments: the SQL it executed, for people.
+	SQL io.Writer
+	// SQLArtifact, when set, is where MigrationService.ApplyMigration
+	// keeps that SQL in the artifact store (it sets SQL), committed or
+	// failed alike.
+	SQLArtifact string
 }
 
 // ApplyResult is the execution log of an apply.

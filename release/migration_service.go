@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -179,8 +180,24 @@ func (s *MigrationService) ApplyMigration(ctx context.Context, actor, id, env st
 		return nil, err
 	}
 	defer art.Close()
+	var sqlLog *sqlLog
+	if opts.SQLArtifact != "" {
+		if sqlLog, err = s.createSQLLog(ctx, opts.SQLArtifact); err != nil {
+			return nil, err
+		}
+		opts.SQL = sqlLog
+	}
 	start := s.Now().UTC()
 	res, err := s.Engine.Apply(ctx, art, a, e, opts)
+	if sqlLog != nil {
+		if lerr := sqlLog.finish(res, err); lerr != nil {
+			// The apply's outcome stands; only its transcript is missing.
+			s.Log.Error("keep the SQL of an apply", "migration", id, "env", e.Name, "artifact", opts.SQLArtifact, "err", lerr)
+			if res != nil {
+				res.Warnings = append(res.Warnings, "the SQL it executed could not be kept ("+ErrorMessage(lerr)+")")
+			}
+		}
+	}
 	run := &MigrationRun{Migration: id, Env: e.Name, By: actor, StartedAt: start, OK: err == nil, Result: res}
 	if err != nil {
 		run.Error = ErrorMessage(err)
@@ -286,4 +303,55 @@ func (s *MigrationService) Snapshots(ctx context.Context, app string) ([]EnvSnap
 		out = append(out, es)
 	}
 	return out, nil
+}
+
+// SQLArtifact is where the SQL a release's apply executed is kept.
+func SQLArtifact(app, releaseID string) string { return app + "/releases/" + releaseID + ".sql" }
+
+// sqlLog writes an apply's SQL to an artifact; a write that fails is
+// kept and reported at the end, never failing the apply itself.
+type sqlLog struct {
+	w   ArtifactWriter
+	err error
+}
+
+// createSQLLog starts name. An apply run again (a release resumed after an
+// interruption) replaces what its earlier attempt wrote: the transcript is
+// of the attempt whose outcome the release reports.
+func (s *MigrationService) createSQLLog(ctx context.Context, name string) (*sqlLog, error) {
+	w, err := s.Artifacts.Create(ctx, name)
+	if ErrorCode(err) == CodeConflict {
+		if err = s.Artifacts.Remove(ctx, name); err == nil {
+			w, err = s.Artifacts.Create(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sqlLog{w: w}, nil
+}
+
+func (l *sqlLog) Write(p []byte) (int, error) {
+	if l.err != nil {
+		return len(p), nil
+	}
+	if _, err := l.w.Write(p); err != nil {
+		l.err = err
+	}
+	return len(p), nil
+}
+
+// finish ends the transcript with the apply's outcome and commits it.
+func (l *sqlLog) finish(res *ApplyResult, applyErr error) error {
+	switch {
+	case applyErr != nil:
+		fmt.Fprintf(l, "ROLLBACK;\n-- the apply failed, nothing was changed: %s\n", strings.ReplaceAll(ErrorMessage(applyErr), "\n", " "))
+	case res != nil && res.AlreadyApplied != nil:
+		fmt.Fprintf(l, "-- already applied by %s at %s: nothing ran\n", res.AlreadyApplied.By, res.AlreadyApplied.At.UTC().Format(time.RFC3339))
+	}
+	if l.err != nil {
+		_ = l.w.Abort()
+		return l.err
+	}
+	return l.w.Commit()
 }

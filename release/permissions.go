@@ -93,6 +93,7 @@ const (
 	ActBackupCreate    Action = "backup create"
 	ActBackupVerify    Action = "backup verify"
 	ActBackupDelete    Action = "backup delete"
+	ActBackupDownload  Action = "backup download"
 	ActMigrationCreate Action = "migration create"
 	ActVersionCreate   Action = "version create"
 	ActVersionRestore  Action = "version restore"
@@ -121,23 +122,26 @@ type permission struct {
 // permissions is the one table of who may do what; every entry point of
 // a service that changes state checks it through authorize (Core).
 var permissions = map[Action]permission{
-	ActDeploy:          {RoleDeploy, "deploy to %s", defaultAnyone},
-	ActApprove:         {RoleApprove, "approve releases to %s", defaultApprovers},
-	ActReject:          {RoleReject, "reject others' releases to %s", defaultApprovers},
-	ActCancel:          {RoleReject, "cancel others' releases to %s", defaultApprovers},
-	ActRollback:        {RoleRollback, "roll back into %s", defaultAnyone},
-	ActRestore:         {RoleRestore, "restore backups into %s", defaultApprovers},
-	ActRestoreFrom:     {RoleRestore, "restore the data of %s (the backup was taken there)", defaultApprovers},
-	ActSwitch:          {RoleSwitch, "move the users of %s", defaultAnyone},
-	ActLock:            {RoleLock, "lock %s", defaultApprovers},
-	ActUnlock:          {RoleLock, "unlock %s", defaultApprovers},
-	ActVarSet:          {RoleVariables, "set variables of %s", defaultApprovers},
-	ActVarUnset:        {RoleVariables, "unset variables of %s", defaultApprovers},
-	ActSecretSet:       {RoleSecrets, "set secrets of %s", defaultApprovers},
-	ActSecretUnset:     {RoleSecrets, "unset secrets of %s", defaultApprovers},
-	ActBackupCreate:    {RoleBackup, "back up %s", defaultAnyone},
-	ActBackupVerify:    {RoleBackup, "verify backups of %s", defaultAnyone},
-	ActBackupDelete:    {RoleBackup, "delete backups of %s", defaultApprovers},
+	ActDeploy:       {RoleDeploy, "deploy to %s", defaultAnyone},
+	ActApprove:      {RoleApprove, "approve releases to %s", defaultApprovers},
+	ActReject:       {RoleReject, "reject others' releases to %s", defaultApprovers},
+	ActCancel:       {RoleReject, "cancel others' releases to %s", defaultApprovers},
+	ActRollback:     {RoleRollback, "roll back into %s", defaultAnyone},
+	ActRestore:      {RoleRestore, "restore backups into %s", defaultApprovers},
+	ActRestoreFrom:  {RoleRestore, "restore the data of %s (the backup was taken there)", defaultApprovers},
+	ActSwitch:       {RoleSwitch, "move the users of %s", defaultAnyone},
+	ActLock:         {RoleLock, "lock %s", defaultApprovers},
+	ActUnlock:       {RoleLock, "unlock %s", defaultApprovers},
+	ActVarSet:       {RoleVariables, "set variables of %s", defaultApprovers},
+	ActVarUnset:     {RoleVariables, "unset variables of %s", defaultApprovers},
+	ActSecretSet:    {RoleSecrets, "set secrets of %s", defaultApprovers},
+	ActSecretUnset:  {RoleSecrets, "unset secrets of %s", defaultApprovers},
+	ActBackupCreate: {RoleBackup, "back up %s", defaultAnyone},
+	ActBackupVerify: {RoleBackup, "verify backups of %s", defaultAnyone},
+	ActBackupDelete: {RoleBackup, "delete backups of %s", defaultApprovers},
+	// A backup holds the environment's data and secrets: taking it away
+	// is for those who may restore it.
+	ActBackupDownload:  {RoleBackup, "download backups of %s", defaultApprovers},
 	ActMigrationCreate: {RoleMigration, "create migrations from %s", defaultAnyone},
 	ActVersionCreate:   {RoleVersion, "create versions of %s", defaultAnyone},
 	ActVersionRestore:  {RoleVersionRestore, "restore versions into %s", defaultAnyone},

@@ -344,6 +344,7 @@ func applyOptions(r *Release) ApplyOptions {
 
 func applyStep(ctx context.Context, s *ReleaseService, r *Release, _ *App, e *Environment) (string, bool, error) {
 	opts := applyOptions(r)
+	opts.SQLArtifact = SQLArtifact(r.App, r.ID)
 	if s.Pause != nil {
 		opts.BeforeCommit = func() { s.Pause(StepApply + " (before commit)") }
 	}

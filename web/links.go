@@ -55,17 +55,46 @@ func (s *Signer) mac(path string, exp int64) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Link is the signed address of path (such as /releases/crm-r5).
-func (s *Signer) Link(path string) string {
-	exp := s.Now().Add(s.TTL).Unix()
+// Link is the signed address of path (such as /releases/crm-r5), open for
+// the signer's TTL.
+func (s *Signer) Link(path string) string { return s.linkUntil(path, s.Now().Add(s.TTL).Unix()) }
+
+// linkUntil is the address of path open until exp (Unix seconds): links on
+// a page expire with the page's own, so following them never extends a
+// reader's access.
+func (s *Signer) linkUntil(path string, exp int64) string {
 	u := *s.Base
-	u.Path = strings.TrimRight(u.Path, "/") + path
+	// path is escaped (its names went through url.PathEscape): signed and
+	// sent as such, which is what the request's EscapedPath gives back.
+	u.RawPath = strings.TrimRight(u.EscapedPath(), "/") + path
+	u.Path, _ = url.PathUnescape(u.RawPath)
 	u.RawQuery = url.Values{"exp": {strconv.FormatInt(exp, 10)}, "sig": {s.mac(path, exp)}}.Encode()
 	return u.String()
 }
 
+// The pages and files served, by path.
+func releasePath(id string) string    { return "/releases/" + url.PathEscape(id) }
+func releaseLogPath(id string) string { return releasePath(id) + "/log" }
+func releaseSQLPath(id string) string { return releasePath(id) + "/sql" }
+func appPath(app string) string       { return "/apps/" + url.PathEscape(app) }
+func backupsPath(app, env string) string {
+	return appPath(app) + "/" + url.PathEscape(env) + "/backups"
+}
+func backupFilePath(id string) string    { return "/backups/" + url.PathEscape(id) + "/file" }
+func migrationFilePath(id string) string { return "/migrations/" + url.PathEscape(id) + "/file" }
+
 // ReleaseLink is the signed address of a release's page.
-func (s *Signer) ReleaseLink(id string) string { return s.Link("/releases/" + url.PathEscape(id)) }
+func (s *Signer) ReleaseLink(id string) string { return s.Link(releasePath(id)) }
+
+// AppLink is the signed address of an app's page.
+func (s *Signer) AppLink(app string) string { return s.Link(appPath(app)) }
+
+// BackupsLink is the signed address of the list of an environment's backups.
+func (s *Signer) BackupsLink(app, env string) string { return s.Link(backupsPath(app, env)) }
+
+// BackupFileLink is the signed address that downloads a backup's archive,
+// as stored (encrypted ones encrypted). Only backup download hands it out.
+func (s *Signer) BackupFileLink(id string) string { return s.Link(backupFilePath(id)) }
 
 // Why a link is refused.
 var (

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,12 +12,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/storage/artifacts"
 	"github.com/relbot/relbot/storage/memory"
 )
 
+// fixture is what the pages' tests read: a memory store holding a failed
+// release with its migration file and SQL, and a backup, with their
+// artifacts in a directory.
+type fixture struct {
+	pages  *Pages
+	srv    *httptest.Server
+	now    *time.Time
+	arts   *artifacts.Dir
+	backup []byte // crm-b3's archive
+	sql    string
+}
+
 func testPages(t *testing.T) (*Pages, *httptest.Server, *time.Time) {
+	f := newFixture(t)
+	return f.pages, f.srv, f.now
+}
+
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	ctx := context.Background()
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	signer, err := NewSigner([]byte(strings.Repeat("k", 32)), "https://relbot.example.com", time.Hour)
 	if err != nil || signer == nil {
@@ -23,8 +45,41 @@ func testPages(t *testing.T) (*Pages, *httptest.Server, *time.Time) {
 	}
 	signer.Now = func() time.Time { return now }
 	store := memory.NewStore()
+	arts, err := artifacts.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{now: &now, arts: arts, sql: "-- relbot: apply of crm-m7\nALTER TABLE public.deals ADD COLUMN stage text;\nROLLBACK;\n"}
+	// An archive bigger than one read, with every byte value.
+	f.backup = make([]byte, 3<<20+17)
+	for i := range f.backup {
+		f.backup[i] = byte(i*7 + i>>11)
+	}
+	put := func(name string, b []byte) string {
+		w, err := arts.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	b := &release.Backup{ID: "crm-b3", App: "crm", Env: "production", Kind: release.BackupManual, CreatedAt: now.Add(-2 * time.Hour),
+		Artifact: "crm/backups/crm-b3.relbot", Size: int64(len(f.backup)), SHA256: put("crm/backups/crm-b3.relbot", f.backup)}
+	m := &release.Migration{ID: "crm-m7", App: "crm", SourceEnv: "staging", CreatedAt: now.Add(-3 * time.Hour), Artifact: "crm/migrations/crm-m7.relbot"}
+	m.SHA256 = put(m.Artifact, []byte("a signed migration file"))
+	put(release.SQLArtifact("crm", "crm-r5"), []byte(f.sql))
+	if err := store.SaveBackup(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveMigration(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	started, ended := now.Add(-time.Minute), now.Add(-30*time.Second)
-	r := &release.Release{ID: "crm-r5", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m7", FileHash: strings.Repeat("ab", 32),
+	r := &release.Release{ID: "crm-r5", App: "crm", Env: "production", Kind: release.KindDeploy, Migration: "crm-m7", FileHash: m.SHA256,
 		RequestedBy: "U04ALICE", RequestedAt: now.Add(-time.Hour), State: release.StateFailed, Reason: "validation checks failed: <health>",
 		Approvals: []release.Approval{{By: "U01AAA", At: now.Add(-50 * time.Minute)}, {By: "U02BBB", At: now.Add(-40 * time.Minute)}},
 		Steps: []release.Step{{Name: release.StepApply, State: release.StepDone, Started: &started, Ended: &ended, Log: "37 statements\n<script>alert(1)</script>"},
@@ -32,13 +87,39 @@ func testPages(t *testing.T) (*Pages, *httptest.Server, *time.Time) {
 		Checks:  []release.CheckResult{{Name: "health", OK: false, Duration: 80 * time.Millisecond, Detail: "status 502"}},
 		Changes: &release.Changes{Against: "production", Items: []release.Change{{Kind: release.ChangePage, Action: "added", Name: "“Contracts”", Detail: "in “CRM”"}}},
 	}
-	if err := store.CreateRelease(context.Background(), r); err != nil {
+	if err := store.CreateRelease(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	p := &Pages{Signer: signer, Releases: store}
-	srv := httptest.NewServer(p.Handler())
-	t.Cleanup(srv.Close)
-	return p, srv, &now
+	f.pages = &Pages{Signer: signer, Releases: store, Backups: store, Migrations: store, Artifacts: arts, Commands: &fakeCommands{}, Now: func() time.Time { return now }}
+	f.srv = httptest.NewServer(f.pages.Handler())
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// fakeCommands answers the app and backup pages' commands as the
+// dispatcher would shape them; the commands themselves are tested in
+// commands and end to end in cmd/relbot.
+type fakeCommands struct{ asked []string }
+
+func (c *fakeCommands) Run(_ context.Context, req commands.Request, cmd commands.Command) (commands.Reply, error) {
+	c.asked = append(c.asked, req.User+": "+cmd.Name())
+	switch cmd := cmd.(type) {
+	case commands.Status:
+		if cmd.App != "crm" {
+			return commands.Reply{}, release.Errorf(release.CodeNotFound, "no app %q", cmd.App)
+		}
+		return commands.Reply{Title: "Status of crm", Table: &commands.Table{Columns: []string{"Environment", "Last backup"},
+			Rows: [][]string{{"staging", "none"}, {"production", "crm-b3 manual, 2h ago <b>"}}}, Notes: []string{"", "Users of crm production are on recovery."},
+			Data: []commands.EnvStatus{{Env: "staging"}, {Env: "production"}}}, nil
+	case commands.Drift:
+		return commands.Reply{}, release.Errorf(release.CodeUnavailable, "cannot connect to crm staging")
+	case commands.BackupList:
+		if cmd.Env != "production" {
+			return commands.Reply{}, release.Errorf(release.CodeNotFound, "crm has no environment %q", cmd.Env)
+		}
+		return commands.Reply{Title: "1 backup of crm production, newest first", Table: &commands.Table{Columns: []string{"ID", "Verified"}, Rows: [][]string{{"crm-b3", "never"}}}}, nil
+	}
+	return commands.Reply{}, release.Errorf(release.CodeInternal, "unexpected %s", cmd.Name())
 }
 
 func get(t *testing.T, srv *httptest.Server, link string) (int, string, http.Header) {

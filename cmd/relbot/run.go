@@ -183,7 +183,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	d := &commands.Dispatcher{Services: sv.dispatch(), Location: loc, Foreground: o.progress != nil, Log: log, BuildInfo: readBuildInfo}
 	if links != nil {
-		d.ReleaseLink = links.ReleaseLink
+		d.Links = links
 	}
 	return &system{
 		services:   sv,

@@ -129,7 +129,12 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	var pages http.Handler
 	if sys.links != nil {
 		nc.ReleaseLink = sys.links.ReleaseLink
-		pages = (&web.Pages{Signer: sys.links, Releases: svc.Store, Log: log}).Handler()
+		// The pages run read-only commands; their replies link nowhere
+		// (the page does).
+		reader := *sys.dispatcher
+		reader.Links = nil
+		pages = (&web.Pages{Signer: sys.links, Releases: svc.Store, Backups: sys.backups.Store,
+			Migrations: sys.migrations.Store, Commands: &reader, Artifacts: sys.backups.Artifacts, Log: log}).Handler()
 	}
 	notifier := bot.NewNotifier(nc)
 	svc.Notifier = m.Notifier(notifier)

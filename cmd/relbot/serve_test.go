@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -141,7 +140,9 @@ func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := releaseEnv(t)
 	env["RELBOT_SECRET_KEY"] = strings.Repeat("cd", 32)
-	env["RELBOT_PUBLIC_URL"] = "https://relbot.test" // where users would reach it: the links' host
+	// Where users would reach it: the links' host, which the browser
+	// reaches through serve as its proxy.
+	env["RELBOT_PUBLIC_URL"] = "http://relbot.test"
 	m := createMigration(t, env)
 	slack := newTestStandIn(t)
 	slackEnv(env, slack)
@@ -223,7 +224,9 @@ func TestServeEndToEnd(t *testing.T) {
 	_ = show
 	scrapeAfterReleases(t, addr)
 	openReleasePage(t, addr, slack.lastMessage("C0CRMRELEASE", "crm-r2"), "crm-r2")
-	must(t, run(t, env, "release", "show", "crm-r2"), "Page:", "https://relbot.test/releases/crm-r2?exp=")
+	readReleasePage(t, addr, slack.lastMessage("C0CRMRELEASE", "crm-r2"), "crm-r2")
+	downloadBackup(t, env, addr, "crm-r2")
+	must(t, run(t, env, "release", "show", "crm-r2"), "Page:", "http://relbot.test/releases/crm-r2?exp=")
 
 	cancel()
 	select {
@@ -414,16 +417,7 @@ func scrapeAfterReleases(t *testing.T, addr string) {
 // the path) and checks what a person reads there.
 func openReleasePage(t *testing.T, addr, blocks, id string) {
 	t.Helper()
-	var link string
-	re := regexp.MustCompile(`<(https://relbot\.test/releases/` + id + `\?[^|>]+)\|Release page>`)
-	for _, line := range blocksText(blocks, nil) {
-		if m := re.FindStringSubmatch(line); m != nil {
-			link = m[1]
-		}
-	}
-	if link == "" {
-		t.Fatalf("the message of %s has no page link:\n%s", id, blocks)
-	}
+	link := pageLink(t, blocks, id)
 	u, err := url.Parse(link)
 	if err != nil {
 		t.Fatal(err)

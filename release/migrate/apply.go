@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -64,6 +65,10 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		return nil, err
 	}
 	logStep := logTo(res)
+	logStep.sql = opts.SQL
+	if opts.SQL != nil {
+		fmt.Fprintf(opts.SQL, "-- relbot: apply of %s (sha256 %s) to %s, by %s, one transaction\n\n", f.Meta.ID, f.SHA256, target.Name, opts.By)
+	}
 	var swap map[string]shadow
 	var prepWarnings []string
 	if opts.Prepared != "" {
@@ -72,7 +77,7 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		if err != nil {
 			return nil, err
 		}
-		logStep(fmt.Sprintf("preparation %s: %s ready to swap in", opts.Prepared, release.Count(len(swap), "table")), 0, t0)
+		logStep.add(fmt.Sprintf("preparation %s: %s ready to swap in", opts.Prepared, release.Count(len(swap), "table")), 0, t0)
 	}
 	aside := ""
 	if opts.Snapshot != "" {
@@ -107,15 +112,18 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 	}
 	t0 := time.Now()
 	for _, s := range markerDDL {
+		logStep.statement(s)
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return nil, applyError(s, err)
 		}
 	}
+	logStep.statement(`INSERT INTO ` + markerTable + ` (hash, migration, app, applied_by) VALUES (` +
+		strings.Join([]string{pgschema.QuoteLiteral(f.SHA256), pgschema.QuoteLiteral(f.Meta.ID), pgschema.QuoteLiteral(f.Meta.App), pgschema.QuoteLiteral(opts.By)}, ", ") + `)`)
 	if _, err := tx.Exec(ctx, `INSERT INTO `+markerTable+` (hash, migration, app, applied_by) VALUES ($1, $2, $3, $4)`,
 		f.SHA256, f.Meta.ID, f.Meta.App, opts.By); err != nil {
 		return nil, applyError("record the migration", err)
 	}
-	logStep("record "+f.Meta.ID+" as applied", 1, t0)
+	logStep.add("record "+f.Meta.ID+" as applied", 1, t0)
 	if opts.BeforeCommit != nil {
 		opts.BeforeCommit()
 	}
@@ -123,6 +131,9 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 		return nil, applyError("COMMIT", err)
 	}
 	res.Duration = time.Since(start)
+	if opts.SQL != nil {
+		fmt.Fprintf(opts.SQL, "COMMIT;\n-- committed after %s\n", res.Duration.Round(time.Millisecond))
+	}
 	return res, nil
 }
 
@@ -135,14 +146,15 @@ func runProgram(ctx context.Context, tx pgx.Tx, prog *program, load func(context
 			if err != nil {
 				return err
 			}
-			logStep(st.load.describe(), n, t0)
+			logStep.add(st.load.describe(), n, t0)
 			continue
 		}
+		logStep.statement(st.sql)
 		tag, err := tx.Exec(ctx, st.sql)
 		if err != nil {
 			return applyError(st.sql, err)
 		}
-		logStep(appdb.FirstLine(st.sql), tag.RowsAffected(), t0)
+		logStep.add(appdb.FirstLine(st.sql), tag.RowsAffected(), t0)
 	}
 	return nil
 }
@@ -156,24 +168,56 @@ func restorePrivileges(ctx context.Context, tx pgx.Tx, before *pgschema.Schema, 
 		return nil, err
 	}
 	for _, s := range stmts {
+		logStep.statement(s)
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return nil, applyError(s, err)
 		}
 	}
 	if len(stmts) > 0 {
-		logStep(fmt.Sprintf("owners and grants as %s had them (%d statements)", env, len(stmts)), 0, t0)
+		logStep.add(fmt.Sprintf("owners and grants as %s had them (%d statements)", env, len(stmts)), 0, t0)
 	}
 	return warnings, nil
 }
 
-// stepLogger adds one line to an execution log.
-type stepLogger func(what string, rows int64, t0 time.Time)
+// stepLogger keeps an execution log: its steps and, when sql is set,
+// every statement the apply ran, in full, each followed by what it did
+// and took, the other steps as comments.
+type stepLogger struct {
+	res *release.ApplyResult
+	sql io.Writer
+	// ran is the first line of the statement just written, whose step
+	// then needs no words of its own.
+	ran *string
+}
 
-func logTo(res *release.ApplyResult) stepLogger {
-	return func(what string, rows int64, t0 time.Time) {
-		res.Steps = append(res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: time.Since(t0)})
+func logTo(res *release.ApplyResult) stepLogger { return stepLogger{res: res, ran: new(string)} }
+
+// add adds one step.
+func (l stepLogger) add(what string, rows int64, t0 time.Time) {
+	d := time.Since(t0)
+	l.res.Steps = append(l.res.Steps, release.ExecutedStep{What: what, Rows: rows, Duration: d})
+	if l.sql == nil {
+		return
+	}
+	took := release.Count(int(rows), "row") + ", " + d.Round(time.Microsecond).String()
+	if *l.ran != "" && *l.ran == what {
+		fmt.Fprintf(l.sql, "-- %s\n\n", took)
+	} else {
+		fmt.Fprintf(l.sql, "-- %s (%s)\n\n", strings.TrimPrefix(oneLineComment(what), "-- "), took)
+	}
+	*l.ran = ""
+}
+
+// statement records a statement about to run.
+func (l stepLogger) statement(sql string) {
+	if l.sql != nil {
+		fmt.Fprintf(l.sql, "%s;\n", strings.TrimRight(sql, "; \n\t"))
+		*l.ran = appdb.FirstLine(sql)
 	}
 }
+
+// oneLineComment keeps a step's words on its comment line.
+func oneLineComment(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
 
 // Applied reads target's marker for this file.
 func (e *Engine) Applied(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment) (*release.AppliedBy, error) {

@@ -141,12 +141,28 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 			if after := take(t, env.Database); after.schema != before.schema {
 				t.Fatal("plan changed the target's schema")
 			}
-			res, err := e.Apply(ctxT(t), reader(file), app, env, release.ApplyOptions{By: "bob"})
+			var sql strings.Builder
+			res, err := e.Apply(ctxT(t), reader(file), app, env, release.ApplyOptions{By: "bob", SQL: &sql})
 			if err != nil {
 				t.Fatalf("apply: %v", err)
 			}
 			if res.AlreadyApplied != nil || len(res.Steps) == 0 {
 				t.Fatalf("apply result %+v", res)
+			}
+			// The SQL it executed: every statement the plan listed, in
+			// full and in its order, then the marker and the commit.
+			transcript := sql.String()
+			at := 0
+			for _, st := range plan.Statements {
+				i := strings.Index(transcript[at:], strings.TrimRight(strings.TrimPrefix(st, "-- "), ";"))
+				if i < 0 {
+					t.Fatalf("the SQL executed lacks, after byte %d, the planned %q:\n%s", at, st, transcript)
+				}
+				at += i
+			}
+			if !strings.HasPrefix(transcript, "-- relbot: apply of "+f.Meta.ID) || !strings.Contains(transcript[at:], "INSERT INTO "+markerTable) ||
+				!strings.Contains(transcript, "\nCOMMIT;\n-- committed after ") {
+				t.Errorf("the SQL executed:\n%s", transcript)
 			}
 			after := take(t, env.Database)
 			for _, r := range f.Meta.Rules {

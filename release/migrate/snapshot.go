@@ -157,7 +157,7 @@ func takeSnapshot(ctx context.Context, tx pgx.Tx, name, by string, f *File, tgt 
 		}
 		st.tables = append(st.tables, snapTable{Table: t.QualifiedName(), Key: t.Key(), State: snapRows, Copy: cp, Rows: tag.RowsAffected(), Lost: prog.rowsWhy[t.QualifiedName()]})
 	}
-	logStep(fmt.Sprintf("release snapshot %s: the rows of %s kept (%d moved aside by the apply)", name, release.Count(len(st.tables), "table"), len(prog.moved)), 0, t0)
+	logStep.add(fmt.Sprintf("release snapshot %s: the rows of %s kept (%d moved aside by the apply)", name, release.Count(len(st.tables), "table"), len(prog.moved)), 0, t0)
 	return st, nil
 }
 
@@ -221,7 +221,7 @@ func (st *snapshotTaking) record(ctx context.Context, tx pgx.Tx, logStep stepLog
 		st.name, st.schema, st.file.Meta.ID, st.file.SHA256, st.file.Meta.App, st.by, defs, tables, views); err != nil {
 		return applyError("record the release snapshot", err)
 	}
-	logStep(fmt.Sprintf("release snapshot %s: %s recorded", st.name, release.Count(len(st.tables), "changed table")), 0, t0)
+	logStep.add(fmt.Sprintf("release snapshot %s: %s recorded", st.name, release.Count(len(st.tables), "changed table")), 0, t0)
 	return nil
 }
 
@@ -374,7 +374,7 @@ func (e *Engine) Revert(ctx context.Context, app *release.App, target *release.E
 	if _, err := tx.Exec(ctx, `UPDATE `+snapshotTable+` SET reverted_at = now(), reverted_by = $2 WHERE name = $1`, snapshot, opts.By); err != nil {
 		return nil, err
 	}
-	logStep("record "+snap.migration+" as reverted", 1, t0)
+	logStep.add("record "+snap.migration+" as reverted", 1, t0)
 	if opts.BeforeCommit != nil {
 		opts.BeforeCommit()
 	}

@@ -94,7 +94,7 @@ func (e *Engine) Prepare(ctx context.Context, a release.ArchiveReader, app *rele
 	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgschema.QuoteIdent(schema)); err != nil {
 		return nil, applyError("CREATE SCHEMA "+schema, err)
 	}
-	logStep("preparation schema "+schema, 0, t0)
+	logStep.add("preparation schema "+schema, 0, t0)
 	prepared := map[string]shadow{}
 	inWindow := append([]string{}, prog.inWindow...)
 	data := map[string]TableData{}
@@ -120,7 +120,7 @@ func (e *Engine) Prepare(ctx context.Context, a release.ArchiveReader, app *rele
 			inWindow = append(inWindow, key+": its shadow table could not be made ahead ("+pgErrorText(err)+")")
 			continue
 		}
-		logStep(fmt.Sprintf("prepare %s: %d rows, keys and indexes", key, n), n, t0)
+		logStep.add(fmt.Sprintf("prepare %s: %d rows, keys and indexes", key, n), n, t0)
 		prepared[key] = sh
 		prep.Tables = append(prep.Tables, key)
 	}
