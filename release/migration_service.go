@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -345,7 +344,7 @@ func (l *sqlLog) Write(p []byte) (int, error) {
 func (l *sqlLog) finish(res *ApplyResult, applyErr error) error {
 	switch {
 	case applyErr != nil:
-		fmt.Fprintf(l, "ROLLBACK;\n-- the apply failed, nothing was changed: %s\n", strings.ReplaceAll(ErrorMessage(applyErr), "\n", " "))
+		fmt.Fprintf(l, "ROLLBACK;\n-- the apply failed, nothing was changed: %s\n", oneLine(ErrorMessage(applyErr)))
 	case res != nil && res.AlreadyApplied != nil:
 		fmt.Fprintf(l, "-- already applied by %s at %s: nothing ran\n", res.AlreadyApplied.By, res.AlreadyApplied.At.UTC().Format(time.RFC3339))
 	}

@@ -122,7 +122,7 @@ func TestReleasePageDownloads(t *testing.T) {
 		if !ok {
 			t.Fatalf("the page lacks a link %q: %v", name, ls)
 		}
-		if got, want := url.Values(mustValues(t, l)).Get("exp"), url.Values(mustValues(t, "?"+pageExp)).Get("exp"); got != want {
+		if got, want := mustValues(t, l).Get("exp"), mustValues(t, "?"+pageExp).Get("exp"); got != want {
 			t.Errorf("%s expires at %s, the page at %s", name, got, want)
 		}
 	}
@@ -143,7 +143,7 @@ func TestReleasePageDownloads(t *testing.T) {
 	}
 }
 
-func mustValues(t *testing.T, link string) map[string][]string {
+func mustValues(t *testing.T, link string) url.Values {
 	u, err := url.Parse(link)
 	if err != nil {
 		t.Fatal(err)

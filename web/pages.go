@@ -29,8 +29,7 @@ var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
 		}
 		return s.Ended.Sub(*s.Started).Round(time.Millisecond).String()
 	},
-	"ms":    func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"bytes": release.Bytes,
+	"ms": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 }).ParseFS(files, "page.html.tmpl"))
 
 // The records the pages read (release's stores have them).

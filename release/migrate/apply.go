@@ -117,10 +117,11 @@ func (e *Engine) Apply(ctx context.Context, a release.ArchiveReader, app *releas
 			return nil, applyError(s, err)
 		}
 	}
-	logStep.statement(`INSERT INTO ` + markerTable + ` (hash, migration, app, applied_by) VALUES (` +
-		strings.Join([]string{pgschema.QuoteLiteral(f.SHA256), pgschema.QuoteLiteral(f.Meta.ID), pgschema.QuoteLiteral(f.Meta.App), pgschema.QuoteLiteral(opts.By)}, ", ") + `)`)
-	if _, err := tx.Exec(ctx, `INSERT INTO `+markerTable+` (hash, migration, app, applied_by) VALUES ($1, $2, $3, $4)`,
-		f.SHA256, f.Meta.ID, f.Meta.App, opts.By); err != nil {
+	// Run with parameters; written with the values they took.
+	const recordApplied = `INSERT INTO ` + markerTable + ` (hash, migration, app, applied_by) VALUES `
+	logStep.statement(recordApplied + "(" + strings.Join([]string{pgschema.QuoteLiteral(f.SHA256), pgschema.QuoteLiteral(f.Meta.ID),
+		pgschema.QuoteLiteral(f.Meta.App), pgschema.QuoteLiteral(opts.By)}, ", ") + ")")
+	if _, err := tx.Exec(ctx, recordApplied+`($1, $2, $3, $4)`, f.SHA256, f.Meta.ID, f.Meta.App, opts.By); err != nil {
 		return nil, applyError("record the migration", err)
 	}
 	logStep.add("record "+f.Meta.ID+" as applied", 1, t0)
@@ -203,7 +204,7 @@ func (l stepLogger) add(what string, rows int64, t0 time.Time) {
 	if *l.ran != "" && *l.ran == what {
 		fmt.Fprintf(l.sql, "-- %s\n\n", took)
 	} else {
-		fmt.Fprintf(l.sql, "-- %s (%s)\n\n", strings.TrimPrefix(oneLineComment(what), "-- "), took)
+		fmt.Fprintf(l.sql, "-- %s (%s)\n\n", strings.TrimPrefix(appdb.FirstLine(what), "-- "), took)
 	}
 	*l.ran = ""
 }
@@ -215,9 +216,6 @@ func (l stepLogger) statement(sql string) {
 		*l.ran = appdb.FirstLine(sql)
 	}
 }
-
-// oneLineComment keeps a step's words on its comment line.
-func oneLineComment(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
 
 // Applied reads target's marker for this file.
 func (e *Engine) Applied(ctx context.Context, a release.ArchiveReader, app *release.App, target *release.Environment) (*release.AppliedBy, error) {

@@ -165,9 +165,11 @@ func TestPresetAndMigrationInEveryLayout(t *testing.T) {
 					business[nt.Name] = tableRows(t, prodConn, tc.Layout.Ident(nt.Name))
 				}
 			}
-			if _, err := e.Apply(ctxT(t), reader(buf.Bytes()), app, prod, release.ApplyOptions{By: "alice"}); err != nil {
+			var sql strings.Builder
+			if _, err := e.Apply(ctxT(t), reader(buf.Bytes()), app, prod, release.ApplyOptions{By: "alice", SQL: &sql}); err != nil {
 				t.Fatal(err)
 			}
+			checkSQLExecuted(t, sql.String(), plan)
 			for _, nt := range fixtures.NocoBaseTables() {
 				ident := tc.Layout.Ident(nt.Name)
 				got := tableRows(t, prodConn, ident)

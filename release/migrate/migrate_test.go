@@ -149,21 +149,7 @@ func TestChainDevelopmentStagingProduction(t *testing.T) {
 			if res.AlreadyApplied != nil || len(res.Steps) == 0 {
 				t.Fatalf("apply result %+v", res)
 			}
-			// The SQL it executed: every statement the plan listed, in
-			// full and in its order, then the marker and the commit.
-			transcript := sql.String()
-			at := 0
-			for _, st := range plan.Statements {
-				i := strings.Index(transcript[at:], strings.TrimRight(strings.TrimPrefix(st, "-- "), ";"))
-				if i < 0 {
-					t.Fatalf("the SQL executed lacks, after byte %d, the planned %q:\n%s", at, st, transcript)
-				}
-				at += i
-			}
-			if !strings.HasPrefix(transcript, "-- relbot: apply of "+f.Meta.ID) || !strings.Contains(transcript[at:], "INSERT INTO "+markerTable) ||
-				!strings.Contains(transcript, "\nCOMMIT;\n-- committed after ") {
-				t.Errorf("the SQL executed:\n%s", transcript)
-			}
+			checkSQLExecuted(t, sql.String(), plan)
 			after := take(t, env.Database)
 			for _, r := range f.Meta.Rules {
 				switch r.Rule {
@@ -514,5 +500,23 @@ func TestApplyKeepsOwnersAndGrants(t *testing.T) {
 	}
 	if added == 0 {
 		t.Fatal("the migration added no table or view: the test does not test new objects")
+	}
+}
+
+// checkSQLExecuted checks an apply's transcript: every statement the plan
+// listed, in full and in its order, then the marker and the commit.
+func checkSQLExecuted(t *testing.T, transcript string, plan *release.MigrationPlan) {
+	t.Helper()
+	at := 0
+	for _, st := range plan.Statements {
+		i := strings.Index(transcript[at:], strings.TrimRight(strings.TrimPrefix(st, "-- "), ";"))
+		if i < 0 {
+			t.Fatalf("the SQL executed lacks, after byte %d, the planned %q:\n%s", at, st, transcript)
+		}
+		at += i
+	}
+	if !strings.HasPrefix(transcript, "-- relbot: apply of "+plan.Migration+" ") || !strings.Contains(transcript[at:], "INSERT INTO "+markerTable) ||
+		!strings.Contains(transcript, "\nCOMMIT;\n-- committed after ") {
+		t.Errorf("the SQL executed:\n%s", transcript)
 	}
 }
