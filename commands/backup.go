@@ -230,7 +230,7 @@ func (d *Dispatcher) backupDownload(ctx context.Context, req Request, c BackupDo
 		{"SHA-256", b.SHA256},
 		{"Encrypted", map[bool]string{true: "yes: it downloads as stored, and restores with this environment's key", false: "no"}[b.Manifest.Encrypted]},
 	}
-	data := map[string]any{"backup": b.ID, "link": link, "size": b.Size, "sha256": b.SHA256}
+	data := map[string]any{"backup": b.ID, "link": link, "size_bytes": b.Size, "sha256": b.SHA256}
 	return newReply(fmt.Sprintf("Download of backup %s (%s %s)", b.ID, b.App, b.Env), fields, nil, data,
 		"", "The link is yours: it holds "+b.Env+"'s data. Check the file with sha256sum after the download."), nil
 }

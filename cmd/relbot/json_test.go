@@ -200,6 +200,12 @@ func TestEveryJSONOutputHasOneStyle(t *testing.T) {
 	_ = b
 	do("", "backup", "verify", "crm-b1", "--as", "alice")
 	do("", "backup", "show", "crm-b1")
+	do("", "backup", "download", "crm-b1", "--as", "U01AAA") // refused: no pages here
+	env["RELBOT_PUBLIC_URL"] = "http://relbot.test"
+	if v := do("", "backup", "download", "crm-b1", "--as", "U01AAA"); !strings.HasPrefix(fmt.Sprint(v["link"]), "http://relbot.test/backups/crm-b1/file?") {
+		t.Errorf("backup download --json: %v", v)
+	}
+	delete(env, "RELBOT_PUBLIC_URL")
 	do("", "backup", "delete", "crm-b1", "--as", "U01AAA")                        // refused: the newest verified
 	do("", "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC") // runs
 	do("", "cancel", "crm-r1", "--as", "alice")                                   // refused: ran already
