@@ -3,7 +3,10 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/relbot/relbot/release"
@@ -23,6 +26,17 @@ type BackupView struct {
 	CheckedAt  *time.Time         `json:"checked_at,omitempty"`
 	Release    string             `json:"release,omitempty"`
 	Manifest   ManifestView       `json:"manifest"`
+	Origin     *OriginView        `json:"origin,omitempty"`
+}
+
+// OriginView is where an imported backup came from.
+type OriginView struct {
+	Backup     string    `json:"backup"` // its ID in the installation that made it
+	Env        string    `json:"env"`
+	Kind       string    `json:"kind"`
+	File       string    `json:"file"`
+	ImportedBy string    `json:"imported_by"`
+	ImportedAt time.Time `json:"imported_at"`
 }
 
 // MarshalJSON prints the kind as JSONWord does (pre_release).
@@ -58,7 +72,20 @@ func backupView(b *release.Backup) BackupView {
 		Size: b.Size, SHA256: b.SHA256, VerifiedAt: b.VerifiedAt, CheckedAt: b.CheckedAt, Release: b.ReleaseID,
 		Manifest: ManifestView{ServerVersion: m.ServerVersion, CoreVersion: m.CoreVersion, Plugins: m.Plugins, Tables: m.Tables, Rows: m.Rows,
 			Files: m.Files, FileBytes: m.FileBytes, DataBytes: m.DataBytes, DurationMS: m.Duration.Milliseconds(), Encrypted: m.Encrypted, Warnings: m.Warnings},
+		Origin: originView(m.Origin),
 	}
+}
+
+func originView(o *release.BackupOrigin) *OriginView {
+	if o == nil {
+		return nil
+	}
+	return &OriginView{Backup: o.Backup, Env: o.Env, Kind: JSONWord(o.Kind), File: o.File, ImportedBy: o.ImportedBy, ImportedAt: o.ImportedAt}
+}
+
+// origin says where an imported backup came from.
+func (d *Dispatcher) origin(o *release.BackupOrigin) string {
+	return fmt.Sprintf("%s, %s of %s in the installation that made it; imported %s by %s", o.File, o.Backup, o.Env, d.when(o.ImportedAt), o.ImportedBy)
 }
 
 // VerifyView is what --json prints for a backup verify.
@@ -193,6 +220,9 @@ func (d *Dispatcher) backupShow(ctx context.Context, _ Request, c BackupShow) (R
 	if b.ReleaseID != "" {
 		fields = append(fields, Field{"Release", b.ReleaseID})
 	}
+	if o := m.Origin; o != nil {
+		fields = append(fields, Field{"Imported", d.origin(o)})
+	}
 	fields = append(fields,
 		Field{"Size", release.Bytes(b.Size)},
 		Field{"SHA-256", b.SHA256},
@@ -213,6 +243,45 @@ func (d *Dispatcher) backupShow(ctx context.Context, _ Request, c BackupShow) (R
 		extra = append(extra, "", fmt.Sprintf("Check it restores: backup verify %s", b.ID))
 	}
 	return newReply(fmt.Sprintf("Backup %s", b.ID), fields, nil, backupView(b), extra...), nil
+}
+
+func (d *Dispatcher) backupImport(ctx context.Context, req Request, c BackupImport) (Reply, error) {
+	if req.OpenFile == nil {
+		return Reply{}, release.Errorf(release.CodeUnavailable, "backup import reads a file on relbot's host: run relbot backup import %s %s FILE in a terminal there", c.App, c.Env)
+	}
+	f, err := req.OpenFile(c.File)
+	if err != nil {
+		why, code := err.Error(), release.CodeInvalid
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			why = pe.Err.Error()
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			code = release.CodeNotFound
+		}
+		return Reply{}, release.Errorf(code, "cannot open %s: %s", c.File, why)
+	}
+	defer f.Close()
+	b, err := d.Backups.ImportBackup(ctx, req.User, c.App, c.Env, filepath.Base(c.File), f)
+	if err != nil {
+		return Reply{}, err
+	}
+	m := b.Manifest
+	fields := []Field{
+		{"Backup", fmt.Sprintf("%s (%s %s, imported)", b.ID, b.App, b.Env)},
+		{"Taken", fmt.Sprintf("%s by %s", d.when(b.CreatedAt), b.CreatedBy)},
+		{"Size", release.Bytes(b.Size)},
+		{"Database", release.Count(m.Tables, "table") + ", " + release.Count(m.Rows, "row")},
+		{"Storage", release.Count(m.Files, "file") + ", " + release.Bytes(m.FileBytes)},
+		{"SHA-256", b.SHA256},
+	}
+	if m.Origin != nil {
+		fields = append(fields, Field{"From", fmt.Sprintf("%s of %s (%s)", m.Origin.Backup, m.Origin.Env, m.Origin.File)})
+	}
+	r := newReply(fmt.Sprintf("Backup %s imported into %s %s: every checksum matched and it restores", b.ID, b.App, b.Env), fields, nil, backupView(b),
+		warningLines(m.Warnings)...)
+	r.Public = true // a new restore point concerns everyone who may restore it
+	return r, nil
 }
 
 func (d *Dispatcher) backupDownload(ctx context.Context, req Request, c BackupDownload) (Reply, error) {

@@ -72,6 +72,9 @@ type BackupVerify struct{ Backup string }
 // BackupShow shows one backup's manifest and verification.
 type BackupShow struct{ Backup string }
 
+// BackupImport takes in an archive file made by another installation.
+type BackupImport struct{ App, Env, File string }
+
 // BackupDownload gives a signed link that downloads a backup's archive.
 type BackupDownload struct{ Backup string }
 
@@ -157,6 +160,7 @@ func (BackupList) Name() string      { return "backup list" }
 func (BackupVerify) Name() string    { return "backup verify" }
 func (BackupShow) Name() string      { return "backup show" }
 func (BackupDownload) Name() string  { return "backup download" }
+func (BackupImport) Name() string    { return "backup import" }
 func (BackupDelete) Name() string    { return "backup delete" }
 func (BackupRestore) Name() string   { return "backup restore" }
 func (Deploy) Name() string          { return "deploy" }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -30,6 +31,7 @@ type Backups interface {
 	ShowBackup(ctx context.Context, id string) (*release.Backup, error)
 	DeleteBackup(ctx context.Context, actor, id string) (*release.Backup, error)
 	DownloadBackup(ctx context.Context, actor, id string) (*release.Backup, error)
+	ImportBackup(ctx context.Context, actor, app, env, name string, file io.Reader) (*release.Backup, error)
 }
 
 // Variables are variables and secrets (vars.go; release.VariableService).
@@ -159,6 +161,7 @@ var handlers = map[string]handler{
 	"backup verify":    on((*Dispatcher).backupVerify),
 	"backup show":      on((*Dispatcher).backupShow),
 	"backup download":  on((*Dispatcher).backupDownload),
+	"backup import":    on((*Dispatcher).backupImport),
 	"backup delete":    on((*Dispatcher).backupDelete),
 	"backup restore":   on((*Dispatcher).backupRestore),
 	"var list":         on((*Dispatcher).varList),

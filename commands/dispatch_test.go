@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +164,15 @@ func (f *fakeService) DeleteBackup(_ context.Context, actor, id string) (*releas
 func (f *fakeService) DownloadBackup(_ context.Context, actor, id string) (*release.Backup, error) {
 	f.record("download %s %s", actor, id)
 	return f.get(id)
+}
+
+func (f *fakeService) ImportBackup(_ context.Context, actor, app, env, name string, file io.Reader) (*release.Backup, error) {
+	n, err := io.Copy(io.Discard, file)
+	if err != nil {
+		return nil, err
+	}
+	f.record("import %s %s %s %s %d", actor, app, env, name, n)
+	return &release.Backup{ID: app + "-b99", App: app, Env: env, Kind: release.BackupImported, Size: n}, nil
 }
 
 func (f *fakeService) RestoreBackup(_ context.Context, actor, id, into string, noAnalyze bool) (*release.Release, error) {

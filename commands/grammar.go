@@ -19,6 +19,7 @@ const (
 	kindTopic     // help's COMMAND
 	kindAt        // --at TIME
 	kindSwitch    // a flag without a value: --allow-new-plugins
+	kindFile      // a path on the host the command runs on
 )
 
 // arg is one positional argument. A rest argument takes every remaining
@@ -257,6 +258,15 @@ var grammar = []*spec{
 		help: "Answers with a link that downloads BACKUP's archive as it is stored (an encrypted backup stays encrypted) until the link expires (RELBOT_LINK_TTL). " +
 			"Needs relbot serve's pages (RELBOT_PUBLIC_URL) and the backup role on the backup's environment; by default its approvers hold it for downloads. The link is answered to you alone.",
 		build: func(a []string, _ map[string]string) Command { return BackupDownload{Backup: a[0]} },
+	},
+	{
+		name: "backup import", args: []arg{aApp, aEnv, {meta: "FILE", kind: kindFile}},
+		summary: "take in a backup archive made by another relbot installation",
+		help: "Copies the archive FILE (a path on the host relbot runs on, so from a terminal there) into ENV's backups once every checksum matched and a restore into a scratch database agreed with its manifest; " +
+			"a damaged file, one of another app, a migration file or anything not a relbot backup is refused with one line and leaves nothing behind. An encrypted archive needs the RELBOT_BACKUP_KEY it was written with. " +
+			"The backup keeps the time it was taken and is listed as imported; its secrets stay those of the environment it was taken of, so a restore into another environment keeps that one's own. " +
+			"Needs the backup role on ENV; by default its approvers hold it for imports.",
+		build: func(a []string, _ map[string]string) Command { return BackupImport{App: a[0], Env: a[1], File: a[2]} },
 	},
 	{
 		name: "backup delete", args: []arg{aBackup},

@@ -302,7 +302,7 @@ func validate(s *spec, kind argKind, meta, v string) error {
 		if !varNameRE.MatchString(name) {
 			return usageErr(s.name, "%s is not a valid variable name: %s", quoteShort(name), varNameRule)
 		}
-	case kindText:
+	case kindText, kindFile:
 		if strings.TrimSpace(v) == "" {
 			return usageErr(s.name, "%s must not be empty", meta)
 		}
@@ -397,6 +397,8 @@ func describe(k argKind) string {
 		return "NAME=VALUE, such as API_URL=https://example.com"
 	case kindText:
 		return "one or more words"
+	case kindFile:
+		return "a file's path, such as /var/backups/crm-b7.relbot"
 	}
 	if d, ok := idKinds[k]; ok {
 		return fmt.Sprintf("a %s ID such as crm-%s%s", d.noun, d.letter, d.example)

@@ -156,6 +156,10 @@ var parseCases = []parseCase{
 	{in: "backup verify crm-b", errHas: []string{"is not a backup ID"}},
 	{in: "backup show crm-b12", want: BackupShow{Backup: "crm-b12"}},
 	{in: "backup download crm-b12", want: BackupDownload{Backup: "crm-b12"}},
+	{in: "backup import crm production /var/backups/crm-b7.relbot", want: BackupImport{App: "crm", Env: "production", File: "/var/backups/crm-b7.relbot"}},
+	{in: `backup import crm staging "old backups/crm b7.relbot"`, want: BackupImport{App: "crm", Env: "staging", File: "old backups/crm b7.relbot"}},
+	{in: "backup import crm production", errHas: []string{"missing FILE", "usage: backup import APP ENV FILE"}},
+	{in: "backup import crm production a.relbot b.relbot", errHas: []string{`unexpected extra argument "b.relbot"`}},
 	{in: "backup show crm-r3", errHas: []string{"backup show takes a backup ID like crm-b12"}},
 	{in: "backup delete crm-b12", want: BackupDelete{Backup: "crm-b12"}},
 	{in: "backup delete", errHas: []string{"usage: backup delete BACKUP"}},
@@ -169,7 +173,7 @@ var parseCases = []parseCase{
 	{in: "backup restore crm-b12 --into recovery --no-analyze", want: BackupRestore{Backup: "crm-b12", Into: "recovery", NoAnalyze: true}},
 	{in: "backup restore crm-b12 --no-analyze=yes", errHas: []string{"--no-analyze takes no value"}},
 	{in: "rollback crm-r5 --full --no-analyze", want: Rollback{Release: "crm-r5", Full: true, NoAnalyze: true}},
-	{in: "backup", errHas: []string{"backup needs a subcommand: create, list, verify, show, download, delete or restore"}},
+	{in: "backup", errHas: []string{"backup needs a subcommand: create, list, verify, show, download, import, delete or restore"}},
 	{in: "bakup create crm production", errHas: []string{`unknown command "bakup"; did you mean "backup create"?`, `"help"`}},
 
 	// deploy
@@ -317,6 +321,7 @@ func TestUsageMatchesSpec(t *testing.T) {
 		// Not in SPEC.md's list: issue 14's backup commands.
 		"backup show BACKUP",
 		"backup download BACKUP",
+		"backup import APP ENV FILE",
 		"backup delete BACKUP",
 		"backup restore BACKUP [--into ENV] [--no-analyze]",
 		"deploy MIGRATION ENV [--at TIME] [--allow-new-plugins]",

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -19,6 +20,9 @@ type Request struct {
 	// without echo). Nil when the transport must ask in a form of its own:
 	// secret set then answers with Reply.Prompt.
 	Secret func(ctx context.Context, prompt string) (string, error)
+	// OpenFile opens a file the user names (the terminal: a path on its
+	// host). Nil where the user has no files of this host to name (Slack).
+	OpenFile func(path string) (io.ReadCloser, error)
 }
 
 // Reply is a transport-neutral result. Text is always complete on its own

@@ -13,6 +13,9 @@ const (
 	BackupManual     BackupKind = "manual"
 	BackupPreRelease BackupKind = "pre-release"
 	BackupScheduled  BackupKind = "scheduled"
+	// BackupImported is an archive taken in with backup import; its
+	// Manifest.Origin says where it came from.
+	BackupImported BackupKind = "imported"
 )
 
 // Backup is the bot's record of one archive: what it holds and where it is.
@@ -51,6 +54,7 @@ type BackupSummary struct {
 	Duration      time.Duration     `json:"duration"`
 	Encrypted     bool              `json:"encrypted"`
 	Warnings      []string          `json:"warnings,omitempty"`
+	Origin        *BackupOrigin     `json:"origin,omitempty"` // set on imported backups
 }
 
 // ArchiveHeader identifies an archive before it is written: whose it is.
@@ -101,8 +105,9 @@ type BackupEngine interface {
 	// Create writes a consistent archive of env to w.
 	Create(ctx context.Context, env *Environment, h ArchiveHeader, w io.Writer) (*BackupSummary, error)
 	// Check reads every byte of the archive and verifies every checksum,
-	// naming the damaged member. It touches no database.
-	Check(ctx context.Context, a ArchiveReader, app string) (*ArchiveHeader, error)
+	// naming the damaged member, and says whose it is and what it holds.
+	// It touches no database.
+	Check(ctx context.Context, a ArchiveReader, app string) (*ArchiveHeader, *BackupSummary, error)
 	// Verify checks the archive, restores it into a scratch database on the
 	// same server as env and compares the result with the manifest.
 	Verify(ctx context.Context, a ArchiveReader, app string, env *Environment) (*VerifyReport, error)
@@ -134,7 +139,7 @@ var keepSecrets = RestoreOptions{KeepTables: []string{"environmentVariables"}, K
 // restoreOptions: a backup's secrets stay in their environment, but for
 // recovery, which must be able to take production's place, keys included.
 func restoreOptions(b *Backup, target string) RestoreOptions {
-	if b.Env == target || target == RecoveryEnv {
+	if b.sourceEnv() == target || target == RecoveryEnv {
 		return RestoreOptions{}
 	}
 	return keepSecrets

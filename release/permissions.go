@@ -94,6 +94,7 @@ const (
 	ActBackupVerify    Action = "backup verify"
 	ActBackupDelete    Action = "backup delete"
 	ActBackupDownload  Action = "backup download"
+	ActBackupImport    Action = "backup import"
 	ActMigrationCreate Action = "migration create"
 	ActVersionCreate   Action = "version create"
 	ActVersionRestore  Action = "version restore"
@@ -142,6 +143,7 @@ var permissions = map[Action]permission{
 	// A backup holds the environment's data and secrets: taking it away
 	// is for those who may restore it.
 	ActBackupDownload:  {RoleBackup, "download backups of %s", defaultApprovers},
+	ActBackupImport:    {RoleBackup, "import backups into %s", defaultApprovers},
 	ActMigrationCreate: {RoleMigration, "create migrations from %s", defaultAnyone},
 	ActVersionCreate:   {RoleVersion, "create versions of %s", defaultAnyone},
 	ActVersionRestore:  {RoleVersionRestore, "restore versions into %s", defaultAnyone},

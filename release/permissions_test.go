@@ -49,7 +49,7 @@ func TestDefaultRoles(t *testing.T) {
 	ctx := context.Background()
 	approversOnly := map[Action]bool{ActApprove: true, ActReject: true, ActCancel: true, ActRestore: true, ActRestoreFrom: true,
 		ActLock: true, ActUnlock: true, ActVarSet: true, ActVarUnset: true, ActSecretSet: true, ActSecretUnset: true, ActRestart: true,
-		ActBackupDelete: true, ActBackupDownload: true}
+		ActBackupDelete: true, ActBackupDownload: true, ActBackupImport: true}
 	for act, p := range permissions {
 		for _, e := range append(a.Environments, a.Recovery) {
 			err := s.authorize(ctx, "U09MALLORY", act, a, e)

@@ -270,7 +270,7 @@ func (s *ReleaseService) preReleaseBackup(ctx context.Context, r *Release, a *Ap
 		return "", true, err
 	}
 	defer art.Close()
-	if _, err := s.Backups.Engine.Check(ctx, art, a.Name); err != nil {
+	if _, _, err := s.Backups.Engine.Check(ctx, art, a.Name); err != nil {
 		return "", true, err
 	}
 	checked := s.Now().UTC()

@@ -186,7 +186,7 @@ func downloadBackup(t *testing.T, env map[string]string, addr, release string) {
 	var dl struct {
 		Link   string `json:"link"`
 		SHA256 string `json:"sha256"`
-		Size   int64  `json:"size"`
+		Size   int64  `json:"size_bytes"`
 	}
 	if err := json.Unmarshal([]byte(must(t, run(t, env, "backup", "download", shown.Backup, "--as", "U01AAA", "--json")).out), &dl); err != nil {
 		t.Fatal(err)

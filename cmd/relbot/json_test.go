@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -206,9 +207,17 @@ func TestEveryJSONOutputHasOneStyle(t *testing.T) {
 		t.Errorf("backup download --json: %v", v)
 	}
 	delete(env, "RELBOT_PUBLIC_URL")
-	do("", "backup", "delete", "crm-b1", "--as", "U01AAA")                        // refused: the newest verified
-	do("", "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC") // runs
-	do("", "cancel", "crm-r1", "--as", "alice")                                   // refused: ran already
+	// crm-b1 is staging's: production takes its file in as another
+	// installation's would be; staging refuses it as its own.
+	file := filepath.Join(env["RELBOT_ARTIFACT_DIR"], "crm", "backups", "crm-b1.relbot")
+	if v := do("", "backup", "import", "crm", "production", file, "--as", "U01AAA"); v["kind"] != "imported" || v["origin"] == nil {
+		t.Errorf("backup import --json: %v", v)
+	}
+	do("", "backup", "import", "crm", "staging", file, "--as", "alice")                               // refused: crm-b1 already
+	do("", "backup", "import", "crm", "staging", filepath.Join(t.TempDir(), "none"), "--as", "alice") // refused: no such file
+	do("", "backup", "delete", "crm-b1", "--as", "U01AAA")                                            // refused: the newest verified
+	do("", "backup", "restore", "crm-b1", "--into", "recovery", "--as", "U03CCC")                     // runs
+	do("", "cancel", "crm-r1", "--as", "alice")                                                       // refused: ran already
 	do("", "release", "list", "crm")
 	do("", "release", "show", "crm-r2")
 	do("", "release", "show", "crm-r2", "--step", "validation checks")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"os/user"
 	"strings"
 	"unicode"
@@ -35,7 +37,8 @@ func runTerminal(ctx context.Context, args []string, io Stdio, getenv func(strin
 	if as == "" {
 		as = osName
 	}
-	req := commands.Request{User: as, Text: strings.Join(words, " "), JSON: asJSON, Secret: secretReader(io)}
+	req := commands.Request{User: as, Text: strings.Join(words, " "), JSON: asJSON, Secret: secretReader(io),
+		OpenFile: openUserFile}
 	d := &commands.Dispatcher{BuildInfo: readBuildInfo}
 	if !commands.NeedsNoService(cmd) {
 		settings, file, err := loadConfig(getenv, config.EnvDatabaseURL)
@@ -171,3 +174,6 @@ func osUser(getenv func(string) string) string {
 	}
 	return "unknown"
 }
+
+// openUserFile opens a file the terminal's user names, as backup import reads it.
+func openUserFile(path string) (io.ReadCloser, error) { return os.Open(path) }

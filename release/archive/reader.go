@@ -44,6 +44,29 @@ type Reader struct {
 
 // Open reads and checks the header, trailer and manifest. passphrase is
 // needed for encrypted archives.
+// PeekHeader reads the header of what may be an archive without checking
+// anything else: only to say what a file that does not open is (a
+// migration file carries a signature after its archive).
+func PeekHeader(r io.ReaderAt, size int64) (Header, bool) {
+	var h Header
+	head := make([]byte, len(magic)+4)
+	if size < int64(len(head)) {
+		return h, false
+	}
+	if _, err := r.ReadAt(head, 0); err != nil || string(head[:len(magic)]) != magic {
+		return h, false
+	}
+	hlen := int64(binary.BigEndian.Uint32(head[len(magic):]))
+	if hlen > maxHeader || int64(len(head))+hlen > size {
+		return h, false
+	}
+	hb := make([]byte, hlen)
+	if _, err := r.ReadAt(hb, int64(len(head))); err != nil {
+		return h, false
+	}
+	return h, json.Unmarshal(hb, &h) == nil
+}
+
 func Open(r io.ReaderAt, size int64, passphrase string) (*Reader, error) {
 	dec, err := decoderOnce()
 	if err != nil {

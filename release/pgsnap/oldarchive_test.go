@@ -28,7 +28,7 @@ func TestOldHKDFBackupStillRestores(t *testing.T) {
 	a := openArchiveFile(t, "testdata/hkdf-backup.relbot")
 	e := &Engine{Workers: 2, Passphrase: "an old backup passphrase"}
 
-	h, err := e.Check(ctxT(t), a, "crm")
+	h, _, err := e.Check(ctxT(t), a, "crm")
 	if err != nil || h.ID != "crm-b3" {
 		t.Fatalf("check: %+v %v", h, err)
 	}
@@ -47,7 +47,7 @@ func TestOldHKDFBackupStillRestores(t *testing.T) {
 	equalMaps(t, "storage files", wantFiles, storageFiles(t, dst.Storage))
 
 	wrong := &Engine{Workers: 2, Passphrase: "a new backup passphrase"}
-	if _, err := wrong.Check(ctxT(t), a, "crm"); !errors.Is(err, archive.ErrWrongKey) || release.ErrorCode(err) != release.CodeForbidden {
+	if _, _, err := wrong.Check(ctxT(t), a, "crm"); !errors.Is(err, archive.ErrWrongKey) || release.ErrorCode(err) != release.CodeForbidden {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
 }

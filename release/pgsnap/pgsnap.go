@@ -178,7 +178,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // openArchive opens and identifies an archive, refusing another app's.
+// migrationKind is the header kind of migration files (release/migrate),
+// relbot archives too, which a backup must not be mistaken for.
+const migrationKind = "migration"
+
 func (e *Engine) openArchive(a release.ArchiveReader, app string) (*archive.Reader, *Meta, error) {
+	if h, ok := archive.PeekHeader(a, a.Size()); ok && h.Kind == migrationKind {
+		return nil, nil, release.Errorf(release.CodeInvalid, "file is relbot migration file %s, not a backup", h.ID)
+	}
 	ar, err := archive.Open(a, a.Size(), e.Passphrase)
 	if err != nil {
 		return nil, nil, archiveError(err)

@@ -20,16 +20,17 @@ import (
 
 // Check verifies every byte of the archive against its checksums, fully
 // decoding every member. It touches no database.
-func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app string) (*release.ArchiveHeader, error) {
+func (e *Engine) Check(ctx context.Context, a release.ArchiveReader, app string) (*release.ArchiveHeader, *release.BackupSummary, error) {
 	ar, meta, err := e.openArchive(a, app)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ar.Check(ctx); err != nil {
-		return nil, archiveError(err)
+		return nil, nil, archiveError(err)
 	}
 	h := ar.Header()
-	return &release.ArchiveHeader{ID: h.ID, App: h.App, Env: h.Env, Kind: release.BackupKind(meta.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt}, nil
+	return &release.ArchiveHeader{ID: h.ID, App: h.App, Env: h.Env, Kind: release.BackupKind(meta.Kind), CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt},
+		summarize(meta, h.Encryption != nil), nil
 }
 
 // Restore replaces target's database and storage with the archive's. Every

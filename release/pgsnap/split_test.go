@@ -276,7 +276,7 @@ func TestDamagedPartIsNamed(t *testing.T) {
 			t.Fatalf("%s: got code %q message %q; want %q named on one line", what, release.ErrorCode(err), msg, says)
 		}
 	}
-	_, err = e.Check(ctxT(t), openArchiveFile(t, p), "crm")
+	_, _, err = e.Check(ctxT(t), openArchiveFile(t, p), "crm")
 	refused("check", err)
 	_, err = e.Restore(ctxT(t), openArchiveFile(t, p), "crm", dst, release.RestoreOptions{})
 	refused("restore", err)
