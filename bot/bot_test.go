@@ -342,7 +342,7 @@ func TestRejectAsksForAReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	if open.TriggerID != "12466734323.1395872398.3e1c1ab94a4ef6ba5bf8f6e6c0cd8d5d" || open.View.CallbackID != CallbackReject ||
-		open.View.PrivateMetadata != `{"release":"crm-r5","channel":"C0123456789"}` {
+		open.View.PrivateMetadata != `{"release":"crm-r5","channel":"C0123456789","response_url":"`+f.responseURL()+`"}` {
 		t.Fatalf("views.open: %+v", open)
 	}
 	if calls := svc.Calls(); len(calls) != 0 {
@@ -364,6 +364,55 @@ func TestRejectAsksForAReason(t *testing.T) {
 	}
 	// The requester is told directly.
 	waitFor(t, "the direct message", func() bool { return len(f.Calls("conversations.open")) == 1 })
+}
+
+// A form's answer goes back where the form was asked for, by the
+// response_url of the click or command that opened it (it works in direct
+// messages and private channels the bot is not in); a form without one
+// (opened by an older relbot) answers ephemerally in its channel, and
+// where the bot is not in that channel, by direct message.
+func TestFormAnswersWhereItWasAsked(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		withURL      bool
+		notInChannel bool
+		want         string
+	}{
+		{"by the response_url", true, false, "response/"},
+		{"ephemeral in the channel", false, false, "chat.postEphemeral"},
+		{"by DM where the bot is not in the channel", false, true, "chat.postMessage"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			f.notInChannel = c.notInChannel
+			svc := newFakeService()
+			_, srv := newTestBot(t, f, svc, nil)
+			payload := string(fixture(t, f, "view_submission_reject.json"))
+			if c.withURL {
+				meta, _ := json.Marshal(metadata(rejectMeta{Release: "crm-r5", ReplyTo: ReplyTo{Channel: "C0123456789", ResponseURL: f.responseURL()}}))
+				payload = strings.Replace(payload, `"{\"release\":\"crm-r5\",\"channel\":\"C0123456789\"}"`, string(meta), 1)
+				if !strings.Contains(payload, "response_url") {
+					t.Fatal("the fixture's metadata was not replaced")
+				}
+			}
+			post(t, srv, "/slack/interactions", interaction([]byte(payload)), testSecret, time.Now())
+			waitFor(t, "the confirmation", func() bool {
+				for _, call := range f.Calls(c.want) {
+					if strings.Contains(call.Body+call.Form.Get("blocks"), "You rejected") {
+						return true
+					}
+				}
+				return false
+			})
+			if c.want == "chat.postMessage" {
+				for _, call := range f.Calls("chat.postMessage") {
+					if strings.Contains(call.Form.Get("blocks"), "You rejected") && call.Form.Get("channel") != "D0DIRECT" {
+						t.Fatalf("the answer went to %s, not the submitter's DM", call.Form.Get("channel"))
+					}
+				}
+			}
+		})
+	}
 }
 
 // secret set from Slack opens a private form; the value reaches SetSecret

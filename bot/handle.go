@@ -15,10 +15,15 @@ import (
 
 // target is where an answer goes: the response_url of the request when
 // there is one, else the channel (ephemeral to the user unless public),
-// else a direct message.
+// else a direct message. An answer that cannot go the first way (a
+// response_url past its 30 minutes, a channel the bot is not in) goes to
+// the user directly.
 type target struct {
 	responseURL, channel, user string
 }
+
+// target answers a form's submitter where the form was asked for.
+func (r ReplyTo) target(user string) target { return target{r.ResponseURL, r.Channel, user} }
 
 // acceptCommand queues a slash command's work unless key says it was
 // handled already; false when it cannot be taken.
@@ -37,7 +42,7 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 	req := commands.Request{User: sc.UserID, Channel: sc.ChannelID, Text: sc.Text}
 	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
 	if err == nil && rep.Prompt != nil {
-		if err := b.openView(ctx, sc.TriggerID, SecretModal(*rep.Prompt, sc.ChannelID)); err != nil {
+		if err := b.openView(ctx, sc.TriggerID, SecretModal(*rep.Prompt, replyTo(sc.ChannelID, sc.ResponseURL))); err != nil {
 			b.log.Warn("slack: open the secret form", "err", err)
 			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
 				"could not open the private form for secret %s (nothing was stored): try again", rep.Prompt.Var)), false)
@@ -46,7 +51,7 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 	}
 	if err != nil && rep.Missing != nil {
 		// Offer the requester a form for what the target lacks.
-		if verr := b.openView(ctx, sc.TriggerID, VariablesModal(*rep.Missing, sc.ChannelID)); verr != nil {
+		if verr := b.openView(ctx, sc.TriggerID, VariablesModal(*rep.Missing, replyTo(sc.ChannelID, sc.ResponseURL))); verr != nil {
 			b.log.Warn("slack: open the variables form", "err", verr)
 		}
 	}
@@ -108,7 +113,7 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 		b.respond(ctx, t, note(":white_check_mark: You approved *%s*.%s", id, stateNote(rep)), false)
 		b.after(cmd, rep, nil)
 	case ActionReject:
-		if err := b.openView(ctx, ic.TriggerID, RejectModal(id, ic.Channel.ID)); err != nil {
+		if err := b.openView(ctx, ic.TriggerID, RejectModal(id, replyTo(ic.Channel.ID, ic.ResponseURL))); err != nil {
 			b.log.Warn("slack: open the reject form", "release", id, "err", err)
 			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
 				"could not open the reject form: use /relbot reject %s REASON", id)), false)
@@ -178,7 +183,7 @@ func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {
 			b.log.Warn("slack: reject form without its release")
 			return
 		}
-		t := target{"", m.Channel, ic.User.ID}
+		t := m.target(ic.User.ID)
 		reason := viewValue(ic, "reason", "reason")
 		rep, err := b.cfg.Dispatcher.Run(ctx, commands.Request{User: ic.User.ID, Channel: m.Channel}, commands.Reject{Release: m.Release, Reason: reason})
 		if err != nil {
@@ -196,7 +201,7 @@ func (b *Bot) doSubmission(ctx context.Context, ic *slack.InteractionCallback) {
 		req := commands.Request{User: ic.User.ID, Channel: m.Channel,
 			Secret: func(context.Context, string) (string, error) { return value, nil }}
 		rep, err := b.cfg.Dispatcher.Run(ctx, req, commands.SecretSet{App: m.App, Env: m.Env, Var: m.Var})
-		b.respond(ctx, target{"", m.Channel, ic.User.ID}, RenderResult(rep, err), err == nil && rep.Public)
+		b.respond(ctx, m.target(ic.User.ID), RenderResult(rep, err), err == nil && rep.Public)
 	case CallbackVariables:
 		b.submitVariables(ctx, ic)
 	}
@@ -211,7 +216,7 @@ func (b *Bot) submitVariables(ctx context.Context, ic *slack.InteractionCallback
 		b.log.Warn("slack: variables form without its variables")
 		return
 	}
-	t := target{"", m.Channel, ic.User.ID}
+	t := m.target(ic.User.ID)
 	secret := map[string]bool{}
 	if ic.View.State != nil {
 		for _, o := range ic.View.State.Values["secrets"]["secrets"].SelectedOptions {
@@ -279,44 +284,44 @@ func (b *Bot) openView(ctx context.Context, trigger string, view slack.ModalView
 	return err
 }
 
-// respond delivers an answer, honouring Slack's Retry-After once.
+// respond delivers an answer (the client waits out a 429 itself).
 func (b *Bot) respond(ctx context.Context, t target, m Message, public bool) {
-	err := b.deliver(ctx, t, m, public)
-	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		select {
-		case <-time.After(rl.RetryAfter):
-			err = b.deliver(ctx, t, m, public)
-		case <-ctx.Done():
-		}
-	}
-	if err != nil {
+	if err := b.deliver(ctx, t, m, public); err != nil {
 		b.log.Warn("slack: answer not delivered", "user", t.user, "channel", t.channel, "err", err)
 	}
 }
 
 func (b *Bot) deliver(ctx context.Context, t target, m Message, public bool) error {
+	var err error
 	switch {
 	case t.responseURL != "":
 		kind := slack.ResponseTypeEphemeral
 		if public {
 			kind = slack.ResponseTypeInChannel
 		}
-		return slack.PostWebhookCustomHTTPContext(ctx, t.responseURL, b.cfg.HTTPClient, &slack.WebhookMessage{
+		err = slack.PostWebhookCustomHTTPContext(ctx, t.responseURL, b.cfg.HTTPClient, &slack.WebhookMessage{
 			Text: m.Text, Blocks: &slack.Blocks{BlockSet: m.Blocks}, ResponseType: kind, ReplaceOriginal: false})
 	case t.channel != "" && public:
-		_, _, err := b.cfg.API.PostMessageContext(ctx, t.channel, m.options()...)
-		return err
+		_, _, err = b.cfg.API.PostMessageContext(ctx, t.channel, m.options()...)
 	case t.channel != "":
-		_, err := b.cfg.API.PostEphemeralContext(ctx, t.channel, t.user, m.options()...)
-		return err
+		_, err = b.cfg.API.PostEphemeralContext(ctx, t.channel, t.user, m.options()...)
 	case t.user != "":
-		ch, _, _, err := b.cfg.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{t.user}, ReturnIM: true})
-		if err != nil {
-			return err
-		}
-		_, _, err = b.cfg.API.PostMessageContext(ctx, ch.ID, m.options()...)
+		return b.dm(ctx, t.user, m)
+	default:
+		return nil
+	}
+	if err != nil && t.user != "" && ctx.Err() == nil {
+		b.log.Info("slack: answer goes by direct message", "user", t.user, "err", err)
+		return b.dm(ctx, t.user, m)
+	}
+	return err
+}
+
+func (b *Bot) dm(ctx context.Context, user string, m Message) error {
+	ch, _, _, err := b.cfg.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
+	if err != nil {
 		return err
 	}
-	return nil
+	_, _, err = b.cfg.API.PostMessageContext(ctx, ch.ID, m.options()...)
+	return err
 }

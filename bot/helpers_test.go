@@ -35,6 +35,7 @@ type call struct {
 	Method string
 	Form   url.Values
 	Body   string
+	At     time.Time
 }
 
 // fakeSlack is slacktest's server with the endpoints it lacks registered
@@ -46,6 +47,9 @@ type fakeSlack struct {
 	ts    int
 	// limitUpdates makes the next n chat.update calls answer 429.
 	limitUpdates int
+	// notInChannel makes chat.postEphemeral fail as for a channel the
+	// bot is not in.
+	notInChannel bool
 }
 
 func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
@@ -61,7 +65,7 @@ func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 				}
 				status, v := answer(form)
 				f.mu.Lock()
-				f.calls = append(f.calls, call{Method: method, Form: form, Body: string(body)})
+				f.calls = append(f.calls, call{Method: method, Form: form, Body: string(body), At: time.Now()})
 				f.mu.Unlock()
 				if status == http.StatusTooManyRequests {
 					w.Header().Set("Retry-After", "1")
@@ -96,7 +100,13 @@ func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 			return 200, map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")}
 		}),
 		record("chat.postEphemeral", func(url.Values) (int, any) {
-			return 200, map[string]any{"ok": true, "message_ts": nextTS()}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.notInChannel {
+				return 200, map[string]any{"ok": false, "error": "channel_not_found"}
+			}
+			f.ts++
+			return 200, map[string]any{"ok": true, "message_ts": fmt.Sprintf("1700000000.%06d", f.ts)}
 		}),
 		record("views.open", func(url.Values) (int, any) {
 			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0999"}}
@@ -113,7 +123,7 @@ func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 }
 
 func (f *fakeSlack) api() *slack.Client {
-	return slack.New("xoxb-test-token", slack.OptionAPIURL(f.GetAPIURL()))
+	return NewClient("xoxb-test-token", slack.OptionAPIURL(f.GetAPIURL()))
 }
 
 func (f *fakeSlack) responseURL() string { return f.GetAPIURL() + "response/1234/5678" }

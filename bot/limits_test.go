@@ -205,14 +205,14 @@ func TestEveryRenderingKeepsBlockKitLimits(t *testing.T) {
 	checkMessage(t, "result", RenderResult(rep, errors.New(long("boom ", 9000))))
 	checkMessage(t, "error", RenderError(&release.Error{Code: release.CodeInvalid, Message: long("bad ", 9000)}))
 
-	checkView(t, "reject form", RejectModal(long("crm-r", 400), long("C", 400)))
-	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, long("C", 400)))
+	checkView(t, "reject form", RejectModal(long("crm-r", 400), replyTo(long("C", 400), long("https://hooks.slack.com/", 600))))
+	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, replyTo(long("C", 400), long("https://hooks.slack.com/", 400))))
 	for _, n := range []int{1, 11, 45, 150} {
 		var names []string
 		for i := range n {
 			names = append(names, fmt.Sprintf("VAR_%03d_%s", i, strings.Repeat("X", i*3)))
 		}
-		checkView(t, fmt.Sprintf("variables form of %d", n), VariablesModal(release.MissingVariables{App: long("app", 200), Env: long("env", 200), Migration: long("crm-m", 200), Names: names}, long("C", 300)))
+		checkView(t, fmt.Sprintf("variables form of %d", n), VariablesModal(release.MissingVariables{App: long("app", 200), Env: long("env", 200), Migration: long("crm-m", 200), Names: names}, replyTo(long("C", 300), long("https://hooks.slack.com/", 400))))
 	}
 }
 
@@ -225,7 +225,7 @@ func TestVariablesFormNamesWhatItCannotAsk(t *testing.T) {
 	}
 	tooLong := "V" + strings.Repeat("X", 300)
 	names = append(names, tooLong)
-	view := VariablesModal(release.MissingVariables{App: "crm", Env: "production", Migration: "crm-m7", Names: names}, "C1")
+	view := VariablesModal(release.MissingVariables{App: "crm", Env: "production", Migration: "crm-m7", Names: names}, ReplyTo{Channel: "C1"})
 	var meta variablesMeta
 	if err := json.Unmarshal([]byte(view.PrivateMetadata), &meta); err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ func TestVariablesFormNamesWhatItCannotAsk(t *testing.T) {
 	if inputs != maxFormVariables || view.Submit == nil {
 		t.Fatalf("%d inputs, submit %v", inputs, view.Submit)
 	}
-	none := VariablesModal(release.MissingVariables{App: "crm", Env: "production", Migration: "crm-m7", Names: []string{tooLong}}, "C1")
+	none := VariablesModal(release.MissingVariables{App: "crm", Env: "production", Migration: "crm-m7", Names: []string{tooLong}}, ReplyTo{Channel: "C1"})
 	if none.Submit != nil {
 		t.Fatal("a form with nothing to fill offers Save")
 	}

@@ -2,13 +2,13 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
+	"golang.org/x/time/rate"
 
 	"github.com/relbot/relbot/release"
 )
@@ -62,6 +62,9 @@ type NotifierConfig struct {
 	// ReleaseLink, when set, gives the signed address of a release's page,
 	// linked from its message.
 	ReleaseLink func(id string) string
+	// Updates paces every chat.update the notifier makes, whichever
+	// release's (default NewUpdateLimiter()); share one per process.
+	Updates *rate.Limiter
 }
 
 // Notifier is release.Notifier for Slack: one message per release in the
@@ -107,6 +110,9 @@ func NewNotifier(cfg NotifierConfig) *Notifier {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Updates == nil {
+		cfg.Updates = NewUpdateLimiter()
 	}
 	if cfg.Policies == nil {
 		cfg.Policies = func(string, string) release.ApprovalPolicy { return release.ApprovalPolicy{} }
@@ -232,14 +238,7 @@ func (n *Notifier) send(m *relMessage) {
 			newTS, err := n.sendMain(channel, ts, snap)
 			n.mu.Lock()
 			m.last = time.Now()
-			var rl *slack.RateLimitedError
 			switch {
-			case errors.As(err, &rl):
-				m.dirty = true // try again with whatever is latest then
-				n.mu.Unlock()
-				n.cfg.Log.Warn("slack rate limit: waiting", "release", m.id, "retry_after", rl.RetryAfter)
-				n.sleepHard(rl.RetryAfter)
-				continue
 			case err != nil:
 				n.cfg.Log.Warn("slack: release message not sent", "release", m.id, "err", err)
 			case ts == "" && newTS != "":
@@ -264,14 +263,7 @@ func (n *Notifier) send(m *relMessage) {
 		}
 		o, channel, ts := m.outbox[0], m.channel, m.ts
 		n.mu.Unlock()
-		err := n.sendExtra(channel, ts, o)
-		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) {
-			n.cfg.Log.Warn("slack rate limit: waiting", "release", m.id, "retry_after", rl.RetryAfter)
-			n.sleepHard(rl.RetryAfter)
-			continue
-		}
-		if err != nil {
+		if err := n.sendExtra(channel, ts, o); err != nil {
 			n.cfg.Log.Warn("slack: thread reply or direct message not sent", "release", m.id, "err", err)
 		}
 		n.mu.Lock()
@@ -299,18 +291,21 @@ func (n *Notifier) sendMain(channel, ts string, r *release.Release) (string, err
 		link = n.cfg.ReleaseLink(r.ID)
 	}
 	msg := RenderReleaseLinked(r, n.cfg.Policies(r.App, r.Env), link)
-	ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(n.ctx, callTimeout)
 	defer cancel()
 	if ts == "" {
 		_, newTS, err := n.cfg.API.PostMessageContext(ctx, channel, msg.options()...)
 		return newTS, err
+	}
+	if err := n.cfg.Updates.Wait(ctx); err != nil {
+		return ts, err
 	}
 	_, _, _, err := n.cfg.API.UpdateMessageContext(ctx, channel, ts, msg.options()...)
 	return ts, err
 }
 
 func (n *Notifier) sendExtra(channel, ts string, o outgoing) error {
-	ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(n.ctx, callTimeout)
 	defer cancel()
 	if o.dm != "" {
 		ch, _, _, err := n.cfg.API.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{o.dm}, ReturnIM: true})
@@ -348,16 +343,6 @@ func (n *Notifier) sleep(d time.Duration) {
 	select {
 	case <-t.C:
 	case <-n.closing:
-	case <-n.ctx.Done():
-	}
-}
-
-// sleepHard waits as Slack asked (Retry-After), unless the notifier gives up.
-func (n *Notifier) sleepHard(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
 	case <-n.ctx.Done():
 	}
 }

@@ -2,9 +2,12 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/relbot/relbot/release"
 )
@@ -78,8 +81,8 @@ func TestNotifierCoalescesUpdates(t *testing.T) {
 	})
 }
 
-// A 429 from chat.update is waited out (Retry-After) and the latest state
-// is sent then.
+// A 429 from chat.update is waited out (Retry-After, by slack-go's retry)
+// and the latest state is sent after.
 func TestNotifierHonoursRetryAfter(t *testing.T) {
 	f := newFakeSlack(t)
 	f.limitUpdates = 1
@@ -89,19 +92,52 @@ func TestNotifierHonoursRetryAfter(t *testing.T) {
 	r := releaseIn("running")
 	r.MessageTS = "1699999999.000001" // posted by another process earlier
 	n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventStepStarted})
-	waitFor(t, "the rate-limited update", func() bool { return len(f.Calls("chat.update")) == 1 })
-	limitedAt := time.Now()
+	waitFor(t, "the rate-limited update", func() bool { return len(f.Calls("chat.update")) >= 1 })
 	n.ReleaseChanged(ctx, releaseIn("succeeded"), release.Event{Kind: release.EventSucceeded})
-	waitFor(t, "the retried update", func() bool { return len(f.Calls("chat.update")) == 2 })
-	if waited := time.Since(limitedAt); waited < 800*time.Millisecond {
+	waitFor(t, "the latest state", func() bool {
+		u := f.Calls("chat.update")
+		return len(u) >= 2 && strings.Contains(u[len(u)-1].Form.Get("blocks"), "*Succeeded*")
+	})
+	u := f.Calls("chat.update")
+	if waited := u[1].At.Sub(u[0].At); waited < 900*time.Millisecond {
 		t.Fatalf("retried after %s, Slack asked for 1s", waited)
 	}
-	last := f.Calls("chat.update")[1].Form
-	if last.Get("ts") != "1699999999.000001" || !strings.Contains(last.Get("blocks"), "*Succeeded*") {
-		t.Fatalf("retried update: %v", last)
+	for _, c := range u {
+		if c.Form.Get("ts") != "1699999999.000001" {
+			t.Fatalf("update of another message: %v", c.Form)
+		}
 	}
 	if posts := f.Calls("chat.postMessage"); len(posts) > 0 && posts[0].Form.Get("channel") == "C0123456789" && posts[0].Form.Get("thread_ts") == "" {
 		t.Fatal("a second message was posted for a release that has one")
+	}
+}
+
+// One limiter paces every chat.update, whichever release's message it is:
+// several releases changing at once do not add up past Slack's tier.
+func TestNotifierSharesOneUpdateLimit(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	const every = 100 * time.Millisecond
+	n := NewNotifier(NotifierConfig{API: f.api(), Messages: svc, Policies: PolicyFunc(svc.App), Interval: time.Millisecond,
+		Updates: rate.NewLimiter(rate.Every(every), 1)})
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	ctx := context.Background()
+	const releases = 4
+	for i := range releases {
+		r := releaseIn("running")
+		r.ID = fmt.Sprintf("crm-r%d", 10+i)
+		r.MessageTS = fmt.Sprintf("1699999999.00000%d", i)
+		n.ReleaseChanged(ctx, r, release.Event{Kind: release.EventStepStarted})
+	}
+	waitFor(t, "an update of each message", func() bool { return len(f.Calls("chat.update")) == releases })
+	u := f.Calls("chat.update")
+	for i := 1; i < len(u); i++ {
+		if gap := u[i].At.Sub(u[i-1].At); gap < every*8/10 {
+			t.Fatalf("updates %d and %d (of %s and %s) %s apart, the limit is one per %s", i-1, i, u[i-1].Form.Get("ts"), u[i].Form.Get("ts"), gap, every)
+		}
+	}
+	if got := NewUpdateLimiter().Limit(); got != rate.Every(time.Minute/50) {
+		t.Errorf("default chat.update pace %v a second, want Tier 3's 50 a minute", got)
 	}
 }
 

@@ -761,17 +761,37 @@ func RenderResult(rep commands.Reply, err error) Message {
 	return m
 }
 
+// ReplyTo is where a form's answer goes: the response_url of the command
+// or click that opened it, which works in direct messages and in private
+// channels without the bot; failing that, a direct message. Channel is
+// where an answer everyone should see is posted.
+type ReplyTo struct {
+	Channel     string `json:"channel,omitempty"`
+	ResponseURL string `json:"response_url,omitempty"`
+}
+
+// maxResponseURL: Slack's are about 100 characters; a longer one would
+// crowd the metadata and is dropped (the answer then goes by DM).
+const maxResponseURL = 500
+
+func replyTo(channel, responseURL string) ReplyTo {
+	if len(responseURL) > maxResponseURL {
+		responseURL = ""
+	}
+	return ReplyTo{Channel: channel, ResponseURL: responseURL}
+}
+
 // modal metadata travels through Slack in private_metadata.
 type rejectMeta struct {
 	Release string `json:"release"`
-	Channel string `json:"channel,omitempty"`
+	ReplyTo
 }
 
 type secretMeta struct {
-	App     string `json:"app"`
-	Env     string `json:"env"`
-	Var     string `json:"var"`
-	Channel string `json:"channel,omitempty"`
+	App string `json:"app"`
+	Env string `json:"env"`
+	Var string `json:"var"`
+	ReplyTo
 }
 
 func metadata(v any) string {
@@ -779,8 +799,17 @@ func metadata(v any) string {
 	return string(b)
 }
 
+// rejectMetadata names the release (IDs are short), and where to answer
+// if that fits.
+func rejectMetadata(id string, to ReplyTo) string {
+	if meta := metadata(rejectMeta{Release: id, ReplyTo: to}); len(meta) <= maxMetadata {
+		return meta
+	}
+	return metadata(rejectMeta{Release: id, ReplyTo: ReplyTo{Channel: to.Channel}})
+}
+
 // RejectModal asks for the reason of a rejection.
-func RejectModal(id, channel string) slack.ModalViewRequest {
+func RejectModal(id string, to ReplyTo) slack.ModalViewRequest {
 	input := slack.NewPlainTextInputBlockElement(plain("Why is it rejected?", 150), "reason")
 	input.Multiline = true
 	input.MaxLength = 1000
@@ -790,7 +819,7 @@ func RejectModal(id, channel string) slack.ModalViewRequest {
 		Title:           plain("Reject "+id, maxModalTitle),
 		Submit:          plain("Reject", 24),
 		Close:           plain("Cancel", 24),
-		PrivateMetadata: metadata(rejectMeta{Release: id, Channel: channel}),
+		PrivateMetadata: rejectMetadata(id, to),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			section(fmt.Sprintf("Reject release *%s*: it will not run, and its requester is told why.", escape(id))),
 			slack.NewInputBlock("reason", plain("Reason", 2000), nil, input),
@@ -800,8 +829,11 @@ func RejectModal(id, channel string) slack.ModalViewRequest {
 
 // SecretModal asks for a secret's value. The value goes only to the
 // submission; it is never shown or logged.
-func SecretModal(p commands.SecretPrompt, channel string) slack.ModalViewRequest {
-	meta := metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, Channel: channel})
+func SecretModal(p commands.SecretPrompt, to ReplyTo) slack.ModalViewRequest {
+	meta := metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, ReplyTo: to})
+	if len(meta) > maxMetadata { // without the response_url, the answer goes by DM
+		meta = metadata(secretMeta{App: p.App, Env: p.Env, Var: p.Var, ReplyTo: ReplyTo{Channel: to.Channel}})
+	}
 	if len(meta) > maxMetadata {
 		// The form could not say which secret it sets: no form, the way
 		// that works instead.
@@ -830,7 +862,7 @@ type variablesMeta struct {
 	Env       string   `json:"env"`
 	Migration string   `json:"migration"`
 	Names     []string `json:"names"`
-	Channel   string   `json:"channel,omitempty"`
+	ReplyTo
 }
 
 // maxFormVariables bounds the inputs of one form: two per block row is
@@ -851,8 +883,9 @@ const (
 // for as many as fit Slack's limits (their number, a name's length in a
 // block_id and an option, the names together in private_metadata) and
 // names the others, to be set from the terminal or with var set.
-func VariablesModal(m release.MissingVariables, channel string) slack.ModalViewRequest {
-	meta := variablesMeta{App: m.App, Env: m.Env, Migration: m.Migration, Channel: channel}
+func VariablesModal(m release.MissingVariables, to ReplyTo) slack.ModalViewRequest {
+	// The names come first; the response_url only if it still fits.
+	meta := variablesMeta{App: m.App, Env: m.Env, Migration: m.Migration, ReplyTo: ReplyTo{Channel: to.Channel}}
 	var left []string
 	for _, n := range m.Names {
 		meta.Names = append(meta.Names, n)
@@ -860,6 +893,11 @@ func VariablesModal(m release.MissingVariables, channel string) slack.ModalViewR
 			meta.Names = meta.Names[:len(meta.Names)-1]
 			left = append(left, n)
 		}
+	}
+	withURL := meta
+	withURL.ResponseURL = to.ResponseURL
+	if len(metadata(withURL)) <= maxMetadata {
+		meta = withURL
 	}
 	intro := fmt.Sprintf("%s %s lacks %s that %s references. Give their values for %s; secrets are stored encrypted and never shown again.",
 		escape(m.App), escape(m.Env), release.Count(len(m.Names), "variable"), escape(m.Migration), escape(m.Env))

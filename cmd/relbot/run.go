@@ -134,7 +134,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	if s.SlackBotToken != "" {
 		// Roles may name Slack user groups; without a token a role that
 		// does is refused (release says why).
-		core.Groups = bot.NewGroups(slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL)), bot.DefaultGroupRefresh)
+		core.Groups = bot.NewGroups(bot.NewClient(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL)), bot.DefaultGroupRefresh)
 	}
 	vars, err := newVariables(core, store, s)
 	if err != nil {
@@ -154,7 +154,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		// With Slack configured, what a terminal does (an approval, a run)
 		// updates the release's message in the channel too.
 		if s.SlackBotToken != "" {
-			api := slack.New(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL))
+			api := bot.NewClient(s.SlackBotToken, slack.OptionAPIURL(s.SlackAPIURL))
 			nc := bot.NotifierConfig{API: api, Messages: store, Policies: bot.PolicyFunc(core.App), Log: log}
 			if links, err := pageLinks(s); err == nil && links != nil {
 				nc.ReleaseLink = links.ReleaseLink // the terminal's updates keep the message's link

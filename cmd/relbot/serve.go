@@ -108,7 +108,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	if settings.SlackAppToken != "" {
 		opts = append(opts, slack.OptionAppLevelToken(settings.SlackAppToken))
 	}
-	api := slack.New(settings.SlackBotToken, opts...)
+	api := bot.NewClient(settings.SlackBotToken, opts...)
 	who, err := checkSlackToken(ctx, api, settings.SlackAPIURL)
 	if err != nil {
 		log.Error(cannotStart, "err", err.Error())

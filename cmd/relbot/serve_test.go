@@ -319,14 +319,15 @@ func TestSlackAsksForMissingVariables(t *testing.T) {
 	if code := postSlack(t, addr, "/slack/interactions", []byte("payload="+url.QueryEscape(string(submission))), serveSecret); code != 200 {
 		t.Fatalf("form submission: %d", code)
 	}
-	eventually(t, "the confirmation", 30*time.Second, func() bool { return len(slack.find("chat.postEphemeral", "set: CONTRACTS_SIGN_URL")) > 0 })
+	// The answer goes by the command's response_url, which the form kept.
+	eventually(t, "the confirmation", 30*time.Second, func() bool { return len(slack.find("response", "set: CONTRACTS_SIGN_URL")) > 0 })
 	cancel()
 	<-done
 	r := must(t, run(t, env, "var", "list", "crm", "staging"), "CONTRACTS_SIGN_URL", "secret")
 	if strings.Contains(r.out, "canary-7c1e") {
 		t.Fatal("the secret from the form is shown")
 	}
-	for _, c := range slack.find("chat.postEphemeral", "") {
+	for _, c := range append(slack.find("chat.postEphemeral", ""), slack.find("response", "")...) {
 		if strings.Contains(c.Body, "canary-7c1e") {
 			t.Fatal("the secret from the form was posted")
 		}
