@@ -60,8 +60,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// DedupeTTL is how long a delivery is remembered (default one hour).
 	DedupeTTL time.Duration
-	// JobTimeout bounds one command's work (default 30 minutes).
-	JobTimeout time.Duration
+	// JobTimeout bounds one command's work (default 30 minutes);
+	// LongJobTimeout one slow command's (commands.Slow: a backup, a
+	// verify; default 24 hours), run outside the worker pool.
+	JobTimeout, LongJobTimeout time.Duration
 	// MaxConns caps the HTTP connections served at once (default 256);
 	// more wait in the kernel's backlog. HeaderTimeout (default 5 s) and
 	// BodyTimeout (default 5 s) bound how long a client may take to send a
@@ -120,6 +122,9 @@ func New(cfg Config) *Bot {
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 30 * time.Minute
+	}
+	if cfg.LongJobTimeout <= 0 {
+		cfg.LongJobTimeout = 24 * time.Hour
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 256
@@ -228,6 +233,30 @@ func (b *Bot) RunRelease(id string) {
 			b.log.Warn("release run ended with an error", "release", id, "err", err)
 		}
 	}()
+}
+
+// startLong runs a slow command's work beside the worker pool, so hours
+// of a backup hold no worker; Shutdown waits for it as for a release. It
+// is false when the bot is shutting down.
+func (b *Bot) startLong(name string, fn func(ctx context.Context)) bool {
+	b.runsMu.Lock()
+	defer b.runsMu.Unlock()
+	if b.runsClosed {
+		return false
+	}
+	b.runs.Add(1)
+	go func() {
+		defer b.runs.Done()
+		ctx, cancel := context.WithTimeout(b.base, b.cfg.LongJobTimeout)
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				b.log.Error("slack job panicked", "job", name, "panic", fmt.Sprint(p))
+			}
+		}()
+		fn(ctx)
+	}()
+	return true
 }
 
 // Running reports whether this process is running the release.

@@ -40,6 +40,10 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 	}
 	b.log.Info("slack command", "user", sc.UserID, "channel", sc.ChannelID, "command", cmd.Name())
 	req := commands.Request{User: sc.UserID, Channel: sc.ChannelID, Text: sc.Text}
+	if commands.Slow(cmd) {
+		b.doSlowCommand(ctx, t, req, cmd)
+		return
+	}
 	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
 	if err == nil && rep.Prompt != nil {
 		if err := b.openView(ctx, sc.TriggerID, SecretModal(*rep.Prompt, replyTo(sc.ChannelID, sc.ResponseURL))); err != nil {
@@ -57,6 +61,34 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 	}
 	b.respond(ctx, t, RenderResult(rep, err), err == nil && rep.Public)
 	b.after(cmd, rep, err)
+}
+
+// responseURLLife is how long a response_url is worth trying: Slack
+// takes answers on it for 30 minutes.
+const responseURLLife = 25 * time.Minute
+
+// doSlowCommand answers at once that the command is under way, runs it
+// outside the worker pool without the job timeout (a backup of a big
+// database takes what it takes) and posts the result when it is done: by
+// the response_url while it lasts, then in the channel if everyone should
+// see it, or else by direct message.
+func (b *Bot) doSlowCommand(ctx context.Context, t target, req commands.Request, cmd commands.Command) {
+	started := time.Now()
+	if !b.startLong(cmd.Name(), func(ctx context.Context) {
+		b.respond(ctx, t, note(":hourglass_flowing_sand: Working on `%s`. The result follows here when it is done, however long that takes.", req.Text), false)
+		rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
+		public := err == nil && rep.Public
+		to := t
+		if time.Since(started) > responseURLLife {
+			to.responseURL = ""
+			if !public {
+				to.channel = ""
+			}
+		}
+		b.respond(ctx, to, RenderResult(rep, err), public)
+	}) {
+		b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable, "relbot is shutting down: %s was not started; try again in a minute", cmd.Name())), false)
+	}
 }
 
 // after starts a release a command made runnable: in a server, the server

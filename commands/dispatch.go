@@ -215,6 +215,17 @@ func NeedsNoService(cmd Command) bool {
 	return false
 }
 
+// Slow reports whether cmd may take minutes or hours on a big database
+// (it reads or restores all of it): a chat transport answers such a
+// command at once that it is working, and with the result when it is done.
+func Slow(cmd Command) bool {
+	switch cmd.(type) {
+	case BackupCreate, BackupVerify, BackupImport, MigrationCreate, VersionCreate:
+		return true
+	}
+	return false
+}
+
 // Run runs an already parsed command, e.g. one a Slack button stands for.
 func (d *Dispatcher) Run(ctx context.Context, req Request, cmd Command) (Reply, error) {
 	h, ok := handlers[cmd.Name()]

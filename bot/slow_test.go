@@ -1,0 +1,71 @@
+package bot
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relbot/relbot/commands"
+	"github.com/relbot/relbot/release"
+)
+
+// slowBackups is a backup that takes as long as the test says.
+type slowBackups struct {
+	*fakeService
+	done chan struct{}
+}
+
+func (s *slowBackups) CreateBackup(ctx context.Context, actor, app, env string, kind release.BackupKind) (*release.Backup, error) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &release.Backup{ID: "crm-b7", App: app, Env: env, Kind: kind, CreatedBy: actor, CreatedAt: time.Now(), Size: 1 << 20}, nil
+}
+
+// A backup started in Slack answers at once that it is working, holds no
+// worker (another command is answered meanwhile), outlives the job
+// timeout, and posts its result when it is done.
+func TestSlowCommandAnswersNowAndWhenDone(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := &slowBackups{fakeService: newFakeService(), done: make(chan struct{})}
+	s := services(svc.fakeService)
+	s.Backups = svc
+	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: s, Location: time.UTC},
+		Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 1, JobTimeout: 50 * time.Millisecond})
+	srv := httptest.NewServer(b.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Shutdown(ctx)
+	})
+	answered := func(says string) func() bool {
+		return func() bool {
+			for _, c := range f.Calls("response/") {
+				if strings.Contains(c.Body, says) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	post(t, srv, "/slack/commands", command(t, f, "backup create crm production"), testSecret, time.Now())
+	waitFor(t, "the working answer", answered("Working on `backup create crm production`"))
+	help, _ := url.ParseQuery(string(command(t, f, "help backup")))
+	help.Set("trigger_id", "another.trigger") // another command, not a retry of the first
+	post(t, srv, "/slack/commands", []byte(help.Encode()), testSecret, time.Now())
+	waitFor(t, "help while the backup runs", answered("backup create APP ENV"))
+	time.Sleep(200 * time.Millisecond) // past the job timeout
+	if answered("crm-b7")() {
+		t.Fatal("the backup's result came before it was done")
+	}
+	close(svc.done)
+	waitFor(t, "the backup's result", answered("Backup crm-b7 of crm production created"))
+}
