@@ -75,6 +75,9 @@ type Config struct {
 	// told how long each Slack delivery over HTTP took to be answered.
 	Metrics    http.Handler
 	ObserveAck func(kind string, d time.Duration)
+	// ReleaseLink, when set, gives the signed address of a release's page
+	// (linked from approval reminders).
+	ReleaseLink func(id string) string
 	// Pages, when set, serves the pages and downloads behind signed links
 	// (/releases/, /apps/, /backups/, /migrations/) and their style sheet.
 	Pages http.Handler

@@ -205,6 +205,8 @@ func TestEveryRenderingKeepsBlockKitLimits(t *testing.T) {
 	checkMessage(t, "result", RenderResult(rep, errors.New(long("boom ", 9000))))
 	checkMessage(t, "error", RenderError(&release.Error{Code: release.CodeInvalid, Message: long("bad ", 9000)}))
 
+	checkMessage(t, "approval reminder", RenderReminder(release.Reminder{Release: r, Approvers: []string{long("U", 300)}, ExpiresAt: at.Add(time.Hour), Missing: 9},
+		long("https://relbot.example/releases/", 3000), at))
 	checkView(t, "reject form", RejectModal(long("crm-r", 400), replyTo(long("C", 400), long("https://hooks.slack.com/", 600))))
 	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, replyTo(long("C", 400), long("https://hooks.slack.com/", 400))))
 	for _, n := range []int{1, 11, 45, 150} {

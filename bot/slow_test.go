@@ -69,3 +69,31 @@ func TestSlowCommandAnswersNowAndWhenDone(t *testing.T) {
 	close(svc.done)
 	waitFor(t, "the backup's result", answered("Backup crm-b7 of crm production created"))
 }
+
+// An approver is reminded by DM once per release, with the buttons to act
+// from there, however often (and by however many replicas) reminders are
+// asked for; a group left unresolved is not messaged.
+func TestApprovalRemindersGoOnce(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	b, _ := newTestBot(t, f, svc, nil)
+	r := awaitingRelease()
+	rem := release.Reminder{Release: r, Approvers: []string{"U03CCC", "U05EEE", "S0GROUP"}, ExpiresAt: time.Now().Add(90 * time.Minute), Missing: 1}
+	if n := b.RemindApprovers(context.Background(), []release.Reminder{rem}); n != 2 {
+		t.Fatalf("%d reminders sent, want 2", n)
+	}
+	if n := b.RemindApprovers(context.Background(), []release.Reminder{rem}); n != 0 {
+		t.Fatalf("%d reminders sent again", n)
+	}
+	opened := f.Calls("conversations.open")
+	if len(opened) != 2 || opened[0].Form.Get("users") != "U03CCC" || opened[1].Form.Get("users") != "U05EEE" {
+		t.Fatalf("direct messages opened: %v", opened)
+	}
+	for _, p := range f.Calls("chat.postMessage") {
+		blocks := p.Form.Get("blocks")
+		if p.Form.Get("channel") != "D0DIRECT" || !strings.Contains(blocks, "it needs 1 approval more") ||
+			!strings.Contains(blocks, ActionApprove) || !strings.Contains(blocks, "expires in 1h30m") {
+			t.Fatalf("reminder: %v", p.Form)
+		}
+	}
+}

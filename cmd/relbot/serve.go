@@ -150,10 +150,11 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 			_, err := svc.Holds(ctx) // one query of the bot's database
 			return err
 		},
-		Log:        log,
-		Metrics:    m.Handler(),
-		ObserveAck: m.ObserveAck,
-		Pages:      pages,
+		Log:         log,
+		Metrics:     m.Handler(),
+		ObserveAck:  m.ObserveAck,
+		Pages:       pages,
+		ReleaseLink: nc.ReleaseLink,
 	})
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)
@@ -247,8 +248,9 @@ func backupNoticeText(n scheduler.BackupNotice) string {
 }
 
 // keepRecovering marks releases whose runner died as interrupted, at start
-// and every recoverEvery, and starts scheduled releases nobody runs (one
-// approved while no server was up, or whose server restarted).
+// and every recoverEvery, starts scheduled releases nobody runs (one
+// approved while no server was up, or whose server restarted), and reminds
+// the approvers of releases that have waited half their approval window.
 func keepRecovering(ctx context.Context, svc *release.ReleaseService, b *bot.Bot, log *slog.Logger) {
 	t := time.NewTicker(recoverEvery)
 	defer t.Stop()
@@ -269,6 +271,13 @@ func keepRecovering(ctx context.Context, svc *release.ReleaseService, b *bot.Bot
 					b.RunRelease(r.ID)
 				}
 			}
+		}
+		if rems, err := svc.DueReminders(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("approval reminders", "err", err)
+			}
+		} else {
+			b.RemindApprovers(ctx, rems)
 		}
 		select {
 		case <-ctx.Done():
