@@ -26,6 +26,8 @@ import (
 // Dispatcher runs commands (commands.Dispatcher satisfies it).
 type Dispatcher interface {
 	Run(ctx context.Context, req commands.Request, cmd commands.Command) (commands.Reply, error)
+	// Home gathers what a user's App Home shows.
+	Home(ctx context.Context, user string) (*commands.Home, error)
 }
 
 // Runner runs a release that became runnable (release.ReleaseService satisfies it).

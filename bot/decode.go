@@ -1,15 +1,18 @@
 package bot
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 )
 
 // maxBody bounds what relbot reads of one Slack request; Slack's own
@@ -20,25 +23,17 @@ const maxBody = 1 << 20
 // never echoed (a view submission may hold a secret).
 var errBadPayload = errors.New("malformed Slack payload")
 
-// DecodeCommand decodes a slash command's form body.
+// DecodeCommand decodes a slash command's form body with slack-go's
+// parser (the body was read once, for its signature).
 func DecodeCommand(body []byte) (slack.SlashCommand, error) {
-	form, err := url.ParseQuery(string(body))
+	r, err := http.NewRequest(http.MethodPost, "/slack/commands", bytes.NewReader(body))
+	if err != nil {
+		return slack.SlashCommand{}, err
+	}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	sc, err := slack.SlashCommandParse(r)
 	if err != nil {
 		return slack.SlashCommand{}, fmt.Errorf("%w: the form does not parse", errBadPayload)
-	}
-	sc := slack.SlashCommand{
-		Token:       form.Get("token"),
-		TeamID:      form.Get("team_id"),
-		TeamDomain:  form.Get("team_domain"),
-		ChannelID:   form.Get("channel_id"),
-		ChannelName: form.Get("channel_name"),
-		UserID:      form.Get("user_id"),
-		UserName:    form.Get("user_name"),
-		Command:     form.Get("command"),
-		Text:        form.Get("text"),
-		ResponseURL: form.Get("response_url"),
-		TriggerID:   form.Get("trigger_id"),
-		APIAppID:    form.Get("api_app_id"),
 	}
 	if sc.UserID == "" || sc.Command == "" {
 		return slack.SlashCommand{}, fmt.Errorf("%w: a slash command needs user_id and command", errBadPayload)
@@ -71,28 +66,36 @@ func DecodeInteractionJSON(payload []byte) (*slack.InteractionCallback, error) {
 	return &ic, nil
 }
 
-// Event is the part of an Events API request relbot reads.
-type Event struct {
-	Type      string `json:"type"` // url_verification or event_callback
-	Challenge string `json:"challenge"`
-	EventID   string `json:"event_id"`
-	TeamID    string `json:"team_id"`
-	Event     struct {
-		Type string `json:"type"`
-		User string `json:"user"`
-	} `json:"event"`
-}
-
-// DecodeEvent decodes an Events API body.
-func DecodeEvent(body []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(body, &e); err != nil {
-		return Event{}, fmt.Errorf("%w: the event is not JSON", errBadPayload)
+// DecodeEvent decodes an Events API body with slack-go's parser. The
+// request's signature was checked, so the deprecated verification token
+// is not. An event relbot does not know is no error: Slack may send any
+// the app's subscriptions allow, and relbot acknowledges and ignores it.
+func DecodeEvent(body []byte) (slackevents.EventsAPIEvent, error) {
+	e, err := slackevents.ParseEvent(json.RawMessage(body), slackevents.OptionNoVerifyToken())
+	if err != nil {
+		var outer struct {
+			Type  string `json:"type"`
+			Event struct {
+				Type string `json:"type"`
+			} `json:"event"`
+		}
+		if json.Unmarshal(body, &outer) == nil && outer.Type == slackevents.CallbackEvent && outer.Event.Type != "" {
+			return slackevents.EventsAPIEvent{Type: slackevents.CallbackEvent, InnerEvent: slackevents.EventsAPIInnerEvent{Type: outer.Event.Type}}, nil
+		}
+		return slackevents.EventsAPIEvent{}, fmt.Errorf("%w: the event does not parse", errBadPayload)
 	}
 	if e.Type == "" {
-		return Event{}, fmt.Errorf("%w: an event needs a type", errBadPayload)
+		return slackevents.EventsAPIEvent{}, fmt.Errorf("%w: an event needs a type", errBadPayload)
 	}
 	return e, nil
+}
+
+// eventID is a callback event's ID, for dedupe ("" for others).
+func eventID(e slackevents.EventsAPIEvent) string {
+	if cb, ok := e.Data.(*slackevents.EventsAPICallbackEvent); ok {
+		return cb.EventID
+	}
+	return ""
 }
 
 // releaseID checks a button's value: a release ID as relbot renders it.

@@ -124,6 +124,11 @@ func (b *Bot) doActions(ctx context.Context, ic *slack.InteractionCallback) {
 		return
 	}
 	t := target{ic.ResponseURL, ic.Channel.ID, ic.User.ID}
+	if ic.View.Type == slack.VTHomeTab {
+		// A click in the Home tab: the tab is published again after, to
+		// show what the click changed.
+		defer b.publishHome(ctx, ic.User.ID)
+	}
 	if b.doOffer(ctx, t, ic, a) {
 		return
 	}

@@ -111,6 +111,9 @@ func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 		record("views.open", func(url.Values) (int, any) {
 			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0999"}}
 		}),
+		record("views.publish", func(url.Values) (int, any) {
+			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0HOME"}}
+		}),
 		record("conversations.open", func(url.Values) (int, any) {
 			return 200, map[string]any{"ok": true, "channel": map[string]any{"id": "D0DIRECT"}}
 		}),
@@ -210,6 +213,23 @@ func (s *fakeService) GetRelease(_ context.Context, id string) (*release.Release
 	}
 	return copyRelease(r), nil
 }
+
+func (s *fakeService) Apps() []*release.App { return []*release.App{s.app} }
+
+func (s *fakeService) ListReleases(_ context.Context, app, env string) ([]*release.Release, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*release.Release
+	for _, r := range s.rels {
+		if r.App == app && (env == "" || r.Env == env) {
+			out = append(out, copyRelease(r))
+		}
+	}
+	slices.SortFunc(out, func(a, b *release.Release) int { return b.RequestedAt.Compare(a.RequestedAt) })
+	return out, nil
+}
+
+func (s *fakeService) Holds(context.Context) ([]release.Hold, error) { return nil, nil }
 
 func (s *fakeService) SetMessage(_ context.Context, id, channel, ts string) error {
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 )
 
 // Handler routes relbot's HTTP endpoints.
@@ -221,16 +222,15 @@ func (b *Bot) serveEvent(w http.ResponseWriter, r *http.Request, body []byte) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if e.Type == "url_verification" {
-		writeJSON(w, map[string]string{"challenge": e.Challenge})
+	if v, ok := e.Data.(*slackevents.EventsAPIURLVerificationEvent); ok && e.Type == slackevents.URLVerification {
+		writeJSON(w, map[string]string{"challenge": v.Challenge})
 		return
 	}
-	if e.EventID != "" && !b.first(r.Context(), "evt:"+e.EventID) {
+	if id := eventID(e); id != "" && !b.first(r.Context(), "evt:"+id) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	// relbot subscribes to no event it acts on yet (app_home_opened is
-	// acknowledged and ignored).
+	b.acceptEvent(r.Context(), e)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -153,6 +153,15 @@ func checkView(t *testing.T, what string, view slack.ModalViewRequest) {
 	c.blocks(list, blockLimits.modalBlocks)
 }
 
+func checkHome(t *testing.T, what string, view slack.HomeTabViewRequest) {
+	t.Helper()
+	v := asSent(t, what, view)
+	c := limitChecker{t, what}
+	c.over("private_metadata", v["private_metadata"], blockLimits.metadata)
+	list, _ := v["blocks"].([]any)
+	c.blocks(list, blockLimits.modalBlocks) // a home tab takes as many blocks as a modal
+}
+
 // Every message and view relbot renders keeps every Block Kit limit with
 // extreme inputs: many and long names, 60 steps with long logs, hundreds
 // of changes and checks, a huge reply.
@@ -207,6 +216,21 @@ func TestEveryRenderingKeepsBlockKitLimits(t *testing.T) {
 
 	checkMessage(t, "approval reminder", RenderReminder(release.Reminder{Release: r, Approvers: []string{long("U", 300)}, ExpiresAt: at.Add(time.Hour), Missing: 9},
 		long("https://relbot.example/releases/", 3000), at))
+	home := &commands.Home{User: long("U", 100)}
+	for i := range 60 {
+		rr := *r
+		rr.ID = fmt.Sprintf("%s-%d", r.ID, i)
+		home.ToApprove, home.Mine = append(home.ToApprove, &rr), append(home.Mine, &rr)
+	}
+	for i := range 120 {
+		app := commands.HomeApp{App: long(fmt.Sprint("app", i), 300)}
+		for j := range 30 {
+			app.Envs = append(app.Envs, commands.HomeEnv{Env: long(fmt.Sprint("env", j), 300), Open: r, Last: r, Hold: &release.Hold{By: long("U", 100), Reason: long("reason ", 2000)}})
+		}
+		home.Apps = append(home.Apps, app)
+	}
+	checkHome(t, "app home", RenderHome(home, at))
+	checkHome(t, "empty app home", RenderHome(&commands.Home{User: "U1"}, at))
 	checkView(t, "reject form", RejectModal(long("crm-r", 400), replyTo(long("C", 400), long("https://hooks.slack.com/", 600))))
 	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, replyTo(long("C", 400), long("https://hooks.slack.com/", 400))))
 	for _, n := range []int{1, 11, 45, 150} {

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -95,5 +96,40 @@ func TestApprovalRemindersGoOnce(t *testing.T) {
 			!strings.Contains(blocks, ActionApprove) || !strings.Contains(blocks, "expires in 1h30m") {
 			t.Fatalf("reminder: %v", p.Form)
 		}
+	}
+}
+
+// Opening relbot's Home tab publishes it for that user: what waits for
+// their approval with an Approve button, and the apps; Slack's retry of
+// the event publishes once.
+func TestAppHomeOpened(t *testing.T) {
+	f := newFakeSlack(t)
+	svc := newFakeService()
+	_, srv := newTestBot(t, f, svc, nil)
+	for range 2 {
+		if resp := post(t, srv, "/slack/events", fixture(t, f, "app_home_opened.json"), testSecret, time.Now()); resp.StatusCode != 200 {
+			t.Fatalf("event: %d", resp.StatusCode)
+		}
+	}
+	waitFor(t, "views.publish", func() bool { return len(f.Calls("views.publish")) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	calls := f.Calls("views.publish")
+	if len(calls) != 1 {
+		t.Fatalf("%d publishes for one event", len(calls))
+	}
+	var sent struct {
+		UserID string `json:"user_id"`
+		View   struct {
+			Type   string           `json:"type"`
+			Blocks []map[string]any `json:"blocks"`
+		} `json:"view"`
+	}
+	if err := json.Unmarshal([]byte(calls[0].Body), &sent); err != nil {
+		t.Fatalf("%v: %s", err, calls[0].Body)
+	}
+	body := calls[0].Body
+	if sent.UserID != "U03CCC" || sent.View.Type != "home" || !strings.Contains(body, "Waiting for your approval") ||
+		!strings.Contains(body, "*crm-r5* deploy crm-m7 to crm production") || !strings.Contains(body, ActionApprove) || !strings.Contains(body, "*crm*") {
+		t.Fatalf("home tab: %s", body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 )
 
@@ -79,6 +80,11 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 		}
 	case socketmode.EventTypeEventsAPI:
 		ack()
+		if e, ok := evt.Data.(slackevents.EventsAPIEvent); ok {
+			if id := eventID(e); id == "" || b.first(ctx, "evt:"+id) {
+				b.acceptEvent(ctx, e)
+			}
+		}
 	}
 }
 

@@ -27,8 +27,10 @@ func humanDuration(d time.Duration) string {
 // count prints an integer with thousands separators: "1,234,567".
 func count[T int | int64](n T) string { return release.Number(n) }
 
-// ago prints how long before now t was, coarsely: "just now", "5m ago",
+// Ago prints how long before now t was, coarsely: "just now", "5m ago",
 // "3h ago", "2d ago".
+func Ago(t, now time.Time) string { return ago(t, now) }
+
 func ago(t, now time.Time) string {
 	d := now.Sub(t)
 	switch {
