@@ -77,6 +77,10 @@ type Config struct {
 	// told how long each Slack delivery over HTTP took to be answered.
 	Metrics    http.Handler
 	ObserveAck func(kind string, d time.Duration)
+	// TriggerLife is how long after a command arrives its trigger_id is
+	// used to open a form (default 2.5 s: Slack's last 3); later, the form
+	// is offered by a button.
+	TriggerLife time.Duration
 	// ReleaseLink, when set, gives the signed address of a release's page
 	// (linked from approval reminders).
 	ReleaseLink func(id string) string
@@ -127,6 +131,9 @@ func New(cfg Config) *Bot {
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 30 * time.Minute
+	}
+	if cfg.TriggerLife <= 0 {
+		cfg.TriggerLife = 2500 * time.Millisecond
 	}
 	if cfg.LongJobTimeout <= 0 {
 		cfg.LongJobTimeout = 24 * time.Hour

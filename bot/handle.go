@@ -28,10 +28,11 @@ func (r ReplyTo) target(user string) target { return target{r.ResponseURL, r.Cha
 // acceptCommand queues a slash command's work unless key says it was
 // handled already; false when it cannot be taken.
 func (b *Bot) acceptCommand(ctx context.Context, key string, sc slack.SlashCommand) bool {
-	return b.accept(ctx, key, "command", func(ctx context.Context) { b.doCommand(ctx, sc) })
+	received := time.Now()
+	return b.accept(ctx, key, "command", func(ctx context.Context) { b.doCommand(ctx, sc, received) })
 }
 
-func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
+func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand, received time.Time) {
 	t := target{sc.ResponseURL, sc.ChannelID, sc.UserID}
 	cmd, err := commands.Parse(sc.Text)
 	if err != nil {
@@ -53,13 +54,24 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand) {
 		}
 		return
 	}
+	m := RenderResult(rep, err)
 	if err != nil && rep.Missing != nil {
-		// Offer the requester a form for what the target lacks.
-		if verr := b.openView(ctx, sc.TriggerID, VariablesModal(*rep.Missing, replyTo(sc.ChannelID, sc.ResponseURL))); verr != nil {
-			b.log.Warn("slack: open the variables form", "err", verr)
+		// Offer the requester a form for what the target lacks: at once
+		// while the command's trigger lasts, else (or if Slack refuses it)
+		// by a button, whose click brings a fresh trigger.
+		opened := false
+		if time.Since(received) < b.cfg.TriggerLife {
+			verr := b.openView(ctx, sc.TriggerID, VariablesModal(*rep.Missing, replyTo(sc.ChannelID, sc.ResponseURL)))
+			if verr != nil {
+				b.log.Warn("slack: open the variables form", "err", verr)
+			}
+			opened = verr == nil
+		}
+		if !opened {
+			m.Blocks = append(m.Blocks, VariablesButton(*rep.Missing)...)
 		}
 	}
-	b.respond(ctx, t, RenderResult(rep, err), err == nil && rep.Public)
+	b.respond(ctx, t, m, err == nil && rep.Public)
 	b.after(cmd, rep, err)
 }
 
@@ -186,6 +198,17 @@ func (b *Bot) doOffer(ctx context.Context, t target, ic *slack.InteractionCallba
 			return true
 		}
 		b.respond(ctx, t, RenderResult(rep, nil), rep.Public)
+	case ActionSupplyVariables:
+		var v variablesValue
+		if err := json.Unmarshal([]byte(a.Value), &v); err != nil || v.App == "" || v.Env == "" || v.Migration == "" || len(v.Names) == 0 {
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeInvalid, "this button names no variables")), false)
+			return true
+		}
+		missing := release.MissingVariables{App: v.App, Env: v.Env, Migration: v.Migration, Names: v.Names}
+		if err := b.openView(ctx, ic.TriggerID, VariablesModal(missing, replyTo(ic.Channel.ID, ic.ResponseURL))); err != nil {
+			b.log.Warn("slack: open the variables form", "err", err)
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable, "could not open the variables form: click again, or set them with /relbot var set %s %s NAME=VALUE", v.App, v.Env)), false)
+		}
 	case ActionDeployNewPlugins:
 		var v deployValue
 		if err := json.Unmarshal([]byte(a.Value), &v); err != nil || v.Migration == "" || v.Env == "" {

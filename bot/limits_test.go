@@ -230,6 +230,13 @@ func TestEveryRenderingKeepsBlockKitLimits(t *testing.T) {
 		home.Apps = append(home.Apps, app)
 	}
 	checkHome(t, "app home", RenderHome(home, at))
+	for _, n := range []int{1, 40, 400} {
+		var names []string
+		for i := range n {
+			names = append(names, long(fmt.Sprint("VAR_", i), 60))
+		}
+		checkMessage(t, fmt.Sprintf("variables button of %d", n), message("x", VariablesButton(release.MissingVariables{App: long("app", 300), Env: long("env", 300), Migration: "crm-m7", Names: names})...))
+	}
 	checkHome(t, "empty app home", RenderHome(&commands.Home{User: "U1"}, at))
 	checkView(t, "reject form", RejectModal(long("crm-r", 400), replyTo(long("C", 400), long("https://hooks.slack.com/", 600))))
 	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, replyTo(long("C", 400), long("https://hooks.slack.com/", 400))))

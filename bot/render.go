@@ -47,7 +47,32 @@ const (
 const (
 	ActionRestart          = "relbot_restart"
 	ActionDeployNewPlugins = "relbot_deploy_new_plugins"
+	// ActionSupplyVariables opens the missing-variables form from a button
+	// (variablesValue) when the command's own trigger had expired.
+	ActionSupplyVariables = "relbot_supply_variables"
 )
+
+// variablesValue is the value of a supply-variables button.
+type variablesValue struct {
+	App       string   `json:"app"`
+	Env       string   `json:"env"`
+	Migration string   `json:"migration"`
+	Names     []string `json:"names"`
+}
+
+// VariablesButton offers the missing-variables form by a click, whose
+// trigger is fresh: for a deploy whose check outlasted the command's
+// trigger (Slack's last 3 seconds). Nil when the names do not fit a
+// button's value; the refusal's text names them for var set.
+func VariablesButton(m release.MissingVariables) []slack.Block {
+	value := metadata(variablesValue{App: m.App, Env: m.Env, Migration: m.Migration, Names: m.Names})
+	if len(value) > maxButtonValue {
+		return nil
+	}
+	btn := slack.NewButtonBlockElement(ActionSupplyVariables, value, plain("Enter the variables", 75))
+	btn.Style = slack.StylePrimary
+	return []slack.Block{slack.NewActionBlock("variables_actions", btn)}
+}
 
 // restartValue is the value of a restart button.
 type restartValue struct {

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -131,5 +132,81 @@ func TestAppHomeOpened(t *testing.T) {
 	if sent.UserID != "U03CCC" || sent.View.Type != "home" || !strings.Contains(body, "Waiting for your approval") ||
 		!strings.Contains(body, "*crm-r5* deploy crm-m7 to crm production") || !strings.Contains(body, ActionApprove) || !strings.Contains(body, "*crm*") {
 		t.Fatalf("home tab: %s", body)
+	}
+}
+
+// deployLacking is a deploy whose check finds variables missing, after
+// the time the test says.
+type deployLacking struct {
+	*fakeService
+	took time.Duration
+}
+
+func (s *deployLacking) RequestDeploy(_ context.Context, actor, migration, env string, at *time.Time, allowNewPlugins bool) (*release.Release, error) {
+	time.Sleep(s.took)
+	return nil, &release.Error{Code: release.CodeConflict, Message: env + " lacks variables",
+		Err: &release.MissingVariables{App: "crm", Env: env, Migration: migration, Names: []string{"SIGN_URL", "SIGN_TOKEN"}}}
+}
+
+// The missing-variables form opens at once while the command's trigger
+// lasts; a check that outlasts it offers the form by a button instead,
+// whose click (a fresh trigger) opens it.
+func TestVariablesFormAfterASlowCheck(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		took time.Duration
+	}{{"fast check", 0}, {"slow check", 300 * time.Millisecond}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeSlack(t)
+			svc := &deployLacking{fakeService: newFakeService(), took: c.took}
+			s := services(svc.fakeService)
+			s.Releases = svc
+			b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: s, Location: time.UTC},
+				Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TriggerLife: 150 * time.Millisecond})
+			srv := httptest.NewServer(b.Handler())
+			t.Cleanup(func() { srv.Close(); _ = b.Shutdown(context.Background()) })
+			post(t, srv, "/slack/commands", command(t, f, "deploy crm-m7 production"), testSecret, time.Now())
+			waitFor(t, "the refusal", func() bool { return len(f.Calls("response/")) == 1 })
+			refusal := f.Calls("response/")[0].Body
+			opened := f.Calls("views.open")
+			if c.took == 0 {
+				if len(opened) != 1 || strings.Contains(refusal, ActionSupplyVariables) {
+					t.Fatalf("fast: %d forms opened, refusal %s", len(opened), refusal)
+				}
+				return
+			}
+			if len(opened) != 0 || !strings.Contains(refusal, ActionSupplyVariables) {
+				t.Fatalf("slow: %d forms opened with a stale trigger, refusal %s", len(opened), refusal)
+			}
+			var sent struct {
+				Blocks []struct {
+					Elements []struct {
+						ActionID string `json:"action_id"`
+						Value    string `json:"value"`
+					} `json:"elements"`
+				} `json:"blocks"`
+			}
+			if err := json.Unmarshal([]byte(refusal), &sent); err != nil {
+				t.Fatal(err)
+			}
+			value := ""
+			for _, bl := range sent.Blocks {
+				for _, e := range bl.Elements {
+					if e.ActionID == ActionSupplyVariables {
+						value = e.Value
+					}
+				}
+			}
+			click := fmt.Sprintf(`{"type":"block_actions","user":{"id":"U04ALICE"},"channel":{"id":"C0123456789"},"trigger_id":"fresh.trigger","response_url":%q,
+				"actions":[{"action_id":%q,"block_id":"variables_actions","type":"button","value":%q,"action_ts":"1700000001.000001"}]}`, f.responseURL(), ActionSupplyVariables, value)
+			if resp := post(t, srv, "/slack/interactions", interaction([]byte(click)), testSecret, time.Now()); resp.StatusCode != 200 {
+				t.Fatalf("click: %d", resp.StatusCode)
+			}
+			waitFor(t, "the form", func() bool { return len(f.Calls("views.open")) == 1 })
+			body := f.Calls("views.open")[0].Body
+			if !strings.Contains(body, "fresh.trigger") || !strings.Contains(body, "SIGN_TOKEN") || !strings.Contains(body, CallbackVariables) {
+				t.Fatalf("form: %s", body)
+			}
+		})
 	}
 }

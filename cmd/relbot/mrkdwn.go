@@ -36,6 +36,7 @@ var emoji = map[string]string{
 	"arrows_counterclockwise": "🔄", "rewind": "⏪", "no_entry": "⛔", "heavy_multiplication_x": "✖",
 	"hourglass": "⌛", "warning": "⚠️", "white_large_square": "⬜", "heavy_minus_sign": "➖",
 	"loudspeaker": "📢", "rotating_light": "🚨", "no_entry_sign": "🚫", "rocket": "🚀",
+	"lock": "🔒", "bell": "🔔",
 }
 
 // Render turns one mrkdwn text into terminal text.
