@@ -90,11 +90,18 @@ func (d *Dispatcher) versionDiff(ctx context.Context, _ Request, c VersionDiff) 
 		title = fmt.Sprintf("%s -> %s: %s (rows: %s added, %s removed, %s changed); %d unchanged",
 			diff.From, diff.To, release.Count(len(diff.Tables), "table differs|tables differ"), count(added), count(removed), count(changed), diff.Unchanged)
 	}
+	var summary []string
+	if c := diff.Changes; c != nil && len(c.Items) > 0 {
+		summary = append(summary, "", fmt.Sprintf("Changes from %s to %s: %s", diff.From, diff.To, c.Headline()))
+		for _, l := range c.Lines(0) {
+			summary = append(summary, "  - "+l)
+		}
+	}
 	if len(diff.Tables) == 0 {
-		return newReply(title, nil, nil, diff), nil
+		return newReply(title, nil, nil, diff, summary...), nil
 	}
 	table := &Table{Columns: []string{"Table", "Added", "Removed", "Changed", "Note"}}
-	var lines []string
+	lines := summary
 	for _, t := range diff.Tables {
 		table.Rows = append(table.Rows, []string{t.Table, count(t.Added), count(t.Removed), count(t.Changed), t.Note})
 		if len(t.Entries) == 0 {

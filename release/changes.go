@@ -128,7 +128,7 @@ func (c *Changes) Since(now *Changes) []string {
 var (
 	changeKinds = []ChangeKind{ChangePage, ChangeMobilePage, ChangeCollection, ChangeField, ChangeWorkflow, ChangeRole, ChangePlugin,
 		ChangeTable, ChangeVariable}
-	changeActions = map[string]int{"added": 0, "new version": 1, "renamed": 2, "moved": 3, "changed": 4, "upgraded": 4, "rows differ": 4,
+	changeActions = map[string]int{"added": 0, "new version": 1, "renamed": 2, "moved": 3, "changed": 4, "content changed": 4, "upgraded": 4, "rows differ": 4,
 		"enabled": 5, "disabled": 5, "permissions": 6, "menu access": 7, "mobile menu access": 7, "removed": 8}
 )
 

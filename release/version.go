@@ -92,6 +92,9 @@ type VersionDiff struct {
 	Tables []TableDiff `json:"tables"`
 	// Unchanged counts tables equal on both sides (not listed).
 	Unchanged int `json:"unchanged"`
+	// Changes, for a NocoBase app, tells the difference in its own terms
+	// (pages, collections, workflows, roles, plugins); Against is From.
+	Changes *Changes `json:"changes,omitempty"`
 }
 
 // TableDiff is one table's changes, keyed by primary key. Tables without

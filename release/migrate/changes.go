@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -103,11 +102,7 @@ func (f *File) changes(ctx context.Context, tx pgx.Tx, tgt *pgschema.Schema, env
 			return appdb.RuleOf(f.Meta.Rules, key)
 		}))...)
 		if len(differ) > 0 {
-			detail := "other carried tables"
-			if slices.Contains(differ, layout.Key("uiSchemas")) {
-				detail += "; uiSchemas holds the pages' blocks and layouts"
-			}
-			out.Items = append(out.Items, release.Change{Kind: release.ChangeTable, Action: "rows differ", Name: strings.Join(readable(differ), ", "), Detail: detail})
+			out.Items = append(out.Items, release.Change{Kind: release.ChangeTable, Action: "rows differ", Name: strings.Join(readable(differ), ", "), Detail: "other carried tables"})
 		}
 	}
 	for _, v := range f.Meta.Variables {

@@ -27,6 +27,7 @@ func TestSampleChangeSummary(t *testing.T) {
 	}
 	want := []string{
 		`page added: “Contracts” — in “CRM”`,
+		`page content changed: “Customers” — 2 elements added`,
 		`collection added: “Contracts” (contracts) — 6 fields`,
 		`field added: “Customers” (customers) › segment — select`,
 		`field added: “Customers” (customers) › “Contracts” (contracts) — o2m`,
@@ -36,7 +37,7 @@ func TestSampleChangeSummary(t *testing.T) {
 		`plugin added: workflow-json-query 2.2.15 — enabled`,
 		`plugin upgraded: acl, action-bulk-edit, action-bulk-update and 37 more — 2.2.14 → 2.2.15`,
 		`plugin upgraded: crm-tools — 1.3.0 → 1.4.0`,
-		`table rows differ: collectionCategories, collectionCategory, desktopRoutesUiLayouts, main_desktopRoutes_path, uiSchemaTreePath, uiSchemas — other carried tables; uiSchemas holds the pages' blocks and layouts`,
+		`table rows differ: collectionCategories, collectionCategory, desktopRoutesUiLayouts, main_desktopRoutes_path — other carried tables`,
 		`variable newly referenced: CONTRACTS_SIGN_URL — not defined in staging yet`,
 	}
 	if got := plan.Changes.Lines(0); strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -56,7 +57,7 @@ func TestSampleChangeSummary(t *testing.T) {
 // of the tables the summary reads, written with plain names: {T:name} is
 // the table in layout l, {C:name} a column.
 func summarySQL(l fixtures.Layout, sql string) string {
-	return regexp.MustCompile(`\{([TC]):([A-Za-z_]+)\}`).ReplaceAllStringFunc(sql, func(m string) string {
+	return regexp.MustCompile(`\{([TC]):([A-Za-z_-]+)\}`).ReplaceAllStringFunc(sql, func(m string) string {
 		kind, name := m[1], m[3:len(m)-1]
 		if kind == 'T' {
 			return l.Ident(name)
@@ -69,6 +70,14 @@ const summaryTablesSQL = `
 DROP TABLE {T:desktopRoutes}, {T:rolesDesktopRoutes}, {T:collections}, {T:fields}, {T:workflows}, {T:flow_nodes},
 	{T:roles}, {T:dataSourcesRolesResources}, {T:dataSourcesRolesResourcesActions}, {T:applicationPlugins};
 DELETE FROM {T:mobileRoutes};
+DROP TABLE {T:uiSchemas}, {T:uiSchemaTreePath};
+CREATE TABLE {T:uiSchemas} ({C:x-uid} varchar(255) PRIMARY KEY, {C:name} varchar(255), {C:schema} json);
+CREATE TABLE {T:uiSchemaTreePath} ({C:ancestor} varchar(255), {C:descendant} varchar(255), {C:depth} integer, {C:async} boolean,
+	{C:type} varchar(255), {C:sort} integer, PRIMARY KEY ({C:ancestor}, {C:descendant}));
+DROP TABLE IF EXISTS {T:flowModels}, {T:flowModelTreePath};
+CREATE TABLE {T:flowModels} ({C:uid} varchar(255) PRIMARY KEY, {C:name} varchar(255), {C:options} json);
+CREATE TABLE {T:flowModelTreePath} ({C:ancestor} varchar(255), {C:descendant} varchar(255), {C:depth} integer, {C:async} boolean,
+	{C:type} varchar(255), {C:sort} integer, PRIMARY KEY ({C:ancestor}, {C:descendant}));
 CREATE TABLE {T:desktopRoutes} ({C:id} bigint PRIMARY KEY, {C:parentId} bigint, {C:title} varchar(255), {C:type} varchar(255),
 	{C:icon} varchar(255), {C:schemaUid} varchar(255), {C:hidden} boolean, {C:hideInMenu} boolean, {C:enableTabs} boolean,
 	{C:options} json, {C:sort} bigint, {C:createdAt} timestamptz DEFAULT now(), {C:updatedAt} timestamptz DEFAULT now());
@@ -100,7 +109,28 @@ INSERT INTO {T:desktopRoutes} ({C:id}, {C:parentId}, {C:title}, {C:type}, {C:ico
 	(3, 2, NULL, 'tabs', NULL, 'tab-cust', true, '{}'),
 	(4, 1, 'Tickets', 'page', 'BugOutlined', 'pg-tick', false, '{}'),
 	(5, NULL, 'Reports', 'page', NULL, 'pg-rep', false, '{}'),
+	(6, NULL, 'Dashboard', 'flowPage', NULL, 'fm-dash', false, '{}'),
 	(7, NULL, 'Sales', 'group', NULL, NULL, false, '{}');
+-- The pages' contents: 1.x UI schema trees (a tab's node under its page's),
+-- a 2.x flow model tree, a pop-up of no page; closure rows to depth 2.
+INSERT INTO {T:uiSchemas} ({C:x-uid}, {C:name}, {C:schema}) VALUES
+	('pg-cust', 'page', '{"x-component": "Page"}'), ('tab-cust', 'tab', '{"x-component": "Tabs.TabPane"}'),
+	('blk-cust', 'table', '{"x-decorator": "TableBlockProvider", "x-decorator-props": {"pageSize": 20}}'),
+	('col-name', 'name', '{"x-collection-field": "customers.name"}'),
+	('pg-tick', 'page', '{"x-component": "Page"}'), ('blk-tick', 'table', '{"x-decorator": "TableBlockProvider"}'),
+	('col-legacy', 'legacy', '{"x-collection-field": "tickets.legacy"}'),
+	('pg-rep', 'page', '{"x-component": "Page"}'), ('chart-rep', 'chart', '{"x-component": "Chart"}'),
+	('pop-1', 'popup', '{"x-component": "Action.Drawer", "title": "Edit"}');
+INSERT INTO {T:uiSchemaTreePath} ({C:ancestor}, {C:descendant}, {C:depth}, {C:sort}) VALUES
+	('pg-cust', 'pg-cust', 0, 1), ('pg-cust', 'tab-cust', 1, 1), ('tab-cust', 'tab-cust', 0, 1),
+	('tab-cust', 'blk-cust', 1, 1), ('pg-cust', 'blk-cust', 2, 1), ('blk-cust', 'col-name', 1, 1), ('tab-cust', 'col-name', 2, 1),
+	('pg-tick', 'blk-tick', 1, 1), ('blk-tick', 'col-legacy', 1, 1), ('pg-tick', 'col-legacy', 2, 1),
+	('pg-rep', 'chart-rep', 1, 1), ('pop-1', 'pop-1', 0, 1);
+INSERT INTO {T:flowModels} ({C:uid}, {C:name}, {C:options}) VALUES
+	('fm-dash', NULL, '{"use": "RootPageModel"}'), ('fm-grid', NULL, '{"use": "BlockGridModel"}'),
+	('fm-chart', NULL, '{"use": "ChartBlockModel", "stepParams": {"chart": {"type": "bar"}}}');
+INSERT INTO {T:flowModelTreePath} ({C:ancestor}, {C:descendant}, {C:depth}, {C:sort}) VALUES
+	('fm-dash', 'fm-grid', 1, 1), ('fm-grid', 'fm-chart', 1, 1), ('fm-dash', 'fm-chart', 2, 1);
 INSERT INTO {T:rolesDesktopRoutes} ({C:desktopRouteId}, {C:roleName}) VALUES (2, 'member'), (3, 'member'), (4, 'member'), (5, 'member');
 INSERT INTO {T:collections} ({C:key}, {C:name}, {C:title}, {C:hidden}, {C:options}) VALUES
 	('c1', 'customers', 'Customers', false, '{"template": "general", "sortable": false}'),
@@ -140,6 +170,24 @@ INSERT INTO {T:desktopRoutes} ({C:id}, {C:parentId}, {C:title}, {C:type}, {C:sch
 	(9, 8, NULL, 'tabs', 'tab-cont', true, '{}'),
 	(10, 2, 'History', 'tabs', 'tab-hist', false, '{}');
 DELETE FROM {T:rolesDesktopRoutes} WHERE {C:desktopRouteId} = 5;
+-- Customers: its table shows 50 rows and a new column; Tickets loses the
+-- legacy column; the dashboard's chart is a line chart beside a new table;
+-- the pop-up is retitled; Reports goes with its chart, Contracts comes
+-- with its table.
+UPDATE {T:uiSchemas} SET {C:schema} = '{"x-decorator": "TableBlockProvider", "x-decorator-props": {"pageSize": 50}}' WHERE {C:x-uid} = 'blk-cust';
+INSERT INTO {T:uiSchemas} ({C:x-uid}, {C:name}, {C:schema}) VALUES
+	('col-seg', 'segment', '{"x-collection-field": "customers.segment"}'),
+	('pg-cont', 'page', '{"x-component": "Page"}'), ('blk-cont', 'table', '{"x-decorator": "TableBlockProvider"}');
+INSERT INTO {T:uiSchemaTreePath} ({C:ancestor}, {C:descendant}, {C:depth}, {C:sort}) VALUES
+	('blk-cust', 'col-seg', 1, 2), ('tab-cust', 'col-seg', 2, 2), ('pg-cont', 'blk-cont', 1, 1);
+DELETE FROM {T:uiSchemas} WHERE {C:x-uid} IN ('col-legacy', 'pg-rep', 'chart-rep');
+DELETE FROM {T:uiSchemaTreePath} WHERE {C:descendant} IN ('col-legacy', 'pg-rep', 'chart-rep');
+UPDATE {T:uiSchemas} SET {C:schema} = '{"x-component": "Action.Drawer", "title": "Edit customer"}' WHERE {C:x-uid} = 'pop-1';
+UPDATE {T:flowModels} SET {C:options} = '{"stepParams": {"chart": {"type": "line"}}, "use": "ChartBlockModel"}' WHERE {C:uid} = 'fm-chart';
+INSERT INTO {T:flowModels} ({C:uid}, {C:name}, {C:options}) VALUES ('fm-table', NULL, '{"use": "TableBlockModel"}');
+INSERT INTO {T:flowModelTreePath} ({C:ancestor}, {C:descendant}, {C:depth}, {C:sort}) VALUES ('fm-grid', 'fm-table', 1, 2);
+-- The same options with its keys in another order is no change.
+UPDATE {T:flowModels} SET {C:options} = '{ "use" : "BlockGridModel" }' WHERE {C:uid} = 'fm-grid';
 INSERT INTO {T:rolesDesktopRoutes} ({C:desktopRouteId}, {C:roleName}) VALUES (8, 'sales'), (9, 'sales');
 UPDATE {T:collections} SET {C:options} = '{"template": "general", "sortable": true}' WHERE {C:name} = 'customers';
 INSERT INTO {T:collections} ({C:key}, {C:name}, {C:title}, {C:hidden}, {C:options}) VALUES
@@ -185,8 +233,12 @@ func TestChangeSummaryInEveryLayout(t *testing.T) {
 		`page added: “Contracts” — in “Sales”`,
 		`page renamed: “Tickets” → “Support tickets” — in “CRM”`,
 		`page moved: “Customers” — from “CRM” to “Sales”`,
+		`page content changed: elements outside the menu's pages — 1 element changed (pop-ups, saved templates)`,
 		`page changed: “Customers” — icon`,
 		`page changed: “Customers” — tab “History” added`,
+		`page content changed: “Customers” — 1 element added, 1 changed`,
+		`page content changed: “Dashboard” — 1 element added, 1 changed`,
+		`page content changed: “Support tickets” — 1 element removed`,
 		`page removed: “Reports” — at the top of the menu`,
 		`collection added: “Contracts” (contracts) — tree collection, 2 fields`,
 		`collection changed: “Customers” (customers) — options: sortable`,

@@ -12,14 +12,15 @@ import (
 )
 
 // Summarize lists what changes between two sides of a NocoBase app's
-// configuration, in the words its users know: pages and menu entries,
-// collections and fields, workflows and their nodes, roles with their
+// configuration, in the words its users know: pages and menu entries and
+// what each page holds, collections and fields, workflows and their nodes, roles with their
 // permissions and menu access, plugins; in no set order: release.SortChanges
 // orders them for showing, with the lines a caller adds.
 func Summarize(before, after *Config) []release.Change {
 	var out []release.Change
 	out = append(out, routeChanges(before, after, release.ChangePage, "desktopRoutes", "rolesDesktopRoutes", "desktopRouteId")...)
 	out = append(out, routeChanges(before, after, release.ChangeMobilePage, "mobileRoutes", "rolesMobileRoutes", "mobileRouteId")...)
+	out = append(out, pageContentChanges(before, after)...)
 	out = append(out, collectionChanges(before, after)...)
 	out = append(out, workflowChanges(before, after)...)
 	out = append(out, roleChanges(before, after)...)

@@ -2,6 +2,8 @@ package nocobase
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,23 +26,40 @@ type summaryTable struct {
 	name string
 	key  []string
 	cols []string
+	// digest are columns kept as a digest of their JSON's value, not the
+	// value: the page trees' nodes are compared, never shown, and a big
+	// app has tens of thousands.
+	digest []string
+	// only, when set, keeps just the rows whose column has the value: of
+	// a tree's closure table, the parent links (depth 1).
+	only *columnValue
 }
 
+type columnValue struct{ col, value string }
+
+var parentLinks = &columnValue{"depth", "1"}
+
 var summaryTables = []summaryTable{
-	{"desktopRoutes", []string{"id"}, []string{"parentId", "title", "type", "icon", "schemaUid", "hidden", "hideInMenu", "enableTabs", "options"}},
-	{"mobileRoutes", []string{"id"}, []string{"parentId", "title", "type", "icon", "schemaUid", "hidden", "hideInMenu", "enableTabs", "options"}},
-	{"rolesDesktopRoutes", []string{"desktopRouteId", "roleName"}, nil},
-	{"rolesMobileRoutes", []string{"mobileRouteId", "roleName"}, nil},
-	{"collections", []string{"key"}, []string{"name", "title", "hidden", "inherit", "description", "options"}},
-	{"fields", []string{"key"}, []string{"collectionName", "name", "type", "interface", "description", "options"}},
-	{"workflows", []string{"id"}, []string{"key", "title", "current", "enabled", "sync", "type", "description", "config", "options"}},
-	{"flow_nodes", []string{"id"}, []string{"workflowId", "key", "title", "type", "upstreamId", "downstreamId", "branchIndex", "config"}},
-	{"roles", []string{"name"}, []string{"title", "description", "strategy", "snippets", "default", "hidden", "allowConfigure", "allowNewMenu"}},
-	{"rolesResources", []string{"id"}, []string{"roleName", "name", "dataSourceKey", "usingActionsConfig"}},
-	{"rolesResourcesActions", []string{"id"}, []string{"rolesResourceId", "name", "fields", "scopeId"}},
-	{"dataSourcesRolesResources", []string{"id"}, []string{"roleName", "name", "dataSourceKey", "usingActionsConfig"}},
-	{"dataSourcesRolesResourcesActions", []string{"id"}, []string{"rolesResourceId", "name", "fields", "scopeId"}},
-	{"applicationPlugins", []string{"id"}, []string{"name", "packageName", "version", "enabled", "installed", "builtIn"}},
+	{"desktopRoutes", []string{"id"}, []string{"parentId", "title", "type", "icon", "schemaUid", "hidden", "hideInMenu", "enableTabs", "options"}, nil, nil},
+	{"mobileRoutes", []string{"id"}, []string{"parentId", "title", "type", "icon", "schemaUid", "hidden", "hideInMenu", "enableTabs", "options"}, nil, nil},
+	{"rolesDesktopRoutes", []string{"desktopRouteId", "roleName"}, nil, nil, nil},
+	{"rolesMobileRoutes", []string{"mobileRouteId", "roleName"}, nil, nil, nil},
+	{"collections", []string{"key"}, []string{"name", "title", "hidden", "inherit", "description", "options"}, nil, nil},
+	{"fields", []string{"key"}, []string{"collectionName", "name", "type", "interface", "description", "options"}, nil, nil},
+	{"workflows", []string{"id"}, []string{"key", "title", "current", "enabled", "sync", "type", "description", "config", "options"}, nil, nil},
+	{"flow_nodes", []string{"id"}, []string{"workflowId", "key", "title", "type", "upstreamId", "downstreamId", "branchIndex", "config"}, nil, nil},
+	{"roles", []string{"name"}, []string{"title", "description", "strategy", "snippets", "default", "hidden", "allowConfigure", "allowNewMenu"}, nil, nil},
+	{"rolesResources", []string{"id"}, []string{"roleName", "name", "dataSourceKey", "usingActionsConfig"}, nil, nil},
+	{"rolesResourcesActions", []string{"id"}, []string{"rolesResourceId", "name", "fields", "scopeId"}, nil, nil},
+	{"dataSourcesRolesResources", []string{"id"}, []string{"roleName", "name", "dataSourceKey", "usingActionsConfig"}, nil, nil},
+	{"dataSourcesRolesResourcesActions", []string{"id"}, []string{"rolesResourceId", "name", "fields", "scopeId"}, nil, nil},
+	{"applicationPlugins", []string{"id"}, []string{"name", "packageName", "version", "enabled", "installed", "builtIn"}, nil, nil},
+	// The pages' contents: the UI schema tree (1.x pages) and the flow
+	// model tree (2.x pages), each node and its closure rows.
+	{"uiSchemas", []string{"x-uid"}, []string{"schema"}, []string{"schema"}, nil},
+	{"uiSchemaTreePath", []string{"ancestor", "descendant"}, []string{"depth", "sort"}, nil, parentLinks},
+	{"flowModels", []string{"uid"}, []string{"options"}, []string{"options"}, nil},
+	{"flowModelTreePath", []string{"ancestor", "descendant"}, []string{"depth", "sort"}, nil, parentLinks},
 }
 
 // SummaryTables are the keys (schema.table as pgschema shows them) of the
@@ -133,7 +152,10 @@ func (c *Config) Writer(key string, columns []string) io.WriteCloser {
 		}
 		rows := &configRows{def: t}
 		c.tables[t.name] = rows
-		w := &copyReader{rows: rows, at: at, key: key}
+		w := &copyReader{rows: rows, at: at, key: key, digest: make([]bool, len(want))}
+		for j, plain := range want {
+			w.digest[j] = slices.Contains(t.digest, plain)
+		}
 		w.Line = w.row
 		return w
 	}
@@ -143,9 +165,10 @@ func (c *Config) Writer(key string, columns []string) io.WriteCloser {
 // copyReader parses COPY text rows as they stream past.
 type copyReader struct {
 	appdb.Lines
-	rows *configRows
-	at   []int // per summary column, its field in the COPY row; -1 absent
-	key  string
+	rows   *configRows
+	at     []int  // per summary column, its field in the COPY row; -1 absent
+	digest []bool // per summary column, kept as a digest
+	key    string
 }
 
 func (w *copyReader) row(line []byte) error {
@@ -156,7 +179,16 @@ func (w *copyReader) row(line []byte) error {
 			continue
 		}
 		v := string(appdb.CopyUnescape(fields[f]))
+		if w.digest[j] {
+			sum := sha256.Sum256([]byte(canonicalJSON(v)))
+			v = hex.EncodeToString(sum[:12])
+		}
 		r[j] = &v
+	}
+	if only := w.rows.def.only; only != nil {
+		if v := r.ptr(w.rows.def, only.col); v == nil || *v != only.value {
+			return nil
+		}
 	}
 	w.rows.rows = append(w.rows.rows, r)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/appdb"
+	"github.com/relbot/relbot/release/nocobase"
 	"github.com/relbot/relbot/release/pgschema"
 )
 
@@ -130,7 +132,64 @@ func (e *Engine) Diff(ctx context.Context, app *release.App, env *release.Enviro
 		}
 		out.Tables = append(out.Tables, td)
 	}
+	if err := summarize(ctx, tx, env, out, fromSides, toSides, blobs); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// summarize tells a NocoBase app's difference in its own terms: both
+// sides' rows of the tables the change summary reads, streamed from the
+// versions' blobs or the live tables, compared by release/nocobase.
+func summarize(ctx context.Context, tx pgx.Tx, env *release.Environment, out *release.VersionDiff, from, to map[string]*side, blobs release.VersionBlobs) error {
+	live, err := inspect(ctx, tx)
+	if err != nil {
+		return err
+	}
+	layout, err := nocobase.LayoutOf(live, env)
+	if err != nil || !layout.Found {
+		return nil // not a NocoBase app (or not one relbot can place): the tables tell it
+	}
+	before, after := nocobase.NewConfig(layout.Layout), nocobase.NewConfig(layout.Layout)
+	for _, key := range nocobase.SummaryTables(layout.Layout) {
+		for _, sc := range []struct {
+			side *side
+			cfg  *nocobase.Config
+		}{{from[key], before}, {to[key], after}} {
+			if sc.side == nil {
+				continue
+			}
+			if err := readSide(ctx, tx, sc.side, sc.cfg.Writer(key, sc.side.cols), blobs); err != nil {
+				return err
+			}
+		}
+	}
+	items := nocobase.Summarize(before, after)
+	release.SortChanges(items)
+	out.Changes = &release.Changes{Against: out.From, Items: items}
+	if items == nil {
+		out.Changes.Items = []release.Change{}
+	}
+	return nil
+}
+
+// readSide streams one side's rows, in its columns, into w.
+func readSide(ctx context.Context, tx pgx.Tx, s *side, w io.WriteCloser, blobs release.VersionBlobs) error {
+	if s.vt != nil {
+		br, err := openBlob(ctx, blobs, s.vt)
+		if err != nil {
+			return err
+		}
+		defer br.Close()
+		if _, err := io.Copy(w, br); err != nil {
+			return blobError(s.vt, br, err)
+		}
+		return w.Close()
+	}
+	if _, err := tx.Conn().PgConn().CopyTo(ctx, w, "COPY (SELECT "+pgschema.ColumnList(s.cols)+" FROM "+s.rel+") TO STDOUT"); err != nil {
+		return fmt.Errorf("read %s: %w", s.table.Key(), err)
+	}
+	return w.Close()
 }
 
 // hash computes a live table's content hash the way a version names its

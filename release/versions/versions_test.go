@@ -185,7 +185,7 @@ func TestCreateDiffRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Tables) != 0 || d.Unchanged != len(v1.Tables) {
+	if len(d.Tables) != 0 || d.Unchanged != len(v1.Tables) || d.Changes == nil || len(d.Changes.Items) != 0 {
 		t.Fatalf("diff of an unchanged database: %+v", d)
 	}
 
@@ -215,6 +215,18 @@ func TestCreateDiffRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("main_desktopRoutes_path: %+v", path)
 	}
 
+	// In the app's terms: a page added, a page's element changed, a
+	// role's menu access withdrawn.
+	summary := strings.Join(d.Changes.Lines(0), "\n")
+	for _, want := range []string{"page added: “Reports” — at the top of the menu", "page content changed: ", "— 1 element changed", "no longer sees"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("change summary lacks %q:\n%s", want, summary)
+		}
+	}
+	if d.Changes.Against != "crm-v1" {
+		t.Errorf("summary against %q", d.Changes.Against)
+	}
+
 	// v2 stores only the four changed tables again.
 	v2, snap2 := snapshot(t, e, app, blobs, "crm-v2")
 	if snap2.NewBlobs != 4 || blobs.count() != stored+4 {
@@ -226,6 +238,9 @@ func TestCreateDiffRestoreRoundTrip(t *testing.T) {
 	}
 	if vd.To != "crm-v2" || len(vd.Tables) != 4 || findTable(vd, "uiSchemas").Changed != 1 || findTable(vd, "main_desktopRoutes_path").Added != 1 {
 		t.Fatalf("version to version diff: %+v", vd)
+	}
+	if got := strings.Join(vd.Changes.Lines(0), "\n"); got != summary {
+		t.Fatalf("version to version summary:\n%s\nwant, as against the live database:\n%s", got, summary)
 	}
 
 	rep, err := e.Restore(ctxT(t), app, app.Source(), v1, blobs)
