@@ -423,9 +423,22 @@ func TestSecretSetThroughAModal(t *testing.T) {
 	var logs syncBuffer
 	_, srv := newTestBot(t, f, svc, &logs)
 	post(t, srv, "/slack/commands", command(t, f, "secret set crm production SMTP_PASSWORD"), testSecret, time.Now())
-	waitFor(t, "views.open", func() bool { return len(f.Calls("views.open")) == 1 })
-	if body := f.Calls("views.open")[0].Body; !strings.Contains(body, CallbackSecret) || !strings.Contains(body, `\"var\":\"SMTP_PASSWORD\"`) {
+	// The form opens at once (the trigger lasts 3 s) and is filled once
+	// the permission is checked.
+	waitFor(t, "views.update", func() bool { return len(f.Calls("views.update")) == 1 })
+	if body := f.Calls("views.open")[0].Body; !strings.Contains(body, CallbackSecret) || !strings.Contains(body, "Checking that you may set SMTP_PASSWORD") {
 		t.Fatalf("views.open: %s", body)
+	}
+	var update struct {
+		ViewID string `json:"view_id"`
+		Hash   string `json:"hash"`
+		View   struct {
+			PrivateMetadata string `json:"private_metadata"`
+		} `json:"view"`
+	}
+	if err := json.Unmarshal([]byte(f.Calls("views.update")[0].Body), &update); err != nil || update.ViewID != "V0999" || update.Hash != "h1" ||
+		!strings.Contains(update.View.PrivateMetadata, `"var":"SMTP_PASSWORD"`) {
+		t.Fatalf("views.update: %s (%v)", f.Calls("views.update")[0].Body, err)
 	}
 	if len(svc.Calls()) != 0 {
 		t.Fatalf("secret set changed something before the form: %v", svc.Calls())

@@ -45,15 +45,11 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand, received tim
 		b.doSlowCommand(ctx, t, req, cmd)
 		return
 	}
-	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
-	if err == nil && rep.Prompt != nil {
-		if err := b.openView(ctx, sc.TriggerID, SecretModal(*rep.Prompt, replyTo(sc.ChannelID, sc.ResponseURL))); err != nil {
-			b.log.Warn("slack: open the secret form", "err", err)
-			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
-				"could not open the private form for secret %s (nothing was stored): try again", rep.Prompt.Var)), false)
-		}
+	if set, ok := cmd.(commands.SecretSet); ok {
+		b.doSecretSet(ctx, t, sc, req, set)
 		return
 	}
+	rep, err := b.cfg.Dispatcher.Run(ctx, req, cmd)
 	m := RenderResult(rep, err)
 	if err != nil && rep.Missing != nil {
 		// Offer the requester a form for what the target lacks: at once
@@ -73,6 +69,42 @@ func (b *Bot) doCommand(ctx context.Context, sc slack.SlashCommand, received tim
 	}
 	b.respond(ctx, t, m, err == nil && rep.Public)
 	b.after(cmd, rep, err)
+}
+
+// doSecretSet opens the secret's form first, while the command's trigger
+// lasts (3 seconds), showing that its permission is being checked; then
+// runs the check and fills the form with views.update: the value's input,
+// or the refusal. Nothing is stored until the form is submitted.
+func (b *Bot) doSecretSet(ctx context.Context, t target, sc slack.SlashCommand, req commands.Request, c commands.SecretSet) {
+	opened, openErr := b.cfg.API.OpenViewContext(ctx, sc.TriggerID, CheckingModal(CallbackSecret, "Set a secret",
+		fmt.Sprintf("Checking that you may set %s of %s %s…", c.Var, c.App, c.Env)))
+	if openErr != nil {
+		b.log.Warn("slack: open the secret form", "err", openErr)
+	}
+	rep, err := b.cfg.Dispatcher.Run(ctx, req, c)
+	var view slack.ModalViewRequest
+	switch {
+	case err != nil:
+		view = NoticeModal(CallbackSecret, "Set a secret", ":no_entry_sign: "+commands.ErrorReply(err).Text)
+		b.respond(ctx, t, RenderResult(rep, err), false)
+	case rep.Prompt != nil:
+		view = SecretModal(*rep.Prompt, replyTo(sc.ChannelID, sc.ResponseURL))
+	default:
+		b.respond(ctx, t, RenderResult(rep, nil), rep.Public)
+		return
+	}
+	if openErr != nil {
+		if err == nil {
+			b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
+				"could not open the private form for secret %s (nothing was stored): try again", c.Var)), false)
+		}
+		return
+	}
+	if _, err := b.cfg.API.UpdateViewContext(ctx, view, "", opened.Hash, opened.ID); err != nil {
+		b.log.Warn("slack: fill the secret form", "err", err)
+		b.respond(ctx, t, RenderError(release.Errorf(release.CodeUnavailable,
+			"could not show the private form for secret %s (nothing was stored): close it and try again", c.Var)), false)
+	}
 }
 
 // responseURLLife is how long a response_url is worth trying: Slack

@@ -109,7 +109,10 @@ func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 			return 200, map[string]any{"ok": true, "message_ts": fmt.Sprintf("1700000000.%06d", f.ts)}
 		}),
 		record("views.open", func(url.Values) (int, any) {
-			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0999"}}
+			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0999", "hash": "h1"}}
+		}),
+		record("views.update", func(url.Values) (int, any) {
+			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0999", "hash": "h2"}}
 		}),
 		record("views.publish", func(url.Values) (int, any) {
 			return 200, map[string]any{"ok": true, "view": map[string]any{"id": "V0HOME"}}

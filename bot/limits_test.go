@@ -238,6 +238,8 @@ func TestEveryRenderingKeepsBlockKitLimits(t *testing.T) {
 		checkMessage(t, fmt.Sprintf("variables button of %d", n), message("x", VariablesButton(release.MissingVariables{App: long("app", 300), Env: long("env", 300), Migration: "crm-m7", Names: names})...))
 	}
 	checkHome(t, "empty app home", RenderHome(&commands.Home{User: "U1"}, at))
+	checkView(t, "checking form", CheckingModal(CallbackSecret, long("title ", 300), long("text ", 9000)))
+	checkView(t, "notice form", NoticeModal(CallbackSecret, long("title ", 300), long("text ", 9000)))
 	checkView(t, "reject form", RejectModal(long("crm-r", 400), replyTo(long("C", 400), long("https://hooks.slack.com/", 600))))
 	checkView(t, "secret form", SecretModal(commands.SecretPrompt{App: long("app", 400), Env: long("env", 400), Var: long("VAR", 400)}, replyTo(long("C", 400), long("https://hooks.slack.com/", 400))))
 	for _, n := range []int{1, 11, 45, 150} {

@@ -852,6 +852,20 @@ func RejectModal(id string, to ReplyTo) slack.ModalViewRequest {
 	}
 }
 
+// CheckingModal is a form opened at once, before the slow work that
+// decides what it shows (views.update fills it).
+func CheckingModal(callback, title, text string) slack.ModalViewRequest {
+	return slack.ModalViewRequest{Type: slack.VTModal, CallbackID: callback, Title: plain(title, maxModalTitle), Close: plain("Close", 24),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{section(":hourglass_flowing_sand: " + escape(truncate(text, maxText/2)))}}}
+}
+
+// NoticeModal is a form that only tells something (a refusal): no input,
+// nothing to submit.
+func NoticeModal(callback, title, text string) slack.ModalViewRequest {
+	return slack.ModalViewRequest{Type: slack.VTModal, CallbackID: callback, Title: plain(title, maxModalTitle), Close: plain("Close", 24),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{section(escape(truncate(text, maxText/2)))}}}
+}
+
 // SecretModal asks for a secret's value. The value goes only to the
 // submission; it is never shown or logged.
 func SecretModal(p commands.SecretPrompt, to ReplyTo) slack.ModalViewRequest {

@@ -210,3 +210,17 @@ func TestVariablesFormAfterASlowCheck(t *testing.T) {
 		})
 	}
 }
+
+// A refused secret set fills the form it opened with the refusal (and
+// answers it too): no input is ever shown to someone who may not set it.
+func TestSecretFormShowsARefusal(t *testing.T) {
+	f := newFakeSlack(t)
+	_, srv := newTestBot(t, f, newFakeService(), nil)
+	post(t, srv, "/slack/commands", command(t, f, "secret set nosuchapp production TOKEN"), testSecret, time.Now())
+	waitFor(t, "views.update", func() bool { return len(f.Calls("views.update")) == 1 })
+	body := f.Calls("views.update")[0].Body
+	if strings.Contains(body, `"type":"input"`) || !strings.Contains(body, "nosuchapp") {
+		t.Fatalf("the refused form: %s", body)
+	}
+	waitFor(t, "the refusal", func() bool { return len(f.Calls("response/")) == 1 })
+}

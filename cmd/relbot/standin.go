@@ -32,7 +32,7 @@ const (
 // slackPost is one message relbot sent: to a channel, a thread, a user,
 // or a response_url.
 type slackPost struct {
-	Method  string // chat.postMessage, chat.update, chat.postEphemeral, views.open, conversations.open, response
+	Method  string // chat.postMessage, chat.update, chat.postEphemeral, views.open, views.update, views.publish, conversations.open, response
 	Channel string
 	Thread  string
 	TS      string
@@ -71,8 +71,11 @@ func newStandIn(extra ...slacktest.Binder) *standIn {
 				s.mu.Unlock()
 				w.Header().Set("Content-Type", "application/json")
 				answer := map[string]any{"ok": true, "channel": orDefault(p.Channel, "D0DIRECT"), "ts": orDefault(p.TS, "1700000000.000001")}
-				if p.Method == "conversations.open" {
+				switch p.Method {
+				case "conversations.open":
 					answer["channel"] = map[string]any{"id": "D0DIRECT"} // a direct message channel is an object here
+				case "views.open", "views.update", "views.publish":
+					answer["view"] = map[string]any{"id": "V0STANDIN", "hash": "h1"}
 				}
 				json.NewEncoder(w).Encode(answer)
 			})
@@ -91,7 +94,7 @@ func newStandIn(extra ...slacktest.Binder) *standIn {
 			})
 		})
 	})
-	for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "conversations.open", "response/"} {
+	for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update", "views.publish", "conversations.open", "response/"} {
 		binders = append(binders, record(m))
 	}
 	s.Server = slacktest.NewTestServer(binders...)
