@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/slack-go/slack/slacktest"
 
+	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
 )
 
@@ -445,5 +447,56 @@ func openReleasePage(t *testing.T, addr, blocks, id string) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 {
 		t.Fatalf("a wrong signature: %d", resp.StatusCode)
+	}
+}
+
+// A production release that has waited half its approval window (24 h in
+// the sample app) is brought to each approver who may still approve it by
+// a DM from relbot serve, once: a restarted serve does not send it again.
+func TestServeRemindsApprovers(t *testing.T) {
+	t.Parallel()
+	env := releaseEnv(t)
+	m := createMigration(t, env)
+	must(t, run(t, env, "deploy", m, "staging", "--allow-new-plugins", "--as", "alice"), "succeeded")
+	must(t, run(t, env, "deploy", m, "production", "--allow-new-plugins", "--as", "U01AAA"), "awaiting approval")
+	bot := testenv.Connect(t, env["RELBOT_DATABASE_URL"])
+	if _, err := bot.Exec(context.Background(), `UPDATE relbot_releases SET requested_at = now() - interval '13 hours' WHERE id = 'crm-r2'`); err != nil {
+		t.Fatal(err)
+	}
+	slack := newTestStandIn(t)
+	slackEnv(env, slack)
+	reminders := func() []string {
+		var to []string
+		for _, p := range slack.find("conversations.open", "") {
+			form, _ := url.ParseQuery(p.Body)
+			to = append(to, form.Get("users"))
+		}
+		return to
+	}
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		addr, done, _ := startServe(t, ctx, env)
+		if round == 0 {
+			eventually(t, "the reminders", 30*time.Second, func() bool { return len(reminders()) == 2 })
+		} else {
+			// The first pass runs at start; /readyz answers once serve is up.
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			time.Sleep(2 * time.Second)
+		}
+		cancel()
+		<-done
+	}
+	got := reminders()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"U02BBB", "U03CCC"}) {
+		t.Fatalf("reminded %v, want the two approvers other than the requester, once each", got)
+	}
+	dms := slack.find("chat.postMessage", "asks for your approval of *crm-r2*")
+	if len(dms) != 2 || dms[0].Channel != "D0DIRECT" || !strings.Contains(dms[0].Blocks, "relbot_approve") || !strings.Contains(dms[0].Blocks, "expires in 11h") {
+		t.Fatalf("reminders: %+v", dms)
 	}
 }
