@@ -84,7 +84,7 @@ var settings = []setting{
 	{EnvDatabaseURL, func(s *Settings) *string { return &s.DatabaseURL }, "", "the bot's own PostgreSQL database, e.g. postgres://relbot@localhost/relbot", checkDSN, true},
 	{EnvRedisURL, func(s *Settings) *string { return &s.RedisURL }, "", "Redis for locks shared by replicas, e.g. redis://localhost:6379/0", checkRedisURL, true},
 	{EnvAppsFile, func(s *Settings) *string { return &s.AppsFile }, "apps.yaml", "the path of apps.yaml", nil, false},
-	{EnvArtifactDir, func(s *Settings) *string { return &s.ArtifactDir }, "/var/lib/relbot/artifacts", "the directory for backups and migration files", nil, false},
+	{EnvArtifactDir, func(s *Settings) *string { return &s.ArtifactDir }, "/var/lib/relbot/artifacts", "where backups and migration files live: a directory, or an S3-compatible bucket as s3://bucket/prefix?endpoint=…&use_path_style=true&region=… (credentials from AWS_*)", nil, false},
 	{EnvSecretKey, func(s *Settings) *string { return &s.SecretKey }, "", "the key encrypting secrets at rest: 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)", checkSecretKey, true},
 	{EnvSecretKeyPrevious, func(s *Settings) *string { return &s.SecretKeyPrevious }, "", "the previous RELBOT_SECRET_KEY, used only to decrypt during a key rotation (relbot rekey-secrets)", checkSecretKey, true},
 	{EnvBackupKey, func(s *Settings) *string { return &s.BackupKey }, "", "a passphrase encrypting backup archives", checkBackupKey, true},

@@ -22,6 +22,7 @@ import (
 	"github.com/relbot/relbot/release/pgsnap"
 	"github.com/relbot/relbot/release/versions"
 	"github.com/relbot/relbot/storage/artifacts"
+	"github.com/relbot/relbot/storage/objects"
 	"github.com/relbot/relbot/storage/postgres"
 	"github.com/relbot/relbot/storage/redis"
 	"github.com/relbot/relbot/web"
@@ -124,10 +125,13 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		locker = redis.NewLocker(client)
 		dedupe = redis.NewDedupe(client)
 	}
-	arts, err := artifacts.New(s.ArtifactDir)
+	arts, err := openArtifacts(ctx, s.ArtifactDir)
 	if err != nil {
 		closeAll()
 		return nil, err
+	}
+	if c, ok := arts.(interface{ Close() error }); ok {
+		closers = append(closers, func() { c.Close() })
 	}
 	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, MaintenanceWorkMem: s.RestoreMemory, Log: log}
 	core := release.NewCore(apps, store, locker, log)
@@ -192,6 +196,15 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		links:      links,
 		close:      closeAll,
 	}, nil
+}
+
+// openArtifacts opens where backups and migration files live: a bucket
+// for an s3:// URL, else a directory.
+func openArtifacts(ctx context.Context, where string) (release.Artifacts, error) {
+	if objects.IsURL(where) {
+		return objects.Open(ctx, where)
+	}
+	return artifacts.New(where)
 }
 
 // pageLinks is the signer of release pages' links, when RELBOT_PUBLIC_URL

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
 	"github.com/relbot/relbot/release/archive"
 	"github.com/relbot/relbot/storage/artifacts"
 	"github.com/relbot/relbot/storage/memory"
+	"github.com/relbot/relbot/storage/objects"
 )
 
 // installation is one relbot's record of app crm: its own store and
@@ -26,20 +29,41 @@ type installation struct {
 
 func newInstallation(t *testing.T, e *Engine, envs ...*release.Environment) *installation {
 	t.Helper()
-	store := memory.NewStore()
 	dir := t.TempDir()
 	arts, err := artifacts.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newInstallationOn(t, e, arts, dir, envs...)
+}
+
+func newInstallationOn(t *testing.T, e *Engine, arts release.Artifacts, dir string, envs ...*release.Environment) *installation {
+	t.Helper()
+	store := memory.NewStore()
 	app := &release.App{Name: "crm", Environments: envs}
 	core := release.NewCore([]*release.App{app}, store, memory.NewLocker(), nil)
 	return &installation{svc: &release.BackupService{Core: core, Store: store, Artifacts: arts, Engine: e, Releases: store}, store: store, dir: dir}
 }
 
-// files lists what the artifact directory holds, temporary files included.
+// files lists what the artifact directory holds, temporary files included
+// (for a bucket: the artifacts listed).
 func (in *installation) files(t *testing.T) []string {
 	t.Helper()
+	if in.dir == "" {
+		// Every name an import of this test may have used.
+		var out []string
+		for i := 1; i <= 30; i++ {
+			name := fmt.Sprintf("crm/backups/crm-b%d.relbot", i)
+			a, err := in.svc.Artifacts.Open(ctxT(t), name)
+			if err == nil {
+				a.Close()
+				out = append(out, name)
+			} else if release.ErrorCode(err) != release.CodeNotFound {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
 	var out []string
 	err := filepath.WalkDir(in.dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -76,7 +100,15 @@ func TestImportBackupFromAnotherInstallation(t *testing.T) {
 	approvers := release.ApprovalPolicy{Required: 1, Approvers: []string{"U01AAA"}}
 	prodB := newEnv(t, "prod_b", "", nil)
 	prodB.Approvals = approvers
-	b := newInstallation(t, e, &release.Environment{Name: "staging"}, prodB)
+	// The importing installation keeps its artifacts in a bucket: the file
+	// streams into a multipart upload, and the checks and the verify's
+	// restore read it back by ranges.
+	bucket, err := objects.Open(ctxT(t), testenv.S3(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	b := newInstallationOn(t, e, bucket, "", &release.Environment{Name: "staging"}, prodB)
 	imp := func(actor string, data []byte) (*release.Backup, error) {
 		return b.svc.ImportBackup(ctxT(t), actor, "crm", "prod_b", "crm-b1.relbot", bytes.NewReader(data))
 	}

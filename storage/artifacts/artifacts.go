@@ -50,7 +50,10 @@ func New(dir string) (*Dir, error) {
 	return &Dir{root: abs}, nil
 }
 
-// checkName accepts relative slash paths such as "crm/backups/crm-b3.relbot".
+// CheckName accepts relative slash paths such as "crm/backups/crm-b3.relbot";
+// every artifact store names artifacts so.
+func CheckName(name string) error { return checkName(name) }
+
 func checkName(name string) error {
 	if !fs.ValidPath(name) || name == "." || strings.Contains(name, `\`) || strings.HasPrefix(path.Base(name), tmpPrefix) {
 		return release.Errorf(release.CodeInvalid, "invalid artifact name %q: want a relative path like crm/backups/crm-b3.relbot, without .. or a leading /", name)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/storage/internal/artifactstest"
 )
 
 var ctx = context.Background()
@@ -266,4 +267,12 @@ func TestCancelledContext(t *testing.T) {
 	if _, err := d.Create(c, "crm/a"); err == nil {
 		t.Fatal("Create with a cancelled context succeeded")
 	}
+}
+
+// The contract every artifact store keeps (storage/objects runs it too).
+func TestContract(t *testing.T) {
+	artifactstest.Run(t, func(t *testing.T) release.Artifacts {
+		d, _ := newDir(t)
+		return d
+	})
 }

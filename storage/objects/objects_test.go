@@ -1,0 +1,101 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/relbot/relbot/internal/testenv"
+	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/storage/internal/artifactstest"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), testenv.S3(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The contract the directory store keeps, against a real S3-compatible
+// server (SeaweedFS).
+func TestContract(t *testing.T) {
+	artifactstest.Run(t, func(t *testing.T) release.Artifacts { return open(t) })
+}
+
+// A bad URL, or a bucket that does not answer, is one clear line naming
+// the store without its keys.
+func TestBadStores(t *testing.T) {
+	testenv.S3(t) // the SDK's credentials
+	for _, c := range []struct {
+		url  string
+		code release.Code
+		says string
+	}{
+		{"s3://", release.CodeInvalid, "want s3://bucket"},
+		{"http://host/x", release.CodeInvalid, "want s3://bucket"},
+		{"s3://b?endpoint=http://127.0.0.1:1&use_path_style=true&region=us-east-1", release.CodeUnavailable, "does not answer"},
+		{"s3://b?endpoint=http://127.0.0.1:1&secret=sk-hidden", release.CodeInvalid, `unknown query parameter "secret"`},
+		{"s3://b?use_path_style=maybe", release.CodeInvalid, "use_path_style"},
+	} {
+		_, err := Open(context.Background(), c.url)
+		msg := release.ErrorMessage(err)
+		if release.ErrorCode(err) != c.code || !strings.Contains(msg, c.says) || strings.Contains(msg, "sk-hidden") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: %v (code %s), want %s saying %q", c.url, err, release.ErrorCode(err), c.code, c.says)
+		}
+	}
+}
+
+// An upload aborted after several parts (a backup that failed half-way)
+// leaves no incomplete multipart upload behind in the bucket, and no
+// object.
+func TestAbortedUploadLeavesNothing(t *testing.T) {
+	raw := testenv.S3(t)
+	s, err := Open(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w, err := s.Create(context.Background(), "crm/backups/crm-b1.relbot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte("x"), 1<<20)
+	for range 3 * PartSize >> 20 {
+		if _, err := w.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(raw)
+	resp, err := http.Get(u.Query().Get("endpoint") + "/" + u.Host + "?uploads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Uploads []struct {
+			Key string `xml:"Key"`
+		} `xml:"Upload"`
+	}
+	if err := xml.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("list uploads: %s %v", resp.Status, err)
+	}
+	if len(list.Uploads) != 0 {
+		t.Fatalf("incomplete uploads left: %+v", list.Uploads)
+	}
+	if _, err := s.Open(context.Background(), "crm/backups/crm-b1.relbot"); release.ErrorCode(err) != release.CodeNotFound {
+		t.Fatalf("open after abort: %v", err)
+	}
+}
