@@ -125,6 +125,12 @@ var processCommands = []ProcessCommand{
 		Help:    "Starts relbot serve on the sample app with a stand-in Slack and sends signed slash commands and button clicks from another process at --rate requests per second (1-2000, default 200) for --seconds (1-300, default 30), then prints ack latency p50, p99 and max.",
 	},
 	{
+		Name: "artifacts migrate", Usage: "artifacts migrate --to STORE", Flags: []string{"to"},
+		Summary: "copy every backup, migration file and version blob to another artifact store, each checked",
+		Help: "Copies every artifact of RELBOT_ARTIFACT_DIR (a directory or an s3:// bucket) into STORE (another of either), streaming, and reads each copy back to check its SHA-256 against the original. " +
+			"An artifact STORE has already with the same bytes is left; one with other bytes stops the copy, named. It can be run again. Then point RELBOT_ARTIFACT_DIR at STORE; the original is not changed.",
+	},
+	{
 		Name: "rekey-secrets", Usage: "rekey-secrets",
 		Summary: "re-encrypt every stored secret with RELBOT_SECRET_KEY after a key rotation",
 		Help: "Decrypts every secret in relbot's database (with RELBOT_SECRET_KEY, or RELBOT_SECRET_KEY_PREVIOUS for those sealed before the rotation), then re-encrypts those under the old key with the new one. " +

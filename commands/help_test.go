@@ -12,7 +12,7 @@ func TestHelpExplainsProcessCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(list.Text, `From a terminal, relbot also runs serve, demo, bench and rekey-secrets ("help serve" explains one).`) {
+	if !strings.Contains(list.Text, `From a terminal, relbot also runs serve, demo, bench, artifacts and rekey-secrets ("help serve" explains one).`) {
 		t.Errorf("help list does not name the process commands:\n%s", list.Text)
 	}
 	for _, p := range processCommands {

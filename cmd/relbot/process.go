@@ -45,6 +45,16 @@ func runProcess(ctx context.Context, args []string, io Stdio, getenv func(string
 			return printHelp(ctx, io, "bench "+args[1]), true
 		}
 		return runBench(ctx, args[1:], io, getenv), true
+	case "artifacts":
+		switch {
+		case len(args) == 1 || (len(args) == 2 && wantsHelp(args[1:])):
+			return printHelp(ctx, io, "artifacts"), true
+		case args[1] == "migrate" && wantsHelp(args[2:]):
+			return printHelp(ctx, io, "artifacts migrate"), true
+		case args[1] == "migrate":
+			return runArtifactsMigrate(ctx, args[2:], io, getenv), true
+		}
+		return usageError(io, "artifacts migrate", fmt.Sprintf("unknown artifacts command %q: the one there is is artifacts migrate", args[1])), true
 	case benchWorker:
 		return runBenchWorker(ctx, args[1:], io), true
 	}

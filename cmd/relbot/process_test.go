@@ -123,7 +123,7 @@ func TestEveryProcessCommandHasHelp(t *testing.T) {
 		}
 	}
 	r = run(t, nil, "help")
-	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench and rekey-secrets") {
+	if r.code != 0 || !strings.Contains(r.out, "From a terminal, relbot also runs serve, demo, bench, artifacts and rekey-secrets") {
 		t.Errorf("help: %+v", r)
 	}
 }
@@ -159,6 +159,7 @@ func TestMisspeltFlagSuggestsTheRightOne(t *testing.T) {
 func TestProcessFlagsAreTheDocumentedOnes(t *testing.T) {
 	sets := map[string]*flag.FlagSet{}
 	sets["demo"], _ = demoFlags()
+	sets["artifacts migrate"], _ = artifactsMigrateFlags()
 	for _, sub := range []string{"backup", "migrate", "window", "slack"} {
 		sets["bench "+sub], _ = benchFlags(sub)
 	}

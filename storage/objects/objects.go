@@ -374,3 +374,23 @@ func redact(raw string) string {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// List calls fn for every committed artifact, in name order.
+func (s *Store) List(ctx context.Context, fn func(name string, size int64) error) error {
+	it := s.bucket.List(nil)
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return s.failed("(listing)", err)
+		}
+		if obj.IsDir {
+			continue
+		}
+		if err := fn(obj.Key, obj.Size); err != nil {
+			return err
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
+	"github.com/relbot/relbot/storage/artifacts"
 	"github.com/relbot/relbot/storage/internal/artifactstest"
 )
 
@@ -97,5 +99,71 @@ func TestAbortedUploadLeavesNothing(t *testing.T) {
 	}
 	if _, err := s.Open(context.Background(), "crm/backups/crm-b1.relbot"); release.ErrorCode(err) != release.CodeNotFound {
 		t.Fatalf("open after abort: %v", err)
+	}
+}
+
+// An installation's artifacts move from a directory to a bucket, each
+// read back and checked; a second run finds them present; an artifact the
+// bucket holds with other bytes stops it, named, and is left alone.
+func TestMigrateFromADirectory(t *testing.T) {
+	ctx := context.Background()
+	dir, err := artifacts.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"crm/backups/crm-b1.relbot":    bytes.Repeat([]byte("backup "), 3<<20), // several parts
+		"crm/migrations/crm-m1.relbot": []byte("migration"),
+		"crm/versions/ab/abcdef":       []byte("blob"),
+	}
+	for name, data := range files {
+		w, err := dir.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := open(t)
+	var seen []string
+	rep, err := artifacts.Migrate(ctx, dir, b, func(name string, _ int64, what string) { seen = append(seen, name+": "+what) })
+	if err != nil || rep.Artifacts != 3 || rep.Copied != 3 || rep.Present != 0 || rep.Bytes != int64(len(files["crm/backups/crm-b1.relbot"])+13) {
+		t.Fatalf("migrate: %+v, %v (%v)", rep, err, seen)
+	}
+	var listed []string
+	if err := b.List(ctx, func(name string, size int64) error {
+		if int64(len(files[name])) != size {
+			t.Errorf("%s: %d bytes listed, %d written", name, size, len(files[name]))
+		}
+		listed = append(listed, name)
+		return nil
+	}); err != nil || len(listed) != 3 {
+		t.Fatalf("listed %v, %v", listed, err)
+	}
+	for name, data := range files {
+		a, err := b.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(io.NewSectionReader(a, 0, a.Size()))
+		a.Close()
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s differs in the bucket", name)
+		}
+	}
+	if rep, err := artifacts.Migrate(ctx, dir, b, func(string, int64, string) {}); err != nil || rep.Present != 3 || rep.Copied != 0 {
+		t.Fatalf("second run: %+v, %v", rep, err)
+	}
+	other := open(t)
+	w, _ := other.Create(ctx, "crm/migrations/crm-m1.relbot")
+	w.Write([]byte("not the same"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = artifacts.Migrate(ctx, dir, other, func(string, int64, string) {})
+	if release.ErrorCode(err) != release.CodeConflict || !strings.Contains(release.ErrorMessage(err), "crm/migrations/crm-m1.relbot is in the target already with other bytes") {
+		t.Fatalf("a differing artifact: %v", err)
 	}
 }
