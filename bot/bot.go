@@ -52,7 +52,8 @@ type Config struct {
 	Dispatcher    Dispatcher
 	Runner        Runner
 	Dedupe        Dedupe
-	// Ready reports whether the bot's own database answers (/readyz).
+	// Ready reports whether what this process needs answers (/readyz):
+	// its error's message, naming what does not, is the answer's body.
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
 	// Workers bounds the commands and clicks handled at once (default 8);

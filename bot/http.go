@@ -11,6 +11,8 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
+
+	"github.com/relbot/relbot/release"
 )
 
 // Handler routes relbot's HTTP endpoints.
@@ -45,9 +47,9 @@ func (b *Bot) Handler() http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
 			if err := b.cfg.Ready(ctx); err != nil {
-				b.log.Warn("readiness: the bot's database does not answer", "err", err)
+				b.log.Warn("readiness: "+release.ErrorMessage(err), "err", err)
 				w.WriteHeader(http.StatusServiceUnavailable)
-				io.WriteString(w, "the bot's database does not answer\n")
+				io.WriteString(w, release.ErrorMessage(err)+"\n")
 				return
 			}
 		}

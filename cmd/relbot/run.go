@@ -60,7 +60,10 @@ type system struct {
 	// dedupe remembers Slack deliveries: in Redis when configured, else
 	// in the bot's database.
 	dedupe bot.Dedupe
-	close  func()
+	// ready says whether this process can work: the bot's database,
+	// Redis when configured, the artifact store.
+	ready func(ctx context.Context) error
+	close func()
 }
 
 // services are the domain's, one per area, each built once over one Core.
@@ -115,6 +118,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	// using it (a server and terminals) shares them.
 	var locker release.Locker = store.Locker()
 	var dedupe bot.Dedupe = store.Dedupe()
+	needs := []readiness{{"the bot's database", func(ctx context.Context) error { return store.Ping(ctx) }}}
 	if s.RedisURL != "" {
 		client, err := redis.Connect(ctx, s.RedisURL)
 		if err != nil {
@@ -124,6 +128,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closers = append(closers, func() { client.Close() })
 		locker = redis.NewLocker(client)
 		dedupe = redis.NewDedupe(client)
+		needs = append(needs, readiness{"Redis", func(ctx context.Context) error { return client.Ping(ctx).Err() }})
 	}
 	arts, err := openArtifacts(ctx, s.ArtifactDir)
 	if err != nil {
@@ -132,6 +137,9 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 	}
 	if c, ok := arts.(interface{ Close() error }); ok {
 		closers = append(closers, func() { c.Close() })
+	}
+	if r, ok := arts.(interface{ Ready(context.Context) error }); ok {
+		needs = append(needs, readiness{"the artifact store", r.Ready})
 	}
 	engine := &pgsnap.Engine{Workers: 2, Passphrase: s.BackupKey, PGBin: s.PGBin, MaintenanceWorkMem: s.RestoreMemory, Log: log}
 	core := release.NewCore(apps, store, locker, log)
@@ -194,8 +202,27 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		dispatcher: d,
 		dedupe:     dedupe,
 		links:      links,
+		ready:      allReady(needs),
 		close:      closeAll,
 	}, nil
+}
+
+// readiness is one thing a process needs to work, and how to ask it.
+type readiness struct {
+	what  string
+	check func(ctx context.Context) error
+}
+
+// allReady asks each in turn; the first that does not answer is named.
+func allReady(checks []readiness) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		for _, c := range checks {
+			if err := c.check(ctx); err != nil {
+				return &release.Error{Code: release.CodeUnavailable, Message: c.what + " does not answer", Err: err}
+			}
+		}
+		return nil
+	}
 }
 
 // openArtifacts opens where backups and migration files live: a bucket

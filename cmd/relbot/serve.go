@@ -146,15 +146,12 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		Dispatcher:    sys.dispatcher,
 		Runner:        svc,
 		Dedupe:        sys.dedupe,
-		Ready: func(ctx context.Context) error {
-			_, err := svc.Holds(ctx) // one query of the bot's database
-			return err
-		},
-		Log:         log,
-		Metrics:     m.Handler(),
-		ObserveAck:  m.ObserveAck,
-		Pages:       pages,
-		ReleaseLink: nc.ReleaseLink,
+		Ready:         sys.ready,
+		Log:           log,
+		Metrics:       m.Handler(),
+		ObserveAck:    m.ObserveAck,
+		Pages:         pages,
+		ReleaseLink:   nc.ReleaseLink,
 	})
 
 	ln, err := net.Listen("tcp", settings.HTTPAddr)

@@ -486,6 +486,19 @@ func TestServeRemindsApprovers(t *testing.T) {
 			}
 			resp.Body.Close()
 			time.Sleep(2 * time.Second)
+			// /readyz names what this replica lacks: here its artifacts.
+			if err := os.RemoveAll(env["RELBOT_ARTIFACT_DIR"]); err != nil {
+				t.Fatal(err)
+			}
+			resp, err = http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 503 || string(body) != "the artifact store does not answer\n" {
+				t.Errorf("/readyz without the artifact directory: %d %q", resp.StatusCode, body)
+			}
 		}
 		cancel()
 		<-done

@@ -286,3 +286,12 @@ func (d *Dir) List(ctx context.Context, fn func(name string, size int64) error) 
 		return fn(filepath.ToSlash(rel), info.Size())
 	})
 }
+
+// Ready says whether the directory can be read.
+func (d *Dir) Ready(context.Context) error {
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}

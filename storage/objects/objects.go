@@ -394,3 +394,11 @@ func (s *Store) List(ctx context.Context, fn func(name string, size int64) error
 		}
 	}
 }
+
+// Ready says whether the bucket answers.
+func (s *Store) Ready(ctx context.Context) error {
+	if _, err := s.bucket.IsAccessible(ctx); err != nil {
+		return s.failed("(the bucket)", err)
+	}
+	return nil
+}

@@ -236,3 +236,6 @@ func isConnectError(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce)
 }
+
+// Ping says whether the bot's database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
