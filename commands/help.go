@@ -101,11 +101,12 @@ var processCommands = []ProcessCommand{
 			"It exits 0 only if every step did what it should. The databases and files stay, with a relbot.env to work on them from a terminal, unless --keep=false.",
 	},
 	{
-		Name: "bench backup", Usage: "bench backup [--size SIZE] [--workers N] [--reuse]", Flags: []string{"size", "workers", "reuse"},
+		Name: "bench backup", Usage: "bench backup [--size SIZE] [--workers N] [--reuse] [--s3 BUCKET]", Flags: []string{"size", "workers", "reuse", "s3"},
 		Summary: "time relbot's backup and restore against pg_dump, pg_restore, pgcopydb and a plain COPY",
 		Help: "Generates a NocoBase-like database of --size (default 1GB, e.g. 200MB or 4GB) on the local PostgreSQL, then times relbot backup, pg_dump -Fc, pg_dump -Fd -j N, relbot restore (its ANALYZE included), pg_restore -j N, " +
 			"pgcopydb clone --table-jobs N --index-jobs N (when pgcopydb is on PATH) and a plain COPY of every table, " +
-			"each in its own process, and prints wall time, size, peak RSS and the ratios. --workers (default 2) is the parallelism; --reuse keeps the generated database from an earlier run.",
+			"each in its own process, and prints wall time, size, peak RSS and the ratios. --workers (default 2) is the parallelism; --reuse keeps the generated database from an earlier run; " +
+			"--s3 s3://bucket?endpoint=… also times the backup into that bucket and the restore from it, beside the directory's.",
 	},
 	{
 		Name: "bench migrate", Usage: "bench migrate [--size SIZE] [--workers N] [--reuse]", Flags: []string{"size", "workers", "reuse"},

@@ -25,6 +25,7 @@ import (
 	"github.com/relbot/relbot/release/appdb"
 	"github.com/relbot/relbot/release/pgschema"
 	"github.com/relbot/relbot/release/pgsnap"
+	"github.com/relbot/relbot/storage/objects"
 )
 
 // benchWorker is the hidden subcommand bench runs in a child process, so
@@ -81,7 +82,9 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 		}
 		return exitOK
 	}
-	run := bench
+	run := func(ctx context.Context, io Stdio, admin, dir string, size int64, workers int, reuse bool) error {
+		return bench(ctx, io, admin, dir, size, workers, reuse, o.s3)
+	}
 	if args[0] == "migrate" {
 		run = benchMigrate
 	}
@@ -94,7 +97,7 @@ func runBench(ctx context.Context, args []string, io Stdio, getenv func(string) 
 
 // benchOptions are bench's flags; each subcommand takes only its own.
 type benchOptions struct {
-	size, sizes            string
+	size, sizes, s3        string
 	workers, rate, seconds int
 	reuse                  bool
 }
@@ -115,6 +118,9 @@ func benchFlags(sub string) (*flag.FlagSet, *benchOptions) {
 	fs.StringVar(&o.size, "size", o.size, "size of the generated database (e.g. 200MB, 1GB)")
 	fs.IntVar(&o.workers, "workers", o.workers, "parallel connections for relbot and pg_dump/pg_restore -j")
 	fs.BoolVar(&o.reuse, "reuse", o.reuse, "reuse the generated source database from an earlier run")
+	if sub == "backup" {
+		fs.StringVar(&o.s3, "s3", "", "also back up into, and restore from, this bucket (s3://bucket?endpoint=…)")
+	}
 	return fs, o
 }
 
@@ -143,7 +149,7 @@ type measurement struct {
 	rssKB  int64
 }
 
-func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers int, reuse bool) error {
+func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers int, reuse bool, bucket string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -179,7 +185,11 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 	dst1 := "relbot_bench_dst_relbot"
 	dst2 := "relbot_bench_dst_pgrestore"
 	dst3 := "relbot_bench_dst_pgcopydb"
+	dst4 := "relbot_bench_dst_bucket"
 	dsts := []string{dst1, dst2}
+	if bucket != "" {
+		dsts = append(dsts, dst4)
+	}
 	// pgcopydb copies from database to database, indexes and VACUUM
 	// ANALYZE included: the other tool that restores in parallel.
 	pgcopydb, _ := exec.LookPath("pgcopydb")
@@ -208,6 +218,12 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 		{"pg_dump -Fd -j " + w, filepath.Join(dir, "dump.dir"), []string{"pg_dump", "-Fd", "-j", w, "-f", filepath.Join(dir, "dump.dir"), "--dbname", srcDSN}},
 		{"relbot restore (fresh db)", "", []string{self, benchWorker, "restore", dsnWithDatabase(admin, dbName(admin), dst1), w, archive}},
 		{"pg_restore -j " + w + " (fresh db)", "", []string{"pg_restore", "-j", w, "--dbname", dsnWithDatabase(admin, dbName(admin), dst2), filepath.Join(dir, "dump.dir")}},
+	}
+	if bucket != "" {
+		// The same archive into the bucket and back, beside the directory's.
+		name := fmt.Sprintf("bench/bench-%d.relbot", time.Now().UnixNano())
+		steps = append(steps[:2], append([]step{{"relbot backup to a bucket", "", []string{self, benchWorker, "backup-to", srcDSN, w, bucket, name}}}, steps[2:]...)...)
+		steps = append(steps, step{"relbot restore from the bucket", "", []string{self, benchWorker, "restore-from", dsnWithDatabase(admin, dbName(admin), dst4), w, bucket, name}})
 	}
 	cloneName := "pgcopydb clone, " + w + "+" + w + " jobs"
 	if pgcopydb != "" {
@@ -251,6 +267,12 @@ func bench(ctx context.Context, io Stdio, admin, dir string, size int64, workers
 		fmt.Fprintln(io.Out, "pgcopydb clone: not installed (not on PATH), not measured")
 	}
 	fmt.Fprintf(io.Out, "relbot peak RSS: backup %s, restore %s (target < 150 MiB)\n", release.Bytes(rb.rssKB*1024), release.Bytes(rr.rssKB*1024))
+	if bb, ok := byName["relbot backup to a bucket"]; ok {
+		br := byName["relbot restore from the bucket"]
+		fmt.Fprintf(io.Out, "bucket / directory: backup %.2fx time, peak RSS %s vs %s; restore %.2fx time, peak RSS %s vs %s\n",
+			ratio(bb.wall, rb.wall), release.Bytes(bb.rssKB*1024), release.Bytes(rb.rssKB*1024),
+			ratio(br.wall, rr.wall), release.Bytes(br.rssKB*1024), release.Bytes(rr.rssKB*1024))
+	}
 	return nil
 }
 
@@ -395,6 +417,10 @@ func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
 			_, err = engine.Create(ctx, env, release.ArchiveHeader{ID: "bench-b1", App: "bench", Env: "bench", Kind: release.BackupManual, CreatedAt: time.Now().UTC()}, f)
 			err = errors.Join(err, f.Close())
 		}
+	case args[0] == "backup-to" && len(args) == 5:
+		err = benchBackupTo(ctx, engine, env, args[3], args[4])
+	case args[0] == "restore-from" && len(args) == 5:
+		err = benchRestoreFrom(ctx, engine, env, args[3], args[4])
 	case args[0] == "apply" && len(args) == 5:
 		err = benchApply(ctx, args[1], args[3], args[4])
 	case args[0] == "copyin" && len(args) == 4:
@@ -414,6 +440,42 @@ func runBenchWorker(ctx context.Context, args []string, io Stdio) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// benchBackupTo writes a backup into a bucket, as a server with its
+// artifacts there does.
+func benchBackupTo(ctx context.Context, engine *pgsnap.Engine, env *release.Environment, bucket, name string) error {
+	store, err := objects.Open(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	w, err := store.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := engine.Create(ctx, env, release.ArchiveHeader{ID: "bench-b1", App: "bench", Env: "bench", Kind: release.BackupManual, CreatedAt: time.Now().UTC()}, w); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+// benchRestoreFrom restores the bucket's backup, read by ranges, and
+// removes it.
+func benchRestoreFrom(ctx context.Context, engine *pgsnap.Engine, env *release.Environment, bucket, name string) error {
+	store, err := objects.Open(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	a, err := store.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = engine.Restore(ctx, a, "bench", env, release.RestoreOptions{})
+	a.Close()
+	return errors.Join(err, store.Remove(ctx, name))
 }
 
 // plainCopy reads every table with COPY TO into io.Discard, workers at a
