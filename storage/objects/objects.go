@@ -34,9 +34,12 @@ var _ release.Artifacts = (*Store)(nil)
 // dead process's, aborted when a store is opened.
 const staleUpload = 24 * time.Hour
 
-// PartSize is each part of a multipart upload: what a Create holds in
-// memory at most (times the upload's concurrency).
-const PartSize = 8 << 20
+// PartSize is each part of a multipart upload; uploadConcurrency parts
+// are sent at once. Together they bound what an upload holds in memory.
+const (
+	PartSize          = 8 << 20
+	uploadConcurrency = 2
+)
 
 // IsURL says whether s names a bucket rather than a directory.
 func IsURL(s string) bool { return strings.HasPrefix(s, "s3://") }
@@ -115,7 +118,8 @@ func (s *Store) Create(ctx context.Context, name string) (release.ArtifactWriter
 	// what aborts a multipart upload.
 	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w, err := s.bucket.NewWriter(uctx, name, &blob.WriterOptions{
-		BufferSize: PartSize, ContentType: "application/octet-stream", IfNotExist: true, DisableContentTypeDetection: true,
+		BufferSize: PartSize, MaxConcurrency: uploadConcurrency,
+		ContentType: "application/octet-stream", IfNotExist: true, DisableContentTypeDetection: true,
 	})
 	if err != nil {
 		cancel()
