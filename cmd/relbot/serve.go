@@ -116,7 +116,12 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	}
 	log.Info("slack token accepted", "bot", who.User, "bot_user_id", who.UserID, "team", who.Team, "team_id", who.TeamID)
 
-	sys, err := build(ctx, settings, file.Apps, log, buildOptions{})
+	// The tests' fault knobs (a lease that runs out soon, a pause at a
+	// step to kill the process at), as a terminal has them; serve prints
+	// no progress of its own.
+	faults := faultOptions(getenv, io.Err)
+	faults.progress = nil
+	sys, err := build(ctx, settings, file.Apps, log, faults)
 	if err != nil {
 		log.Error(cannotStart, "err", oneLine(release.ErrorMessage(err)), "cause", err.Error())
 		return exitFailed
@@ -170,7 +175,7 @@ func runServe(ctx context.Context, args []string, io Stdio, getenv func(string) 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		keepRecovering(ctx, svc, b, log)
+		keepRecovering(ctx, svc, b, log, recoverInterval(getenv))
 	}()
 	// Nightly backups and verifies: every replica runs the scheduler; the
 	// shared locker lets exactly one take each tick.
@@ -244,12 +249,21 @@ func backupNoticeText(n scheduler.BackupNotice) string {
 	return text
 }
 
+// recoverInterval is recoverEvery, or RELBOT_RECOVER_EVERY (tests: a
+// killed replica's release is found at once).
+func recoverInterval(getenv func(string) string) time.Duration {
+	if d, err := time.ParseDuration(getenv("RELBOT_RECOVER_EVERY")); err == nil && d > 0 {
+		return d
+	}
+	return recoverEvery
+}
+
 // keepRecovering marks releases whose runner died as interrupted, at start
 // and every recoverEvery, starts scheduled releases nobody runs (one
 // approved while no server was up, or whose server restarted), and reminds
 // the approvers of releases that have waited half their approval window.
-func keepRecovering(ctx context.Context, svc *release.ReleaseService, b *bot.Bot, log *slog.Logger) {
-	t := time.NewTicker(recoverEvery)
+func keepRecovering(ctx context.Context, svc *release.ReleaseService, b *bot.Bot, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if err := svc.RecoverInterrupted(ctx); err != nil && ctx.Err() == nil {
