@@ -16,7 +16,7 @@ import (
 )
 
 // TestScheduledBackupsAcrossTwoProcesses: two `relbot serve` processes
-// share the bot's database and Redis; an @every schedule ticks several
+// share the bot's database, Redis and the artifacts' bucket; an @every schedule ticks several
 // times while both run, and each tick gives exactly one scheduled backup.
 func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	t.Parallel()
@@ -31,6 +31,11 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	}
 	u.Path = "/11"
 	env["RELBOT_REDIS_URL"] = u.String()
+	// And one bucket, as replicas on two hosts would share.
+	env["RELBOT_ARTIFACT_DIR"] = testenv.S3(t)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		env[k] = os.Getenv(k)
+	}
 	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
 	if !strings.Contains(string(apps), `schedule: "0 2 * * *"`) {
 		t.Fatal("sample apps.yaml changed: no production backup schedule to shorten")

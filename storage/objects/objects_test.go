@@ -1,14 +1,20 @@
 package objects
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relbot/relbot/internal/testenv"
 	"github.com/relbot/relbot/release"
@@ -16,7 +22,105 @@ import (
 	"github.com/relbot/relbot/storage/internal/artifactstest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if url := os.Getenv("RELBOT_OBJECTS_HELPER"); url != "" {
+		uploadAndHang(url)
+		return
+	}
+	testenv.Main(m)
+}
+
+// uploadAndHang is the process TestKilledUploadLeavesNoObject kills: it
+// uploads three parts of an artifact, says so, and waits to be killed.
+func uploadAndHang(url string) {
+	s, err := Open(context.Background(), url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	w, err := s.Create(context.Background(), "crm/backups/crm-b7.relbot")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	part := bytes.Repeat([]byte("p"), PartSize)
+	for range 3 {
+		if _, err := w.Write(part); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("UPLOADING")
+	select {}
+}
+
+// A process killed (SIGKILL) in the middle of an upload leaves no object
+// under the name, so nothing could take it for a backup; its parts stay
+// in an incomplete upload, which opening the store aborts once stale.
+func TestKilledUploadLeavesNoObject(t *testing.T) {
+	raw := testenv.S3(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RELBOT_OBJECTS_HELPER="+raw)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "UPLOADING\n" {
+		cmd.Process.Kill()
+		t.Fatalf("helper: %q %v", line, err)
+	}
+	time.Sleep(500 * time.Millisecond) // the parts in flight reach the server
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	s, err := Open(context.Background(), raw) // the dead process's bucket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Open(context.Background(), "crm/backups/crm-b7.relbot"); release.ErrorCode(err) != release.CodeNotFound {
+		t.Fatalf("after the kill: %v, want no object", err)
+	}
+	if err := s.List(context.Background(), func(name string, _ int64) error { return fmt.Errorf("listed %s", name) }); err != nil {
+		t.Fatalf("after the kill: %v, want nothing listed", err)
+	}
+	if n := incompleteUploads(t, raw); n != 1 {
+		t.Fatalf("%d incomplete uploads after the kill, want the dead one's", n)
+	}
+	// As the store does for uploads older than a day.
+	if err := s.abortUploads("", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := incompleteUploads(t, raw); n != 0 {
+		t.Fatalf("%d incomplete uploads after the clean-up", n)
+	}
+}
+
+func incompleteUploads(t *testing.T, raw string) int {
+	t.Helper()
+	u, _ := url.Parse(raw)
+	resp, err := http.Get(u.Query().Get("endpoint") + "/" + u.Host + "?uploads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Uploads []struct {
+			Key string `xml:"Key"`
+		} `xml:"Upload"`
+	}
+	if err := xml.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("list uploads: %s %v", resp.Status, err)
+	}
+	return len(list.Uploads)
+}
 
 func open(t *testing.T) *Store {
 	t.Helper()
@@ -80,22 +184,8 @@ func TestAbortedUploadLeavesNothing(t *testing.T) {
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(raw)
-	resp, err := http.Get(u.Query().Get("endpoint") + "/" + u.Host + "?uploads")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var list struct {
-		Uploads []struct {
-			Key string `xml:"Key"`
-		} `xml:"Upload"`
-	}
-	if err := xml.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("list uploads: %s %v", resp.Status, err)
-	}
-	if len(list.Uploads) != 0 {
-		t.Fatalf("incomplete uploads left: %+v", list.Uploads)
+	if n := incompleteUploads(t, raw); n != 0 {
+		t.Fatalf("%d incomplete uploads left", n)
 	}
 	if _, err := s.Open(context.Background(), "crm/backups/crm-b1.relbot"); release.ErrorCode(err) != release.CodeNotFound {
 		t.Fatalf("open after abort: %v", err)
