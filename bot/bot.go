@@ -101,6 +101,9 @@ type Bot struct {
 	workers  sync.WaitGroup
 	queued   atomic.Int64 // places taken in jobs (see reserve)
 
+	// socketMode: RunSocketMode is on; socketUp: its connection is.
+	socketMode, socketUp atomic.Bool
+
 	runsMu     sync.Mutex
 	runsClosed bool // shutting down: no new runs (guarded by runsMu)
 	running    map[string]bool

@@ -43,6 +43,12 @@ func (b *Bot) Handler() http.Handler {
 			io.WriteString(w, "shutting down\n")
 			return
 		}
+		if err := b.SocketModeReady(); err != nil {
+			b.log.Warn("readiness: " + err.Error())
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, err.Error()+"\n")
+			return
+		}
 		if b.cfg.Ready != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()

@@ -17,6 +17,8 @@ import (
 // over a connection that token opened, so there is no signature to check;
 // retries (retry_attempt) are deduplicated like HTTP ones.
 func (b *Bot) RunSocketMode(ctx context.Context, api *slack.Client) error {
+	b.socketMode.Store(true)
+	defer b.socketUp.Store(false)
 	sm := socketmode.New(api, socketmode.OptionLog(log.New(slogWriter{b.log}, "", 0)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -50,10 +52,13 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 	}
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
+		b.socketUp.Store(false)
 		b.log.Info("socket mode: connecting")
-	case socketmode.EventTypeConnected:
+	case socketmode.EventTypeConnected, socketmode.EventTypeHello:
+		b.socketUp.Store(true)
 		b.log.Info("socket mode: connected")
-	case socketmode.EventTypeConnectionError, socketmode.EventTypeInvalidAuth:
+	case socketmode.EventTypeConnectionError, socketmode.EventTypeInvalidAuth, socketmode.EventTypeDisconnect:
+		b.socketUp.Store(false)
 		b.log.Warn("socket mode: connection problem", "event", evt.Type, "detail", fmt.Sprint(evt.Data))
 	case socketmode.EventTypeSlashCommand:
 		sc, ok := evt.Data.(slack.SlashCommand)
@@ -86,6 +91,16 @@ func (b *Bot) socketEvent(ctx context.Context, sm *socketmode.Client, evt socket
 			}
 		}
 	}
+}
+
+// SocketModeReady says whether Slack can reach this process: over Socket
+// Mode, only while its connection is up; over HTTP, always (the request
+// reaching /readyz came the way Slack's do).
+func (b *Bot) SocketModeReady() error {
+	if b.socketMode.Load() && !b.socketUp.Load() {
+		return errors.New("the Slack Socket Mode connection is not up")
+	}
+	return nil
 }
 
 // retryStamp stands in for the request timestamp of an HTTP slash command

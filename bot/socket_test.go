@@ -3,7 +3,9 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -76,6 +78,20 @@ func TestSocketMode(t *testing.T) {
 			t.Fatalf("acks: %v", got)
 		}
 	}
+	srv := httptest.NewServer(b.Handler())
+	defer srv.Close()
+	readyz := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := readyz(); code != 200 {
+		t.Fatalf("/readyz while connected: %d %q", code, body)
+	}
 	waitFor(t, "both answers", func() bool { return len(f.Calls("response/")) == 2 })
 	time.Sleep(100 * time.Millisecond)
 	var answers []string
@@ -94,6 +110,10 @@ func TestSocketMode(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("socket mode did not stop")
+	}
+	// Slack can no longer reach this process: it is not ready.
+	if code, body := readyz(); code != 503 || body != "the Slack Socket Mode connection is not up\n" {
+		t.Fatalf("/readyz without the connection: %d %q", code, body)
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
