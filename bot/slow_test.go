@@ -153,16 +153,16 @@ func (s *deployLacking) RequestDeploy(_ context.Context, actor, migration, env s
 // whose click (a fresh trigger) opens it.
 func TestVariablesFormAfterASlowCheck(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		took time.Duration
-	}{{"fast check", 0}, {"slow check", 300 * time.Millisecond}} {
+		name       string
+		took, life time.Duration
+	}{{"fast check", 0, 10 * time.Second}, {"slow check", 300 * time.Millisecond, 100 * time.Millisecond}} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeSlack(t)
 			svc := &deployLacking{fakeService: newFakeService(), took: c.took}
 			s := services(svc.fakeService)
 			s.Releases = svc
 			b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: s, Location: time.UTC},
-				Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TriggerLife: 150 * time.Millisecond})
+				Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TriggerLife: c.life})
 			srv := httptest.NewServer(b.Handler())
 			t.Cleanup(func() { srv.Close(); _ = b.Shutdown(context.Background()) })
 			post(t, srv, "/slack/commands", command(t, f, "deploy crm-m7 production"), testSecret, time.Now())
