@@ -377,15 +377,32 @@ func newTestBot(t *testing.T, f *fakeSlack, svc *fakeService, logs io.Writer) (*
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n := NewNotifier(NotifierConfig{API: f.api(), Messages: svc, Policies: PolicyFunc(svc.App), Log: log, Interval: 50 * time.Millisecond})
 	svc.notifier = n
-	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: services(svc), Location: time.UTC},
-		Runner: svc, Dedupe: newMemDedupe(), Log: log, Workers: 2})
+	b, srv := serveBot(t, f, services(svc), Config{Runner: svc, Log: log, Workers: 2})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
+	return b, srv
+}
+
+// serveBot starts a bot on the fake Slack over s, with what cfg sets
+// besides, and an HTTP server for it; both stop with the test.
+func serveBot(t *testing.T, f *fakeSlack, s commands.Services, cfg Config) (*Bot, *httptest.Server) {
+	t.Helper()
+	cfg.SigningSecret, cfg.API = testSecret, f.api()
+	cfg.Dispatcher = &commands.Dispatcher{Services: s, Location: time.UTC}
+	cfg.Dedupe = newMemDedupe()
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	b := New(cfg)
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = b.Shutdown(ctx)
-		_ = n.Close(ctx)
 	})
 	return b, srv
 }

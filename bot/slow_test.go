@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/relbot/relbot/commands"
 	"github.com/relbot/relbot/release"
 )
 
@@ -39,15 +35,7 @@ func TestSlowCommandAnswersNowAndWhenDone(t *testing.T) {
 	svc := &slowBackups{fakeService: newFakeService(), done: make(chan struct{})}
 	s := services(svc.fakeService)
 	s.Backups = svc
-	b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: s, Location: time.UTC},
-		Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 1, JobTimeout: 50 * time.Millisecond})
-	srv := httptest.NewServer(b.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
+	_, srv := serveBot(t, f, s, Config{Workers: 1, JobTimeout: 50 * time.Millisecond})
 	answered := func(says string) func() bool {
 		return func() bool {
 			for _, c := range f.Calls("response/") {
@@ -161,10 +149,7 @@ func TestVariablesFormAfterASlowCheck(t *testing.T) {
 			svc := &deployLacking{fakeService: newFakeService(), took: c.took}
 			s := services(svc.fakeService)
 			s.Releases = svc
-			b := New(Config{SigningSecret: testSecret, API: f.api(), Dispatcher: &commands.Dispatcher{Services: s, Location: time.UTC},
-				Dedupe: newMemDedupe(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TriggerLife: c.life})
-			srv := httptest.NewServer(b.Handler())
-			t.Cleanup(func() { srv.Close(); _ = b.Shutdown(context.Background()) })
+			_, srv := serveBot(t, f, s, Config{TriggerLife: c.life})
 			post(t, srv, "/slack/commands", command(t, f, "deploy crm-m7 production"), testSecret, time.Now())
 			waitFor(t, "the refusal", func() bool { return len(f.Calls("response/")) == 1 })
 			refusal := f.Calls("response/")[0].Body

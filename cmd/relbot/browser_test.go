@@ -171,10 +171,11 @@ func pageLink(t *testing.T, blocks, id string) string {
 	return ""
 }
 
-// downloadBackup asks for a backup's download link as an approver (a
-// requester is refused) and downloads it through serve: the bytes are the
-// backup's, by its sha256.
-func downloadBackup(t *testing.T, env map[string]string, addr, release string) {
+// downloadBackup asks for the pre-release backup of release's download
+// link as an approver (a requester is refused) and downloads it through
+// the serve at addr: the bytes are the backup's, by its sha256. It returns
+// the backup's ID.
+func downloadBackup(t *testing.T, env map[string]string, addr, release string) string {
 	t.Helper()
 	var shown struct {
 		Backup string `json:"backup"`
@@ -205,4 +206,5 @@ func downloadBackup(t *testing.T, env map[string]string, addr, release string) {
 	if err != nil || resp.StatusCode != 200 || n != dl.Size || hex.EncodeToString(h.Sum(nil)) != dl.SHA256 {
 		t.Fatalf("download of %s: %d, %d bytes of %d, sha256 %x (the backup's %s), %v", shown.Backup, resp.StatusCode, n, dl.Size, h.Sum(nil), dl.SHA256, err)
 	}
+	return shown.Backup
 }

@@ -1,22 +1,15 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/relbot/relbot/internal/testenv"
 )
 
 // Two relbot serve processes share the bot's database, Redis and an S3
@@ -32,16 +25,7 @@ func TestReplicasSurviveTheLossOfOne(t *testing.T) {
 	env["RELBOT_PUBLIC_URL"] = "http://relbot.test"
 	env["RELBOT_LEASE_TTL"] = testLeaseTTL.String()
 	env["RELBOT_RECOVER_EVERY"] = "500ms"
-	env["RELBOT_ARTIFACT_DIR"] = testenv.S3(t)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
-		env[k] = os.Getenv(k) // set by testenv.S3; the replicas are processes of their own
-	}
-	u, err := url.Parse(testenv.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/12" // a Redis database of this test's own
-	env["RELBOT_REDIS_URL"] = u.String()
+	shareAsReplicas(t, env, 12)
 	slack := newTestStandIn(t)
 	slackEnv(env, slack)
 	m := createMigration(t, env)
@@ -135,34 +119,6 @@ func TestReplicasSurviveTheLossOfOne(t *testing.T) {
 	})
 
 	// The pre-release backup a took, from the bucket, through b.
-	var shown struct {
-		Backup string `json:"backup"`
-	}
-	if err := json.Unmarshal([]byte(must(t, run(t, env, "release", "show", "crm-r2", "--json")).out), &shown); err != nil || shown.Backup == "" {
-		t.Fatalf("release show crm-r2: no backup (%v)", err)
-	}
-	var dl struct {
-		Link   string `json:"link"`
-		SHA256 string `json:"sha256"`
-		Size   int64  `json:"size_bytes"`
-	}
-	if err := json.Unmarshal([]byte(must(t, run(t, env, "backup", "download", shown.Backup, "--as", "U01AAA", "--json")).out), &dl); err != nil {
-		t.Fatal(err)
-	}
-	link, err := url.Parse(dl.Link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + b.addr + link.RequestURI())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	if err != nil || resp.StatusCode != 200 || n != dl.Size || hex.EncodeToString(h.Sum(nil)) != dl.SHA256 {
-		t.Fatalf("download of %s through the other replica: %d, %d of %d bytes, sha256 match %v, %v",
-			shown.Backup, resp.StatusCode, n, dl.Size, hex.EncodeToString(h.Sum(nil)) == dl.SHA256, err)
-	}
-	must(t, run(t, env, "backup", "verify", shown.Backup, "--as", "U01AAA"), "verified")
+	backup := downloadBackup(t, env, b.addr, "crm-r2")
+	must(t, run(t, env, "backup", "verify", backup, "--as", "U01AAA"), "verified")
 }

@@ -15,6 +15,23 @@ import (
 	"github.com/relbot/relbot/internal/testenv"
 )
 
+// shareAsReplicas gives env what replicas on two hosts share beside the
+// bot's database: Redis (a database of the test's own, redisDB) and a
+// bucket for the artifacts, with the credentials the processes need.
+func shareAsReplicas(t *testing.T, env map[string]string, redisDB int) {
+	t.Helper()
+	u, err := url.Parse(testenv.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = fmt.Sprintf("/%d", redisDB)
+	env["RELBOT_REDIS_URL"] = u.String()
+	env["RELBOT_ARTIFACT_DIR"] = testenv.S3(t)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		env[k] = os.Getenv(k) // set by testenv.S3; the replicas are processes of their own
+	}
+}
+
 // TestScheduledBackupsAcrossTwoProcesses: two `relbot serve` processes
 // share the bot's database, Redis and the artifacts' bucket; an @every schedule ticks several
 // times while both run, and each tick gives exactly one scheduled backup.
@@ -23,19 +40,9 @@ func TestScheduledBackupsAcrossTwoProcesses(t *testing.T) {
 	bin := binary(t)
 	env := sampleEnv(t)
 	slackEnv(env, newTestStandIn(t))
-	// A Redis database of this test's own: claim and lock keys name the app
-	// and the tick, and other tests back up an app called crm too.
-	u, err := url.Parse(testenv.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/11"
-	env["RELBOT_REDIS_URL"] = u.String()
-	// And one bucket, as replicas on two hosts would share.
-	env["RELBOT_ARTIFACT_DIR"] = testenv.S3(t)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
-		env[k] = os.Getenv(k)
-	}
+	// Claim and lock keys name the app and the tick, and other tests back
+	// up an app called crm too.
+	shareAsReplicas(t, env, 11)
 	apps, _ := os.ReadFile(env["RELBOT_APPS_FILE"])
 	if !strings.Contains(string(apps), `schedule: "0 2 * * *"`) {
 		t.Fatal("sample apps.yaml changed: no production backup schedule to shorten")
