@@ -135,9 +135,7 @@ func build(ctx context.Context, s *config.Settings, apps []*release.App, log *sl
 		closeAll()
 		return nil, err
 	}
-	if c, ok := arts.(interface{ Close() error }); ok {
-		closers = append(closers, func() { c.Close() })
-	}
+	closers = append(closers, func() { closeStore(arts) })
 	if r, ok := arts.(interface{ Ready(context.Context) error }); ok {
 		needs = append(needs, readiness{"the artifact store", r.Ready})
 	}
