@@ -85,7 +85,12 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 
 	// Largest first, so the last table to finish is a small one.
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
-	jobs, err := e.planCopies(ctx, snap.tx, serverNum, tables, log)
+	binary, encoding, err := binaryTables(ctx, snap.tx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
+	}
+	meta.Encoding = encoding
+	jobs, err := e.planCopies(ctx, snap.tx, serverNum, tables, binary, log)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
 	}
@@ -129,7 +134,7 @@ func (e *Engine) Create(ctx context.Context, env *release.Environment, h release
 		return nil, fmt.Errorf("backup %s: %w", h.ID, err)
 	}
 	close(results)
-	meta.Tables = tableInfos(tables, results)
+	meta.Tables = tableInfos(tables, results, binary)
 	sort.Slice(meta.Tables, func(i, j int) bool { return meta.Tables[i].Key < meta.Tables[j].Key })
 	meta.Files = files
 	// Ending the snapshot's transaction only now keeps the locks until every
@@ -325,18 +330,19 @@ func copyRows(ctx context.Context, conn *pgx.Conn, j copyJob, aw *archive.Writer
 		name, sql = partMember(j.t.Key(), j.part, j.parts), copyRangeSQL(j.t, j.from, j.to)
 		what = fmt.Sprintf("%s part %d of %d", j.t.Key(), j.part+1, j.parts)
 	}
+	sql += copyOptions(j.binary, false)
 	mw, err := aw.Create(name)
 	if err != nil {
 		return copyResult{}, err
 	}
-	var sum appdb.RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, &sum), sql); err != nil {
+	sum := rowChecksum(j.binary)
+	if _, err := conn.PgConn().CopyTo(ctx, io.MultiWriter(mw, sum), sql); err != nil {
 		return copyResult{}, fmt.Errorf("copy %s: %w", what, err)
 	}
 	// Only the sum is kept until the backup ends, not the buffer sum grew
 	// for rows cut between writes (a large bytea's size).
 	r := copyResult{job: j}
-	r.sum.Add(&sum)
+	r.sum.Add(sum)
 	if r.member, err = mw.Close(); err != nil {
 		return copyResult{}, err
 	}
@@ -457,6 +463,7 @@ type copyJob struct {
 	part, parts int
 	from, to    int64
 	bytes       int64 // an estimate, to order the jobs
+	binary      bool  // in COPY's binary format
 }
 
 type copyResult struct {
@@ -470,7 +477,7 @@ type copyResult struct {
 // rows are read by several workers at once. The jobs are ordered largest
 // first; a split table's ranges, each a fraction of it, then spread over
 // the workers among the other tables. tables is ordered largest first.
-func (e *Engine) planCopies(ctx context.Context, tx pgx.Tx, serverNum int, tables []*pgschema.Table, log *slog.Logger) ([]copyJob, error) {
+func (e *Engine) planCopies(ctx context.Context, tx pgx.Tx, serverNum int, tables []*pgschema.Table, binary map[string]bool, log *slog.Logger) ([]copyJob, error) {
 	split := e.splitBytes()
 	var big int
 	for _, t := range tables {
@@ -497,12 +504,12 @@ func (e *Engine) planCopies(ctx context.Context, tx pgx.Tx, serverNum int, table
 			parts = int(min(int64(maxParts), pages, max(int64(e.workers()), (t.Bytes+split-1)/split)))
 		}
 		if parts < 2 {
-			jobs = append(jobs, copyJob{t: t, table: i, parts: 1, bytes: t.Bytes})
+			jobs = append(jobs, copyJob{t: t, table: i, parts: 1, bytes: t.Bytes, binary: binary[t.Key()]})
 			continue
 		}
 		log.Info("table split into ranges", "table", t.Key(), "bytes", t.Bytes, "pages", pages, "parts", parts)
 		for p := range parts {
-			j := copyJob{t: t, table: i, part: p, parts: parts, from: pages * int64(p) / int64(parts), bytes: t.Bytes / int64(parts)}
+			j := copyJob{t: t, table: i, part: p, parts: parts, from: pages * int64(p) / int64(parts), bytes: t.Bytes / int64(parts), binary: binary[t.Key()]}
 			if p < parts-1 {
 				j.to = pages * int64(p+1) / int64(parts)
 			}
@@ -533,7 +540,7 @@ func partMember(key string, part, parts int) string {
 // tableInfos makes the manifest's tables from the workers' results: a
 // split table's parts in order, with its totals (rows, bytes, and the
 // parts' checksums added: the checksum of the table read whole).
-func tableInfos(tables []*pgschema.Table, results <-chan copyResult) []TableInfo {
+func tableInfos(tables []*pgschema.Table, results <-chan copyResult, binary map[string]bool) []TableInfo {
 	byTable := make([][]copyResult, len(tables))
 	for r := range results {
 		byTable[r.job.table] = append(byTable[r.job.table], r)
@@ -543,6 +550,9 @@ func tableInfos(tables []*pgschema.Table, results <-chan copyResult) []TableInfo
 		rs := byTable[i]
 		sort.Slice(rs, func(a, b int) bool { return rs[a].job.part < rs[b].job.part })
 		ti := TableInfo{Key: t.Key(), Schema: t.Schema, Name: t.Name, Columns: t.CopyColumns()}
+		if binary[t.Key()] {
+			ti.Format = formatBinary
+		}
 		var total appdb.RowChecksum
 		for _, r := range rs {
 			total.Add(&r.sum)

@@ -87,6 +87,9 @@ type Meta struct {
 	CoreVersion      string            `json:"core_version,omitempty"`
 	Plugins          map[string]string `json:"plugins,omitempty"`
 	Layout           *release.Layout   `json:"layout,omitempty"` // NocoBase's; nil without its tables
+	// Encoding is the source database's; a target of binary tables must
+	// have the same.
+	Encoding string `json:"encoding,omitempty"`
 	// PgDump names the members holding pg_dump's sections.
 	PgDump *PgDumpInfo `json:"pg_dump,omitempty"`
 	// Schema is relbot's own model of the schema, in archives written
@@ -114,6 +117,9 @@ type TableInfo struct {
 	// Checksum is the RowChecksum of the rows; the archive member's own
 	// sha256 guards the bytes.
 	Checksum string `json:"checksum"`
+	// Format is "binary" for rows stored in COPY's binary format (their
+	// Checksum is over binary tuples), "" for COPY text (binary.go).
+	Format string `json:"format,omitempty"`
 	// Parts is set when the table was split into ranges read by several
 	// workers; then Member is "" and Rows, Bytes and Checksum stay the
 	// table's totals (Checksum is the parts' RowChecksums summed).

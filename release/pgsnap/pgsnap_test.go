@@ -153,6 +153,26 @@ func tableSums(t *testing.T, dsn string) map[string]string {
 	return out
 }
 
+// storedSums is the row count and checksum in database dsn of each of
+// an archive's tables, read in the format the archive stores it in.
+func storedSums(t *testing.T, dsn string, tables map[string]TableInfo) map[string]string {
+	t.Helper()
+	conn, err := pgschema.Connect(ctxT(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	out := map[string]string{}
+	for key, ti := range tables {
+		got, err := tableChecksum(ctxT(t), conn, manifestTable(ti), ti.Format == formatBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[key] = fmt.Sprintf("%d rows %s", got.Rows, got.Checksum)
+	}
+	return out
+}
+
 // storageFiles maps every regular file below dir to its content.
 func storageFiles(t *testing.T, dir string) map[string]string {
 	t.Helper()

@@ -139,6 +139,9 @@ func checkTarget(ctx context.Context, conn *pgx.Conn, meta *Meta, env string) er
 		return release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, but %s runs PostgreSQL %d: restore it into a server of version %d or newer",
 			majorOf(meta.ServerVersionNum), env, majorOf(num), majorOf(meta.ServerVersionNum))
 	}
+	if err := checkEncoding(ctx, conn, meta, "the database of "+env); err != nil {
+		return err
+	}
 	var n int
 	var who string
 	err := conn.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, ''), usename::text, 'unknown'), ', '), '')
@@ -284,9 +287,7 @@ func loadPart(ctx context.Context, conn *pgx.Conn, ar *archive.Reader, meta *Met
 	if !ok {
 		return release.Errorf(release.CodeDamaged, "backup archive has no rows for %s", partLabel(ti, part))
 	}
-	if freeze {
-		sql += " (FREEZE)"
-	}
+	sql += copyOptions(ti.Format == formatBinary, freeze)
 	tag, err := conn.PgConn().CopyFrom(ctx, ar.Open(m), sql)
 	if err != nil {
 		var d *archive.DamagedError

@@ -48,6 +48,9 @@ func (e *Engine) Verify(ctx context.Context, a release.ArchiveReader, app string
 	if majorOf(meta.ServerVersionNum) > majorOf(serverVersion(ctx, conn)) {
 		return nil, release.Errorf(release.CodeIncompatible, "backup is from PostgreSQL %d, newer than %s's server", majorOf(meta.ServerVersionNum), env.Name)
 	}
+	if err := checkEncoding(ctx, conn, meta, "the scratch database on "+env.Name+"'s server"); err != nil {
+		return nil, err
+	}
 	if meta.PgDump != nil {
 		version, err := e.checkPgDump(ctx, serverVersion(ctx, conn))
 		if err != nil {
@@ -182,7 +185,7 @@ func (e *Engine) compareRows(ctx context.Context, dsn, db string, meta *Meta, ta
 			if t == nil {
 				return nil // reported as a schema difference
 			}
-			ti, err := TableChecksum(ctx, c, t)
+			ti, err := tableChecksum(ctx, c, t, want.Format == formatBinary)
 			sums[i] = ti
 			return err
 		}
@@ -206,11 +209,20 @@ func (e *Engine) compareRows(ctx context.Context, dsn, db string, meta *Meta, ta
 // TableChecksum reads a table the way a backup does and returns its row
 // count and RowChecksum.
 func TableChecksum(ctx context.Context, conn *pgx.Conn, t *pgschema.Table) (TableInfo, error) {
-	var rows appdb.RowChecksum
-	if _, err := conn.PgConn().CopyTo(ctx, &rows, appdb.CopyOutSQL(t)); err != nil {
+	return tableChecksum(ctx, conn, t, false)
+}
+
+// tableChecksum reads t in COPY text or binary, as the archive stores it.
+func tableChecksum(ctx context.Context, conn *pgx.Conn, t *pgschema.Table, binary bool) (TableInfo, error) {
+	rows := rowChecksum(binary)
+	if _, err := conn.PgConn().CopyTo(ctx, rows, appdb.CopyOutSQL(t)+copyOptions(binary, false)); err != nil {
 		return TableInfo{}, fmt.Errorf("read %s: %w", t.Key(), err)
 	}
-	return TableInfo{Key: t.Key(), Rows: rows.Rows, Checksum: rows.Sum()}, nil
+	ti := TableInfo{Key: t.Key(), Rows: rows.Rows, Checksum: rows.Sum()}
+	if binary {
+		ti.Format = formatBinary
+	}
+	return ti, nil
 }
 
 // SchemaDifferences compares two schemas object by object, ignoring
