@@ -179,6 +179,13 @@ func (e *Engine) restoreDumpParallel(ctx context.Context, conn *pgx.Conn, dsn, d
 		func(g []statement) func(context.Context, *pgx.Conn) error {
 			return parallelBuild(version, jobs(r, [][]statement{g})[0])
 		})
+	// Partitions' indexes are attached after every build, and a key
+	// referencing a partitioned table needs them: then the keys wait for
+	// their own phase.
+	if len(attach) == 0 {
+		tasks = foreignKeyTasks(tasks, fks, func(g []statement) func(context.Context, *pgx.Conn) error { return jobs(r, [][]statement{g})[0] })
+		fks = nil
+	}
 	var serial []func(context.Context, *pgx.Conn) error
 	if len(attach) > 0 {
 		serial = append(serial, func(ctx context.Context, c *pgx.Conn) error {
@@ -251,7 +258,7 @@ func restoreTasks(tables []TableInfo, skip map[string]bool, keys [][]statement,
 			// By the table's weight, not the part's: the first part
 			// of the heaviest table starts first, since the others wait
 			// for it, and then they go before smaller tables.
-			t := &task{name: "load " + partLabel(ti, i), bytes: size[ti.Key], run: load(ti, i)}
+			t := &task{name: "load " + partLabel(ti, i), bytes: size[ti.Key], table: ti.Key, run: load(ti, i)}
 			if i > 0 {
 				t.after(parts[ti.Key][0])
 			}
@@ -262,14 +269,84 @@ func restoreTasks(tables []TableInfo, skip map[string]bool, keys [][]statement,
 	tasks = append(tasks, loads...)
 	for _, g := range keys {
 		t := tableOf(g[0].SQL)
-		b := &task{name: "indexes and keys of " + t, bytes: size[t], build: true, run: build(g)}
+		b := &task{name: "indexes and keys of " + t, bytes: size[t], build: true, table: t, run: build(g)}
 		if ps, ok := parts[t]; ok && t != "" {
 			b.after(ps...)
 		} else {
 			b.name = "indexes and keys: " + appdb.FirstLine(g[0].SQL)
+			b.table = ""
 			b.after(loads...)
 		}
 		tasks = append(tasks, b)
+	}
+	return tasks
+}
+
+// foreignKeyTasks adds a task per foreign key to a fresh restore's
+// schedule, so that keys are checked while other tables load rather than
+// in a phase of their own where, locking their tables against each other,
+// they ran one at a time. A key waits for its table's and the referenced
+// table's rows and indexes (the referenced side's unique index makes the
+// check a join on it); keys sharing a table never run at once (task
+// locks), since each locks both of its tables against the other (SHARE
+// ROW EXCLUSIVE) and a worker must not sit waiting for a lock. A key whose
+// tables are not both in the schedule waits for everything before it.
+func foreignKeyTasks(tasks []*task, fks [][]statement, run func([]statement) func(context.Context, *pgx.Conn) error) []*task {
+	ofTable := map[string][]*task{} // a table's builds, else its loads
+	hasBuild := map[string]bool{}
+	for _, t := range tasks {
+		if t.build && t.table != "" {
+			hasBuild[t.table] = true
+		}
+	}
+	for _, t := range tasks {
+		if t.table != "" && t.build == hasBuild[t.table] {
+			ofTable[t.table] = append(ofTable[t.table], t)
+		}
+	}
+	before := append([]*task(nil), tasks...)
+	// A referenced table goes as early as the tables whose keys wait for
+	// it: a small table referenced by big ones (customers by orders)
+	// would otherwise load last, and their checks end the restore with
+	// one worker.
+	weight := map[string]int64{}
+	for _, t := range tasks {
+		weight[t.table] = max(weight[t.table], t.bytes)
+	}
+	bump := map[string]int64{}
+	for _, g := range fks {
+		child, parent := tableOf(g[0].SQL), referencedTable(g[0].SQL)
+		if child != parent && parent != "" {
+			bump[parent] += weight[child]
+		}
+	}
+	for _, t := range tasks {
+		if t.table != "" {
+			t.bytes += bump[t.table]
+		}
+	}
+	for _, g := range fks {
+		child, parent := tableOf(g[0].SQL), referencedTable(g[0].SQL)
+		fk := &task{name: "foreign key: " + appdb.FirstLine(g[len(g)-1].SQL), build: true, run: run(g)}
+		cs, cok := ofTable[child]
+		ps, pok := ofTable[parent]
+		if child == "" || parent == "" || !cok || !pok {
+			fk.after(before...)
+		} else {
+			fk.after(cs...)
+			if parent != child {
+				fk.after(ps...)
+			}
+			for _, t := range cs {
+				fk.bytes = max(fk.bytes, t.bytes)
+			}
+		}
+		for _, t := range []string{child, parent} {
+			if t != "" && !slices.Contains(fk.locks, t) { // a tree's key on itself: once
+				fk.locks = append(fk.locks, t)
+			}
+		}
+		tasks = append(tasks, fk)
 	}
 	return tasks
 }
@@ -324,6 +401,7 @@ func runGroup(ctx context.Context, c *pgx.Conn, r *runner, g []statement) error 
 var (
 	alterTable  = regexp.MustCompile(`^ALTER TABLE (?:ONLY )?(` + qualified + `)\s`)
 	createIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX ` + ident + ` ON (?:ONLY )?(` + qualified + `) USING `)
+	references  = regexp.MustCompile(`\sREFERENCES (` + qualified + `)\(`)
 )
 
 var identRE = regexp.MustCompile(ident)
@@ -340,7 +418,22 @@ func tableOf(sql string) string {
 	if m == nil {
 		return ""
 	}
-	parts := identRE.FindAllString(m[1], -1)
+	return keyOf(m[1])
+}
+
+// referencedTable is the manifest key of the table a foreign key of
+// pg_dump's references ("" when it cannot be told).
+func referencedTable(sql string) string {
+	m := references.FindStringSubmatch(sql)
+	if m == nil {
+		return ""
+	}
+	return keyOf(m[1])
+}
+
+// keyOf is the manifest key of a quoted, possibly qualified, table name.
+func keyOf(name string) string {
+	parts := identRE.FindAllString(name, -1)
 	if len(parts) == 1 {
 		return unquoteIdent(parts[0])
 	}

@@ -26,6 +26,10 @@ type task struct {
 	// build before any load, so that a table's indexes are made while its
 	// pages are still in the cache and the other workers keep loading.
 	build bool
+	table string // the manifest key of a load's or build's table
+	// locks are names no two running tasks share: tables a task locks
+	// against the others that name them (a foreign key, both of its).
+	locks []string
 	run   func(context.Context, *pgx.Conn) error
 
 	waits int     // unfinished tasks this one waits for
@@ -54,8 +58,9 @@ func before(a, b *task) bool {
 }
 
 // schedule runs tasks on the workers, one connection each: every worker
-// takes the first ready task (see before) and a task becomes ready when
-// the tasks it waits for are done. The first failure stops it.
+// takes the first ready task (see before) none of whose locks a running
+// task holds, and a task becomes ready when the tasks it waits for are
+// done. The first failure stops it.
 func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 	var (
 		mu    sync.Mutex
@@ -63,7 +68,16 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 		ready []*task
 		left  = len(tasks)
 		busy  int // workers running a task
+		held  = map[string]bool{}
 	)
+	free := func(t *task) bool {
+		for _, l := range t.locks {
+			if held[l] {
+				return false
+			}
+		}
+		return true
+	}
 	for i, t := range tasks {
 		t.seq = i
 		if t.waits == 0 {
@@ -87,14 +101,17 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 			if gctx.Err() != nil || left == 0 {
 				return nil, 0
 			}
-			if len(ready) > 0 {
-				best := 0
-				for i := range ready {
-					if before(ready[i], ready[best]) {
-						best = i
-					}
+			best := -1
+			for i := range ready {
+				if free(ready[i]) && (best < 0 || before(ready[i], ready[best])) {
+					best = i
 				}
+			}
+			if best >= 0 {
 				t := ready[best]
+				for _, l := range t.locks {
+					held[l] = true
+				}
 				ready = append(ready[:best], ready[best+1:]...)
 				t.waits = running
 				busy++
@@ -115,6 +132,9 @@ func schedule(ctx context.Context, conns []*pgx.Conn, tasks []*task) error {
 		left--
 		busy--
 		t.waits = finished
+		for _, l := range t.locks {
+			delete(held, l)
+		}
 		for _, d := range t.then {
 			if d.waits--; d.waits == 0 {
 				ready = append(ready, d)
@@ -168,9 +188,11 @@ func stuck(tasks []*task) bool {
 	return true
 }
 
-// sessionSQL is what each worker's session sets before its first job.
+// sessionSQL is what each worker's session sets before its first job:
+// work_mem too, since a foreign key's check is one join of two whole
+// tables, whose hash spills to disk in batches at the default 4MB.
 const sessionSQL = `SELECT pg_catalog.set_config('synchronous_commit', 'off', false),
-	pg_catalog.set_config('maintenance_work_mem', $1, false)`
+	pg_catalog.set_config('maintenance_work_mem', $1, false), pg_catalog.set_config('work_mem', $1, false)`
 
 // openWorkers opens the engine's worker connections to database db (""
 // for dsn's own), each set up for a restore's jobs: see Engine.MaintenanceWorkMem.

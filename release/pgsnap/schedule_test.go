@@ -314,3 +314,66 @@ func TestScheduleWeighsIndexBuilds(t *testing.T) {
 		t.Fatalf("a table without indexes weighs %d, want its bytes %d", w, tables[2].Bytes)
 	}
 }
+
+func fkGroup(table, name, parent string) []statement {
+	return []statement{{Type: "FK CONSTRAINT", SQL: fmt.Sprintf("ALTER TABLE ONLY public.%s\n    ADD CONSTRAINT %s FOREIGN KEY (x) REFERENCES public.%s(id);", table, name, parent)}}
+}
+
+// Foreign keys run in the schedule: each after its table's and the
+// referenced table's rows and indexes, keys sharing a table never at once
+// (each locks both its tables), a key on a table the schedule lacks after
+// everything else, a key among the loads of other tables rather than in a
+// phase after them, and a referenced table loaded early.
+func TestScheduleChecksForeignKeysAmongTheLoads(t *testing.T) {
+	t.Parallel()
+	tables, skip, keys := scheduleTables()
+	tables = append(tables, TableInfo{Key: "late", Member: "table/late", Bytes: 90})
+	fks := [][]statement{
+		fkGroup("small", "small_middle_fk", "middle"), fkGroup("middle", "middle_small_fk", "small"),
+		fkGroup("small", "small_kept_fk", "kept"), fkGroup("late", "late_big_fk", "big"),
+		fkGroup("small", "small_nowhere_fk", "nowhere"), fkGroup("kept", "kept_self_fk", "kept"),
+		fkGroup("late", "late_small_fk", "small"),
+	}
+	ev := &events{}
+	tasks := foreignKeyTasks(fakeSchedule(ev, tables, skip, keys), fks, func(g []statement) func(context.Context, *pgx.Conn) error {
+		return fakeJob(ev, "fk "+strings.Fields(g[0].SQL)[6], 10)
+	})
+	if err := schedule(context.Background(), make([]*pgx.Conn, 2), tasks); err != nil {
+		t.Fatal(err)
+	}
+	startOf, endOf := func(s string) int { return ev.index(t, "start "+s) }, func(s string) int { return ev.index(t, "end "+s) }
+	for fk, waits := range map[string][]string{
+		"small_middle_fk": {"build small", "build middle"}, "middle_small_fk": {"build small", "build middle"},
+		"small_kept_fk": {"build small", "build kept"}, "late_big_fk": {"load late.1", "build big"},
+	} {
+		for _, w := range waits {
+			if startOf("fk "+fk) < endOf(w) {
+				t.Errorf("%s started before %s ended: %q", fk, w, ev.list)
+			}
+		}
+	}
+	// The three keys on small, one at a time.
+	onSmall := []string{"small_middle_fk", "middle_small_fk", "small_kept_fk", "small_nowhere_fk"}
+	for i, a := range onSmall {
+		for _, b := range onSmall[i+1:] {
+			if startOf("fk "+a) < endOf("fk "+b) && startOf("fk "+b) < endOf("fk "+a) {
+				t.Errorf("%s and %s overlapped: %q", a, b, ev.list)
+			}
+		}
+	}
+	for _, l := range ev.list {
+		if strings.HasPrefix(l, "end ") && !strings.Contains(l, "fk ") && startOf("fk small_nowhere_fk") < ev.index(t, l) {
+			t.Errorf("the key on a table the schedule lacks started before %s: %q", l, ev.list)
+		}
+	}
+	// small, referenced by middle and late, loads before them, not last
+	// as its size alone would have it: their keys wait for it.
+	if startOf("load small.1") > startOf("load middle.1") || startOf("load small.1") > startOf("load late.1") {
+		t.Errorf("the referenced table small loaded after the tables referencing it: %q", ev.list)
+	}
+	// The kept table's rows are in from the start: its key is checked
+	// while the big table still loads.
+	if startOf("fk kept_self_fk") > endOf("load big.3") {
+		t.Errorf("the keys waited for every load: %q", ev.list)
+	}
+}
