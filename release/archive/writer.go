@@ -105,14 +105,26 @@ func (aw *Writer) append(parts ...[]byte) error {
 	return nil
 }
 
-// encode compresses and, with a key, seals one chunk's content.
-func (aw *Writer) encode(raw []byte, aad string) []byte {
-	z := aw.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+// encode compresses and, with a key, seals one chunk's content, into
+// zbuf and sealBuf (nil: allocated).
+func (aw *Writer) encode(raw []byte, aad string, zbuf, sealBuf []byte) []byte {
+	if zbuf == nil {
+		zbuf = make([]byte, 0, len(raw)/2+64)
+	}
+	z := aw.enc.EncodeAll(raw, zbuf[:0])
 	if aw.seal == nil {
 		return z
 	}
-	return aw.seal.seal(make([]byte, 0, len(z)+64), z, aad)
+	if sealBuf == nil {
+		sealBuf = make([]byte, 0, len(z)+64)
+	}
+	return aw.seal.seal(sealBuf[:0], z, aad)
 }
+
+// storedBuffers hold a chunk as stored while it is written: as large as
+// a chunk can be stored, since a chunk of random bytes (a scan, a PDF)
+// does not shrink and a smaller buffer was grown and copied each time.
+var storedBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxStoredChunk); return &b }}
 
 func (aw *Writer) writeChunk(stored []byte, raw int) (ChunkRef, error) {
 	sum := sha256.Sum256(stored)
@@ -194,7 +206,15 @@ func (mw *MemberWriter) flush() error {
 	if len(mw.buf) == 0 {
 		return nil
 	}
-	stored := mw.aw.encode(mw.buf, chunkAAD(mw.m.Name, len(mw.m.Chunks)))
+	zbuf := storedBuffers.Get().(*[]byte)
+	defer storedBuffers.Put(zbuf)
+	var sealBuf []byte
+	if mw.aw.seal != nil {
+		sb := storedBuffers.Get().(*[]byte)
+		defer storedBuffers.Put(sb)
+		sealBuf = *sb
+	}
+	stored := mw.aw.encode(mw.buf, chunkAAD(mw.m.Name, len(mw.m.Chunks)), *zbuf, sealBuf)
 	ref, err := mw.aw.writeChunk(stored, len(mw.buf))
 	if err != nil {
 		return err
@@ -236,7 +256,7 @@ func (aw *Writer) Finish(meta any) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	stored := aw.encode(body, manifestAAD)
+	stored := aw.encode(body, manifestAAD, nil, nil)
 	sum := sha256.Sum256(stored)
 	var t [trailerSize]byte
 	binary.BigEndian.PutUint64(t[0:8], uint64(aw.off))
