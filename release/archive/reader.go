@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 
@@ -146,7 +147,7 @@ func Open(r io.ReaderAt, size int64, passphrase string) (*Reader, error) {
 	if sum := sha256.Sum256(stored); !bytes.Equal(sum[:], t[48:80]) {
 		return nil, damaged("manifest", "checksum mismatch")
 	}
-	body, err := ar.decode(stored, manifestAAD, maxManifest)
+	body, _, err := ar.decode(stored, manifestAAD, maxManifest, nil, nil)
 	if err != nil {
 		return nil, damaged("manifest", "%v", err)
 	}
@@ -161,22 +162,25 @@ func Open(r io.ReaderAt, size int64, passphrase string) (*Reader, error) {
 	return ar, nil
 }
 
-func (ar *Reader) decode(stored []byte, aad string, limit int64) ([]byte, error) {
+// decode opens (with a key) and decompresses one stored chunk, into
+// openBuf and outBuf when they are large enough; it returns the content
+// and the opened buffer, for the next chunk to reuse.
+func (ar *Reader) decode(stored []byte, aad string, limit int64, openBuf, outBuf []byte) (out, opened []byte, err error) {
 	z := stored
 	if ar.seal != nil {
-		var err error
-		if z, err = ar.seal.open(nil, stored, aad); err != nil {
-			return nil, fmt.Errorf("decrypt: %w", err)
+		if z, err = ar.seal.open(openBuf[:0], stored, aad); err != nil {
+			return nil, openBuf, fmt.Errorf("decrypt: %w", err)
 		}
+		openBuf = z
 	}
-	out, err := ar.dec.DecodeAll(z, nil)
+	out, err = ar.dec.DecodeAll(z, outBuf[:0])
 	if err != nil {
-		return nil, fmt.Errorf("decompress: %w", err)
+		return nil, openBuf, fmt.Errorf("decompress: %w", err)
 	}
 	if int64(len(out)) > limit {
-		return nil, errors.New("content larger than recorded")
+		return nil, openBuf, errors.New("content larger than recorded")
 	}
-	return out, nil
+	return out, openBuf, nil
 }
 
 // Header is the archive's header.
@@ -272,6 +276,9 @@ type memberReader struct {
 	sum   hash.Hash
 	total int64
 	err   error
+	// The buffers of one chunk, reused for the next once it is read: a
+	// chunk is megabytes, and a restore reads thousands.
+	stored, opened, raw []byte
 }
 
 func (mr *memberReader) Read(p []byte) (int, error) {
@@ -301,7 +308,8 @@ func (mr *memberReader) load() error {
 		ref.Offset < mr.ar.dataStart || ref.Offset+ref.Length > mr.ar.manOff {
 		return damaged(name, "chunk %d has an impossible location", i)
 	}
-	stored := make([]byte, ref.Length)
+	mr.stored = slices.Grow(mr.stored[:0], int(ref.Length))[:ref.Length]
+	stored := mr.stored
 	if _, err := mr.ar.r.ReadAt(stored, ref.Offset); err != nil {
 		return fmt.Errorf("read %s chunk %d: %w", name, i, err)
 	}
@@ -309,7 +317,8 @@ func (mr *memberReader) load() error {
 	if hex.EncodeToString(sum[:]) != ref.SHA256 {
 		return damaged(name, "chunk %d at offset %d: checksum mismatch", i, ref.Offset)
 	}
-	raw, err := mr.ar.decode(stored, chunkAAD(name, i), ref.Raw)
+	raw, opened, err := mr.ar.decode(stored, chunkAAD(name, i), ref.Raw, mr.opened, mr.raw)
+	mr.opened, mr.raw = opened, raw
 	if err != nil {
 		return damaged(name, "chunk %d: %v", i, err)
 	}
